@@ -1,0 +1,107 @@
+/* jade file I/O: NumPy .npy (read, memory-map, write, and a preallocated writer for
+ * resumable datasets), FITS images (CFITSIO) for maps, and atomic text output.
+ * Every writer writes to "<path>.tmp.<pid>" and renames, so a failed or interrupted run
+ * never leaves a half-written file under the final name. */
+#ifndef JADE_IO_H
+#define JADE_IO_H
+#include <stdio.h>
+
+#include "jade/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { JADE_F32 = 0, JADE_F64 = 1, JADE_I64 = 2, JADE_U8 = 3 } jade_dtype;
+size_t jade_dtype_size(jade_dtype t);
+
+#define JADE_NPY_MAX_DIM 8
+typedef struct {
+  jade_dtype dtype;
+  int ndim;
+  size_t shape[JADE_NPY_MAX_DIM];
+  void *data;       /* C-order, little-endian */
+  /* private */
+  void *map_base;
+  size_t map_len;
+} jade_npy;
+
+static inline size_t jade_npy_count(const jade_npy *a) {
+  size_t n = 1;
+  for (int i = 0; i < a->ndim; i++) n *= a->shape[i];
+  return n;
+}
+
+/* Write a whole array atomically. */
+jade_status jade_npy_write(const char *path, jade_dtype dtype, int ndim, const size_t *shape,
+                           const void *data);
+/* Read into memory (jade_npy_release frees). Rejects Fortran order, big-endian, unsupported
+ * dtypes, truncated files; with check_finite, NaN/Inf in float data are an error. */
+jade_status jade_npy_read(const char *path, int check_finite, jade_npy *out);
+/* Memory-map read-only (no copy). */
+jade_status jade_npy_map(const char *path, jade_npy *out);
+void jade_npy_release(jade_npy *a);
+
+/* Preallocated .npy whose rows (leading-axis slices) are written one at a time, in any
+ * order, by pwrite: for datasets that fill over several runs. Opening an existing file
+ * checks dtype and shape match. */
+typedef struct jade_npy_writer jade_npy_writer;
+jade_status jade_npy_writer_open(const char *path, jade_dtype dtype, int ndim,
+                                 const size_t *shape, int create, jade_npy_writer **out);
+jade_status jade_npy_writer_put_rows(jade_npy_writer *w, size_t first_row, size_t n_rows,
+                                     const void *data);
+jade_status jade_npy_writer_close(jade_npy_writer *w); /* fsync + close */
+
+/* ---- FITS ------------------------------------------------------------------------- */
+typedef enum { JADE_KEY_DOUBLE, JADE_KEY_LONG, JADE_KEY_STRING } jade_fits_key_type;
+typedef struct {
+  char name[16];   /* FITS keyword, <= 8 characters */
+  jade_fits_key_type type;
+  double d;
+  long l;
+  char s[72];
+  char comment[72];
+} jade_fits_key;
+
+/* A FITS file with image HDUs, written to a temporary name and renamed on close. */
+typedef struct jade_fits_writer jade_fits_writer;
+jade_status jade_fits_writer_open(const char *path, jade_fits_writer **out);
+/* Append an image HDU (float32) of naxis (2 or 3) axes, dims[0] fastest (NAXIS1 = x),
+ * with EXTNAME extname and extra header keys. The first call writes the primary HDU. */
+jade_status jade_fits_writer_add_image(jade_fits_writer *w, const char *extname, int naxis,
+                                       const long *dims, const float *data,
+                                       const jade_fits_key *keys, int n_keys);
+jade_status jade_fits_writer_close(jade_fits_writer *w);  /* rename into place */
+void jade_fits_writer_abort(jade_fits_writer *w);         /* delete the temporary file */
+
+/* Read an image HDU by EXTNAME (or the primary HDU if extname is NULL) as float32, with its
+ * dims (dims[0] fastest); NaN/Inf are an error naming file and HDU. free() the data. */
+jade_status jade_fits_read_image(const char *path, const char *extname, int *naxis,
+                                 long dims[3], float **data);
+/* Read a numeric header keyword of an HDU (EXTNAME or primary if NULL). */
+jade_status jade_fits_read_key_double(const char *path, const char *extname, const char *key,
+                                      double *out);
+jade_status jade_fits_read_key_string(const char *path, const char *extname, const char *key,
+                                      char *out, size_t out_len);
+/* Does the file have an HDU with this EXTNAME? (0/1; 0 also for unreadable files) */
+int jade_fits_has_hdu(const char *path, const char *extname);
+
+/* ---- atomic text files ----------------------------------------------------------- */
+typedef struct {
+  FILE *f;
+  char path[4096];
+  char tmp[4200];
+} jade_text_file;
+jade_status jade_text_open(const char *path, jade_text_file *t);
+jade_status jade_text_commit(jade_text_file *t); /* fclose (checking errors) + rename */
+void jade_text_abort(jade_text_file *t);
+/* Write a whole string to path atomically. */
+jade_status jade_write_file_atomic(const char *path, const char *text);
+
+/* mkdir -p; error names the path. */
+jade_status jade_mkdir_p(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* jade lensing maps on a periodic flat-sky grid: correlated multi-bin log-normal
+ * convergence fields (the sbi_lens algorithm), shape noise, Kaiser-Squires, and summary
+ * statistics (binned auto/cross power spectra, one-point histograms).
+ *
+ * Maps are float32, row-major [bin][y][x], n_pix x n_pix per bin, side size_deg degrees.
+ * Fourier conventions: ell = 2 pi |k| / L with L in radians; a map's power spectrum
+ * estimate is C_ell = A |FFT(map)|^2 / N^4 with A = L^2 (pixel solid angle normalisation). */
+#ifndef JADE_LENSING_H
+#define JADE_LENSING_H
+#include "jade/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  int n_pix;       /* pixels per side (even) */
+  double size_deg; /* side of the square patch in degrees */
+  int n_bins;      /* tomographic bins = map channels */
+} jade_map_geometry;
+
+static inline double jade_pixel_arcmin(const jade_map_geometry *g) {
+  return g->size_deg * 60.0 / g->n_pix;
+}
+
+typedef enum {
+  JADE_LN_VARIANCE_THEORY = 0,   /* var_i = xi_G^{ii}(0): E[kappa] = 0 exactly */
+  JADE_LN_VARIANCE_EMPIRICAL = 1 /* each map's own pixel variance of g_i (sbi_lens) */
+} jade_ln_variance;
+
+/* A simulator plan for one geometry: FFTW plans (FFTW_ESTIMATE, so results do not depend on
+ * timing) and work buffers. One plan per thread; create/free are serialised internally. */
+typedef struct jade_lognormal jade_lognormal;
+
+jade_status jade_lognormal_create(const jade_map_geometry *g, jade_ln_variance variance,
+                                  jade_lognormal **out);
+void jade_lognormal_free(jade_lognormal *ln);
+/* Set the theory for the next draws: C_ell tabulated at n_ell increasing multipoles for every
+ * bin pair (cl[i_ell * n_pairs + pair], pair order of jade_pair_index; interpolated in
+ * log-log, zero outside the table's range... below ell[0] held at cl[0]), and lambda per bin.
+ * Builds the per-mode square roots of the Gaussian-field power matrices. */
+jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *ell,
+                                   const double *cl, const double *lambda);
+/* One draw: the white noise is element i of Philox (seed, stream) for i in [0, n_bins N^2),
+ * so the map depends only on (theory, seed, stream). kappa: [n_bins][N][N]. */
+jade_status jade_lognormal_draw(jade_lognormal *ln, uint64_t seed, uint64_t stream, float *kappa);
+/* The Gaussian-field variance used for bin i in the last prepare (theory value). */
+double jade_lognormal_gaussian_variance(const jade_lognormal *ln, int bin);
+
+/* Kaiser & Squires (1993) on the periodic grid, Fourier space: gamma = D kappa with
+ * D = ((l1^2 - l2^2) + 2i l1 l2) / l^2; the inverse applies D*. The l = 0 mode is zero.
+ * All arrays n x n. kappa_b (B-mode) may be NULL. */
+jade_status jade_ks_kappa_to_shear(int n, const float *kappa, float *gamma1, float *gamma2);
+jade_status jade_ks_shear_to_kappa(int n, const float *gamma1, const float *gamma2,
+                                   float *kappa_e, float *kappa_b);
+
+/* Add Gaussian noise sigma * N(0,1) (Philox (seed, stream), elements offset..offset+n-1). */
+void jade_add_noise(float *map, size_t n, double sigma, uint64_t seed, uint64_t stream,
+                    uint64_t offset);
+
+/* Binned cross power spectrum of two n x n maps of side size_deg (a == b for auto):
+ * n_bands bands, edges log-spaced (log_bins = 1) or linear in ell between ell_min and
+ * ell_max; outputs the mean ell of the modes in each band, the mean C_ell and the number of
+ * modes (a band with no modes gets count 0 and cl 0). */
+jade_status jade_power_spectrum(int n, double size_deg, const float *a, const float *b,
+                                int n_bands, double ell_min, double ell_max, int log_bins,
+                                double *ell_mean, double *cl, long *count);
+
+/* Histogram of n values into n_edges-1 bins with the given increasing edges; counts as
+ * doubles (values outside are not counted). Returns mean, variance and skewness too. */
+void jade_histogram(const float *x, size_t n, int n_edges, const double *edges, double *counts);
+void jade_moments(const float *x, size_t n, double *mean, double *var, double *skew);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

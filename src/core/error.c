@@ -1,0 +1,65 @@
+/* The error channel: one message buffer per thread. */
+#include "jade/core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local char jade_error_message[1024];
+
+jade_status jade_error(jade_status code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(jade_error_message, sizeof jade_error_message, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+jade_status jade_error_context(jade_status code, const char *fmt, ...) {
+  char prefix[512], old[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  va_end(ap);
+  memcpy(old, jade_error_message, sizeof old);
+  if (old[0])
+    snprintf(jade_error_message, sizeof jade_error_message, "%s: %s", prefix, old);
+  else
+    snprintf(jade_error_message, sizeof jade_error_message, "%s", prefix);
+  return code;
+}
+
+const char *jade_last_error(void) {
+  return jade_error_message[0] ? jade_error_message : "unknown error";
+}
+
+void jade_clear_error(void) { jade_error_message[0] = 0; }
+
+void *jade_alloc(size_t bytes) {
+  void *p = NULL;
+  size_t rounded = (bytes + 63) / 64 * 64;
+  if (rounded == 0) rounded = 64;
+  if (posix_memalign(&p, 64, rounded) != 0) {
+    jade_error(JADE_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+    return NULL;
+  }
+  return p;
+}
+
+void *jade_calloc(size_t n, size_t size) {
+  if (size && n > (size_t)-1 / size) {
+    jade_error(JADE_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", n, size);
+    return NULL;
+  }
+  void *p = jade_alloc(n * size);
+  if (p) memset(p, 0, n * size);
+  return p;
+}
+
+double jade_time_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,21 @@
+# Every tests/test_*.c is one CTest test; every tests/test_*.sh is a shell test that gets the
+# CLI path in $JADE and the data folder in $JADE_TEST_DATA. Tests labelled "slow" take >30 s.
+file(GLOB JADE_C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
+foreach(src ${JADE_C_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(${name} PRIVATE jade)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "JADE_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;JADE=$<TARGET_FILE:jade_cli>;OMP_NUM_THREADS=2"
+    TIMEOUT 600)
+endforeach()
+file(GLOB JADE_SH_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.sh)
+foreach(src ${JADE_SH_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME ${name} COMMAND bash ${src})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "JADE_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;JADE=$<TARGET_FILE:jade_cli>;JADE_SOURCE_DIR=${CMAKE_SOURCE_DIR};JADE_WITH_MPI=$<BOOL:${JADE_WITH_MPI}>;OMP_NUM_THREADS=2"
+    TIMEOUT 600)
+endforeach()
