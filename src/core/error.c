@@ -25,7 +25,7 @@ jade_status jade_error_context(jade_status code, const char *fmt, ...) {
   va_end(ap);
   memcpy(old, jade_error_message, sizeof old);
   if (old[0])
-    snprintf(jade_error_message, sizeof jade_error_message, "%s: %s", prefix, old);
+    snprintf(jade_error_message, sizeof jade_error_message, "%.500s: %.520s", prefix, old);
   else
     snprintf(jade_error_message, sizeof jade_error_message, "%s", prefix);
   return code;

@@ -1,0 +1,36 @@
+/* jade command-line interface: dispatch to the subcommands in app/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const jade_command commands[] = {
+    {"cosmo", "print P(k), C_ell or the log-normal shifts for a cosmology", jade_cmd_cosmo},
+    {NULL, NULL, NULL}};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "jade %s: joint field-level inference of weak-lensing maps and cosmology with "
+          "diffusion models\n\nusage: jade <command> [options]   (jade <command> --help)\n\ncommands:\n",
+          JADE_VERSION_STRING);
+  for (const jade_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("jade %s\n", JADE_VERSION_STRING);
+    return 0;
+  }
+  for (const jade_command *c = commands; c->name; c++)
+    if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "jade: unknown command '%s' (see jade --help)\n", argv[1]);
+  return 2;
+}
