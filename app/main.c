@@ -6,6 +6,8 @@
 
 static const jade_command commands[] = {
     {"cosmo", "print P(k), C_ell or the log-normal shifts for a cosmology", jade_cmd_cosmo},
+    {"simulate", "simulate a dataset of (theta, convergence maps) pairs", jade_cmd_simulate},
+    {"observe", "make one mock survey observation (noisy shear FITS + truth)", jade_cmd_observe},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f) {

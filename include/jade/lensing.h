@@ -71,6 +71,19 @@ jade_status jade_power_spectrum(int n, double size_deg, const float *a, const fl
 void jade_histogram(const float *x, size_t n, int n_edges, const double *edges, double *counts);
 void jade_moments(const float *x, size_t n, double *mean, double *var, double *skew);
 
+/* The C_ell interpolation the simulator uses: table (ell[k], cl[k * stride]), k < n_ell,
+ * ell > 0 increasing; log-log between nodes of the same sign (linear in ln ell otherwise),
+ * cl[0] below ell[0], 0 above ell[n_ell-1]. */
+double jade_cl_interp(int n_ell, const double *ell, const double *cl, size_t stride, double l);
+/* The expectation of jade_power_spectrum for maps whose power is the tabulated C_ell sampled
+ * on the grid (as jade_lognormal draws them): the interpolated C_ell averaged over exactly the
+ * Fourier modes of each band, with the same band edges, ell means and mode counts. Compare
+ * simulated band powers with this, not with C_ell at the band centre (steep spectra). */
+jade_status jade_power_spectrum_theory(int n, double size_deg, int n_ell, const double *ell,
+                                       const double *cl, size_t stride, int n_bands,
+                                       double ell_min, double ell_max, int log_bins,
+                                       double *ell_mean, double *cl_band, long *count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,146 @@
+/* Atomic whole-file output ("<path>.tmp.<pid>", fflush + fsync, rename), mkdir -p, and
+ * dtype sizes. On any failure the temporary is removed and nothing appears at <path>. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "jade/io.h"
+
+size_t jade_dtype_size(jade_dtype t) {
+  switch (t) {
+    case JADE_F32: return 4;
+    case JADE_F64: return 8;
+    case JADE_I64: return 8;
+    case JADE_U8: return 1;
+  }
+  return 0;
+}
+
+/* Best effort: make a rename durable by syncing the containing directory. */
+static void sync_parent_dir(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  if (!slash) {
+    strcpy(dir, ".");
+  } else if (slash == path) {
+    strcpy(dir, "/");
+  } else {
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof dir) return;
+    memcpy(dir, path, n);
+    dir[n] = 0;
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  (void)fsync(fd);
+  close(fd);
+}
+
+jade_status jade_text_open(const char *path, jade_text_file *t) {
+  if (!t) return jade_error(JADE_ERR_INVALID, "jade_text_open: NULL file handle");
+  memset(t, 0, sizeof *t);
+  if (!path || !path[0]) return jade_error(JADE_ERR_INVALID, "jade_text_open: empty path");
+  size_t len = strlen(path);
+  if (len >= sizeof t->path)
+    return jade_error(JADE_ERR_INVALID, "%.200s...: path too long (%zu characters)", path, len);
+  if (path[len - 1] == '/')
+    return jade_error(JADE_ERR_INVALID, "%s: is a directory name, not a file", path);
+  memcpy(t->path, path, len + 1);
+  snprintf(t->tmp, sizeof t->tmp, "%s.tmp.%ld", path, (long)getpid());
+  t->f = fopen(t->tmp, "wb");
+  if (!t->f) {
+    int e = errno;
+    t->tmp[0] = 0;
+    return jade_error(JADE_ERR_IO, "%s: cannot create file: %s", path, strerror(e));
+  }
+  return JADE_OK;
+}
+
+void jade_text_abort(jade_text_file *t) {
+  if (!t) return;
+  if (t->f) fclose(t->f);
+  t->f = NULL;
+  if (t->tmp[0]) unlink(t->tmp);
+  t->tmp[0] = 0;
+}
+
+jade_status jade_text_commit(jade_text_file *t) {
+  if (!t || !t->f || !t->tmp[0])
+    return jade_error(JADE_ERR_INVALID, "jade_text_commit: file is not open");
+  const char *what = NULL;
+  int e = 0;
+  if (fflush(t->f) != 0 || ferror(t->f)) {
+    e = errno ? errno : EIO;
+    what = "write failed";
+  } else if (fsync(fileno(t->f)) != 0 && errno != EINVAL && errno != EROFS) {
+    e = errno;  /* EINVAL: the file does not support syncing (e.g. a pipe); not an error */
+    what = "fsync failed";
+  }
+  int rc = fclose(t->f);
+  t->f = NULL;
+  if (!what && rc != 0) {
+    e = errno;
+    what = "close failed";
+  }
+  if (!what && rename(t->tmp, t->path) != 0) {
+    e = errno;
+    what = "cannot rename temporary file into place";
+  }
+  if (what) {
+    unlink(t->tmp);
+    t->tmp[0] = 0;
+    return jade_error(JADE_ERR_IO, "%s: %s: %s", t->path, what, strerror(e));
+  }
+  t->tmp[0] = 0;
+  sync_parent_dir(t->path);
+  return JADE_OK;
+}
+
+jade_status jade_write_file_atomic(const char *path, const char *text) {
+  jade_text_file t;
+  jade_status s = jade_text_open(path, &t);
+  if (s) return s;
+  size_t n = text ? strlen(text) : 0;
+  if (n && fwrite(text, 1, n, t.f) != n) {
+    int e = errno;
+    jade_text_abort(&t);
+    return jade_error(JADE_ERR_IO, "%s: write failed: %s", path, strerror(e));
+  }
+  return jade_text_commit(&t);
+}
+
+jade_status jade_mkdir_p(const char *path) {
+  if (!path || !path[0]) return jade_error(JADE_ERR_INVALID, "jade_mkdir_p: empty path");
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof buf)
+    return jade_error(JADE_ERR_INVALID, "%.200s...: path too long (%zu characters)", path, len);
+  memcpy(buf, path, len + 1);
+  while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;  /* trailing slashes */
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    if (buf[i - 1] == '/') continue;  /* "a//b" */
+    char saved = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0777) != 0) {
+      int e = errno;
+      struct stat st;
+      if (stat(buf, &st) != 0) {
+        return jade_error(JADE_ERR_IO, "%s: cannot create directory '%s': %s", path, buf,
+                          strerror(e));
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        return jade_error(JADE_ERR_IO, "%s: cannot create directory: '%s' exists and is not "
+                          "a directory", path, buf);
+      }
+    }
+    buf[i] = saved;
+  }
+  return JADE_OK;
+}

@@ -1,0 +1,260 @@
+/* Config -> simulator set-up, the prior, and one-call map simulation. */
+#include "jade/sim.h"
+
+#include <gsl/gsl_cdf.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const jade_theta_names[JADE_N_THETA] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0"};
+
+static jade_status read_prior(jade_config *cfg, const char *name, jade_prior1d *p) {
+  char key[64];
+  snprintf(key, sizeof key, "prior_%s", name);
+  const char *text;
+  jade_status st = jade_config_get_string(cfg, key, &text);
+  if (st) return st;
+  char kind[32];
+  double v[4];
+  int n = sscanf(text, "%31s %lf %lf %lf %lf", kind, &v[0], &v[1], &v[2], &v[3]);
+  /* "inf" parses through %lf as infinity. */
+  if (n >= 3 && !strcmp(kind, "normal") && n == 3) {
+    p->kind = JADE_PRIOR_NORMAL;
+    p->mean = v[0];
+    p->sd = v[1];
+    p->lo = -INFINITY;
+    p->hi = INFINITY;
+  } else if (!strcmp(kind, "truncnormal") && n == 5) {
+    p->kind = JADE_PRIOR_TRUNCNORMAL;
+    p->mean = v[0];
+    p->sd = v[1];
+    p->lo = v[2];
+    p->hi = v[3];
+  } else if (!strcmp(kind, "uniform") && n == 3) {
+    p->kind = JADE_PRIOR_UNIFORM;
+    p->lo = v[0];
+    p->hi = v[1];
+    p->mean = 0.5 * (v[0] + v[1]);
+    p->sd = (v[1] - v[0]) / sqrt(12.0);
+  } else {
+    return jade_error(JADE_ERR_CONFIG,
+                      "key '%s' = '%s': expected 'normal MEAN SD', 'truncnormal MEAN SD LOW HIGH' "
+                      "or 'uniform LOW HIGH'", key, text);
+  }
+  if (!isfinite(p->mean) || !(p->sd > 0) || !isfinite(p->sd) || !(p->lo < p->hi) || isnan(p->lo) || isnan(p->hi))
+    return jade_error(JADE_ERR_CONFIG, "key '%s' = '%s': invalid prior (need SD > 0, LOW < HIGH)", key, text);
+  if (p->kind == JADE_PRIOR_UNIFORM && !(isfinite(p->lo) && isfinite(p->hi)))
+    return jade_error(JADE_ERR_CONFIG, "key '%s' = '%s': uniform bounds must be finite", key, text);
+  return JADE_OK;
+}
+
+jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
+  memset(sc, 0, sizeof *sc);
+  jade_cosmo_params *c = &sc->cosmo;
+  *c = jade_cosmo_params_fiducial();
+  jade_status st;
+#define GETD(key, lo, hi, dst) \
+  if ((st = jade_config_get_double_range(cfg, key, lo, hi, dst))) return st
+  GETD("Omega_c", 0.0, 1.0, &c->Omega_c);
+  GETD("Omega_b", 0.0, 0.3, &c->Omega_b);
+  GETD("sigma_8", 0.05, 3.0, &c->sigma_8);
+  GETD("h", 0.2, 1.5, &c->h);
+  GETD("n_s", 0.5, 1.5, &c->n_s);
+  GETD("w_0", -3.0, 0.0, &c->w_0);
+  GETD("T_cmb", 1.0, 4.0, &c->T_cmb);
+  GETD("N_eff", 0.0, 10.0, &c->N_eff);
+  long rad;
+  if ((st = jade_config_get_int(cfg, "radiation", 0, 1, &rad))) return st;
+  c->radiation = (int)rad;
+  c->w_a = 0.0;
+  c->Omega_k = 0.0;
+  c->transfer = JADE_TRANSFER_EH;
+  if (c->Omega_c + c->Omega_b >= 1.0)
+    return jade_error(JADE_ERR_CONFIG, "Omega_c + Omega_b = %g must be below 1 (flat wCDM)", c->Omega_c + c->Omega_b);
+
+  jade_survey_params *s = &sc->survey;
+  long nb;
+  if ((st = jade_config_get_int(cfg, "n_bins", 1, JADE_MAX_BINS, &nb))) return st;
+  s->n_bins = (int)nb;
+  GETD("z_max", 0.5, 20.0, &s->z_max);
+  GETD("nz_alpha", 0.0, 10.0, &s->smail_alpha);
+  GETD("nz_beta", 0.05, 10.0, &s->smail_beta);
+  GETD("nz_z0", 0.01, 5.0, &s->smail_z0);
+  GETD("sigma_z", 0.0, 1.0, &s->sigma_z);
+  GETD("n_gal", 1e-3, 1e4, &s->n_gal);
+  GETD("sigma_e", 0.0, 2.0, &s->sigma_e);
+
+  long np;
+  if ((st = jade_config_get_int(cfg, "n_pix", 8, 4096, &np))) return st;
+  if (np % 2) return jade_error(JADE_ERR_CONFIG, "key 'n_pix' = %ld must be even", np);
+  sc->geom.n_pix = (int)np;
+  sc->geom.n_bins = s->n_bins;
+  GETD("size_deg", 0.01, 60.0, &sc->geom.size_deg);
+#undef GETD
+  const char *var;
+  if ((st = jade_config_get_string(cfg, "lognormal_variance", &var))) return st;
+  if (!strcmp(var, "theory"))
+    sc->variance = JADE_LN_VARIANCE_THEORY;
+  else if (!strcmp(var, "empirical"))
+    sc->variance = JADE_LN_VARIANCE_EMPIRICAL;
+  else
+    return jade_error(JADE_ERR_CONFIG, "key 'lognormal_variance' = '%s': expected theory or empirical", var);
+  for (int i = 0; i < JADE_N_THETA; i++)
+    if ((st = read_prior(cfg, jade_theta_names[i], &sc->prior[i]))) return st;
+  return JADE_OK;
+}
+
+void jade_theta_from_params(const jade_cosmo_params *p, double theta[JADE_N_THETA]) {
+  theta[0] = p->Omega_c;
+  theta[1] = p->Omega_b;
+  theta[2] = p->sigma_8;
+  theta[3] = p->h;
+  theta[4] = p->n_s;
+  theta[5] = p->w_0;
+}
+
+jade_cosmo_params jade_params_from_theta(const jade_sim_config *sc, const double theta[JADE_N_THETA]) {
+  jade_cosmo_params p = sc->cosmo;
+  p.Omega_c = theta[0];
+  p.Omega_b = theta[1];
+  p.sigma_8 = theta[2];
+  p.h = theta[3];
+  p.n_s = theta[4];
+  p.w_0 = theta[5];
+  return p;
+}
+
+double jade_theta_omega_m(const double theta[JADE_N_THETA]) { return theta[0] + theta[1]; }
+double jade_theta_s8(const double theta[JADE_N_THETA]) {
+  return theta[2] * sqrt(jade_theta_omega_m(theta) / 0.3);
+}
+
+/* Inverse-CDF sampling of a (truncated) normal: x = mu + sd Phi^-1(Phi(a) + u (Phi(b) - Phi(a))),
+ * with the upper tail used when the interval lies far right, for accuracy. */
+static double prior_quantile(const jade_prior1d *p, double u) {
+  if (p->kind == JADE_PRIOR_UNIFORM) return p->lo + u * (p->hi - p->lo);
+  if (p->kind == JADE_PRIOR_NORMAL) return p->mean + p->sd * gsl_cdf_ugaussian_Pinv(u);
+  double a = (p->lo - p->mean) / p->sd, b = (p->hi - p->mean) / p->sd;
+  double x;
+  if (a > 0) { /* work with upper tails Q for accuracy */
+    double qa = gsl_cdf_ugaussian_Q(a), qb = gsl_cdf_ugaussian_Q(b);
+    x = gsl_cdf_ugaussian_Qinv(qa - u * (qa - qb));
+  } else {
+    double pa = gsl_cdf_ugaussian_P(a), pb = gsl_cdf_ugaussian_P(b);
+    x = gsl_cdf_ugaussian_Pinv(pa + u * (pb - pa));
+  }
+  if (x < a) x = a;
+  if (x > b) x = b;
+  return p->mean + p->sd * x;
+}
+
+void jade_prior_draw(const jade_sim_config *sc, uint64_t seed, uint64_t index, double theta[JADE_N_THETA]) {
+  double u[JADE_N_THETA];
+  jade_rng_uniform_fill(seed, JADE_STREAM(JADE_RNG_PRIOR, index), 0, JADE_N_THETA, u);
+  for (int i = 0; i < JADE_N_THETA; i++) theta[i] = prior_quantile(&sc->prior[i], u[i]);
+}
+
+double jade_prior_logpdf(const jade_sim_config *sc, const double theta[JADE_N_THETA]) {
+  double lp = 0;
+  for (int i = 0; i < JADE_N_THETA; i++) {
+    const jade_prior1d *p = &sc->prior[i];
+    double x = theta[i];
+    if (!(x >= p->lo && x <= p->hi)) return -INFINITY;
+    if (p->kind == JADE_PRIOR_UNIFORM) {
+      lp -= log(p->hi - p->lo);
+      continue;
+    }
+    double z = (x - p->mean) / p->sd;
+    lp += -0.5 * z * z - log(p->sd) - 0.5 * log(2 * M_PI);
+    if (p->kind == JADE_PRIOR_TRUNCNORMAL) {
+      double a = (p->lo - p->mean) / p->sd, b = (p->hi - p->mean) / p->sd;
+      double mass = a > 0 ? gsl_cdf_ugaussian_Q(a) - gsl_cdf_ugaussian_Q(b)
+                          : gsl_cdf_ugaussian_P(b) - gsl_cdf_ugaussian_P(a);
+      lp -= log(mass);
+    }
+  }
+  return lp;
+}
+
+/* ---- simulator ------------------------------------------------------------------------ */
+#define SIM_N_ELL 64
+
+struct jade_simulator {
+  jade_sim_config sc;
+  jade_survey *survey;
+  jade_lognormal *ln;
+  double ell[SIM_N_ELL];
+  double *cl; /* SIM_N_ELL x n_pairs */
+};
+
+jade_status jade_simulator_create(const jade_sim_config *sc, jade_simulator **out) {
+  jade_simulator *s = calloc(1, sizeof *s);
+  if (!s) return jade_error(JADE_ERR_NOMEM, "out of memory creating simulator");
+  s->sc = *sc;
+  jade_status st = jade_survey_create(&sc->survey, &s->survey);
+  if (!st) st = jade_lognormal_create(&sc->geom, sc->variance, &s->ln);
+  if (!st) {
+    s->cl = calloc((size_t)SIM_N_ELL * jade_n_pairs(sc->geom.n_bins), sizeof(double));
+    if (!s->cl) st = jade_error(JADE_ERR_NOMEM, "out of memory creating simulator");
+  }
+  if (st) {
+    jade_simulator_free(s);
+    return st;
+  }
+  /* C_ell table: log-spaced from below the fundamental mode 2 pi / L to above the corner of
+   * the Fourier grid sqrt(2) pi N / L; the map code interpolates in log-log. */
+  double L = sc->geom.size_deg * M_PI / 180.0;
+  double ell_lo = 0.5 * 2 * M_PI / L, ell_hi = 1.05 * sqrt(2.0) * M_PI * sc->geom.n_pix / L;
+  for (int i = 0; i < SIM_N_ELL; i++)
+    s->ell[i] = ell_lo * pow(ell_hi / ell_lo, (double)i / (SIM_N_ELL - 1));
+  *out = s;
+  return JADE_OK;
+}
+
+void jade_simulator_free(jade_simulator *s) {
+  if (!s) return;
+  jade_survey_free(s->survey);
+  jade_lognormal_free(s->ln);
+  free(s->cl);
+  free(s);
+}
+
+void jade_simulator_noise(const jade_simulator *s, double *sigma) {
+  double pix = jade_pixel_arcmin(&s->sc.geom);
+  for (int i = 0; i < s->sc.geom.n_bins; i++) sigma[i] = jade_survey_pixel_noise(s->survey, i, pix);
+}
+
+int jade_simulator_cl_table(const jade_simulator *s, const double **ell, const double **cl) {
+  *ell = s->ell;
+  *cl = s->cl;
+  return SIM_N_ELL;
+}
+
+jade_status jade_simulator_run(jade_simulator *s, const double theta[JADE_N_THETA], uint64_t seed,
+                               uint64_t index, float *kappa, double *lambda, double *t_cosmo,
+                               double *t_maps) {
+  for (int i = 0; i < JADE_N_THETA; i++)
+    if (!isfinite(theta[i])) return jade_error(JADE_ERR_NUMERIC, "simulation %llu: theta[%s] is not finite",
+                                               (unsigned long long)index, jade_theta_names[i]);
+  double t0 = jade_time_now();
+  jade_cosmo_params p = jade_params_from_theta(&s->sc, theta);
+  jade_cosmo *c = NULL;
+  jade_status st = jade_cosmo_create(&p, &c);
+  double lam[JADE_MAX_BINS];
+  if (!st) st = jade_cosmo_limber_cl(c, s->survey, SIM_N_ELL, s->ell, JADE_CL_CONVERGENCE, 1, s->cl);
+  /* Top-hat of the pixel's area: radius pixel / sqrt(pi) (Boruah et al. 2021 convention). */
+  if (!st) st = jade_cosmo_lognormal_shift(c, s->survey, jade_pixel_arcmin(&s->sc.geom) / sqrt(M_PI), lam);
+  jade_cosmo_free(c);
+  double t1 = jade_time_now();
+  if (!st) st = jade_lognormal_prepare(s->ln, SIM_N_ELL, s->ell, s->cl, lam);
+  if (!st) st = jade_lognormal_draw(s->ln, seed, JADE_STREAM(JADE_RNG_FIELD, index), kappa);
+  double t2 = jade_time_now();
+  if (st) return jade_error_context(st, "simulation %llu (Omega_c=%g sigma_8=%g w_0=%g)",
+                                    (unsigned long long)index, theta[0], theta[2], theta[5]);
+  if (lambda)
+    for (int i = 0; i < s->sc.geom.n_bins; i++) lambda[i] = lam[i];
+  if (t_cosmo) *t_cosmo += t1 - t0;
+  if (t_maps) *t_maps += t2 - t1;
+  return JADE_OK;
+}

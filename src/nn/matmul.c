@@ -1,0 +1,146 @@
+/* The one matmul interface of jade (see include/jade/nn.h). Every linear layer goes through
+ * jade_gemm, so a faster backend (bf16 on AMX / AVX512-BF16 via oneDNN or hand kernels) can
+ * be slotted in here with runtime CPU dispatch while the portable fp32 cblas path stays. */
+#include <cblas.h>
+#include <cpuid.h>
+#include <omp.h>
+#include <string.h>
+
+#include "jade/nn.h"
+
+static jade_matmul_backend g_backend = JADE_MATMUL_F32;
+
+/* cpuid leaf 7 subleaf 0: EBX bit 16 AVX512F, EDX bit 22 AMX-BF16; subleaf 1: EAX bit 5
+ * AVX512-BF16 (Intel SDM vol. 2A, CPUID). OS support for the AVX-512 state (XCR0 bits
+ * 5-7) is checked with xgetbv. */
+static int cpuid7(unsigned sub, unsigned *a, unsigned *b, unsigned *c, unsigned *d) {
+  unsigned max = __get_cpuid_max(0, NULL);
+  if (max < 7) return 0;
+  __cpuid_count(7, sub, *a, *b, *c, *d);
+  return 1;
+}
+
+static int os_avx512(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  if (!(c & (1u << 27))) return 0; /* OSXSAVE */
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 0xE6u) == 0xE6u;
+}
+
+int jade_cpu_has_avx512f(void) {
+  unsigned a, b, c, d;
+  if (!cpuid7(0, &a, &b, &c, &d)) return 0;
+  return ((b >> 16) & 1u) && os_avx512();
+}
+
+int jade_cpu_has_avx512_bf16(void) {
+  unsigned a, b, c, d;
+  if (!jade_cpu_has_avx512f()) return 0;
+  if (!cpuid7(1, &a, &b, &c, &d)) return 0;
+  return (a >> 5) & 1u;
+}
+
+int jade_cpu_has_amx_bf16(void) {
+  unsigned a, b, c, d;
+  if (!cpuid7(0, &a, &b, &c, &d)) return 0;
+  return (d >> 22) & 1u;
+}
+
+const char *jade_matmul_backend_name(jade_matmul_backend b) {
+  switch (b) {
+    case JADE_MATMUL_AUTO: return "auto";
+    case JADE_MATMUL_F32: return "f32-cblas";
+    case JADE_MATMUL_BF16: return "bf16";
+  }
+  return "unknown";
+}
+
+jade_status jade_matmul_set_backend(jade_matmul_backend b) {
+  switch (b) {
+    case JADE_MATMUL_AUTO:
+    case JADE_MATMUL_F32:
+      g_backend = JADE_MATMUL_F32;
+      return JADE_OK;
+    case JADE_MATMUL_BF16:
+      if (!jade_cpu_has_avx512_bf16() && !jade_cpu_has_amx_bf16())
+        return jade_error(JADE_ERR_INVALID, "matmul backend bf16: CPU has neither AVX512-BF16 nor AMX");
+      return jade_error(JADE_ERR_INVALID, "matmul backend bf16: not built into this jade (fp32 only)");
+  }
+  return jade_error(JADE_ERR_INVALID, "matmul backend %d: unknown", (int)b);
+}
+
+jade_matmul_backend jade_matmul_get_backend(void) { return g_backend; }
+
+void jade_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    /* C = beta C */
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+    return;
+  }
+  /* OpenBLAS (OpenMP build) runs single-threaded when called inside a parallel region. */
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Fixed chunking: the row range is cut into chunks whose size depends only on N, partial
+ * sums per chunk are formed in parallel and added in chunk order. */
+#define COLSUM_MAX_CHUNKS 32
+void jade_colsum_accumulate(float *dst, const float *src, int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  int nchunk = N < 64 ? 1 : (N / 32 < COLSUM_MAX_CHUNKS ? N / 32 : COLSUM_MAX_CHUNKS);
+  if ((size_t)N * C < 16384) nchunk = 1;
+  if (nchunk == 1) {
+    for (int n = 0; n < N; n++) {
+      const float *r = src + (size_t)n * C;
+      for (int c = 0; c < C; c++) dst[c] += r[c];
+    }
+    return;
+  }
+  float *part = jade_alloc(sizeof(float) * (size_t)nchunk * C);
+  if (!part) { /* fall back to the serial order-equivalent sum */
+    for (int n = 0; n < N; n++) {
+      const float *r = src + (size_t)n * C;
+      for (int c = 0; c < C; c++) dst[c] += r[c];
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < nchunk; k++) {
+    int n0 = (int)((long)N * k / nchunk), n1 = (int)((long)N * (k + 1) / nchunk);
+    float *p = part + (size_t)k * C;
+    memset(p, 0, sizeof(float) * C);
+    for (int n = n0; n < n1; n++) {
+      const float *r = src + (size_t)n * C;
+      for (int c = 0; c < C; c++) p[c] += r[c];
+    }
+  }
+  for (int k = 0; k < nchunk; k++)
+    for (int c = 0; c < C; c++) dst[c] += part[(size_t)k * C + c];
+  free(part);
+}
+
+void jade_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                         int N, int C, int OC) {
+  // inp (N,C), weight (OC,C), out (N,OC) = inp weight^T (+ bias)
+  if (bias) {
+#pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
+    jade_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);
+  } else {
+    jade_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+  }
+}
+
+void jade_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, int N, int C, int OC) {
+  // dinp (N,C) += dout (N,OC) weight (OC,C)
+  if (dinp) jade_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+  // dweight (OC,C) += dout^T (OC,N) inp (N,C)
+  if (dweight) jade_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  if (dbias) jade_colsum_accumulate(dbias, dout, N, OC);
+}
