@@ -177,17 +177,17 @@ typedef struct {
   uint64_t seed, stream, index0; /* dropout mask counters (element index0 + b,h,i,j) */
 } jade_attention_shape;
 
-void jade_attention_forward(float *out, float *qr, float *kr, float *vr, float *rstd_q,
-                            float *rstd_k, float *att, const float *qkv, const float *qn_w,
-                            const float *kn_w, const jade_attention_shape *s);
-/* dout (B,T,D). Accumulates dqkv (B,T,3D), dqn_w (hd), dkn_w (hd). scratch must hold
- * jade_attention_scratch_floats(s) floats. */
-void jade_attention_backward(float *dqkv, float *dqn_w, float *dkn_w, const float *dout,
-                             const float *qkv, const float *qr, const float *kr,
-                             const float *vr, const float *rstd_q, const float *rstd_k,
-                             const float *att, const float *qn_w, const float *kn_w,
-                             float *scratch, const jade_attention_shape *s);
-size_t jade_attention_scratch_floats(const jade_attention_shape *s);
+jade_status jade_attention_forward(float *out, float *qr, float *kr, float *vr, float *rstd_q,
+                                   float *rstd_k, float *att, const float *qkv,
+                                   const float *qn_w, const float *kn_w,
+                                   const jade_attention_shape *s);
+/* dout (B,T,D). Accumulates dqkv (B,T,3D), dqn_w (hd), dkn_w (hd) (per-thread scratch is
+ * allocated internally; JADE_ERR_NOMEM on failure). */
+jade_status jade_attention_backward(float *dqkv, float *dqn_w, float *dkn_w, const float *dout,
+                                    const float *qkv, const float *qr, const float *kr,
+                                    const float *vr, const float *rstd_q, const float *rstd_k,
+                                    const float *att, const float *qn_w, const float *kn_w,
+                                    const jade_attention_shape *s);
 
 /* ---------------------------------------------------------------------------------------
  * Parameter tables: every model keeps all parameters in one contiguous float buffer and

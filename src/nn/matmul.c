@@ -2,6 +2,7 @@
  * jade_gemm, so a faster backend (bf16 on AMX / AVX512-BF16 via oneDNN or hand kernels) can
  * be slotted in here with runtime CPU dispatch while the portable fp32 cblas path stays. */
 #include <cblas.h>
+#include <stdlib.h>
 #include <cpuid.h>
 #include <omp.h>
 #include <string.h>

@@ -1,0 +1,308 @@
+/* Tomographic source redshift distributions.
+ *
+ * Parent: Smail et al. (1994) n(z) ∝ z^alpha exp(-(z/z0)^beta) on [0, z_max] (the LSST SRD
+ * form, Mandelbaum et al. 2018, Eq. 5). Its cumulative integral is a regularised incomplete
+ * gamma function: with x = (z/z0)^beta and s = (alpha+1)/beta,
+ *   int_0^z n = (z0^(alpha+1)/beta) gamma(s, x),
+ * so the equal-number edges solve P(s, x(z_k)) = (k/n_bins) P(s, x(z_max)) exactly.
+ * Each bin is the parent times the probability that a Gaussian photo-z with scatter
+ * sigma_z (1+z) falls inside the true-z edges (Ma, Hu & Huterer 2006, Eq. 8; as in sbi_lens
+ * and the CCL reference): n_i(z) = n(z) · ½[erf((z_hi-z)/(√2 s)) - erf((z_lo-z)/(√2 s))].
+ * With sigma_z = 0 the bins are the hard top-hat slices of the parent. */
+#include "los.h"
+
+#include <gsl/gsl_sf_gamma.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SURVEY_DZ_MAX 0.002 /* internal grid spacing for the kernel integrals */
+
+struct jade_survey {
+  int n_bins;
+  int smail; /* 1: Smail parent with photo-z; 0: tabulated */
+  jade_survey_params p;
+  double edges[JADE_MAX_BINS + 1];
+  double norm[JADE_MAX_BINS]; /* Smail: n_i = norm_i · parent · prob_i */
+  /* tabulated input (normalised), Smail: unused */
+  int n_tab;
+  double *z_tab, *nz_tab;
+  /* internal grid used by the line-of-sight integrals */
+  int n_grid;
+  double *z_grid, *nz_grid;
+};
+
+static double smail_parent(const jade_survey_params *p, double z) {
+  if (z <= 0.0 || z > p->z_max) return 0.0;
+  return pow(z, p->smail_alpha) * exp(-pow(z / p->smail_z0, p->smail_beta));
+}
+
+/* Photo-z probability that a galaxy at true z lands in [lo, hi). */
+static double photoz_prob(double sigma_z, double lo, double hi, double z) {
+  double s = sigma_z * (1.0 + z) * M_SQRT2;
+  return 0.5 * (erf((hi - z) / s) - erf((lo - z) / s));
+}
+
+static double smail_cdf_unnorm(const jade_survey_params *p, double z) {
+  if (z <= 0.0) return 0.0;
+  double s = (p->smail_alpha + 1.0) / p->smail_beta;
+  return gsl_sf_gamma_inc_P(s, pow(z / p->smail_z0, p->smail_beta));
+}
+
+static jade_status validate_params(const jade_survey_params *p) {
+  if (!p) return jade_error(JADE_ERR_INVALID, "survey parameters are NULL");
+  if (p->n_bins < 1 || p->n_bins > JADE_MAX_BINS)
+    return jade_error(JADE_ERR_INVALID, "survey n_bins = %d must be in [1, %d]", p->n_bins, JADE_MAX_BINS);
+  if (!isfinite(p->z_max) || !(p->z_max > 0.0) || p->z_max > 100.0)
+    return jade_error(JADE_ERR_INVALID, "survey z_max = %g must be in (0, 100]", p->z_max);
+  if (!isfinite(p->smail_alpha) || !(p->smail_alpha > -1.0) || p->smail_alpha > 50.0)
+    return jade_error(JADE_ERR_INVALID, "survey Smail alpha = %g must be in (-1, 50]", p->smail_alpha);
+  if (!isfinite(p->smail_beta) || !(p->smail_beta > 0.01) || p->smail_beta > 50.0)
+    return jade_error(JADE_ERR_INVALID, "survey Smail beta = %g must be in (0.01, 50]", p->smail_beta);
+  if (!isfinite(p->smail_z0) || !(p->smail_z0 > 0.0))
+    return jade_error(JADE_ERR_INVALID, "survey Smail z0 = %g must be positive", p->smail_z0);
+  if (!isfinite(p->sigma_z) || p->sigma_z < 0.0 || p->sigma_z > 10.0)
+    return jade_error(JADE_ERR_INVALID, "survey sigma_z = %g must be in [0, 10]", p->sigma_z);
+  if (!isfinite(p->n_gal) || !(p->n_gal > 0.0))
+    return jade_error(JADE_ERR_INVALID, "survey n_gal = %g must be positive", p->n_gal);
+  if (!isfinite(p->sigma_e) || p->sigma_e < 0.0)
+    return jade_error(JADE_ERR_INVALID, "survey sigma_e = %g must be >= 0", p->sigma_e);
+  double s = (p->smail_alpha + 1.0) / p->smail_beta;
+  if (s > 1e4) return jade_error(JADE_ERR_INVALID, "survey Smail (alpha+1)/beta = %g is too large", s);
+  return JADE_OK;
+}
+
+/* Equal-number edges: bisection on the monotone incomplete-gamma CDF to machine precision. */
+static jade_status smail_edges(const jade_survey_params *p, double *edges) {
+  int n = p->n_bins;
+  double total = smail_cdf_unnorm(p, p->z_max);
+  if (!(total > 0.0) || !isfinite(total))
+    return jade_error(JADE_ERR_NUMERIC, "Smail n(z) has no weight on [0, z_max = %g] (alpha %g beta %g z0 %g)",
+                      p->z_max, p->smail_alpha, p->smail_beta, p->smail_z0);
+  edges[0] = 0.0;
+  edges[n] = p->z_max;
+  for (int k = 1; k < n; k++) {
+    double target = total * (double)k / n;
+    double lo = edges[k - 1], hi = p->z_max;
+    for (int it = 0; it < 200 && hi - lo > 4e-16 * p->z_max; it++) {
+      double mid = 0.5 * (lo + hi);
+      if (smail_cdf_unnorm(p, mid) < target) lo = mid;
+      else hi = mid;
+    }
+    edges[k] = 0.5 * (lo + hi);
+    if (!(edges[k] > edges[k - 1]))
+      return jade_error(JADE_ERR_NUMERIC, "Smail bin edge %d (%g) not above edge %d (%g): n(z) too concentrated",
+                        k, edges[k], k - 1, edges[k - 1]);
+  }
+  return JADE_OK;
+}
+
+static jade_survey *survey_alloc(void) {
+  jade_survey *s = jade_calloc(1, sizeof *s);
+  return s;
+}
+
+void jade_survey_free(jade_survey *s) {
+  if (!s) return;
+  free(s->z_tab);
+  free(s->nz_tab);
+  free(s->z_grid);
+  free(s->nz_grid);
+  free(s);
+}
+
+jade_status jade_survey_create(const jade_survey_params *p, jade_survey **out) {
+  if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_create: out is NULL");
+  *out = NULL;
+  jade_status st = validate_params(p);
+  if (st) return st;
+  jade_survey *s = survey_alloc();
+  if (!s) return JADE_ERR_NOMEM;
+  s->n_bins = p->n_bins;
+  s->smail = 1;
+  s->p = *p;
+  if ((st = smail_edges(p, s->edges))) {
+    jade_survey_free(s);
+    return st;
+  }
+  int nb = p->n_bins;
+  /* Internal grid: each true-z slice [e_k, e_k+1] gets an even number of uniform intervals
+   * (both end points stored, so a jump of n_i at an edge is kept exactly when sigma_z = 0). */
+  int m[JADE_MAX_BINS], n_grid = 0;
+  for (int k = 0; k < nb; k++) {
+    double w = s->edges[k + 1] - s->edges[k];
+    int mk = 2 * (int)ceil(w / (2.0 * SURVEY_DZ_MAX));
+    if (mk < 2) mk = 2;
+    m[k] = mk;
+    n_grid += mk + 1;
+  }
+  s->n_grid = n_grid;
+  s->z_grid = jade_alloc(sizeof(double) * (size_t)n_grid);
+  s->nz_grid = jade_alloc(sizeof(double) * (size_t)n_grid * (size_t)nb);
+  if (!s->z_grid || !s->nz_grid) {
+    jade_survey_free(s);
+    return JADE_ERR_NOMEM;
+  }
+  double integral[JADE_MAX_BINS] = {0};
+  int off = 0;
+  for (int k = 0; k < nb; k++) {
+    double lo = s->edges[k], h = (s->edges[k + 1] - lo) / m[k];
+    for (int j = 0; j <= m[k]; j++) {
+      double z = (j == m[k]) ? s->edges[k + 1] : lo + h * j;
+      double par = smail_parent(p, z);
+      s->z_grid[off + j] = z;
+      /* composite Simpson weight within this slice */
+      double sw = (j == 0 || j == m[k]) ? 1.0 : ((j & 1) ? 4.0 : 2.0);
+      for (int b = 0; b < nb; b++) {
+        double prob = p->sigma_z > 0.0 ? photoz_prob(p->sigma_z, s->edges[b], s->edges[b + 1], z)
+                                        : (b == k ? 1.0 : 0.0);
+        double v = par * prob;
+        s->nz_grid[(size_t)b * n_grid + off + j] = v;
+        integral[b] += sw * h / 3.0 * v;
+      }
+    }
+    off += m[k] + 1;
+  }
+  for (int b = 0; b < nb; b++) {
+    if (!(integral[b] > 0.0) || !isfinite(integral[b])) {
+      jade_survey_free(s);
+      return jade_error(JADE_ERR_NUMERIC, "survey bin %d has zero weight (integral %g)", b, integral[b]);
+    }
+    s->norm[b] = 1.0 / integral[b];
+    for (int j = 0; j < n_grid; j++) s->nz_grid[(size_t)b * n_grid + j] *= s->norm[b];
+  }
+  *out = s;
+  return JADE_OK;
+}
+
+jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, const double *nz,
+                                         jade_survey **out) {
+  if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_create_tabulated: out is NULL");
+  *out = NULL;
+  if (n_bins < 1 || n_bins > JADE_MAX_BINS)
+    return jade_error(JADE_ERR_INVALID, "tabulated survey n_bins = %d must be in [1, %d]", n_bins, JADE_MAX_BINS);
+  if (n_z < 2) return jade_error(JADE_ERR_INVALID, "tabulated survey needs at least 2 redshifts (got %d)", n_z);
+  if (!z || !nz) return jade_error(JADE_ERR_INVALID, "tabulated survey: z or nz is NULL");
+  for (int k = 0; k < n_z; k++) {
+    if (!isfinite(z[k]) || z[k] < 0.0 || z[k] > 100.0)
+      return jade_error(JADE_ERR_INVALID, "tabulated survey z[%d] = %g must be in [0, 100]", k, z[k]);
+    if (k > 0 && !(z[k] > z[k - 1]))
+      return jade_error(JADE_ERR_INVALID, "tabulated survey z[%d] = %g is not above z[%d] = %g", k, z[k], k - 1,
+                        z[k - 1]);
+  }
+  for (int b = 0; b < n_bins; b++)
+    for (int k = 0; k < n_z; k++) {
+      double v = nz[(size_t)b * n_z + k];
+      if (!isfinite(v) || v < 0.0)
+        return jade_error(JADE_ERR_INVALID, "tabulated survey n_%d(z[%d] = %g) = %g must be finite and >= 0", b, k,
+                          z[k], v);
+    }
+  jade_survey *s = survey_alloc();
+  if (!s) return JADE_ERR_NOMEM;
+  s->n_bins = n_bins;
+  s->smail = 0;
+  s->p.n_bins = n_bins;
+  s->p.z_max = z[n_z - 1];
+  s->p.n_gal = NAN;
+  s->p.sigma_e = NAN;
+  s->p.smail_alpha = s->p.smail_beta = s->p.smail_z0 = s->p.sigma_z = NAN;
+  for (int k = 0; k <= n_bins; k++) s->edges[k] = NAN;
+  s->n_tab = n_z;
+  s->z_tab = jade_alloc(sizeof(double) * (size_t)n_z);
+  s->nz_tab = jade_alloc(sizeof(double) * (size_t)n_z * (size_t)n_bins);
+  if (!s->z_tab || !s->nz_tab) {
+    jade_survey_free(s);
+    return JADE_ERR_NOMEM;
+  }
+  memcpy(s->z_tab, z, sizeof(double) * (size_t)n_z);
+  /* n(z) between the nodes is the linear interpolant, whose integral is the trapezoid rule. */
+  for (int b = 0; b < n_bins; b++) {
+    const double *src = nz + (size_t)b * n_z;
+    double integral = 0.0;
+    for (int k = 0; k + 1 < n_z; k++) integral += 0.5 * (z[k + 1] - z[k]) * (src[k] + src[k + 1]);
+    if (!(integral > 0.0) || !isfinite(integral)) {
+      jade_survey_free(s);
+      return jade_error(JADE_ERR_INVALID, "tabulated survey bin %d has zero integral", b);
+    }
+    for (int k = 0; k < n_z; k++) s->nz_tab[(size_t)b * n_z + k] = src[k] / integral;
+  }
+  /* Internal grid: every input interval split into enough pieces that dz <= SURVEY_DZ_MAX. */
+  int n_grid = 1;
+  for (int k = 0; k + 1 < n_z; k++) n_grid += (int)ceil((z[k + 1] - z[k]) / SURVEY_DZ_MAX);
+  s->n_grid = n_grid;
+  s->z_grid = jade_alloc(sizeof(double) * (size_t)n_grid);
+  s->nz_grid = jade_alloc(sizeof(double) * (size_t)n_grid * (size_t)n_bins);
+  if (!s->z_grid || !s->nz_grid) {
+    jade_survey_free(s);
+    return JADE_ERR_NOMEM;
+  }
+  int g = 0;
+  for (int k = 0; k + 1 < n_z; k++) {
+    int mk = (int)ceil((z[k + 1] - z[k]) / SURVEY_DZ_MAX);
+    for (int j = 0; j < mk; j++) {
+      double t = (double)j / mk;
+      s->z_grid[g] = z[k] + t * (z[k + 1] - z[k]);
+      for (int b = 0; b < n_bins; b++) {
+        const double *v = s->nz_tab + (size_t)b * n_z;
+        s->nz_grid[(size_t)b * n_grid + g] = (1.0 - t) * v[k] + t * v[k + 1];
+      }
+      g++;
+    }
+  }
+  s->z_grid[g] = z[n_z - 1];
+  for (int b = 0; b < n_bins; b++) s->nz_grid[(size_t)b * n_grid + g] = s->nz_tab[(size_t)b * n_z + n_z - 1];
+  *out = s;
+  return JADE_OK;
+}
+
+int jade_survey_n_bins(const jade_survey *s) { return s ? s->n_bins : 0; }
+
+double jade_survey_z_max(const jade_survey *s) { return s ? s->p.z_max : NAN; }
+
+void jade_survey_edges(const jade_survey *s, double *edges) {
+  if (!s || !edges) return;
+  for (int k = 0; k <= s->n_bins; k++) edges[k] = s->edges[k];
+}
+
+double jade_survey_nz(const jade_survey *s, int bin, double z) {
+  if (!s || bin < 0 || bin >= s->n_bins || isnan(z)) return NAN;
+  if (s->smail) {
+    const jade_survey_params *p = &s->p;
+    if (z <= 0.0 || z > p->z_max) return 0.0;
+    double prob;
+    if (p->sigma_z > 0.0) prob = photoz_prob(p->sigma_z, s->edges[bin], s->edges[bin + 1], z);
+    else prob = (z >= s->edges[bin] && (z < s->edges[bin + 1] || bin == s->n_bins - 1)) ? 1.0 : 0.0;
+    return s->norm[bin] * smail_parent(p, z) * prob;
+  }
+  const double *zt = s->z_tab, *v = s->nz_tab + (size_t)bin * s->n_tab;
+  int n = s->n_tab;
+  if (z < zt[0] || z > zt[n - 1]) return 0.0;
+  int lo = 0, hi = n - 1; /* zt[lo] <= z <= zt[hi] */
+  while (hi - lo > 1) {
+    int mid = (lo + hi) / 2;
+    if (zt[mid] <= z) lo = mid;
+    else hi = mid;
+  }
+  double t = (z - zt[lo]) / (zt[hi] - zt[lo]);
+  return (1.0 - t) * v[lo] + t * v[hi];
+}
+
+/* Equal-number bins: each holds n_gal / n_bins galaxies per arcmin^2 (spec simulator.md). */
+double jade_survey_bin_density(const jade_survey *s, int bin) {
+  if (!s || bin < 0 || bin >= s->n_bins) return NAN;
+  return s->p.n_gal / s->n_bins;
+}
+
+/* Shape noise of the mean convergence in a pixel of area A_pix = pixel_arcmin^2:
+ * sigma_e / sqrt(n_i A_pix) (e.g. Kaiser & Squires 1993; sbi_lens). */
+double jade_survey_pixel_noise(const jade_survey *s, int bin, double pixel_arcmin) {
+  if (!(pixel_arcmin > 0.0) || !isfinite(pixel_arcmin)) return NAN;
+  double n = jade_survey_bin_density(s, bin);
+  return s->p.sigma_e / sqrt(n * pixel_arcmin * pixel_arcmin);
+}
+
+int jade_survey_grid_(const jade_survey *s, const double **z, const double **nz) {
+  if (z) *z = s->z_grid;
+  if (nz) *nz = s->nz_grid;
+  return s->n_grid;
+}
