@@ -8,6 +8,8 @@ static const jade_command commands[] = {
     {"cosmo", "print P(k), C_ell or the log-normal shifts for a cosmology", jade_cmd_cosmo},
     {"simulate", "simulate a dataset of (theta, convergence maps) pairs", jade_cmd_simulate},
     {"observe", "make one mock survey observation (noisy shear FITS + truth)", jade_cmd_observe},
+    {"train", "train the JADE diffusion model on a simulated dataset", jade_cmd_train},
+    {"sample", "draw posterior samples of maps and cosmology for an observation", jade_cmd_sample},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f) {

@@ -56,7 +56,7 @@ bad() {
 }
 printf 'Omega_c = 0.25\n' > "$T/incomplete.ini"
 printf 'n_pix = 32\n' > "$T/cfg_unknown.ini"; "$JADE" --help >/dev/null
-cat "$JADE_SOURCE_DIR/configs/small.ini" > "$T/typo.ini"; echo "sigma8 = 0.8" >> "$T/typo.ini"
+{ echo "sigma8 = 0.8"; cat "$JADE_SOURCE_DIR/configs/small.ini"; } > "$T/typo.ini"
 head -c 3000 /dev/urandom > "$T/garbage.ini"
 bad "unknown --set key"      simulate --n 2 --out "$T/bad" --set sigma8=0.8
 bad "unknown key in file"    simulate --n 2 --out "$T/bad" --config "$T/typo.ini"

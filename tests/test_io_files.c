@@ -34,6 +34,8 @@ static void rm_rf(const char *p) {
   }
 }
 
+static void cleanup(void) { rm_rf(dir); }
+
 /* Number of entries in a directory (excluding . and ..); with names containing ".tmp." */
 static int count_entries(const char *p, int *n_tmp) {
   int n = 0;
@@ -74,6 +76,7 @@ int main(void) {
     perror("mkdtemp");
     return 1;
   }
+  atexit(cleanup); /* also after a CHECK_OK failure */
   char p[1024], q[1024];
   int ntmp;
 
@@ -153,6 +156,14 @@ int main(void) {
   CHECK(count_entries(dir, &ntmp) == 3 && ntmp == 0, "no temporary left after failed commit");
   CHECK(jade_text_commit(&t) == JADE_ERR_INVALID, "second commit rejected");
 
+  /* a "directory" that is a regular file: fails even for root */
+  snprintf(q, sizeof q, "%s/a.txt", dir);
+  snprintf(p, sizeof p, "%s/a.txt/x.txt", dir);
+  st = jade_write_file_atomic(p, "x");
+  CHECK(st == JADE_ERR_IO && strstr(jade_last_error(), p) &&
+            strstr(jade_last_error(), strerror(ENOTDIR)),
+        "parent is a file: %s", jade_last_error());
+
   /* unwritable directory (skipped as root, where permissions do not apply) */
   if (geteuid() != 0) {
     snprintf(q, sizeof q, "%s/ro", dir);
@@ -195,6 +206,5 @@ int main(void) {
   snprintf(q, sizeof q, "%s/rel/a/r.txt", dir);
   CHECK(exists(q), "relative write");
 
-  rm_rf(dir);
   TEST_RETURN();
 }

@@ -43,14 +43,18 @@ jade_status jade_npy_map(const char *path, jade_npy *out);
 void jade_npy_release(jade_npy *a);
 
 /* Preallocated .npy whose rows (leading-axis slices) are written one at a time, in any
- * order, by pwrite: for datasets that fill over several runs. Opening an existing file
- * checks dtype and shape match. */
+ * order, by pwrite: for datasets that fill over several runs. ndim >= 1.
+ * If the file exists it is reused (never wiped) after checking that dtype, shape and size
+ * match; if it does not exist, create != 0 makes it at full size (header + zero data, via a
+ * temporary + link, so a crash never leaves a half-made header and two processes creating it
+ * at once end up sharing one file), create == 0 is an error. Several processes may write
+ * disjoint rows of the same file. Rows never written read back as zeros. */
 typedef struct jade_npy_writer jade_npy_writer;
 jade_status jade_npy_writer_open(const char *path, jade_dtype dtype, int ndim,
                                  const size_t *shape, int create, jade_npy_writer **out);
 jade_status jade_npy_writer_put_rows(jade_npy_writer *w, size_t first_row, size_t n_rows,
                                      const void *data);
-jade_status jade_npy_writer_close(jade_npy_writer *w); /* fsync + close */
+jade_status jade_npy_writer_close(jade_npy_writer *w); /* fsync + close; always frees w */
 
 /* ---- FITS ------------------------------------------------------------------------- */
 typedef enum { JADE_KEY_DOUBLE, JADE_KEY_LONG, JADE_KEY_STRING } jade_fits_key_type;
@@ -63,22 +67,30 @@ typedef struct {
   char comment[72];
 } jade_fits_key;
 
-/* A FITS file with image HDUs, written to a temporary name and renamed on close. */
+/* A FITS file with image HDUs, written to a temporary name and renamed on close.
+ * Layout: an empty primary HDU (NAXIS = 0, no user keys), then one IMAGE extension per
+ * add_image call (BITPIX = -32, EXTNAME, the user keys, CHECKSUM/DATASUM). File names are
+ * taken literally (no CFITSIO extended filename syntax). */
 typedef struct jade_fits_writer jade_fits_writer;
 jade_status jade_fits_writer_open(const char *path, jade_fits_writer **out);
-/* Append an image HDU (float32) of naxis (2 or 3) axes, dims[0] fastest (NAXIS1 = x),
- * with EXTNAME extname and extra header keys. The first call writes the primary HDU. */
+/* Append an image extension (float32) of naxis (1 to 3) axes, dims[0] fastest (NAXIS1 = x),
+ * with EXTNAME extname (unique in the file, case-insensitively) and extra header keys (names
+ * of 1-8 characters [A-Za-z0-9_-], upper-cased; structural keywords are refused; doubles
+ * written with enough digits to read back exactly; strings <= 68 characters). NaN/Inf pixels
+ * are written as they are. Invalid arguments leave the writer usable; a CFITSIO write error
+ * makes close fail (and delete the temporary). */
 jade_status jade_fits_writer_add_image(jade_fits_writer *w, const char *extname, int naxis,
                                        const long *dims, const float *data,
                                        const jade_fits_key *keys, int n_keys);
-jade_status jade_fits_writer_close(jade_fits_writer *w);  /* rename into place */
-void jade_fits_writer_abort(jade_fits_writer *w);         /* delete the temporary file */
+jade_status jade_fits_writer_close(jade_fits_writer *w);  /* fsync + rename; frees w */
+void jade_fits_writer_abort(jade_fits_writer *w);         /* delete the temporary; frees w */
 
-/* Read an image HDU by EXTNAME (or the primary HDU if extname is NULL) as float32, with its
- * dims (dims[0] fastest); NaN/Inf are an error naming file and HDU. free() the data. */
+/* Read an image HDU by EXTNAME (case-insensitive; or the primary HDU if extname is NULL) as
+ * float32, with its dims (dims[0] fastest, unused dims set to 1); NaN/Inf are an error naming
+ * file, HDU and pixel; a CHECKSUM/DATASUM mismatch is an error. free() the data. */
 jade_status jade_fits_read_image(const char *path, const char *extname, int *naxis,
                                  long dims[3], float **data);
-/* Read a numeric header keyword of an HDU (EXTNAME or primary if NULL). */
+/* Read a header keyword of an HDU (EXTNAME or primary if NULL); a missing key is an error. */
 jade_status jade_fits_read_key_double(const char *path, const char *extname, const char *key,
                                       double *out);
 jade_status jade_fits_read_key_string(const char *path, const char *extname, const char *key,
@@ -92,8 +104,11 @@ typedef struct {
   char path[4096];
   char tmp[4200];
 } jade_text_file;
+/* Opens "<path>.tmp.<pid>" for writing (t->f). Commit: fflush + fsync + fclose (checking
+ * errors) + rename; on any failure the temporary is removed and <path> is left untouched.
+ * Abort removes the temporary; it is harmless after commit or a failed open. */
 jade_status jade_text_open(const char *path, jade_text_file *t);
-jade_status jade_text_commit(jade_text_file *t); /* fclose (checking errors) + rename */
+jade_status jade_text_commit(jade_text_file *t);
 void jade_text_abort(jade_text_file *t);
 /* Write a whole string to path atomically. */
 jade_status jade_write_file_atomic(const char *path, const char *text);

@@ -35,21 +35,38 @@ typedef struct jade_lognormal jade_lognormal;
 jade_status jade_lognormal_create(const jade_map_geometry *g, jade_ln_variance variance,
                                   jade_lognormal **out);
 void jade_lognormal_free(jade_lognormal *ln);
-/* Set the theory for the next draws: C_ell tabulated at n_ell increasing multipoles for every
- * bin pair (cl[i_ell * n_pairs + pair], pair order of jade_pair_index; interpolated in
- * log-log, zero outside the table's range... below ell[0] held at cl[0]), and lambda per bin.
- * Builds the per-mode square roots of the Gaussian-field power matrices. */
+/* Set the theory for the next draws: C_ell tabulated at n_ell >= 2 increasing multipoles > 0
+ * for every bin pair (cl[i_ell * n_pairs + pair], pair order of jade_pair_index), and lambda
+ * per bin (> 0). Each Fourier mode gets C at its exact l = 2 pi |k| / L (jade_cl_interp:
+ * log-log, cl[0] below ell[0], 0 above the table; no pixel window). Builds the per-mode
+ * symmetric square roots of the Gaussian-field power matrices (negative eigenvalues clipped).
+ * Errors: NaN/Inf anywhere, negative auto C_ell, lambda <= 0 (JADE_ERR_INVALID / NUMERIC),
+ * and a correlation xi^{ij} <= -lambda_i lambda_j somewhere on the grid (JADE_ERR_NUMERIC: no
+ * shifted log-normal field has it). Conventions and the differences from sbi_lens are in
+ * src/lensing/lognormal.c. */
 jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *ell,
                                    const double *cl, const double *lambda);
 /* One draw: the white noise is element i of Philox (seed, stream) for i in [0, n_bins N^2),
  * so the map depends only on (theory, seed, stream). kappa: [n_bins][N][N]. */
 jade_status jade_lognormal_draw(jade_lognormal *ln, uint64_t seed, uint64_t stream, float *kappa);
-/* The Gaussian-field variance used for bin i in the last prepare (theory value). */
+/* The variance of the Gaussian field g_i as drawn after the last prepare, (1/N^2) sum_k
+ * [R(k)^2]_ii: xi_G^{ii}(0) with the l = 0 mode zeroed and negative eigenvalues clipped (the
+ * var_i of JADE_LN_VARIANCE_THEORY). NaN before a successful prepare or for a bad bin. */
 double jade_lognormal_gaussian_variance(const jade_lognormal *ln, int bin);
+/* Diagnostics of the last prepare: the fraction of sum_k tr P_G(k) removed by clipping negative
+ * eigenvalues (0 when every per-mode matrix is positive semi-definite; the maps' power then
+ * exceeds C_ell where it is not), and the factor a_ij applied to C^{ij} so that zeroing the
+ * l = 0 mode of P_G leaves the other modes' power unchanged (lognormal.c). NaN if unprepared. */
+double jade_lognormal_clipped_fraction(const jade_lognormal *ln);
+double jade_lognormal_cl_scale(const jade_lognormal *ln, int i, int j);
 
 /* Kaiser & Squires (1993) on the periodic grid, Fourier space: gamma = D kappa with
- * D = ((l1^2 - l2^2) + 2i l1 l2) / l^2; the inverse applies D*. The l = 0 mode is zero.
- * All arrays n x n. kappa_b (B-mode) may be NULL. */
+ * D = ((l1^2 - l2^2) + 2i l1 l2) / l^2, l1 along x (columns), l2 along y (rows); the inverse
+ * applies D*: kappa_E + i kappa_B = D* (gamma1 + i gamma2). The l = 0 mode is zero. On the
+ * Nyquist row and column the 2 l1 l2 term is set to 0 (+N/2 and -N/2 are one grid point), so
+ * gamma2 has no power there and the round trip multiplies those modes by
+ * ((l1^2 - l2^2)/l^2)^2; it is exact on every other non-zero mode. All arrays n x n (even n),
+ * float in and out, double inside. kappa_b (B-mode) may be NULL. NaN/Inf input is an error. */
 jade_status jade_ks_kappa_to_shear(int n, const float *kappa, float *gamma1, float *gamma2);
 jade_status jade_ks_shear_to_kappa(int n, const float *gamma1, const float *gamma2,
                                    float *kappa_e, float *kappa_b);
@@ -60,14 +77,20 @@ void jade_add_noise(float *map, size_t n, double sigma, uint64_t seed, uint64_t 
 
 /* Binned cross power spectrum of two n x n maps of side size_deg (a == b for auto):
  * n_bands bands, edges log-spaced (log_bins = 1) or linear in ell between ell_min and
- * ell_max; outputs the mean ell of the modes in each band, the mean C_ell and the number of
- * modes (a band with no modes gets count 0 and cl 0). */
+ * ell_max (a mode is in band b if edge_b <= l < edge_{b+1}; ell_max belongs to the last band);
+ * outputs the mean ell of the modes in each band, the mean C_ell and the number of modes
+ * (a band with no modes gets count 0 and cl 0). Modes are counted over the full Fourier plane
+ * (k and -k both, so about count/2 are independent), l = 0 excluded. Each mode's estimate
+ * L^2 Re(A_k B_k*) / N^4 is unbiased for C(l_k), so the band value's expectation is the mean
+ * of C over the band's modes: jade_power_spectrum_theory. */
 jade_status jade_power_spectrum(int n, double size_deg, const float *a, const float *b,
                                 int n_bands, double ell_min, double ell_max, int log_bins,
                                 double *ell_mean, double *cl, long *count);
 
 /* Histogram of n values into n_edges-1 bins with the given increasing edges; counts as
- * doubles (values outside are not counted). Returns mean, variance and skewness too. */
+ * doubles (values outside, and NaN, are not counted; the last edge is included, as numpy).
+ * jade_moments: mean, population variance (ddof 0) and skewness m3 / m2^1.5 (double
+ * accumulation; any output pointer may be NULL). */
 void jade_histogram(const float *x, size_t n, int n_edges, const double *edges, double *counts);
 void jade_moments(const float *x, size_t n, double *mean, double *var, double *skew);
 

@@ -7,7 +7,22 @@
 
 /* Background table: uniform grid in ln a over [ln JADE_BG_AMIN, 0]. */
 #define JADE_BG_AMIN 1e-6
-#define JADE_BG_NINT 700 /* intervals, d ln a = 0.0197 */
+#define JADE_BG_NINT 200 /* intervals, d ln a = 0.069 */
+
+/* Linear P(k, a=1) table and sigma integrals: uniform ln k grid, k in h/Mpc. */
+#define JADE_PK_KMIN 1e-5
+#define JADE_PK_KMAX 3e6
+#define JADE_PK_DLNK 0.01
+
+/* Halofit sigma_G(R) moments: trapezoid on every JADE_HF_KSTRIDE-th point of the k grid;
+ * ln R grid with step JADE_HF_RSTEP * JADE_PK_DLNK, R in Mpc/h. Halofit coefficients are
+ * tabulated on a uniform ln a grid over [hf_amin, 1] with step <= JADE_HF_DLNA. */
+#define JADE_HF_KSTRIDE 2
+#define JADE_HF_RMIN 1e-5
+#define JADE_HF_RMAX 20.0
+#define JADE_HF_RSTEP 8
+#define JADE_HF_DLNA 0.02
+#define JADE_HF_NCOEF 11
 
 /* Eisenstein & Hu (1998) derived constants, all in h/Mpc or Mpc/h (as CCL's ccl_eh.c). */
 typedef struct {
@@ -36,9 +51,11 @@ struct jade_cosmo {
   double lna_min, dlna;
   double *chi;    /* comoving radial distance, Mpc/h */
   double *dchi;   /* d chi / d ln a */
+  double *d2chi;  /* d^2 chi / d ln a^2 */
   double *Du;     /* unnormalised growth, D -> a at early times */
   double *fg;     /* f = dlnD/dlna */
   double *dfg;    /* df/dlna */
+  double *d2fg;   /* d^2 f/dlna^2 */
   double D1;      /* Du(a = 1) */
   double chi_max; /* chi at a_min */
 
@@ -49,12 +66,17 @@ struct jade_cosmo {
   int nk;
   double lnk_min, dlnk;
   double *lnp, *lnp_d2;
+  double *d2; /* Delta^2(k_i) = k^3 P0 / (2 pi^2) on the same grid */
 
   /* halofit: Gaussian-filtered sigma^2(R) today on a uniform ln R grid; L = ln sigma^2 and
    * its first three derivatives with respect to ln R. */
   int nr;
   double lnr_min, dlnr;
   double *hL, *hL1, *hL2, *hL3;
+  double hf_amin; /* below this a, R_sigma is clamped to R_min (see halofit.c); 1 if never */
+  int nha;        /* coefficient nodes lna_j = ln hf_amin + j dlna_hf, j < nha (0: none) */
+  double lna_hf_min, dlna_hf;
+  double *hcoef;  /* [nha][JADE_HF_NCOEF], see halofit.c */
 };
 
 /* E(a)^2 = H^2/H0^2 (CCL paper Eq. 2 / Chisari et al. 2019) */
@@ -73,6 +95,9 @@ double jade_cosmo_priv_pk0(const jade_cosmo *c, double k);
 
 /* halofit.c */
 jade_status jade_cosmo_priv_halofit_init(jade_cosmo *c);
+/* P_nl with the halofit coefficients computed exactly at a (no a-grid interpolation); for
+ * tests of the tabulation. */
+double jade_cosmo_priv_pk_nl_exact(const jade_cosmo *c, double k, double a);
 void jade_cosmo_priv_halofit_free(jade_cosmo *c);
 void jade_cosmo_priv_power_free(jade_cosmo *c);
 
@@ -87,6 +112,23 @@ static inline double jade_hermite3_d(double t, double y0, double y1, double m0, 
   double t2 = t * t;
   return (6 * t2 - 6 * t) * y0 + (3 * t2 - 4 * t + 1) * m0 + (-6 * t2 + 6 * t) * y1 +
          (3 * t2 - 2 * t) * m1;
+}
+
+/* Quintic Hermite on [0,1]: values y, first derivatives d (times h) and second derivatives s
+ * (times h^2) at both ends; error ~ h^6. */
+static inline double jade_hermite5(double t, double y0, double d0, double s0, double y1,
+                                   double d1, double s1) {
+  double t2 = t * t, t3 = t2 * t, t4 = t3 * t, t5 = t4 * t;
+  return y0 * (1 - 10 * t3 + 15 * t4 - 6 * t5) + d0 * (t - 6 * t3 + 8 * t4 - 3 * t5) +
+         s0 * 0.5 * (t2 - 3 * t3 + 3 * t4 - t5) + s1 * 0.5 * (t3 - 2 * t4 + t5) +
+         d1 * (-4 * t3 + 7 * t4 - 3 * t5) + y1 * (10 * t3 - 15 * t4 + 6 * t5);
+}
+static inline double jade_hermite5_d(double t, double y0, double d0, double s0, double y1,
+                                     double d1, double s1) {
+  double t2 = t * t, t3 = t2 * t, t4 = t3 * t;
+  return y0 * (-30 * t2 + 60 * t3 - 30 * t4) + d0 * (1 - 18 * t2 + 32 * t3 - 15 * t4) +
+         s0 * (t - 4.5 * t2 + 6 * t3 - 2.5 * t4) + s1 * (1.5 * t2 - 4 * t3 + 2.5 * t4) +
+         d1 * (-12 * t2 + 28 * t3 - 15 * t4) + y1 * (30 * t2 - 60 * t3 + 30 * t4);
 }
 
 #endif

@@ -1,13 +1,13 @@
 /* Tomographic source redshift distributions.
  *
- * Parent: Smail et al. (1994) n(z) ∝ z^alpha exp(-(z/z0)^beta) on [0, z_max] (the LSST SRD
- * form, Mandelbaum et al. 2018, Eq. 5). Its cumulative integral is a regularised incomplete
+ * Parent: Smail et al. (1994) n(z) ∝ z^alpha exp(-(z/z0)^beta) on [0, z_max] (the LSST DESC
+ * SRD form, Mandelbaum et al. 2018; sbi_lens / jax_cosmo `smail_nz`). Its cumulative integral is a regularised incomplete
  * gamma function: with x = (z/z0)^beta and s = (alpha+1)/beta,
  *   int_0^z n = (z0^(alpha+1)/beta) gamma(s, x),
  * so the equal-number edges solve P(s, x(z_k)) = (k/n_bins) P(s, x(z_max)) exactly.
  * Each bin is the parent times the probability that a Gaussian photo-z with scatter
- * sigma_z (1+z) falls inside the true-z edges (Ma, Hu & Huterer 2006, Eq. 8; as in sbi_lens
- * and the CCL reference): n_i(z) = n(z) · ½[erf((z_hi-z)/(√2 s)) - erf((z_lo-z)/(√2 s))].
+ * sigma_z (1+z) falls inside the true-z edges (Ma, Hu & Huterer 2006, ApJ 636, 21; as in
+ * sbi_lens and the CCL reference): n_i(z) = n(z) · ½[erf((z_hi-z)/(√2 s)) - erf((z_lo-z)/(√2 s))].
  * With sigma_z = 0 the bins are the hard top-hat slices of the parent. */
 #include "los.h"
 
@@ -301,8 +301,9 @@ double jade_survey_pixel_noise(const jade_survey *s, int bin, double pixel_arcmi
   return s->p.sigma_e / sqrt(n * pixel_arcmin * pixel_arcmin);
 }
 
-int jade_survey_grid_(const jade_survey *s, const double **z, const double **nz) {
+int jade_survey_grid_(const jade_survey *s, const double **z, const double **nz, int *smooth) {
   if (z) *z = s->z_grid;
   if (nz) *nz = s->nz_grid;
+  if (smooth) *smooth = s->smail;
   return s->n_grid;
 }

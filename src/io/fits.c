@@ -39,7 +39,10 @@ static jade_status fits_fail(jade_status code, int status, const char *fmt, ...)
   fits_read_errmsg(detail);
   fits_clear_errmsg();
   for (char *c = detail; *c; c++)
-    if (*c == '\n' || *c == '\r') *c = ' ';
+    if (*c < 32 || *c > 126) *c = '?';
+  /* "Error reading data buffer from file:" is followed by the file name: drop the colon */
+  size_t dl = strlen(detail);
+  while (dl > 0 && (detail[dl - 1] == ' ' || detail[dl - 1] == ':')) detail[--dl] = 0;
   if (detail[0])
     return jade_error(code, "%s: %s (CFITSIO status %d: %s)", prefix, text, status, detail);
   return jade_error(code, "%s: %s (CFITSIO status %d)", prefix, text, status);

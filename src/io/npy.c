@@ -421,7 +421,7 @@ static void fill_out(jade_npy *out, const npy_info *info) {
 jade_status jade_npy_read(const char *path, int check_finite, jade_npy *out) {
   if (!out) return jade_error(JADE_ERR_INVALID, "jade_npy_read: NULL output");
   memset(out, 0, sizeof *out);
-  int fd;
+  int fd = -1;
   jade_status s = open_read(path, &fd);
   if (s) return s;
   npy_info info;
@@ -453,7 +453,7 @@ jade_status jade_npy_read(const char *path, int check_finite, jade_npy *out) {
 jade_status jade_npy_map(const char *path, jade_npy *out) {
   if (!out) return jade_error(JADE_ERR_INVALID, "jade_npy_map: NULL output");
   memset(out, 0, sizeof *out);
-  int fd;
+  int fd = -1;
   jade_status s = open_read(path, &fd);
   if (s) return s;
   npy_info info;
@@ -485,7 +485,7 @@ jade_status jade_npy_write(const char *path, jade_dtype dtype, int ndim, const s
                            const void *data) {
   jade_status s = check_args(path, dtype, ndim, 0, shape);
   if (s) return s;
-  size_t bytes;
+  size_t bytes = 0;
   if ((s = data_bytes(path, JADE_ERR_INVALID, dtype, ndim, shape, &bytes))) return s;
   if (bytes && !data) return jade_error(JADE_ERR_INVALID, "%s: NULL data", path);
   char hdr[1024];
@@ -560,7 +560,7 @@ jade_status jade_npy_writer_open(const char *path, jade_dtype dtype, int ndim,
   if (s) return s;
   if (strlen(path) >= sizeof(((jade_npy_writer *)0)->path))
     return jade_error(JADE_ERR_INVALID, "%.200s...: path too long", path);
-  size_t bytes;
+  size_t bytes = 0;
   if ((s = data_bytes(path, JADE_ERR_INVALID, dtype, ndim, shape, &bytes))) return s;
   int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && create) {

@@ -57,7 +57,7 @@ static int geometry_keys(const jade_sim_config *sc, const double *noise, uint64_
   k[n++] = keyd("CRVAL1", 0.0, "[deg]");
   k[n++] = keyd("CRVAL2", 0.0, "[deg]");
   for (int i = 0; i < sc->geom.n_bins; i++) {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "NOISE%d", i);
     k[n++] = keyd(name, noise[i], "per-pixel noise sigma (each shear comp.)");
   }
@@ -109,7 +109,7 @@ jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, cons
   k[nk++] = keyd("OMEGA_M", jade_theta_omega_m(theta), "Omega_c + Omega_b");
   k[nk++] = keyd("S_8", jade_theta_s8(theta), "sigma_8 sqrt(Omega_m/0.3)");
   for (int i = 0; i < nb; i++) {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "LAMBDA%d", i);
     k[nk++] = keyd(name, lambda[i], "log-normal shift of bin");
   }
@@ -154,7 +154,7 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
   if (!st && !(obs->size_deg > 0 && isfinite(obs->size_deg)))
     st = jade_error(JADE_ERR_FORMAT, "%s: SIZEDEG = %g is not a positive size", path, obs->size_deg);
   for (int i = 0; i < obs->n_bins && !st; i++) {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "NOISE%d", i);
     st = jade_fits_read_key_double(path, hdu, name, &obs->noise[i]);
     if (!st && !(obs->noise[i] > 0 && isfinite(obs->noise[i])))

@@ -87,9 +87,17 @@ double jade_cl_interp(int n_ell, const double *ell, const double *cl, size_t str
     else c = m;
   }
   double ya = cl[(size_t)a * stride], yc = cl[(size_t)c * stride];
-  double t = log(l / ell[a]) / log(ell[c] / ell[a]);
-  if (ya > 0.0 && yc > 0.0) return exp(log(ya) + t * log(yc / ya));
-  if (ya < 0.0 && yc < 0.0) return -exp(log(-ya) + t * log(yc / ya));
+  if (l == ell[c]) return yc;
+  /* (lognormal.c evaluates the same expressions from tabulated logs: keep them identical.) */
+  double la = log(ell[a]), t = (log(l) - la) / (log(ell[c]) - la);
+  if (ya > 0.0 && yc > 0.0) {
+    double lya = log(ya);
+    return exp(lya + t * (log(yc) - lya));
+  }
+  if (ya < 0.0 && yc < 0.0) {
+    double lya = log(-ya);
+    return -exp(lya + t * (log(-yc) - lya));
+  }
   return ya + t * (yc - ya);
 }
 

@@ -1,0 +1,65 @@
+/* Posterior sampling with a trained JADE model: joint draws of (convergence maps, theta)
+ * given one observation, by the Heun probability-flow ODE sampler (spec/model.md "Sampler").
+ *
+ * Draw d starts from Philox noise (seed, JADE_STREAM(JADE_RNG_SAMPLE, d)): elements
+ * 0 .. C*H*W-1 for the maps, the next P for theta. Draws are integrated in fixed batches
+ * [k B, (k+1) B) (batch k on MPI rank k mod R), so the result depends on (model,
+ * observation, seed, steps, batch) only, not on the number of ranks. */
+#ifndef JADE_POSTERIOR_H
+#define JADE_POSTERIOR_H
+#include "jade/dist.h"
+#include "jade/observation.h"
+#include "jade/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Columns of the theta outputs: the six parameters, then Omega_m and S_8. */
+#define JADE_POSTERIOR_COLS (JADE_N_THETA + 2)
+extern const char *const jade_posterior_col_names[JADE_POSTERIOR_COLS];
+
+typedef struct {
+  long n_draws;      /* default 256 */
+  int n_steps;       /* Heun steps (2 n_steps - 1 network evaluations); default 128 */
+  int batch;         /* draws integrated together; default 64 */
+  uint64_t seed;
+  /* optional progress report on rank 0 after each batch: draws done (all ranks, estimated) */
+  void (*progress)(long done, long total, void *user);
+  void *user;
+} jade_posterior_options;
+
+void jade_posterior_options_default(jade_posterior_options *o);
+
+/* Checks that an observation suits the model: same bins, pixels and patch size (relative
+ * 1e-6), and per-bin noise within noise_rtol of the training noise (noise_rtol < 0: not
+ * checked). Errors name both files and the mismatch. */
+jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observation *obs,
+                                 const char *obs_path, double noise_rtol);
+
+/* Draw from p(maps, theta | observation). obs_kappa (bins, n, n) physical convergence. On
+ * return every rank holds all draws: maps (n_draws, bins, n, n) physical convergence (may be
+ * NULL: not kept) and theta (n_draws, JADE_POSTERIOR_COLS) physical units. d may be NULL. */
+jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa,
+                                  const jade_posterior_options *o, const jade_dist *d,
+                                  float *maps, double *theta);
+
+/* Mean, standard deviation and the 16/50/84% quantiles (linear interpolation between order
+ * statistics, numpy's default) of x[i * stride], i < n. */
+typedef struct {
+  double mean, std, q16, q50, q84;
+} jade_summary_stat;
+void jade_posterior_summary(const double *x, long n, int stride, jade_summary_stat *out);
+
+/* Write DIR/maps.fits (4-D float32 (n_draws, bins, n, n), the observation's WCS-like keys),
+ * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64 and DIR/summary.txt,
+ * each atomically. maps may be NULL (no maps.fits). */
+jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm,
+                                 const jade_observation *obs, const char *obs_path,
+                                 const jade_posterior_options *o, const float *maps,
+                                 const double *theta);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

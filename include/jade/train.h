@@ -1,0 +1,129 @@
+/* jade training: the [model] and [train] config sections, normalisation of the data, the
+ * data-parallel training loop of the JADE flow-matching model (spec/model.md), and model
+ * checkpoints (safetensors, docs/model.md).
+ *
+ * Randomness: everything comes from Philox with the [train] seed, in streams
+ * JADE_STREAM(JADE_RNG_TRAIN, (purpose << 40) | counter) (purpose below, counter = step, epoch
+ * or micro-batch), indexed by the sample's row in the global batch. A run therefore depends
+ * only on (config, dataset), not on threads or MPI ranks (up to float summation order of the
+ * gradient over ranks), and a resumed run continues bit-identically. */
+#ifndef JADE_TRAIN_H
+#define JADE_TRAIN_H
+#include <signal.h>
+
+#include "jade/config.h"
+#include "jade/dist.h"
+#include "jade/model.h"
+#include "jade/safetensors.h"
+#include "jade/sim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Stream purposes inside JADE_RNG_TRAIN (bits 40..47 of the stream id). */
+enum {
+  JADE_TRAIN_RNG_SPLIT = 1,   /* train / validation split permutation */
+  JADE_TRAIN_RNG_EPOCH = 2,   /* per-epoch shuffle (counter = epoch) */
+  JADE_TRAIN_RNG_NORMAL = 3,  /* per-step normals: t, eps_theta, eps_map, condition noise */
+  JADE_TRAIN_RNG_FLIP = 4,    /* per-step uniforms for the flips */
+  JADE_TRAIN_RNG_DROPOUT = 5, /* dropout masks (counter = step * n_micro + micro-batch) */
+  JADE_TRAIN_RNG_VAL = 6      /* fixed t / noise of the validation samples */
+};
+
+/* Everything needed to map data to network units and back. The network sees
+ * theta_n = (theta - theta_mean) / theta_std and kappa_n = kappa / map_std (per bin, field
+ * mean fixed to 0); the condition is (kappa + noise_i n) / map_std_i, n ~ N(0, 1). */
+typedef struct {
+  int n_bins, n_pix;
+  double size_deg;
+  double theta_mean[JADE_N_THETA], theta_std[JADE_N_THETA];
+  double map_std[JADE_MAX_BINS];
+  double noise[JADE_MAX_BINS]; /* per-pixel convergence noise sigma_i of the training data */
+  int theta_norm_dataset;      /* 0: theta moments of the prior, 1: of the training split */
+} jade_norm;
+
+typedef struct {
+  long batch;            /* global batch (all ranks together) */
+  long micro_batch;      /* samples per forward/backward pass (divides the work over ranks
+                            and bounds memory; results do not depend on it beyond rounding) */
+  long steps;            /* optimiser steps in total (sets the LR schedule) */
+  long warmup;           /* linear warm-up steps (0: the paper's plain linear decay) */
+  double lr_peak, lr_end;
+  double beta1, beta2, adam_eps, weight_decay, grad_clip;
+  double ema_decay;
+  long ema_start;        /* EMA = live weights for steps <= ema_start, then decays */
+  jade_flow_config flow; /* t ~ logit-normal(mu, sigma), t_eps */
+  int flip;              /* random left-right / up-down flips */
+  int theta_norm_dataset;
+  double val_fraction;   /* held-out fraction (seeded permutation) */
+  long val_max;          /* validation samples evaluated (the first val_max held-out ones) */
+  long val_every, log_every, checkpoint_every;
+  uint64_t seed;
+} jade_train_config;
+
+/* [model] keys plus the top-level n_pix / n_bins (img_size, channels, cond_channels). */
+jade_status jade_model_config_read(jade_config *cfg, jade_model_config *mc);
+/* [train] keys. */
+jade_status jade_train_config_read(jade_config *cfg, jade_train_config *tc);
+
+/* Mean and standard deviation of a 1-D prior (truncated normal: Johnson, Kotz & Balakrishnan
+ * 1994, eq. 13.134-13.135; uniform: (lo+hi)/2, (hi-lo)/sqrt 12). */
+void jade_prior_moments(const jade_prior1d *p, double *mean, double *sd);
+
+typedef struct {
+  const char *data_dir;     /* dataset of jade simulate */
+  const char *out_dir;      /* MODELDIR */
+  int resume;               /* continue from MODELDIR/state.safetensors if present */
+  long stop_after;          /* > 0: checkpoint and return after this step (not finished) */
+  int quiet;                /* no progress line */
+  const char *config_text;  /* effective configuration, stored in every checkpoint and
+                               compared on resume */
+  const jade_sim_config *sim; /* geometry and prior of the dataset */
+  const jade_dist *dist;
+  volatile sig_atomic_t *stop_flag; /* set (e.g. by SIGTERM): checkpoint and return */
+} jade_train_options;
+
+typedef struct {
+  long step;        /* optimiser steps done */
+  int finished;     /* step == steps */
+  double loss;      /* mean training loss over the last logging interval */
+  double val_loss;  /* last validation loss (EMA weights), NaN if none */
+  double seconds;   /* wall time of this call */
+} jade_train_result;
+
+/* Train (or resume) into o->out_dir: config.ini, loss.csv, model.safetensors (EMA weights),
+ * state.safetensors (everything to resume). Only rank 0 writes. */
+jade_status jade_train(const jade_model_config *mc, const jade_train_config *tc,
+                       const jade_train_options *o, jade_train_result *res);
+
+/* ---- checkpoints ----------------------------------------------------------------------- */
+/* Write a model file: the tensors of m's table taken from `weights` (a buffer laid out like
+ * the model's parameters; NULL = the model's own), plus metadata (format, model config,
+ * normalisation, flow settings, step, config text). */
+jade_status jade_checkpoint_write_model(const char *path, const jade_model *m, const float *weights,
+                                        const jade_norm *norm, const jade_flow_config *flow,
+                                        long step, const char *config_text);
+
+typedef struct {
+  jade_model *model;
+  jade_norm norm;
+  jade_flow_config flow;
+  long step;
+  char *config_text;
+  char path[4200];  /* the .safetensors file read */
+} jade_trained_model;
+
+/* Load MODELDIR/model.safetensors or a .safetensors file written by the above. */
+jade_status jade_trained_model_load(const char *path, jade_trained_model **out);
+void jade_trained_model_free(jade_trained_model *tm);
+
+/* Parsers of the metadata entries describing a model config ("model.*") and a norm
+ * ("norm.*"; numbers are written with %.17g, so they read back exactly). */
+jade_status jade_model_config_from_meta(const jade_safetensors *st, jade_model_config *mc);
+jade_status jade_norm_from_meta(const jade_safetensors *st, jade_norm *norm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,296 @@
+/* Posterior sampling from an observation with a trained model (include/jade/posterior.h):
+ * condition c = kappa_obs / map_std (per bin), Heun ODE sampler from Philox noise, outputs
+ * de-normalised (maps x map_std, theta x theta_std + theta_mean). */
+#include "jade/posterior.h"
+
+#include <errno.h>
+#include <fitsio.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jade/io.h"
+
+const char *const jade_posterior_col_names[JADE_POSTERIOR_COLS] = {"Omega_c", "Omega_b", "sigma_8", "h",
+                                                                    "n_s",     "w_0",     "Omega_m", "S_8"};
+
+void jade_posterior_options_default(jade_posterior_options *o) {
+  memset(o, 0, sizeof *o);
+  o->n_draws = 256;
+  o->n_steps = 128;
+  o->batch = 64;
+  o->seed = 0;
+}
+
+jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observation *obs, const char *obs_path,
+                                 double noise_rtol) {
+  const jade_norm *n = &tm->norm;
+  if (obs->n_bins != n->n_bins || obs->n_pix != n->n_pix)
+    return jade_error(JADE_ERR_INVALID, "%s: observation has %d bins of %dx%d pixels but the model %s was trained on %d bins of %dx%d",
+                      obs_path, obs->n_bins, obs->n_pix, obs->n_pix, tm->path, n->n_bins, n->n_pix, n->n_pix);
+  if (!(fabs(obs->size_deg - n->size_deg) <= 1e-6 * n->size_deg))
+    return jade_error(JADE_ERR_INVALID, "%s: observation covers %g deg but the model %s was trained on %g deg patches",
+                      obs_path, obs->size_deg, tm->path, n->size_deg);
+  if (noise_rtol >= 0)
+    for (int i = 0; i < n->n_bins; i++)
+      if (!(fabs(obs->noise[i] - n->noise[i]) <= noise_rtol * n->noise[i] + 1e-300))
+        return jade_error(JADE_ERR_INVALID, "%s: noise of bin %d is %.6g but the model %s was trained with %.6g "
+                          "(posteriors would be wrong; --ignore-noise to sample anyway)",
+                          obs_path, i, obs->noise[i], tm->path, n->noise[i]);
+  return JADE_OK;
+}
+
+static void theta_row(const jade_norm *n, const float *th, double *out) {
+  for (int i = 0; i < JADE_N_THETA; i++) out[i] = (double)th[i] * n->theta_std[i] + n->theta_mean[i];
+  out[JADE_N_THETA] = jade_theta_omega_m(out);
+  out[JADE_N_THETA + 1] = jade_theta_s8(out);
+}
+
+jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa, const jade_posterior_options *o,
+                                  const jade_dist *d, float *maps, double *theta) {
+  jade_dist single = {0, 1, 0};
+  if (!d) d = &single;
+  const jade_model_config *mc = jade_model_get_config(tm->model);
+  const jade_norm *n = &tm->norm;
+  if (o->n_draws < 1 || o->n_steps < 1 || o->batch < 1)
+    return jade_error(JADE_ERR_INVALID, "posterior: draws %ld, steps %d, batch %d must be positive", o->n_draws, o->n_steps,
+                      o->batch);
+  const int P = mc->n_params, C = mc->channels;
+  const size_t npix = (size_t)mc->img_size * mc->img_size, nx = (size_t)C * npix;
+  const long B = o->batch < o->n_draws ? o->batch : o->n_draws;
+  const long n_batches = (o->n_draws + B - 1) / B;
+  jade_sampler *s = NULL;
+  float *cond = jade_alloc(nx * sizeof(float)), *z = jade_alloc((size_t)B * nx * sizeof(float)),
+        *th = jade_alloc((size_t)B * P * sizeof(float));
+  jade_status st = (cond && z && th) ? JADE_OK : jade_error(JADE_ERR_NOMEM, "posterior: out of memory (batch %ld)", B);
+  if (!st) st = jade_sampler_create(&s, tm->model, (int)B);
+  if (!st) {
+    for (int c = 0; c < C; c++) {
+      const float inv = (float)(1.0 / n->map_std[c]);
+      for (size_t i = 0; i < npix; i++) cond[c * npix + i] = obs_kappa[c * npix + i] * inv;
+    }
+    if (maps) memset(maps, 0, (size_t)o->n_draws * nx * sizeof(float));
+    memset(theta, 0, (size_t)o->n_draws * JADE_POSTERIOR_COLS * sizeof(double));
+  }
+  long done = 0;
+  for (long k = d->rank; k < n_batches && !st; k += d->size) {
+    const long d0 = k * B, Bk = d0 + B <= o->n_draws ? B : o->n_draws - d0;
+#pragma omp parallel for schedule(static)
+    for (long b = 0; b < Bk; b++) {
+      const uint64_t stream = JADE_STREAM(JADE_RNG_SAMPLE, (uint64_t)(d0 + b));
+      jade_rng_normal_fill_f(o->seed, stream, 0, nx, z + (size_t)b * nx);
+      jade_rng_normal_fill_f(o->seed, stream, nx, (size_t)P, th + (size_t)b * P);
+    }
+    st = jade_sampler_run(s, (int)Bk, z, th, cond, 1, o->n_steps, tm->flow.t_eps);
+    if (st) break;
+    for (long b = 0; b < Bk; b++) {
+      theta_row(n, th + (size_t)b * P, theta + (size_t)(d0 + b) * JADE_POSTERIOR_COLS);
+      if (maps) {
+        float *dst = maps + (size_t)(d0 + b) * nx;
+        const float *src = z + (size_t)b * nx;
+        for (int c = 0; c < C; c++) {
+          const float sd = (float)n->map_std[c];
+          for (size_t i = 0; i < npix; i++) dst[c * npix + i] = src[c * npix + i] * sd;
+        }
+      }
+    }
+    done += Bk;
+    if (d->rank == 0 && o->progress) {
+      long est = done * d->size;
+      o->progress(est < o->n_draws ? est : o->n_draws, o->n_draws, o->user);
+    }
+  }
+  jade_sampler_free(s);
+  free(cond);
+  free(z);
+  free(th);
+  if (jade_dist_max_int(d, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_INTERNAL, "posterior sampling failed on another rank");
+  /* every draw was computed by exactly one rank, the others hold zeros: sums are exact */
+  if (d->size > 1) {
+    if (maps && (st = jade_dist_sum_float(d, maps, (size_t)o->n_draws * nx))) return st;
+    if ((st = jade_dist_sum_double(d, theta, (size_t)o->n_draws * JADE_POSTERIOR_COLS))) return st;
+  }
+  for (size_t i = 0; i < (size_t)o->n_draws * JADE_POSTERIOR_COLS; i++)
+    if (!isfinite(theta[i])) return jade_error(JADE_ERR_NUMERIC, "posterior: non-finite draw %zu (model %s)", i / JADE_POSTERIOR_COLS, tm->path);
+  return JADE_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double quantile_sorted(const double *v, long n, double q) {
+  double pos = q * (double)(n - 1);
+  long i = (long)floor(pos);
+  if (i >= n - 1) return v[n - 1];
+  double f = pos - (double)i;
+  return v[i] + f * (v[i + 1] - v[i]);
+}
+
+void jade_posterior_summary(const double *x, long n, int stride, jade_summary_stat *out) {
+  memset(out, 0, sizeof *out);
+  if (n <= 0) return;
+  double *v = malloc((size_t)n * sizeof *v);
+  double s = 0;
+  for (long i = 0; i < n; i++) s += x[(size_t)i * stride];
+  out->mean = s / n;
+  double s2 = 0;
+  for (long i = 0; i < n; i++) s2 += (x[(size_t)i * stride] - out->mean) * (x[(size_t)i * stride] - out->mean);
+  out->std = n > 1 ? sqrt(s2 / (n - 1)) : 0;
+  if (!v) {
+    out->q16 = out->q50 = out->q84 = NAN;
+    return;
+  }
+  for (long i = 0; i < n; i++) v[i] = x[(size_t)i * stride];
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  out->q16 = quantile_sorted(v, n, 0.16);
+  out->q50 = quantile_sorted(v, n, 0.50);
+  out->q84 = quantile_sorted(v, n, 0.84);
+  free(v);
+}
+
+/* ---- maps.fits: one 4-D primary image written with CFITSIO, temp file + rename ---------- */
+static jade_status fits_error(int status, const char *path) {
+  char msg[FLEN_STATUS];
+  fits_get_errstatus(status, msg);
+  fits_clear_errmsg();
+  return jade_error(JADE_ERR_IO, "%s: FITS error: %s", path, msg);
+}
+
+/* A header key of the observation (GAMMA1 or KAPPA HDU), or the default. */
+static double obs_key_double(const char *obs_path, const char *key, double dflt) {
+  double v;
+  const char *hdus[2] = {"GAMMA1", "KAPPA"};
+  for (int i = 0; i < 2; i++)
+    if (jade_fits_has_hdu(obs_path, hdus[i]) && jade_fits_read_key_double(obs_path, hdus[i], key, &v) == JADE_OK && isfinite(v))
+      return v;
+  jade_clear_error();
+  return dflt;
+}
+static void obs_key_string(const char *obs_path, const char *key, const char *dflt, char *out, size_t n) {
+  const char *hdus[2] = {"GAMMA1", "KAPPA"};
+  for (int i = 0; i < 2; i++)
+    if (jade_fits_has_hdu(obs_path, hdus[i]) && jade_fits_read_key_string(obs_path, hdus[i], key, out, n) == JADE_OK) return;
+  jade_clear_error();
+  snprintf(out, n, "%s", dflt);
+}
+
+static jade_status write_maps_fits(const char *path, const jade_trained_model *tm, const jade_observation *obs,
+                                   const char *obs_path, const jade_posterior_options *o, const float *maps) {
+  char tmp[4400];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  unlink(tmp);
+  fitsfile *f = NULL;
+  int status = 0;
+  const int np = obs->n_pix;
+  long naxes[4] = {np, np, obs->n_bins, o->n_draws};
+  const double pix_deg = obs->size_deg / np;
+  char ctype1[72], ctype2[72], cunit1[72], cunit2[72];
+  obs_key_string(obs_path, "CTYPE1", "RA---CAR", ctype1, sizeof ctype1);
+  obs_key_string(obs_path, "CTYPE2", "DEC--CAR", ctype2, sizeof ctype2);
+  obs_key_string(obs_path, "CUNIT1", "deg", cunit1, sizeof cunit1);
+  obs_key_string(obs_path, "CUNIT2", "deg", cunit2, sizeof cunit2);
+  double cdelt1 = obs_key_double(obs_path, "CDELT1", -pix_deg), cdelt2 = obs_key_double(obs_path, "CDELT2", pix_deg);
+  double crpix1 = obs_key_double(obs_path, "CRPIX1", np / 2.0 + 0.5), crpix2 = obs_key_double(obs_path, "CRPIX2", np / 2.0 + 0.5);
+  double crval1 = obs_key_double(obs_path, "CRVAL1", 0.0), crval2 = obs_key_double(obs_path, "CRVAL2", 0.0);
+  double pixarcm = pix_deg * 60.0, size_deg = obs->size_deg;
+  long nbins = obs->n_bins, npix = np, ndraws = o->n_draws, nsteps = o->n_steps, seed = (long)o->seed, step = tm->step;
+  char model_s[72], obs_s[72];
+  snprintf(model_s, sizeof model_s, "%.68s", tm->path);
+  snprintf(obs_s, sizeof obs_s, "%.68s", obs_path);
+  fits_clear_errmsg();
+  if (fits_create_file(&f, tmp, &status) || fits_create_img(f, FLOAT_IMG, 4, naxes, &status) ||
+      fits_write_key_str(f, "EXTNAME", "MAPS", "posterior draws of the convergence maps", &status) ||
+      fits_write_key_str(f, "BUNIT", "", "convergence kappa (dimensionless)", &status) ||
+      fits_write_key_lng(f, "NDRAWS", ndraws, "posterior draws (axis 4)", &status) ||
+      fits_write_key_lng(f, "NBINS", nbins, "tomographic bins (axis 3)", &status) ||
+      fits_write_key_lng(f, "NPIX", npix, "pixels per side", &status) ||
+      fits_write_key_dbl(f, "SIZEDEG", size_deg, -15, "[deg] side of the square patch", &status) ||
+      fits_write_key_dbl(f, "PIXARCM", pixarcm, -15, "[arcmin] pixel side", &status) ||
+      fits_write_key_str(f, "CTYPE1", ctype1, NULL, &status) || fits_write_key_str(f, "CTYPE2", ctype2, NULL, &status) ||
+      fits_write_key_str(f, "CTYPE3", "BIN", "tomographic bin index", &status) ||
+      fits_write_key_str(f, "CTYPE4", "DRAW", "posterior draw index", &status) ||
+      fits_write_key_str(f, "CUNIT1", cunit1, NULL, &status) || fits_write_key_str(f, "CUNIT2", cunit2, NULL, &status) ||
+      fits_write_key_dbl(f, "CDELT1", cdelt1, -15, "[deg] pixel scale", &status) ||
+      fits_write_key_dbl(f, "CDELT2", cdelt2, -15, "[deg] pixel scale", &status) ||
+      fits_write_key_dbl(f, "CRPIX1", crpix1, -15, "reference pixel", &status) ||
+      fits_write_key_dbl(f, "CRPIX2", crpix2, -15, NULL, &status) ||
+      fits_write_key_dbl(f, "CRVAL1", crval1, -15, "[deg]", &status) ||
+      fits_write_key_dbl(f, "CRVAL2", crval2, -15, "[deg]", &status) ||
+      fits_write_key_lng(f, "NSTEPS", nsteps, "Heun sampler steps", &status) ||
+      fits_write_key_lng(f, "SEED", seed, "sampling seed", &status) ||
+      fits_write_key_lng(f, "TRSTEP", step, "training step of the model", &status) ||
+      fits_write_key_str(f, "MODEL", model_s, "model file", &status) ||
+      fits_write_key_str(f, "OBSFILE", obs_s, "observation file", &status))
+    goto fail;
+  for (int i = 0; i < obs->n_bins; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "NOISE%d", i);
+    double nz = obs->noise[i];
+    if (fits_write_key_dbl(f, k, nz, -15, "per-pixel noise sigma of the observation", &status)) goto fail;
+  }
+  /* no CHECKSUM card: it carries a date, and identical runs should give identical files */
+  if (fits_write_img(f, TFLOAT, 1, (LONGLONG)o->n_draws * obs->n_bins * np * np, (float *)maps, &status)) goto fail;
+  fits_close_file(f, &status);
+  f = NULL;
+  if (status) goto fail;
+  if (rename(tmp, path) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return jade_error(JADE_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
+  }
+  return JADE_OK;
+fail:;
+  jade_status s = fits_error(status, path);
+  if (f) {
+    int s2 = 0;
+    fits_close_file(f, &s2);
+  }
+  unlink(tmp);
+  return s;
+}
+
+jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, const jade_observation *obs,
+                                 const char *obs_path, const jade_posterior_options *o, const float *maps,
+                                 const double *theta) {
+  char path[4300];
+  jade_status st = jade_mkdir_p(dir);
+  if (st) return st;
+  const long n = o->n_draws;
+  const int K = JADE_POSTERIOR_COLS;
+  /* theta.txt */
+  jade_text_file f;
+  snprintf(path, sizeof path, "%s/theta.txt", dir);
+  if ((st = jade_text_open(path, &f))) return st;
+  fprintf(f.f, "# jade sample: %ld posterior draws, %d Heun steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
+          n, o->n_steps, (unsigned long long)o->seed, tm->path, tm->step, obs_path);
+  for (int j = 0; j < K; j++) fprintf(f.f, " %s", jade_posterior_col_names[j]);
+  fprintf(f.f, "\n");
+  for (long i = 0; i < n; i++)
+    for (int j = 0; j < K; j++) fprintf(f.f, "%.9g%c", theta[(size_t)i * K + j], j == K - 1 ? '\n' : ' ');
+  if ((st = jade_text_commit(&f))) return st;
+  /* theta.npy */
+  snprintf(path, sizeof path, "%s/theta.npy", dir);
+  size_t shape[2] = {(size_t)n, (size_t)K};
+  if ((st = jade_npy_write(path, JADE_F64, 2, shape, theta))) return st;
+  /* summary.txt */
+  snprintf(path, sizeof path, "%s/summary.txt", dir);
+  if ((st = jade_text_open(path, &f))) return st;
+  fprintf(f.f, "# jade sample: %ld draws; per column: mean, std, 16/50/84%% quantiles\n# %-8s %12s %12s %12s %12s %12s\n", n,
+          "column", "mean", "std", "q16", "q50", "q84");
+  for (int j = 0; j < K; j++) {
+    jade_summary_stat s;
+    jade_posterior_summary(theta + j, n, K, &s);
+    fprintf(f.f, "%-10s %12.6g %12.6g %12.6g %12.6g %12.6g\n", jade_posterior_col_names[j], s.mean, s.std, s.q16, s.q50, s.q84);
+  }
+  if ((st = jade_text_commit(&f))) return st;
+  /* maps.fits */
+  if (maps) {
+    snprintf(path, sizeof path, "%s/maps.fits", dir);
+    if ((st = write_maps_fits(path, tm, obs, obs_path, o, maps))) return st;
+  }
+  return JADE_OK;
+}

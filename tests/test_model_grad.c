@@ -1,0 +1,402 @@
+/* Whole-model checks of the JADE transformer and the flow objective:
+ *  - parameter table covers the buffer, paper size ~130M parameters;
+ *  - adaLN-Zero init: x_hat = 0 and theta_hat = 0;
+ *  - batch independence, inference forward == training forward;
+ *  - gradient of (flow loss o model) w.r.t. EVERY parameter tensor (a sample of elements
+ *    per tensor) against central finite differences, on tiny configs with all adaLN and
+ *    head weights randomised so that gradients flow everywhere; one config with dropout
+ *    and a coarser condition patch (multi-resolution RoPE);
+ *  - flow loss value and gradient against direct formulas;
+ *  - Heun sampler on the exactly solvable ODE of the zero model.
+ * FD details and tolerances at grad_check(). */
+#include <math.h>
+#include <string.h>
+
+#include "jade/core.h"
+#include "jade/model.h"
+#include "test_util.h"
+
+static void randomise(float *x, size_t n, float mean, float sd, uint64_t id) {
+  jade_rng_normal_fill_f(99, JADE_STREAM(JADE_RNG_TEST, id), 0, n, x);
+  for (size_t i = 0; i < n; i++) x[i] = mean + sd * x[i];
+}
+
+typedef struct {
+  jade_model *m;
+  jade_flow_config fc;
+  int B;
+  size_t nx, nc;
+  int P;
+  float *x, *theta, *eps, *eth, *t, *z, *zt, *cond, *xh, *thh, *dxh, *dthh;
+  jade_model_run run;
+} problem;
+
+static double eval_loss(problem *p, int with_grad) {
+  CHECK_OK(jade_model_forward(p->m, p->B, p->z, p->zt, p->t, p->cond, p->xh, p->thh, &p->run));
+  return jade_flow_loss(&p->fc, p->B, p->nx, p->P, p->x, p->xh, p->z, p->theta, p->thh, p->zt, p->t,
+                        with_grad ? p->dxh : NULL, with_grad ? p->dthh : NULL, NULL, NULL);
+}
+
+static void problem_init(problem *p, const jade_model_config *cfg, int B, uint64_t seed) {
+  memset(p, 0, sizeof *p);
+  CHECK_OK(jade_model_create(&p->m, cfg));
+  jade_model_init(p->m, seed);
+  jade_flow_config_default(&p->fc);
+  const jade_model_config *c = jade_model_get_config(p->m);
+  p->B = B;
+  p->nx = (size_t)c->channels * c->img_size * c->img_size;
+  p->nc = (size_t)c->cond_channels * c->img_size * c->img_size;
+  p->P = c->n_params;
+  p->x = jade_alloc(sizeof(float) * B * p->nx);
+  p->eps = jade_alloc(sizeof(float) * B * p->nx);
+  p->z = jade_alloc(sizeof(float) * B * p->nx);
+  p->xh = jade_alloc(sizeof(float) * B * p->nx);
+  p->dxh = jade_alloc(sizeof(float) * B * p->nx);
+  p->cond = jade_alloc(sizeof(float) * B * (p->nc ? p->nc : 1));
+  p->theta = jade_alloc(sizeof(float) * B * p->P);
+  p->eth = jade_alloc(sizeof(float) * B * p->P);
+  p->zt = jade_alloc(sizeof(float) * B * p->P);
+  p->thh = jade_alloc(sizeof(float) * B * p->P);
+  p->dthh = jade_alloc(sizeof(float) * B * p->P);
+  p->t = jade_alloc(sizeof(float) * B);
+  randomise(p->x, B * p->nx, 0, 1, seed * 10 + 1);
+  randomise(p->eps, B * p->nx, 0, 1, seed * 10 + 2);
+  randomise(p->cond, B * p->nc, 0, 1, seed * 10 + 3);
+  randomise(p->theta, B * p->P, 0, 1, seed * 10 + 4);
+  randomise(p->eth, B * p->P, 0, 1, seed * 10 + 5);
+  for (int b = 0; b < B; b++) p->t[b] = jade_flow_time(&p->fc, (float)jade_rng_normal(99, 7, (uint64_t)b + seed));
+  jade_flow_interpolate(p->z, p->x, p->eps, p->t, B, p->nx);
+  jade_flow_interpolate(p->zt, p->theta, p->eth, p->t, B, (size_t)p->P);
+  p->run.train = 1;
+  p->run.seed = 5;
+  p->run.stream = JADE_STREAM(JADE_RNG_TRAIN, 3);
+}
+
+static void problem_free(problem *p) {
+  jade_model_free(p->m);
+  float *bufs[] = {p->x, p->eps, p->z, p->xh, p->dxh, p->cond, p->theta, p->eth, p->zt, p->thh, p->dthh, p->t};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+/* Randomise every parameter (adaLN and heads included) so all paths carry gradient. */
+static void perturb_params(jade_model *m) {
+  float *prm = jade_model_params(m);
+  for (int i = 0; i < jade_model_num_tensors(m); i++) {
+    const jade_tensor_info *t = jade_model_tensor(m, i);
+    int is_norm = strstr(t->name, "norm") != NULL;
+    int fan_in = t->ndim == 2 ? t->shape[1] : 1;
+    float sd = is_norm ? 0.2f : (t->ndim == 2 ? 1.0f / sqrtf((float)fan_in) : 0.2f);
+    randomise(prm + t->offset, t->numel, is_norm ? 1.0f : 0.0f, sd, 1000 + (uint64_t)i);
+  }
+}
+
+static float g_h = 1e-2f, g_hdir = 1e-2f;
+
+/* 4-point central stencil of L along direction v (n floats at prm): O(h^4) truncation. */
+static double fd_dir(problem *p, float *prm, const float *v, size_t n, float h) {
+  float *x0 = jade_alloc(sizeof(float) * n);
+  memcpy(x0, prm, sizeof(float) * n);
+  const float step[4] = {h, -h, 2 * h, -2 * h};
+  double l[4];
+  for (int q = 0; q < 4; q++) {
+    for (size_t i = 0; i < n; i++) prm[i] = x0[i] + step[q] * v[i];
+    l[q] = eval_loss(p, 0);
+  }
+  memcpy(prm, x0, sizeof(float) * n);
+  free(x0);
+  return (8.0 * (l[0] - l[1]) - (l[2] - l[3])) / (12.0 * h);
+}
+
+/* Two checks per parameter tensor:
+ *  (a) directional derivative along a random direction v (all elements of the tensor at
+ *      once, v ~ N(0,1) per element, 4-point stencil, h = 1e-2): |g.v - fd| / |fd| < 1e-2
+ *      (observed <= 4.3e-3: float32 rounding noise of the loss, ~5e-5 absolute);
+ *  (b) per_tensor single elements: |g - fd| / (|fd| + 0.05 rms + 1e-4) < 3e-2 (float32
+ *      rounding noise of the loss is ~1e-4 / h at this size). */
+static double grad_check(problem *p, int per_tensor, const char *label) {
+  jade_model *m = p->m;
+  jade_model_zero_grad(m);
+  double L0 = eval_loss(p, 1);
+  CHECK_OK(jade_model_backward(m, p->dxh, p->dthh));
+  float *prm = jade_model_params(m), *grd = jade_model_grads(m);
+  double worst_dir = 0.0, worst_el = 0.0;
+  int n_checked = 0;
+  printf("%s: loss %.6f, %zu parameters in %d tensors\n", label, L0, jade_model_num_params(m),
+         jade_model_num_tensors(m));
+  for (int ti = 0; ti < jade_model_num_tensors(m); ti++) {
+    const jade_tensor_info *t = jade_model_tensor(m, ti);
+    float *v = jade_alloc(sizeof(float) * t->numel);
+    randomise(v, t->numel, 0, 1, 5000 + (uint64_t)ti);
+    double ga = 0.0;
+    for (size_t i = 0; i < t->numel; i++) ga += (double)grd[t->offset + i] * v[i];
+    double fdv = fd_dir(p, prm + t->offset, v, t->numel, g_hdir);
+    double edir = fabs(ga - fdv) / (fabs(fdv) + 1e-6);
+    free(v);
+    int k = (int)t->numel < per_tensor ? (int)t->numel : per_tensor;
+    double gfd[64], gan[64], ss = 0.0;
+    for (int j = 0; j < k; j++) {
+      size_t e = t->numel <= (size_t)per_tensor ? (size_t)j
+                                                 : (size_t)(jade_rng_uniform(3, ti, j) * t->numel);
+      size_t i = t->offset + e;
+      float x0 = prm[i];
+      float h = g_h * (fabsf(x0) > 1.0f ? fabsf(x0) : 1.0f);
+      prm[i] = x0 + h;
+      double hp = (double)prm[i] - x0, lp = eval_loss(p, 0);
+      prm[i] = x0 - h;
+      double hm = (double)x0 - prm[i], lm = eval_loss(p, 0);
+      prm[i] = x0;
+      gfd[j] = (lp - lm) / (hp + hm);
+      gan[j] = grd[i];
+      ss += gfd[j] * gfd[j];
+    }
+    double rms = sqrt(ss / k), worst = 0.0;
+    int wj = 0;
+    for (int j = 0; j < k; j++) {
+      double e = fabs(gan[j] - gfd[j]) / (fabs(gfd[j]) + 0.05 * rms + 1e-4);
+      if (e > worst) { worst = e; wj = j; }
+    }
+    n_checked += k;
+    worst_el = fmax(worst_el, worst);
+    worst_dir = fmax(worst_dir, edir);
+    printf("  %-36s dir: g.v %+.5e fd %+.5e rel %.1e | %2d el rms %.1e max err %.1e\n", t->name, ga,
+           fdv, edir, k, rms, worst);
+    CHECK(edir < 1e-2, "%s %s: directional derivative %.8g vs fd %.8g", label, t->name, ga, fdv);
+    CHECK(worst < 3e-2, "%s %s: analytic %.6g vs fd %.6g", label, t->name, gan[wj], gfd[wj]);
+    CHECK(rms > 1e-6 && fabs(fdv) > 1e-6, "%s %s: gradient vanishes, check is vacuous", label, t->name);
+  }
+  printf("%s: every tensor: max directional rel err %.2e; %d single elements: max err %.2e\n",
+         label, worst_dir, n_checked, worst_el);
+  return worst_dir;
+}
+
+static jade_model_config tiny_config(void) {
+  jade_model_config c;
+  jade_model_config_paper(&c);
+  c.img_size = 8;
+  c.channels = 2;
+  c.cond_channels = 2;
+  c.patch = 4;
+  c.cond_patch = 4;
+  c.depth = 2;
+  c.width = 16;
+  c.heads = 2;
+  c.n_cosmo_tokens = 2;
+  c.n_params = 3;
+  c.bottleneck = 8;
+  c.time_freq = 16;
+  c.mlp_hidden = 0;
+  return c;
+}
+
+static void test_tables(void) {
+  jade_model_config c;
+  jade_model_config_paper(&c);
+  jade_model *m;
+  CHECK_OK(jade_model_create(&m, &c));
+  size_t total = 0;
+  for (int i = 0; i < jade_model_num_tensors(m); i++) total += jade_model_tensor(m, i)->numel;
+  printf("paper model: %zu parameters (%d tensors, buffer %zu floats)\n", total,
+         jade_model_num_tensors(m), jade_model_num_params(m));
+  CHECK(total > 125000000 && total < 135000000, "paper model has %zu parameters (~130M expected)", total);
+  const jade_tensor_info *w12 = jade_model_find_tensor(m, "blocks.0.mlp.w12.weight");
+  CHECK(w12 && w12->shape[0] == 2 * 2048 && w12->shape[1] == 768, "SwiGLU hidden must be 2048 for D 768");
+  jade_model_free(m);
+  // small preset (perf_anchors: 4.26M parameters with patch 4)
+  jade_model_config_small(&c);
+  CHECK_OK(jade_model_create(&m, &c));
+  total = 0;
+  for (int i = 0; i < jade_model_num_tensors(m); i++) total += jade_model_tensor(m, i)->numel;
+  printf("small model: %zu parameters\n", total);
+  CHECK(fabs((double)total - 4.26e6) < 0.02e6, "small model has %zu parameters (4.26M expected)", total);
+  jade_model_free(m);
+  // config errors
+  c.heads = 5;
+  CHECK(jade_model_create(&m, &c) == JADE_ERR_CONFIG, "width 192 / 5 heads accepted");
+}
+
+static void test_init_and_consistency(void) {
+  jade_model_config c = tiny_config();
+  problem p;
+  problem_init(&p, &c, 3, 1);
+  // zero-initialised heads: x_hat = 0, theta_hat = 0
+  CHECK_OK(jade_model_forward(p.m, 3, p.z, p.zt, p.t, p.cond, p.xh, p.thh, NULL));
+  double mx = 0;
+  for (size_t i = 0; i < 3 * p.nx; i++) mx = fmax(mx, fabs(p.xh[i]));
+  for (int i = 0; i < 3 * p.P; i++) mx = fmax(mx, fabs(p.thh[i]));
+  CHECK(mx == 0.0, "zero-init model output %g", mx);
+  perturb_params(p.m);
+  // inference == training forward; batch elements independent
+  float *xh2 = jade_alloc(sizeof(float) * 3 * p.nx), *th2 = jade_alloc(sizeof(float) * 3 * p.P);
+  CHECK_OK(jade_model_forward(p.m, 3, p.z, p.zt, p.t, p.cond, p.xh, p.thh, NULL));
+  CHECK_OK(jade_model_forward(p.m, 3, p.z, p.zt, p.t, p.cond, xh2, th2, &p.run));
+  double d = 0, s = 0;
+  for (size_t i = 0; i < 3 * p.nx; i++) { d = fmax(d, fabs(p.xh[i] - xh2[i])); s = fmax(s, fabs(p.xh[i])); }
+  CHECK(d <= 1e-6 * s, "train vs inference forward differ by %g", d);
+  CHECK(s > 1e-3, "perturbed model gives zero output");
+  CHECK_OK(jade_model_forward(p.m, 1, p.z + p.nx, p.zt + p.P, p.t + 1, p.cond + p.nc, xh2, th2, NULL));
+  d = 0;
+  for (size_t i = 0; i < p.nx; i++) d = fmax(d, fabs(p.xh[p.nx + i] - xh2[i]));
+  for (int i = 0; i < p.P; i++) d = fmax(d, fabs(p.thh[p.P + i] - th2[i]));
+  CHECK(d <= 1e-5 * s, "sample 1 of a batch differs from the same sample alone by %g", d);
+  free(xh2);
+  free(th2);
+  problem_free(&p);
+}
+
+static void test_model_gradients(void) {
+  jade_model_config c = tiny_config();
+  problem p;
+  problem_init(&p, &c, 2, 2);
+  perturb_params(p.m);
+  grad_check(&p, 12, "tiny model (depth 2, cond patch 4)");
+  problem_free(&p);
+  // dropout (active in blocks 1, 2 of 4), coarser condition patches, no bias-free shortcut
+  c.depth = 4;
+  c.img_size = 8;
+  c.patch = 2;
+  c.cond_patch = 4;
+  c.dropout = 0.2f;
+  c.n_cosmo_tokens = 3;
+  problem_init(&p, &c, 2, 3);
+  perturb_params(p.m);
+  grad_check(&p, 6, "tiny model (depth 4, dropout 0.2, patch 2, cond patch 4)");
+  // dropout is really applied in training mode: outputs differ from inference
+  float *xh2 = jade_alloc(sizeof(float) * 2 * p.nx), *th2 = jade_alloc(sizeof(float) * 2 * p.P);
+  CHECK_OK(jade_model_forward(p.m, 2, p.z, p.zt, p.t, p.cond, xh2, th2, NULL));
+  eval_loss(&p, 0);
+  double d = 0;
+  for (size_t i = 0; i < 2 * p.nx; i++) d = fmax(d, fabs(p.xh[i] - xh2[i]));
+  CHECK(d > 1e-4, "dropout has no effect in training mode");
+  free(xh2);
+  free(th2);
+  problem_free(&p);
+}
+
+static void test_flow(void) {
+  jade_flow_config fc;
+  jade_flow_config_default(&fc);
+  CHECK_CLOSE(jade_flow_time(&fc, 0.3f), 1.0 / (1.0 + exp(-(0.3 - 0.8) * 0.8)), 1e-6);
+  // loss by the definition, t below and above 1 - t_eps
+  int B = 2, P = 2;
+  size_t nx = 5;
+  float x[10], xh[10], z[10], th[4], thh[4], zt[4], t[2] = {0.3f, 0.99f}, dx[10], dth[4];
+  randomise(x, 10, 0, 1, 1);
+  randomise(xh, 10, 0, 1, 2);
+  randomise(z, 10, 0, 1, 3);
+  randomise(th, 4, 0, 1, 4);
+  randomise(thh, 4, 0, 1, 5);
+  randomise(zt, 4, 0, 1, 6);
+  double lx, lt;
+  double L = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, dx, dth, &lx, &lt);
+  double ref = 0;
+  for (int b = 0; b < B; b++) {
+    double den = fmax(1.0 - t[b], 0.05), s = 0;
+    for (size_t i = 0; i < nx; i++) {
+      double v = (x[b * nx + i] - z[b * nx + i]) / den, vh = (xh[b * nx + i] - z[b * nx + i]) / den;
+      s += (v - vh) * (v - vh);
+    }
+    for (int k = 0; k < P; k++) {
+      double v = (th[b * P + k] - zt[b * P + k]) / den, vh = (thh[b * P + k] - zt[b * P + k]) / den;
+      s += (v - vh) * (v - vh);
+    }
+    ref += s / (nx + P) / B;
+  }
+  CHECK_CLOSE(L, ref, 1e-6);
+  // gradient by central differences in double on the loss
+  for (int i = 0; i < 10; i++) {
+    float x0 = xh[i];
+    xh[i] = x0 + 1e-2f;
+    double lp = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, NULL, NULL, NULL, NULL);
+    xh[i] = x0 - 1e-2f;
+    double lm = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, NULL, NULL, NULL, NULL);
+    xh[i] = x0;
+    CHECK(fabs((lp - lm) / 2e-2 - dx[i]) < 1e-3 * (1 + fabs(dx[i])), "dL/dx_hat[%d] %g vs %g", i, dx[i], (lp - lm) / 2e-2);
+  }
+  for (int i = 0; i < 4; i++) {
+    float x0 = thh[i];
+    thh[i] = x0 + 1e-2f;
+    double lp = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, NULL, NULL, NULL, NULL);
+    thh[i] = x0 - 1e-2f;
+    double lm = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, NULL, NULL, NULL, NULL);
+    thh[i] = x0;
+    CHECK(fabs((lp - lm) / 2e-2 - dth[i]) < 1e-3 * (1 + fabs(dth[i])), "dL/dtheta_hat[%d]", i);
+  }
+  // interpolant
+  float e[5] = {1, 2, 3, 4, 5}, xx[5] = {5, 4, 3, 2, 1}, zz[5], tt = 0.25f;
+  jade_flow_interpolate(zz, xx, e, &tt, 1, 5);
+  CHECK_CLOSE(zz[0], 0.25 * 5 + 0.75 * 1, 1e-7);
+
+  // Heun sampler with the zero-initialised model: x_hat = 0, so dz/dt = -z/(1-t) and
+  // z(t) = z0 (1 - t) exactly (for 1 - t >= t_eps). Heun's global error is O(h^2).
+  jade_model_config c = tiny_config();
+  jade_model *m;
+  CHECK_OK(jade_model_create(&m, &c));
+  jade_model_init(m, 1);
+  jade_sampler *s;
+  int Bs = 3;
+  size_t n = (size_t)c.channels * c.img_size * c.img_size, nc = (size_t)c.cond_channels * c.img_size * c.img_size;
+  CHECK_OK(jade_sampler_create(&s, m, Bs));
+  float *zs = jade_alloc(sizeof(float) * Bs * n), *z0 = jade_alloc(sizeof(float) * Bs * n);
+  float *ths = jade_alloc(sizeof(float) * Bs * c.n_params), *cond = jade_alloc(sizeof(float) * nc);
+  randomise(zs, Bs * n, 0, 1, 21);
+  randomise(ths, Bs * c.n_params, 0, 1, 22);
+  randomise(cond, nc, 0, 1, 23);
+  memcpy(z0, zs, sizeof(float) * Bs * n);
+  int steps = 40;
+  for (int i = 0; i < 36; i++)  // to t = 0.9 with Heun steps
+    CHECK_OK(jade_sampler_step(s, Bs, zs, ths, cond, (float)i / steps, (float)(i + 1) / steps, 1, 0.05f));
+  double maxrel = 0;
+  for (size_t i = 0; i < Bs * n; i++) maxrel = fmax(maxrel, fabs(zs[i] - 0.1 * z0[i]) / (0.1 * fabs(z0[i]) + 1e-3));
+  printf("Heun on dz/dt = -z/(1-t), 36 steps of 1/40: max rel err %.2e\n", maxrel);
+  CHECK(maxrel < 2e-3, "Heun error %g", maxrel);
+  // full run: 1/n_steps = 0.05 = t_eps, so the last Euler step lands exactly on 0
+  memcpy(zs, z0, sizeof(float) * Bs * n);
+  CHECK_OK(jade_sampler_run(s, Bs, zs, ths, cond, 1, 20, 0.05f));
+  double mz = 0;
+  for (size_t i = 0; i < Bs * n; i++) mz = fmax(mz, fabs(zs[i]));
+  CHECK(mz < 1e-5, "sampler run does not end at x_hat = 0: %g", mz);
+  // one Heun step of a randomised model against the formula evaluated with forward()
+  perturb_params(m);
+  int Pn = c.n_params;
+  float *xa = jade_alloc(sizeof(float) * Bs * n), *xa1 = jade_alloc(sizeof(float) * Bs * n);
+  float *ze = jade_alloc(sizeof(float) * Bs * n), *condb = jade_alloc(sizeof(float) * Bs * nc);
+  float *th0 = jade_alloc(sizeof(float) * Bs * Pn), *tha = jade_alloc(sizeof(float) * Bs * Pn);
+  float *tha1 = jade_alloc(sizeof(float) * Bs * Pn), *the = jade_alloc(sizeof(float) * Bs * Pn);
+  float tv[3], t0 = 0.3f, t1 = 0.35f, dt = t1 - t0;
+  for (int b = 0; b < Bs; b++) memcpy(condb + b * nc, cond, sizeof(float) * nc);
+  randomise(zs, Bs * n, 0, 1, 31);
+  randomise(ths, Bs * Pn, 0, 1, 32);
+  memcpy(z0, zs, sizeof(float) * Bs * n);
+  memcpy(th0, ths, sizeof(float) * Bs * Pn);
+  for (int b = 0; b < Bs; b++) tv[b] = t0;
+  CHECK_OK(jade_model_forward(m, Bs, z0, th0, tv, condb, xa, tha, NULL));
+  for (size_t i = 0; i < Bs * n; i++) ze[i] = z0[i] + dt * (xa[i] - z0[i]) / (1 - t0);
+  for (int i = 0; i < Bs * Pn; i++) the[i] = th0[i] + dt * (tha[i] - th0[i]) / (1 - t0);
+  for (int b = 0; b < Bs; b++) tv[b] = t1;
+  CHECK_OK(jade_model_forward(m, Bs, ze, the, tv, condb, xa1, tha1, NULL));
+  CHECK_OK(jade_sampler_step(s, Bs, zs, ths, condb, t0, t1, 1, 0.05f));
+  double dmax = 0;
+  for (size_t i = 0; i < Bs * n; i++) {
+    double v0 = (xa[i] - z0[i]) / (1 - t0), v1 = (xa1[i] - ze[i]) / (1 - t1);
+    dmax = fmax(dmax, fabs(zs[i] - (z0[i] + 0.5 * dt * (v0 + v1))));
+  }
+  for (int i = 0; i < Bs * Pn; i++) {
+    double v0 = (tha[i] - th0[i]) / (1 - t0), v1 = (tha1[i] - the[i]) / (1 - t1);
+    dmax = fmax(dmax, fabs(ths[i] - (th0[i] + 0.5 * dt * (v0 + v1))));
+  }
+  CHECK(dmax < 1e-5, "Heun step differs from the formula by %g", dmax);
+  jade_sampler_free(s);
+  jade_model_free(m);
+  free(zs); free(z0); free(ths); free(cond);
+  free(xa); free(xa1); free(ze); free(condb); free(th0); free(tha); free(tha1); free(the);
+}
+
+int main(void) {
+  if (getenv("FD_H")) g_h = (float)atof(getenv("FD_H"));
+  if (getenv("FD_HDIR")) g_hdir = (float)atof(getenv("FD_HDIR"));
+  test_tables();
+  test_init_and_consistency();
+  test_flow();
+  test_model_gradients();
+  TEST_RETURN();
+}
