@@ -99,11 +99,12 @@ double jade_validate_distance(const float *x, const double *c, const double *lo,
  * E[p | U] = 1/2 + U (1 - U): U uniform (calibrated) gives 2/3, U piled at 0 or 1 gives 1/2,
  * U piled at 1/2 gives 3/4. Hence too narrow (overconfident) and biased posteriors lower the
  * score towards 1/2; too wide (underconfident) ones lower it too in more than a few
- * dimensions (the truth is nearer c than almost every draw), but raise it in 1-2 dimensions
- * (U concentrates near 1/2). tests/test_validate_metrics.c measures each case.
+ * dimensions (the truth is nearer c than almost every draw), but raise it in 1 dimension
+ * (U concentrates near 1/2; by q = 4 it is already lower). tests/test_validate_metrics.c
+ * measures each case.
  * -------------------------------------------------------------------------------------- */
 typedef struct {
-  uint64_t seed;
+  uint64_t seed;       /* default 0x4d495241 ("MIRA") */
   jade_norm_mode norm; /* default JADE_NORM_NONE (paper) */
   jade_metric metric;  /* default JADE_METRIC_EUCLIDEAN */
   int n_boot;          /* default 100; 0 = no error bar */
@@ -142,7 +143,8 @@ void jade_mira_result_free(jade_mira_result *r);
 
 /* ----------------------------------------------------------------------------------------
  * TARP. Per truth t: reference point ~ U[0,1]^q in the rescaled coordinates (the TARP paper
- * and reference code: normalise with the truths, references uniform in the unit cube);
+ * and reference code: min-max normalise with the truths, references uniform in the unit
+ * cube; jade's default box is leave-one-out, see jade_norm_mode);
  * count_t = #{draws strictly closer to the reference than the truth}; f_t = count_t / S.
  * ECP(alpha) is the fraction of truths whose credible region of level alpha (the ball around
  * the reference holding a fraction alpha of the draws) contains the truth. With a finite S we
@@ -154,12 +156,12 @@ void jade_mira_result_free(jade_mira_result *r);
  * wide (underconfident) -> above (signed area > 0); biased -> off the diagonal; a bias that
  * does not depend on the reference moves the draws' mean away from a random reference on
  * average (E|c - m - b|^2 = E|c - m|^2 + |b|^2 when E[c - m] = 0), so in more than a few
- * dimensions the curve rises above the diagonal like an underconfident one; in 1-D it is
- * S-shaped instead (use max_dev / area, not the sign).
+ * dimensions the curve rises above the diagonal like an underconfident one; in 1-D the sign
+ * depends on where the references fall (measured: slightly below), so use max_dev / area.
  * -------------------------------------------------------------------------------------- */
 typedef struct {
-  uint64_t seed;
-  jade_norm_mode norm; /* default JADE_NORM_TRUTHS (TARP) */
+  uint64_t seed;       /* default 0x54415250 ("TARP") */
+  jade_norm_mode norm; /* default JADE_NORM_TRUTHS (leave-one-out) */
   jade_metric metric;  /* default JADE_METRIC_EUCLIDEAN */
   int n_boot;          /* default 100; 0 = no bands */
   int n_alpha;         /* grid alpha_j = j/(n_alpha-1), j = 0..n_alpha-1; default 101 */
@@ -176,7 +178,7 @@ typedef struct {
   long *count;          /* (T) per-truth count_t */
   /* Scalars, and their bootstrap standard deviations (0 without bootstrap):
    * max_dev = max_j |ECP - alpha| over the grid (Kolmogorov-Smirnov-like);
-   * area = int_0^1 |ECP - alpha| dalpha; signed_area = int_0^1 (ECP - alpha) dalpha
+   * area = int_0^1 |ECP - alpha| dalpha (trapezoid on the grid); signed_area = int_0^1 (ECP - alpha) dalpha
    *      = 1/2 - mean_t u_t (negative: overconfident, positive: underconfident). */
   double max_dev, area, signed_area;
   double max_dev_err, area_err, signed_area_err;
@@ -207,7 +209,7 @@ jade_status jade_mira_tarp(const float *truths, const float *draws, size_t T, si
  *            calibrated posterior covers at the nominal rate;
  *   z      = (posterior mean - truth) / posterior std (std with ddof 1).
  * Per dimension, over truths: coverage rates with binomial standard errors, mean z (offset)
- * and mean z^2 with standard errors (std/sqrt(T)); mean z^2 ~ 1 calibrated, > 1 too narrow,
+ * and mean z^2 with standard errors (std/sqrt(T)); mean z^2 ~ 1 + 3/S calibrated, > 1 too narrow,
  * < 1 too wide; and the chi-square of the rank histogram in n_rank_bins bins with its p-value.
  * -------------------------------------------------------------------------------------- */
 typedef struct {

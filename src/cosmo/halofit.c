@@ -129,13 +129,15 @@ jade_status jade_cosmo_priv_halofit_init(jade_cosmo *c) {
   c->lnr_min = log(JADE_HF_RMIN);
   c->dlnr = hr;
   int ns = c->nk + m * (nr - 1);
-  double *buf = jade_alloc((4 * (size_t)nr + 2 * (size_t)ns) * sizeof(double));
+  double *buf = jade_alloc(4 * (size_t)nr * sizeof(double));
   if (!buf) return JADE_ERR_NOMEM;
   c->hL = buf;
   c->hL1 = buf + nr;
   c->hL2 = buf + 2 * nr;
   c->hL3 = buf + 3 * nr;
-  double *y2 = buf + 4 * nr, *g = y2 + ns;
+  double *y2 = jade_alloc(2 * (size_t)ns * sizeof(double)); /* scratch: (kR)^2, exp(-(kR)^2) */
+  if (!y2) return JADE_ERR_NOMEM;
+  double *g = y2 + ns;
   int smax = ns;
   double y2_0 = exp(2.0 * (c->lnk_min + c->lnr_min)), ratio = exp(2.0 * c->dlnk);
   for (int s = 0; s < ns; s++) {
@@ -158,9 +160,11 @@ jade_status jade_cosmo_priv_halofit_init(jade_cosmo *c) {
       i2 += wx2;
       i3 += wx2 * x;
     }
-    if (!(i0 > 0) || !isfinite(i0))
+    if (!(i0 > 0) || !isfinite(i0)) {
+      free(y2);
       return jade_error(JADE_ERR_NUMERIC, "halofit: sigma_G^2(R = %g) = %g", exp(c->lnr_min + j * hr),
                         i0 * ks * c->dlnk);
+    }
     double r1 = i1 / i0, r2 = i2 / i0, r3 = i3 / i0;
     double l1 = -2.0 * r1;
     double b2 = 4.0 * r2 - 4.0 * r1;
@@ -169,6 +173,7 @@ jade_status jade_cosmo_priv_halofit_init(jade_cosmo *c) {
     c->hL2[j] = b2 - l1 * l1;
     c->hL3[j] = (-8.0 * r1 + 24.0 * r2 - 8.0 * r3) - 3.0 * l1 * b2 + 2.0 * l1 * l1 * l1;
   }
+  free(y2);
   if (!(c->hL[nr - 1] < 0))
     return jade_error(JADE_ERR_NUMERIC,
                       "halofit: sigma_G(R = %g Mpc/h) = %g >= 1 today (sigma_8 = %g too large)",

@@ -44,7 +44,7 @@
 #define SH_NLOW 8   /* points per panel */
 #define SH_PLOW 2.0 /* panel width in ln k */
 
-static double sh_w2[SH_M], sh_dw2[SH_M], sh_glx[SH_NLOW], sh_glw[SH_NLOW];
+static double sh_x[SH_M], sh_w2[SH_M], sh_dw2[SH_M], sh_glx[SH_NLOW], sh_glw[SH_NLOW];
 static pthread_once_t sh_once = PTHREAD_ONCE_INIT;
 
 static void window(double x, double *w2, double *dw2) {
@@ -69,6 +69,7 @@ static void window(double x, double *w2, double *dw2) {
 static void sh_init(void) {
   double gx[64], gw[64];
   jade_gauss_legendre_(SH_NLOW, sh_glx, sh_glw);
+  for (int m = 0; m < SH_M; m++) sh_x[m] = SH_XLO * exp(m * SH_DU);
   memset(sh_w2, 0, sizeof sh_w2);
   memset(sh_dw2, 0, sizeof sh_dw2);
   double u0 = log(SH_XLO);
@@ -189,13 +190,12 @@ jade_status jade_lognormal_shift_rule_(const jade_cosmo *c, const jade_survey *s
   }
   double *s3 = sig2 + n;
   int bad = -1;
-  const double u0 = log(SH_XLO);
 #pragma omp parallel for schedule(static) if (n >= 32)
   for (int j = 0; j < n; j++) {
     double R = los.chi[j] * theta, a = los.a[j];
     double snl = 0.0, sl = 0.0, dsl = 0.0;
     for (int m = 0; m < SH_M; m++) {
-      double x = exp(u0 + m * SH_DU), k = x / R;
+      double x = sh_x[m], k = x / R;
       double pnl = jade_cosmo_pk_nl(c, k, a), pl = jade_cosmo_pk_lin(c, k, 1.0);
       if (!isfinite(pnl) || !isfinite(pl)) {
 #pragma omp critical(jade_shift_err)
@@ -215,9 +215,9 @@ jade_status jade_lognormal_shift_rule_(const jade_cosmo *c, const jade_survey *s
     if (lk1 > lk0) {
       int np = (int)ceil((lk1 - lk0) / SH_PLOW);
       double hp = (lk1 - lk0) / np;
-      for (int pnl = 0; pnl < np; pnl++)
+      for (int ip = 0; ip < np; ip++)
         for (int g = 0; g < SH_NLOW; g++) {
-          double lk = lk0 + hp * (pnl + 0.5 * (1.0 + sh_glx[g])), wq = 0.5 * hp * sh_glw[g] / (2.0 * M_PI);
+          double lk = lk0 + hp * (ip + 0.5 * (1.0 + sh_glx[g])), wq = 0.5 * hp * sh_glw[g] / (2.0 * M_PI);
           double k = exp(lk), x2 = k * k * R * R;
           double pnlv = jade_cosmo_pk_nl(c, k, a), pl = jade_cosmo_pk_lin(c, k, 1.0);
           if (!isfinite(pnlv) || !isfinite(pl)) {

@@ -356,6 +356,42 @@ static int criterion(const double *m, const double *p_minus, const double *p_plu
   return (a[0] + a[1]) + (a[2] + a[3]) > 0 && (b[0] + b[1]) + (b[2] + b[3]) > 0;
 }
 
+/* Merging the two halves of a subtree (Stan >= 2.26 base_nuts): rho += rho_init + rho_final,
+ * and in one pass the U-turn checks of the merged subtree (p_beg, p_end; rho_init +
+ * rho_final) and across the halves (p_beg, p_final_beg; rho_init + p_final_beg) and
+ * (p_init_end, p_end; rho_final + p_init_end). */
+static int merge_checks(const double *m, const double *p_beg, const double *p_end,
+                        const double *p_init_end, const double *p_final_beg,
+                        const double *rho_init, const double *rho_final, double *rho, size_t d) {
+  double acc[6][4] = {{0}};
+  size_t i = 0;
+#define MERGE_LANE(j, k)                                 \
+  do {                                                   \
+    double rs = rho_init[j] + rho_final[j];              \
+    double e1 = m[j] * (rho_init[j] + p_final_beg[j]);   \
+    double e2 = m[j] * (rho_final[j] + p_init_end[j]);   \
+    double e3 = m[j] * rs;                               \
+    acc[0][k] += p_beg[j] * e1;                          \
+    acc[1][k] += p_final_beg[j] * e1;                    \
+    acc[2][k] += p_init_end[j] * e2;                     \
+    acc[3][k] += p_end[j] * e2;                          \
+    acc[4][k] += p_beg[j] * e3;                          \
+    acc[5][k] += p_end[j] * e3;                          \
+    rho[j] += rs;                                        \
+  } while (0)
+  for (; i + 4 <= d; i += 4) {
+    MERGE_LANE(i, 0);
+    MERGE_LANE(i + 1, 1);
+    MERGE_LANE(i + 2, 2);
+    MERGE_LANE(i + 3, 3);
+  }
+  for (; i < d; i++) MERGE_LANE(i, 0);
+#undef MERGE_LANE
+  int ok = 1;
+  for (int c = 0; c < 6; c++) ok &= (acc[c][0] + acc[c][1]) + (acc[c][2] + acc[c][3]) > 0;
+  return ok;
+}
+
 static double log_sum_exp(double a, double b) {
   if (a == -INFINITY) return b;
   if (b == -INFINITY) return a;
@@ -447,16 +483,8 @@ static int build_tree(tree_ctx *t, int depth, phase_point *z, proposal *propose,
   *lsw = log_sum_exp(*lsw, lsw_sub);
   if (lsw_final > lsw_sub || tree_uniform(t) < exp(lsw_final - lsw_sub))
     prop_copy(propose, &w->prop, d);
-  /* extra checks across the two halves: rho_init + p_final_beg and rho_final + p_init_end */
-  int persist = criterion(m, p_beg, w->p_final_beg, w->rho_init, w->p_final_beg, d) &&
-                criterion(m, w->p_init_end, p_end, w->rho_final, w->p_init_end, d);
-  for (size_t i = 0; i < d; i++) {
-    double r = w->rho_init[i] + w->rho_final[i];
-    w->rho_init[i] = r;
-    rho[i] += r;
-  }
-  persist = persist && criterion(m, p_beg, p_end, w->rho_init, NULL, d);
-  return persist;
+  return merge_checks(m, p_beg, p_end, w->p_init_end, w->p_final_beg, w->rho_init, w->rho_final,
+                      rho, d);
 }
 
 /* One NUTS transition from the chain's current state (Betancourt 2017, App. A.4;
