@@ -13,6 +13,14 @@ jade_option *jade_cli_opt(jade_option *opts, const char *name) {
   return NULL;
 }
 
+void jade_cli_free(jade_option *opts) {
+  for (jade_option *o = opts; o->name; o++) {
+    free(o->values);
+    o->values = NULL;
+    o->n_values = 0;
+  }
+}
+
 static void print_help(const char *usage, const char *description, const jade_option *opts) {
   printf("usage: %s\n\n%s\n\noptions:\n", usage, description);
   for (const jade_option *o = opts; o->name; o++) {

@@ -32,6 +32,8 @@ typedef struct {
 int jade_cli_parse(int argc, char **argv, const char *usage, const char *description,
                    jade_option *opts, const char **positional, int max_positional, int *n_positional);
 jade_option *jade_cli_opt(jade_option *opts, const char *name);
+/* Free what jade_cli_parse allocated (the repeatable options' value lists). */
+void jade_cli_free(jade_option *opts);
 /* Print "jade: <message>" (the last error) to stderr and return the exit code 1. */
 int jade_cli_fail(const char *command);
 /* Load --config FILE (or the built-in "small" preset) and apply every --set. */

@@ -38,9 +38,13 @@ int jade_cmd_cosmo(int argc, char **argv) {
                          "  cl     Limber C_ell of every bin pair (ell, then 00 01 .. 0n 11 .. nn)\n"
                          "  shift  the log-normal shift lambda of each bin for the map's pixel",
                          opts, pos, 1, &npos);
-  if (r) return r > 0 ? 0 : 2;
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
   if (npos != 1 || (strcmp(pos[0], "pk") && strcmp(pos[0], "cl") && strcmp(pos[0], "shift"))) {
     fprintf(stderr, "jade cosmo: expected one of pk, cl, shift (see jade cosmo --help)\n");
+    jade_cli_free(opts);
     return 2;
   }
   jade_config *cfg = NULL;
@@ -120,6 +124,7 @@ int jade_cmd_cosmo(int argc, char **argv) {
   jade_survey_free(s);
   jade_cosmo_free(c);
   jade_config_free(cfg);
+  jade_cli_free(opts);
   if (st) return jade_cli_fail("cosmo");
   fflush(stdout);
   if (ferror(stdout)) {

@@ -24,7 +24,10 @@ int jade_cmd_observe(int argc, char **argv) {
                          "Make one mock survey observation at the config's cosmology: noisy shear per bin\n"
                          "plus its Kaiser-Squires convergence, and the noise-free truth beside it.",
                          opts, NULL, 0, NULL);
-  if (r) return r > 0 ? 0 : 2;
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
   jade_config *cfg = NULL;
   jade_sim_config sc;
   const char *out = jade_cli_opt(opts, "out")->value;
@@ -36,6 +39,7 @@ int jade_cmd_observe(int argc, char **argv) {
   if (!st) st = jade_config_check_unused(cfg, (const char *const[]){"", NULL});
   if (!st) st = jade_observation_make(&sc, (uint64_t)seed, out);
   jade_config_free(cfg);
+  jade_cli_free(opts);
   if (st) return jade_cli_fail("observe");
   fprintf(stderr, "jade observe: wrote %s and its truth file\n", out);
   return 0;

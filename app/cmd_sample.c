@@ -65,13 +65,15 @@ int jade_cmd_sample(int argc, char **argv) {
       {"out", "DIR", "output directory (maps.fits, theta.txt, theta.npy, summary.txt)", NULL, 0, 0, NULL, 0},
       {"config", "FILE", "configuration file or preset name for the [sample] defaults (default: the config stored "
                          "in the model over the built-in 'small' preset)", NULL, 0, 0, NULL, 0},
-      {"set", "KEY=VALUE", "override one config key, e.g. sample.batch=32 (repeatable)", NULL, 1, 0, NULL, 0},
+      {"set", "KEY=VALUE", "override one config key, e.g. sample.batch=32", NULL, 1, 0, NULL, 0},
       {"draws", "N", "posterior draws (default: sample.draws, 256 in the presets)", NULL, 0, 0, NULL, 0},
       {"steps", "S", "Heun steps, 2S-1 network evaluations per draw (default: sample.steps, 128 = the paper's "
                      "calibration setting)", NULL, 0, 0, NULL, 0},
       {"seed", "S", "random seed; draw d uses Philox stream (SAMPLE, d), so results do not depend on ranks "
                     "(default: sample.seed)", NULL, 0, 0, NULL, 0},
       {"batch", "B", "draws integrated together; memory ~ B x activations (default: sample.batch)", NULL, 0, 0, NULL, 0},
+      {"inner-threads", NULL, "use the threads inside the network for one batch at a time, instead of integrating "
+                               "whole batches on separate threads (each with a model copy)", NULL, 0, 0, NULL, 0},
       {"no-maps", NULL, "do not write maps.fits (theta only)", NULL, 0, 0, NULL, 0},
       {"ignore-noise", NULL, "sample even if the observation's noise differs from the training noise", NULL, 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line or summary", NULL, 0, 0, NULL, 0},
@@ -119,6 +121,7 @@ int jade_cmd_sample(int argc, char **argv) {
   po.n_steps = (int)steps;
   po.seed = (uint64_t)seed;
   po.batch = (int)batch;
+  po.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
   const size_t nx = (size_t)obs.n_bins * obs.n_pix * obs.n_pix;
   theta = malloc((size_t)draws * JADE_POSTERIOR_COLS * sizeof *theta);
   if (!no_maps) maps = malloc((size_t)draws * nx * sizeof *maps);

@@ -109,7 +109,10 @@ int jade_cmd_simulate(int argc, char **argv) {
                          "that numpy opens directly. Splits over OpenMP threads (OMP_NUM_THREADS) and MPI\n"
                          "ranks (mpirun -np R); interrupted runs resume when the same command is rerun.",
                          opts, NULL, 0, NULL);
-  if (r) return r > 0 ? 0 : 2;
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
 
   jade_dist dist;
   if (jade_dist_init(&argc, &argv, &dist)) return jade_cli_fail("simulate");
@@ -337,6 +340,7 @@ done:
   free(dump);
   free(ident);
   jade_config_free(cfg);
+  jade_cli_free(opts);
   jade_dist_finalize(&dist);
   return rc;
 }

@@ -1,9 +1,9 @@
 /* jade train: train the JADE model on a dataset of jade simulate (library: src/diffusion/train.c).
  *
- * Configuration: --config FILE if given, else the dataset's own DIR/config.ini (so the
- * geometry and prior match the data) on top of the built-in 'small' preset (which supplies
- * [model] / [train] keys a dataset may lack); then --set and --steps. Keys used: the top level
- * (geometry, prior), [model] and [train] (docs/model.md, docs/config.md).
+ * Configuration: --config FILE (or preset) if given; else the built-in 'small' preset with the
+ * top-level keys (geometry, cosmology, prior) of the dataset's own DIR/config.ini, so that the
+ * geometry and prior match the data; then --set and --steps. Keys used: the top level,
+ * [model] and [train] (docs/model.md, docs/config.md).
  *
  * MODELDIR: model.safetensors (EMA weights + metadata), state.safetensors (everything to
  * resume), loss.csv, config.ini. Ctrl-C / SIGTERM (batch-queue time limits) checkpoint and exit
@@ -32,11 +32,46 @@ static int is_dir(const char *p) {
   return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* The top-level keys (cosmology, survey, map, prior) of the dataset's config.ini over the
+ * preset: the geometry and prior of the data, the [model] / [train] of the preset. */
+static jade_status load_top_level(jade_config *cfg, const char *path) {
+  jade_config *ds;
+  jade_status st = jade_config_create(&ds);
+  if (st) return st;
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    jade_config_free(ds);
+    return JADE_OK; /* a dataset without config.ini: the preset alone */
+  }
+  st = jade_config_load_file(ds, path);
+  char *dump = st ? NULL : jade_config_dump(ds);
+  if (!st && !dump) st = JADE_ERR_NOMEM;
+  if (!st) {
+    /* keep "key = value" lines whose key has no section prefix */
+    char *w = dump;
+    for (char *line = dump; *line;) {
+      char *e = strchr(line, '\n');
+      size_t len = e ? (size_t)(e - line + 1) : strlen(line);
+      char *eq = memchr(line, '=', len);
+      if (!memchr(line, '.', eq ? (size_t)(eq - line) : len)) {
+        memmove(w, line, len);
+        w += len;
+      }
+      line += len;
+    }
+    *w = 0;
+    st = jade_config_load_string(cfg, dump, path);
+  }
+  free(dump);
+  jade_config_free(ds);
+  return st;
+}
+
 int jade_cmd_train(int argc, char **argv) {
   jade_option opts[] = {
-      {"config", "FILE", "configuration file or preset name (default: DIR/config.ini of the dataset over the "
-                         "built-in 'small' preset)", NULL, 0, 0, NULL, 0},
-      {"set", "KEY=VALUE", "override one config key, e.g. train.lr_peak=1e-3 (repeatable)", NULL, 1, 0, NULL, 0},
+      {"config", "FILE", "configuration file or preset name (default: the built-in 'small' preset with the "
+                         "top-level keys - geometry, prior - of DIR/config.ini)", NULL, 0, 0, NULL, 0},
+      {"set", "KEY=VALUE", "override one config key, e.g. train.lr_peak=1e-3", NULL, 1, 0, NULL, 0},
       {"data", "DIR", "dataset directory written by jade simulate", NULL, 0, 0, NULL, 0},
       {"out", "MODELDIR", "output directory (model.safetensors, state.safetensors, loss.csv, config.ini)", NULL, 0, 0, NULL, 0},
       {"steps", "N", "optimiser steps in total (overrides train.steps)", NULL, 0, 0, NULL, 0},
@@ -81,10 +116,9 @@ int jade_cmd_train(int argc, char **argv) {
       st = jade_config_load_file(cfg, cfg_path);
     } else {
       char p[4200];
-      struct stat sb;
       snprintf(p, sizeof p, "%s/config.ini", data);
       st = jade_config_load_preset(cfg, "small");
-      if (!st && stat(p, &sb) == 0) st = jade_config_load_file(cfg, p);
+      if (!st) st = load_top_level(cfg, p);
     }
   }
   for (int i = 0; !st && sets && i < sets->n_values; i++) st = jade_config_set(cfg, sets->values[i]);

@@ -149,7 +149,8 @@ static int count_divergent(const jade_nuts_stats *s, size_t n) {
 }
 
 /* Fraction of v below its exact quantiles vs p, error in units of sqrt(p(1-p)/ESS). */
-static double quantile_check(const double *v, int m, size_t n, double sd_true, const char *name) {
+static double quantile_check(const double *v, int m, size_t n, double sd_true, const char *name,
+                             int strict) {
   static const double probs[5] = {0.05, 0.25, 0.5, 0.75, 0.95};
   size_t total = (size_t)m * n;
   double *ind = malloc(total * sizeof(double)), worst = 0.0;
@@ -160,8 +161,9 @@ static double quantile_check(const double *v, int m, size_t n, double sd_true, c
     mean_mcse(ind, m, n, &frac, &mcse);
     double z = (frac - probs[k]) / mcse;
     printf("  %s: P(v <= q_%.2f) = %.4f +- %.4f (z = %+.2f)\n", name, probs[k], frac, mcse, z);
-    CHECK(fabs(z) < ZTOL, "%s: fraction below the %.2f quantile %.4f, z = %.2f", name, probs[k],
-          frac, z);
+    if (strict)
+      CHECK(fabs(z) < ZTOL, "%s: fraction below the %.2f quantile %.4f, z = %.2f", name,
+            probs[k], frac, z);
     if (fabs(z) > worst) worst = fabs(z);
   }
   free(ind);
@@ -288,7 +290,11 @@ static void test_gaussian(void) {
   free(st);
 }
 
-static void test_funnel(int centred, double target_accept, int *divergences) {
+/* strict: assert the moments and quantiles of v and x1. The centred funnel at the default
+ * delta 0.8 under-samples the neck (v << 0) in some seeds (about 1 in 10: P(v <= q_0.05)
+ * ~0.025 instead of 0.05), the pathology its divergences flag; it is only reported, and its
+ * divergences must be detected. At delta 0.95 it passes (max |z| 2.7 over 30 seeds). */
+static void test_funnel(int centred, double target_accept, int strict, int *divergences) {
   jade_nuts_config cfg;
   jade_nuts_config_default(&cfg);
   cfg.target_accept = target_accept;
@@ -313,11 +319,13 @@ static void test_funnel(int centred, double target_accept, int *divergences) {
   printf("funnel %s (target accept %.2f): E[v] = %+.4f +- %.4f, E[v^2] = %.4f +- %.4f (true "
          "2.25), R-hat(v) %.4f, divergences %d / %zu\n",
          name, target_accept, mean, mcse, ev2, mcse2, rhat, ndiv, total);
-  CHECK(fabs(mean / mcse) < ZTOL, "%s funnel: E[v] = %.4f, z = %.2f", name, mean, mean / mcse);
-  CHECK(fabs((ev2 - FUN_SV * FUN_SV) / mcse2) < ZTOL, "%s funnel: E[v^2] = %.4f, z = %.2f", name,
-        ev2, (ev2 - FUN_SV * FUN_SV) / mcse2);
-  CHECK(rhat < 1.02, "%s funnel: R-hat(v) %.4f", name, rhat);
-  quantile_check(v, m, (size_t)n, FUN_SV, name);
+  if (strict) {
+    CHECK(fabs(mean / mcse) < ZTOL, "%s funnel: E[v] = %.4f, z = %.2f", name, mean, mean / mcse);
+    CHECK(fabs((ev2 - FUN_SV * FUN_SV) / mcse2) < ZTOL, "%s funnel: E[v^2] = %.4f, z = %.2f",
+          name, ev2, (ev2 - FUN_SV * FUN_SV) / mcse2);
+    CHECK(rhat < 1.02, "%s funnel: R-hat(v) %.4f", name, rhat);
+  }
+  quantile_check(v, m, (size_t)n, FUN_SV, name, strict);
   /* x_1 = exp(v/2) z_1 (non-centred) or y_1 (centred): E[x] = 0, E[x^2] = exp(sv^2/2) */
   jade_mcmc_extract(dr, m, (size_t)n, 4, 1, f);
   if (!centred)
@@ -328,10 +336,14 @@ static void test_funnel(int centred, double target_accept, int *divergences) {
   double mx2, mcx2, ex2 = exp(0.5 * FUN_SV * FUN_SV);
   mean_mcse(f, m, (size_t)n, &mx2, &mcx2);
   printf("  E[x1] = %+.4f +- %.4f, E[x1^2] = %.4f +- %.4f (true %.4f)\n", mx, mcx, mx2, mcx2, ex2);
-  CHECK(fabs(mx / mcx) < ZTOL, "%s funnel: E[x1] = %.4f, z = %.2f", name, mx, mx / mcx);
-  CHECK(fabs((mx2 - ex2) / mcx2) < ZTOL, "%s funnel: E[x1^2] = %.4f, z = %.2f", name, mx2,
-        (mx2 - ex2) / mcx2);
+  if (strict) {
+    CHECK(fabs(mx / mcx) < ZTOL, "%s funnel: E[x1] = %.4f, z = %.2f", name, mx, mx / mcx);
+    CHECK(fabs((mx2 - ex2) / mcx2) < ZTOL, "%s funnel: E[x1^2] = %.4f, z = %.2f", name, mx2,
+          (mx2 - ex2) / mcx2);
+  }
   if (!centred) CHECK(ndiv == 0, "non-centred funnel: %d divergences", ndiv);
+  if (centred && !strict) CHECK(ndiv > 0, "centred funnel at delta %.2f: no divergence flagged",
+                                target_accept);
   *divergences = ndiv;
   free(v);
   free(f);
@@ -433,13 +445,13 @@ static void test_resume(void) {
   jade_nuts_stats *sa = malloc(sizeof *sa * total), *sb = malloc(sizeof *sb * total);
   CHECK_OK(jade_nuts_run(a, gauss_logp, &g, total, da, sa));
 
-  /* pieces: 0 (save before the first evaluation), 137 (inside a slow window), 163 (to the
-   * warm-up end at 300), 200 */
-  long cut[4] = {0, 137, 163, 200};
+  /* pieces ending at 0 (before the first evaluation), 137 (inside a slow window), 250 (just
+   * after the window end at 249, step-size heuristic pending), 300 (end of warm-up), 500 */
+  long cut[5] = {0, 137, 113, 50, 200};
   CHECK_OK(jade_nuts_chain_create(&b, GD, &cfg, 5, 3, NULL, NULL));
   long done = 0;
   const char *path = "test_mcmc_nuts_chain.bin";
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < 5; k++) {
     CHECK_OK(jade_nuts_run(b, gauss_logp, &g, cut[k], db + done * GD, sb + done));
     done += cut[k];
     if (k % 2 == 0) {
@@ -479,7 +491,7 @@ static void test_resume(void) {
   for (long i = 0; i < total; i++) CHECK(sa[i].warmup == (i < cfg.n_warmup), "warm-up flag %ld", i);
   for (long i = cfg.n_warmup + 1; i < total; i++)
     CHECK(sa[i].step_size == sa[cfg.n_warmup].step_size, "step size changed after warm-up");
-  printf("resume: %ld iterations in 4 pieces bit-identical; %llu gradient evaluations\n", total,
+  printf("resume: %ld iterations in 5 pieces bit-identical; %llu gradient evaluations\n", total,
          (unsigned long long)ta.grad_evals);
   jade_nuts_chain_free(a);
   jade_nuts_chain_free(b);
@@ -566,9 +578,9 @@ int main(void) {
   test_large_step();
   test_gaussian();
   int div_nc, div_c, div_c95;
-  test_funnel(0, 0.8, &div_nc);
-  test_funnel(1, 0.8, &div_c);
-  test_funnel(1, 0.95, &div_c95);
+  test_funnel(0, 0.8, 1, &div_nc);
+  test_funnel(1, 0.8, 0, &div_c);
+  test_funnel(1, 0.95, 1, &div_c95);
   printf("funnel divergences after warm-up: non-centred %d, centred %d (delta 0.8), centred %d "
          "(delta 0.95)\n",
          div_nc, div_c, div_c95);

@@ -135,9 +135,11 @@ double jade_nuts_ebfmi(const jade_nuts_stats *stats, long n);
 
 /* ---------------------------------------------------------------------------------------
  * Diagnostics of one scalar quantity from m chains of n draws each, x[c * n + i]. They split
- * every chain in halves (dropping the middle draw when n is odd). Undefined results (n < 4
- * per half-chain pair, constant chains, non-finite draws) are NaN with JADE_OK; bad
- * arguments give JADE_ERR_INVALID.
+ * every chain in halves (dropping the middle draw when n is odd) and agree with the R package
+ * posterior 1.4.0 to ~1e-14. Undefined results (n < 4 draws per chain, constant or
+ * non-finite draws) are NaN with JADE_OK; bad arguments give JADE_ERR_INVALID. Cost: one
+ * sort of the m n draws plus O(m n L) for autocorrelations up to the truncation lag L (FFT
+ * beyond lag 128).
  * ------------------------------------------------------------------------------------- */
 
 /* Rank-normalised split R-hat: max of the bulk (rank-normalised draws) and tail
@@ -164,7 +166,8 @@ jade_status jade_mcmc_quantiles(const double *x, size_t n, const double *probs, 
 typedef struct {
   double mean, sd;
   double mcse_mean;   /* sd / sqrt(ess_mean) */
-  double mcse_sd;     /* delta method: sd((x-mean)^2) / sqrt(ess of (x-mean)^2) / (2 sd) */
+  double mcse_sd;     /* delta method on the variance with the ESS of (x - mean)^2:
+                         sqrt((E c^4 - (E c^2)^2) / ess / (4 E c^2)), c = x - mean */
   double q05, q50, q95;
   double ess_bulk, ess_tail, ess_mean;
   double rhat;        /* rank-normalised split R-hat */

@@ -90,6 +90,18 @@ void jade_modulate_backward(float *dinp, float *dshift, float *dscale, const flo
                             const float *inp, const float *scale, int mod_stride, int B, int T,
                             int C);
 
+/* Fused RMSNorm + adaLN modulation (one pass; the normalised input is not stored):
+ * inp (B,T,C), weight (C), shift/scale rows at stride mod_stride, out (B,T,C), rstd (B*T):
+ * out = inp * rstd * weight * (1 + scale[b]) + shift[b]. */
+void jade_rmsnorm_modulate_forward(float *out, float *rstd, const float *inp, const float *weight,
+                                   const float *shift, const float *scale, int mod_stride, int B,
+                                   int T, int C, float eps);
+/* Accumulates dinp (B,T,C), dweight (C), dshift[b], dscale[b] (any may be NULL). */
+void jade_rmsnorm_modulate_backward(float *dinp, float *dweight, float *dshift, float *dscale,
+                                    const float *dout, const float *inp, const float *weight,
+                                    const float *rstd, const float *scale, int mod_stride, int B,
+                                    int T, int C);
+
 /* Gated residual (adaLN-Zero): x (B,T,C) += gate[b] * y (B,T,C); gate rows at stride. */
 void jade_gated_residual_forward(float *x, const float *y, const float *gate, int gate_stride,
                                  int B, int T, int C);
@@ -179,15 +191,18 @@ typedef struct {
 
 jade_status jade_attention_forward(float *out, float *qr, float *kr, float *vr, float *rstd_q,
                                    float *rstd_k, float *att, const float *qkv,
-                                   const float *qn_w, const float *kn_w,
+                                   const float *qn_w, const float *kn_w, float *scratch,
                                    const jade_attention_shape *s);
-/* dout (B,T,D). Accumulates dqkv (B,T,3D), dqn_w (hd), dkn_w (hd) (per-thread scratch is
- * allocated internally; JADE_ERR_NOMEM on failure). */
+/* dout (B,T,D). Accumulates dqkv (B,T,3D), dqn_w (hd), dkn_w (hd). */
 jade_status jade_attention_backward(float *dqkv, float *dqn_w, float *dkn_w, const float *dout,
                                     const float *qkv, const float *qr, const float *kr,
                                     const float *vr, const float *rstd_q, const float *rstd_k,
                                     const float *att, const float *qn_w, const float *kn_w,
-                                    const jade_attention_shape *s);
+                                    float *scratch, const jade_attention_shape *s);
+/* Floats of scratch either call needs with `threads` OpenMP threads (a caller-owned scratch
+ * must be sized for omp_get_max_threads() at call time). scratch == NULL in either call
+ * means "allocate internally" (JADE_ERR_NOMEM on failure). */
+size_t jade_attention_scratch_floats(const jade_attention_shape *s, int threads);
 
 /* ---------------------------------------------------------------------------------------
  * Parameter tables: every model keeps all parameters in one contiguous float buffer and

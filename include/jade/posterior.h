@@ -3,8 +3,9 @@
  *
  * Draw d starts from Philox noise (seed, JADE_STREAM(JADE_RNG_SAMPLE, d)): elements
  * 0 .. C*H*W-1 for the maps, the next P for theta. Draws are integrated in fixed batches
- * [k B, (k+1) B) (batch k on MPI rank k mod R), so the result depends on (model,
- * observation, seed, steps, batch) only, not on the number of ranks. */
+ * [k B, (k+1) B) (batch k on MPI rank k mod R, on whichever OpenMP thread), so the result
+ * depends on (model, observation, seed, steps, batch) only, not on the number of ranks or
+ * threads (threads inside the network may change float rounding, see jade_gemm). */
 #ifndef JADE_POSTERIOR_H
 #define JADE_POSTERIOR_H
 #include "jade/dist.h"
@@ -24,6 +25,9 @@ typedef struct {
   int n_steps;       /* Heun steps (2 n_steps - 1 network evaluations); default 128 */
   int batch;         /* draws integrated together; default 64 */
   uint64_t seed;
+  int threads;       /* 0 (default): whole batches on separate OpenMP threads (each with its
+                        own model copy) when there are enough batches, else threads inside
+                        the network; 1: always inside the network; n > 1: at most n workers */
   /* optional progress report on rank 0 after each batch: draws done (all ranks, estimated) */
   void (*progress)(long done, long total, void *user);
   void *user;

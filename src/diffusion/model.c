@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "jade/model.h"
 
 #define MAX_TENSORS_FIXED 32
@@ -41,8 +43,8 @@ typedef struct {
 /* Per-block activations (training: one set per block; inference: one shared set). */
 typedef struct {
   float *xmid, *xout;
-  float *n1, *rstd1, *m1, *qkv, *qr, *kr, *vr, *rq, *rk, *att, *ao, *po;
-  float *n2, *rstd2, *m2, *h12, *hs, *mo;
+  float *rstd1, *m1, *qkv, *qr, *kr, *vr, *rq, *rk, *att, *ao, *po;
+  float *rstd2, *m2, *h12, *hs, *mo;
 } block_acts;
 
 typedef struct {
@@ -52,12 +54,14 @@ typedef struct {
   size_t floats;
   float *tfreq, *th, *ths, *c, *sc, *ada, *adaf, *theta;
   float *xp, *xe1, *cp, *ce1, *x0, *tmp;
-  float *xf, *nf, *rstdf, *mf, *outf;
+  float *xf, *rstdf, *mf, *outf;
+  float *attn_scratch;
+  int scratch_threads;
   float *pooled, *pn, *rstdp;
   block_acts *blk; /* depth entries (training) or 1 (inference) */
   /* backward scratch (training only) */
-  float *dX, *dres, *dhid, *dwide, *dm, *dn, *dada, *dsc, *dc, *dths, *dth, *dtok, *dadaf,
-      *dpooled, *dpn, *dxf, *dnf, *dmf, *dsmall;
+  float *dX, *dres, *dhid, *dwide, *dm, *dada, *dsc, *dc, *dths, *dth, *dtok, *dadaf,
+      *dpooled, *dpn, *dxf, *dmf, *dsmall;
 } workspace;
 
 struct jade_model {
@@ -398,23 +402,23 @@ static void layout(jade_model *m, workspace *w, arena *a, int B, int train) {
   w->x0 = take(a, N * D);
   w->tmp = take(a, N * D);
   w->xf = take(a, Nf * D);
-  w->nf = take(a, Nf * D);
   w->rstdf = take(a, Nf);
   w->mf = take(a, Nf * D);
   w->outf = take(a, Nf * m->ppc);
+  jade_attention_shape as = {B, (int)T, (int)H, (int)hd, 0, NULL, NULL, 0, 0, 0, 0};
+  w->scratch_threads = omp_get_max_threads();
+  w->attn_scratch = take(a, jade_attention_scratch_floats(&as, w->scratch_threads));
   w->pooled = take(a, B * D);
   w->pn = take(a, B * D);
   w->rstdp = take(a, B);
   int nb = train ? (int)L : 1;
   for (int l = 0; l < nb; l++) {
     block_acts *k = &w->blk[l];
-    k->n1 = take(a, N * D);
     k->rstd1 = take(a, N);
     k->m1 = take(a, N * D);
     k->qkv = take(a, N * 3 * D);
     k->ao = take(a, N * D);
     k->po = take(a, N * D);
-    k->n2 = take(a, N * D);
     k->rstd2 = take(a, N);
     k->m2 = take(a, N * D);
     k->h12 = take(a, N * 2 * Hm);
@@ -441,7 +445,6 @@ static void layout(jade_model *m, workspace *w, arena *a, int B, int train) {
     w->dhid = take(a, N * hid);
     w->dwide = take(a, N * wide);
     w->dm = take(a, N * D);
-    w->dn = take(a, N * D);
     w->dada = take(a, B * 6 * D);
     w->dsc = take(a, B * D);
     w->dc = take(a, B * D);
@@ -452,7 +455,6 @@ static void layout(jade_model *m, workspace *w, arena *a, int B, int train) {
     w->dpooled = take(a, B * D);
     w->dpn = take(a, B * D);
     w->dxf = take(a, Nf * D);
-    w->dnf = take(a, Nf * D);
     w->dmf = take(a, Nf * D);
     w->dsmall = take(a, (Nc > Nf ? Nc : Nf) * bn);
   }
@@ -502,6 +504,12 @@ double jade_model_forward_flops(const jade_model *m, int B) {
 }
 
 /* ------------------------------------------------------------------ forward */
+/* The workspace's attention scratch if it fits the current thread count, else NULL
+ * (the attention then allocates its own). */
+static float *attn_scratch(const workspace *w) {
+  return omp_get_max_threads() <= w->scratch_threads ? w->attn_scratch : NULL;
+}
+
 static int drop_block(const jade_model *m, int l) {
   int L = m->cfg.depth;
   return l >= L / 4 && l < 3 * (L / 4);  // JADE: depth//4 <= i < depth//4*3
@@ -573,22 +581,21 @@ jade_status jade_model_forward(jade_model *m, int B, const float *z, const float
     jade_linear_forward(ada, w->sc, p + bp->ada_w, p + bp->ada_b, B, D, 6 * D);
     float *xmid = train ? a->xmid : x, *xout = train ? a->xout : x;
     // attention branch
-    jade_rmsnorm_forward(a->n1, a->rstd1, x, p + bp->norm1, N, D, eps);
-    jade_modulate_forward(a->m1, a->n1, ada, ada + D, 6 * D, B, T, D);
+    jade_rmsnorm_modulate_forward(a->m1, a->rstd1, x, p + bp->norm1, ada, ada + D, 6 * D, B, T, D, eps);
     jade_linear_forward(a->qkv, a->m1, p + bp->qkv_w, p + bp->qkv_b, N, D, 3 * D);
     jade_attention_shape as = {B, T, c->heads, m->hd, eps, m->rope_cos, m->rope_sin,
                                dl ? pdrop : 0.0f, train ? run->seed : 0, train ? run->stream : 0,
                                drop_index(l, 0)};
     st = jade_attention_forward(a->ao, a->qr, a->kr, a->vr, a->rq, a->rk, a->att, a->qkv,
-                                p + bp->qn, p + bp->kn, &as);
+                                p + bp->qn, p + bp->kn, attn_scratch(w), &as);
     if (st) return st;
     jade_linear_forward(a->po, a->ao, p + bp->proj_w, p + bp->proj_b, N, D, D);
     if (dl) jade_dropout_forward(a->po, a->po, (size_t)N * D, pdrop, run->seed, run->stream, drop_index(l, 1));
     if (xmid != x) memcpy(xmid, x, sizeof(float) * N * D);
     jade_gated_residual_forward(xmid, a->po, ada + 2 * D, 6 * D, B, T, D);
     // MLP branch
-    jade_rmsnorm_forward(a->n2, a->rstd2, xmid, p + bp->norm2, N, D, eps);
-    jade_modulate_forward(a->m2, a->n2, ada + 3 * D, ada + 4 * D, 6 * D, B, T, D);
+    jade_rmsnorm_modulate_forward(a->m2, a->rstd2, xmid, p + bp->norm2, ada + 3 * D, ada + 4 * D,
+                                  6 * D, B, T, D, eps);
     jade_linear_forward(a->h12, a->m2, p + bp->w12_w, p + bp->w12_b, N, D, 2 * Hm);
     jade_swiglu_forward(a->hs, a->h12, N, Hm);
     if (dl) jade_dropout_forward(a->hs, a->hs, (size_t)N * Hm, pdrop, run->seed, run->stream, drop_index(l, 2));
@@ -602,8 +609,8 @@ jade_status jade_model_forward(jade_model *m, int B, const float *z, const float
   for (int b = 0; b < B; b++)
     memcpy(w->xf + (size_t)b * Tf * D, x + ((size_t)b * T + K + Tc) * D, sizeof(float) * Tf * D);
   jade_linear_forward(w->adaf, w->sc, p + o->fada_w, p + o->fada_b, B, D, 2 * D);
-  jade_rmsnorm_forward(w->nf, w->rstdf, w->xf, p + o->fn, Nf, D, eps);
-  jade_modulate_forward(w->mf, w->nf, w->adaf, w->adaf + D, 2 * D, B, Tf, D);
+  jade_rmsnorm_modulate_forward(w->mf, w->rstdf, w->xf, p + o->fn, w->adaf, w->adaf + D, 2 * D, B,
+                                Tf, D, eps);
   jade_linear_forward(w->outf, w->mf, p + o->flin_w, p + o->flin_b, Nf, D, m->ppc);
   jade_unpatchify(x_hat, w->outf, B, c->channels, c->img_size, c->img_size, c->patch);
   // cosmology head: mean over the K tokens -> RMSNorm -> linear
@@ -642,11 +649,10 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
   jade_patchify(w->dtok, dx_hat, B, c->channels, c->img_size, c->img_size, c->patch);
   memset(w->dmf, 0, sizeof(float) * Nf * D);
   jade_linear_backward(w->dmf, g + o->flin_w, g + o->flin_b, w->dtok, w->mf, p + o->flin_w, Nf, D, m->ppc);
-  memset(w->dnf, 0, sizeof(float) * Nf * D);
   memset(w->dadaf, 0, sizeof(float) * B * 2 * D);
-  jade_modulate_backward(w->dnf, w->dadaf, w->dadaf + D, w->dmf, w->nf, w->adaf + D, 2 * D, B, Tf, D);
   memset(w->dxf, 0, sizeof(float) * Nf * D);
-  jade_rmsnorm_backward(w->dxf, g + o->fn, w->dnf, w->xf, p + o->fn, w->rstdf, Nf, D);
+  jade_rmsnorm_modulate_backward(w->dxf, g + o->fn, w->dadaf, w->dadaf + D, w->dmf, w->xf, p + o->fn,
+                                 w->rstdf, w->adaf + D, 2 * D, B, Tf, D);
   for (int b = 0; b < B; b++) {
     float *dst = w->dX + ((size_t)b * T + K + Tc) * D;
     const float *src = w->dxf + (size_t)b * Tf * D;
@@ -679,9 +685,8 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
     jade_swiglu_backward(w->dwide, w->dhid, a->h12, N, Hm);
     memset(w->dm, 0, sizeof(float) * N * D);
     jade_linear_backward(w->dm, g + bp->w12_w, g + bp->w12_b, w->dwide, a->m2, p + bp->w12_w, N, D, 2 * Hm);
-    memset(w->dn, 0, sizeof(float) * N * D);
-    jade_modulate_backward(w->dn, dada + 3 * D, dada + 4 * D, w->dm, a->n2, ada + 4 * D, 6 * D, B, T, D);
-    jade_rmsnorm_backward(w->dX, g + bp->norm2, w->dn, a->xmid, p + bp->norm2, a->rstd2, N, D);
+    jade_rmsnorm_modulate_backward(w->dX, g + bp->norm2, dada + 3 * D, dada + 4 * D, w->dm, a->xmid,
+                                   p + bp->norm2, a->rstd2, ada + 4 * D, 6 * D, B, T, D);
     // attention branch: xmid = xin + gate1 * po
     memset(w->dres, 0, sizeof(float) * N * D);
     jade_gated_residual_backward(w->dres, dada + 2 * D, w->dX, a->po, ada + 2 * D, 6 * D, B, T, D);
@@ -692,13 +697,13 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
     jade_attention_shape as = {B, T, c->heads, m->hd, c->norm_eps, m->rope_cos, m->rope_sin,
                                dl ? pdrop : 0.0f, m->run_seed, m->run_stream, drop_index(l, 0)};
     st = jade_attention_backward(w->dwide, g + bp->qn, g + bp->kn, w->dhid, a->qkv, a->qr, a->kr,
-                                 a->vr, a->rq, a->rk, a->att, p + bp->qn, p + bp->kn, &as);
+                                 a->vr, a->rq, a->rk, a->att, p + bp->qn, p + bp->kn,
+                                 attn_scratch(w), &as);
     if (st) return st;
     memset(w->dm, 0, sizeof(float) * N * D);
     jade_linear_backward(w->dm, g + bp->qkv_w, g + bp->qkv_b, w->dwide, a->m1, p + bp->qkv_w, N, D, 3 * D);
-    memset(w->dn, 0, sizeof(float) * N * D);
-    jade_modulate_backward(w->dn, dada, dada + D, w->dm, a->n1, ada + D, 6 * D, B, T, D);
-    jade_rmsnorm_backward(w->dX, g + bp->norm1, w->dn, xin, p + bp->norm1, a->rstd1, N, D);
+    jade_rmsnorm_modulate_backward(w->dX, g + bp->norm1, dada, dada + D, w->dm, xin, p + bp->norm1,
+                                   a->rstd1, ada + D, 6 * D, B, T, D);
     // adaLN linear of this block
     jade_linear_backward(w->dsc, g + bp->ada_w, g + bp->ada_b, dada, w->sc, p + bp->ada_w, B, D, 6 * D);
   }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fitsio.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,70 @@ static void theta_row(const jade_norm *n, const float *th, double *out) {
   out[JADE_N_THETA + 1] = jade_theta_s8(out);
 }
 
+/* One worker: a model (the trained one, or a copy for extra threads), its sampler and noise
+ * buffers. */
+typedef struct {
+  jade_model *m;
+  int own_model;
+  jade_sampler *s;
+  float *z, *th;
+} worker;
+
+static void worker_free(worker *w) {
+  jade_sampler_free(w->s);
+  if (w->own_model) jade_model_free(w->m);
+  free(w->z);
+  free(w->th);
+}
+
+static jade_status worker_init(worker *w, jade_trained_model *tm, int copy, long B) {
+  memset(w, 0, sizeof *w);
+  const jade_model_config *mc = jade_model_get_config(tm->model);
+  const size_t nx = (size_t)mc->channels * mc->img_size * mc->img_size;
+  jade_status st = JADE_OK;
+  if (copy) {
+    st = jade_model_create(&w->m, mc);
+    if (st) return st;
+    w->own_model = 1;
+    memcpy(jade_model_params(w->m), jade_model_params(tm->model), jade_model_num_params(tm->model) * sizeof(float));
+  } else {
+    w->m = tm->model;
+  }
+  w->z = jade_alloc((size_t)B * nx * sizeof(float));
+  w->th = jade_alloc((size_t)B * mc->n_params * sizeof(float));
+  if (!w->z || !w->th) return jade_error(JADE_ERR_NOMEM, "posterior: out of memory (batch %ld)", B);
+  return jade_sampler_create(&w->s, w->m, (int)B);
+}
+
+/* Draws [d0, d0 + Bk): initial noise, ODE, de-normalised outputs. */
+static jade_status run_batch(worker *w, const jade_trained_model *tm, const float *cond, const jade_posterior_options *o,
+                             long d0, long Bk, float *maps, double *theta) {
+  const jade_model_config *mc = jade_model_get_config(tm->model);
+  const jade_norm *n = &tm->norm;
+  const int P = mc->n_params, C = mc->channels;
+  const size_t npix = (size_t)mc->img_size * mc->img_size, nx = (size_t)C * npix;
+#pragma omp parallel for schedule(static)
+  for (long b = 0; b < Bk; b++) {
+    const uint64_t stream = JADE_STREAM(JADE_RNG_SAMPLE, (uint64_t)(d0 + b));
+    jade_rng_normal_fill_f(o->seed, stream, 0, nx, w->z + (size_t)b * nx);
+    jade_rng_normal_fill_f(o->seed, stream, nx, (size_t)P, w->th + (size_t)b * P);
+  }
+  jade_status st = jade_sampler_run(w->s, (int)Bk, w->z, w->th, cond, 1, o->n_steps, tm->flow.t_eps);
+  if (st) return st;
+  for (long b = 0; b < Bk; b++) {
+    theta_row(n, w->th + (size_t)b * P, theta + (size_t)(d0 + b) * JADE_POSTERIOR_COLS);
+    if (maps) {
+      float *dst = maps + (size_t)(d0 + b) * nx;
+      const float *src = w->z + (size_t)b * nx;
+      for (int c = 0; c < C; c++) {
+        const float sd = (float)n->map_std[c];
+        for (size_t i = 0; i < npix; i++) dst[c * npix + i] = src[c * npix + i] * sd;
+      }
+    }
+  }
+  return JADE_OK;
+}
+
 jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa, const jade_posterior_options *o,
                                   const jade_dist *d, float *maps, double *theta) {
   jade_dist single = {0, 1, 0};
@@ -57,15 +122,22 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
   if (o->n_draws < 1 || o->n_steps < 1 || o->batch < 1)
     return jade_error(JADE_ERR_INVALID, "posterior: draws %ld, steps %d, batch %d must be positive", o->n_draws, o->n_steps,
                       o->batch);
-  const int P = mc->n_params, C = mc->channels;
+  const int C = mc->channels;
   const size_t npix = (size_t)mc->img_size * mc->img_size, nx = (size_t)C * npix;
   const long B = o->batch < o->n_draws ? o->batch : o->n_draws;
   const long n_batches = (o->n_draws + B - 1) / B;
-  jade_sampler *s = NULL;
-  float *cond = jade_alloc(nx * sizeof(float)), *z = jade_alloc((size_t)B * nx * sizeof(float)),
-        *th = jade_alloc((size_t)B * P * sizeof(float));
-  jade_status st = (cond && z && th) ? JADE_OK : jade_error(JADE_ERR_NOMEM, "posterior: out of memory (batch %ld)", B);
-  if (!st) st = jade_sampler_create(&s, tm->model, (int)B);
+  const long my_batches = n_batches > d->rank ? (n_batches - d->rank + d->size - 1) / d->size : 0;
+  /* Threads: with at least as many batches as threads, each thread integrates whole batches
+   * on its own copy of the model (no synchronisation inside the network); otherwise one
+   * batch at a time, threaded inside the network. */
+  int nw = o->threads == 1 ? 1 : omp_get_max_threads();
+  if (o->threads > 1 && o->threads < nw) nw = o->threads;
+  if (nw > my_batches) nw = 1;
+  if (nw < 1) nw = 1;
+  worker *w = calloc((size_t)nw, sizeof *w);
+  float *cond = jade_alloc(nx * sizeof(float));
+  jade_status st = (cond && w) ? JADE_OK : jade_error(JADE_ERR_NOMEM, "posterior: out of memory");
+  for (int i = 0; i < nw && !st; i++) st = worker_init(&w[i], tm, i > 0, B);
   if (!st) {
     for (int c = 0; c < C; c++) {
       const float inv = (float)(1.0 / n->map_std[c]);
@@ -75,37 +147,36 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
     memset(theta, 0, (size_t)o->n_draws * JADE_POSTERIOR_COLS * sizeof(double));
   }
   long done = 0;
-  for (long k = d->rank; k < n_batches && !st; k += d->size) {
-    const long d0 = k * B, Bk = d0 + B <= o->n_draws ? B : o->n_draws - d0;
-#pragma omp parallel for schedule(static)
-    for (long b = 0; b < Bk; b++) {
-      const uint64_t stream = JADE_STREAM(JADE_RNG_SAMPLE, (uint64_t)(d0 + b));
-      jade_rng_normal_fill_f(o->seed, stream, 0, nx, z + (size_t)b * nx);
-      jade_rng_normal_fill_f(o->seed, stream, nx, (size_t)P, th + (size_t)b * P);
-    }
-    st = jade_sampler_run(s, (int)Bk, z, th, cond, 1, o->n_steps, tm->flow.t_eps);
-    if (st) break;
-    for (long b = 0; b < Bk; b++) {
-      theta_row(n, th + (size_t)b * P, theta + (size_t)(d0 + b) * JADE_POSTERIOR_COLS);
-      if (maps) {
-        float *dst = maps + (size_t)(d0 + b) * nx;
-        const float *src = z + (size_t)b * nx;
-        for (int c = 0; c < C; c++) {
-          const float sd = (float)n->map_std[c];
-          for (size_t i = 0; i < npix; i++) dst[c * npix + i] = src[c * npix + i] * sd;
+  int failed = 0;
+  char msg[1024] = "";
+  if (!st) {
+#pragma omp parallel num_threads(nw) if (nw > 1)
+    {
+      worker *me = &w[nw > 1 ? omp_get_thread_num() : 0];
+#pragma omp for schedule(dynamic, 1)
+      for (long j = 0; j < my_batches; j++) {
+        if (failed) continue;
+        const long k = d->rank + j * d->size, d0 = k * B, Bk = d0 + B <= o->n_draws ? B : o->n_draws - d0;
+        jade_status s2 = run_batch(me, tm, cond, o, d0, Bk, maps, theta);
+#pragma omp critical(jade_posterior)
+        {
+          if (s2 && !failed) {
+            failed = 1;
+            snprintf(msg, sizeof msg, "%s", jade_last_error());
+          }
+          done += Bk;
+          if (!s2 && d->rank == 0 && o->progress) {
+            long est = done * d->size;
+            o->progress(est < o->n_draws ? est : o->n_draws, o->n_draws, o->user);
+          }
         }
       }
     }
-    done += Bk;
-    if (d->rank == 0 && o->progress) {
-      long est = done * d->size;
-      o->progress(est < o->n_draws ? est : o->n_draws, o->n_draws, o->user);
-    }
+    if (failed) st = jade_error(JADE_ERR_NUMERIC, "%s", msg);
   }
-  jade_sampler_free(s);
+  for (int i = 0; w && i < nw; i++) worker_free(&w[i]);
+  free(w);
   free(cond);
-  free(z);
-  free(th);
   if (jade_dist_max_int(d, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_INTERNAL, "posterior sampling failed on another rank");
   /* every draw was computed by exactly one rank, the others hold zeros: sums are exact */
   if (d->size > 1) {

@@ -889,6 +889,10 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   int resuming = o->resume && exists(p_state);
   if (!resuming && exists(o->out_dir) && !(is_dir(o->out_dir) && (dir_is_empty(o->out_dir) || o->resume))) {
     st = jade_error(JADE_ERR_IO, "%s: already exists (use --resume to continue its training, or choose another --out)", o->out_dir);
+  }
+  /* every rank has looked at MODELDIR before rank 0 creates or changes anything in it */
+  if (jade_dist_max_int(d, st != JADE_OK)) {
+    if (!st) st = jade_error(JADE_ERR_IO, "%s: refused by another rank", o->out_dir);
     goto done;
   }
 
@@ -1200,7 +1204,8 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
       format_eta((tc->steps - step) / rate, eta, sizeof eta);
       if (isfinite(last_val)) snprintf(vs, sizeof vs, ", val %.4f", last_val);
       fprintf(stderr, "%strain: step %ld/%ld, epoch %.2f, loss %.4f%s, lr %.2e, %.2f steps/s (%.0f samples/s), %s left%s",
-              tty ? "\r" : "", step, tc->steps, (double)step / spe, res->loss, vs, lr, rate, rate * Bg, eta, tty ? "   " : "\n");
+              tty ? "\r" : "", step, tc->steps, (double)step / spe, acc.n > 0 ? acc.loss / acc.n : res->loss, vs, lr, rate,
+              rate * Bg, eta, tty ? "   " : "\n");
     }
     if (stopping) break;
   }

@@ -50,41 +50,90 @@ static int cmp_vi(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* In place: x[i] <- Phi^-1((r_i - 3/8) / (S + 1/4)), r_i the rank with ties averaged. */
-static jade_status z_scale(double *x, size_t s) {
-  vi_pair *p = jade_alloc(s * sizeof *p);
-  if (!p) return JADE_ERR_NOMEM;
-  for (size_t i = 0; i < s; i++) {
-    p[i].v = x[i];
-    p[i].i = i;
-  }
-  qsort(p, s, sizeof *p, cmp_vi);
-  for (size_t a = 0; a < s;) {
-    size_t b = a + 1;
-    while (b < s && p[b].v == p[a].v) b++;
-    double rank = 0.5 * (double)(a + 1 + b); /* average of ranks a+1 .. b */
-    double z = gsl_cdf_ugaussian_Pinv((rank - 0.375) / ((double)s + 0.25));
-    for (size_t k = a; k < b; k++) x[p[k].i] = z;
-    a = b;
-  }
-  free(p);
-  return JADE_OK;
-}
-
-/* Type-7 quantile of sorted data (R's default): (1 - h) x_lo + h x_hi. */
-static double quantile_sorted(const double *s, size_t n, double prob) {
+/* Type-7 quantile (R's default) of sorted values: (1 - h) x_lo + h x_hi. */
+static double quantile_sorted(const vi_pair *s, size_t n, double prob) {
   double index = (double)(n - 1) * prob;
   size_t lo = (size_t)floor(index), hi = (size_t)ceil(index);
   if (hi >= n) hi = n - 1;
-  double q = s[lo];
+  double q = s[lo].v;
   double h = index - (double)lo;
-  if (index > (double)lo && s[hi] != q) q = (1.0 - h) * q + h * s[hi];
+  if (index > (double)lo && s[hi].v != q) q = (1.0 - h) * q + h * s[hi].v;
   return q;
+}
+
+/* All m x n draws sorted once (value, original index); ranks, quantiles and the folded
+ * order all derive from it. */
+typedef struct {
+  int m;
+  size_t n, total;
+  vi_pair *ord;
+} sorted_draws;
+
+static jade_status sort_draws(const double *x, int m, size_t n, sorted_draws *sd) {
+  sd->m = m;
+  sd->n = n;
+  sd->total = (size_t)m * n;
+  sd->ord = jade_alloc(sd->total * sizeof(vi_pair));
+  if (!sd->ord) return JADE_ERR_NOMEM;
+  for (size_t k = 0; k < sd->total; k++) {
+    sd->ord[k].v = x[k];
+    sd->ord[k].i = k;
+  }
+  qsort(sd->ord, sd->total, sizeof(vi_pair), cmp_vi);
+  return JADE_OK;
+}
+
+/* Position of draw k (= c n + i) in the split layout (2m chains of h = n/2), or -1 for the
+ * middle draw that splitting drops when n is odd. */
+static long split_position(size_t k, size_t n) {
+  size_t c = k / n, i = k % n, h = n / 2;
+  if (i < h) return (long)(2 * c * h + i);
+  if (i >= n - h) return (long)((2 * c + 1) * h + (i - (n - h)));
+  return -1;
+}
+
+/* Rank normalisation of the split chains (Vehtari et al. 2021, eq. 14) from draws listed in
+ * ascending order of the transformed value: z = Phi^-1((r - 3/8) / (S + 1/4)), r the rank
+ * among the S kept draws with ties averaged. out: split layout. */
+static void z_from_order(const vi_pair *ord, size_t total, size_t n, double *out) {
+  size_t h = n / 2, s = total / n * 2 * h;
+  size_t rank0 = 0; /* kept draws before the current tie group */
+  for (size_t a = 0; a < total;) {
+    size_t b = a, kept = 0;
+    while (b < total && ord[b].v == ord[a].v) {
+      if (split_position(ord[b].i, n) >= 0) kept++;
+      b++;
+    }
+    if (kept) {
+      double rank = (double)rank0 + 0.5 * (double)(kept + 1); /* mean of rank0+1..rank0+kept */
+      double z = gsl_cdf_ugaussian_Pinv((rank - 0.375) / ((double)s + 0.25));
+      for (size_t k = a; k < b; k++) {
+        long pos = split_position(ord[k].i, n);
+        if (pos >= 0) out[pos] = z;
+      }
+    }
+    rank0 += kept;
+    a = b;
+  }
+}
+
+/* Order of |x - med| ascending, merged in O(S) from the ascending order of x: the draws
+ * <= med in reverse, those > med forward. */
+static void fold_order(const sorted_draws *sd, double med, vi_pair *out) {
+  size_t total = sd->total, split = 0;
+  while (split < total && sd->ord[split].v <= med) split++;
+  size_t l = split, r = split, k = 0; /* l: one past the next "low" draw */
+  while (l > 0 || r < total) {
+    double fl = l > 0 ? fabs(sd->ord[l - 1].v - med) : INFINITY;
+    double fr = r < total ? fabs(sd->ord[r].v - med) : INFINITY;
+    if (r >= total || (l > 0 && fl <= fr)) {
+      out[k].v = fl;
+      out[k++].i = sd->ord[--l].i;
+    } else {
+      out[k].v = fr;
+      out[k++].i = sd->ord[r++].i;
+    }
+  }
 }
 
 /* ------------------------------------------------------------------- autocovariance */
@@ -287,21 +336,88 @@ static jade_status check_args(const double *x, int m, size_t n, const double *ou
   return JADE_OK;
 }
 
-/* Split copy of x (2m chains of n/2), optionally rank-normalised. */
-static jade_status split_copy(const double *x, int m, size_t n, int ranks, double **out) {
+/* Split copy of x (2m chains of n/2). */
+static jade_status split_copy(const double *x, int m, size_t n, double **out) {
   size_t h = n / 2, s = (size_t)(2 * m) * h;
   *out = jade_alloc((s ? s : 1) * sizeof(double));
   if (!*out) return JADE_ERR_NOMEM;
   split_chains(x, m, n, *out);
-  if (ranks) {
-    jade_status st = z_scale(*out, s);
-    if (st) {
-      free(*out);
-      *out = NULL;
-      return st;
-    }
-  }
   return JADE_OK;
+}
+
+/* ESS of the indicator x <= q (split chains). */
+static jade_status ess_indicator(const double *x, int m, size_t n, double q, double *ess) {
+  size_t h = n / 2, s = (size_t)(2 * m) * h;
+  double *ind = jade_alloc(s * sizeof(double));
+  if (!ind) return JADE_ERR_NOMEM;
+  for (size_t k = 0; k < (size_t)m * n; k++) {
+    long pos = split_position(k, n);
+    if (pos >= 0) ind[pos] = x[k] <= q ? 1.0 : 0.0;
+  }
+  jade_status st = ess_core(ind, 2 * m, h, ess);
+  free(ind);
+  return st;
+}
+
+/* The rank-based diagnostics of one quantity from its sorted draws; any output may be NULL.
+ * Inputs must be finite and not constant (checked by the callers). */
+typedef struct {
+  double *rhat, *ess_bulk, *ess_tail, *q05, *q50, *q95;
+} rank_outputs;
+
+static jade_status rank_diagnostics(const double *x, const sorted_draws *sd, rank_outputs *o) {
+  int m = sd->m;
+  size_t n = sd->n, h = n / 2, s = (size_t)(2 * m) * h;
+  double q05 = quantile_sorted(sd->ord, sd->total, 0.05);
+  double q50 = quantile_sorted(sd->ord, sd->total, 0.5);
+  double q95 = quantile_sorted(sd->ord, sd->total, 0.95);
+  if (o->q05) *o->q05 = q05;
+  if (o->q50) *o->q50 = q50;
+  if (o->q95) *o->q95 = q95;
+  jade_status st = JADE_OK;
+  double *z = NULL;
+  vi_pair *fold = NULL;
+  if (o->rhat || o->ess_bulk) {
+    if (!(z = jade_alloc(s * sizeof(double)))) return JADE_ERR_NOMEM;
+    z_from_order(sd->ord, sd->total, n, z);
+    if (o->ess_bulk && (st = ess_core(z, 2 * m, h, o->ess_bulk))) goto done;
+  }
+  if (o->rhat) {
+    /* max of bulk R-hat and the R-hat of the rank-normalised folded draws |x - median| */
+    double bulk = rhat_core(z, 2 * m, h);
+    if (!(fold = jade_alloc(sd->total * sizeof(vi_pair)))) {
+      st = JADE_ERR_NOMEM;
+      goto done;
+    }
+    fold_order(sd, q50, fold);
+    z_from_order(fold, sd->total, n, z);
+    double tail = rhat_core(z, 2 * m, h);
+    *o->rhat = (isnan(bulk) || isnan(tail)) ? NAN : (bulk > tail ? bulk : tail);
+  }
+  if (o->ess_tail) {
+    double e05, e95;
+    if ((st = ess_indicator(x, m, n, q05, &e05)) || (st = ess_indicator(x, m, n, q95, &e95)))
+      goto done;
+    *o->ess_tail = (isnan(e05) || isnan(e95)) ? NAN : (e05 < e95 ? e05 : e95);
+  }
+done:
+  free(z);
+  free(fold);
+  return st;
+}
+
+/* Sorts x and runs rank_diagnostics; outputs NaN when n < 4 or x is constant/non-finite. */
+static jade_status rank_run(const double *x, int m, size_t n, rank_outputs *o) {
+  double *outs[6] = {o->rhat, o->ess_bulk, o->ess_tail, o->q05, o->q50, o->q95};
+  for (int k = 0; k < 6; k++)
+    if (outs[k]) *outs[k] = NAN;
+  if (n < 4 || any_nonfinite_or_constant(x, (size_t)m * n)) return JADE_OK;
+  sorted_draws sd;
+  jade_status st = sort_draws(x, m, n, &sd);
+  if (st) return st;
+  st = rank_diagnostics(x, &sd, o);
+  free(sd.ord);
+  return st;
 }
 
 /* ------------------------------------------------------------------------ public API */
@@ -324,12 +440,11 @@ jade_status jade_mcmc_quantiles(const double *x, size_t n, const double *probs, 
     if (!(probs[j] >= 0 && probs[j] <= 1))
       return jade_error(JADE_ERR_INVALID, "mcmc quantiles: probability %g not in [0, 1]",
                         probs[j]);
-  double *s = jade_alloc(n * sizeof(double));
-  if (!s) return JADE_ERR_NOMEM;
-  memcpy(s, x, n * sizeof(double));
-  qsort(s, n, sizeof(double), cmp_double);
-  for (int j = 0; j < k; j++) out[j] = quantile_sorted(s, n, probs[j]);
-  free(s);
+  sorted_draws sd;
+  jade_status st = sort_draws(x, 1, n, &sd);
+  if (st) return st;
+  for (int j = 0; j < k; j++) out[j] = quantile_sorted(sd.ord, n, probs[j]);
+  free(sd.ord);
   return JADE_OK;
 }
 
@@ -339,7 +454,7 @@ jade_status jade_mcmc_rhat_basic(const double *x, int m, size_t n, double *rhat)
   *rhat = NAN;
   if (n < 4) return JADE_OK;
   double *s;
-  if ((st = split_copy(x, m, n, 0, &s))) return st;
+  if ((st = split_copy(x, m, n, &s))) return st;
   *rhat = rhat_core(s, 2 * m, n / 2);
   free(s);
   return JADE_OK;
@@ -348,30 +463,22 @@ jade_status jade_mcmc_rhat_basic(const double *x, int m, size_t n, double *rhat)
 jade_status jade_mcmc_rhat(const double *x, int m, size_t n, double *rhat) {
   jade_status st = check_args(x, m, n, rhat);
   if (st) return st;
-  *rhat = NAN;
-  size_t total = (size_t)m * n;
-  if (n < 4 || any_nonfinite_or_constant(x, total)) return JADE_OK;
-  double *s, *fold = jade_alloc(total * sizeof(double));
-  if (!fold) return JADE_ERR_NOMEM;
-  double med, half = 0.5;
-  if ((st = jade_mcmc_quantiles(x, total, &half, 1, &med))) {
-    free(fold);
-    return st;
-  }
-  for (size_t i = 0; i < total; i++) fold[i] = fabs(x[i] - med);
-  if ((st = split_copy(x, m, n, 1, &s))) {
-    free(fold);
-    return st;
-  }
-  double bulk = rhat_core(s, 2 * m, n / 2);
-  free(s);
-  st = split_copy(fold, m, n, 1, &s);
-  free(fold);
+  rank_outputs o = {.rhat = rhat};
+  return rank_run(x, m, n, &o);
+}
+
+jade_status jade_mcmc_ess_bulk(const double *x, int m, size_t n, double *ess) {
+  jade_status st = check_args(x, m, n, ess);
   if (st) return st;
-  double tail = rhat_core(s, 2 * m, n / 2);
-  free(s);
-  *rhat = (isnan(bulk) || isnan(tail)) ? NAN : (bulk > tail ? bulk : tail);
-  return JADE_OK;
+  rank_outputs o = {.ess_bulk = ess};
+  return rank_run(x, m, n, &o);
+}
+
+jade_status jade_mcmc_ess_tail(const double *x, int m, size_t n, double *ess) {
+  jade_status st = check_args(x, m, n, ess);
+  if (st) return st;
+  rank_outputs o = {.ess_tail = ess};
+  return rank_run(x, m, n, &o);
 }
 
 jade_status jade_mcmc_ess_mean(const double *x, int m, size_t n, double *ess) {
@@ -380,34 +487,7 @@ jade_status jade_mcmc_ess_mean(const double *x, int m, size_t n, double *ess) {
   *ess = NAN;
   if (n < 4) return JADE_OK;
   double *s;
-  if ((st = split_copy(x, m, n, 0, &s))) return st;
-  st = ess_core(s, 2 * m, n / 2, ess);
-  free(s);
-  return st;
-}
-
-jade_status jade_mcmc_ess_bulk(const double *x, int m, size_t n, double *ess) {
-  jade_status st = check_args(x, m, n, ess);
-  if (st) return st;
-  *ess = NAN;
-  if (n < 4 || any_nonfinite_or_constant(x, (size_t)m * n)) return JADE_OK;
-  double *s;
-  if ((st = split_copy(x, m, n, 1, &s))) return st;
-  st = ess_core(s, 2 * m, n / 2, ess);
-  free(s);
-  return st;
-}
-
-/* ESS of the indicator x <= q for a given threshold q. */
-static jade_status ess_indicator(const double *x, int m, size_t n, double q, double *ess) {
-  size_t total = (size_t)m * n;
-  double *ind = jade_alloc(total * sizeof(double));
-  if (!ind) return JADE_ERR_NOMEM;
-  for (size_t i = 0; i < total; i++) ind[i] = x[i] <= q ? 1.0 : 0.0;
-  double *s;
-  jade_status st = split_copy(ind, m, n, 0, &s);
-  free(ind);
-  if (st) return st;
+  if ((st = split_copy(x, m, n, &s))) return st;
   st = ess_core(s, 2 * m, n / 2, ess);
   free(s);
   return st;
@@ -427,35 +507,26 @@ jade_status jade_mcmc_ess_quantile(const double *x, int m, size_t n, double prob
   return ess_indicator(x, m, n, q, ess);
 }
 
-jade_status jade_mcmc_ess_tail(const double *x, int m, size_t n, double *ess) {
-  jade_status st = check_args(x, m, n, ess);
-  if (st) return st;
-  *ess = NAN;
-  size_t total = (size_t)m * n;
-  if (n < 4 || any_nonfinite_or_constant(x, total)) return JADE_OK;
-  double probs[2] = {0.05, 0.95}, q[2], e05, e95;
-  if ((st = jade_mcmc_quantiles(x, total, probs, 2, q))) return st;
-  if ((st = ess_indicator(x, m, n, q[0], &e05))) return st;
-  if ((st = ess_indicator(x, m, n, q[1], &e95))) return st;
-  *ess = (isnan(e05) || isnan(e95)) ? NAN : (e05 < e95 ? e05 : e95);
-  return JADE_OK;
-}
-
 jade_status jade_mcmc_summarize(const double *x, int m, size_t n, jade_mcmc_summary *out) {
   if (!x || !out || m < 1 || n < 1)
     return jade_error(JADE_ERR_INVALID, "mcmc summarize: bad arguments");
   size_t total = (size_t)m * n;
   jade_status st;
   jade_mcmc_mean_sd(x, total, &out->mean, &out->sd);
-  double probs[3] = {0.05, 0.5, 0.95}, q[3];
-  if ((st = jade_mcmc_quantiles(x, total, probs, 3, q))) return st;
-  out->q05 = q[0];
-  out->q50 = q[1];
-  out->q95 = q[2];
+  rank_outputs o = {&out->rhat, &out->ess_bulk, &out->ess_tail, &out->q05, &out->q50, &out->q95};
+  if ((st = rank_run(x, m, n, &o))) return st;
+  if (isnan(out->q50)) { /* n < 4 or constant draws: quantiles still defined when finite */
+    int finite = 1;
+    for (size_t i = 0; i < total; i++) finite &= isfinite(x[i]) != 0;
+    if (finite) {
+      double probs[3] = {0.05, 0.5, 0.95}, q[3];
+      if ((st = jade_mcmc_quantiles(x, total, probs, 3, q))) return st;
+      out->q05 = q[0];
+      out->q50 = q[1];
+      out->q95 = q[2];
+    }
+  }
   if ((st = jade_mcmc_ess_mean(x, m, n, &out->ess_mean))) return st;
-  if ((st = jade_mcmc_ess_bulk(x, m, n, &out->ess_bulk))) return st;
-  if ((st = jade_mcmc_ess_tail(x, m, n, &out->ess_tail))) return st;
-  if ((st = jade_mcmc_rhat(x, m, n, &out->rhat))) return st;
   out->mcse_mean = out->sd / sqrt(out->ess_mean);
   /* mcse of sd by the delta method on the variance (posterior's mcse_sd) */
   double *c2 = jade_alloc(total * sizeof(double));

@@ -763,7 +763,8 @@ jade_status jade_nuts_run_chains(jade_nuts_chain *const *chains, int n_chains, j
     free(msg);
     return JADE_ERR_NOMEM;
   }
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  /* with one thread no team is formed, so a target may use OpenMP inside */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
   for (int c = 0; c < n_chains; c++) {
     status[c] = jade_nuts_run(chains[c], fn, ctx ? ctx[c] : NULL, n_iter,
                               draws ? draws + (size_t)c * (size_t)n_iter * d : NULL,

@@ -5,25 +5,40 @@
 #include <string.h>
 
 #include "jade/nn.h"
+#include "nn/nn_internal.h"
 
 #define PAR_MIN 32768 /* below this many elements loops stay serial */
 
 /* ------------------------------------------------------------------ SiLU */
-void jade_silu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+static JADE_CLONES void silu_span(float *restrict out, const float *restrict inp, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) out[i] = inp[i] * jade_fsigmoid(inp[i]);
+}
+static JADE_CLONES void silu_back_span(float *restrict dinp, const float *restrict dout,
+                                       const float *restrict inp, size_t n) {
+  // d/dx x s(x) = s (1 + x (1 - s))
+#pragma omp simd
   for (size_t i = 0; i < n; i++) {
-    float x = inp[i];
-    out[i] = x / (1.0f + expf(-x));
+    float x = inp[i], s = jade_fsigmoid(x);
+    dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+  }
+}
+#define SPAN 4096
+void jade_silu_forward(float *out, const float *inp, size_t n) {
+  long nb = (long)((n + SPAN - 1) / SPAN);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (long k = 0; k < nb; k++) {
+    size_t i0 = (size_t)k * SPAN, m = n - i0 < SPAN ? n - i0 : SPAN;
+    silu_span(out + i0, inp + i0, m);
   }
 }
 
 void jade_silu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-  // d/dx x s(x) = s (1 + x (1 - s))
+  long nb = (long)((n + SPAN - 1) / SPAN);
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (size_t i = 0; i < n; i++) {
-    float x = inp[i];
-    float s = 1.0f / (1.0f + expf(-x));
-    dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+  for (long k = 0; k < nb; k++) {
+    size_t i0 = (size_t)k * SPAN, m = n - i0 < SPAN ? n - i0 : SPAN;
+    silu_back_span(dinp + i0, dout + i0, inp + i0, m);
   }
 }
 
@@ -142,6 +157,7 @@ void jade_modulate_backward(float *dinp, float *dshift, float *dscale, const flo
     for (int t = 0; t < T; t++) {
       const float *dy = dout + ((size_t)b * T + t) * C;
       const float *x = inp + ((size_t)b * T + t) * C;
+#pragma omp simd
       for (int c = c0; c < c1; c++) {
         ash[c - c0] += dy[c];
         asc[c - c0] += dy[c] * x[c];
@@ -154,6 +170,103 @@ void jade_modulate_backward(float *dinp, float *dshift, float *dscale, const flo
   }
 }
 
+/* ------------------------------------------------------------------ RMSNorm + adaLN */
+static JADE_CLONES void rmsmod_row(float *restrict y, float *restrict rstd,
+                                   const float *restrict x, const float *restrict w,
+                                   const float *restrict sh, const float *restrict sc, int C,
+                                   float eps) {
+  float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+  for (int c = 0; c < C; c++) ss += x[c] * x[c];
+  float r = 1.0f / sqrtf(ss / C + eps);
+  *rstd = r;
+#pragma omp simd
+  for (int c = 0; c < C; c++) y[c] = x[c] * r * w[c] * (1.0f + sc[c]) + sh[c];
+}
+
+void jade_rmsnorm_modulate_forward(float *out, float *rstd, const float *inp, const float *weight,
+                                   const float *shift, const float *scale, int mod_stride, int B,
+                                   int T, int C, float eps) {
+  // out = RMSNorm(inp) * (1 + scale[b]) + shift[b]  (DiT modulate after the JiT RMSNorm)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * C > PAR_MIN)
+  for (int bt = 0; bt < B * T; bt++) {
+    size_t b = (size_t)(bt / T);
+    rmsmod_row(out + (size_t)bt * C, rstd + bt, inp + (size_t)bt * C, weight,
+               shift + b * mod_stride, scale + b * mod_stride, C, eps);
+  }
+}
+
+static JADE_CLONES void rmsmod_back_row(float *restrict dx, const float *restrict dy,
+                                        const float *restrict x, const float *restrict w,
+                                        const float *restrict sc, float r, int C) {
+  // n = x r w, m = n (1 + sc) + sh: dn = dm (1 + sc);
+  // dx = r w dn - r^3/C x sum_c (w dn x)
+  float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+  for (int c = 0; c < C; c++) dot += w[c] * dy[c] * (1.0f + sc[c]) * x[c];
+  float k = r * r * r * dot / C;
+#pragma omp simd
+  for (int c = 0; c < C; c++) dx[c] += r * w[c] * dy[c] * (1.0f + sc[c]) - k * x[c];
+}
+
+void jade_rmsnorm_modulate_backward(float *dinp, float *dweight, float *dshift, float *dscale,
+                                    const float *dout, const float *inp, const float *weight,
+                                    const float *rstd, const float *scale, int mod_stride, int B,
+                                    int T, int C) {
+  if (dinp) {
+#pragma omp parallel for schedule(static) if ((size_t)B * T * C > PAR_MIN)
+    for (int bt = 0; bt < B * T; bt++)
+      rmsmod_back_row(dinp + (size_t)bt * C, dout + (size_t)bt * C, inp + (size_t)bt * C, weight,
+                      scale + (size_t)(bt / T) * mod_stride, rstd[bt], C);
+  }
+  if (!dweight && !dshift && !dscale) return;
+  // reductions per (b, column block), rows in order; dweight via per-b partials summed in b
+  // order (thread-count independent)
+  int nblk = (C + CBLK - 1) / CBLK;
+  float *wpart = dweight ? jade_calloc((size_t)B * C, sizeof(float)) : NULL;
+#pragma omp parallel for schedule(static) if ((size_t)B * T * C > PAR_MIN)
+  for (int task = 0; task < B * nblk; task++) {
+    int b = task / nblk, c0 = (task % nblk) * CBLK, c1 = c0 + CBLK < C ? c0 + CBLK : C;
+    const float *sc = scale + (size_t)b * mod_stride;
+    float ash[CBLK], asc[CBLK], aw[CBLK];
+    for (int c = 0; c < c1 - c0; c++) ash[c] = asc[c] = aw[c] = 0.0f;
+    for (int t = 0; t < T; t++) {
+      size_t row = (size_t)b * T + t;
+      const float *dy = dout + row * C, *x = inp + row * C;
+      float r = rstd[row];
+#pragma omp simd
+      for (int c = c0; c < c1; c++) {
+        float xr = x[c] * r;
+        ash[c - c0] += dy[c];
+        asc[c - c0] += dy[c] * xr * weight[c];
+        aw[c - c0] += dy[c] * (1.0f + sc[c]) * xr;
+      }
+    }
+    for (int c = c0; c < c1; c++) {
+      if (dshift) dshift[(size_t)b * mod_stride + c] += ash[c - c0];
+      if (dscale) dscale[(size_t)b * mod_stride + c] += asc[c - c0];
+      if (wpart) wpart[(size_t)b * C + c] = aw[c - c0];
+    }
+  }
+  if (wpart) {
+    for (int b = 0; b < B; b++)
+      for (int c = 0; c < C; c++) dweight[c] += wpart[(size_t)b * C + c];
+    free(wpart);
+  } else if (dweight) { /* out of memory for the partials: serial, same order */
+    for (int b = 0; b < B; b++) {
+      const float *sc = scale + (size_t)b * mod_stride;
+      for (int c = 0; c < C; c++) {
+        float a = 0.0f;
+        for (int t = 0; t < T; t++) {
+          size_t row = (size_t)b * T + t;
+          a += dout[row * C + c] * (1.0f + sc[c]) * inp[row * C + c] * rstd[row];
+        }
+        dweight[c] += a;
+      }
+    }
+  }
+}
+
 void jade_gated_residual_forward(float *x, const float *y, const float *gate, int gate_stride,
                                  int B, int T, int C) {
   // x (B,T,C) += gate[b] * y  (adaLN-Zero gate, DiT)
@@ -162,6 +275,7 @@ void jade_gated_residual_forward(float *x, const float *y, const float *gate, in
     const float *g = gate + (size_t)(bt / T) * gate_stride;
     float *xr = x + (size_t)bt * C;
     const float *yr = y + (size_t)bt * C;
+#pragma omp simd
     for (int c = 0; c < C; c++) xr[c] += g[c] * yr[c];
   }
 }
@@ -174,6 +288,7 @@ void jade_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
       const float *g = gate + (size_t)(bt / T) * gate_stride;
       float *d = dy + (size_t)bt * C;
       const float *s = dx + (size_t)bt * C;
+#pragma omp simd
       for (int c = 0; c < C; c++) d[c] += g[c] * s[c];
     }
   }
@@ -186,6 +301,7 @@ void jade_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
     for (int c = 0; c < c1 - c0; c++) acc[c] = 0.0f;
     for (int t = 0; t < T; t++) {
       const float *s = dx + ((size_t)b * T + t) * C, *yr = y + ((size_t)b * T + t) * C;
+#pragma omp simd
       for (int c = c0; c < c1; c++) acc[c - c0] += s[c] * yr[c];
     }
     for (int c = c0; c < c1; c++) dgate[(size_t)b * gate_stride + c] += acc[c - c0];
@@ -193,27 +309,37 @@ void jade_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
 }
 
 /* ------------------------------------------------------------------ SwiGLU */
+static JADE_CLONES void swiglu_row(float *restrict y, const float *restrict x1,
+                                   const float *restrict x2, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; j++) y[j] = x1[j] * jade_fsigmoid(x1[j]) * x2[j];
+}
+static JADE_CLONES void swiglu_back_row(float *restrict d1, float *restrict d2,
+                                        const float *restrict dy, const float *restrict x1,
+                                        const float *restrict x2, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; j++) {
+    float s = jade_fsigmoid(x1[j]);
+    d1[j] += dy[j] * x2[j] * s * (1.0f + x1[j] * (1.0f - s));
+    d2[j] += dy[j] * x1[j] * s;
+  }
+}
+
 void jade_swiglu_forward(float *out, const float *inp, int N, int H) {
   // inp (N,2H) = [x1 | x2], out (N,H) = silu(x1) x2  (Shazeer 2020, JiT SwiGLUFFN)
 #pragma omp parallel for schedule(static) if ((size_t)N * H > PAR_MIN)
   for (int n = 0; n < N; n++) {
-    const float *x1 = inp + (size_t)n * 2 * H, *x2 = x1 + H;
-    float *y = out + (size_t)n * H;
-    for (int j = 0; j < H; j++) y[j] = x1[j] / (1.0f + expf(-x1[j])) * x2[j];
+    const float *x1 = inp + (size_t)n * 2 * H;
+    swiglu_row(out + (size_t)n * H, x1, x1 + H, H);
   }
 }
 
 void jade_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int H) {
 #pragma omp parallel for schedule(static) if ((size_t)N * H > PAR_MIN)
   for (int n = 0; n < N; n++) {
-    const float *x1 = inp + (size_t)n * 2 * H, *x2 = x1 + H;
-    float *d1 = dinp + (size_t)n * 2 * H, *d2 = d1 + H;
-    const float *dy = dout + (size_t)n * H;
-    for (int j = 0; j < H; j++) {
-      float s = 1.0f / (1.0f + expf(-x1[j]));
-      d1[j] += dy[j] * x2[j] * s * (1.0f + x1[j] * (1.0f - s));
-      d2[j] += dy[j] * x1[j] * s;
-    }
+    const float *x1 = inp + (size_t)n * 2 * H;
+    float *d1 = dinp + (size_t)n * 2 * H;
+    swiglu_back_row(d1, d1 + H, dout + (size_t)n * H, x1, x1 + H, H);
   }
 }
 

@@ -117,6 +117,7 @@ void jade_colsum_accumulate(float *dst, const float *src, int N, int C) {
     memset(p, 0, sizeof(float) * C);
     for (int n = n0; n < n1; n++) {
       const float *r = src + (size_t)n * C;
+#pragma omp simd
       for (int c = 0; c < C; c++) p[c] += r[c];
     }
   }
