@@ -159,6 +159,7 @@ done:;
   jade_observation_free(&obs);
   jade_trained_model_free(tm);
   jade_config_free(cfg);
+  free(jade_cli_opt(opts, "set")->values);
   jade_dist_finalize(&dist);
   return rc;
 }

@@ -158,6 +158,7 @@ done:
   if (st) rc = jade_cli_fail("train");
   free(dump);
   jade_config_free(cfg);
+  free(jade_cli_opt(opts, "set")->values);
   jade_dist_finalize(&dist);
   return rc;
 }

@@ -44,6 +44,39 @@ static void test_adamw(void) {
   jade_adamw_free(opt);
 }
 
+/* The fused step (scaled gradients + EMA) equals clip + step + EMA done separately. */
+static void test_fused(void) {
+  jade_adamw_config cfg = {0.0f, 0.9f, 0.95f, 1e-8f, 0.01f};
+  size_t n = 5000;
+  jade_adamw *a, *b;
+  CHECK_OK(jade_adamw_create(&a, n, &cfg));
+  CHECK_OK(jade_adamw_create(&b, n, &cfg));
+  float *pa = jade_alloc(n * 4), *pb = jade_alloc(n * 4), *ga = jade_alloc(n * 4), *gb = jade_alloc(n * 4);
+  float *ea = jade_alloc(n * 4), *eb = jade_alloc(n * 4);
+  for (int step = 0; step < 3; step++) {
+    for (size_t i = 0; i < n; i++) {
+      if (step == 0) pa[i] = pb[i] = ea[i] = eb[i] = (float)cos(0.1 * i);
+      ga[i] = gb[i] = (float)sin(0.37 * i + step);
+    }
+    double na = jade_clip_grad_norm(ga, n, 1.0);
+    jade_adamw_step(a, pa, ga, NULL, 1e-2f);
+    jade_ema_update(ea, pa, n, 0.99f);
+    double nb = jade_grad_norm(gb, n);
+    CHECK_CLOSE(nb, na, 1e-12);
+    jade_adamw_step_fused(b, pb, gb, NULL, 1e-2f, (float)jade_clip_factor(nb, 1.0), eb, 0.99f);
+  }
+  double dp = 0, de = 0;
+  for (size_t i = 0; i < n; i++) {
+    dp = fmax(dp, fabs(pa[i] - pb[i]));
+    de = fmax(de, fabs(ea[i] - eb[i]));
+  }
+  CHECK(dp < 1e-6 && de < 1e-6, "fused AdamW differs: params %g, ema %g", dp, de);
+  CHECK(jade_clip_factor(0.5, 1.0) == 1.0 && jade_clip_factor(4.0, 1.0) == 0.25, "clip factor");
+  jade_adamw_free(a);
+  jade_adamw_free(b);
+  free(pa); free(pb); free(ga); free(gb); free(ea); free(eb);
+}
+
 static void test_clip(void) {
   float g[2] = {3.0f, 4.0f};
   double n = jade_clip_grad_norm(g, 2, 1.0);
@@ -99,6 +132,7 @@ static void test_ema_and_mask(void) {
 int main(void) {
   test_adamw();
   test_clip();
+  test_fused();
   test_schedule();
   test_ema_and_mask();
   TEST_RETURN();

@@ -238,6 +238,13 @@ void jade_adamw_free(jade_adamw *opt);
  *   is nonzero, or everywhere if decay_mask is NULL). */
 void jade_adamw_step(jade_adamw *opt, float *params, const float *grads,
                      const unsigned char *decay_mask, float lr);
+/* The same step fused with gradient scaling and the EMA update, in one pass over memory:
+ * g = grad_scale * grads (e.g. the clip factor min(1, max_norm/norm) from
+ * jade_grad_norm), then the AdamW step, then (if ema != NULL)
+ * ema = ema_decay ema + (1 - ema_decay) params. grads are not modified. */
+void jade_adamw_step_fused(jade_adamw *opt, float *params, const float *grads,
+                           const unsigned char *decay_mask, float lr, float grad_scale,
+                           float *ema, float ema_decay);
 long jade_adamw_steps(const jade_adamw *opt);
 /* Moment buffers (n floats each) and step count, for checkpoints. */
 float *jade_adamw_m(jade_adamw *opt);
@@ -246,6 +253,10 @@ void jade_adamw_set_steps(jade_adamw *opt, long t);
 /* The per-element decay mask (1 where decay applies) from a tensor table; caller frees. */
 unsigned char *jade_decay_mask(const jade_tensor_info *tensors, int n_tensors, size_t n);
 
+/* Global L2 norm of grads (fixed-order reduction in double, thread-count independent). */
+double jade_grad_norm(const float *grads, size_t n);
+/* Clip factor for global-norm clipping: min(1, max_norm / norm) (1 if max_norm <= 0). */
+double jade_clip_factor(double norm, double max_norm);
 /* Global L2 norm of grads (fixed-order reduction in double). If max_norm > 0 and the norm
  * exceeds it, scales grads by max_norm/norm (optax clip_by_global_norm). Returns the
  * norm before clipping. */

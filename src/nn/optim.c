@@ -44,8 +44,9 @@ float *jade_adamw_m(jade_adamw *opt) { return opt->m; }
 float *jade_adamw_v(jade_adamw *opt) { return opt->v; }
 void jade_adamw_set_steps(jade_adamw *opt, long t) { opt->t = t; }
 
-void jade_adamw_step(jade_adamw *opt, float *params, const float *grads,
-                     const unsigned char *decay_mask, float lr) {
+void jade_adamw_step_fused(jade_adamw *opt, float *params, const float *grads,
+                           const unsigned char *decay_mask, float lr, float grad_scale,
+                           float *ema, float ema_decay) {
   // Kingma & Ba 2015 Alg. 1 with bias correction; decoupled weight decay as in
   // Loshchilov & Hutter 2019 / optax.adamw (decay scaled by lr, not by the Adam denominator)
   opt->t++;
@@ -53,19 +54,27 @@ void jade_adamw_step(jade_adamw *opt, float *params, const float *grads,
   const float wd = opt->cfg.weight_decay;
   const float bc1 = (float)(1.0 - pow(b1, (double)opt->t));
   const float bc2 = (float)(1.0 - pow(b2, (double)opt->t));
+  const float ea = 1.0f - ema_decay;
   float *m = opt->m, *v = opt->v;
   const size_t n = opt->n;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
   for (size_t i = 0; i < n; i++) {
-    float g = grads[i];
+    float g = grads[i] * grad_scale;
     float mi = b1 * m[i] + (1.0f - b1) * g;
     float vi = b2 * v[i] + (1.0f - b2) * g * g;
     m[i] = mi;
     v[i] = vi;
     float upd = (mi / bc1) / (sqrtf(vi / bc2) + eps);
     if (wd > 0.0f && (!decay_mask || decay_mask[i])) upd += wd * params[i];
-    params[i] -= lr * upd;
+    float pi = params[i] - lr * upd;
+    params[i] = pi;
+    if (ema) ema[i] += ea * (pi - ema[i]);
   }
+}
+
+void jade_adamw_step(jade_adamw *opt, float *params, const float *grads,
+                     const unsigned char *decay_mask, float lr) {
+  jade_adamw_step_fused(opt, params, grads, decay_mask, lr, 1.0f, NULL, 0.0f);
 }
 
 unsigned char *jade_decay_mask(const jade_tensor_info *tensors, int n_tensors, size_t n) {
@@ -78,7 +87,7 @@ unsigned char *jade_decay_mask(const jade_tensor_info *tensors, int n_tensors, s
 }
 
 /* Fixed-order reduction: fixed blocks of 4096 elements, summed in double in block order. */
-double jade_clip_grad_norm(float *grads, size_t n, double max_norm) {
+double jade_grad_norm(const float *grads, size_t n) {
   const size_t blk = 4096;
   size_t nb = (n + blk - 1) / blk;
   double *part = jade_alloc((nb ? nb : 1) * sizeof(double));
@@ -96,12 +105,21 @@ double jade_clip_grad_norm(float *grads, size_t n, double max_norm) {
   } else {
     for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
   }
-  double norm = sqrt(ss);
+  return sqrt(ss);
+}
+
+double jade_clip_factor(double norm, double max_norm) {
   // optax.clip_by_global_norm: g * max_norm / norm when norm > max_norm
-  if (max_norm > 0.0 && norm > max_norm) {
-    float f = (float)(max_norm / norm);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) grads[i] *= f;
+  return max_norm > 0.0 && norm > max_norm ? max_norm / norm : 1.0;
+}
+
+double jade_clip_grad_norm(float *grads, size_t n, double max_norm) {
+  double norm = jade_grad_norm(grads, n);
+  double f = jade_clip_factor(norm, max_norm);
+  if (f < 1.0) {
+    float ff = (float)f;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) grads[i] *= ff;
   }
   return norm;
 }
