@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -83,9 +84,15 @@ int jade_cmd_sample(int argc, char **argv) {
                          "observation, with the Heun ODE sampler of a trained JADE model. Draws are split over\n"
                          "MPI ranks (mpirun -np R); each batch uses the threads of OMP_NUM_THREADS.",
                          opts, NULL, 0, NULL);
-  if (r) return r > 0 ? 0 : 2;
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
   jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) return jade_cli_fail("sample");
+  if (jade_dist_init(&argc, &argv, &dist)) {
+    jade_cli_free(opts);
+    return jade_cli_fail("sample");
+  }
   const char *model_path = jade_cli_opt(opts, "model")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
   const char *out = jade_cli_opt(opts, "out")->value;
   int quiet = jade_cli_opt(opts, "quiet")->seen, no_maps = jade_cli_opt(opts, "no-maps")->seen;
@@ -98,6 +105,7 @@ int jade_cmd_sample(int argc, char **argv) {
   memset(&obs, 0, sizeof obs);
   float *maps = NULL;
   double *theta = NULL;
+  int created = 0;
   jade_status st = JADE_OK;
   if (!model_path) st = jade_error(JADE_ERR_INVALID, "--model M is required");
   if (!st && !obs_path) st = jade_error(JADE_ERR_INVALID, "--obs OBS.fits is required");
@@ -129,6 +137,16 @@ int jade_cmd_sample(int argc, char **argv) {
     st = jade_error(JADE_ERR_NOMEM, "out of memory for %ld draws (try --no-maps)", draws);
     goto done;
   }
+  /* create DIR now, so an unwritable --out fails before the sampling, not after */
+  if (dist.rank == 0) {
+    struct stat sb;
+    created = stat(out, &sb) != 0;
+    st = jade_mkdir_p(out);
+  }
+  if (jade_dist_max_int(&dist, st != JADE_OK)) {
+    if (!st) st = jade_error(JADE_ERR_IO, "rank 0 cannot create %s", out);
+    goto done;
+  }
   progress_state ps = {jade_time_now(), 0, isatty(2)};
   if (!quiet && dist.rank == 0) {
     po.progress = progress;
@@ -153,13 +171,14 @@ int jade_cmd_sample(int argc, char **argv) {
     }
   }
 done:;
+  if (st && created) rmdir(out); /* leave nothing behind (removes it only if still empty) */
   int rc = st ? jade_cli_fail("sample") : 0;
   free(maps);
   free(theta);
   jade_observation_free(&obs);
   jade_trained_model_free(tm);
   jade_config_free(cfg);
-  free(jade_cli_opt(opts, "set")->values);
+  jade_cli_free(opts);
   jade_dist_finalize(&dist);
   return rc;
 }

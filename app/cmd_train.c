@@ -77,6 +77,8 @@ int jade_cmd_train(int argc, char **argv) {
       {"steps", "N", "optimiser steps in total (overrides train.steps)", NULL, 0, 0, NULL, 0},
       {"resume", NULL, "continue the training in MODELDIR from its last checkpoint (starts afresh if it has none)", NULL, 0, 0, NULL, 0},
       {"stop-after", "K", "checkpoint and stop after step K (exit code 3; rerun with --resume to continue)", NULL, 0, 0, NULL, 0},
+      {"workers", "N", "threads running whole micro-batches on their own model copy (0 = auto: OMP_NUM_THREADS, at most "
+                       "the micro-batches per rank; 1 = threads inside the network)", "0", 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
   int r = jade_cli_parse(argc, argv, "jade train --data DIR --out MODELDIR [options]",
@@ -85,17 +87,23 @@ int jade_cmd_train(int argc, char **argv) {
                          "MODELDIR/model.safetensors. Data-parallel over MPI ranks (mpirun -np R) with the same\n"
                          "global batch; threads via OMP_NUM_THREADS. Ctrl-C or SIGTERM checkpoint and stop (exit 3).",
                          opts, NULL, 0, NULL);
-  if (r) return r > 0 ? 0 : 2;
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
 
   jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) return jade_cli_fail("train");
+  if (jade_dist_init(&argc, &argv, &dist)) {
+    jade_cli_free(opts);
+    return jade_cli_fail("train");
+  }
   const char *data = jade_cli_opt(opts, "data")->value, *out = jade_cli_opt(opts, "out")->value;
   const char *cfg_path = jade_cli_opt(opts, "config")->value;
   jade_option *sets = jade_cli_opt(opts, "set");
   int quiet = jade_cli_opt(opts, "quiet")->seen;
   jade_config *cfg = NULL;
   char *dump = NULL;
-  long steps = 0, stop_after = 0;
+  long steps = 0, stop_after = 0, workers = 0;
   jade_sim_config sc;
   jade_model_config mc;
   jade_train_config tc;
@@ -108,6 +116,7 @@ int jade_cmd_train(int argc, char **argv) {
   if (!st && !is_dir(data)) st = jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", data);
   if (!st && jade_cli_opt(opts, "steps")->value) st = jade_cli_long(opts, "steps", 1, 1L << 38, &steps);
   if (!st && jade_cli_opt(opts, "stop-after")->value) st = jade_cli_long(opts, "stop-after", 1, 1L << 38, &stop_after);
+  if (!st) st = jade_cli_long(opts, "workers", 0, 64, &workers);
   if (!st) st = jade_config_create(&cfg);
   if (!st) {
     if (cfg_path && jade_config_preset_text(cfg_path)) {
@@ -136,7 +145,8 @@ int jade_cmd_train(int argc, char **argv) {
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  jade_train_options o = {data, out, jade_cli_opt(opts, "resume")->seen, stop_after, quiet, dump, &sc, &dist, &stop_requested};
+  jade_train_options o = {data, out, jade_cli_opt(opts, "resume")->seen, stop_after, quiet, dump, &sc, &dist, &stop_requested,
+                          (int)workers};
   st = jade_train(&mc, &tc, &o, &res);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
@@ -158,7 +168,7 @@ done:
   if (st) rc = jade_cli_fail("train");
   free(dump);
   jade_config_free(cfg);
-  free(jade_cli_opt(opts, "set")->values);
+  jade_cli_free(opts);
   jade_dist_finalize(&dist);
   return rc;
 }

@@ -25,7 +25,7 @@ train --out "$T/m" --steps 60 || { echo "train failed"; exit 1; }
 for f in model.safetensors state.safetensors loss.csv config.ini; do check "[ -s $T/m/$f ]" "missing $f"; done
 rows=$(($(wc -l < "$T/m/loss.csv") - 1))
 check "[ $rows = 6 ]" "loss.csv has $rows rows, expected 6"
-check "head -1 $T/m/loss.csv | grep -q '^step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,elapsed_s$'" "loss.csv header"
+check "head -1 $T/m/loss.csv | grep -q '^step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,val_theta_ema,elapsed_s$'" "loss.csv header"
 v_first=$(sed -n 2p "$T/m/loss.csv" | cut -d, -f8); v_last=$(tail -1 "$T/m/loss.csv" | cut -d, -f8)
 echo "validation loss: step 10 $v_first -> step 60 $v_last"
 check "awk 'BEGIN{exit !($v_last < 0.85 * $v_first)}'" "validation loss did not go down ($v_first -> $v_last)"
@@ -39,14 +39,17 @@ check "[ -s $T/r/state.safetensors ]" "no checkpoint after --stop-after"
 train --out "$T/r" --steps 60 --resume || { echo "resume failed"; exit 1; }
 check "cmp -s $T/m/model.safetensors $T/r/model.safetensors" "resumed model.safetensors differs"
 check "cmp -s $T/m/state.safetensors $T/r/state.safetensors" "resumed state.safetensors differs"
-check "diff <(cut -d, -f1-9 $T/m/loss.csv) <(cut -d, -f1-9 $T/r/loss.csv) >/dev/null" "resumed loss.csv differs"
+check "diff <(cut -d, -f1-10 $T/m/loss.csv) <(cut -d, -f1-10 $T/r/loss.csv) >/dev/null" "resumed loss.csv differs"
 # resuming a finished run does nothing and succeeds
 train --out "$T/r" --steps 60 --resume || { echo "resume of a finished run failed"; fail=1; }
 check "cmp -s $T/m/model.safetensors $T/r/model.safetensors" "finished run changed by --resume"
 
-# ---- data-parallel MPI: 2 ranks x 1 micro-batch == 1 rank x 2 micro-batches ----
+# ---- data parallel: 2 worker threads or 2 MPI ranks x 1 micro-batch == 1 x 2 micro-batches ----
+train --out "$T/p1" --steps 20 || { echo "train failed"; exit 1; }
+OMP_NUM_THREADS=2 train --out "$T/w2" --steps 20 --workers 2 || { echo "train with 2 workers failed"; exit 1; }
+echo -n "2 worker threads vs 1 after 20 steps: "
+check "$BUILD/test_train --compare $T/p1/model.safetensors $T/w2/model.safetensors 1e-5" "2-worker training differs from 1 worker"
 if [ "${JADE_WITH_MPI:-0}" = 1 ] && command -v mpirun >/dev/null; then
-  train --out "$T/p1" --steps 20 || { echo "train failed"; exit 1; }
   mpirun --allow-run-as-root --oversubscribe -np 2 "$JADE" train --data "$T/data" "${TINY[@]}" --out "$T/p2" --steps 20 \
     || { echo "mpirun train failed"; exit 1; }
   # gradients are summed in a different order: equal to float rounding (Adam amplifies it a little)
@@ -78,6 +81,9 @@ check "grep -q 'Omega_m' $T/s.log" "printed summary"
 "$JADE" sample --model "$T/m/model.safetensors" --obs "$T/obs.fits" --draws 6 --steps 3 --batch 4 --seed 1 --quiet --out "$T/s2" \
   || { echo "sample from a .safetensors file failed"; fail=1; }
 check "cmp -s $T/s/theta.npy $T/s2/theta.npy" "sampling is not reproducible"
+OMP_NUM_THREADS=2 "$JADE" sample --model "$T/m" --obs "$T/obs.fits" --draws 6 --steps 3 --batch 4 --seed 1 --quiet --out "$T/s6" \
+  || { echo "sample with 2 threads failed"; fail=1; }
+check "cmp -s $T/s/theta.npy $T/s6/theta.npy && cmp -s $T/s/maps.fits $T/s6/maps.fits" "2-thread sampling differs from 1 thread"
 if [ "${JADE_WITH_MPI:-0}" = 1 ] && command -v mpirun >/dev/null; then
   mpirun --allow-run-as-root --oversubscribe -np 2 "$JADE" sample --model "$T/m" --obs "$T/obs.fits" --draws 6 --steps 3 \
     --batch 4 --seed 1 --quiet --out "$T/s3" || { echo "mpirun sample failed"; fail=1; }

@@ -86,6 +86,8 @@ typedef struct {
 jade_status jade_model_forward(jade_model *m, int B, const float *z, const float *theta,
                                const float *t, const float *cond, float *x_hat,
                                float *theta_hat, const jade_model_run *run);
+/* A model is not re-entrant: one forward/backward at a time (they are OpenMP-parallel
+ * inside). Inference forwards in between do not disturb a pending training forward. */
 /* Backward of the last training-mode forward: accumulates all parameter gradients from
  * dx_hat (B,C,H,W) and dtheta_hat (B,P). */
 jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float *dtheta_hat);

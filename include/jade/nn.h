@@ -178,7 +178,9 @@ void jade_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B
  *   q, k <- RoPE(RMSNorm_hd(q) * qn_w), RoPE(RMSNorm_hd(k) * kn_w)   (QK-norm, eps)
  *   S = q k^T / sqrt(hd); P = softmax(S) (fp32); P' = dropout(P); out = P' v.
  * out (B,T,D), heads interleaved back. Saved for backward: qr, kr, vr (B,H,T,hd) (normed,
- * rotated, head-major), rstd_q, rstd_k (B,T,H), att P (B,H,T,T). Parallel over B*H.
+ * rotated, head-major), rstd_q, rstd_k (B,T,H), att P (B,H,T,T) (pre-dropout; the mask is
+ * regenerated). Passing qr/kr/vr/att NULL (and rstd NULL) runs an inference forward that
+ * keeps nothing. qn_w/kn_w (hd) are required. Parallel over B*H.
  * ------------------------------------------------------------------------------------- */
 typedef struct {
   int B, T, H, hd;

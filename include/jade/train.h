@@ -51,6 +51,7 @@ typedef struct {
   long warmup;           /* linear warm-up steps (0: the paper's plain linear decay) */
   double lr_peak, lr_end;
   double beta1, beta2, adam_eps, weight_decay, grad_clip;
+  double theta_weight;   /* weight of the theta term of the loss (1 = the paper's objective) */
   double ema_decay;
   long ema_start;        /* EMA = live weights for steps <= ema_start, then decays */
   jade_flow_config flow; /* t ~ logit-normal(mu, sigma), t_eps */
@@ -82,6 +83,10 @@ typedef struct {
   const jade_sim_config *sim; /* geometry and prior of the dataset */
   const jade_dist *dist;
   volatile sig_atomic_t *stop_flag; /* set (e.g. by SIGTERM): checkpoint and return */
+  int workers;              /* threads that each run whole micro-batches on their own model
+                               copy (gradients summed in worker order); 0 = auto: the OpenMP
+                               threads, at most the rank's micro-batches, 1 for models over
+                               50M parameters; 1 = threads inside the network instead */
 } jade_train_options;
 
 typedef struct {

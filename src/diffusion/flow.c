@@ -55,8 +55,7 @@ double jade_flow_loss(const jade_flow_config *c, int B, size_t nx, int P, const 
     float *db = dx_hat ? dx_hat + (size_t)b * nx : NULL;
     double sx = 0.0;
     const float gscale = (float)(-2.0 * norm / den);
-#pragma omp parallel for schedule(static) reduction(+ : sx) if (nx > 65536)
-    for (size_t i = 0; i < nx; i++) {
+    for (size_t i = 0; i < nx; i++) {  // serial: the sum order is fixed
       float v = (xb[i] - zb[i]) * inv, vh = (hb[i] - zb[i]) * inv;
       float e = v - vh;
       sx += (double)e * e;

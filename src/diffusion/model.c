@@ -525,9 +525,9 @@ jade_status jade_model_forward(jade_model *m, int B, const float *z, const float
     return jade_error(JADE_ERR_INVALID, "model forward: the model needs a condition image");
   int train = run && run->train;
   workspace *w = train ? &m->wtrain : &m->winf;
+  if (train) m->have_train_fwd = 0;
   jade_status st = ws_ensure(m, w, B, train);
   if (st) return st;
-  m->have_train_fwd = 0;
   const float *p = m->params;
   const param_offsets *o = &m->off;
   const int D = c->width, F = c->time_freq, K = c->n_cosmo_tokens, P = c->n_params;
@@ -628,6 +628,14 @@ jade_status jade_model_forward(jade_model *m, int B, const float *z, const float
 }
 
 /* ------------------------------------------------------------------ backward */
+/* Linear backward that overwrites dinp (N,C) = dout W (saves zeroing it first) and
+ * accumulates the parameter gradients. */
+static void linear_backward_set(float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, int N, int C, int OC) {
+  jade_gemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+  jade_linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
+}
+
 jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float *dtheta_hat) {
   if (!m->have_train_fwd)
     return jade_error(JADE_ERR_INVALID, "model backward: no training-mode forward to differentiate");
@@ -647,8 +655,7 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
   memset(w->dsc, 0, sizeof(float) * B * D);
   // field head
   jade_patchify(w->dtok, dx_hat, B, c->channels, c->img_size, c->img_size, c->patch);
-  memset(w->dmf, 0, sizeof(float) * Nf * D);
-  jade_linear_backward(w->dmf, g + o->flin_w, g + o->flin_b, w->dtok, w->mf, p + o->flin_w, Nf, D, m->ppc);
+  linear_backward_set(w->dmf, g + o->flin_w, g + o->flin_b, w->dtok, w->mf, p + o->flin_w, Nf, D, m->ppc);
   memset(w->dadaf, 0, sizeof(float) * B * 2 * D);
   memset(w->dxf, 0, sizeof(float) * Nf * D);
   jade_rmsnorm_modulate_backward(w->dxf, g + o->fn, w->dadaf, w->dadaf + D, w->dmf, w->xf, p + o->fn,
@@ -678,21 +685,18 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
     // MLP branch: xout = xmid + gate2 * mo
     memset(w->dres, 0, sizeof(float) * N * D);
     jade_gated_residual_backward(w->dres, dada + 5 * D, w->dX, a->mo, ada + 5 * D, 6 * D, B, T, D);
-    memset(w->dhid, 0, sizeof(float) * N * Hm);
-    jade_linear_backward(w->dhid, g + bp->w3_w, g + bp->w3_b, w->dres, a->hs, p + bp->w3_w, N, Hm, D);
+    linear_backward_set(w->dhid, g + bp->w3_w, g + bp->w3_b, w->dres, a->hs, p + bp->w3_w, N, Hm, D);
     if (dl) jade_dropout_forward(w->dhid, w->dhid, (size_t)N * Hm, pdrop, m->run_seed, m->run_stream, drop_index(l, 2));
     memset(w->dwide, 0, sizeof(float) * N * 2 * Hm);
     jade_swiglu_backward(w->dwide, w->dhid, a->h12, N, Hm);
-    memset(w->dm, 0, sizeof(float) * N * D);
-    jade_linear_backward(w->dm, g + bp->w12_w, g + bp->w12_b, w->dwide, a->m2, p + bp->w12_w, N, D, 2 * Hm);
+    linear_backward_set(w->dm, g + bp->w12_w, g + bp->w12_b, w->dwide, a->m2, p + bp->w12_w, N, D, 2 * Hm);
     jade_rmsnorm_modulate_backward(w->dX, g + bp->norm2, dada + 3 * D, dada + 4 * D, w->dm, a->xmid,
                                    p + bp->norm2, a->rstd2, ada + 4 * D, 6 * D, B, T, D);
     // attention branch: xmid = xin + gate1 * po
     memset(w->dres, 0, sizeof(float) * N * D);
     jade_gated_residual_backward(w->dres, dada + 2 * D, w->dX, a->po, ada + 2 * D, 6 * D, B, T, D);
     if (dl) jade_dropout_forward(w->dres, w->dres, (size_t)N * D, pdrop, m->run_seed, m->run_stream, drop_index(l, 1));
-    memset(w->dhid, 0, sizeof(float) * N * D);
-    jade_linear_backward(w->dhid, g + bp->proj_w, g + bp->proj_b, w->dres, a->ao, p + bp->proj_w, N, D, D);
+    linear_backward_set(w->dhid, g + bp->proj_w, g + bp->proj_b, w->dres, a->ao, p + bp->proj_w, N, D, D);
     memset(w->dwide, 0, sizeof(float) * N * 3 * D);
     jade_attention_shape as = {B, T, c->heads, m->hd, c->norm_eps, m->rope_cos, m->rope_sin,
                                dl ? pdrop : 0.0f, m->run_seed, m->run_stream, drop_index(l, 0)};
@@ -700,8 +704,7 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
                                  a->vr, a->rq, a->rk, a->att, p + bp->qn, p + bp->kn,
                                  attn_scratch(w), &as);
     if (st) return st;
-    memset(w->dm, 0, sizeof(float) * N * D);
-    jade_linear_backward(w->dm, g + bp->qkv_w, g + bp->qkv_b, w->dwide, a->m1, p + bp->qkv_w, N, D, 3 * D);
+    linear_backward_set(w->dm, g + bp->qkv_w, g + bp->qkv_b, w->dwide, a->m1, p + bp->qkv_w, N, D, 3 * D);
     jade_rmsnorm_modulate_backward(w->dX, g + bp->norm1, dada, dada + D, w->dm, xin, p + bp->norm1,
                                    a->rstd1, ada + D, 6 * D, B, T, D);
     // adaLN linear of this block

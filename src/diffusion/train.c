@@ -8,8 +8,9 @@
  *   x = kappa / map_std, theta_n = (theta - mean) / std, t = sigmoid((n + mu) sigma),
  *   z = t x + (1 - t) eps (maps and theta), condition c = (kappa + noise_i n') / map_std_i with
  *   fresh n' every step;
- *   the rows are processed in micro-batches (micro-batch k on rank k mod R), gradients of the
- *   global-batch mean loss accumulated, summed over ranks, clipped to global norm grad_clip,
+ *   the rows are processed in micro-batches (micro-batch k on rank k mod R; a rank's
+ *   micro-batches spread over worker threads with their own model copies), gradients of the
+ *   global-batch mean loss accumulated, summed over workers and ranks, clipped to grad_clip,
  *   AdamW step at lr(step) (linear warm-up then linear decay, optax.linear_schedule), EMA.
  * All random numbers are Philox draws addressed by (seed, purpose, step or epoch, row). */
 #include "jade/train.h"
@@ -17,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,7 @@ jade_status jade_train_config_read(jade_config *cfg, jade_train_config *tc) {
   D("adam_eps", 0, 1, tc->adam_eps);
   D("weight_decay", 0, 10, tc->weight_decay);
   D("grad_clip", 0, 1e30, tc->grad_clip);
+  D("theta_weight", 0, 1e6, tc->theta_weight);
   D("ema_decay", 0, 1, tc->ema_decay);
   L("ema_start", 0, 1L << 38, tc->ema_start);
   double mu, sigma, t_eps;
@@ -650,33 +653,104 @@ static jade_status run_rows(ctx *c, int B, const jade_model_run *run, double gra
   double lx = 0, lth = 0;
   double loss = jade_flow_loss(&c->tc->flow, B, c->nx, c->P, c->x, c->xhat, c->z, c->th, c->thhat, c->zth, c->t,
                                run ? c->dx : NULL, run ? c->dth : NULL, &lx, &lth);
+  /* theta_weight w: objective (sum_pix e^2 + w sum_par e^2) / (nx + P); w = 1 is the paper's */
+  const double w = c->tc->theta_weight;
+  loss += (w - 1) * c->P * lth / (double)(c->nx + (size_t)c->P);
   sums[0] += B * loss;
   sums[1] += B * lx;
   sums[2] += B * lth;
   if (!run) return JADE_OK;
-  const float s = (float)grad_scale;
-  if (s != 1.0f) {
+  const float s = (float)grad_scale, sw = (float)(grad_scale * w);
+  if (s != 1.0f)
     for (size_t i = 0; i < (size_t)B * c->nx; i++) c->dx[i] *= s;
-    for (size_t i = 0; i < (size_t)B * c->P; i++) c->dth[i] *= s;
-  }
+  if (sw != 1.0f)
+    for (size_t i = 0; i < (size_t)B * c->P; i++) c->dth[i] *= sw;
   return jade_model_backward(c->m, c->dx, c->dth);
 }
 
-/* Mean validation loss of the first n_eval held-out samples (fixed t and noise, no flips). */
-static jade_status validate(ctx *c, const jade_dist *d, const long *val_idx, long n_eval, double out[3]) {
-  double sums[3] = {0, 0, 0};
-  jade_status st = JADE_OK;
-  long n_mb = (n_eval + c->mb_cap - 1) / c->mb_cap;
-  for (long mb = d->rank; mb < n_mb && !st; mb += d->size) {
-    long r0 = mb * c->mb_cap, r1 = r0 + c->mb_cap < n_eval ? r0 + c->mb_cap : n_eval;
-    int B = (int)(r1 - r0);
-    for (int b = 0; b < B; b++) {
-      c->ids[b] = val_idx[r0 + b];
-      c->rows[b] = (uint64_t)(r0 + b);
-    }
-    prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_VAL, 0), 0);
-    st = run_rows(c, B, NULL, 1.0, sums);
+/* Buffers of one worker (one thread): its model (worker 0: the trained model; others: copies
+ * re-synchronised before use) and micro-batch buffers. */
+static jade_status ctx_init(ctx *c, const ctx *proto, jade_model *m) {
+  *c = *proto;
+  c->m = m;
+  size_t bx = (size_t)c->mb_cap * c->nx * sizeof(float), bp = (size_t)c->mb_cap * c->P * sizeof(float);
+  c->x = jade_alloc(bx);
+  c->z = jade_alloc(bx);
+  c->cond = jade_alloc(bx);
+  c->xhat = jade_alloc(bx);
+  c->dx = jade_alloc(bx);
+  c->th = jade_alloc(bp);
+  c->zth = jade_alloc(bp);
+  c->thhat = jade_alloc(bp);
+  c->dth = jade_alloc(bp);
+  c->t = jade_alloc((size_t)c->mb_cap * sizeof(float));
+  c->ids = malloc((size_t)c->mb_cap * sizeof(long));
+  c->rows = malloc((size_t)c->mb_cap * sizeof(uint64_t));
+  if (!c->x || !c->z || !c->cond || !c->xhat || !c->dx || !c->th || !c->zth || !c->thhat || !c->dth || !c->t || !c->ids || !c->rows)
+    return jade_error(JADE_ERR_NOMEM, "out of memory for micro-batch buffers (train.micro_batch = %ld)", c->mb_cap);
+  return JADE_OK;
+}
+
+static void ctx_free(ctx *c) {
+  free(c->x);
+  free(c->z);
+  free(c->cond);
+  free(c->xhat);
+  free(c->dx);
+  free(c->th);
+  free(c->zth);
+  free(c->thhat);
+  free(c->dth);
+  free(c->t);
+  free(c->ids);
+  free(c->rows);
+}
+
+/* Copy weights into the models of workers first..nw-1. */
+static void sync_workers(ctx *w, int first, int nw, const float *weights, size_t n) {
+  for (int i = first; i < nw; i++) {
+    float *p = jade_model_params(w[i].m);
+    if (p != weights) memcpy(p, weights, n * sizeof(float));
   }
+}
+
+/* Mean validation loss of the first n_eval held-out samples (fixed t and noise, no flips),
+ * with the weights currently in the workers' models. */
+static jade_status validate(ctx *w, int nw, const jade_dist *d, const long *val_idx, long n_eval, double out[3]) {
+  double sums[3] = {0, 0, 0};
+  const long cap = w[0].mb_cap, n_mb = (n_eval + cap - 1) / cap;
+  const long mine = n_mb > d->rank ? (n_mb - d->rank + d->size - 1) / d->size : 0;
+  int failed = 0;
+  char msg[1024] = "";
+  double *ws = calloc((size_t)nw * 3, sizeof *ws);
+  if (!ws) return jade_error(JADE_ERR_NOMEM, "out of memory");
+#pragma omp parallel num_threads(nw) if (nw > 1)
+  {
+    const int me = nw > 1 ? omp_get_thread_num() : 0;
+    ctx *c = &w[me];
+    for (long j = me; j < mine; j += nw) {
+      const long mb = d->rank + j * d->size, r0 = mb * cap, r1 = r0 + cap < n_eval ? r0 + cap : n_eval;
+      const int B = (int)(r1 - r0);
+      for (int b = 0; b < B; b++) {
+        c->ids[b] = val_idx[r0 + b];
+        c->rows[b] = (uint64_t)(r0 + b);
+      }
+      prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_VAL, 0), 0);
+      jade_status s2 = run_rows(c, B, NULL, 1.0, ws + 3 * me);
+      if (s2) {
+#pragma omp critical(jade_train_err)
+        if (!failed) {
+          failed = 1;
+          snprintf(msg, sizeof msg, "%s", jade_last_error());
+        }
+        break;
+      }
+    }
+  }
+  for (int i = 0; i < nw; i++)
+    for (int k = 0; k < 3; k++) sums[k] += ws[3 * i + k];
+  free(ws);
+  jade_status st = failed ? jade_error(JADE_ERR_NUMERIC, "%s", msg) : JADE_OK;
   if (jade_dist_max_int(d, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_INTERNAL, "validation failed on another rank");
   if ((st = jade_dist_sum_double(d, sums, 3))) return st;
   for (int i = 0; i < 3; i++) out[i] = sums[i] / (double)n_eval;
@@ -773,7 +847,8 @@ static char *read_text_file(const char *path) {
   return b;
 }
 
-static const char LOSS_HEADER[] = "step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,elapsed_s\n";
+static const char LOSS_HEADER[] =
+    "step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,val_theta_ema,elapsed_s\n";
 
 /* Keep loss.csv rows with step <= last_step; returns the elapsed time of the last kept row. */
 static jade_status truncate_loss_csv(const char *path, long last_step, double *elapsed) {
@@ -825,8 +900,9 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   jade_model_config mc = *mc_in;
   dataset ds;
   jade_norm norm;
-  ctx c;
-  memset(&c, 0, sizeof c);
+  ctx proto, *w = NULL;
+  int nw = 0;
+  memset(&proto, 0, sizeof proto);
   memset(&norm, 0, sizeof norm);
   jade_model *m = NULL;
   jade_adamw *opt = NULL;
@@ -1041,41 +1117,41 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     goto done;
   }
 
-  /* ---- buffers ---- */
-  c.tc = tc;
-  c.ds = &ds;
-  c.norm = &norm;
-  c.m = m;
-  c.P = P;
-  c.npix = ds.npix;
-  c.bins = ds.bins;
-  c.nx = nx;
-  c.mb_cap = Bm;
+  /* ---- workers: micro-batches of this rank spread over OpenMP threads, each thread with its
+   * own model copy (gradients summed in worker order); 1 worker = threads inside the network */
+  proto.tc = tc;
+  proto.ds = &ds;
+  proto.norm = &norm;
+  proto.P = P;
+  proto.npix = ds.npix;
+  proto.bins = ds.bins;
+  proto.nx = nx;
+  proto.mb_cap = Bm;
   {
-    size_t bx = (size_t)Bm * nx * sizeof(float), bp = (size_t)Bm * P * sizeof(float);
-    c.x = jade_alloc(bx);
-    c.z = jade_alloc(bx);
-    c.cond = jade_alloc(bx);
-    c.xhat = jade_alloc(bx);
-    c.dx = jade_alloc(bx);
-    c.th = jade_alloc(bp);
-    c.zth = jade_alloc(bp);
-    c.thhat = jade_alloc(bp);
-    c.dth = jade_alloc(bp);
-    c.t = jade_alloc((size_t)Bm * sizeof(float));
-    c.ids = malloc((size_t)Bm * sizeof(long));
-    c.rows = malloc((size_t)Bm * sizeof(uint64_t));
-    if (!c.x || !c.z || !c.cond || !c.xhat || !c.dx || !c.th || !c.zth || !c.thhat || !c.dth || !c.t || !c.ids || !c.rows) {
-      st = jade_error(JADE_ERR_NOMEM, "out of memory for micro-batch buffers (train.micro_batch = %ld)", Bm);
-      goto done;
-    }
+    const long my_micro = n_micro > d->rank ? (n_micro - d->rank + d->size - 1) / d->size : 0;
+    nw = o->workers > 0 ? o->workers : omp_get_max_threads();
+    if (o->workers <= 0 && n_par > 50000000) nw = 1; /* big models: no per-thread copies */
+    if (nw > my_micro) nw = (int)my_micro;
+    if (nw > 64) nw = 64;
+    if (nw < 1) nw = 1;
   }
+  if (!(w = calloc((size_t)nw, sizeof *w))) {
+    st = jade_error(JADE_ERR_NOMEM, "out of memory");
+    goto done;
+  }
+  for (int i = 0; i < nw && !st; i++) {
+    jade_model *mi = m;
+    if (i > 0 && (st = jade_model_create(&mi, &mc))) break;
+    st = ctx_init(&w[i], &proto, mi);
+    if (i > 0) w[i].m = mi; /* owned: freed below even on error */
+  }
+  if (st) goto done;
 
   if (root && !o->quiet) {
     fprintf(stderr, "jade train: %ld training + %ld validation simulations of %dx%dx%d; model %.2fM parameters; batch %ld "
-            "(micro %ld, %d rank%s), %ld steps = %.1f epochs%s\n",
-            n_train, n_val, ds.npix, ds.npix, ds.bins, n_par / 1e6, Bg, Bm, d->size, d->size > 1 ? "s" : "",
-            tc->steps, (double)tc->steps / spe, resuming ? "" : "");
+            "(micro %ld, %d rank%s x %d worker thread%s), %ld steps = %.1f epochs\n",
+            n_train, n_val, ds.npix, ds.npix, ds.bins, n_par / 1e6, Bg, Bm, d->size, d->size > 1 ? "s" : "", nw,
+            nw > 1 ? "s" : "", tc->steps, (double)tc->steps / spe);
     if (resuming) fprintf(stderr, "jade train: resuming %s at step %ld\n", o->out_dir, step);
     if (n_train < Bg) fprintf(stderr, "jade train: warning: batch %ld exceeds the %ld training samples (rows repeat)\n", Bg, n_train);
   }
@@ -1094,18 +1170,48 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
       permutation(n_train, tc->seed, TRAIN_STREAM(JADE_TRAIN_RNG_EPOCH, epoch), eperm);
       cur_epoch = epoch;
     }
-    jade_model_zero_grad(m);
+    sync_workers(w, 1, nw, params, n_par);
     double sums[3] = {0, 0, 0};
-    for (long mb = d->rank; mb < n_micro && !st; mb += d->size) {
-      long r0 = mb * Bm, r1 = r0 + Bm < Bg ? r0 + Bm : Bg;
-      int B = (int)(r1 - r0);
-      for (int b = 0; b < B; b++) {
-        c.rows[b] = (uint64_t)(r0 + b);
-        c.ids[b] = train_idx[eperm[(pos * Bg + r0 + b) % n_train]];
+    {
+      const long mine = n_micro > d->rank ? (n_micro - d->rank + d->size - 1) / d->size : 0;
+      double ws[64][3];
+      int failed = 0;
+      char msg[1024] = "";
+      memset(ws, 0, sizeof ws);
+#pragma omp parallel num_threads(nw) if (nw > 1)
+      {
+        const int me = nw > 1 ? omp_get_thread_num() : 0;
+        ctx *c = &w[me];
+        jade_model_zero_grad(c->m);
+        for (long j = me; j < mine; j += nw) {
+          const long mb = d->rank + j * d->size, r0 = mb * Bm, r1 = r0 + Bm < Bg ? r0 + Bm : Bg;
+          const int B = (int)(r1 - r0);
+          for (int b = 0; b < B; b++) {
+            c->rows[b] = (uint64_t)(r0 + b);
+            c->ids[b] = train_idx[eperm[(pos * Bg + r0 + b) % n_train]];
+          }
+          prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_NORMAL, s), tc->flip ? TRAIN_STREAM(JADE_TRAIN_RNG_FLIP, s) : 0);
+          jade_model_run run = {1, tc->seed, TRAIN_STREAM(JADE_TRAIN_RNG_DROPOUT, (uint64_t)s * n_micro + mb)};
+          jade_status s2 = run_rows(c, B, &run, (double)B / (double)Bg, ws[me]);
+          if (s2) {
+#pragma omp critical(jade_train_err)
+            if (!failed) {
+              failed = 1;
+              snprintf(msg, sizeof msg, "%s", jade_last_error());
+            }
+            break;
+          }
+        }
       }
-      prepare_rows(&c, B, TRAIN_STREAM(JADE_TRAIN_RNG_NORMAL, s), tc->flip ? TRAIN_STREAM(JADE_TRAIN_RNG_FLIP, s) : 0);
-      jade_model_run run = {1, tc->seed, TRAIN_STREAM(JADE_TRAIN_RNG_DROPOUT, (uint64_t)s * n_micro + mb)};
-      st = run_rows(&c, B, &run, (double)B / (double)Bg, sums);
+      if (failed) st = jade_error(JADE_ERR_NUMERIC, "step %ld: %s", s + 1, msg);
+      /* worker gradients summed in worker order (element-parallel) */
+      for (int i = 1; i < nw && !st; i++) {
+        const float *g = jade_model_grads(w[i].m);
+#pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < n_par; k++) grads[k] += g[k];
+      }
+      for (int i = 0; i < nw; i++)
+        for (int k = 0; k < 3; k++) sums[k] += ws[i][k];
     }
     if (jade_dist_max_int(d, st != JADE_OK)) {
       if (!st) st = jade_error(JADE_ERR_INTERNAL, "step %ld failed on another rank", s + 1);
@@ -1137,10 +1243,11 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     const int do_val = n_eval > 0 && (step % tc->val_every == 0 || final);
     double val[3] = {NAN, NAN, NAN}, val_ema[3] = {NAN, NAN, NAN};
     if (do_val) {
-      if ((st = validate(&c, d, val_idx, n_eval, val))) break;
+      sync_workers(w, 1, nw, params, n_par);
+      if ((st = validate(w, nw, d, val_idx, n_eval, val))) break;
       memcpy(backup, params, n_par * sizeof(float));
-      memcpy(params, ema, n_par * sizeof(float));
-      st = validate(&c, d, val_idx, n_eval, val_ema);
+      sync_workers(w, 0, nw, ema, n_par);
+      st = validate(w, nw, d, val_idx, n_eval, val_ema);
       memcpy(params, backup, n_par * sizeof(float));
       if (st) break;
       last_val = val_ema[0];
@@ -1152,9 +1259,9 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
         fprintf(loss_f, "%ld,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,", step, (double)step / spe, lr, acc.loss / acc.n, acc.lx / acc.n,
                 acc.lth / acc.n, acc.gn / acc.n);
         if (do_val)
-          fprintf(loss_f, "%.6g,%.6g,", val[0], val_ema[0]);
+          fprintf(loss_f, "%.6g,%.6g,%.6g,", val[0], val_ema[0], val_ema[2]);
         else
-          fprintf(loss_f, ",,");
+          fprintf(loss_f, ",,,");
         fprintf(loss_f, "%.1f\n", elapsed0 + now - t0);
         fflush(loss_f);
       }
@@ -1225,18 +1332,11 @@ done:
   free(perm);
   free(eperm);
   free(ident);
-  free(c.x);
-  free(c.z);
-  free(c.cond);
-  free(c.xhat);
-  free(c.dx);
-  free(c.th);
-  free(c.zth);
-  free(c.thhat);
-  free(c.dth);
-  free(c.t);
-  free(c.ids);
-  free(c.rows);
+  for (int i = 0; w && i < nw; i++) {
+    ctx_free(&w[i]);
+    if (i > 0) jade_model_free(w[i].m);
+  }
+  free(w);
   dataset_close(&ds);
   res->seconds = jade_time_now() - t_begin;
   return st;

@@ -11,9 +11,10 @@
 
 static jade_matmul_backend g_backend = JADE_MATMUL_F32;
 
-/* cpuid leaf 7 subleaf 0: EBX bit 16 AVX512F, EDX bit 22 AMX-BF16; subleaf 1: EAX bit 5
- * AVX512-BF16 (Intel SDM vol. 2A, CPUID). OS support for the AVX-512 state (XCR0 bits
- * 5-7) is checked with xgetbv. */
+/* Runtime CPU features. AVX-512 ones through __builtin_cpu_supports (libgcc checks both
+ * cpuid and the OS-enabled register state); AMX-BF16 (not known to gcc 12's builtin)
+ * from cpuid leaf 7 subleaf 0, EDX bit 22 (Intel SDM vol. 2A, CPUID). A bf16 backend would
+ * additionally need the AMX tile state enabled by arch_prctl(ARCH_REQ_XCOMP_PERM). */
 static int cpuid7(unsigned sub, unsigned *a, unsigned *b, unsigned *c, unsigned *d) {
   unsigned max = __get_cpuid_max(0, NULL);
   if (max < 7) return 0;
@@ -21,26 +22,14 @@ static int cpuid7(unsigned sub, unsigned *a, unsigned *b, unsigned *c, unsigned 
   return 1;
 }
 
-static int os_avx512(void) {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-  if (!(c & (1u << 27))) return 0; /* OSXSAVE */
-  unsigned lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  return (lo & 0xE6u) == 0xE6u;
-}
-
 int jade_cpu_has_avx512f(void) {
-  unsigned a, b, c, d;
-  if (!cpuid7(0, &a, &b, &c, &d)) return 0;
-  return ((b >> 16) & 1u) && os_avx512();
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") != 0;
 }
 
 int jade_cpu_has_avx512_bf16(void) {
-  unsigned a, b, c, d;
-  if (!jade_cpu_has_avx512f()) return 0;
-  if (!cpuid7(1, &a, &b, &c, &d)) return 0;
-  return (a >> 5) & 1u;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") != 0;
 }
 
 int jade_cpu_has_amx_bf16(void) {
