@@ -53,5 +53,6 @@ int jade_cmd_simulate(int argc, char **argv);
 int jade_cmd_observe(int argc, char **argv);
 int jade_cmd_train(int argc, char **argv);
 int jade_cmd_sample(int argc, char **argv);
+int jade_cmd_mcmc(int argc, char **argv);
 
 #endif

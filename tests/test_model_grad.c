@@ -418,9 +418,11 @@ static void test_flow(void) {
   randomise(ths, Bs * c.n_params, 0, 1, 22);
   randomise(cond, nc, 0, 1, 23);
   memcpy(z0, zs, sizeof(float) * Bs * n);
+  float *condb = jade_alloc(sizeof(float) * Bs * nc);  // jade_sampler_step: one condition per draw
+  for (int b = 0; b < Bs; b++) memcpy(condb + b * nc, cond, sizeof(float) * nc);
   int steps = 40;
   for (int i = 0; i < 36; i++)  // to t = 0.9 with Heun steps
-    CHECK_OK(jade_sampler_step(s, Bs, zs, ths, cond, (float)i / steps, (float)(i + 1) / steps, 1, 0.05f));
+    CHECK_OK(jade_sampler_step(s, Bs, zs, ths, condb, (float)i / steps, (float)(i + 1) / steps, 1, 0.05f));
   double maxrel = 0;
   for (size_t i = 0; i < Bs * n; i++) maxrel = fmax(maxrel, fabs(zs[i] - 0.1 * z0[i]) / (0.1 * fabs(z0[i]) + 1e-3));
   printf("Heun on dz/dt = -z/(1-t), 36 steps of 1/40: max rel err %.2e\n", maxrel);
@@ -435,11 +437,10 @@ static void test_flow(void) {
   perturb_params(m);
   int Pn = c.n_params;
   float *xa = jade_alloc(sizeof(float) * Bs * n), *xa1 = jade_alloc(sizeof(float) * Bs * n);
-  float *ze = jade_alloc(sizeof(float) * Bs * n), *condb = jade_alloc(sizeof(float) * Bs * nc);
+  float *ze = jade_alloc(sizeof(float) * Bs * n);
   float *th0 = jade_alloc(sizeof(float) * Bs * Pn), *tha = jade_alloc(sizeof(float) * Bs * Pn);
   float *tha1 = jade_alloc(sizeof(float) * Bs * Pn), *the = jade_alloc(sizeof(float) * Bs * Pn);
   float tv[3], t0 = 0.3f, t1 = 0.35f, dt = t1 - t0;
-  for (int b = 0; b < Bs; b++) memcpy(condb + b * nc, cond, sizeof(float) * nc);
   randomise(zs, Bs * n, 0, 1, 31);
   randomise(ths, Bs * Pn, 0, 1, 32);
   memcpy(z0, zs, sizeof(float) * Bs * n);

@@ -152,12 +152,12 @@ static void test_rmsnorm(void) {
   fd_check("rmsnorm dinp", k.x, N * C, dx, rms_fwd, &k, w, N * C);
   fd_check("rmsnorm dweight", k.g, C, dg, rms_fwd, &k, w, N * C);
   // no-scale variant
-  float *dx2 = zeros(N * C);
+  float *dx2 = zeros(N * C), *g_keep = k.g;
   k.g = NULL;
   rms_fwd(&k, out);
   jade_rmsnorm_backward(dx2, NULL, w, k.x, NULL, k.rstd, N, C);
   fd_check("rmsnorm(no weight) dinp", k.x, N * C, dx2, rms_fwd, &k, w, N * C);
-  free(k.x); free(k.rstd); free(w); free(dx); free(dg); free(out); free(dx2);
+  free(k.x); free(k.rstd); free(w); free(dx); free(dg); free(out); free(dx2); free(g_keep);
 }
 
 /* ------------------------------------------------------------------ modulation, gate */

@@ -545,6 +545,49 @@ jade_status jade_lngrad_forward(jade_lngrad *lg, const double *z, double *kappa)
   return JADE_OK;
 }
 
+/* Reverse mode of R = f(P), f(s) = sqrt(max(s, 0)) applied to the eigenvalues of the
+ * symmetric m x m matrix P = V diag(s) V^T (Daleckii & Krein 1965; Higham 2008, Thm. 3.11):
+ * Pbar = V (F o (V^T Rbar V)) V^T, F_ab the divided differences of f (f'(s_a) on the
+ * diagonal). Writes the gradient with respect to the pair values of P (the entries (i, j) and
+ * (j, i) share one value) into pbar[jade_pair_index(m, i, j)]. */
+static void sqrt_vjp(int m, const double *v, const double *s, const double *rbar, double *pbar) {
+  double t[LG_MAX_BINS * LG_MAX_BINS], u[LG_MAX_BINS * LG_MAX_BINS], sq[LG_MAX_BINS];
+  for (int a = 0; a < m; a++) sq[a] = s[a] > 0.0 ? sqrt(s[a]) : 0.0;
+  for (int a = 0; a < m; a++) /* t = Rbar V */
+    for (int b = 0; b < m; b++) {
+      double acc = 0.0;
+      for (int k = 0; k < m; k++) acc += rbar[a * m + k] * v[k * m + b];
+      t[a * m + b] = acc;
+    }
+  for (int a = 0; a < m; a++) /* u = F o (V^T t) */
+    for (int b = 0; b < m; b++) {
+      double acc = 0.0;
+      for (int k = 0; k < m; k++) acc += v[k * m + a] * t[k * m + b];
+      double f;
+      if (a == b) f = s[a] > 0.0 ? 0.5 / sq[a] : 0.0;
+      else if (s[a] > 0.0 && s[b] > 0.0) f = 1.0 / (sq[a] + sq[b]);
+      else if (s[a] > 0.0) f = sq[a] / (s[a] - s[b]);
+      else if (s[b] > 0.0) f = sq[b] / (s[b] - s[a]);
+      else f = 0.0;
+      u[a * m + b] = f * acc;
+    }
+  for (int a = 0; a < m; a++) /* t = u V^T */
+    for (int b = 0; b < m; b++) {
+      double acc = 0.0;
+      for (int k = 0; k < m; k++) acc += u[a * m + k] * v[b * m + k];
+      t[a * m + b] = acc;
+    }
+  for (int i = 0; i < m; i++) /* Pbar = V t, folded onto the pairs */
+    for (int j = i; j < m; j++) {
+      double pij = 0.0, pji = 0.0;
+      for (int k = 0; k < m; k++) {
+        pij += v[i * m + k] * t[k * m + j];
+        pji += v[j * m + k] * t[k * m + i];
+      }
+      pbar[jade_pair_index(m, i, j)] = i == j ? pij : pij + pji;
+    }
+}
+
 jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, double *z_bar,
                                  double *cl_bar, double *lambda_bar) {
   if (!lg || !kappa_bar) return jade_error(JADE_ERR_INVALID, "lognormal gradient backward: NULL argument");
@@ -634,43 +677,7 @@ jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, doubl
       for (int p = 0; p < np; p++) pgb[p] = 0.0;
       continue;
     }
-    const double *v = lg->evec + (size_t)c * nb * nb, *s = lg->eval + (size_t)c * nb, *rb = lg->rbar + (size_t)c * nb * nb;
-    double t[LG_MAX_BINS * LG_MAX_BINS], u[LG_MAX_BINS * LG_MAX_BINS], sq[LG_MAX_BINS];
-    for (int a = 0; a < nb; a++) sq[a] = s[a] > 0.0 ? sqrt(s[a]) : 0.0;
-    for (int a = 0; a < nb; a++) /* t = Rbar V */
-      for (int b = 0; b < nb; b++) {
-        double acc = 0.0;
-        for (int k = 0; k < nb; k++) acc += rb[a * nb + k] * v[k * nb + b];
-        t[a * nb + b] = acc;
-      }
-    for (int a = 0; a < nb; a++) /* u = F o (V^T t) */
-      for (int b = 0; b < nb; b++) {
-        double acc = 0.0;
-        for (int k = 0; k < nb; k++) acc += v[k * nb + a] * t[k * nb + b];
-        double F;
-        if (a == b) F = s[a] > 0.0 ? 0.5 / sq[a] : 0.0;
-        else if (s[a] > 0.0 && s[b] > 0.0) F = 1.0 / (sq[a] + sq[b]);
-        else if (s[a] > 0.0) F = sq[a] / (s[a] - s[b]);
-        else if (s[b] > 0.0) F = sq[b] / (s[b] - s[a]);
-        else F = 0.0;
-        u[a * nb + b] = F * acc;
-      }
-    for (int a = 0; a < nb; a++) /* t = u V^T */
-      for (int b = 0; b < nb; b++) {
-        double acc = 0.0;
-        for (int k = 0; k < nb; k++) acc += u[a * nb + k] * v[b * nb + k];
-        t[a * nb + b] = acc;
-      }
-    for (int a = 0; a < nb; a++) /* PGbar = V t */
-      for (int b = 0; b < nb; b++) {
-        double acc = 0.0;
-        for (int k = 0; k < nb; k++) acc += v[a * nb + k] * t[k * nb + b];
-        u[a * nb + b] = acc;
-      }
-    for (int p = 0; p < np; p++) {
-      int i = lg->pi[p], j = lg->pj[p];
-      pgb[p] = i == j ? u[i * nb + i] : u[i * nb + j] + u[j * nb + i];
-    }
+    sqrt_vjp(nb, lg->evec + (size_t)c * nb * nb, lg->eval + (size_t)c * nb, lg->rbar + (size_t)c * nb * nb, pgb);
   }
   double *xr = lg->rbuf;
   fftw_complex *xk = lg->ck;
