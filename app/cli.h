@@ -53,6 +53,8 @@ int jade_cmd_simulate(int argc, char **argv);
 int jade_cmd_observe(int argc, char **argv);
 int jade_cmd_train(int argc, char **argv);
 int jade_cmd_sample(int argc, char **argv);
+int jade_cmd_validate(int argc, char **argv);
+int jade_cmd_report(int argc, char **argv);
 int jade_cmd_mcmc(int argc, char **argv);
 
 #endif

@@ -153,7 +153,7 @@ static jade_status parse_free(const char *s, int *n_free, int *idx) {
 #define REC_MAGIC "JADEMCC1"
 #define STATE_MAGIC "JADEMCS1"
 #define N_REC_I 6
-#define N_REC_D (4 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 6)
+#define N_REC_D (5 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 6)
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
@@ -179,6 +179,7 @@ static jade_status record_write(const chain_t *c, const run_t *r, unsigned char 
   *d++ = c->mw;
   *d++ = c->lw_ref;
   *d++ = c->have_ref;
+  *d++ = jade_fieldpost_offset(c->fp);
   memcpy(d, c->wsum, sizeof c->wsum);
   d += JADE_N_THETA;
   memcpy(d, c->wsq, sizeof c->wsq);
@@ -219,6 +220,7 @@ static jade_status record_read(chain_t *c, const run_t *r, const unsigned char *
   c->mw = *d++;
   c->lw_ref = *d++;
   c->have_ref = *d++;
+  jade_fieldpost_set_offset(c->fp, *d++);
   memcpy(c->wsum, d, sizeof c->wsum);
   d += JADE_N_THETA;
   memcpy(c->wsq, d, sizeof c->wsq);
@@ -382,12 +384,14 @@ static void weighted_moments(const double *rows, long n, const double *w, int co
     s += w[i] * rows[(size_t)i * NCOL + col];
   }
   double mu = s / sw, v = 0.0;
+  int constant = 1;
   for (long i = 0; i < n; i++) {
     double d = rows[(size_t)i * NCOL + col] - mu;
     v += w[i] * d * d;
+    constant &= rows[(size_t)i * NCOL + col] == rows[col];
   }
-  *mean = mu;
-  *sd = sqrt(v / sw);
+  *mean = constant ? rows[col] : mu;
+  *sd = constant ? 0.0 : sqrt(v / sw);
 }
 
 /* ------------------------------------------------------------------ compare ---------- */
@@ -490,14 +494,17 @@ static jade_status summarize_table(const char *path, par_summary *out) {
     if (!(sw > 0.0)) st = jade_error(JADE_ERR_FORMAT, "%s: all weights are zero", path);
     for (int j = 0; j < N_OUT_PAR && !st; j++) {
       double s = 0.0, v = 0.0;
+      int constant = 1;
       for (long i = 0; i < n; i++) s += wts[i] * vals[(size_t)i * N_OUT_PAR + j];
       double mu = s / sw;
       for (long i = 0; i < n; i++) {
         double d = vals[(size_t)i * N_OUT_PAR + j] - mu;
         v += wts[i] * d * d;
+        constant &= vals[(size_t)i * N_OUT_PAR + j] == vals[j];
       }
-      out->mean[j] = mu;
-      out->sd[j] = sqrt(v / sw * (wcol >= 0 ? 1.0 : (double)n / (n - 1)));
+      /* weighted: the population sd (as the weighted NUTS summaries); unweighted: n - 1 */
+      out->mean[j] = constant ? vals[j] : mu;
+      out->sd[j] = constant ? 0.0 : sqrt(v / sw * (wcol >= 0 ? 1.0 : (double)n / (n - 1)));
     }
     out->n = n;
   }
@@ -506,7 +513,8 @@ static jade_status summarize_table(const char *path, par_summary *out) {
   return st;
 }
 
-static jade_status write_compare(const char *mcmc_dir, const char *sample_dir, const char *out_path) {
+/* mcmc_name: the directory as the user knows it (the run writes from DIR.partial) */
+static jade_status write_compare(const char *mcmc_dir, const char *mcmc_name, const char *sample_dir, const char *out_path) {
   char a[4400], b[4400];
   snprintf(a, sizeof a, "%s/theta.txt", mcmc_dir);
   snprintf(b, sizeof b, "%s/theta.txt", sample_dir);
@@ -514,6 +522,7 @@ static jade_status write_compare(const char *mcmc_dir, const char *sample_dir, c
   jade_status st = summarize_table(a, &m);
   if (!st) st = summarize_table(b, &s);
   if (st) return st;
+  snprintf(a, sizeof a, "%s/theta.txt", mcmc_name);
   char buf[8192];
   size_t pos = 0;
   pos += (size_t)snprintf(buf + pos, sizeof buf - pos,
@@ -522,9 +531,14 @@ static jade_status write_compare(const char *mcmc_dir, const char *sample_dir, c
                           "# offset = (mean_sample - mean_mcmc) / sd_mcmc;  sd_ratio = sd_sample / sd_mcmc\n"
                           "# parameter mean_mcmc sd_mcmc mean_sample sd_sample offset sd_ratio\n",
                           a, m.n, b, s.n);
-  for (int j = 0; j < N_OUT_PAR; j++)
-    pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.6g %.6g %.6g %.6g %+.4f %.4f\n", out_names[j], m.mean[j], m.sd[j],
-                            s.mean[j], s.sd[j], (s.mean[j] - m.mean[j]) / m.sd[j], s.sd[j] / m.sd[j]);
+  for (int j = 0; j < N_OUT_PAR; j++) {
+    if (m.sd[j] > 0.0)
+      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g %.8g %.8g %.8g %+.5f %.5f\n", out_names[j], m.mean[j], m.sd[j],
+                              s.mean[j], s.sd[j], (s.mean[j] - m.mean[j]) / m.sd[j], s.sd[j] / m.sd[j]);
+    else /* fixed in the NUTS run */
+      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g 0 %.8g %.8g nan nan   # fixed in the NUTS run\n", out_names[j],
+                              m.mean[j], s.mean[j], s.sd[j]);
+  }
   return jade_write_file_atomic(out_path, buf);
 }
 
@@ -751,12 +765,12 @@ static jade_status refit(driver *D, long it) {
   if (!slot) return jade_error(JADE_ERR_NOMEM, "out of memory");
   for (int i = 0; i < D->n_local; i++) {
     const chain_t *c = &D->ch[i];
-    double *s = slot + per * c->id, th[JADE_N_THETA];
-    jade_fieldpost_theta(c->fp, jade_nuts_chain_position(c->nuts), th);
+    double *s = slot + per * c->id;
+    const double *u = jade_nuts_chain_position(c->nuts);
     s[0] = c->wn;
     for (int a = 0; a < k; a++) s[1 + a] = c->wsum[a];
     for (int a = 0; a < k * k; a++) s[1 + k + a] = c->wsq[a];
-    for (int a = 0; a < k; a++) s[1 + k + k * k + a] = th[r->free_idx[a]];
+    for (int a = 0; a < k; a++) s[1 + k + k * k + a] = u[a];
   }
   jade_status st = jade_dist_sum_double(D->dist, slot, per * r->n_chains);
   double n = 0.0, mean[JADE_N_THETA] = {0}, cov[JADE_N_THETA * JADE_N_THETA] = {0};
@@ -783,19 +797,32 @@ static jade_status refit(driver *D, long it) {
   for (int a = 0; a < k; a++)
     for (int b = 0; b < k; b++) cov[a * k + b] = cov[a * k + b] / n - mean[a] * mean[b];
   for (int a = 0; a < k; a++) {
-    double sd = D->sc->prior[r->free_idx[a]].sd;
+    /* in u, the prior sd is about 1 for normal priors and sd / (theta - lo) for bounded ones */
+    double sd = 1.0;
     cov[a * k + a] += initial ? 0.0625 * sd * sd : 1e-6 * sd * sd;
   }
   jade_emulator *ne = NULL;
   double t0 = jade_time_now();
   st = jade_emulator_fit(D->theory, D->sc, k, r->free_idx, mean, cov, &D->ecfg, D->dist, &ne);
   if (st) return jade_error_context(st, "emulator fit at iteration %ld", it);
+  /* Switch every chain to the new emulator. The sampler caches the density at the chain's
+   * position; the per-chain offset makes the new target agree with it there (both are
+   * deterministic functions of the position, so the old value is recomputed exactly). */
+  for (int i = 0; i < D->n_local && !st; i++) {
+    chain_t *c = &D->ch[i];
+    const double *x = jade_nuts_chain_position(c->nuts);
+    double lp_old = 0.0, lp_new = 0.0;
+    if (!initial) st = jade_fieldpost_logp(c->fp, x, &lp_old, NULL);
+    if (!st) st = jade_fieldpost_set_mode(c->fp, r->mode, ne);
+    jade_fieldpost_set_offset(c->fp, 0.0);
+    if (!st && !initial) st = jade_fieldpost_logp(c->fp, x, &lp_new, NULL);
+    if (!st && !initial && isfinite(lp_old) && isfinite(lp_new)) jade_fieldpost_set_offset(c->fp, lp_old - lp_new);
+  }
   jade_emulator_free(D->em);
   D->em = ne;
   D->n_refits++;
   for (int i = 0; i < D->n_local && !st; i++) {
     chain_t *c = &D->ch[i];
-    st = jade_fieldpost_set_mode(c->fp, r->mode, ne);
     c->wn = 0;
     memset(c->wsum, 0, sizeof c->wsum);
     memset(c->wsq, 0, sizeof c->wsq);
@@ -981,7 +1008,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/theta.txt", out);
     if (!path_exists(path)) st = jade_error(JADE_ERR_IO, "%s: exists but is not a finished jade mcmc directory (no theta.txt)", out);
     snprintf(path, sizeof path, "%s/compare.txt", out);
-    if (!st && dist.rank == 0) st = write_compare(out, compare, path);
+    if (!st && dist.rank == 0) st = write_compare(out, out, compare, path);
     if (jade_dist_max_int(&dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to compare");
     if (!st && dist.rank == 0 && !quiet) fprintf(stderr, "jade mcmc: wrote %s\n", path);
     if (!st) rc = 0;
@@ -1126,29 +1153,24 @@ int jade_cmd_mcmc(int argc, char **argv) {
   }
   snprintf(partial, sizeof partial, "%s.partial", out);
   snprintf(state_path, sizeof state_path, "%s/state.bin", partial);
-  /* ---- resume or start ---- */
-  int resumed = 0;
-  if (dist.rank == 0) {
+  /* ---- resume or start (nothing is written before the starting points are valid) ---- */
+  int resumed = 0, have_partial = 0;
+  if (dist.rank == 0 && path_exists(partial)) {
+    have_partial = 1;
     snprintf(path, sizeof path, "%s/run.txt", partial);
-    if (path_exists(partial)) {
-      char *prev = read_text(path);
-      if (!prev || strcmp(prev, ident) != 0)
-        st = jade_error(JADE_ERR_IO, "%s: exists from a different run (config, observation or options differ); remove it to start over",
-                        partial);
-      free(prev);
-      resumed = path_exists(state_path);
-    } else {
-      st = jade_mkdir_p(partial);
-      if (!st) st = jade_write_file_atomic(path, ident);
-      snprintf(path, sizeof path, "%s/config.ini", partial);
-      if (!st) st = jade_write_file_atomic(path, dump);
-    }
+    char *prev = read_text(path);
+    if (!prev || strcmp(prev, ident) != 0)
+      st = jade_error(JADE_ERR_IO, "%s: exists from a different run (config, observation or options differ); remove it to start over",
+                      partial);
+    free(prev);
+    resumed = path_exists(state_path);
   }
   if (jade_dist_max_int(&dist, st != JADE_OK)) {
-    if (!st) st = jade_error(JADE_ERR_IO, "rank 0 failed to prepare %s", partial);
+    if (!st) st = jade_error(JADE_ERR_IO, "rank 0 failed to check %s", partial);
     goto done;
   }
   resumed = jade_dist_max_int(&dist, resumed);
+  have_partial = jade_dist_max_int(&dist, have_partial);
   long it = 0;
   double wall_prev = 0.0, wall_sampling = 0.0;
   if (resumed) {
@@ -1174,20 +1196,35 @@ int jade_cmd_mcmc(int argc, char **argv) {
       fprintf(stderr, "jade mcmc: resuming %s at iteration %ld of %ld\n", partial, it, warmup + samples);
   } else {
     st = start_chains(&D, fp0, obs_path, init_truth, seed, &ncfg);
-    if (st) goto done;
+    if (jade_dist_max_int(&dist, st != JADE_OK)) {
+      if (!st) st = jade_error(JADE_ERR_NUMERIC, "another rank failed to start its chains");
+      goto done;
+    }
+    if (!have_partial && dist.rank == 0) {
+      st = jade_mkdir_p(partial);
+      snprintf(path, sizeof path, "%s/run.txt", partial);
+      if (!st) st = jade_write_file_atomic(path, ident);
+      snprintf(path, sizeof path, "%s/config.ini", partial);
+      if (!st) st = jade_write_file_atomic(path, dump);
+    }
+    if (jade_dist_max_int(&dist, st != JADE_OK)) {
+      if (!st) st = jade_error(JADE_ERR_IO, "rank 0 failed to create %s", partial);
+      goto done;
+    }
   }
-  /* Emulator refits (warm-up iteration counts): at 10% of the warm-up and after each slow
-   * metric window, at least 20 iterations apart and 50 before the end of warm-up, so the
-   * final metric and step size are adapted to the final emulator. */
+  /* Emulator refits (warm-up iteration counts): at 10% of the warm-up (at least 20) and after
+   * each slow metric window, at least 20 iterations apart and a quarter of the warm-up (at most
+   * 50) before its end, so the final metric and step size are adapted to the final emulator. */
   long refit_at[40];
   int n_refit_at = 0;
   if (R.mode != JADE_FP_EXACT) {
-    long ends[32], last = 0, first = (long)ceil(0.1 * warmup);
+    long ends[32], last = 0, first = (long)ceil(0.1 * warmup), margin = warmup / 4 < 50 ? warmup / 4 : 50;
+    if (first < 20) first = 20;
     int ne = jade_nuts_metric_windows(&ncfg, ends, 32);
-    if (first >= 20 && first <= warmup - 50) refit_at[n_refit_at++] = last = first;
+    if (first <= warmup - margin) refit_at[n_refit_at++] = last = first;
     for (int q = 0; q < ne && q < 32; q++) {
       long e = ends[q] + 1;
-      if (e - last >= 20 && e <= warmup - 50 && n_refit_at < 40) refit_at[n_refit_at++] = last = e;
+      if (e - last >= 20 && e <= warmup - margin && n_refit_at < 40) refit_at[n_refit_at++] = last = e;
     }
   }
   const long total = warmup + samples, block = 5;
@@ -1236,18 +1273,18 @@ int jade_cmd_mcmc(int argc, char **argv) {
         double th[JADE_N_THETA];
         jade_fieldpost_theta(c->fp, xq, th);
         if (it + q < warmup) {
-          c->wn += 1;
+          c->wn += 1; /* refit statistics in the unconstrained coordinates */
           for (int a = 0; a < k; a++) {
-            double ta = th[R.free_idx[a]];
-            c->wsum[a] += ta;
-            for (int b = 0; b < k; b++) c->wsq[a * k + b] += ta * th[R.free_idx[b]];
+            c->wsum[a] += xq[a];
+            for (int b = 0; b < k; b++) c->wsq[a * k + b] += xq[a] * xq[b];
           }
         } else {
           double lp;
           float *kk = kbuf + R.nmap * (size_t)i;
           pst[i] = jade_fieldpost_eval_exact(c->fp, xq, &lp, kk);
           if (!pst[i]) {
-            double lw = R.mode == JADE_FP_EMULATOR ? lp - sq->logp : 0.0;
+            /* the sampler's density carries the chain's constant offset */
+            double lw = R.mode == JADE_FP_EMULATOR ? lp - (sq->logp - jade_fieldpost_offset(c->fp)) : 0.0;
             if (!isfinite(lp)) lw = -INFINITY;
             pst[i] = chain_add_draw(c, &R, th, lp, lw, sq, kk);
           }
@@ -1339,7 +1376,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
       free(all);
       if (!st && compare) {
         snprintf(path, sizeof path, "%s/compare.txt", partial);
-        st = write_compare(partial, compare, path);
+        st = write_compare(partial, out, compare, path);
       }
       snprintf(path, sizeof path, "%s/state.bin", partial);
       if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));

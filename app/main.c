@@ -10,6 +10,8 @@ static const jade_command commands[] = {
     {"observe", "make one mock survey observation (noisy shear FITS + truth)", jade_cmd_observe},
     {"train", "train the JADE diffusion model on a simulated dataset", jade_cmd_train},
     {"sample", "draw posterior samples of maps and cosmology for an observation", jade_cmd_sample},
+    {"validate", "calibration of a trained model over held-out simulations (MIRA, TARP, coverage)", jade_cmd_validate},
+    {"report", "HTML report with figures for a sample, validate or mcmc output", jade_cmd_report},
     {"mcmc", "field-level NUTS baseline on the explicit log-normal model (and --compare)", jade_cmd_mcmc},
     {NULL, NULL, NULL}};
 

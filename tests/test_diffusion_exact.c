@@ -1,4 +1,45 @@
-/* prototype */
+/* Exact-posterior tests of the whole train-and-sample pipeline (spec/validation.md, "Exact
+ * answers to test against"): the real JADE model, trained with the real flow objective
+ * (jade_flow_time / jade_flow_interpolate / jade_flow_loss, AdamW, clipping, linear LR decay,
+ * EMA), sampled with the real Heun sampler (jade_sampler_run), on a problem whose posterior is
+ * known in closed form.
+ *
+ * The problem. 8x8 periodic single-channel maps x, a Gaussian random field with power
+ * spectrum S(k) = A S0(k), S0 ~ 1/(1 + k^2) (k in units of the fundamental, unit pixel
+ * variance at A = 1: S0 falls by 33x from k = 0 to the corner), observed as y = x + n with
+ * white noise of variance N per pixel, N = S0(k = 2) (signal-to-noise per mode from 5 down
+ * to 0.15). In the orthonormal real Fourier basis e_j the coordinates are independent:
+ *   a_j(x) ~ N(0, A S0_j),  a_j(y) = a_j(x) + N(0, N)
+ *   => x | y, A :  a_j ~ N( g_j a_j(y), A S0_j N / (A S0_j + N) ),  g_j = A S0_j/(A S0_j + N)
+ * (Wiener filter mean, per-mode variance S N/(S + N)), and with ln A ~ N(0, 0.5^2)
+ *   p(ln A | y) ∝ N(ln A; 0, 0.5^2) prod_j N(a_j(y); 0, A S0_j + N),
+ * a 1-D density evaluated on a grid.
+ *
+ * Part 1 (A = 1 known, theta a dummy 0): train, then for 8 observations draw 256 maps each
+ * and compare, mode by mode, the sample mean with the Wiener filter (offset in posterior
+ * sigmas, d) and the sample variance with S N/(S + N) (ratio r). Modes are grouped in three
+ * bands by S/N (>= 1, 1/3..1, < 1/3); a band fails if the RMS of d over its modes and
+ * observations exceeds TOL_D or its mean r leaves [1/TOL_R, TOL_R].
+ * Part 2 (A unknown, theta = ln A / 0.5): train, draw 256 joint (map, theta) samples for each
+ * of 8 observations, compare the ln A draws with the gridded marginal posterior (mean offset
+ * in posterior sigmas, std ratio, pooled PIT Kolmogorov-Smirnov distance) and every map draw
+ * with the Wiener filter AT ITS OWN A (standardised residuals, same band statistics): that
+ * checks the joint, not just the two marginals.
+ *
+ * Tolerances and why they bite: see the constants below. Every run also executes negative
+ * controls, deliberately broken samplers on the same trained networks (velocity sign flipped,
+ * Euler instead of Heun, t_eps added instead of clamped, condition ignored), and checks that
+ * each of them FAILS the same tolerances; the library's jade_sampler_run is checked against
+ * an independent re-implementation of the sampler (spec/model.md "Sampler") on the same
+ * noise, and the exact denoiser run through that re-implementation gives the discretisation
+ * floor of the 20-step grid. Broken training objectives need a retraining each and are
+ * available from the command line (not run by CTest):
+ *   test_diffusion_exact --train-variant nocond|vsign|swap|tweight
+ * train part 1 with that bug and report (and fail) the same checks.
+ *
+ * Runtime: about 60 s on one core (Release), two trainings of 2500 steps of a 0.1 M
+ * parameter model at batch 128. Everything is seeded (Philox); results depend on the thread
+ * count only through float rounding of the matmuls. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,30 +52,49 @@
 
 #define NG 8
 #define NPIX (NG * NG)
+#define LNA_SD 0.5     /* prior of part 2: ln A ~ N(0, LNA_SD^2); theta = ln A / LNA_SD */
+#define N_OBS 8        /* observations per part */
+#define N_DRAWS 256    /* posterior draws per observation */
+#define N_STEPS 20     /* Heun steps: 1/N_STEPS = t_eps, so the t_eps clamp is never active */
+#define TRAIN_STEPS 2500
+#define TRAIN_BATCH 128
 
-static double envd0(const char *k, double d) {
-  const char *s = getenv(k);
-  return s ? atof(s) : d;
-}
-
+/* Tolerances. Sampling noise alone (256 draws per observation, 8 observations) gives RMS
+ * d = 1/16 = 0.0625 and band-mean variance ratios within ~1-2% (one mode's ratio has sd
+ * sqrt(2/255) = 0.09, a band averages 104-216 of them); PIT KS ~0.02. */
 typedef struct {
-  double E[NPIX][NPIX]; /* orthonormal real Fourier basis: E[j][p] */
+  double d;    /* RMS over modes x observations of (mean - exact mean) / exact sigma, per band */
+  double r;    /* |band mean of sample variance / exact variance - 1| */
+  double th_d; /* RMS over observations of (mean ln A - exact mean) / exact sd */
+  double th_r; /* |mean over observations of std(ln A draws) / exact sd - 1| */
+  double ks;   /* KS distance of the pooled PIT values of the ln A draws from U(0, 1) */
+} tolerances;
+/* The sampler alone, driving the exact denoiser: the 20-step Heun grid is accurate to ~2% in
+ * variance (measured 0.982..1.000), so 4% (about 2 sigma of the band noise on top of that)
+ * and d within 0.1 (noise 0.0625). */
+static const tolerances TOL_EXACT = {0.10, 0.04, 0, 0, 0};
+/* The whole pipeline (trained network + library sampler): network error dominates. */
+static const tolerances TOL_PIPE = {0.20, 0.20, 0.25, 0.17, 0.10};
+
+/* ------------------------------------------------------------------ the Gaussian problem */
+typedef struct {
+  double E[NPIX][NPIX]; /* orthonormal real Fourier basis, E[j][pixel] */
   double S0[NPIX];      /* prior variance of coordinate j at A = 1 */
   double kmag[NPIX];
   double noise;         /* white-noise variance per pixel (= per coordinate) */
-  double lnA_sd;        /* 0: A = 1 fixed */
-} problem;
+  double lnA_sd;        /* 0: A = 1 known */
+} gproblem;
 
-static void problem_init(problem *pb, double lnA_sd) {
+static void gproblem_init(gproblem *pb, double lnA_sd) {
   int j = 0;
   for (int ky = 0; ky < NG; ky++)
     for (int kx = 0; kx < NG; kx++) {
       int cx = (NG - kx) % NG, cy = (NG - ky) % NG;
-      int self = (cx == kx && cy == ky);
-      if (!self && (cy * NG + cx) < (ky * NG + kx)) continue; /* partner done */
+      int self = cx == kx && cy == ky;
+      if (!self && cy * NG + cx < ky * NG + kx) continue; /* its partner was done */
       int fx = kx <= NG / 2 ? kx : kx - NG, fy = ky <= NG / 2 ? ky : ky - NG;
       double k = sqrt((double)(fx * fx + fy * fy));
-      for (int part = 0; part < (self ? 1 : 2); part++) {
+      for (int part = 0; part < (self ? 1 : 2); part++, j++) {
         double nrm = self ? 1.0 / NG : sqrt(2.0) / NG;
         for (int y = 0; y < NG; y++)
           for (int x = 0; x < NG; x++) {
@@ -42,30 +102,25 @@ static void problem_init(problem *pb, double lnA_sd) {
             pb->E[j][y * NG + x] = nrm * (part == 0 ? cos(ph) : sin(ph));
           }
         pb->kmag[j] = k;
-        pb->S0[j] = 1.0 / pow(1.0 + k * k, envd0("EX_SLOPE", 1.5));
-        j++;
+        pb->S0[j] = 1.0 / (1.0 + k * k);
       }
     }
-  if (j != NPIX) {
-    fprintf(stderr, "basis %d\n", j);
-    exit(1);
-  }
   double s = 0;
   for (int i = 0; i < NPIX; i++) s += pb->S0[i];
-  for (int i = 0; i < NPIX; i++) pb->S0[i] *= NPIX / s; /* pixel variance 1 */
-  double kn = envd0("EX_KN", 2.0), s2 = 1.0 / pow(1.0 + kn * kn, 1.5) * NPIX / s;
-  pb->noise = s2;
+  for (int i = 0; i < NPIX; i++) pb->S0[i] *= NPIX / s; /* unit pixel variance at A = 1 */
+  pb->noise = 1.0 / (1.0 + 4.0) * NPIX / s;             /* N = S0(k = 2) */
   pb->lnA_sd = lnA_sd;
 }
 
-static void to_modes(const problem *pb, const float *x, double *a) {
+static void to_modes(const gproblem *pb, const float *x, double *a) {
   for (int j = 0; j < NPIX; j++) {
     double s = 0;
     for (int p = 0; p < NPIX; p++) s += pb->E[j][p] * x[p];
     a[j] = s;
   }
 }
-static void to_pixels(const problem *pb, const double *a, float *x) {
+
+static void to_pixels(const gproblem *pb, const double *a, float *x) {
   for (int p = 0; p < NPIX; p++) {
     double s = 0;
     for (int j = 0; j < NPIX; j++) s += pb->E[j][p] * a[j];
@@ -73,14 +128,13 @@ static void to_pixels(const problem *pb, const double *a, float *x) {
   }
 }
 
-/* B draws of (x, y, theta_n) from the generative model: stream id. */
-static void simulate(const problem *pb, int B, uint64_t seed, uint64_t stream, float *x, float *y,
+/* B draws of (x, y, theta) from the generative model, Philox (seed, stream). */
+static void simulate(const gproblem *pb, int B, uint64_t seed, uint64_t stream, float *x, float *y,
                      float *th) {
   double g[2 * NPIX + 1], a[NPIX];
   for (int b = 0; b < B; b++) {
     jade_rng_normal_fill(seed, stream, (uint64_t)b * (2 * NPIX + 1), 2 * NPIX + 1, g);
-    double lnA = pb->lnA_sd * g[2 * NPIX];
-    double A = exp(lnA);
+    double A = exp(pb->lnA_sd * g[2 * NPIX]);
     for (int j = 0; j < NPIX; j++) a[j] = sqrt(A * pb->S0[j]) * g[j];
     to_pixels(pb, a, x + (size_t)b * NPIX);
     for (int p = 0; p < NPIX; p++)
@@ -89,222 +143,577 @@ static void simulate(const problem *pb, int B, uint64_t seed, uint64_t stream, f
   }
 }
 
-static double envd(const char *k, double d) {
-  const char *s = getenv(k);
-  return s ? atof(s) : d;
+/* Band of coordinate j by S/N at A = 1. */
+static int band_of(const gproblem *pb, int j) {
+  double r = pb->S0[j] / pb->noise;
+  return r >= 1.0 ? 0 : (r >= 1.0 / 3.0 ? 1 : 2);
+}
+static const char *band_name[3] = {"S/N >= 1   ", "S/N 1/3..1 ", "S/N < 1/3  "};
+
+/* Loss floor of part 1: the flow loss of the exact denoiser E[x | z_t, y] (theta term 0),
+ * E_t[ sum_j Var(a_j | z_t, y) / max(1-t, t_eps)^2 ] / (NPIX + 1), with
+ * Var(a_j | z_t, y) = s2 (1-t)^2 / (t^2 s2 + (1-t)^2), s2 = S N/(S + N); t logit-normal. */
+static double loss_floor(const gproblem *pb, const jade_flow_config *fc) {
+  double L = 0, W = 0;
+  for (double u = -8; u <= 8; u += 1e-3) {
+    double w = exp(-0.5 * u * u), t = jade_flow_time(fc, (float)u);
+    double den = fmax(1 - t, fc->t_eps), s = 0;
+    for (int j = 0; j < NPIX; j++) {
+      double s2 = pb->S0[j] * pb->noise / (pb->S0[j] + pb->noise);
+      s += s2 * (1 - t) * (1 - t) / (t * t * s2 + (1 - t) * (1 - t));
+    }
+    L += w * s / (den * den) / (NPIX + 1);
+    W += w;
+  }
+  return L / W;
 }
 
-static void config(jade_model_config *c) {
+/* ------------------------------------------------------------------ model and training */
+static void tiny_config(jade_model_config *c) {
   memset(c, 0, sizeof *c);
   c->img_size = NG;
   c->channels = 1;
   c->cond_channels = 1;
-  c->patch = (int)envd("EX_PATCH", 4);
-  c->cond_patch = 0;
-  c->depth = (int)envd("EX_DEPTH", 2);
-  c->width = (int)envd("EX_WIDTH", 48);
-  c->heads = (int)envd("EX_HEADS", 2);
+  c->patch = 4;         /* 2 x 2 field tokens + 2 x 2 condition tokens + K cosmology tokens */
+  c->cond_patch = 4;
+  c->depth = 2;
+  c->width = 48;
+  c->heads = 2;
   c->n_cosmo_tokens = 2;
   c->n_params = 1;
-  c->mlp_hidden = 0;
-  c->bottleneck = (int)envd("EX_BN", 32);
-  c->time_freq = (int)envd("EX_TF", 32);
+  c->mlp_hidden = 64;
+  c->bottleneck = 32;
+  c->time_freq = 32;
   c->max_period = 1e4f;
   c->rope_theta = 1e4f;
   c->norm_eps = 1e-6f;
   c->dropout = 0;
 }
 
-typedef struct {
-  long steps;
-  int batch;
-  double lr_peak, lr_end, ema_decay;
-  uint64_t seed;
-} train_opts;
+/* Deliberately broken training objectives (command line only). */
+enum { TV_OK, TV_NOCOND, TV_VSIGN, TV_SWAP, TV_TWEIGHT };
+static const char *tv_names[] = {"ok", "nocond", "vsign", "swap", "tweight"};
 
-static void train(jade_model *m, const problem *pb, const train_opts *o, float *ema) {
-  const int B = o->batch;
-  jade_flow_config fc;
-  jade_flow_config_default(&fc);
-  float *x = malloc(sizeof(float) * B * NPIX), *y = malloc(sizeof(float) * B * NPIX);
+typedef struct {
+  double first, last; /* mean loss over the first and the last 10% of the steps */
+  double seconds;
+} train_result;
+
+/* Train m on the problem with fresh (x, y, t, noise) every step (the simulator is exact, there
+ * is no dataset); the EMA weights (decay 0.99) are copied into the model at the end. */
+static train_result train(jade_model *m, const gproblem *pb, const jade_flow_config *flow,
+                          long steps, int B, uint64_t seed, int variant) {
+  train_result res = {0, 0, 0};
+  const jade_flow_config fc = *flow;
+  {
+    char nm[256];
+    snprintf(nm, sizeof nm, "/tmp/exact/model_%s_%g.bin", getenv("EX_TAG") ? getenv("EX_TAG") : "x", pb->lnA_sd);
+    FILE *f = getenv("EX_LOAD") ? fopen(nm, "rb") : NULL;
+    if (f) {
+      size_t nn = jade_model_num_params(m);
+      if (fread(jade_model_params(m), sizeof(float), nn, f) != nn) exit(3);
+      fclose(f);
+      return res;
+    }
+  }
+  const size_t nx = (size_t)B * NPIX;
+  float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * nx);
+  float *ex = malloc(sizeof(float) * (nx + 2 * B)), *z = malloc(sizeof(float) * nx);
+  float *xh = malloc(sizeof(float) * nx), *dx = malloc(sizeof(float) * nx);
+  float *xt = malloc(sizeof(float) * nx);
   float *th = malloc(sizeof(float) * B), *t = malloc(sizeof(float) * B);
-  float *ex = malloc(sizeof(float) * B * (NPIX + 2)), *z = malloc(sizeof(float) * B * NPIX);
-  float *eth = malloc(sizeof(float) * B), *zth = malloc(sizeof(float) * B);
-  float *xh = malloc(sizeof(float) * B * NPIX), *thh = malloc(sizeof(float) * B);
-  float *dx = malloc(sizeof(float) * B * NPIX), *dth = malloc(sizeof(float) * B);
-  size_t n = jade_model_num_params(m);
+  float *zth = malloc(sizeof(float) * B), *thh = malloc(sizeof(float) * B);
+  float *dth = malloc(sizeof(float) * B), *t1 = malloc(sizeof(float) * B);
+  const size_t n = jade_model_num_params(m);
   float *params = jade_model_params(m), *grads = jade_model_grads(m);
-  jade_adamw_config ac = {0, 0.9f, 0.95f, 1e-8f, 0};
+  float *ema = malloc(sizeof(float) * n);
+  CHECK(x && y && ex && z && xh && dx && xt && th && t && zth && thh && dth && t1 && ema, "oom");
+  jade_adamw_config ac = {0.0f, 0.9f, 0.95f, 1e-8f, 0.0f}; /* paper betas, no weight decay */
   jade_adamw *opt;
   CHECK_OK(jade_adamw_create(&opt, n, &ac));
   memcpy(ema, params, n * sizeof(float));
-  double acc = 0;
-  int nacc = 0;
-  double t0 = jade_time_now();
-  for (long s = 0; s < o->steps; s++) {
-    simulate(pb, B, o->seed, JADE_STREAM(JADE_RNG_TEST, (1ull << 40) | (uint64_t)s), x, y, th);
-    float tn[1024];
-    jade_rng_normal_fill_f(o->seed, JADE_STREAM(JADE_RNG_TEST, (2ull << 40) | (uint64_t)s), 0,
-                           (size_t)B * (NPIX + 2), ex);
-    for (int b = 0; b < B; b++) {
-      tn[b] = ex[(size_t)B * NPIX + b];
-      eth[b] = ex[(size_t)B * NPIX + B + b];
+  const long tenth = steps / 10 > 0 ? steps / 10 : 1;
+  double acc = 0, t0 = jade_time_now();
+  for (long s = 0; s < steps; s++) {
+    simulate(pb, B, seed, JADE_STREAM(JADE_RNG_TEST, (1ull << 40) | (uint64_t)s), x, y, th);
+    /* per step: B*NPIX map noises, then B time normals, then B theta noises */
+    jade_rng_normal_fill_f(seed, JADE_STREAM(JADE_RNG_TEST, (2ull << 40) | (uint64_t)s), 0,
+                           nx + 2 * (size_t)B, ex);
+    const float *eth = ex + nx + B;
+    for (int b = 0; b < B; b++) t[b] = jade_flow_time(&fc, ex[nx + b]);
+    if (variant == TV_SWAP) { /* bug: t = 0 is data in training, t = 1 in the sampler */
+      for (int b = 0; b < B; b++) t1[b] = 1.0f - t[b];
+      jade_flow_interpolate(z, x, ex, t1, B, NPIX);
+      jade_flow_interpolate(zth, th, eth, t1, B, 1);
+    } else {
+      jade_flow_interpolate(z, x, ex, t, B, NPIX);
+      jade_flow_interpolate(zth, th, eth, t, B, 1);
     }
-    jade_rng_normal_fill_f(o->seed, JADE_STREAM(JADE_RNG_TEST, (2ull << 40) | (uint64_t)s), 0,
-                           (size_t)B * NPIX, ex);
-    for (int b = 0; b < B; b++) t[b] = jade_flow_time(&fc, tn[b]);
-    jade_flow_interpolate(z, x, ex, t, B, NPIX);
-    jade_flow_interpolate(zth, th, eth, t, B, 1);
+    if (variant == TV_NOCOND) memset(y, 0, sizeof(float) * nx); /* bug: condition dropped */
+    const float *xtarget = x;
+    if (variant == TV_VSIGN) { /* bug: target velocity (z - x)/(1-t) = (x' - z)/(1-t), x' = 2z - x */
+      for (size_t i = 0; i < nx; i++) xt[i] = 2 * z[i] - x[i];
+      xtarget = xt;
+    }
+    jade_flow_config fl = fc;
+    if (variant == TV_TWEIGHT) fl.t_eps = 0.5f; /* changes the loss weighting only */
     jade_model_zero_grad(m);
-    jade_model_run run = {1, o->seed, 0};
+    jade_model_run run = {1, seed, 0};
     CHECK_OK(jade_model_forward(m, B, z, zth, t, y, xh, thh, &run));
-    double loss = jade_flow_loss(&fc, B, NPIX, 1, x, xh, z, th, thh, zth, t, dx, dth, NULL, NULL);
+    double loss = jade_flow_loss(&fl, B, NPIX, 1, xtarget, xh, z, th, thh, zth, t, dx, dth, NULL, NULL);
+    CHECK(isfinite(loss), "training loss %g at step %ld", loss, s);
     CHECK_OK(jade_model_backward(m, dx, dth));
     jade_clip_grad_norm(grads, n, 1.0);
-    double lr = jade_lr_linear(s, 0, o->steps, o->lr_peak, o->lr_end);
+    double lr = jade_lr_linear(s, 0, steps, 4e-3, 1e-4);
     jade_adamw_step(opt, params, grads, NULL, (float)lr);
-    jade_ema_update(ema, params, n, (float)o->ema_decay);
+    jade_ema_update(ema, params, n, 0.99f);
     acc += loss;
-    nacc++;
-    if ((s + 1) % (o->steps / 10) == 0) {
-      printf("step %5ld loss %.4f lr %.2e  %.1fs\n", s + 1, acc / nacc, lr, jade_time_now() - t0);
+    if ((s + 1) % tenth == 0) {
+      double mean = acc / tenth;
+      if (s + 1 == tenth) res.first = mean;
+      res.last = mean;
+      printf("  step %5ld  loss %.4f  lr %.2e  %5.1f s\n", s + 1, mean, lr, jade_time_now() - t0);
       fflush(stdout);
       acc = 0;
-      nacc = 0;
     }
   }
-  jade_adamw_free(opt);
-  free(x), free(y), free(th), free(t), free(ex), free(z), free(eth), free(zth), free(xh);
-  free(thh), free(dx), free(dth);
-}
-
-static void sample(jade_model *m, const float *y, int M, int nsteps, uint64_t seed, uint64_t id,
-                   float *xs, float *th) {
-  jade_sampler *s;
-  int B = M < 256 ? M : 256;
-  CHECK_OK(jade_sampler_create(&s, m, B));
-  for (int b0 = 0; b0 < M; b0 += B) {
-    jade_rng_normal_fill_f(seed, JADE_STREAM(JADE_RNG_SAMPLE, id), (uint64_t)b0 * NPIX,
-                           (size_t)B * NPIX, xs + (size_t)b0 * NPIX);
-    jade_rng_normal_fill_f(seed, JADE_STREAM(JADE_RNG_SAMPLE, id | (1ull << 40)), (uint64_t)b0,
-                           (size_t)B, th + b0);
-    CHECK_OK(jade_sampler_run(s, B, xs + (size_t)b0 * NPIX, th + b0, y, 1, nsteps, 0.05f));
+  memcpy(params, ema, n * sizeof(float));
+  {
+    char nm[256];
+    snprintf(nm, sizeof nm, "/tmp/exact/model_%s_%g.bin", getenv("EX_TAG") ? getenv("EX_TAG") : "x", pb->lnA_sd);
+    FILE *f = fopen(nm, "wb");
+    fwrite(params, sizeof(float), n, f);
+    fclose(f);
   }
-  jade_sampler_free(s);
+  res.seconds = jade_time_now() - t0;
+  jade_adamw_free(opt);
+  free(x), free(y), free(ex), free(z), free(xh), free(dx), free(xt), free(th), free(t);
+  free(zth), free(thh), free(dth), free(t1), free(ema);
+  return res;
 }
 
-int main(void) {
-  problem pb;
-  double sdA = envd("EX_SDA", 0.0);
-  problem_init(&pb, sdA);
-  printf("noise %.4f; S0:", pb.noise);
-  for (int j = 0; j < NPIX; j += 7) printf(" %.3f(k%.2f)", pb.S0[j], pb.kmag[j]);
-  printf("\n");
+/* ------------------------------------------------------------------ samplers */
+/* Initial noise of draw i of observation o: Philox (seed 11, JADE_RNG_SAMPLE, o << 20 | i),
+ * elements 0..63 the map, 64 theta (the jade_posterior_sample layout). */
+static void initial_noise(int obs, int B, float *z, float *th) {
+  float buf[NPIX + 1];
+  for (int b = 0; b < B; b++) {
+    jade_rng_normal_fill_f(11, JADE_STREAM(JADE_RNG_SAMPLE, ((uint64_t)obs << 20) | (uint64_t)b), 0,
+                           NPIX + 1, buf);
+    memcpy(z + (size_t)b * NPIX, buf, sizeof(float) * NPIX);
+    th[b] = buf[NPIX];
+  }
+}
+
+/* Samplers: the library's jade_sampler_run, and an independent re-implementation of the
+ * spec (Heun on t_i = i/n, the last step Euler, v = (x_hat - z)/max(1 - t, t_eps)) that
+ * drives either the network or the exact denoiser, and broken versions of it. */
+enum {
+  SV_LIB,       /* jade_sampler_run, 20 steps */
+  SV_REF,       /* re-implementation, 20 steps */
+  SV_SIGN,      /* BROKEN: v = (z - x_hat)/max(1 - t, t_eps) */
+  SV_EULER,     /* BROKEN: Euler steps instead of Heun, same 20-step grid */
+  SV_EULER_FEW, /* BROKEN: Euler with 8 steps */
+  SV_TEPS_ADD,  /* BROKEN: v = (x_hat - z)/(1 - t + t_eps) instead of max(1 - t, t_eps) */
+  SV_NOCOND,    /* BROKEN: the condition is not passed (zeros) */
+  SV_COUNT
+};
+static const char *sv_names[SV_COUNT] = {
+    "jade_sampler_run",          "re-implementation",        "BROKEN velocity sign",
+    "BROKEN Euler (20 steps)",   "BROKEN Euler (8 steps)",   "BROKEN 1-t+t_eps not max",
+    "BROKEN condition ignored"};
+
+typedef struct {
+  jade_model *m;     /* network, or NULL: the exact denoiser (A = 1) */
+  const gproblem *pb;
+  const double *ay;  /* modes of the observation (exact denoiser) */
+  const float *cond; /* (B, NPIX) condition rows */
+  float *tb;
+} denoiser;
+
+static void denoise(denoiser *d, int B, const float *z, const float *th, float t, float *xh,
+                    float *thh) {
+  if (d->m) {
+    for (int b = 0; b < B; b++) d->tb[b] = t;
+    CHECK_OK(jade_model_forward(d->m, B, z, th, d->tb, d->cond, xh, thh, NULL));
+    return;
+  }
+  /* E[x | z_t, y] = mu + s2 t (z - t mu)/(t^2 s2 + (1-t)^2) per mode, theta_hat = 0 */
+  const gproblem *pb = d->pb;
+  for (int b = 0; b < B; b++) {
+    double az[NPIX], ah[NPIX];
+    to_modes(pb, z + (size_t)b * NPIX, az);
+    for (int j = 0; j < NPIX; j++) {
+      double S = pb->S0[j], N = pb->noise, mu = S / (S + N) * d->ay[j], s2 = S * N / (S + N);
+      ah[j] = mu + s2 * t * (az[j] - t * mu) / (t * t * s2 + (1 - t) * (1 - t));
+    }
+    to_pixels(pb, ah, xh + (size_t)b * NPIX);
+    thh[b] = 0;
+  }
+}
+
+static void velocity(float *v, const float *xh, const float *z, size_t n, float t, int variant) {
+  const float t_eps = 0.05f;
+  if (variant == SV_TEPS_ADD) {
+    const float inv = 1.0f / (1.0f - t + t_eps);
+    for (size_t i = 0; i < n; i++) v[i] = (xh[i] - z[i]) * inv;
+    return;
+  }
+  jade_flow_velocity(v, xh, z, n, t, t_eps);
+  if (variant == SV_SIGN)
+    for (size_t i = 0; i < n; i++) v[i] = -v[i];
+}
+
+static void ref_sampler(denoiser *d, int B, float *z, float *th, int n_steps, int variant) {
+  const size_t nx = (size_t)B * NPIX;
+  float *xh = malloc(sizeof(float) * nx), *v0 = malloc(sizeof(float) * nx);
+  float *ze = malloc(sizeof(float) * nx), *v1 = malloc(sizeof(float) * nx);
+  float *thh = malloc(sizeof(float) * B), *w0 = malloc(sizeof(float) * B);
+  float *the = malloc(sizeof(float) * B), *w1 = malloc(sizeof(float) * B);
+  for (int i = 0; i < n_steps; i++) {
+    const float t0 = (float)i / (float)n_steps, t1 = (float)(i + 1) / (float)n_steps;
+    const float dt = t1 - t0;
+    const int heun = variant != SV_EULER && variant != SV_EULER_FEW && i < n_steps - 1;
+    denoise(d, B, z, th, t0, xh, thh);
+    velocity(v0, xh, z, nx, t0, variant);
+    velocity(w0, thh, th, (size_t)B, t0, variant);
+    if (!heun) {
+      for (size_t k = 0; k < nx; k++) z[k] += dt * v0[k];
+      for (int k = 0; k < B; k++) th[k] += dt * w0[k];
+      continue;
+    }
+    for (size_t k = 0; k < nx; k++) ze[k] = z[k] + dt * v0[k];
+    for (int k = 0; k < B; k++) the[k] = th[k] + dt * w0[k];
+    denoise(d, B, ze, the, t1, xh, thh);
+    velocity(v1, xh, ze, nx, t1, variant);
+    velocity(w1, thh, the, (size_t)B, t1, variant);
+    const float h = 0.5f * dt;
+    for (size_t k = 0; k < nx; k++) z[k] += h * (v0[k] + v1[k]);
+    for (int k = 0; k < B; k++) th[k] += h * (w0[k] + w1[k]);
+  }
+  free(xh), free(v0), free(ze), free(v1), free(thh), free(w0), free(the), free(w1);
+}
+
+/* N_DRAWS joint (map, theta) draws for observation y (number obs); m NULL: exact denoiser. */
+static void draw_posterior(jade_model *m, const gproblem *pb, const float *y, int obs, int variant,
+                           float *xs, float *ths) {
+  const int B = N_DRAWS;
+  float *cond = malloc(sizeof(float) * B * NPIX), *tb = malloc(sizeof(float) * B);
+  double ay[NPIX];
+  to_modes(pb, y, ay);
+  for (int b = 0; b < B; b++)
+    if (variant == SV_NOCOND)
+      memset(cond + (size_t)b * NPIX, 0, sizeof(float) * NPIX);
+    else
+      memcpy(cond + (size_t)b * NPIX, y, sizeof(float) * NPIX);
+  initial_noise(obs, B, xs, ths);
+  if (variant == SV_LIB) {
+    jade_sampler *s;
+    CHECK_OK(jade_sampler_create(&s, m, B));
+    CHECK_OK(jade_sampler_run(s, B, xs, ths, y, 1, N_STEPS, 0.05f));
+    jade_sampler_free(s);
+  } else {
+    denoiser d = {m, pb, ay, cond, tb};
+    ref_sampler(&d, B, xs, ths, variant == SV_EULER_FEW ? 8 : N_STEPS, variant);
+  }
+  free(cond), free(tb);
+}
+
+/* ------------------------------------------------------------------ statistics */
+typedef struct {
+  double sum_d2[3], sum_r[3];
+  int n[3];
+  double sum_td2, sum_tr; /* theta (part 2) */
+  int n_obs;
+  double *pit;
+  int n_pit;
+} stats;
+
+/* Map draws: the standardised residual of every mode of every draw against the Wiener filter
+ * at the draw's own A (A = 1 in part 1); per mode and observation the mean d and the variance
+ * r of the residuals over the draws. */
+static void add_field_stats(stats *st, const gproblem *pb, const float *y, const float *xs,
+                            const float *ths, int M) {
+  double ay[NPIX], a[NPIX], s1[NPIX] = {0}, s2[NPIX] = {0};
+  to_modes(pb, y, ay);
+  for (int i = 0; i < M; i++) {
+    to_modes(pb, xs + (size_t)i * NPIX, a);
+    double A = pb->lnA_sd > 0 ? exp(pb->lnA_sd * ths[i]) : 1.0;
+    for (int j = 0; j < NPIX; j++) {
+      double S = A * pb->S0[j], N = pb->noise;
+      double r = (a[j] - S / (S + N) * ay[j]) / sqrt(S * N / (S + N));
+      if (!isfinite(r)) r = 1e6;
+      s1[j] += r;
+      s2[j] += r * r;
+    }
+  }
+  for (int j = 0; j < NPIX; j++) {
+    double mean = s1[j] / M, var = (s2[j] - M * mean * mean) / (M - 1);
+    int b = band_of(pb, j);
+    st->sum_d2[b] += mean * mean;
+    st->sum_r[b] += var;
+    st->n[b]++;
+  }
+}
+
+/* Exact p(ln A | y) on a grid of +-8 prior sd: mean, sd and the CDF (trapezoid). */
+#define NGRID 4001
+static void lnA_posterior(const gproblem *pb, const float *y, double *grid, double *cdf,
+                          double *mean, double *sd) {
+  double ay[NPIX], mx = -1e300;
+  static double lp[NGRID];
+  to_modes(pb, y, ay);
+  for (int g = 0; g < NGRID; g++) {
+    double u = pb->lnA_sd * (-8.0 + 16.0 * g / (NGRID - 1)), A = exp(u);
+    double l = -0.5 * u * u / (pb->lnA_sd * pb->lnA_sd);
+    for (int j = 0; j < NPIX; j++) {
+      double v = A * pb->S0[j] + pb->noise;
+      l -= 0.5 * (log(v) + ay[j] * ay[j] / v);
+    }
+    grid[g] = u;
+    lp[g] = l;
+    if (l > mx) mx = l;
+  }
+  double Z = 0, m1 = 0, m2 = 0;
+  for (int g = 0; g < NGRID; g++) {
+    double p = exp(lp[g] - mx);
+    cdf[g] = g == 0 ? 0 : cdf[g - 1] + 0.5 * (p + exp(lp[g - 1] - mx)) * (grid[g] - grid[g - 1]);
+    Z += p, m1 += p * grid[g], m2 += p * grid[g] * grid[g];
+  }
+  for (int g = 0; g < NGRID; g++) cdf[g] /= cdf[NGRID - 1];
+  *mean = m1 / Z;
+  *sd = sqrt(m2 / Z - *mean * *mean);
+}
+
+static double interp_cdf(const double *grid, const double *cdf, double u) {
+  if (!(u > grid[0])) return 0;
+  if (u >= grid[NGRID - 1]) return 1;
+  double f = (u - grid[0]) / (grid[NGRID - 1] - grid[0]) * (NGRID - 1);
+  int g = (int)f;
+  if (g >= NGRID - 1) return 1;
+  return cdf[g] + (f - g) * (cdf[g + 1] - cdf[g]);
+}
+
+static void add_theta_stats(stats *st, const gproblem *pb, const float *y, const float *ths, int M,
+                            int verbose, int obs) {
+  static double grid[NGRID], cdf[NGRID];
+  double mean, sd, s1 = 0, s2 = 0;
+  lnA_posterior(pb, y, grid, cdf, &mean, &sd);
+  for (int i = 0; i < M; i++) {
+    double u = pb->lnA_sd * ths[i];
+    if (!isfinite(u)) u = 1e6;
+    s1 += u, s2 += u * u;
+    st->pit[st->n_pit++] = interp_cdf(grid, cdf, u);
+  }
+  double m = s1 / M, v = fmax((s2 - M * m * m) / (M - 1), 0);
+  st->sum_td2 += (m - mean) * (m - mean) / (sd * sd);
+  st->sum_tr += sqrt(v) / sd;
+  st->n_obs++;
+  if (verbose)
+    printf("    observation %d: ln A exact %+.3f +- %.3f, model %+.3f +- %.3f\n", obs, mean, sd, m,
+           sqrt(v));
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double ks_uniform(double *u, int n) {
+  qsort(u, (size_t)n, sizeof(double), cmp_double);
+  double D = 0;
+  for (int i = 0; i < n; i++) D = fmax(D, fmax((i + 1.0) / n - u[i], u[i] - (double)i / n));
+  return D;
+}
+
+/* One sampler variant over all observations of a part: prints the table row(s) and returns 1
+ * if every check passes the tolerances. */
+static int evaluate(jade_model *m, const gproblem *pb, const float *yo, int variant, int theta,
+                    const tolerances *tol, const char *label, int verbose) {
+  stats st;
+  memset(&st, 0, sizeof st);
+  st.pit = malloc(sizeof(double) * N_OBS * N_DRAWS);
+  float *xs = malloc(sizeof(float) * N_DRAWS * NPIX), *ths = malloc(sizeof(float) * N_DRAWS);
+  for (int o = 0; o < N_OBS; o++) {
+    draw_posterior(m, pb, yo + (size_t)o * NPIX, o, variant, xs, ths);
+    add_field_stats(&st, pb, yo + (size_t)o * NPIX, xs, ths, N_DRAWS);
+    if (theta) add_theta_stats(&st, pb, yo + (size_t)o * NPIX, ths, N_DRAWS, verbose, o);
+  }
+  int ok = 1;
+  printf("  %-36s", label);
+  for (int b = 0; b < 3; b++) {
+    double d = sqrt(st.sum_d2[b] / st.n[b]), r = st.sum_r[b] / st.n[b];
+    int pass = d <= tol->d && fabs(r - 1) <= tol->r;
+    ok &= pass;
+    printf("| d %6.3f r %6.3f%s", d, r, pass ? "  " : " *");
+  }
+  if (theta) {
+    double d = sqrt(st.sum_td2 / st.n_obs), r = st.sum_tr / st.n_obs;
+    double ks = ks_uniform(st.pit, st.n_pit);
+    int pass = d <= tol->th_d && fabs(r - 1) <= tol->th_r && ks <= tol->ks;
+    ok &= pass;
+    printf("| d %6.3f sd %6.3f KS %5.3f%s", d, r, ks, pass ? "  " : " *");
+  }
+  printf("| %s\n", ok ? "pass" : "FAIL");
+  fflush(stdout);
+  free(st.pit), free(xs), free(ths);
+  return ok;
+}
+
+/* ------------------------------------------------------------------ main */
+static void observations(const gproblem *pb, float *yo, uint64_t id) {
+  float *xo = malloc(sizeof(float) * N_OBS * NPIX), *tho = malloc(sizeof(float) * N_OBS);
+  simulate(pb, N_OBS, 2024, JADE_STREAM(JADE_RNG_VALIDATE, id), xo, yo, tho);
+  free(xo), free(tho);
+}
+
+static jade_model *new_model(uint64_t seed) {
   jade_model_config c;
-  config(&c);
+  tiny_config(&c);
   jade_model *m;
   CHECK_OK(jade_model_create(&m, &c));
-  jade_model_init(m, 1);
-  size_t n = jade_model_num_params(m);
-  printf("params %zu\n", n);
-  {
-    jade_flow_config fc;
-    jade_flow_config_default(&fc);
-    double L = 0, W = 0;
-    for (double u = -8; u <= 8; u += 1e-3) {
-      double w = exp(-0.5 * u * u);
-      double t = jade_flow_time(&fc, (float)u), den = fmax(1 - t, fc.t_eps), s = 0;
-      for (int j = 0; j < NPIX; j++) {
-        double s2 = pb.S0[j] * pb.noise / (pb.S0[j] + pb.noise);
-        s += s2 * (1 - t) * (1 - t) / (t * t * s2 + (1 - t) * (1 - t));
-      }
-      L += w * s / (den * den) / (NPIX + 1);
-      W += w;
+  jade_model_init(m, seed);
+  return m;
+}
+
+static void table_header(int theta) {
+  printf("  %-36s", "sampler / denoiser");
+  for (int b = 0; b < 3; b++) printf("| %-17s", band_name[b]);
+  if (theta) printf("| %-24s", "ln A");
+  printf("|\n");
+}
+
+int main(int argc, char **argv) {
+  int train_variant = TV_OK, parts = 3;
+  long steps = TRAIN_STEPS;
+  uint64_t seed = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--train-variant") && i + 1 < argc) {
+      const char *v = argv[++i];
+      train_variant = -1;
+      for (int k = 0; k < 5; k++)
+        if (!strcmp(v, tv_names[k])) train_variant = k;
+      parts = 1;
+    } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+      steps = atol(argv[++i]);
+    } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+      seed = (uint64_t)atol(argv[++i]);
+    } else if (!strcmp(argv[i], "--part") && i + 1 < argc) {
+      parts = atoi(argv[++i]);
+    } else {
+      train_variant = -1;
     }
-    printf("Bayes floor of the loss %.4f\n", L / W);
-  }
-  float *ema = malloc(n * sizeof(float));
-  train_opts o = {(long)envd("EX_STEPS", 1000), (int)envd("EX_BATCH", 128), envd("EX_LR", 2e-3),
-                  envd("EX_LRE", 1e-4), envd("EX_EMA", 0.99), 7};
-  double t0 = jade_time_now();
-  const char *ld = getenv("EX_LOAD");
-  if (ld) {
-    FILE *f = fopen(ld, "rb");
-    if (!f || fread(ema, sizeof(float), n, f) != n) exit(2);
-    fclose(f);
-  } else {
-    train(m, &pb, &o, ema);
-    printf("train %.1fs\n", jade_time_now() - t0);
-  }
-  const char *sv = getenv("EX_SAVE");
-  if (sv) {
-    FILE *f = fopen(sv, "wb");
-    fwrite(ema, sizeof(float), n, f);
-    fclose(f);
-  }
-  if (envd("EX_USE_EMA", 1)) memcpy(jade_model_params(m), ema, n * sizeof(float));
-  /* evaluation */
-  int nobs = (int)envd("EX_NOBS", 4), M = (int)envd("EX_M", 256), nst = (int)envd("EX_NSTEPS", 20);
-  float *xo = malloc(sizeof(float) * nobs * NPIX), *yo = malloc(sizeof(float) * nobs * NPIX);
-  float *tho = malloc(sizeof(float) * nobs);
-  simulate(&pb, nobs, 123, JADE_STREAM(JADE_RNG_TEST, 77), xo, yo, tho);
-  float *xs = malloc(sizeof(float) * M * NPIX), *ths = malloc(sizeof(float) * M);
-  double band_d2[3] = {0}, band_r[3] = {0};
-  int band_n[3] = {0};
-  t0 = jade_time_now();
-  for (int ob = 0; ob < nobs; ob++) {
-    sample(m, yo + ob * NPIX, M, nst, 5, (uint64_t)ob, xs, ths);
-    if (envd("EX_ORACLE", 0)) { /* exact denoiser, same Heun grid */
-      double ay[NPIX];
-      to_modes(&pb, yo + ob * NPIX, ay);
-      for (int i = 0; i < M; i++) {
-        double a[NPIX], a0[NPIX], v0[NPIX], ae[NPIX];
-        to_modes(&pb, xs + (size_t)i * NPIX, a); /* ignore; re-draw below */
-        jade_rng_normal_fill(5, JADE_STREAM(JADE_RNG_SAMPLE, (uint64_t)ob), (uint64_t)i * NPIX, NPIX, a0);
-        for (int j = 0; j < NPIX; j++) a[j] = a0[j]; /* white noise is white in modes too */
-        for (int st = 0; st < nst; st++) {
-          double ta = (double)st / nst, tb = (double)(st + 1) / nst, dt = tb - ta;
-          for (int j = 0; j < NPIX; j++) {
-            double S = pb.S0[j], N = pb.noise, mu = S / (S + N) * ay[j], s2 = S * N / (S + N);
-            double xh = mu + s2 * ta * (a[j] - ta * mu) / (ta * ta * s2 + (1 - ta) * (1 - ta));
-            v0[j] = (xh - a[j]) / fmax(1 - ta, 0.05);
-            ae[j] = a[j] + dt * v0[j];
-            if (st < nst - 1) {
-              double xh2 = mu + s2 * tb * (ae[j] - tb * mu) / (tb * tb * s2 + (1 - tb) * (1 - tb));
-              double v1 = (xh2 - ae[j]) / fmax(1 - tb, 0.05);
-              a[j] += 0.5 * dt * (v0[j] + v1);
-            } else
-              a[j] = ae[j];
-          }
-        }
-        to_pixels(&pb, a, xs + (size_t)i * NPIX);
-      }
-    }
-    double ay[NPIX], a[NPIX], mean[NPIX] = {0}, var[NPIX] = {0};
-    to_modes(&pb, yo + ob * NPIX, ay);
-    for (int i = 0; i < M; i++) {
-      to_modes(&pb, xs + (size_t)i * NPIX, a);
-      for (int j = 0; j < NPIX; j++) {
-        mean[j] += a[j] / M;
-        var[j] += a[j] * a[j] / M;
-      }
-    }
-    for (int j = 0; j < NPIX; j++) {
-      var[j] = (var[j] - mean[j] * mean[j]) * M / (M - 1.0);
-      double S = pb.S0[j], N = pb.noise;
-      double mu = S / (S + N) * ay[j], s2 = S * N / (S + N);
-      int band = S > 2 * N ? 0 : (S > 0.5 * N ? 1 : 2);
-      double d = (mean[j] - mu) / sqrt(s2);
-      band_d2[band] += d * d;
-      band_r[band] += var[j] / s2;
-      band_n[band]++;
+    if (train_variant < 0 || parts < 1 || parts > 3 || steps < 10) {
+      fprintf(stderr, "usage: %s [--train-variant nocond|vsign|swap|tweight] [--steps N] "
+              "[--seed S] [--part 1|2]\n", argv[0]);
+      return 2;
     }
   }
-  printf("sample %.1fs\n", jade_time_now() - t0);
-  const char *nm[3] = {"S>2N", "mid", "S<N/2"};
-  for (int b = 0; b < 3; b++)
-    printf("band %-6s n %3d  rms mean err %.3f sigma  var ratio %.3f\n", nm[b], band_n[b],
-           sqrt(band_d2[b] / band_n[b]), band_r[b] / band_n[b]);
-  jade_model_free(m);
+  /* Training time distribution: logit-normal (mu 0, sigma 1), the rectified-flow default of
+   * Esser et al. 2024, through the [train] keys t_mu / t_sigma; t_eps 0.05 as in the paper.
+   * The paper's (-0.8, 0.8) almost never draws t > 0.8 (0.6%) and the sampler's last steps
+   * then extrapolate the network: on this problem that leaves the ln A posterior ~18% too
+   * narrow even after 5000 steps (see the report of this test). */
+  jade_flow_config fc;
+  jade_flow_config_default(&fc);
+  fc.mu = 0.0f;
+  fc.sigma = 1.0f;
+  gproblem *pb = malloc(sizeof *pb);
+  float *yo = malloc(sizeof(float) * N_OBS * NPIX);
+
+  if (parts & 1) { /* ---------------- part 1: known spectrum, Wiener filter */
+    gproblem_init(pb, 0.0);
+    observations(pb, yo, 1);
+    jade_model *m = new_model(1 + seed);
+    printf("part 1: known S(k), N = %.4f per pixel, %zu parameters, %ld steps x batch %d, "
+           "objective '%s'\n", pb->noise, jade_model_num_params(m), steps, TRAIN_BATCH,
+           tv_names[train_variant]);
+    const double floor1 = loss_floor(pb, &fc);
+    train_result tr = train(m, pb, &fc, steps, TRAIN_BATCH, 7 + seed, train_variant);
+    printf("  trained in %.1f s: loss %.4f (first 10%%) -> %.4f (last 10%%); loss of the exact "
+           "denoiser %.4f (+%.1f%%)\n", tr.seconds, tr.first, tr.last, floor1,
+           100 * (tr.last / floor1 - 1));
+    printf("  d = RMS over modes x observations of (mean - Wiener filter)/sigma_post, r = mean "
+           "of var/var_post\n");
+    printf("  tolerances: sampler with the exact denoiser d <= %.2f, |r-1| <= %.2f; pipeline d "
+           "<= %.2f, |r-1| <= %.2f\n", TOL_EXACT.d, TOL_EXACT.r, TOL_PIPE.d, TOL_PIPE.r);
+    table_header(0);
+    const double t0 = jade_time_now();
+    if (train_variant != TV_OK) {
+      int ok = evaluate(m, pb, yo, SV_LIB, 0, &TOL_PIPE, sv_names[SV_LIB], 0);
+      printf("  objective '%s': the checks %s\n", tv_names[train_variant],
+             ok ? "PASS" : "FAIL (as they should for a broken objective)");
+      CHECK(ok, "posterior of the model trained with objective '%s' is wrong", tv_names[train_variant]);
+      jade_model_free(m);
+      free(pb), free(yo);
+      TEST_RETURN();
+    }
+    CHECK(tr.last < 0.7 * tr.first, "training loss did not go down: %.4f -> %.4f", tr.first, tr.last);
+    CHECK(fabs(tr.last / floor1 - 1) < 0.03, "final training loss %.4f not within 3%% of the "
+          "exact denoiser's %.4f", tr.last, floor1);
+    /* the library sampler against the re-implementation of the spec, same noise */
+    float *xa = malloc(sizeof(float) * N_DRAWS * NPIX), *ta = malloc(sizeof(float) * N_DRAWS);
+    float *xb = malloc(sizeof(float) * N_DRAWS * NPIX), *tb = malloc(sizeof(float) * N_DRAWS);
+    draw_posterior(m, pb, yo, 0, SV_LIB, xa, ta);
+    draw_posterior(m, pb, yo, 0, SV_REF, xb, tb);
+    double dmax = 0;
+    for (size_t i = 0; i < (size_t)N_DRAWS * NPIX; i++) dmax = fmax(dmax, fabs(xa[i] - xb[i]));
+    for (int i = 0; i < N_DRAWS; i++) dmax = fmax(dmax, fabs(ta[i] - tb[i]));
+    CHECK(dmax < 1e-5, "jade_sampler_run differs from the spec's Heun sampler by %g", dmax);
+    free(xa), free(ta), free(xb), free(tb);
+    /* the sampler on the exact denoiser: discretisation only */
+    const int exact_variants[] = {SV_REF, SV_EULER, SV_TEPS_ADD};
+    for (int k = 0; k < 3; k++) {
+      char label[80];
+      snprintf(label, sizeof label, "exact x_hat, %s", exact_variants[k] == SV_REF ? "Heun 20 steps" : sv_names[exact_variants[k]]);
+      int ok = evaluate(NULL, pb, yo, exact_variants[k], 0, &TOL_EXACT, label, 0);
+      if (k == 0)
+        CHECK(ok, "the spec's sampler on the exact denoiser fails: checks or sampler wrong");
+      else
+        CHECK(!ok, "negative control '%s' passed the sampler tolerances", sv_names[exact_variants[k]]);
+    }
+    /* the pipeline */
+    int ok1 = evaluate(m, pb, yo, SV_LIB, 0, &TOL_PIPE, "network, jade_sampler_run", 0);
+    CHECK(ok1, "part 1: posterior of the trained model differs from the Wiener filter");
+    const int net_variants[] = {SV_SIGN, SV_EULER_FEW, SV_TEPS_ADD, SV_NOCOND};
+    for (int k = 0; k < 4; k++) {
+      char label[80];
+      snprintf(label, sizeof label, "network, %s", sv_names[net_variants[k]]);
+      int ok = evaluate(m, pb, yo, net_variants[k], 0, &TOL_PIPE, label, 0);
+      CHECK(!ok, "negative control '%s' passed the pipeline tolerances", sv_names[net_variants[k]]);
+    }
+    printf("  jade_sampler_run vs re-implementation on the network: max |difference| %.2e\n", dmax);
+    printf("  sampling and checks %.1f s\n", jade_time_now() - t0);
+    jade_model_free(m);
+  }
+
+  if (parts & 2) { /* ---------------- part 2: unknown amplitude */
+    gproblem_init(pb, LNA_SD);
+    observations(pb, yo, 2);
+    jade_model *m = new_model(2 + seed);
+    printf("part 2: S(k) = A S0(k), ln A ~ N(0, %.2f^2), theta = ln A / %.2f, %ld steps\n", LNA_SD,
+           LNA_SD, steps);
+    train_result tr = train(m, pb, &fc, steps, TRAIN_BATCH, 8 + seed, TV_OK);
+    printf("  trained in %.1f s: loss %.4f (first 10%%) -> %.4f (last 10%%)\n", tr.seconds,
+           tr.first, tr.last);
+    CHECK(tr.last < 0.7 * tr.first, "training loss did not go down: %.4f -> %.4f", tr.first, tr.last);
+    printf("  maps: d, r of the residuals against the Wiener filter at each draw's own A\n");
+    printf("  ln A: d = RMS (mean - exact)/sd_exact, sd = mean sd/sd_exact, KS of the pooled PIT; "
+           "tolerances %.2f, |sd-1| <= %.2f, %.2f\n", TOL_PIPE.th_d, TOL_PIPE.th_r, TOL_PIPE.ks);
+    table_header(1);
+    const double t0 = jade_time_now();
+    int ok2 = evaluate(m, pb, yo, SV_LIB, 1, &TOL_PIPE, "network, jade_sampler_run", 1);
+    CHECK(ok2, "part 2: joint posterior of (map, A) differs from the exact one");
+    const int net_variants[] = {SV_SIGN, SV_EULER_FEW, SV_NOCOND};
+    for (int k = 0; k < 3; k++) {
+      char label[80];
+      snprintf(label, sizeof label, "network, %s", sv_names[net_variants[k]]);
+      int ok = evaluate(m, pb, yo, net_variants[k], 1, &TOL_PIPE, label, 0);
+      CHECK(!ok, "negative control '%s' passed the pipeline tolerances", sv_names[net_variants[k]]);
+    }
+    printf("  sampling and checks %.1f s\n", jade_time_now() - t0);
+    jade_model_free(m);
+  }
+  free(pb), free(yo);
   TEST_RETURN();
 }

@@ -1,5 +1,6 @@
 /* The raster plotting module: PNG round trip through libpng (size, pixels), lines drawn
- * where expected, filled polygons' area, text, ticks and labels, colour maps, a corner plot.
+ * where expected, filled polygons' area, text, ticks and labels, colour maps, a corner plot,
+ * base64 of the HTML page's images.
  *
  *   test_plot                 run the checks
  *   test_plot --demo OUT.png  also draw a demo figure of every element (to look at)
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "jade/plot.h"
+#include "jade/report.h"
 #include "test_util.h"
 
 static int is_white(jade_rgb c) { return c == 0xFFFFFF; }
@@ -179,6 +181,14 @@ int main(int argc, char **argv) {
   CHECK(jade_cmap_color(JADE_CMAP_VIRIDIS, 2) == 0xFDE725 && jade_cmap_color(JADE_CMAP_VIRIDIS, NAN) == 0x999999, "clamping");
   double qv[5] = {3, 1, NAN, 2, 4};
   CHECK(fabs(jade_plot_quantile(qv, 5, 1, 0.5) - 2.5) < 1e-12, "quantile");
+
+  /* ---- base64 of the embedded images (RFC 4648 test vectors) ---- */
+  static const char *const b64in[4] = {"", "f", "fo", "foobar"}, *const b64out[4] = {"", "Zg==", "Zm8=", "Zm9vYmFy"};
+  for (int i = 0; i < 4; i++) {
+    char *e = jade_base64((const unsigned char *)b64in[i], strlen(b64in[i]));
+    CHECK(e && !strcmp(e, b64out[i]), "base64(%s) = %s", b64in[i], e ? e : "NULL");
+    free(e);
+  }
 
   /* ---- corner plot draws in every panel ---- */
   CHECK_OK(jade_image_init(&im, 400, 400, 0xFFFFFF));

@@ -64,6 +64,7 @@ jade_status jade_theory_eval(const jade_theory *t, const double theta[JADE_N_THE
 typedef struct jade_emulator jade_emulator;
 typedef struct {
   int degree;       /* total degree of the polynomial in the whitened free parameters (4) */
+  int pure_degree;  /* plus the pure powers w_i^p up to this degree (4: none) */
   int n_design;     /* exact theory runs for the fit (0: 3 x the number of coefficients) */
   int n_check;      /* further runs held out to measure the emulation error (24) */
   double spread;    /* design: N(mean, spread^2 cov), cut at 3 spread (1.5) */
@@ -71,9 +72,11 @@ typedef struct {
 } jade_emulator_config;
 void jade_emulator_config_default(jade_emulator_config *cfg);
 
-/* Fit around `mean` (n_free values of the free parameters) with covariance `cov`
- * (n_free x n_free, positive definite); design points outside the prior support of sc (or
- * where the theory fails) are dropped. The exact theory runs are split over OpenMP threads
+/* Fit around `mean` (n_free values) with covariance `cov` (n_free x n_free, positive
+ * definite), both in the unconstrained coordinates u of the free parameters (the transforms
+ * of the posterior below, from sc's prior: ln C_ell is much closer to a low-degree
+ * polynomial in ln Omega_c than in Omega_c); design points where the theory fails are
+ * dropped. The exact theory runs are split over OpenMP threads
  * and, when dist is not NULL, MPI ranks; the fit depends on neither. Every C_ell and lambda
  * must be > 0 (convergence spectra are). */
 jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, int n_free,
@@ -125,6 +128,12 @@ int jade_fieldpost_n_free(const jade_fieldpost *fp);
 
 /* jade_logp_fn: log density at x and its gradient (grad may be NULL: value only). */
 jade_status jade_fieldpost_logp(void *fp, const double *x, double *logp, double *grad);
+/* A constant added to jade_fieldpost_logp's value (0 by default; not to eval_exact's): when the
+ * emulator is refitted between warm-up iterations, a chain's cached density at its current
+ * position stays consistent with the new target if the offset makes the two agree there (a
+ * constant does not change the distribution). */
+void jade_fieldpost_set_offset(jade_fieldpost *fp, double offset);
+double jade_fieldpost_offset(const jade_fieldpost *fp);
 /* Exact log density (the EXACT mode's value, whatever the mode) at x, and the noise-free map
  * kappa (float, [n_bins][N][N], may be NULL). */
 jade_status jade_fieldpost_eval_exact(jade_fieldpost *fp, const double *x, double *logp, float *kappa);
@@ -140,6 +149,7 @@ typedef struct {
   uint64_t n_theory;       /* exact theory (cosmology) runs, finite differences included */
   uint64_t n_emulated;     /* emulator evaluations */
   uint64_t n_outside;      /* evaluations outside the model's support (-inf) */
+  uint64_t n_nonfinite;    /* of which: finite density but a non-finite gradient (treated as -inf) */
   double t_theory, t_maps; /* seconds in the exact theory and in everything else */
 } jade_fieldpost_counters;
 void jade_fieldpost_get_counters(const jade_fieldpost *fp, jade_fieldpost_counters *c);

@@ -3,7 +3,7 @@
  * An RGB image (8 bits per channel) with anti-aliased lines, filled polygons and bands,
  * images through colour maps with colour bars, axes with "nice" ticks (Heckbert 1990,
  * "Nice numbers for graph labels", Graphics Gems I) and labels in a built-in 5x7 bitmap font
- * (ASCII plus a few Greek letters: Omega sigma alpha kappa theta ell, +-, and superscript 2),
+ * (ASCII plus a few Greek letters: Omega sigma alpha kappa theta chi pi, ell, +-, superscript 2),
  * corner plots, and PNG output through libpng (written atomically: temporary + rename).
  *
  * Coordinates are pixels, x to the right and y down, pixel (i, j) covering [i, i+1) x [j, j+1);

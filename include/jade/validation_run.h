@@ -53,6 +53,9 @@ typedef struct {
   double noise_rtol;      /* dataset noise vs training noise tolerance (0.01; < 0: not checked) */
   int no_report;          /* skip the figures and report.html */
   const jade_dist *dist;  /* NULL: one process */
+  /* on rank 0 once the inputs are checked, before the first observation: observations this
+   * rank still has to do (of n_mine) and the worker threads */
+  void (*start)(long todo, long n_mine, int workers, void *user);
   /* progress on rank 0 after each observation: done / total on this rank, seconds so far */
   void (*progress)(long done, long total, double seconds, void *user);
   void *user;

@@ -121,16 +121,77 @@ jade_status jade_theory_eval(const jade_theory *t, const double theta[JADE_N_THE
   return st;
 }
 
+/* ================================================================ transforms ============ */
+
+typedef enum { TR_AFFINE, TR_LOWER, TR_UPPER, TR_INTERVAL } transform_kind;
+
+static transform_kind transform_of(const jade_prior1d *p) {
+  int lo = isfinite(p->lo), hi = isfinite(p->hi);
+  if (lo && hi) return TR_INTERVAL;
+  if (lo) return TR_LOWER;
+  if (hi) return TR_UPPER;
+  return TR_AFFINE;
+}
+
+/* theta = T(u); *dth = dtheta/du; *lj = log|dtheta/du|; *dlj = d lj / du */
+static double transform(const jade_prior1d *p, double u, double *dth, double *lj, double *dlj) {
+  switch (transform_of(p)) {
+  case TR_LOWER: {
+    double e = p->sd * exp(u);
+    *dth = e;
+    *lj = log(p->sd) + u;
+    *dlj = 1.0;
+    return p->lo + e;
+  }
+  case TR_UPPER: {
+    double e = p->sd * exp(u);
+    *dth = -e;
+    *lj = log(p->sd) + u;
+    *dlj = 1.0;
+    return p->hi - e;
+  }
+  case TR_INTERVAL: {
+    double w = p->hi - p->lo, sg = u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
+    /* log sigma(u) + log(1 - sigma(u)) = -|u| - 2 log1p(exp(-|u|)) */
+    *lj = log(w) - fabs(u) - 2.0 * log1p(exp(-fabs(u)));
+    *dth = w * sg * (1.0 - sg);
+    *dlj = 1.0 - 2.0 * sg;
+    double th = p->lo + w * sg;
+    return th < p->hi ? th : p->hi;
+  }
+  default:
+    *dth = p->sd;
+    *lj = log(p->sd);
+    *dlj = 0.0;
+    return p->mean + p->sd * u;
+  }
+}
+
+/* u of theta (no check) */
+static double untransform(const jade_prior1d *p, double t) {
+  switch (transform_of(p)) {
+  case TR_LOWER: return log((t - p->lo) / p->sd);
+  case TR_UPPER: return log((p->hi - t) / p->sd);
+  case TR_INTERVAL: {
+    double f = (t - p->lo) / (p->hi - p->lo);
+    return log(f) - log1p(-f);
+  }
+  default: return (t - p->mean) / p->sd;
+  }
+}
+
+
 /* ================================================================ emulator ============== */
 
 #define EM_MAGIC "JADEEMU1"
 
 struct jade_emulator {
   int n_free, free_idx[JADE_N_THETA];
-  int degree, n_terms, nb, np, n_ell, n_out;
-  double spread;
-  double mean[JADE_N_THETA];
-  double lchol[JADE_N_THETA * JADE_N_THETA]; /* lower Cholesky factor of cov */
+  int degree, pure_degree, n_terms, nb, np, n_ell, n_out;
+  double spread;                             /* 1 (kept for the serialised format) */
+  jade_prior1d prior[JADE_N_THETA];          /* transforms of the free parameters */
+  double mean[JADE_N_THETA];                 /* design mean of the coordinates c */
+  double lchol[JADE_N_THETA * JADE_N_THETA]; /* lower Cholesky factor of their covariance */
   unsigned char *expo;                       /* n_terms x n_free exponents */
   double *coef;                              /* n_terms x n_out */
   jade_emulator_info info;
@@ -138,6 +199,7 @@ struct jade_emulator {
 
 void jade_emulator_config_default(jade_emulator_config *cfg) {
   cfg->degree = 4;
+  cfg->pure_degree = 4;
   cfg->n_design = 0;
   cfg->n_check = 24;
   cfg->spread = 1.5;
@@ -151,15 +213,17 @@ void jade_emulator_free(jade_emulator *e) {
   free(e);
 }
 
-/* Exponent vectors of total degree <= D in k variables, graded order. */
-static int count_terms(int k, int d) {
-  /* C(k + d, d) */
+/* Basis: the monomials of total degree <= D in k variables (graded order), then the pure
+ * powers w_i^p, D < p <= Dp (a single parameter's stronger non-linearity, e.g. w_0 over its
+ * whole prior range, at k terms per extra degree instead of C(k + p - 1, p)). */
+static int count_terms(int k, int d, int dp) {
+  /* C(k + d, d) + k (dp - d) */
   double c = 1.0;
   for (int i = 1; i <= d; i++) c = c * (k + i) / i;
-  return (int)(c + 0.5);
+  return (int)(c + 0.5) + (dp > d ? k * (dp - d) : 0);
 }
 
-static void fill_expo(int k, int d, unsigned char *expo) {
+static void fill_expo(int k, int d, int dp, unsigned char *expo) {
   int n = 0, e[JADE_N_THETA] = {0};
   for (int deg = 0; deg <= d; deg++) {
     /* all compositions of deg into k parts, lexicographic */
@@ -178,13 +242,48 @@ static void fill_expo(int k, int d, unsigned char *expo) {
       e[j + 1] = rest;
     }
   }
+  for (int p = d + 1; p <= dp; p++)
+    for (int i = 0; i < k; i++) {
+      for (int j = 0; j < k; j++) expo[n * k + j] = (unsigned char)(j == i ? p : 0);
+      n++;
+    }
 }
 
-/* w of theta (free components) */
+/* The emulator's input coordinate of one parameter: the unconstrained u, except theta itself
+ * for a parameter bounded on both sides (w_0's posterior fills its prior interval, where ln C
+ * is smooth in w_0 but sigmoid-shaped in logit(w_0)). *dc = dc/dtheta. */
+static double em_coord(const jade_prior1d *p, double theta, double *dc) {
+  if (transform_of(p) == TR_INTERVAL) {
+    *dc = 1.0;
+    return theta;
+  }
+  double u = untransform(p, theta), dth, lj, dlj;
+  transform(p, u, &dth, &lj, &dlj);
+  *dc = 1.0 / dth;
+  return u;
+}
+
+/* Lower Cholesky factor l of the k x k matrix a; 0 on success. */
+static int cholesky(int k, const double *a, double *l) {
+  for (int i = 0; i < k; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = a[i * k + j];
+      for (int m = 0; m < j; m++) s -= l[i * k + m] * l[j * k + m];
+      if (i == j) {
+        if (!(s > 0.0) || !isfinite(s)) return 1;
+        l[i * k + i] = sqrt(s);
+      } else {
+        l[i * k + j] = s / l[j * k + j];
+      }
+    }
+  return 0;
+}
+
+/* w of theta (free components): whitened emulator coordinates */
 static void em_whiten(const jade_emulator *e, const double *theta, double *w) {
   int k = e->n_free;
-  double r[JADE_N_THETA];
-  for (int i = 0; i < k; i++) r[i] = theta[e->free_idx[i]] - e->mean[i];
+  double r[JADE_N_THETA], dc;
+  for (int i = 0; i < k; i++) r[i] = em_coord(&e->prior[i], theta[e->free_idx[i]], &dc) - e->mean[i];
   for (int i = 0; i < k; i++) { /* forward substitution L w = r */
     double s = r[i];
     for (int j = 0; j < i; j++) s -= e->lchol[i * k + j] * w[j];
@@ -195,7 +294,7 @@ static void em_whiten(const jade_emulator *e, const double *theta, double *w) {
 
 /* phi[t] and, if dphi is not NULL, dphi[t * k + j] = d phi_t / d w_j */
 static void em_basis(const jade_emulator *e, const double *w, double *phi, double *dphi) {
-  int k = e->n_free, d = e->degree;
+  int k = e->n_free, d = e->pure_degree > e->degree ? e->pure_degree : e->degree;
   double pw[JADE_N_THETA][16];
   for (int j = 0; j < k; j++) {
     pw[j][0] = 1.0;
@@ -230,7 +329,7 @@ static void em_outputs(const jade_emulator *e, const double *phi, double *y) {
   }
 }
 
-/* theta_bar (free) from ybar = dL/dy, with dphi at the point */
+/* c_bar (free, emulator coordinates) from ybar = dL/dy, with dphi at the point */
 static void em_pullback(const jade_emulator *e, const double *dphi, const double *ybar, double *theta_bar) {
   int k = e->n_free;
   double wbar[JADE_N_THETA] = {0};
@@ -278,6 +377,11 @@ jade_status jade_emulator_vjp(const jade_emulator *e, const double theta[JADE_N_
   for (int o = 0; o < nc; o++) ybar[o] = cl_bar[o] * exp(y[o]);
   for (int i = 0; i < e->nb; i++) ybar[nc + i] = lambda_bar[i] * exp(y[nc + i]);
   em_pullback(e, dphi, ybar, theta_bar);
+  for (int q = 0; q < e->n_free; q++) { /* dL/dtheta = dL/dc dc/dtheta */
+    double dc;
+    em_coord(&e->prior[q], theta[e->free_idx[q]], &dc);
+    theta_bar[q] *= dc;
+  }
   free(buf);
   return JADE_OK;
 }
@@ -344,43 +448,35 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
   if (!t || !sc || !free_idx || !mean || !cov || !cfg) return jade_error(JADE_ERR_INVALID, "emulator fit: NULL argument");
   if (n_free < 1 || n_free > JADE_N_THETA)
     return jade_error(JADE_ERR_INVALID, "emulator fit: %d free parameters (need 1..%d)", n_free, JADE_N_THETA);
-  if (cfg->degree < 1 || cfg->degree > 8 || !(cfg->spread > 0.0) || cfg->n_design < 0 || cfg->n_check < 0)
-    return jade_error(JADE_ERR_INVALID, "emulator fit: degree %d (1..8), spread %g (> 0), n_design %d, n_check %d",
-                      cfg->degree, cfg->spread, cfg->n_design, cfg->n_check);
+  if (cfg->degree < 1 || cfg->degree > 8 || cfg->pure_degree < 0 || cfg->pure_degree > 15 || !(cfg->spread > 0.0) ||
+      cfg->n_design < 0 || cfg->n_check < 0)
+    return jade_error(JADE_ERR_INVALID, "emulator fit: degree %d (1..8), pure degree %d (0..15), spread %g (> 0), n_design %d, n_check %d",
+                      cfg->degree, cfg->pure_degree, cfg->spread, cfg->n_design, cfg->n_check);
   jade_emulator *e = calloc(1, sizeof *e);
   if (!e) return jade_error(JADE_ERR_NOMEM, "emulator fit: out of memory");
   int k = n_free;
   e->n_free = k;
   memcpy(e->free_idx, free_idx, sizeof(int) * k);
+  for (int i = 0; i < k; i++) e->prior[i] = sc->prior[free_idx[i]];
   e->degree = cfg->degree;
-  e->n_terms = count_terms(k, cfg->degree);
+  e->pure_degree = cfg->pure_degree > cfg->degree ? cfg->pure_degree : cfg->degree;
+  e->n_terms = count_terms(k, e->degree, e->pure_degree);
   e->nb = t->nb;
   e->np = t->np;
   e->n_ell = t->n_ell;
   e->n_out = t->n_ell * t->np + t->nb;
-  e->spread = cfg->spread;
-  memcpy(e->mean, mean, sizeof(double) * k);
-  /* Cholesky of cov */
-  for (int i = 0; i < k; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = cov[i * k + j];
-      for (int l = 0; l < j; l++) s -= e->lchol[i * k + l] * e->lchol[j * k + l];
-      if (i == j) {
-        if (!(s > 0.0) || !isfinite(s)) {
-          jade_emulator_free(e);
-          return jade_error(JADE_ERR_INVALID, "emulator fit: covariance is not positive definite (pivot %d = %g)", i, s);
-        }
-        e->lchol[i * k + i] = sqrt(s);
-      } else {
-        e->lchol[i * k + j] = s / e->lchol[j * k + j];
-      }
-    }
+  e->spread = 1.0;
+  double lu[JADE_N_THETA * JADE_N_THETA] = {0}; /* Cholesky factor of the design covariance in u */
+  if (cholesky(k, cov, lu)) {
+    jade_emulator_free(e);
+    return jade_error(JADE_ERR_INVALID, "emulator fit: the covariance of the free parameters is not positive definite");
+  }
   e->expo = malloc((size_t)e->n_terms * k);
   if (!e->expo) {
     jade_emulator_free(e);
     return jade_error(JADE_ERR_NOMEM, "emulator fit: out of memory");
   }
-  fill_expo(k, e->degree, e->expo);
+  fill_expo(k, e->degree, e->pure_degree, e->expo);
   int n_design = cfg->n_design ? cfg->n_design : 3 * e->n_terms, n_pts = n_design + cfg->n_check;
   if (n_design < e->n_terms + 2) {
     int nt = e->n_terms;
@@ -417,13 +513,34 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
     if (!ok) continue;
     memcpy(th, base, sizeof base);
     for (int i = 0; i < k; i++) {
-      double s = mean[i];
-      for (int j = 0; j <= i; j++) s += e->lchol[i * k + j] * cfg->spread * w[j];
-      th[free_idx[i]] = s;
+      double s = mean[i], a, b, c;
+      for (int j = 0; j <= i; j++) s += lu[i * k + j] * cfg->spread * w[j];
+      th[free_idx[i]] = transform(&e->prior[i], s, &a, &b, &c);
     }
     if (!inside_support(sc, th)) continue;
-    memcpy(wpt + (size_t)p * k, w, sizeof(double) * k);
     p++;
+  }
+  { /* whitening of the emulator coordinates c by the design points' mean and covariance */
+    double cm[JADE_N_THETA] = {0}, cc[JADE_N_THETA * JADE_N_THETA] = {0}, cv[JADE_N_THETA], dc;
+    for (int p = 0; p < n_design; p++) {
+      for (int i = 0; i < k; i++) cv[i] = em_coord(&e->prior[i], theta[(size_t)p * JADE_N_THETA + free_idx[i]], &dc);
+      for (int i = 0; i < k; i++) {
+        cm[i] += cv[i];
+        for (int j = 0; j < k; j++) cc[i * k + j] += cv[i] * cv[j];
+      }
+    }
+    for (int i = 0; i < k; i++) cm[i] /= n_design;
+    for (int i = 0; i < k; i++)
+      for (int j = 0; j < k; j++) cc[i * k + j] = cc[i * k + j] / n_design - cm[i] * cm[j];
+    memcpy(e->mean, cm, sizeof cm);
+    if (cholesky(k, cc, e->lchol)) {
+      free(theta);
+      free(wpt);
+      free(y);
+      jade_emulator_free(e);
+      return jade_error(JADE_ERR_NUMERIC, "emulator fit: the design points are degenerate");
+    }
+    for (int p = 0; p < n_pts; p++) em_whiten(e, theta + (size_t)p * JADE_N_THETA, wpt + (size_t)p * k);
   }
   /* Exact theory at every point: rank r takes p = r mod size; y[p][no] = 1 flags a failure. */
   int rank = dist ? dist->rank : 0, size = dist ? dist->size : 1;
@@ -511,8 +628,9 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
 }
 
 /* serialisation: magic, ints, doubles, exponents, coefficients */
+#define EM_ND (1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 3 + 5 * JADE_N_THETA)
 size_t jade_emulator_serial_size(const jade_emulator *e) {
-  return 8 + sizeof(int32_t) * (8 + JADE_N_THETA) + sizeof(double) * (1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 3) +
+  return 8 + sizeof(int32_t) * (9 + JADE_N_THETA) + sizeof(double) * EM_ND +
          (size_t)e->n_terms * e->n_free + sizeof(double) * (size_t)e->n_terms * e->n_out;
 }
 
@@ -521,11 +639,21 @@ jade_status jade_emulator_serialize(const jade_emulator *e, void *buf, size_t si
   unsigned char *b = buf;
   memcpy(b, EM_MAGIC, 8);
   b += 8;
-  int32_t iv[8 + JADE_N_THETA] = {e->n_free, e->degree, e->n_terms, e->nb, e->np, e->n_ell, e->n_out, e->info.n_design};
-  for (int i = 0; i < JADE_N_THETA; i++) iv[8 + i] = i < e->n_free ? e->free_idx[i] : -1;
+  int32_t iv[9 + JADE_N_THETA] = {e->n_free, e->degree, e->n_terms, e->nb, e->np, e->n_ell, e->n_out, e->info.n_design,
+                                   e->pure_degree};
+  for (int i = 0; i < JADE_N_THETA; i++) iv[9 + i] = i < e->n_free ? e->free_idx[i] : -1;
   memcpy(b, iv, sizeof iv);
   b += sizeof iv;
-  double dv[1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 3];
+  double dv[EM_ND];
+  for (int i = 0; i < JADE_N_THETA; i++) {
+    const jade_prior1d *p = &e->prior[i];
+    double *q = dv + 4 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 5 * i;
+    q[0] = (double)p->kind;
+    q[1] = p->mean;
+    q[2] = p->sd;
+    q[3] = p->lo;
+    q[4] = p->hi;
+  }
   dv[0] = e->spread;
   memcpy(dv + 1, e->mean, sizeof e->mean);
   memcpy(dv + 1 + JADE_N_THETA, e->lchol, sizeof e->lchol);
@@ -543,8 +671,8 @@ jade_status jade_emulator_serialize(const jade_emulator *e, void *buf, size_t si
 jade_status jade_emulator_deserialize(jade_emulator **out, const void *buf, size_t size) {
   *out = NULL;
   const unsigned char *b = buf;
-  int32_t iv[8 + JADE_N_THETA];
-  double dv[1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 3];
+  int32_t iv[9 + JADE_N_THETA];
+  double dv[EM_ND];
   if (!buf || size < 8 + sizeof iv + sizeof dv || memcmp(b, EM_MAGIC, 8))
     return jade_error(JADE_ERR_FORMAT, "emulator: not a serialised jade emulator");
   memcpy(iv, b + 8, sizeof iv);
@@ -559,13 +687,14 @@ jade_status jade_emulator_deserialize(jade_emulator **out, const void *buf, size
   e->n_ell = iv[5];
   e->n_out = iv[6];
   e->info.n_design = iv[7];
-  if (e->n_free < 1 || e->n_free > JADE_N_THETA || e->degree < 1 || e->degree > 8 ||
-      e->n_terms != count_terms(e->n_free, e->degree) || e->nb < 1 || e->nb > JADE_MAX_BINS ||
+  e->pure_degree = iv[8];
+  if (e->n_free < 1 || e->n_free > JADE_N_THETA || e->degree < 1 || e->degree > 8 || e->pure_degree < e->degree ||
+      e->pure_degree > 15 || e->n_terms != count_terms(e->n_free, e->degree, e->pure_degree) || e->nb < 1 || e->nb > JADE_MAX_BINS ||
       e->np != jade_n_pairs(e->nb) || e->n_ell < 2 || e->n_out != e->n_ell * e->np + e->nb) {
     free(e);
     return jade_error(JADE_ERR_FORMAT, "emulator: inconsistent serialised sizes");
   }
-  for (int i = 0; i < e->n_free; i++) e->free_idx[i] = iv[8 + i];
+  for (int i = 0; i < e->n_free; i++) e->free_idx[i] = iv[9 + i];
   e->spread = dv[0];
   memcpy(e->mean, dv + 1, sizeof e->mean);
   memcpy(e->lchol, dv + 1 + JADE_N_THETA, sizeof e->lchol);
@@ -573,6 +702,15 @@ jade_status jade_emulator_deserialize(jade_emulator **out, const void *buf, size
   e->info.rms_err_cl = dv[2 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA];
   e->info.max_err_lambda = dv[3 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA];
   e->info.n_terms = e->n_terms;
+  for (int i = 0; i < JADE_N_THETA; i++) {
+    jade_prior1d *p = &e->prior[i];
+    const double *q = dv + 4 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 5 * i;
+    p->kind = (jade_prior_kind)(int)q[0];
+    p->mean = q[1];
+    p->sd = q[2];
+    p->lo = q[3];
+    p->hi = q[4];
+  }
   if (size != jade_emulator_serial_size(e)) {
     free(e);
     return jade_error(JADE_ERR_FORMAT, "emulator: serialised size %zu does not match its header", size);
@@ -602,6 +740,7 @@ struct jade_fieldpost {
   const jade_theory *theory;
   const jade_emulator *em;
   jade_fp_mode mode;
+  double offset; /* added to jade_fieldpost_logp's value */
   jade_lngrad *lg;
   double *kappa, *kbar, *cl, *clbar, *clp, *clm, *ybar, *phi, *dphi, *yem;
   double lam[JADE_MAX_BINS], lambar[JADE_MAX_BINS], lamp[JADE_MAX_BINS], lamm[JADE_MAX_BINS];
@@ -717,51 +856,6 @@ int jade_fieldpost_n_free(const jade_fieldpost *fp) { return fp->n_free; }
 
 void jade_fieldpost_get_counters(const jade_fieldpost *fp, jade_fieldpost_counters *c) { *c = fp->cnt; }
 
-/* --- transforms --- */
-typedef enum { TR_AFFINE, TR_LOWER, TR_UPPER, TR_INTERVAL } transform_kind;
-
-static transform_kind transform_of(const jade_prior1d *p) {
-  int lo = isfinite(p->lo), hi = isfinite(p->hi);
-  if (lo && hi) return TR_INTERVAL;
-  if (lo) return TR_LOWER;
-  if (hi) return TR_UPPER;
-  return TR_AFFINE;
-}
-
-/* theta = T(u); *dth = dtheta/du; *lj = log|dtheta/du|; *dlj = d lj / du */
-static double transform(const jade_prior1d *p, double u, double *dth, double *lj, double *dlj) {
-  switch (transform_of(p)) {
-  case TR_LOWER: {
-    double e = p->sd * exp(u);
-    *dth = e;
-    *lj = log(p->sd) + u;
-    *dlj = 1.0;
-    return p->lo + e;
-  }
-  case TR_UPPER: {
-    double e = p->sd * exp(u);
-    *dth = -e;
-    *lj = log(p->sd) + u;
-    *dlj = 1.0;
-    return p->hi - e;
-  }
-  case TR_INTERVAL: {
-    double w = p->hi - p->lo, sg = u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
-    /* log sigma(u) + log(1 - sigma(u)) = -|u| - 2 log1p(exp(-|u|)) */
-    *lj = log(w) - fabs(u) - 2.0 * log1p(exp(-fabs(u)));
-    *dth = w * sg * (1.0 - sg);
-    *dlj = 1.0 - 2.0 * sg;
-    double th = p->lo + w * sg;
-    return th < p->hi ? th : p->hi;
-  }
-  default:
-    *dth = p->sd;
-    *lj = log(p->sd);
-    *dlj = 0.0;
-    return p->mean + p->sd * u;
-  }
-}
-
 void jade_fieldpost_theta(const jade_fieldpost *fp, const double *x, double theta[JADE_N_THETA]) {
   memcpy(theta, fp->fixed, sizeof(double) * JADE_N_THETA);
   for (int k = 0; k < fp->n_free; k++) {
@@ -779,16 +873,7 @@ jade_status jade_fieldpost_unconstrain(const jade_fieldpost *fp, const double th
     if (!(t > p->lo && t < p->hi) || !isfinite(t))
       return jade_error(JADE_ERR_INVALID, "%s = %g is not strictly inside its prior support (%g, %g)", jade_theta_names[i], t,
                         p->lo, p->hi);
-    switch (transform_of(p)) {
-    case TR_LOWER: u[k] = log((t - p->lo) / p->sd); break;
-    case TR_UPPER: u[k] = log((p->hi - t) / p->sd); break;
-    case TR_INTERVAL: {
-      double f = (t - p->lo) / (p->hi - p->lo);
-      u[k] = log(f) - log1p(-f);
-      break;
-    }
-    default: u[k] = (t - p->mean) / p->sd;
-    }
+    u[k] = untransform(p, t);
   }
   return JADE_OK;
 }
@@ -925,6 +1010,7 @@ static jade_status logp_impl(jade_fieldpost *fp, const double *x, double *logp, 
         if (outside_model(st)) goto outside;
         return st;
       }
+      for (int q = 0; q < k; q++) tbar[q] *= dth[q]; /* -> d/du */
     } else {
       /* ybar = dL/dy with C = exp(y): ybar = clbar C (the theory's values: exact in hybrid) */
       const jade_emulator *e = fp->em;
@@ -936,12 +1022,19 @@ static jade_status logp_impl(jade_fieldpost *fp, const double *x, double *logp, 
       }
       for (size_t o = 0; o < nc; o++) fp->ybar[o] = fp->clbar[o] * fp->cl[o];
       for (int i = 0; i < fp->nb; i++) fp->ybar[nc + i] = fp->lambar[i] * fp->lam[i];
-      em_pullback(e, fp->dphi, fp->ybar, tbar);
+      em_pullback(e, fp->dphi, fp->ybar, tbar); /* d/dc: c = u, or theta for two-sided bounds */
+      for (int q = 0; q < k; q++)
+        if (transform_of(&fp->sc.prior[fp->free_idx[q]]) == TR_INTERVAL) tbar[q] *= dth[q];
     }
     for (int q = 0; q < k; q++) {
       int i = fp->free_idx[q];
-      grad[q] = (tbar[q] + prior_dlogp(&fp->sc.prior[i], theta[i])) * dth[q] + dlj[q];
+      grad[q] = tbar[q] + prior_dlogp(&fp->sc.prior[i], theta[i]) * dth[q] + dlj[q];
     }
+    for (size_t m = 0; m < jade_fieldpost_dim(fp); m++)
+      if (!isfinite(grad[m])) {
+        fp->cnt.n_nonfinite++;
+        goto outside;
+      }
   }
   fp->cnt.t_maps += (jade_time_now() - t_start) - (fp->cnt.t_theory - t_theory0);
   return JADE_OK;
@@ -957,8 +1050,13 @@ outside:
 jade_status jade_fieldpost_logp(void *ctx, const double *x, double *logp, double *grad) {
   jade_fieldpost *fp = ctx;
   if (!fp || !x || !logp) return jade_error(JADE_ERR_INVALID, "field posterior: NULL argument");
-  return logp_impl(fp, x, logp, grad, 0);
+  jade_status st = logp_impl(fp, x, logp, grad, 0);
+  if (!st) *logp += fp->offset;
+  return st;
 }
+
+void jade_fieldpost_set_offset(jade_fieldpost *fp, double offset) { fp->offset = offset; }
+double jade_fieldpost_offset(const jade_fieldpost *fp) { return fp->offset; }
 
 jade_status jade_fieldpost_eval_exact(jade_fieldpost *fp, const double *x, double *logp, float *kappa) {
   if (!fp || !x || !logp) return jade_error(JADE_ERR_INVALID, "field posterior: NULL argument");

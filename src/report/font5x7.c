@@ -1,5 +1,5 @@
 /* A 5x7 bitmap font: printable ASCII in the column layout of the classic HD44780-style LCD
- * character sets (public domain), plus a few glyphs drawn for jade (Greek letters used in
+ * character sets (public domain), plus a few glyphs drawn for jade (Greek letters incl. pi used in
  * cosmology labels, ell, plus-minus, superscript two, chi). */
 #include "font5x7.h"
 
@@ -67,6 +67,7 @@ static const struct {
     {0x03BA, {".....", ".....", "#..#.", "#.#..", "##...", "#.#..", "#..#."}}, /* kappa */
     {0x03B8, {".###.", "#...#", "#...#", "#####", "#...#", "#...#", ".###."}}, /* theta */
     {0x03C7, {".....", ".....", "#...#", ".#.#.", "..#..", ".#.#.", "#...#"}}, /* chi */
+    {0x03C0, {".....", ".....", "#####", ".#.#.", ".#.#.", ".#.#.", ".#..#"}}, /* pi */
     {0x2113, {"..#..", ".#.#.", ".#.#.", ".##..", ".#...", ".#...", "..##."}}, /* script l */
     {0x00B1, {"..#..", "..#..", "#####", "..#..", "..#..", ".....", "#####"}}, /* +- */
     {0x00B2, {".##..", "...#.", "..#..", ".###.", ".....", ".....", "....."}}, /* ^2 */

@@ -526,16 +526,33 @@ void jade_axes_decorate(jade_axes *ax, const char *title, const char *xlabel, co
   int maxx = (int)(ax->w / (s * 6 * 6.5)) + 1, maxy = (int)(ax->h / (s * 14)) + 1;
   if (maxx > 8) maxx = 8;
   if (maxy > 8) maxy = 8;
-  int nx = jade_nice_ticks(ax->xmin, ax->xmax, ax->logx, maxx, t, 64);
-  double step = ax->logx ? 0 : tick_step(t, nx);
-  int sci = ax->logx && needs_sci(t, nx);
+  /* fewer x ticks until neighbouring labels keep a gap of 2 characters */
+  int nx = 0, sci = 0;
+  double step = 0;
+  for (int m = maxx; m >= 2; m--) {
+    nx = jade_nice_ticks(ax->xmin, ax->xmax, ax->logx, m, t, 64);
+    step = ax->logx ? 0 : tick_step(t, nx);
+    sci = ax->logx && needs_sci(t, nx);
+    if (flags & JADE_AX_NO_XLABELS) break;
+    int ok = 1;
+    double prev_right = -INFINITY;
+    for (int i = 0; i < nx && ok; i++) {
+      axis_label(t[i], ax->logx, step, sci, lab, sizeof lab);
+      double px = jade_axes_px(ax, t[i]), hw = jade_text_width(lab, s) / 2.0;
+      ok = px - hw >= prev_right + 12 * s;
+      prev_right = px + hw;
+    }
+    if (ok) break;
+  }
   for (int i = 0; i < nx; i++) {
     double px = jade_axes_px(ax, t[i]);
     if (flags & JADE_AX_GRID) jade_draw_line(im, px, ax->y, px, ax->y + ax->h, 1, GRID_COLOR, 1);
     jade_draw_line(im, px, ax->y + ax->h, px, ax->y + ax->h - 4, 1, AX_COLOR, 1);
     if (!(flags & JADE_AX_NO_XLABELS)) {
       axis_label(t[i], ax->logx, step, sci, lab, sizeof lab);
-      jade_draw_text(im, px, ax->y + ax->h + 4, lab, s, AX_COLOR, 0, -1, 0);
+      /* a label sticking out of the panel by more than a few pixels would run into the next */
+      double hw = jade_text_width(lab, s) / 2.0;
+      if (px - hw >= ax->x - 8 && px + hw <= ax->x + ax->w + 8) jade_draw_text(im, px, ax->y + ax->h + 4, lab, s, AX_COLOR, 0, -1, 0);
     }
   }
   int ny = (flags & JADE_AX_NO_YTICKS) ? 0 : jade_nice_ticks(ax->ymin, ax->ymax, ax->logy, maxy, t, 64);
@@ -935,6 +952,8 @@ void jade_corner_plot(jade_image *im, double x0, double y0, double size, int nd,
       if (r == c) {
         /* 1-D histograms */
         int nb = 30;
+        for (int s = 0; s < nsets; s++) /* fewer bins for few draws: about 1.5 sqrt(n), 10 to 30 */
+          if (sets[s].n && 1.5 * sqrt((double)sets[s].n) < nb) nb = (int)fmax(10, 1.5 * sqrt((double)sets[s].n));
         double hmax = 0, *edges = malloc(sizeof(double) * (nb + 1) * (size_t)(1 + nsets));
         if (!edges) continue;
         double *vals = edges + nb + 1;

@@ -1,0 +1,162 @@
+/* jade validate: calibration of a trained model over held-out simulations (library:
+ * src/validate/run.c, include/jade/validation_run.h; metrics in docs/validation.md).
+ *
+ * OUT/: summary.json, tarp_joint.txt, tarp_theta.txt, tarp_maps.txt, coverage.txt, per_obs.txt,
+ *       power.txt, pdf.txt, records/obs_<t>.npy, example_maps.npy, example_theta.npy, the
+ *       figures (*.png) and report.html; with --keep-draws also truth_theta.npy,
+ *       truth_maps.npy, obs_maps.npy, draws_theta.npy, draws_maps.npy.
+ * While running everything lives in OUT.partial (rerun the same command to resume). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "jade/dist.h"
+#include "jade/validation_run.h"
+
+typedef struct {
+  double t_last;
+  int tty;
+  const jade_validation_options *vo;
+} progress_state;
+
+static void start(long todo, long n_mine, int workers, void *user) {
+  const progress_state *p = user;
+  const jade_validation_options *o = p->vo;
+  fprintf(stderr, "jade validate: %ld observations x %ld draws x %d Heun steps, model %s, data %s; %ld of %ld to do on rank 0 (%d worker%s)\n",
+          o->n_obs, o->draws, o->steps, o->model_path, o->data_dir, todo, n_mine, workers, workers == 1 ? "" : "s");
+}
+
+static void format_eta(double s, char *out, size_t n) {
+  if (!isfinite(s) || s < 0) {
+    snprintf(out, n, "?");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+  else
+    snprintf(out, n, "%lds", t);
+}
+
+static void progress(long done, long total, double sec, void *user) {
+  progress_state *p = user;
+  double now = jade_time_now();
+  if (now - p->t_last < (p->tty ? 0.5 : 30.0) && done < total) return;
+  p->t_last = now;
+  double rate = done / sec;
+  char eta[32];
+  format_eta((total - done) / rate, eta, sizeof eta);
+  fprintf(stderr, "%svalidate: %ld/%ld observations (this rank), %.3g obs/s, %s left%s", p->tty ? "\r" : "", done, total, rate, eta,
+          p->tty ? "   " : "\n");
+}
+
+static jade_status parse_seed(jade_option *opts, uint64_t *seed) {
+  const char *s = jade_cli_opt(opts, "seed")->value;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || *end || errno || s[0] == '-' || v >= (1ull << 31))
+    return jade_error(JADE_ERR_INVALID, "--seed: '%s' is not an integer in [0, 2^31)", s);
+  *seed = v;
+  return JADE_OK;
+}
+
+int jade_cmd_validate(int argc, char **argv) {
+  jade_option opts[] = {
+      {"model", "M", "trained model: a jade train MODELDIR or a .safetensors file", NULL, 0, 0, NULL, 0},
+      {"data", "DIR", "held-out dataset of jade simulate, never seen in training (a separate run, other seed)", NULL, 0, 0, NULL, 0},
+      {"out", "OUT", "output directory (must not exist; OUT.partial is resumed)", NULL, 0, 0, NULL, 0},
+      {"n-obs", "N", "observations: the first N simulations of --data", "100", 0, 0, NULL, 0},
+      {"draws", "D", "posterior draws per observation", "100", 0, 0, NULL, 0},
+      {"steps", "S", "Heun steps per draw (2S-1 network evaluations)", "32", 0, 0, NULL, 0},
+      {"batch", "B", "draws integrated together", "64", 0, 0, NULL, 0},
+      {"seed", "S", "seed of the observation noise, sampling and metrics (< 2^31)", "0", 0, 0, NULL, 0},
+      {"bootstrap", "B", "bootstrap replicates for the MIRA error bars and TARP bands", "100", 0, 0, NULL, 0},
+      {"hist-bins", "H", "bins of the one-point histograms", "40", 0, 0, NULL, 0},
+      {"keep-draws", NULL, "also write truths, observations and all draws (theta and maps) as .npy", NULL, 0, 0, NULL, 0},
+      {"max-obs", "K", "stop after K new observations on each rank (exit code 3; rerun to resume); 0 = no limit", "0", 0, 0, NULL, 0},
+      {"inner-threads", NULL, "threads inside the sampler instead of whole observations per thread", NULL, 0, 0, NULL, 0},
+      {"ignore-noise", NULL, "validate even if the dataset's noise differs from the training noise", NULL, 0, 0, NULL, 0},
+      {"no-report", NULL, "do not draw the figures and report.html", NULL, 0, 0, NULL, 0},
+      {"quiet", NULL, "no progress line or summary", NULL, 0, 0, NULL, 0},
+      {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
+  int r = jade_cli_parse(argc, argv, "jade validate --model M --data DIR --out OUT [options]",
+                         "Calibration of a trained model over held-out simulations: for each of the first N\n"
+                         "simulations, a noisy observation, D posterior draws, then MIRA (joint, parameters, maps),\n"
+                         "TARP, per-parameter coverage and ranks, power spectra and one-point PDFs of the maps.\n"
+                         "Observations are split over MPI ranks and threads; an interrupted run resumes.",
+                         opts, NULL, 0, NULL);
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
+  jade_dist dist;
+  if (jade_dist_init(&argc, &argv, &dist)) {
+    jade_cli_free(opts);
+    return jade_cli_fail("validate");
+  }
+  jade_validation_options vo;
+  jade_validation_options_default(&vo);
+  vo.model_path = jade_cli_opt(opts, "model")->value;
+  vo.data_dir = jade_cli_opt(opts, "data")->value;
+  vo.out_dir = jade_cli_opt(opts, "out")->value;
+  const int quiet = jade_cli_opt(opts, "quiet")->seen;
+  long n_obs, draws, steps, batch, boot, hist, max_obs;
+  jade_status st = JADE_OK;
+  if (!vo.model_path) st = jade_error(JADE_ERR_INVALID, "--model M is required");
+  if (!st && !vo.data_dir) st = jade_error(JADE_ERR_INVALID, "--data DIR is required");
+  if (!st && !vo.out_dir) st = jade_error(JADE_ERR_INVALID, "--out OUT is required");
+  if (!st) st = jade_cli_long(opts, "n-obs", 2, 100000000L, &n_obs);
+  if (!st) st = jade_cli_long(opts, "draws", 2, 100000000L, &draws);
+  if (!st) st = jade_cli_long(opts, "steps", 1, 1000000L, &steps);
+  if (!st) st = jade_cli_long(opts, "batch", 1, 1000000L, &batch);
+  if (!st) st = jade_cli_long(opts, "bootstrap", 0, 100000L, &boot);
+  if (!st) st = jade_cli_long(opts, "hist-bins", 2, 128, &hist);
+  if (!st) st = jade_cli_long(opts, "max-obs", 0, 100000000L, &max_obs);
+  if (!st) st = parse_seed(opts, &vo.seed);
+  if (st) goto done;
+  vo.n_obs = n_obs;
+  vo.draws = draws;
+  vo.steps = (int)steps;
+  vo.batch = (int)batch;
+  vo.n_boot = (int)boot;
+  vo.n_hist = (int)hist;
+  vo.max_obs = max_obs;
+  vo.keep_draws = jade_cli_opt(opts, "keep-draws")->seen;
+  vo.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
+  vo.noise_rtol = jade_cli_opt(opts, "ignore-noise")->seen ? -1.0 : 0.01;
+  vo.no_report = jade_cli_opt(opts, "no-report")->seen;
+  vo.dist = &dist;
+  progress_state ps = {0, isatty(2), &vo};
+  if (!quiet && dist.rank == 0) {
+    vo.start = start;
+    vo.progress = progress;
+    vo.user = &ps;
+  }
+  jade_validation_result res;
+  st = jade_validation_run(&vo, &res);
+  if (!quiet && dist.rank == 0 && ps.tty) fprintf(stderr, "\n");
+  if (st) goto done;
+  if (!res.finished) {
+    if (!quiet && dist.rank == 0)
+      fprintf(stderr, "jade validate: stopped after --max-obs with %ld of %ld observations done; rerun the same command to resume %s.partial\n",
+              res.n_done, res.n_obs, vo.out_dir);
+    jade_cli_free(opts);
+    jade_dist_finalize(&dist);
+    return 3;
+  }
+  if (!quiet && dist.rank == 0)
+    printf("jade validate: %ld observations in %.1f s; MIRA joint %.4f +- %.4f (calibrated: %.4f) -> %s/summary.json, report %s/report.html\n",
+           res.n_obs, res.seconds, res.mira_joint, res.mira_joint_err, res.mira_expected, vo.out_dir, vo.out_dir);
+done:;
+  int rc = st ? jade_cli_fail("validate") : 0;
+  jade_cli_free(opts);
+  jade_dist_finalize(&dist);
+  return rc;
+}
