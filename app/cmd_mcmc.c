@@ -102,8 +102,11 @@ static jade_status opt_value(jade_option *opts, jade_config *cfg, const char *na
                              const char **out) {
   jade_option *o = jade_cli_opt(opts, name);
   *out = o->value;
-  if (o->seen || !cfg || !jade_config_has(cfg, key)) return JADE_OK;
-  return jade_config_get_string(cfg, key, out);
+  if (!cfg || !jade_config_has(cfg, key)) return JADE_OK;
+  const char *cv;
+  jade_status st = jade_config_get_string(cfg, key, &cv); /* (also marks the key as used) */
+  if (!st && !o->seen) *out = cv;
+  return st;
 }
 
 static jade_status parse_long(const char *what, const char *s, long lo, long hi, long *out) {
@@ -1109,7 +1112,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
       goto done;
     }
     snprintf(settings, len,
-             "chains = %ld\nwarmup = %ld\nsamples = %ld\nmax_depth = %ld\ntarget_accept = %.17g\nseed = %ld\ninit = %s\n"
+             "chains = %ld\nwarmup = %ld\nsamples = %ld\nmax_depth = %ld\ntarget_accept = %.10g\nseed = %ld\ninit = %s\n"
              "free = %s\ntheory = %s\nemulator_degree = %ld\nobservation_hash = %016llx\n",
              chains, warmup, samples, max_depth, target, seed, init_truth ? "truth" : "prior", fr, theory_s, em_degree,
              (unsigned long long)h);

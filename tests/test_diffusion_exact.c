@@ -1,45 +1,50 @@
 /* Exact-posterior tests of the whole train-and-sample pipeline (spec/validation.md, "Exact
- * answers to test against"): the real JADE model, trained with the real flow objective
- * (jade_flow_time / jade_flow_interpolate / jade_flow_loss, AdamW, clipping, linear LR decay,
- * EMA), sampled with the real Heun sampler (jade_sampler_run), on a problem whose posterior is
- * known in closed form.
+ * answers to test against"; issue 3): the real JADE model (tiny config), trained with the real
+ * flow objective (jade_flow_time / jade_flow_interpolate / jade_flow_loss, AdamW (0.9, 0.95),
+ * clipping at 1, linear LR decay, EMA), sampled with the real Heun sampler (jade_sampler_run),
+ * on problems whose posterior is known in closed form. There is no dataset: the simulator is
+ * exact, so every step draws fresh (x, y, t, noise).
  *
  * The problem. 8x8 periodic single-channel maps x, a Gaussian random field with power
- * spectrum S(k) = A S0(k), S0 ~ 1/(1 + k^2) (k in units of the fundamental, unit pixel
- * variance at A = 1: S0 falls by 33x from k = 0 to the corner), observed as y = x + n with
- * white noise of variance N per pixel, N = S0(k = 2) (signal-to-noise per mode from 5 down
- * to 0.15). In the orthonormal real Fourier basis e_j the coordinates are independent:
+ * spectrum S(k) = A S0(k), S0 ~ 1/(1 + k^2) (k in units of the fundamental; unit pixel
+ * variance at A = 1; S0 falls 33x from k = 0 to the corner), observed as y = x + n with white
+ * noise of variance N per pixel, N = S0(k = 2): per-mode S/N from 5 down to 0.15, Wiener
+ * gains from 0.83 to 0.13. In the orthonormal real Fourier basis e_j all coordinates are
+ * independent:
  *   a_j(x) ~ N(0, A S0_j),  a_j(y) = a_j(x) + N(0, N)
- *   => x | y, A :  a_j ~ N( g_j a_j(y), A S0_j N / (A S0_j + N) ),  g_j = A S0_j/(A S0_j + N)
+ *   => a_j(x) | y, A ~ N( S_j/(S_j + N) a_j(y),  S_j N/(S_j + N) ),  S_j = A S0_j
  * (Wiener filter mean, per-mode variance S N/(S + N)), and with ln A ~ N(0, 0.5^2)
  *   p(ln A | y) ∝ N(ln A; 0, 0.5^2) prod_j N(a_j(y); 0, A S0_j + N),
- * a 1-D density evaluated on a grid.
+ * a 1-D density, evaluated on a grid.
  *
- * Part 1 (A = 1 known, theta a dummy 0): train, then for 8 observations draw 256 maps each
- * and compare, mode by mode, the sample mean with the Wiener filter (offset in posterior
- * sigmas, d) and the sample variance with S N/(S + N) (ratio r). Modes are grouped in three
- * bands by S/N (>= 1, 1/3..1, < 1/3); a band fails if the RMS of d over its modes and
- * observations exceeds TOL_D or its mean r leaves [1/TOL_R, TOL_R].
- * Part 2 (A unknown, theta = ln A / 0.5): train, draw 256 joint (map, theta) samples for each
- * of 8 observations, compare the ln A draws with the gridded marginal posterior (mean offset
- * in posterior sigmas, std ratio, pooled PIT Kolmogorov-Smirnov distance) and every map draw
- * with the Wiener filter AT ITS OWN A (standardised residuals, same band statistics): that
- * checks the joint, not just the two marginals.
+ * Part 1, A = 1 known (theta a dummy 0). Train 2000 steps; for 8 observations draw 256 maps
+ * each and compare mode by mode the sample mean with the Wiener filter (d: offset in
+ * posterior sigmas) and the sample variance with S N/(S + N) (r: ratio). Modes are grouped
+ * in three bands by S/N (>= 1: 13 modes, 1/3..1: 24, < 1/3: 27); a band fails if the RMS of
+ * d over its modes x observations, or |mean r - 1|, exceeds the tolerance. Also: the final
+ * training loss must be within 3% of the loss of the exact denoiser (computed by quadrature).
+ * Part 2, A unknown, theta = ln A / 0.5. Train 4000 steps; draw 256 joint (map, theta)
+ * samples for each of 8 observations; compare the ln A draws with the gridded posterior
+ * (mean offset in posterior sds, sd ratio, KS distance of the pooled PIT values from
+ * uniform) and every map draw with the Wiener filter AT ITS OWN A (standardised residuals,
+ * same band statistics), which checks the joint posterior, not just the two marginals.
  *
- * Tolerances and why they bite: see the constants below. Every run also executes negative
- * controls, deliberately broken samplers on the same trained networks (velocity sign flipped,
- * Euler instead of Heun, t_eps added instead of clamped, condition ignored), and checks that
- * each of them FAILS the same tolerances; the library's jade_sampler_run is checked against
- * an independent re-implementation of the sampler (spec/model.md "Sampler") on the same
- * noise, and the exact denoiser run through that re-implementation gives the discretisation
- * floor of the 20-step grid. Broken training objectives need a retraining each and are
- * available from the command line (not run by CTest):
+ * Negative controls, in every run: deliberately broken samplers on the same trained networks
+ * (velocity sign flipped, Euler with 8 steps, 1 - t + t_eps instead of max(1 - t, t_eps),
+ * condition ignored) must FAIL the same tolerances. The library's jade_sampler_run must equal
+ * an independent re-implementation of the spec's sampler (Heun on t_i = i/n, last step Euler)
+ * on the same network and noise; that re-implementation, driving the EXACT denoiser
+ * E[x | z_t, y], must meet tight sampler tolerances that Euler (20 steps) and the t_eps bug
+ * fail. Broken training objectives need a retraining each and run from the command line:
  *   test_diffusion_exact --train-variant nocond|vsign|swap|tweight
- * train part 1 with that bug and report (and fail) the same checks.
+ * trains part 1 with that bug and applies the part 1 checks (nocond: condition zeroed;
+ * vsign: target velocity sign flipped; swap: t = 0 is data in training; tweight: t_eps 0.5 in
+ * the loss, which only reweights t and leaves the minimiser E[x | z_t, y] unchanged, so it
+ * must PASS). Other options: --seed S (shifts every training/initialisation seed), --steps N,
+ * --part 1|2, --paper-t (the paper's training time distribution, see main).
  *
- * Runtime: about 60 s on one core (Release), two trainings of 2500 steps of a 0.1 M
- * parameter model at batch 128. Everything is seeded (Philox); results depend on the thread
- * count only through float rounding of the matmuls. */
+ * Runtime: ~75 s of CPU (Release): 6000 steps of an 80k-parameter model at batch 128, then
+ * 13 x 2048 posterior draws. Seeded (Philox); the thread count changes only float rounding. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +61,8 @@
 #define N_OBS 8        /* observations per part */
 #define N_DRAWS 256    /* posterior draws per observation */
 #define N_STEPS 20     /* Heun steps: 1/N_STEPS = t_eps, so the t_eps clamp is never active */
-#define TRAIN_STEPS 2500
+#define TRAIN_STEPS_1 2000 /* part 1 */
+#define TRAIN_STEPS_2 4000 /* part 2 */
 #define TRAIN_BATCH 128
 
 /* Tolerances. Sampling noise alone (256 draws per observation, 8 observations) gives RMS
@@ -74,7 +80,8 @@ typedef struct {
  * and d within 0.1 (noise 0.0625). */
 static const tolerances TOL_EXACT = {0.10, 0.04, 0, 0, 0};
 /* The whole pipeline (trained network + library sampler): network error dominates. */
-static const tolerances TOL_PIPE = {0.20, 0.20, 0.25, 0.17, 0.10};
+static const tolerances TOL_P1 = {0.18, 0.15, 0, 0, 0};
+static const tolerances TOL_P2 = {0.20, 0.20, 0.35, 0.17, 0.12};
 
 /* ------------------------------------------------------------------ the Gaussian problem */
 typedef struct {
@@ -205,17 +212,6 @@ static train_result train(jade_model *m, const gproblem *pb, const jade_flow_con
                           long steps, int B, uint64_t seed, int variant) {
   train_result res = {0, 0, 0};
   const jade_flow_config fc = *flow;
-  {
-    char nm[256];
-    snprintf(nm, sizeof nm, "/tmp/exact/model_%s_%g.bin", getenv("EX_TAG") ? getenv("EX_TAG") : "x", pb->lnA_sd);
-    FILE *f = getenv("EX_LOAD") ? fopen(nm, "rb") : NULL;
-    if (f) {
-      size_t nn = jade_model_num_params(m);
-      if (fread(jade_model_params(m), sizeof(float), nn, f) != nn) exit(3);
-      fclose(f);
-      return res;
-    }
-  }
   const size_t nx = (size_t)B * NPIX;
   float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * nx);
   float *ex = malloc(sizeof(float) * (nx + 2 * B)), *z = malloc(sizeof(float) * nx);
@@ -278,13 +274,6 @@ static train_result train(jade_model *m, const gproblem *pb, const jade_flow_con
     }
   }
   memcpy(params, ema, n * sizeof(float));
-  {
-    char nm[256];
-    snprintf(nm, sizeof nm, "/tmp/exact/model_%s_%g.bin", getenv("EX_TAG") ? getenv("EX_TAG") : "x", pb->lnA_sd);
-    FILE *f = fopen(nm, "wb");
-    fwrite(params, sizeof(float), n, f);
-    fclose(f);
-  }
   res.seconds = jade_time_now() - t0;
   jade_adamw_free(opt);
   free(x), free(y), free(ex), free(z), free(xh), free(dx), free(xt), free(th), free(t);
@@ -338,8 +327,47 @@ static void denoise(denoiser *d, int B, const float *z, const float *th, float t
     CHECK_OK(jade_model_forward(d->m, B, z, th, d->tb, d->cond, xh, thh, NULL));
     return;
   }
-  /* E[x | z_t, y] = mu + s2 t (z - t mu)/(t^2 s2 + (1-t)^2) per mode, theta_hat = 0 */
   const gproblem *pb = d->pb;
+  if (pb->lnA_sd > 0) { /* EXPERIMENT: exact joint denoiser */
+    enum { G = 1601 };
+    static double lw[G], ex[G][NPIX];
+    for (int b = 0; b < B; b++) {
+      double az[NPIX], ah[NPIX], mx = -1e300;
+      to_modes(pb, z + (size_t)b * NPIX, az);
+      for (int g = 0; g < G; g++) {
+        double th_g = -7.0 + 14.0 * g / (G - 1), A = exp(pb->lnA_sd * th_g);
+        double l = -0.5 * th_g * th_g;
+        double e = th[b] - t * th_g;
+        l += -0.5 * e * e / ((1 - t) * (1 - t) + 1e-30);
+        for (int j = 0; j < NPIX; j++) {
+          double S = A * pb->S0[j], N = pb->noise;
+          double c11 = S + N, c12 = t * S, c22 = t * t * S + (1 - t) * (1 - t);
+          double det = c11 * c22 - c12 * c12;
+          double y1 = d->ay[j], y2 = az[j];
+          double q = (c22 * y1 * y1 - 2 * c12 * y1 * y2 + c11 * y2 * y2) / det;
+          l += -0.5 * (log(det) + q);
+          /* E[a_x | y1,y2] = [S, tS] C^-1 [y1, y2] */
+          double i11 = c22 / det, i12 = -c12 / det, i22 = c11 / det;
+          ex[g][j] = S * (i11 * y1 + i12 * y2) + t * S * (i12 * y1 + i22 * y2);
+        }
+        lw[g] = l;
+        if (l > mx) mx = l;
+      }
+      double W = 0, tm = 0;
+      for (int j = 0; j < NPIX; j++) ah[j] = 0;
+      for (int g = 0; g < G; g++) {
+        double w = exp(lw[g] - mx);
+        W += w;
+        tm += w * (-7.0 + 14.0 * g / (G - 1));
+        for (int j = 0; j < NPIX; j++) ah[j] += w * ex[g][j];
+      }
+      for (int j = 0; j < NPIX; j++) ah[j] /= W;
+      to_pixels(pb, ah, xh + (size_t)b * NPIX);
+      thh[b] = (float)(tm / W);
+    }
+    return;
+  }
+  /* E[x | z_t, y] = mu + s2 t (z - t mu)/(t^2 s2 + (1-t)^2) per mode, theta_hat = 0 */
   for (int b = 0; b < B; b++) {
     double az[NPIX], ah[NPIX];
     to_modes(pb, z + (size_t)b * NPIX, az);
@@ -584,8 +612,8 @@ static void table_header(int theta) {
 }
 
 int main(int argc, char **argv) {
-  int train_variant = TV_OK, parts = 3;
-  long steps = TRAIN_STEPS;
+  int train_variant = TV_OK, parts = 3, paper_t = 0;
+  long steps1 = TRAIN_STEPS_1, steps2 = TRAIN_STEPS_2;
   uint64_t seed = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--train-variant") && i + 1 < argc) {
@@ -595,29 +623,35 @@ int main(int argc, char **argv) {
         if (!strcmp(v, tv_names[k])) train_variant = k;
       parts = 1;
     } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
-      steps = atol(argv[++i]);
+      steps1 = steps2 = atol(argv[++i]);
     } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
       seed = (uint64_t)atol(argv[++i]);
+    } else if (!strcmp(argv[i], "--paper-t")) {
+      paper_t = 1;
     } else if (!strcmp(argv[i], "--part") && i + 1 < argc) {
       parts = atoi(argv[++i]);
     } else {
       train_variant = -1;
     }
-    if (train_variant < 0 || parts < 1 || parts > 3 || steps < 10) {
+    if (train_variant < 0 || parts < 1 || parts > 3 || steps1 < 10) {
       fprintf(stderr, "usage: %s [--train-variant nocond|vsign|swap|tweight] [--steps N] "
-              "[--seed S] [--part 1|2]\n", argv[0]);
+              "[--seed S] [--part 1|2] [--paper-t]\n", argv[0]);
       return 2;
     }
   }
-  /* Training time distribution: logit-normal (mu 0, sigma 1), the rectified-flow default of
-   * Esser et al. 2024, through the [train] keys t_mu / t_sigma; t_eps 0.05 as in the paper.
-   * The paper's (-0.8, 0.8) almost never draws t > 0.8 (0.6%) and the sampler's last steps
-   * then extrapolate the network: on this problem that leaves the ln A posterior ~18% too
-   * narrow even after 5000 steps (see the report of this test). */
+  /* Training time distribution: logit-normal (mu 0, sigma 1), the rectified-flow choice of
+   * Esser et al. 2024 (the [train] keys t_mu / t_sigma); t_eps 0.05 as in the paper. The
+   * paper's (-0.8, 0.8) draws t > 0.8 only 0.6% of the time (t > 0.9: 0.02%), and the last
+   * sampler steps (t = 0.85..0.95) then extrapolate the network: on part 2 that left the
+   * ln A posterior 17-18% too narrow (sd ratio 0.815 after 2500 steps, 0.827 after 5000) and
+   * the high-k map variance 23% too large; with (0, 1), 0.90-0.99 and < 15%. --paper-t
+   * trains with the paper's values instead. */
   jade_flow_config fc;
   jade_flow_config_default(&fc);
-  fc.mu = 0.0f;
-  fc.sigma = 1.0f;
+  if (!paper_t) {
+    fc.mu = 0.0f;
+    fc.sigma = 1.0f;
+  }
   gproblem *pb = malloc(sizeof *pb);
   float *yo = malloc(sizeof(float) * N_OBS * NPIX);
 
@@ -626,21 +660,21 @@ int main(int argc, char **argv) {
     observations(pb, yo, 1);
     jade_model *m = new_model(1 + seed);
     printf("part 1: known S(k), N = %.4f per pixel, %zu parameters, %ld steps x batch %d, "
-           "objective '%s'\n", pb->noise, jade_model_num_params(m), steps, TRAIN_BATCH,
+           "objective '%s'\n", pb->noise, jade_model_num_params(m), steps1, TRAIN_BATCH,
            tv_names[train_variant]);
     const double floor1 = loss_floor(pb, &fc);
-    train_result tr = train(m, pb, &fc, steps, TRAIN_BATCH, 7 + seed, train_variant);
+    train_result tr = train(m, pb, &fc, steps1, TRAIN_BATCH, 7 + seed, train_variant);
     printf("  trained in %.1f s: loss %.4f (first 10%%) -> %.4f (last 10%%); loss of the exact "
            "denoiser %.4f (+%.1f%%)\n", tr.seconds, tr.first, tr.last, floor1,
            100 * (tr.last / floor1 - 1));
     printf("  d = RMS over modes x observations of (mean - Wiener filter)/sigma_post, r = mean "
            "of var/var_post\n");
     printf("  tolerances: sampler with the exact denoiser d <= %.2f, |r-1| <= %.2f; pipeline d "
-           "<= %.2f, |r-1| <= %.2f\n", TOL_EXACT.d, TOL_EXACT.r, TOL_PIPE.d, TOL_PIPE.r);
+           "<= %.2f, |r-1| <= %.2f\n", TOL_EXACT.d, TOL_EXACT.r, TOL_P1.d, TOL_P1.r);
     table_header(0);
     const double t0 = jade_time_now();
     if (train_variant != TV_OK) {
-      int ok = evaluate(m, pb, yo, SV_LIB, 0, &TOL_PIPE, sv_names[SV_LIB], 0);
+      int ok = evaluate(m, pb, yo, SV_LIB, 0, &TOL_P1, sv_names[SV_LIB], 0);
       printf("  objective '%s': the checks %s\n", tv_names[train_variant],
              ok ? "PASS" : "FAIL (as they should for a broken objective)");
       CHECK(ok, "posterior of the model trained with objective '%s' is wrong", tv_names[train_variant]);
@@ -673,13 +707,13 @@ int main(int argc, char **argv) {
         CHECK(!ok, "negative control '%s' passed the sampler tolerances", sv_names[exact_variants[k]]);
     }
     /* the pipeline */
-    int ok1 = evaluate(m, pb, yo, SV_LIB, 0, &TOL_PIPE, "network, jade_sampler_run", 0);
+    int ok1 = evaluate(m, pb, yo, SV_LIB, 0, &TOL_P1, "network, jade_sampler_run", 0);
     CHECK(ok1, "part 1: posterior of the trained model differs from the Wiener filter");
     const int net_variants[] = {SV_SIGN, SV_EULER_FEW, SV_TEPS_ADD, SV_NOCOND};
     for (int k = 0; k < 4; k++) {
       char label[80];
       snprintf(label, sizeof label, "network, %s", sv_names[net_variants[k]]);
-      int ok = evaluate(m, pb, yo, net_variants[k], 0, &TOL_PIPE, label, 0);
+      int ok = evaluate(m, pb, yo, net_variants[k], 0, &TOL_P1, label, 0);
       CHECK(!ok, "negative control '%s' passed the pipeline tolerances", sv_names[net_variants[k]]);
     }
     printf("  jade_sampler_run vs re-implementation on the network: max |difference| %.2e\n", dmax);
@@ -692,23 +726,30 @@ int main(int argc, char **argv) {
     observations(pb, yo, 2);
     jade_model *m = new_model(2 + seed);
     printf("part 2: S(k) = A S0(k), ln A ~ N(0, %.2f^2), theta = ln A / %.2f, %ld steps\n", LNA_SD,
-           LNA_SD, steps);
-    train_result tr = train(m, pb, &fc, steps, TRAIN_BATCH, 8 + seed, TV_OK);
+           LNA_SD, steps2);
+    train_result tr = train(m, pb, &fc, steps2, TRAIN_BATCH, 8 + seed, TV_OK);
     printf("  trained in %.1f s: loss %.4f (first 10%%) -> %.4f (last 10%%)\n", tr.seconds,
            tr.first, tr.last);
     CHECK(tr.last < 0.7 * tr.first, "training loss did not go down: %.4f -> %.4f", tr.first, tr.last);
     printf("  maps: d, r of the residuals against the Wiener filter at each draw's own A\n");
     printf("  ln A: d = RMS (mean - exact)/sd_exact, sd = mean sd/sd_exact, KS of the pooled PIT; "
-           "tolerances %.2f, |sd-1| <= %.2f, %.2f\n", TOL_PIPE.th_d, TOL_PIPE.th_r, TOL_PIPE.ks);
+           "tolerances %.2f, |sd-1| <= %.2f, %.2f\n", TOL_P2.th_d, TOL_P2.th_r, TOL_P2.ks);
+    printf("  maps: tolerances d <= %.2f, |r-1| <= %.2f\n", TOL_P2.d, TOL_P2.r);
     table_header(1);
     const double t0 = jade_time_now();
-    int ok2 = evaluate(m, pb, yo, SV_LIB, 1, &TOL_PIPE, "network, jade_sampler_run", 1);
+    if (getenv("EX_JOINT")) {
+      evaluate(NULL, pb, yo, SV_REF, 1, &TOL_P2, "exact joint, Heun 20", 1);
+      evaluate(NULL, pb, yo, SV_EULER, 1, &TOL_P2, "exact joint, Euler 20", 0);
+      evaluate(NULL, pb, yo, SV_TEPS_ADD, 1, &TOL_P2, "exact joint, teps add", 0);
+      return 0;
+    }
+    int ok2 = evaluate(m, pb, yo, SV_LIB, 1, &TOL_P2, "network, jade_sampler_run", 1);
     CHECK(ok2, "part 2: joint posterior of (map, A) differs from the exact one");
     const int net_variants[] = {SV_SIGN, SV_EULER_FEW, SV_NOCOND};
     for (int k = 0; k < 3; k++) {
       char label[80];
       snprintf(label, sizeof label, "network, %s", sv_names[net_variants[k]]);
-      int ok = evaluate(m, pb, yo, net_variants[k], 1, &TOL_PIPE, label, 0);
+      int ok = evaluate(m, pb, yo, net_variants[k], 1, &TOL_P2, label, 0);
       CHECK(!ok, "negative control '%s' passed the pipeline tolerances", sv_names[net_variants[k]]);
     }
     printf("  sampling and checks %.1f s\n", jade_time_now() - t0);

@@ -10,7 +10,7 @@ trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
 GEOM=(--set n_pix=8 --set n_bins=2)
-run() { "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --chains 3 --warmup 60 --samples 40 \
+run() { "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --chains 3 --warmup 40 --samples 30 \
           --seed 4 --quiet "$@"; }
 
 "$JADE" observe "${GEOM[@]}" --seed 1 --out "$T/obs.fits" 2>/dev/null || { echo "observe failed"; exit 1; }
@@ -23,7 +23,7 @@ check "[ ! -e $T/m1.partial ] && [ ! -e $T/m1/state.bin ]" "partial state left b
 hdr=$(head -1 "$T/m1/theta.txt")
 check "[ \"$hdr\" = '# chain weight log_post Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8' ]" "theta.txt header: $hdr"
 rows=$(grep -vc '^#' "$T/m1/theta.txt")
-check "[ $rows = 120 ]" "theta.txt has $rows rows (expected 3 chains x 40)"
+check "[ $rows = 90 ]" "theta.txt has $rows rows (expected 3 chains x 30)"
 check "awk '!/^#/ && NF != 11 {bad=1} END {exit bad}' $T/m1/theta.txt" "theta.txt rows must have 11 columns"
 check "awk '!/^#/ && (\$5 != 0.0486 || \$7 != 0.6774 || \$9 != -1) {bad=1} END {exit bad}' $T/m1/theta.txt" \
   "fixed parameters must keep the config's values"
@@ -44,7 +44,7 @@ check "cmp -s <(fdata $T/m1/mean.fits) <(fdata $T/m2/mean.fits)" "1 vs 2 threads
 # Interrupted twice (exit code 3: in warm-up, then in sampling), resumed: the same draws.
 OMP_NUM_THREADS=2 run --out "$T/r" --max-iterations 23; rc=$?
 check "[ $rc = 3 ] && [ -d $T/r.partial ] && [ ! -e $T/r ]" "--max-iterations: rc=$rc, only r.partial expected"
-OMP_NUM_THREADS=1 run --out "$T/r" --max-iterations 50; rc=$?
+OMP_NUM_THREADS=1 run --out "$T/r" --max-iterations 30; rc=$?
 check "[ $rc = 3 ]" "second interruption: rc=$rc"
 OMP_NUM_THREADS=2 run --out "$T/r" || { echo "resume failed"; exit 1; }
 check "cmp -s $T/m1/theta.txt $T/r/theta.txt" "resumed run: theta.txt differs"
@@ -56,7 +56,7 @@ check "[ $rc != 0 ] && echo \"\$err\" | grep -q 'different run'" "mismatched res
 
 if [ "${JADE_WITH_MPI:-0}" = 1 ] && command -v mpirun >/dev/null; then
   ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
-    "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --chains 3 --warmup 60 --samples 40 --seed 4 --quiet \
+    "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --chains 3 --warmup 40 --samples 30 --seed 4 --quiet \
     --out "$T/mp" || { echo "mpirun mcmc failed"; exit 1; }
   check "cmp -s $T/m1/theta.txt $T/mp/theta.txt" "1 vs 2 MPI ranks: theta.txt differs"
 else
@@ -81,6 +81,21 @@ check "grep -q '^h .*fixed' $T/m1/compare.txt" "fixed parameters not marked in c
 OMP_NUM_THREADS=2 run --out "$T/m3" --compare "$T/samp" || { echo "mcmc --compare failed"; exit 1; }
 check "cmp -s <(grep -v '^#' $T/m1/compare.txt) <(grep -v '^#' $T/m3/compare.txt)" "compare.txt from the run differs from the one made afterwards"
 check "grep -q 'm3/theta.txt' $T/m3/compare.txt && ! grep -q partial $T/m3/compare.txt" "compare.txt names the wrong directory"
+
+# Other modes: prior starting points; hybrid theory (exact density: all weights exactly 1);
+# settings from a config file's [mcmc] section (the command line wins).
+OMP_NUM_THREADS=2 run --out "$T/p" --init prior --max-depth 6 || { echo "mcmc --init prior failed"; exit 1; }
+check "grep -q 'init = prior' $T/p/diagnostics.txt" "--init prior not recorded"
+OMP_NUM_THREADS=2 "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8 --chains 1 --warmup 10 --samples 4 \
+  --theory hybrid --max-depth 4 --quiet --out "$T/hy" || { echo "mcmc --theory hybrid failed"; exit 1; }
+check "awk '!/^#/ && \$2 != 1 {bad=1} END {exit bad}' $T/hy/theta.txt" "hybrid mode: weights must all be 1"
+{ sed -e 's/^n_pix = .*/n_pix = 8/' -e 's/^n_bins = .*/n_bins = 2/' "$JADE_SOURCE_DIR/configs/small.ini"
+  printf '[mcmc]\nchains = 2\nsamples = 6\nwarmup = 30\nfree = sigma_8\n'; } > "$T/m.ini"
+OMP_NUM_THREADS=2 "$JADE" mcmc --config "$T/m.ini" --obs "$T/obs.fits" --samples 5 --quiet --out "$T/cf" \
+  || { echo "mcmc with an [mcmc] section failed"; exit 1; }
+check "[ \$(grep -vc '^#' $T/cf/theta.txt) = 10 ]" "[mcmc] chains = 2 with --samples 5 should give 10 rows"
+check "grep -q '^free = sigma_8$' $T/cf/diagnostics.txt" "[mcmc] free not applied"
+printf 'typo = 1\n' >> "$T/m.ini"
 
 # Bad input: one line on stderr, non-zero exit, nothing written.
 bad() {
@@ -108,6 +123,7 @@ bad "compare dir w/o theta.txt" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --compare 
 printf '# Omega_c sigma_8\n0.2 0.8\n' > "$T/samp/theta.txt"
 bad "compare: columns" mcmc --compare "$T/samp" --out "$T/m2"
 check "[ ! -e $T/m2/compare.txt ]" "failed compare left compare.txt"
+bad "unknown [mcmc] key" mcmc --config "$T/m.ini" --obs "$T/obs.fits" --out "$T/bad"
 # --init truth needs the truth file
 cp "$T/obs.fits" "$T/notruth.fits"
 bad "no truth file" mcmc "${GEOM[@]}" --obs "$T/notruth.fits" --out "$T/bad"

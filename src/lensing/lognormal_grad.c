@@ -58,6 +58,7 @@ struct jade_lngrad {
   int *canon_x;  /* pixel (n x n) -> class */
   int *rep_k;    /* class -> half-plane index of its representative (row a, column b <= a) */
   int *rep_x;    /* class -> pixel index of its representative */
+  int *korder;   /* classes sorted by |k| (warm-start order of the eigen-decompositions) */
   double *mult;  /* class -> number of grid points (modes or pixels) */
   double *kl;    /* class -> l = 2 pi |k| / L */
   double *wcol;  /* half-plane column x -> 1 (x = 0, n/2) or 2: full-plane multiplicity */
@@ -65,6 +66,7 @@ struct jade_lngrad {
   /* theory */
   int prepared, n_ell, cap_ell;
   double *ell, *cl;        /* copies of the table */
+  double *lcl;             /* ln |C| of one column (prepare work) */
   int *imode, *iseg;       /* per class: 0 below ell[0], 1 above the table, 2 on node iseg,
                               3 between iseg and iseg + 1 with weight it */
   double *it;
@@ -111,11 +113,13 @@ void jade_lngrad_free(jade_lngrad *lg) {
   free(lg->canon_x);
   free(lg->rep_k);
   free(lg->rep_x);
+  free(lg->korder);
   free(lg->mult);
   free(lg->kl);
   free(lg->wcol);
   free(lg->ell);
   free(lg->cl);
+  free(lg->lcl);
   free(lg->imode);
   free(lg->iseg);
   free(lg->it);
@@ -177,6 +181,7 @@ jade_status jade_lngrad_create(const jade_map_geometry *g, jade_ln_variance vari
   lg->canon_x = malloc(sizeof(int) * npix);
   lg->rep_k = malloc(sizeof(int) * ncan);
   lg->rep_x = malloc(sizeof(int) * ncan);
+  lg->korder = malloc(sizeof(int) * ncan);
   lg->mult = calloc(ncan, sizeof(double));
   lg->kl = calloc(ncan, sizeof(double));
   lg->wcol = malloc(sizeof(double) * lg->nc);
@@ -200,7 +205,7 @@ jade_status jade_lngrad_create(const jade_map_geometry *g, jade_ln_variance vari
   lg->rbar = calloc(ncan * nb * nb, sizeof(double));
   lg->pgbar = calloc(ncan * lg->np, sizeof(double));
   lg->cwork = calloc(ncan, sizeof(double));
-  if (!lg->canon_k || !lg->canon_x || !lg->rep_k || !lg->rep_x || !lg->mult || !lg->kl || !lg->wcol ||
+  if (!lg->canon_k || !lg->canon_x || !lg->rep_k || !lg->rep_x || !lg->korder || !lg->mult || !lg->kl || !lg->wcol ||
       !lg->imode || !lg->iseg || !lg->it || !lg->pc || !lg->xic || !lg->scale || !lg->qfp || !lg->pg ||
       !lg->evec || !lg->eval || !lg->root || !lg->rbuf || !lg->wk || !lg->ck || !lg->g || !lg->em1 ||
       !lg->gbar || !lg->rbar || !lg->pgbar || !lg->cwork) {
@@ -225,6 +230,23 @@ jade_status jade_lngrad_create(const jade_map_geometry *g, jade_ln_variance vari
       lg->rep_x[c] = a * n + b;
       lg->kl[c] = dl * sqrt((double)a * a + (double)b * b);
     }
+  /* insertion sort of the classes by |k|^2 (ties by class index): neighbours in this order
+   * have nearly the same P_G(k), so each eigen-decomposition starts from the previous basis */
+  for (int c = 0; c < lg->n_canon; c++) {
+    int a = 0;
+    while ((a + 1) * (a + 2) / 2 <= c) a++;
+    int b = c - a * (a + 1) / 2, k2 = a * a + b * b, pos = c;
+    lg->korder[pos] = c;
+    while (pos > 0) {
+      int d = lg->korder[pos - 1], da = 0;
+      while ((da + 1) * (da + 2) / 2 <= d) da++;
+      int db = d - da * (da + 1) / 2;
+      if (da * da + db * db <= k2) break;
+      lg->korder[pos] = d;
+      lg->korder[pos - 1] = c;
+      pos--;
+    }
+  }
 #pragma omp critical(jade_fftw_plan)
   {
     lg->r2c = fftw_plan_dft_r2c_2d(n, n, lg->rbuf, lg->ck, FFTW_ESTIMATE);
@@ -266,11 +288,14 @@ static void eigen_sym(int m, const double *a, double *v, double *s) {
       for (int j = i + 1; j < m; j++) off += 2.0 * b[i * m + j] * b[i * m + j];
     }
     tot += off;
-    if (off <= 1e-30 * tot) break;
+    /* converged when the off-diagonal part is 1e-13 of the matrix (eigenvalues then carry
+     * errors ~1e-26 relative, eigenvectors ~1e-13) */
+    if (off <= 1e-26 * tot) break;
     for (int p = 0; p < m - 1; p++)
       for (int q = p + 1; q < m; q++) {
         double bpq = b[p * m + q];
-        if (bpq == 0.0) continue;
+        /* skip rotations below rounding of the diagonal (threshold Jacobi, G&VL Sec. 8.5.4) */
+        if (fabs(bpq) <= 1e-17 * (fabs(b[p * m + p]) + fabs(b[q * m + q]))) continue;
         /* rotation zeroing b_pq: tau = (b_qq - b_pp) / (2 b_pq), t = smaller root of
          * t^2 + 2 tau t - 1 = 0 */
         double tau = (b[q * m + q] - b[p * m + p]) / (2.0 * bpq);
@@ -297,40 +322,42 @@ static void eigen_sym(int m, const double *a, double *v, double *s) {
   for (int i = 0; i < m; i++) s[i] = b[i * m + i];
 }
 
-/* Interpolated C of one class from table column y (stride np), with the rules of
- * jade_cl_interp; dya, dyb (if not NULL) receive dv/dy at the two nodes used (node indices
- * *ka, *kb; -1 when unused). */
-static double interp_class(const jade_lngrad *lg, int c, const double *y, int np, int *ka, int *kb,
+/* Interpolated C of one class from table column y (stride np) with the rules of
+ * jade_cl_interp (the same expressions; ly[k] = ln|y_k| precomputed once per column). */
+static double interp_value(const jade_lngrad *lg, int c, const double *y, const double *ly, int np) {
+  int mode = lg->imode[c], s = lg->iseg[c];
+  if (mode == 0) return y[0];
+  if (mode == 1) return 0.0;
+  if (mode == 2) return y[(size_t)s * np];
+  double ya = y[(size_t)s * np], yb = y[(size_t)(s + 1) * np], t = lg->it[c];
+  if (ya > 0.0 && yb > 0.0) return exp(ly[s] + t * (ly[s + 1] - ly[s]));
+  if (ya < 0.0 && yb < 0.0) return -exp(ly[s] + t * (ly[s + 1] - ly[s]));
+  return ya + t * (yb - ya);
+}
+
+/* dv/dy at the (at most two) table nodes *ka, *kb (-1 when unused) of class c, given the
+ * interpolated value v: log-log v (1-t) / y_a and v t / y_b, linear 1-t and t. */
+static void interp_weights(const jade_lngrad *lg, int c, const double *y, int np, double v, int *ka, int *kb,
                            double *dya, double *dyb) {
   int mode = lg->imode[c], s = lg->iseg[c];
   *ka = *kb = -1;
   *dya = *dyb = 0.0;
-  if (mode == 0) {
-    *ka = 0;
+  if (mode == 0 || mode == 2) {
+    *ka = mode == 0 ? 0 : s;
     *dya = 1.0;
-    return y[0];
+    return;
   }
-  if (mode == 1) return 0.0;
-  if (mode == 2) {
-    *ka = s;
-    *dya = 1.0;
-    return y[(size_t)s * np];
-  }
-  double ya = y[(size_t)s * np], yb = y[(size_t)(s + 1) * np], t = lg->it[c], v;
+  if (mode == 1) return;
+  double ya = y[(size_t)s * np], yb = y[(size_t)(s + 1) * np], t = lg->it[c];
   *ka = s;
   *kb = s + 1;
   if ((ya > 0.0 && yb > 0.0) || (ya < 0.0 && yb < 0.0)) {
-    double la = log(fabs(ya));
-    v = exp(la + t * (log(fabs(yb)) - la));
-    if (ya < 0.0) v = -v;
     *dya = (1.0 - t) * v / ya;
     *dyb = t * v / yb;
   } else {
-    v = ya + t * (yb - ya);
     *dya = 1.0 - t;
     *dyb = t;
   }
-  return v;
 }
 
 jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, const double *cl,
@@ -361,7 +388,9 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
     if (e) lg->ell = e;
     double *c = realloc(lg->cl, sizeof(double) * n_ell * np);
     if (c) lg->cl = c;
-    if (!e || !c) return jade_error(JADE_ERR_NOMEM, "lognormal gradient prepare: out of memory for %d multipoles", n_ell);
+    double *l = realloc(lg->lcl, sizeof(double) * n_ell);
+    if (l) lg->lcl = l;
+    if (!e || !c || !l) return jade_error(JADE_ERR_NOMEM, "lognormal gradient prepare: out of memory for %d multipoles", n_ell);
     lg->cap_ell = n_ell;
   }
   lg->n_ell = n_ell;
@@ -398,23 +427,24 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
   for (int p = 0; p < np; p++) {
     int i = lg->pi[p], j = lg->pj[p];
     double *pc = lg->pc + (size_t)p * ncan, *xc = lg->xic + (size_t)p * ncan;
-    pc[0] = 0.0;
-    for (int c = 1; c < ncan; c++) {
-      int ka, kb;
-      double da, db;
-      pc[c] = lg->pnorm * interp_class(lg, c, cl + p, np, &ka, &kb, &da, &db);
+    for (int k = 0; k < n_ell; k++) {
+      double y = cl[(size_t)k * np + p];
+      lg->lcl[k] = y != 0.0 ? log(fabs(y)) : 0.0;
     }
+    pc[0] = 0.0;
+    for (int c = 1; c < ncan; c++) pc[c] = lg->pnorm * interp_value(lg, c, cl + p, lg->lcl, np);
     for (size_t m = 0; m < lg->nmodes; m++) {
       xk[m][0] = pc[lg->canon_k[m]];
       xk[m][1] = 0.0;
     }
     fftw_execute_dft_c2r(lg->c2r, xk, xr);
     for (int c = 0; c < ncan; c++) xc[c] = xr[lg->rep_x[c]] * inv;
+    /* The fixed point a = exp(C(a)), C(a) = (1/N^2) sum_c m_c ln(1 + a xi_c / ll), of
+     * lognormal.c step 2, by Newton's method on ln a - C(a) (derivative (1 - q(a)) / a): the
+     * same root to ~1e-16 in 2-4 steps instead of the plain iteration's 5-10. */
     double ll = lambda[i] * lambda[j], sa = 1.0;
-    for (int c = 0; c < ncan; c++)
-      if (!(1.0 + xc[c] / ll > 0.0)) sa = -1.0;
-    for (int iter = 0; iter < 100 && sa > 0.0; iter++) {
-      double s = 0.0;
+    for (int iter = 0; iter < 60 && sa > 0.0; iter++) {
+      double s = 0.0, q = 0.0;
       for (int c = 0; c < ncan; c++) {
         double u = sa * xc[c] / ll;
         if (!(1.0 + u > 0.0)) {
@@ -422,9 +452,11 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
           break;
         }
         s += lg->mult[c] * log1p(u);
+        q += lg->mult[c] * u / (1.0 + u);
       }
       if (sa < 0.0) break;
-      double next = exp(s * inv);
+      double g = log(sa) - s * inv, step = sa * g / (1.0 - q * inv), next = sa - step;
+      if (!(next > 0.5 * sa)) next = 0.5 * sa; /* (q < 1 for any field that exists; safeguard) */
       int done = fabs(next - sa) <= 1e-15 * sa;
       sa = next;
       if (done) break;
@@ -450,7 +482,8 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
   double vprev[LG_MAX_BINS * LG_MAX_BINS], amat[LG_MAX_BINS * LG_MAX_BINS];
   for (int a = 0; a < nb * nb; a++) vprev[a] = (a % (nb + 1)) == 0;
   double tr_clip = 0.0, tr_all = 0.0;
-  for (int c = 0; c < ncan; c++) {
+  for (int ci = 0; ci < ncan; ci++) {
+    int c = lg->korder[ci];
     const double *pg = lg->pg + (size_t)c * np;
     double *v = lg->evec + (size_t)c * nb * nb, *s = lg->eval + (size_t)c * nb, *r = lg->root + (size_t)c * nb * nb;
     for (int a = 0; a < nb; a++)
@@ -720,7 +753,7 @@ jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, doubl
       double pb = lg->mult[c] * xk[lg->rep_k[c]][0] * lg->pnorm;
       int ka, kb;
       double da, db;
-      interp_class(lg, c, lg->cl + p, np, &ka, &kb, &da, &db);
+      interp_weights(lg, c, lg->cl + p, np, lg->pc[(size_t)p * ncan + c] / lg->pnorm, &ka, &kb, &da, &db);
       if (ka >= 0) cl_bar[(size_t)ka * np + p] += pb * da;
       if (kb >= 0) cl_bar[(size_t)kb * np + p] += pb * db;
     }
