@@ -363,7 +363,7 @@ static jade_status chain_add_draw(chain_t *c, const run_t *r, const double *thet
   row[C_NLF] = s->n_leapfrog;
   row[C_DIV] = s->divergent;
   row[C_ENERGY] = s->energy;
-  if (!c->have_ref) {
+  if (!c->have_ref && isfinite(lw)) {
     c->lw_ref = lw;
     c->have_ref = 1;
   }

@@ -212,7 +212,7 @@ static void test_full_gradient(void) {
   jade_simulator_noise(sim, noise);
   jade_theta_from_params(&sc.cosmo, theta);
   CHECK_OK(jade_simulator_run(sim, theta, 9, 0, obs, NULL, NULL, NULL));
-  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], 9, 99, 0);
+  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], 9, 99, (uint64_t)b * n * n);
   jade_fieldpost_setup fs = {.sc = &sc, .n_free = 6, .free_idx = {0, 1, 2, 3, 4, 5}, .kappa_obs = obs, .noise = noise, .theory = th};
   jade_fieldpost *fp;
   CHECK_OK(jade_fieldpost_create(&fs, &fp));
@@ -258,7 +258,7 @@ static void test_emulator(void) {
   jade_simulator_noise(sim, noise);
   jade_theta_from_params(&sc.cosmo, theta);
   CHECK_OK(jade_simulator_run(sim, theta, 2, 0, obs, NULL, NULL, NULL));
-  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], 2, 98, 0);
+  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], 2, 98, (uint64_t)b * n * n);
   /* free: Omega_c (lower bound), sigma_8 (normal), w_0 (interval: emulated in theta) */
   jade_fieldpost_setup fs = {.sc = &sc, .n_free = 3, .free_idx = {0, 2, 5}, .kappa_obs = obs, .noise = noise, .theory = th};
   jade_fieldpost *fp, *fe;

@@ -69,6 +69,10 @@ typedef struct {
   int n_check;      /* further runs held out to measure the emulation error (24) */
   double spread;    /* design: N(mean, spread^2 cov), cut at 3 spread (1.5) */
   uint64_t seed;    /* Philox seed of the design */
+  double range;     /* the emulator is valid within this many design standard deviations of
+                       the design's centre in every whitened coordinate (5; the design reaches
+                       3): beyond, the emulated density is -inf, so a chain cannot wander into
+                       a spurious region of the extrapolated polynomial */
 } jade_emulator_config;
 void jade_emulator_config_default(jade_emulator_config *cfg);
 
@@ -84,7 +88,8 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
                               const jade_emulator_config *cfg, const jade_dist *dist,
                               jade_emulator **out);
 void jade_emulator_free(jade_emulator *e);
-/* Value at theta (the fixed components are ignored: the emulator's own fixed values hold). */
+/* Value at theta (the fixed components are ignored: the emulator's own fixed values hold);
+ * JADE_ERR_NUMERIC outside the emulator's range. */
 jade_status jade_emulator_eval(const jade_emulator *e, const double theta[JADE_N_THETA], double *cl,
                                double *lambda);
 /* dL/dtheta_free (n_free) from dL/dcl (n_ell x n_pairs) and dL/dlambda at theta, through the

@@ -191,6 +191,7 @@ struct jade_emulator {
   int n_free, free_idx[JADE_N_THETA];
   int degree, pure_degree, n_terms, nb, np, n_ell, n_out;
   double spread;                             /* 1 (kept for the serialised format) */
+  double range;                              /* valid for |w_k| <= range */
   jade_prior1d prior[JADE_N_THETA];          /* transforms of the free parameters */
   double mean[JADE_N_THETA];                 /* design mean of the coordinates c */
   double lchol[JADE_N_THETA * JADE_N_THETA]; /* lower Cholesky factor of their covariance */
@@ -205,6 +206,7 @@ void jade_emulator_config_default(jade_emulator_config *cfg) {
   cfg->n_design = 0;
   cfg->n_check = 24;
   cfg->spread = 1.5;
+  cfg->range = 5.0;
   cfg->seed = 0;
 }
 
@@ -294,6 +296,14 @@ static void em_whiten(const jade_emulator *e, const double *theta, double *w) {
   for (int i = 0; i < k; i++) w[i] /= e->spread;
 }
 
+/* Within the range where the fit is trusted? (A polynomial extrapolated far from its design
+ * can invent a spurious high-density region.) */
+static int em_inside(const jade_emulator *e, const double *w) {
+  for (int i = 0; i < e->n_free; i++)
+    if (!(fabs(w[i]) <= e->range)) return 0;
+  return 1;
+}
+
 /* phi[t] and, if dphi is not NULL, dphi[t * k + j] = d phi_t / d w_j */
 static void em_basis(const jade_emulator *e, const double *w, double *phi, double *dphi) {
   int k = e->n_free, d = e->pure_degree > e->degree ? e->pure_degree : e->degree;
@@ -364,6 +374,10 @@ jade_status jade_emulator_eval(const jade_emulator *e, const double theta[JADE_N
   if (!phi) return jade_error(JADE_ERR_NOMEM, "emulator: out of memory");
   double *y = phi + e->n_terms;
   em_whiten(e, theta, w);
+  if (!em_inside(e, w)) {
+    free(phi);
+    return jade_error(JADE_ERR_NUMERIC, "emulator: theta is more than %g design standard deviations from the design's centre", e->range);
+  }
   em_basis(e, w, phi, NULL);
   em_outputs(e, phi, y);
   int nc = e->n_ell * e->np;
@@ -459,6 +473,7 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
   if (n_free < 1 || n_free > JADE_N_THETA)
     return jade_error(JADE_ERR_INVALID, "emulator fit: %d free parameters (need 1..%d)", n_free, JADE_N_THETA);
   if (cfg->degree < 1 || cfg->degree > 8 || cfg->pure_degree < 0 || cfg->pure_degree > 15 || !(cfg->spread > 0.0) ||
+      !(cfg->range >= 3.0) ||
       cfg->n_design < 0 || cfg->n_check < 0)
     return jade_error(JADE_ERR_INVALID, "emulator fit: degree %d (1..8), pure degree %d (0..15), spread %g (> 0), n_design %d, n_check %d",
                       cfg->degree, cfg->pure_degree, cfg->spread, cfg->n_design, cfg->n_check);
@@ -476,6 +491,7 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
   e->n_ell = t->n_ell;
   e->n_out = t->n_ell * t->np + t->nb;
   e->spread = 1.0;
+  e->range = cfg->range;
   double lu[JADE_N_THETA * JADE_N_THETA] = {0}; /* Cholesky factor of the design covariance in u */
   if (cholesky(k, cov, lu)) {
     jade_emulator_free(e);
@@ -638,7 +654,7 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
 }
 
 /* serialisation: magic, ints, doubles, exponents, coefficients */
-#define EM_ND (1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 3 + 5 * JADE_N_THETA)
+#define EM_ND (1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 3 + 5 * JADE_N_THETA + 1)
 size_t jade_emulator_serial_size(const jade_emulator *e) {
   return 8 + sizeof(int32_t) * (9 + JADE_N_THETA) + sizeof(double) * EM_ND +
          (size_t)e->n_terms * e->n_free + sizeof(double) * (size_t)e->n_terms * e->n_out;
@@ -665,6 +681,7 @@ jade_status jade_emulator_serialize(const jade_emulator *e, void *buf, size_t si
     q[4] = p->hi;
   }
   dv[0] = e->spread;
+  dv[EM_ND - 1] = e->range;
   memcpy(dv + 1, e->mean, sizeof e->mean);
   memcpy(dv + 1 + JADE_N_THETA, e->lchol, sizeof e->lchol);
   dv[1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA] = e->info.max_err_cl;
@@ -706,6 +723,7 @@ jade_status jade_emulator_deserialize(jade_emulator **out, const void *buf, size
   }
   for (int i = 0; i < e->n_free; i++) e->free_idx[i] = iv[9 + i];
   e->spread = dv[0];
+  e->range = dv[EM_ND - 1];
   memcpy(e->mean, dv + 1, sizeof e->mean);
   memcpy(e->lchol, dv + 1 + JADE_N_THETA, sizeof e->lchol);
   e->info.max_err_cl = dv[1 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA];
@@ -912,6 +930,7 @@ static jade_status set_theory(jade_fieldpost *fp, const double *theta, int exact
     const jade_emulator *e = fp->em;
     double w[JADE_N_THETA];
     em_whiten(e, theta, w);
+    if (!em_inside(e, w)) return JADE_ERR_NUMERIC; /* outside the emulated model: -inf */
     em_basis(e, w, fp->phi, fp->dphi);
     em_outputs(e, fp->phi, fp->yem);
     size_t nc = (size_t)fp->n_ell * fp->np;
