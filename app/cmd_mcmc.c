@@ -65,27 +65,6 @@ typedef struct {
   jade_fp_mode mode;
 } run_t;
 
-static int path_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0;
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b) b[n] = 0;
-  fclose(f);
-  return b;
-}
-
 static void format_eta(double s, char *out, size_t n) {
   if (!isfinite(s) || s < 0) {
     snprintf(out, n, "?");
@@ -1007,9 +986,9 @@ int jade_cmd_mcmc(int argc, char **argv) {
 
   if (!out) st = jade_error(JADE_ERR_INVALID, "--out DIR is required");
   /* comparison with a finished run only */
-  if (!st && compare && path_exists(out)) {
+  if (!st && compare && jade_path_exists(out)) {
     snprintf(path, sizeof path, "%s/theta.txt", out);
-    if (!path_exists(path)) st = jade_error(JADE_ERR_IO, "%s: exists but is not a finished jade mcmc directory (no theta.txt)", out);
+    if (!jade_path_exists(path)) st = jade_error(JADE_ERR_IO, "%s: exists but is not a finished jade mcmc directory (no theta.txt)", out);
     snprintf(path, sizeof path, "%s/compare.txt", out);
     if (!st && dist.rank == 0) st = write_compare(out, out, compare, path);
     if (jade_dist_max_int(&dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to compare");
@@ -1017,11 +996,11 @@ int jade_cmd_mcmc(int argc, char **argv) {
     if (!st) rc = 0;
     goto done;
   }
-  if (!st && path_exists(out)) st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out);
+  if (!st && jade_path_exists(out)) st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out);
   if (!st && !obs_path) st = jade_error(JADE_ERR_INVALID, "--obs OBS.fits is required");
   if (!st && compare) {
     snprintf(path, sizeof path, "%s/theta.txt", compare);
-    if (!path_exists(path)) st = jade_error(JADE_ERR_IO, "--compare %s: no theta.txt in that directory", compare);
+    if (!jade_path_exists(path)) st = jade_error(JADE_ERR_IO, "--compare %s: no theta.txt in that directory", compare);
   }
   if (!st) st = jade_cli_load_config(opts, &cfg);
   if (!st) st = jade_sim_config_read(cfg, &sc);
@@ -1158,15 +1137,15 @@ int jade_cmd_mcmc(int argc, char **argv) {
   snprintf(state_path, sizeof state_path, "%s/state.bin", partial);
   /* ---- resume or start (nothing is written before the starting points are valid) ---- */
   int resumed = 0, have_partial = 0;
-  if (dist.rank == 0 && path_exists(partial)) {
+  if (dist.rank == 0 && jade_path_exists(partial)) {
     have_partial = 1;
     snprintf(path, sizeof path, "%s/run.txt", partial);
-    char *prev = read_text(path);
+    char *prev = jade_read_text_file(path);
     if (!prev || strcmp(prev, ident) != 0)
       st = jade_error(JADE_ERR_IO, "%s: exists from a different run (config, observation or options differ); remove it to start over",
                       partial);
     free(prev);
-    resumed = path_exists(state_path);
+    resumed = jade_path_exists(state_path);
   }
   if (jade_dist_max_int(&dist, st != JADE_OK)) {
     if (!st) st = jade_error(JADE_ERR_IO, "rank 0 failed to check %s", partial);

@@ -23,27 +23,6 @@
 #include "jade/io.h"
 #include "jade/sim.h"
 
-static int path_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0;
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b) b[n] = 0;
-  fclose(f);
-  return b;
-}
-
 /* The run's identity: config + seed + N + mode. A resumed run must match it exactly. */
 static char *run_identity(const char *config_dump, unsigned long long seed, long n, int fixed) {
   size_t len = strlen(config_dump) + 256;
@@ -147,7 +126,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   if (!st) st = jade_config_check_unused(cfg, (const char *const[]){"", NULL});
   if (!st && !(dump = jade_config_dump(cfg))) st = JADE_ERR_NOMEM;
   if (!st && !(ident = run_identity(dump, seed, n, fixed))) st = jade_error(JADE_ERR_NOMEM, "out of memory");
-  if (!st && path_exists(out)) st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out);
+  if (!st && jade_path_exists(out)) st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out);
   if (st) goto done;
   snprintf(partial, sizeof partial, "%s.partial", out);
 
@@ -159,8 +138,8 @@ int jade_cmd_simulate(int argc, char **argv) {
   int resumed = 0;
   if (dist.rank == 0) {
     snprintf(path, sizeof path, "%s/run.txt", partial);
-    if (path_exists(partial)) {
-      char *prev = read_text(path);
+    if (jade_path_exists(partial)) {
+      char *prev = jade_read_text_file(path);
       if (!prev || strcmp(prev, ident) != 0)
         st = jade_error(JADE_ERR_IO, "%s: exists from a different run (config, seed or --n differ); remove it to start over", partial);
       free(prev);

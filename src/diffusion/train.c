@@ -823,37 +823,13 @@ static int dir_is_empty(const char *path) {
   return empty;
 }
 
-static char *read_text_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  char *b = malloc(cap);
-  while (b) {
-    if (n + 2048 > cap) {
-      char *nb = realloc(b, cap *= 2);
-      if (!nb) {
-        free(b);
-        b = NULL;
-        break;
-      }
-      b = nb;
-    }
-    size_t r = fread(b + n, 1, cap - n - 1, f);
-    n += r;
-    if (r == 0) break;
-  }
-  fclose(f);
-  if (b) b[n] = 0;
-  return b;
-}
-
 static const char LOSS_HEADER[] =
     "step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,val_theta_ema,elapsed_s\n";
 
 /* Keep loss.csv rows with step <= last_step; returns the elapsed time of the last kept row. */
 static jade_status truncate_loss_csv(const char *path, long last_step, double *elapsed) {
   *elapsed = 0;
-  char *text = read_text_file(path);
+  char *text = jade_read_text_file(path);
   if (!text) return jade_write_file_atomic(path, LOSS_HEADER);
   size_t len = strlen(text), pos = 0;
   char *out = malloc(len + sizeof LOSS_HEADER + 1);

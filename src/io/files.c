@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,49 @@ jade_status jade_mkdir_p(const char *path) {
     buf[i] = saved;
   }
   return JADE_OK;
+}
+
+char *jade_read_text_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *b = malloc(cap);
+  while (b) {
+    if (n + 1 == cap) {
+      char *nb = realloc(b, cap *= 2);
+      if (!nb) {
+        free(b);
+        b = NULL;
+        break;
+      }
+      b = nb;
+    }
+    size_t r = fread(b + n, 1, cap - n - 1, f);
+    n += r;
+    if (r == 0) break;
+  }
+  if (b && ferror(f)) {
+    free(b);
+    b = NULL;
+  }
+  if (b) b[n] = 0;
+  fclose(f);
+  return b;
+}
+
+int jade_path_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+double jade_json_number(const char *text, const char *key) {
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\"", key);
+  const char *p = text ? strstr(text, pat) : NULL;
+  if (!p) return NAN;
+  p = strchr(p + strlen(pat), ':');
+  if (!p) return NAN;
+  char *end;
+  double v = strtod(p + 1, &end);
+  return end == p + 1 ? NAN : v;
 }

@@ -115,18 +115,6 @@ char *jade_base64(const unsigned char *d, size_t n) {
   return out;
 }
 
-static double json_number(const char *text, const char *key) {
-  char pat[128];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = text ? strstr(text, pat) : NULL;
-  if (!p) return NAN;
-  p = strchr(p + strlen(pat), ':');
-  if (!p) return NAN;
-  char *end;
-  double v = strtod(p + 1, &end);
-  return end == p + 1 ? NAN : v;
-}
-
 /* ---------------------------------------------------------------- whitespace tables */
 
 #define TMAXCOL 128
@@ -1171,19 +1159,19 @@ static jade_status report_validation(const char *dir, const jade_report_options 
   if (st) goto out;
   model = json_string(js, "model");
   data = json_string(js, "data");
-  const double T = json_number(js, "n_obs"), S = json_number(js, "draws");
-  const int nb = (int)json_number(js, "n_bins");
+  const double T = jade_json_number(js, "n_obs"), S = jade_json_number(js, "draws");
+  const int nb = (int)jade_json_number(js, "n_bins");
   /* ---- headline numbers ---- */
   sb_printf(b, "<h2>Calibration over held-out simulations</h2>\n<p>%.0f observations x %.0f posterior draws (%.0f Heun steps); "
                "model step %.0f.</p>\n",
-            T, S, json_number(js, "steps"), json_number(js, "model_step"));
+            T, S, jade_json_number(js, "steps"), jade_json_number(js, "model_step"));
   sb_printf(b, "<table><tr><th>MIRA</th><th>score</th><th>bootstrap sd</th><th>calibrated expectation</th></tr>\n");
-  const double mexp = json_number(js, "mira_expected");
+  const double mexp = jade_json_number(js, "mira_expected");
   for (int k = 0; k < 3; k++) {
     char key[64], kerr[64];
     snprintf(key, sizeof key, "mira_%s", part[k]);
     snprintf(kerr, sizeof kerr, "mira_%s_err", part[k]);
-    double v = json_number(js, key), e = json_number(js, kerr);
+    double v = jade_json_number(js, key), e = jade_json_number(js, kerr);
     sb_printf(b, "<tr><td>%s</td><td class=\"%s\">%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n",
               k == 0 ? "joint (maps + parameters)" : k == 1 ? "parameters" : "maps", fabs(v - mexp) <= 2 * e + 1e-9 ? "good" : "bad", v,
               e, mexp);
@@ -1222,7 +1210,7 @@ static jade_status report_validation(const char *dir, const jade_report_options 
         char key[64], kerr[64], title[96];
         snprintf(key, sizeof key, "mira_%s", part[k]);
         snprintf(kerr, sizeof kerr, "mira_%s_err", part[k]);
-        snprintf(title, sizeof title, "%s: MIRA %.3f\xC2\xB1%.3f", part[k], json_number(js, key), json_number(js, kerr));
+        snprintf(title, sizeof title, "%s: MIRA %.3f\xC2\xB1%.3f", part[k], jade_json_number(js, key), jade_json_number(js, kerr));
         jade_axes_decorate(&ax, title, "credibility level \xCE\xB1", k == 0 ? "expected coverage" : NULL, JADE_AX_GRID);
         if (k == 0) {
           jade_legend_entry le[3] = {{"TARP ECP", C_JADE, 0, 0}, {"68%/95% bootstrap", C_JADE, 0, 1}, {"calibrated", C_TRUTH, 6, 0}};
@@ -1235,7 +1223,7 @@ static jade_status report_validation(const char *dir, const jade_report_options 
                "TARP expected coverage (Lemos et al. 2023) of the joint vector, the parameters alone and the maps alone, with 68%% "
                "and 95%% bootstrap bands over the truths; the diagonal is calibrated, above it under-confident, below "
                "over-confident. Titles give the MIRA score of the same vector. Max deviation (joint): %.3f, signed area %.3f.",
-               json_number(js, "tarp_joint_max_dev"), json_number(js, "tarp_joint_signed_area"));
+               jade_json_number(js, "tarp_joint_max_dev"), jade_json_number(js, "tarp_joint_signed_area"));
       save_fig(&pg, &im, "tarp.png", cap);
     }
   }
@@ -1254,7 +1242,7 @@ static jade_status report_validation(const char *dir, const jade_report_options 
                "offset = mean over observations of (posterior mean &minus; truth) / posterior sd; mean z&sup2; about 1 + 3/S when "
                "calibrated (above: too narrow); SBC rank histogram &chi;&sup2; (Talts et al. 2018). Maps: per-pixel 68%% coverage "
                "%.3f, 95%% coverage %.3f.</p>\n",
-            json_number(js, "pixel_cov68"), json_number(js, "pixel_cov95"));
+            jade_json_number(js, "pixel_cov68"), jade_json_number(js, "pixel_cov95"));
   /* rank histograms and recovery */
   int ci[4][NCOL];
   for (int j = 0; j < NCOL; j++) {

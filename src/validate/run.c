@@ -87,40 +87,6 @@ static void make_layout(layout *L, int nb, int np, int NB, int NH) {
 
 /* ---------------------------------------------------------------- helpers */
 
-static int path_exists(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0;
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b) b[n] = 0;
-  fclose(f);
-  return b;
-}
-
-/* A number after "key": in a small JSON text (NaN if absent). */
-static double json_number(const char *text, const char *key) {
-  char pat[128];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = text ? strstr(text, pat) : NULL;
-  if (!p) return NAN;
-  p = strchr(p + strlen(pat), ':');
-  if (!p) return NAN;
-  char *end;
-  double v = strtod(p + 1, &end);
-  return end == p + 1 ? NAN : v;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -469,9 +435,9 @@ static jade_status open_dataset(const jade_validation_options *o, jade_npy *thet
   memcpy(c->noise, nz.data, kappa->shape[1] * sizeof(double));
   jade_npy_release(&nz);
   snprintf(path, sizeof path, "%s/meta.json", o->data_dir);
-  char *meta = read_text(path);
+  char *meta = jade_read_text_file(path);
   if (!meta) return jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  c->size_deg = json_number(meta, "size_deg");
+  c->size_deg = jade_json_number(meta, "size_deg");
   free(meta);
   if (!(c->size_deg > 0)) return jade_error(JADE_ERR_FORMAT, "%s: no positive \"size_deg\"", path);
   return JADE_OK;
@@ -822,7 +788,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   if (o->draws < 2 || o->steps < 1 || o->batch < 1 || o->n_hist < 2 || o->n_boot < 0)
     return jade_error(JADE_ERR_INVALID, "validate: draws >= 2, steps >= 1, batch >= 1, histogram bins >= 2 required");
   if (o->seed >= (1ull << 31)) return jade_error(JADE_ERR_INVALID, "validate: seed must be < 2^31");
-  if (path_exists(o->out_dir))
+  if (jade_path_exists(o->out_dir))
     return jade_error(JADE_ERR_IO, "%s: already exists (choose another output or remove it)", o->out_dir);
   snprintf(c.partial, sizeof c.partial, "%s.partial", o->out_dir);
 
@@ -901,8 +867,8 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   size_t sh_dt[3] = {T, (size_t)o->draws, K_COLS}, sh_dm[5] = {T, (size_t)o->draws, (size_t)L->nb, (size_t)L->np, (size_t)L->np};
   if (dist->rank == 0) {
     snprintf(path, sizeof path, "%s/run.txt", c.partial);
-    if (path_exists(c.partial)) {
-      char *prev = read_text(path);
+    if (jade_path_exists(c.partial)) {
+      char *prev = jade_read_text_file(path);
       if (!prev || strcmp(prev, ident) != 0)
         st = jade_error(JADE_ERR_IO, "%s: exists from a different run (model, data or options differ); remove it to start over",
                         c.partial);
@@ -944,7 +910,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   for (long t = dist->rank; t < (long)T; t += dist->size) {
     n_mine++;
     record_path(&c, t, path, sizeof path);
-    if (!path_exists(path)) todo[n_todo++] = t;
+    if (!jade_path_exists(path)) todo[n_todo++] = t;
   }
   long limit = o->max_obs > 0 && o->max_obs < n_todo ? o->max_obs : n_todo;
   int stopped = limit < n_todo;
@@ -1000,7 +966,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   long have = 0;
   for (size_t t = 0; t < T; t++) {
     record_path(&c, (long)t, path, sizeof path);
-    have += path_exists(path);
+    have += jade_path_exists(path);
   }
   res->n_done = have;
   res->n_obs = (long)T;
@@ -1009,7 +975,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
     st = summarise(&c, tm, jade_time_now() - t_start, res);
     if (!st && o->keep_draws) st = write_truths(&c);
     snprintf(path, sizeof path, "%s/run.txt", c.partial);
-    char *idtext = read_text(path);
+    char *idtext = jade_read_text_file(path);
     snprintf(path, sizeof path, "%s/run.txt", c.partial);
     if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
     if (!st && !o->no_report) {
