@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jade/nn.h"
 #include "jade/dist.h"
 #include "jade/observation.h"
 #include "jade/posterior.h"
@@ -151,8 +152,9 @@ int jade_cmd_sample(int argc, char **argv) {
   if (!quiet && dist.rank == 0) {
     po.progress = progress;
     po.user = &ps;
-    fprintf(stderr, "jade sample: %ld draws x %ld Heun steps (%ld network evaluations each), model %s (step %ld)%s\n", draws,
-            steps, 2 * steps - 1, tm->path, tm->step, obs.from_shear ? ", shear converted by Kaiser-Squires" : "");
+    fprintf(stderr, "jade sample: %ld draws x %ld Heun steps (%ld network evaluations each), model %s (step %ld), matmul %s%s\n",
+            draws, steps, 2 * steps - 1, tm->path, tm->step, jade_matmul_backend_name(jade_matmul_get_backend()),
+            obs.from_shear ? ", shear converted by Kaiser-Squires" : "");
   }
   st = jade_posterior_sample(tm, obs.kappa, &po, &dist, maps, theta);
   if (!quiet && dist.rank == 0 && ps.tty) fprintf(stderr, "\n");

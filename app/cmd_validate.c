@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jade/nn.h"
 #include "jade/dist.h"
 #include "jade/validation_run.h"
 
@@ -26,8 +27,9 @@ typedef struct {
 static void start(long todo, long n_mine, int workers, void *user) {
   const progress_state *p = user;
   const jade_validation_options *o = p->vo;
-  fprintf(stderr, "jade validate: %ld observations x %ld draws x %d Heun steps, model %s, data %s; %ld of %ld to do on rank 0 (%d worker%s)\n",
-          o->n_obs, o->draws, o->steps, o->model_path, o->data_dir, todo, n_mine, workers, workers == 1 ? "" : "s");
+  fprintf(stderr, "jade validate: %ld observations x %ld draws x %d Heun steps, model %s, data %s; %ld of %ld to do on rank 0 (%d worker%s, matmul %s)\n",
+          o->n_obs, o->draws, o->steps, o->model_path, o->data_dir, todo, n_mine, workers, workers == 1 ? "" : "s",
+          jade_matmul_backend_name(jade_matmul_get_backend()));
 }
 
 static void format_eta(double s, char *out, size_t n) {

@@ -1,8 +1,11 @@
 /* jade command-line interface: dispatch to the subcommands in app/cmd_*.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "jade/core.h"
+#include "jade/nn.h"
 
 static const jade_command commands[] = {
     {"cosmo", "print P(k), C_ell or the log-normal shifts for a cosmology", jade_cmd_cosmo},
@@ -21,6 +24,8 @@ static void usage(FILE *f) {
           "diffusion models\n\nusage: jade <command> [options]   (jade <command> --help)\n\ncommands:\n",
           JADE_VERSION_STRING);
   for (const jade_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+  fprintf(f, "\nenvironment:\n  OMP_NUM_THREADS  threads per process\n"
+             "  JADE_MATMUL      auto (default: bf16 kernel if the CPU has AVX512-BF16), f32 or bf16\n");
 }
 
 int main(int argc, char **argv) {
@@ -35,6 +40,22 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "--version")) {
     printf("jade %s\n", JADE_VERSION_STRING);
     return 0;
+  }
+  /* Matmul backend for every command: JADE_MATMUL=auto (default: the bf16 AVX512-BF16 kernel
+   * when the CPU has it, else fp32), f32 (bitwise the same results on every machine) or bf16. */
+  const char *mm = getenv("JADE_MATMUL");
+  jade_matmul_backend backend = JADE_MATMUL_AUTO;
+  if (mm && *mm) {
+    if (!strcmp(mm, "f32")) backend = JADE_MATMUL_F32;
+    else if (!strcmp(mm, "bf16")) backend = JADE_MATMUL_BF16;
+    else if (strcmp(mm, "auto")) {
+      fprintf(stderr, "jade: JADE_MATMUL='%s': expected auto, f32 or bf16\n", mm);
+      return 2;
+    }
+  }
+  if (jade_matmul_set_backend(backend) != JADE_OK) {
+    fprintf(stderr, "jade: JADE_MATMUL=%s: %s\n", mm, jade_last_error());
+    return 2;
   }
   for (const jade_command *c = commands; c->name; c++)
     if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);

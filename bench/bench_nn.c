@@ -7,8 +7,10 @@
  * shared, so the minimum over repeated steps (and over repeated sgemm calls) is reported. Achieved GFLOP/s
  * counts matmul and attention FLOPs (backward = 2x forward); it is compared with cblas_sgemm
  * timed in the same run on the same matmul shapes.
+ * With --matmul bf16 the linears run through the AVX512-BF16 kernel and the bf16 jade_gemm is
+ * also timed on the same shapes.
  * Usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] [--sample-batch N]
- *                 [--sample-steps N] [--paper-batch N] */
+ *                 [--sample-steps N] [--paper-batch N] [--matmul f32|bf16|auto] */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -26,9 +28,22 @@ static double peak_rss_mb(void) {
   return ru.ru_maxrss / 1024.0;
 }
 
-/* sgemm GFLOP/s over the linear shapes of one training step (forward, dinp, dweight of
- * every block linear at N = B*T rows), timed on the same buffers sizes. */
-static double sgemm_reference(const jade_model_config *c, int B, int T) {
+/* GEMM GFLOP/s over the linear shapes of one training step (forward, dinp, dweight of
+ * every block linear at N = B*T rows), timed on the same buffers sizes: cblas_sgemm, or
+ * (via_jade) jade_gemm with the selected backend. */
+static void gemm3(int via_jade, long N, int OC, int C, float *x, float *y, float *w) {
+  if (via_jade) {
+    jade_gemm(0, 1, N, OC, C, 1, x, C, w, C, 0, y, OC);  // fwd
+    jade_gemm(0, 0, N, C, OC, 1, y, OC, w, C, 0, x, C);  // dinp
+    jade_gemm(1, 0, OC, C, N, 1, y, OC, x, C, 1, w, C);  // dW
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1, x, C, w, C, 0, y, OC);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1, y, OC, w, C, 0, x, C);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1, y, OC, x, C, 1, w, C);
+}
+
+static double gemm_reference(const jade_model_config *c, int B, int T, int via_jade) {
   int D = c->width, Hm = c->mlp_hidden;
   int shapes[4][2] = {{3 * D, D}, {D, D}, {2 * Hm, D}, {D, Hm}};
   long N = (long)B * T;
@@ -43,9 +58,7 @@ static double sgemm_reference(const jade_model_config *c, int B, int T) {
     double best = 1e30;
     for (int rep = 0; rep < 6; rep++) {
       double t0 = jade_time_now();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1, x, C, w, C, 0, y, OC);  // fwd
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1, y, OC, w, C, 0, x, C); // dinp
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1, y, OC, x, C, 1, w, C);  // dW
+      gemm3(via_jade, N, OC, C, x, y, w);
       double dt = jade_time_now() - t0;
       if (rep > 0 && dt < best) best = dt;
     }
@@ -139,12 +152,17 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
   double step_s = tsteps[0], step_med = tsteps[steps / 2];
   double flops = 3.0 * jade_model_forward_flops(m, B);
   double gf = flops / step_s / 1e9;
-  double ref = sgemm_reference(c, B, T);
+  double ref = gemm_reference(c, B, T, 0);
+  int bf16 = jade_matmul_get_backend() == JADE_MATMUL_BF16;
+  double ref_b = bf16 ? gemm_reference(c, B, T, 1) : ref;
   printf("train: best %.3f s/step, median %.3f of %d (best parts: fwd %.3f, bwd %.3f, "
          "clip+adamw+ema %.3f), loss %.4f\n", step_s, step_med, steps, tf, tb, to, loss);
   printf("train: %.1f samples/s (PyTorch fp32 %.1f: x%.2f), %.1f GFLOP/s achieved, sgemm on the "
          "same shapes %.1f GFLOP/s, ratio %.2f\n",
          B / step_s, bc->torch_train, B / step_s / bc->torch_train, gf, ref, gf / ref);
+  if (bf16)
+    printf("train: bf16 jade_gemm on the same shapes %.1f GFLOP/s (x%.2f sgemm); achieved / bf16 gemm %.2f\n",
+           ref_b, ref_b / ref, gf / ref_b);
   printf("memory: workspace %.1f MB, params+grads+adam+ema %.1f MB, peak RSS %.1f MB\n",
          jade_model_workspace_bytes(m) / 1e6, np * 6.0 * 4 / 1e6, peak_rss_mb());
 
@@ -190,9 +208,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--sample-batch") && i + 1 < argc) sample_batch = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--sample-steps") && i + 1 < argc) sample_steps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--paper-batch") && i + 1 < argc) paper_batch = atoi(argv[++i]);
-    else {
+    else if (!strcmp(argv[i], "--matmul") && i + 1 < argc) {
+      const char *b = argv[++i];
+      jade_matmul_backend mb = !strcmp(b, "bf16") ? JADE_MATMUL_BF16 : !strcmp(b, "auto") ? JADE_MATMUL_AUTO : JADE_MATMUL_F32;
+      if (jade_matmul_set_backend(mb)) {
+        fprintf(stderr, "bench_nn: %s\n", jade_last_error());
+        return 2;
+      }
+    } else {
       fprintf(stderr, "usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] "
-                      "[--sample-batch N] [--sample-steps N] [--paper-batch N]\n");
+                      "[--sample-batch N] [--sample-steps N] [--paper-batch N] [--matmul f32|bf16|auto]\n");
       return 2;
     }
   }

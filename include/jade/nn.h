@@ -25,13 +25,14 @@ extern "C" {
 
 /* ---------------------------------------------------------------------------------------
  * Matmul: the one interface every linear goes through (src/nn/matmul.c).
- * Backend-neutral: today an fp32 cblas_sgemm path; a bf16 (AMX/AVX512-BF16) path can be
- * added behind the same calls with runtime CPU dispatch.
+ * Backend-neutral: fp32 cblas_sgemm (default, portable, bitwise the same on every machine)
+ * or a bf16 AVX512-BF16 kernel chosen at run time (the CLI reads JADE_MATMUL=f32|bf16|auto);
+ * an AMX or oneDNN kernel would slot in the same way.
  * ------------------------------------------------------------------------------------- */
 typedef enum {
-  JADE_MATMUL_AUTO = 0,  /* best available backend (currently fp32 BLAS) */
+  JADE_MATMUL_AUTO = 0,  /* bf16 when the CPU has AVX512-BF16, else fp32 */
   JADE_MATMUL_F32 = 1,   /* fp32 cblas_sgemm (portable, always available) */
-  JADE_MATMUL_BF16 = 2   /* bf16 inputs, fp32 accumulate (needs AVX512-BF16 or AMX; not built yet) */
+  JADE_MATMUL_BF16 = 2   /* operands rounded to bf16, fp32 sums (AVX512-BF16 kernel, src/nn/gemm_bf16.c) */
 } jade_matmul_backend;
 
 /* Select the backend for all later matmuls (process-wide). JADE_ERR_INVALID if the backend

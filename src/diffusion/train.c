@@ -13,6 +13,7 @@
  *   global-batch mean loss accumulated, summed over workers and ranks, clipped to grad_clip,
  *   AdamW step at lr(step) (linear warm-up then linear decay, optax.linear_schedule), EMA.
  * All random numbers are Philox draws addressed by (seed, purpose, step or epoch, row). */
+#include "jade/nn.h"
 #include "jade/train.h"
 
 #include <dirent.h>
@@ -1125,9 +1126,9 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
 
   if (root && !o->quiet) {
     fprintf(stderr, "jade train: %ld training + %ld validation simulations of %dx%dx%d; model %.2fM parameters; batch %ld "
-            "(micro %ld, %d rank%s x %d worker thread%s), %ld steps = %.1f epochs\n",
+            "(micro %ld, %d rank%s x %d worker thread%s), %ld steps = %.1f epochs, matmul %s\n",
             n_train, n_val, ds.npix, ds.npix, ds.bins, n_par / 1e6, Bg, Bm, d->size, d->size > 1 ? "s" : "", nw,
-            nw > 1 ? "s" : "", tc->steps, (double)tc->steps / spe);
+            nw > 1 ? "s" : "", tc->steps, (double)tc->steps / spe, jade_matmul_backend_name(jade_matmul_get_backend()));
     if (resuming) fprintf(stderr, "jade train: resuming %s at step %ld\n", o->out_dir, step);
     if (n_train < Bg) fprintf(stderr, "jade train: warning: batch %ld exceeds the %ld training samples (rows repeat)\n", Bg, n_train);
   }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "jade/nn.h"
+#include "nn_internal.h"
 
 static jade_matmul_backend g_backend = JADE_MATMUL_F32;
 
@@ -50,13 +51,18 @@ const char *jade_matmul_backend_name(jade_matmul_backend b) {
 jade_status jade_matmul_set_backend(jade_matmul_backend b) {
   switch (b) {
     case JADE_MATMUL_AUTO:
+      g_backend = JADE_HAVE_BF16_KERNEL && jade_cpu_has_avx512_bf16() ? JADE_MATMUL_BF16 : JADE_MATMUL_F32;
+      return JADE_OK;
     case JADE_MATMUL_F32:
       g_backend = JADE_MATMUL_F32;
       return JADE_OK;
     case JADE_MATMUL_BF16:
-      if (!jade_cpu_has_avx512_bf16() && !jade_cpu_has_amx_bf16())
-        return jade_error(JADE_ERR_INVALID, "matmul backend bf16: CPU has neither AVX512-BF16 nor AMX");
-      return jade_error(JADE_ERR_INVALID, "matmul backend bf16: not built into this jade (fp32 only)");
+      if (!JADE_HAVE_BF16_KERNEL)
+        return jade_error(JADE_ERR_INVALID, "matmul backend bf16: not built into this jade (needs x86-64 and gcc >= 10 or clang >= 9)");
+      if (!jade_cpu_has_avx512_bf16())
+        return jade_error(JADE_ERR_INVALID, "matmul backend bf16: this CPU lacks AVX512-BF16");
+      g_backend = JADE_MATMUL_BF16;
+      return JADE_OK;
   }
   return jade_error(JADE_ERR_INVALID, "matmul backend %d: unknown", (int)b);
 }
@@ -72,6 +78,11 @@ void jade_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
       for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
     return;
   }
+  /* bf16 for the layer-sized products; the small per-head attention products (and anything
+   * under ~2^20 multiply-adds, where packing would dominate) stay fp32. */
+  if (g_backend == JADE_MATMUL_BF16 && (double)M * N * K >= 1048576.0 &&
+      jade_gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return;
   /* OpenBLAS (OpenMP build) runs single-threaded when called inside a parallel region. */
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

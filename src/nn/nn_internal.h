@@ -37,4 +37,21 @@ static inline float jade_fexp(float x) {
 
 static inline float jade_fsigmoid(float x) { return 1.0f / (1.0f + jade_fexp(-x)); }
 
+/* The AVX512-BF16 GEMM (src/nn/gemm_bf16.c) is built on x86-64 with gcc >= 10 or clang >= 9
+ * (the first with the VDPBF16PS intrinsics); elsewhere jade_gemm_bf16 returns 0. */
+#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 9) || \
+                            (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
+#define JADE_HAVE_BF16_KERNEL 1
+#else
+#define JADE_HAVE_BF16_KERNEL 0
+#endif
+
+/* C = alpha op(A) op(B) + beta C with bf16-rounded operands and fp32 sums (same arguments
+ * as jade_gemm). Returns 1 when done, 0 when it could not run (not built, no memory): the
+ * caller then uses fp32. Only call when jade_cpu_has_avx512_bf16(). */
+int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+/* x rounded to the nearest bfloat16 (ties to even), as a float. */
+float jade_bf16_round_float(float x);
+
 #endif

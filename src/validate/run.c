@@ -2,6 +2,7 @@
  *
  * Per-observation record OUT.partial/records/obs_<t>.npy: a float64 vector, layout below
  * (struct layout), documented in docs/validation.md. */
+#include "jade/nn.h"
 #include "jade/validation_run.h"
 
 #include <errno.h>
@@ -645,6 +646,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   json_str(f.f, o->data_dir);
   fprintf(f.f, ",\n  \"n_obs\": %zu,\n  \"draws\": %zu,\n  \"steps\": %d,\n  \"batch\": %d,\n  \"seed\": %llu,\n", T, S, o->steps,
           o->batch, (unsigned long long)o->seed);
+  fprintf(f.f, "  \"matmul\": \"%s\",\n", jade_matmul_backend_name(jade_matmul_get_backend()));
   fprintf(f.f, "  \"n_bins\": %d,\n  \"n_pix\": %d,\n  \"size_deg\": %.10g,\n  \"q_joint\": %zu,\n  \"q_theta\": %d,\n  \"q_maps\": %zu,\n",
           nb, L->np, c->size_deg, L->q, JADE_N_THETA, L->nx);
   fprintf(f.f, "  \"map_std\": [");
