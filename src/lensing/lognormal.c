@@ -42,6 +42,7 @@
  * 1/8 of the grid, and copied; this also makes R exactly symmetric. */
 #include "jade/lensing.h"
 #include "jade/cosmo.h"
+#include "mode_classes.h"
 
 #include <fftw3.h>
 #include <math.h>
@@ -56,8 +57,7 @@ struct jade_lognormal {
   jade_ln_variance variance;
   int prepared;
   int n_canon;          /* number of symmetry classes (a >= b, 0 <= b <= a <= n/2) */
-  int *canon_k;         /* per half-plane mode (n x nc): its class */
-  int *canon_x;         /* per pixel (n x n): its class under the real-space lattice symmetry */
+  jade_mode_classes mc; /* mode / pixel symmetry classes, |k| per class, |k| order */
   double *lambda;       /* nb */
   double *var;          /* nb: variance of g_i as drawn */
   double *xi_g0;        /* nb: xi_G^{ii}(0) before zeroing / clipping (diagnostic) */
@@ -65,11 +65,9 @@ struct jade_lognormal {
   double *pg;           /* n_canon x np: P_G per class and pair (prepare work) */
   double *xig;          /* n_canon: power, then xi_G, per class (prepare work) */
   double *xic;          /* n_canon: xi per real-space class (prepare work) */
-  double *wx;           /* n_canon: number of pixels in each real-space class */
   double *scale;        /* np: the factor a_ij applied to C^{ij} (see prepare) */
   double clipped;       /* fraction of sum_k tr P_G(k) removed by eigenvalue clipping */
-  int *order;           /* the n_canon - 1 non-zero classes sorted by |k| */
-  double *kl, *lnkl;    /* per class: l = 2 pi |k| / L and ln l */
+  double *lnkl;         /* per class: ln l (0 for class 0) */
   int cap_ell;          /* capacity of the per-prepare C_ell log tables */
   double *lnell, *lncl, *cl1; /* ln ell, ln |C| and C of one pair (prepare work) */
   double *rbuf;         /* nb x rstride real (fftw_malloc) */
@@ -80,16 +78,6 @@ struct jade_lognormal {
   fftw_plan r2c, c2r;
 };
 
-/* Class index of (a, b) with 0 <= b <= a <= h: a (a + 1) / 2 + b. */
-static inline int class_of(int a, int b) {
-  if (b > a) {
-    int t = a;
-    a = b;
-    b = t;
-  }
-  return a * (a + 1) / 2 + b;
-}
-
 void jade_lognormal_free(jade_lognormal *ln) {
   if (!ln) return;
 #pragma omp critical(jade_fftw_plan)
@@ -97,8 +85,7 @@ void jade_lognormal_free(jade_lognormal *ln) {
     if (ln->r2c) fftw_destroy_plan(ln->r2c);
     if (ln->c2r) fftw_destroy_plan(ln->c2r);
   }
-  free(ln->canon_k);
-  free(ln->canon_x);
+  jade_mode_classes_release(&ln->mc);
   free(ln->lambda);
   free(ln->var);
   free(ln->xi_g0);
@@ -106,10 +93,7 @@ void jade_lognormal_free(jade_lognormal *ln) {
   free(ln->pg);
   free(ln->xig);
   free(ln->xic);
-  free(ln->wx);
   free(ln->scale);
-  free(ln->order);
-  free(ln->kl);
   free(ln->lnkl);
   free(ln->lnell);
   free(ln->lncl);
@@ -123,13 +107,8 @@ void jade_lognormal_free(jade_lognormal *ln) {
 jade_status jade_lognormal_create(const jade_map_geometry *g, jade_ln_variance variance,
                                   jade_lognormal **out) {
   *out = NULL;
-  if (!g) return jade_error(JADE_ERR_INVALID, "lognormal: geometry is NULL");
-  if (g->n_pix < 2 || g->n_pix % 2 || g->n_pix > 65536)
-    return jade_error(JADE_ERR_INVALID, "lognormal: n_pix = %d must be even, in [2, 65536]", g->n_pix);
-  if (!(g->size_deg > 0.0) || !isfinite(g->size_deg))
-    return jade_error(JADE_ERR_INVALID, "lognormal: size_deg = %g must be finite and > 0", g->size_deg);
-  if (g->n_bins < 1 || g->n_bins > LN_MAX_BINS)
-    return jade_error(JADE_ERR_INVALID, "lognormal: n_bins = %d must be in [1, %d]", g->n_bins, LN_MAX_BINS);
+  jade_status st = jade_mode_classes_check(g, LN_MAX_BINS, "lognormal");
+  if (st) return st;
   if (variance != JADE_LN_VARIANCE_THEORY && variance != JADE_LN_VARIANCE_EMPIRICAL)
     return jade_error(JADE_ERR_INVALID, "lognormal: unknown variance option %d", (int)variance);
   jade_lognormal *ln = calloc(1, sizeof *ln);
@@ -143,8 +122,6 @@ jade_status jade_lognormal_create(const jade_map_geometry *g, jade_ln_variance v
   ln->variance = variance;
   ln->n_canon = (h + 1) * (h + 2) / 2;
   size_t npix = (size_t)n * n, nmodes = (size_t)n * ln->nc;
-  ln->canon_k = malloc(sizeof(int) * nmodes);
-  ln->canon_x = malloc(sizeof(int) * npix);
   ln->lambda = calloc((size_t)nb, sizeof(double));
   ln->var = calloc((size_t)nb, sizeof(double));
   ln->xi_g0 = calloc((size_t)nb, sizeof(double));
@@ -152,52 +129,22 @@ jade_status jade_lognormal_create(const jade_map_geometry *g, jade_ln_variance v
   ln->pg = calloc((size_t)ln->n_canon * ln->np, sizeof(double));
   ln->xig = calloc((size_t)ln->n_canon, sizeof(double));
   ln->xic = calloc((size_t)ln->n_canon, sizeof(double));
-  ln->wx = calloc((size_t)ln->n_canon, sizeof(double));
   ln->scale = calloc((size_t)ln->np, sizeof(double));
-  ln->order = calloc((size_t)ln->n_canon, sizeof(int));
-  ln->kl = calloc((size_t)ln->n_canon, sizeof(double));
   ln->lnkl = calloc((size_t)ln->n_canon, sizeof(double));
   ln->rstride = (npix + 7) & ~(size_t)7;
   ln->rbuf = fftw_malloc(sizeof(double) * ln->rstride * nb);
   ln->cbuf = fftw_malloc(sizeof(fftw_complex) * nmodes * nb);
   ln->obuf = fftw_malloc(sizeof(fftw_complex) * nmodes * nb);
-  if (!ln->canon_k || !ln->canon_x || !ln->lambda || !ln->var || !ln->xi_g0 || !ln->root ||
-      !ln->pg || !ln->xig || !ln->xic || !ln->wx || !ln->scale || !ln->order || !ln->kl || !ln->lnkl || !ln->rbuf || !ln->cbuf || !ln->obuf) {
+  if (!ln->lambda || !ln->var || !ln->xi_g0 || !ln->root || !ln->pg || !ln->xig || !ln->xic || !ln->scale ||
+      !ln->lnkl || !ln->rbuf || !ln->cbuf || !ln->obuf) {
     jade_lognormal_free(ln);
     return jade_error(JADE_ERR_NOMEM, "lognormal: out of memory for %d bins of %d x %d", nb, n, n);
   }
-  for (int j = 0; j < n; j++) {
-    int a = j <= h ? j : n - j;
-    for (int i = 0; i < ln->nc; i++) ln->canon_k[(size_t)j * ln->nc + i] = class_of(a, i);
-    for (int i = 0; i < n; i++) {
-      int c = class_of(a, i <= h ? i : n - i);
-      ln->canon_x[(size_t)j * n + i] = c;
-      ln->wx[c] += 1.0;
-    }
+  if ((st = jade_mode_classes_init(&ln->mc, g))) {
+    jade_lognormal_free(ln);
+    return st;
   }
-  double dl = 2.0 * M_PI / ln->L;
-  for (int a = 0; a <= h; a++)
-    for (int b = 0; b <= a; b++) {
-      int c = class_of(a, b);
-      ln->kl[c] = dl * sqrt((double)a * a + (double)b * b);
-      ln->lnkl[c] = c ? log(ln->kl[c]) : 0.0;
-    }
-  { /* counting sort of the classes by |k|^2 = a^2 + b^2 (stable, no global state) */
-    int kmax = 2 * h * h + 1;
-    int *start = calloc((size_t)kmax + 1, sizeof(int));
-    if (!start) {
-      jade_lognormal_free(ln);
-      return jade_error(JADE_ERR_NOMEM, "lognormal: out of memory");
-    }
-    for (int a = 0; a <= h; a++)
-      for (int b = 0; b <= a; b++)
-        if (a) start[a * a + b * b + 1]++;
-    for (int k = 0; k < kmax; k++) start[k + 1] += start[k];
-    for (int a = 0; a <= h; a++)
-      for (int b = 0; b <= a; b++)
-        if (a) ln->order[start[a * a + b * b]++] = class_of(a, b);
-    free(start);
-  }
+  for (int c = 1; c < ln->n_canon; c++) ln->lnkl[c] = log(ln->mc.kl[c]);
 #pragma omp critical(jade_fftw_plan)
   {
     ln->r2c = fftw_plan_dft_r2c_2d(n, n, ln->rbuf, ln->cbuf, FFTW_ESTIMATE);
@@ -265,8 +212,8 @@ static void cl_on_classes(jade_lognormal *ln, int n_ell, const double *ell, cons
   out[0] = 0.0;
   int seg = 0; /* ell[seg] < l <= ell[seg + 1] */
   for (int q = 0; q < ln->n_canon - 1; q++) {
-    int c = ln->order[q];
-    double l = ln->kl[c], v;
+    int c = ln->mc.korder[q + 1]; /* the non-zero classes by |k| */
+    double l = ln->mc.kl[c], v;
     if (l <= ell[0]) {
       v = y[0];
     } else if (l > ell[n_ell - 1]) {
@@ -335,7 +282,7 @@ jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *
       /* 1. power map P(k) = C(l_k) (N/L)^2, l = 0 mode zeroed (sbi_lens make_power_map). */
       cl_on_classes(ln, n_ell, ell, cl + p, (size_t)np, pnorm, pclass);
       for (size_t m = 0; m < nmodes; m++) {
-        pk[m][0] = pclass[ln->canon_k[m]];
+        pk[m][0] = pclass[ln->mc.canon_k[m]];
         pk[m][1] = 0.0;
       }
       /* 2. xi = ifft2(P) (c2r is unnormalised), xi_G = ln(1 + a xi / (lambda_i lambda_j)).
@@ -349,7 +296,7 @@ jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *
       fftw_execute_dft_c2r(ln->c2r, pk, xi);
       double ll = lambda[i] * lambda[j], inv = 1.0 / ((double)n * n);
       for (int a = 0; a <= h; a++)
-        for (int b = 0; b <= a; b++) ln->xic[class_of(a, b)] = xi[(size_t)a * n + b] * inv;
+        for (int b = 0; b <= a; b++) ln->xic[jade_mode_class_of(a, b)] = xi[(size_t)a * n + b] * inv;
       double sa = 1.0;
       for (int it = 0; it < 100; it++) {
         double c = 0.0;
@@ -363,7 +310,7 @@ jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *
                               "-lambda_i lambda_j = %g: no log-normal field has this correlation",
                               i, j, sa * ln->xic[m], a, m - a * (a + 1) / 2, -ll);
           }
-          c += ln->wx[m] * log1p(x);
+          c += ln->mc.mult[m] * log1p(x);
         }
         double next = exp(c * inv);
         int done = fabs(next - sa) <= 1e-15 * sa;
@@ -373,12 +320,12 @@ jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *
       ln->scale[p] = sa;
       for (int m = 0; m < ln->n_canon; m++) pclass[m] = log1p(sa * ln->xic[m] / ll);
       if (i == j) ln->xi_g0[i] = pclass[0];
-      for (size_t m = 0; m < npix; m++) xi[m] = pclass[ln->canon_x[m]];
+      for (size_t m = 0; m < npix; m++) xi[m] = pclass[ln->mc.canon_x[m]];
       /* 3. P_G = Re fft2(xi_G) (xi_G is even: the imaginary part is rounding). */
       fftw_execute_dft_r2c(ln->r2c, xi, fg);
       for (int a = 0; a <= h; a++)
         for (int b = 0; b <= a; b++) {
-          int c = class_of(a, b);
+          int c = jade_mode_class_of(a, b);
           ln->pg[(size_t)c * np + p] = (a == 0 && b == 0) ? 0.0 : fg[(size_t)a * nc + b][0];
         }
     }
@@ -441,7 +388,7 @@ jade_status jade_lognormal_prepare(jade_lognormal *ln, int n_ell, const double *
   double tr_clip = 0.0, tr_all = 0.0;
   for (int y = 0; y < n; y++) {
     for (int x = 0; x < nc; x++) {
-      int c = ln->canon_k[(size_t)y * nc + x];
+      int c = ln->mc.canon_k[(size_t)y * nc + x];
       const double *r = ln->root + (size_t)c * nb * nb;
       int w = (x == 0 || x == h) ? 1 : 2;
       tr_clip -= w * neg[c];
@@ -476,7 +423,7 @@ jade_status jade_lognormal_draw(jade_lognormal *ln, uint64_t seed, uint64_t stre
   }
   /* Colour: O_i(k) = sum_j R_ij(k) W_j(k). */
   for (size_t m = 0; m < nmodes; m++) {
-    const double *r = ln->root + (size_t)ln->canon_k[m] * nb * nb;
+    const double *r = ln->root + (size_t)ln->mc.canon_k[m] * nb * nb;
     for (int i = 0; i < nb; i++) {
       double re = 0.0, im = 0.0;
       for (int j = 0; j < nb; j++) {

@@ -41,6 +41,7 @@
  * tests/test_mcmc_field.c checks every piece against finite differences. */
 #include "jade/lognormal_grad.h"
 #include "jade/cosmo.h"
+#include "mode_classes.h"
 
 #include <fftw3.h>
 #include <math.h>
@@ -54,13 +55,7 @@ struct jade_lngrad {
   double L, pnorm, inv_n2;
   jade_ln_variance variance;
   int n_canon;
-  int *canon_k;  /* half-plane mode (row-major n x nc) -> class */
-  int *canon_x;  /* pixel (n x n) -> class */
-  int *rep_k;    /* class -> half-plane index of its representative (row a, column b <= a) */
-  int *rep_x;    /* class -> pixel index of its representative */
-  int *korder;   /* classes sorted by |k| (warm-start order of the eigen-decompositions) */
-  double *mult;  /* class -> number of grid points (modes or pixels) */
-  double *kl;    /* class -> l = 2 pi |k| / L */
+  jade_mode_classes mc; /* symmetry classes (korder: warm-start order of the eigen-decompositions) */
   double *wcol;  /* half-plane column x -> 1 (x = 0, n/2) or 2: full-plane multiplicity */
   int pi[LG_MAX_BINS * (LG_MAX_BINS + 1) / 2], pj[LG_MAX_BINS * (LG_MAX_BINS + 1) / 2];
   /* theory */
@@ -93,15 +88,6 @@ struct jade_lngrad {
   fftw_plan r2c, c2r;
 };
 
-static inline int class_of(int a, int b) {
-  if (b > a) {
-    int t = a;
-    a = b;
-    b = t;
-  }
-  return a * (a + 1) / 2 + b;
-}
-
 void jade_lngrad_free(jade_lngrad *lg) {
   if (!lg) return;
 #pragma omp critical(jade_fftw_plan)
@@ -109,13 +95,7 @@ void jade_lngrad_free(jade_lngrad *lg) {
     if (lg->r2c) fftw_destroy_plan(lg->r2c);
     if (lg->c2r) fftw_destroy_plan(lg->c2r);
   }
-  free(lg->canon_k);
-  free(lg->canon_x);
-  free(lg->rep_k);
-  free(lg->rep_x);
-  free(lg->korder);
-  free(lg->mult);
-  free(lg->kl);
+  jade_mode_classes_release(&lg->mc);
   free(lg->wcol);
   free(lg->ell);
   free(lg->cl);
@@ -146,13 +126,8 @@ void jade_lngrad_free(jade_lngrad *lg) {
 jade_status jade_lngrad_create(const jade_map_geometry *g, jade_ln_variance variance,
                                jade_lngrad **out) {
   *out = NULL;
-  if (!g) return jade_error(JADE_ERR_INVALID, "lognormal gradient: geometry is NULL");
-  if (g->n_pix < 2 || g->n_pix % 2 || g->n_pix > 65536)
-    return jade_error(JADE_ERR_INVALID, "lognormal gradient: n_pix = %d must be even, in [2, 65536]", g->n_pix);
-  if (!(g->size_deg > 0.0) || !isfinite(g->size_deg))
-    return jade_error(JADE_ERR_INVALID, "lognormal gradient: size_deg = %g must be finite and > 0", g->size_deg);
-  if (g->n_bins < 1 || g->n_bins > LG_MAX_BINS)
-    return jade_error(JADE_ERR_INVALID, "lognormal gradient: n_bins = %d must be in [1, %d]", g->n_bins, LG_MAX_BINS);
+  jade_status st = jade_mode_classes_check(g, LG_MAX_BINS, "lognormal gradient");
+  if (st) return st;
   if (variance != JADE_LN_VARIANCE_THEORY && variance != JADE_LN_VARIANCE_EMPIRICAL)
     return jade_error(JADE_ERR_INVALID, "lognormal gradient: unknown variance option %d", (int)variance);
   jade_lngrad *lg = calloc(1, sizeof *lg);
@@ -177,13 +152,6 @@ jade_status jade_lngrad_create(const jade_map_geometry *g, jade_ln_variance vari
   size_t npix = (size_t)n * n, nmodes = (size_t)n * lg->nc, ncan = (size_t)lg->n_canon;
   lg->nmodes = nmodes;
   lg->rstride = (npix + 7) & ~(size_t)7;
-  lg->canon_k = malloc(sizeof(int) * nmodes);
-  lg->canon_x = malloc(sizeof(int) * npix);
-  lg->rep_k = malloc(sizeof(int) * ncan);
-  lg->rep_x = malloc(sizeof(int) * ncan);
-  lg->korder = malloc(sizeof(int) * ncan);
-  lg->mult = calloc(ncan, sizeof(double));
-  lg->kl = calloc(ncan, sizeof(double));
   lg->wcol = malloc(sizeof(double) * lg->nc);
   lg->imode = calloc(ncan, sizeof(int));
   lg->iseg = calloc(ncan, sizeof(int));
@@ -205,48 +173,18 @@ jade_status jade_lngrad_create(const jade_map_geometry *g, jade_ln_variance vari
   lg->rbar = calloc(ncan * nb * nb, sizeof(double));
   lg->pgbar = calloc(ncan * lg->np, sizeof(double));
   lg->cwork = calloc(ncan, sizeof(double));
-  if (!lg->canon_k || !lg->canon_x || !lg->rep_k || !lg->rep_x || !lg->korder || !lg->mult || !lg->kl || !lg->wcol ||
+  if (!lg->wcol ||
       !lg->imode || !lg->iseg || !lg->it || !lg->pc || !lg->xic || !lg->scale || !lg->qfp || !lg->pg ||
       !lg->evec || !lg->eval || !lg->root || !lg->rbuf || !lg->wk || !lg->ck || !lg->g || !lg->em1 ||
       !lg->gbar || !lg->rbar || !lg->pgbar || !lg->cwork) {
     jade_lngrad_free(lg);
     return jade_error(JADE_ERR_NOMEM, "lognormal gradient: out of memory for %d bins of %d x %d", nb, n, n);
   }
-  for (int y = 0; y < n; y++) {
-    int a = y <= h ? y : n - y;
-    for (int x = 0; x < lg->nc; x++) lg->canon_k[(size_t)y * lg->nc + x] = class_of(a, x);
-    for (int x = 0; x < n; x++) {
-      int c = class_of(a, x <= h ? x : n - x);
-      lg->canon_x[(size_t)y * n + x] = c;
-      lg->mult[c] += 1.0;
-    }
+  if ((st = jade_mode_classes_init(&lg->mc, g))) {
+    jade_lngrad_free(lg);
+    return st;
   }
   for (int x = 0; x < lg->nc; x++) lg->wcol[x] = (x == 0 || x == h) ? 1.0 : 2.0;
-  double dl = 2.0 * M_PI / lg->L;
-  for (int a = 0; a <= h; a++)
-    for (int b = 0; b <= a; b++) {
-      int c = class_of(a, b);
-      lg->rep_k[c] = a * lg->nc + b;
-      lg->rep_x[c] = a * n + b;
-      lg->kl[c] = dl * sqrt((double)a * a + (double)b * b);
-    }
-  /* insertion sort of the classes by |k|^2 (ties by class index): neighbours in this order
-   * have nearly the same P_G(k), so each eigen-decomposition starts from the previous basis */
-  for (int c = 0; c < lg->n_canon; c++) {
-    int a = 0;
-    while ((a + 1) * (a + 2) / 2 <= c) a++;
-    int b = c - a * (a + 1) / 2, k2 = a * a + b * b, pos = c;
-    lg->korder[pos] = c;
-    while (pos > 0) {
-      int d = lg->korder[pos - 1], da = 0;
-      while ((da + 1) * (da + 2) / 2 <= d) da++;
-      int db = d - da * (da + 1) / 2;
-      if (da * da + db * db <= k2) break;
-      lg->korder[pos] = d;
-      lg->korder[pos - 1] = c;
-      pos--;
-    }
-  }
 #pragma omp critical(jade_fftw_plan)
   {
     lg->r2c = fftw_plan_dft_r2c_2d(n, n, lg->rbuf, lg->ck, FFTW_ESTIMATE);
@@ -398,7 +336,7 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
   memcpy(lg->cl, cl, sizeof(double) * n_ell * np);
   /* Interpolation nodes per class (jade_cl_interp's rules). */
   for (int c = 1; c < ncan; c++) {
-    double l = lg->kl[c];
+    double l = lg->mc.kl[c];
     if (l <= ell[0]) {
       lg->imode[c] = 0;
     } else if (l > ell[n_ell - 1]) {
@@ -434,11 +372,11 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
     pc[0] = 0.0;
     for (int c = 1; c < ncan; c++) pc[c] = lg->pnorm * interp_value(lg, c, cl + p, lg->lcl, np);
     for (size_t m = 0; m < lg->nmodes; m++) {
-      xk[m][0] = pc[lg->canon_k[m]];
+      xk[m][0] = pc[lg->mc.canon_k[m]];
       xk[m][1] = 0.0;
     }
     fftw_execute_dft_c2r(lg->c2r, xk, xr);
-    for (int c = 0; c < ncan; c++) xc[c] = xr[lg->rep_x[c]] * inv;
+    for (int c = 0; c < ncan; c++) xc[c] = xr[lg->mc.rep_x[c]] * inv;
     /* The fixed point a = exp(C(a)), C(a) = (1/N^2) sum_c m_c ln(1 + a xi_c / ll), of
      * lognormal.c step 2, by Newton's method on ln a - C(a) (derivative (1 - q(a)) / a): the
      * same root to ~1e-16 in 2-4 steps instead of the plain iteration's 5-10. */
@@ -451,8 +389,8 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
           sa = -1.0;
           break;
         }
-        s += lg->mult[c] * log1p(u);
-        q += lg->mult[c] * u / (1.0 + u);
+        s += lg->mc.mult[c] * log1p(u);
+        q += lg->mc.mult[c] * u / (1.0 + u);
       }
       if (sa < 0.0) break;
       double g = log(sa) - s * inv, step = sa * g / (1.0 - q * inv), next = sa - step;
@@ -470,20 +408,22 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
     for (int c = 0; c < ncan; c++) {
       double u = sa * xc[c] / ll;
       xg[c] = log1p(u);
-      q += lg->mult[c] * u / (1.0 + u);
+      q += lg->mc.mult[c] * u / (1.0 + u);
     }
     lg->qfp[p] = q * inv;
-    for (size_t m = 0; m < (size_t)n * n; m++) xr[m] = xg[lg->canon_x[m]];
+    for (size_t m = 0; m < (size_t)n * n; m++) xr[m] = xg[lg->mc.canon_x[m]];
     fftw_execute_dft_r2c(lg->r2c, xr, xk);
     lg->pg[p] = 0.0;
-    for (int c = 1; c < ncan; c++) lg->pg[(size_t)c * np + p] = xk[lg->rep_k[c]][0];
+    for (int c = 1; c < ncan; c++) lg->pg[(size_t)c * np + p] = xk[lg->mc.rep_k[c]][0];
   }
   /* Symmetric roots, negative eigenvalues clipped. */
   double vprev[LG_MAX_BINS * LG_MAX_BINS], amat[LG_MAX_BINS * LG_MAX_BINS];
   for (int a = 0; a < nb * nb; a++) vprev[a] = (a % (nb + 1)) == 0;
   double tr_clip = 0.0, tr_all = 0.0;
   for (int ci = 0; ci < ncan; ci++) {
-    int c = lg->korder[ci];
+    /* classes by |k|: neighbours have nearly the same P_G(k), so each eigen-decomposition
+     * starts from the previous basis */
+    int c = lg->mc.korder[ci];
     const double *pg = lg->pg + (size_t)c * np;
     double *v = lg->evec + (size_t)c * nb * nb, *s = lg->eval + (size_t)c * nb, *r = lg->root + (size_t)c * nb * nb;
     for (int a = 0; a < nb; a++)
@@ -499,8 +439,8 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
     double f[LG_MAX_BINS];
     for (int a = 0; a < nb; a++) {
       f[a] = s[a] > 0.0 ? sqrt(s[a]) : 0.0;
-      if (s[a] < 0.0) tr_clip -= lg->mult[c] * s[a];
-      tr_all += lg->mult[c] * fabs(amat[a * nb + a]);
+      if (s[a] < 0.0) tr_clip -= lg->mc.mult[c] * s[a];
+      tr_all += lg->mc.mult[c] * fabs(amat[a * nb + a]);
     }
     for (int a = 0; a < nb; a++)
       for (int b = a; b < nb; b++) {
@@ -515,7 +455,7 @@ jade_status jade_lngrad_prepare(jade_lngrad *lg, int n_ell, const double *ell, c
       const double *r = lg->root + (size_t)c * nb * nb;
       double s2 = 0.0;
       for (int k = 0; k < nb; k++) s2 += r[a * nb + k] * r[a * nb + k];
-      acc += lg->mult[c] * s2;
+      acc += lg->mc.mult[c] * s2;
     }
     lg->var[a] = acc * inv;
     if (!isfinite(lg->var[a]))
@@ -540,7 +480,7 @@ jade_status jade_lngrad_forward(jade_lngrad *lg, const double *z, double *kappa)
     fftw_execute_dft_r2c(lg->r2c, r, lg->wk + b * nm);
   }
   for (size_t m = 0; m < nm; m++) {
-    const double *r = lg->root + (size_t)lg->canon_k[m] * nb * nb;
+    const double *r = lg->root + (size_t)lg->mc.canon_k[m] * nb * nb;
     for (int i = 0; i < nb; i++) {
       double re = 0.0, im = 0.0;
       for (int j = 0; j < nb; j++) {
@@ -659,7 +599,7 @@ jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, doubl
   const int want_theory = cl_bar != NULL;
   if (want_theory) memset(lg->rbar, 0, sizeof(double) * ncan * nb * nb);
   for (size_t m = 0; m < nm; m++) {
-    int c = lg->canon_k[m];
+    int c = lg->mc.canon_k[m];
     const double *r = lg->root + (size_t)c * nb * nb;
     if (want_theory) {
       double w = lg->wcol[m % nc] * inv, *rb = lg->rbar + (size_t)c * nb * nb;
@@ -699,7 +639,7 @@ jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, doubl
   if (lg->variance == JADE_LN_VARIANCE_THEORY)
     for (int c = 0; c < ncan; c++) {
       const double *r = lg->root + (size_t)c * nb * nb;
-      double *rb = lg->rbar + (size_t)c * nb * nb, f = lg->mult[c] * inv;
+      double *rb = lg->rbar + (size_t)c * nb * nb, f = lg->mc.mult[c] * inv;
       for (int a = 0; a < nb; a++)
         for (int b = 0; b < nb; b++) rb[a * nb + b] += f * r[b * nb + a] * (vbar[a] + vbar[b]);
     }
@@ -719,13 +659,13 @@ jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, doubl
     int i = lg->pi[p], j = lg->pj[p];
     /* P_G = Re fft2(xi_G): xgbar_c = sum_{x in c} c2r(Y)(x) */
     for (size_t m = 0; m < nm; m++) {
-      int c = lg->canon_k[m];
-      xk[m][0] = c ? lg->pgbar[(size_t)c * np + p] / lg->mult[c] : 0.0;
+      int c = lg->mc.canon_k[m];
+      xk[m][0] = c ? lg->pgbar[(size_t)c * np + p] / lg->mc.mult[c] : 0.0;
       xk[m][1] = 0.0;
     }
     fftw_execute_dft_c2r(lg->c2r, xk, xr);
     for (int c = 0; c < ncan; c++) xgb[c] = 0.0;
-    for (size_t m = 0; m < npix; m++) xgb[lg->canon_x[m]] += xr[m];
+    for (size_t m = 0; m < npix; m++) xgb[lg->mc.canon_x[m]] += xr[m];
     /* xi_G = ln(1 + a xi / ll) with the fixed point a */
     const double *xc = lg->xic + (size_t)p * ncan;
     double ll = lg->lambda[i] * lg->lambda[j], sa = lg->scale[p], q = lg->qfp[p], S = 0.0;
@@ -743,14 +683,14 @@ jade_status jade_lngrad_backward(jade_lngrad *lg, const double *kappa_bar, doubl
     /* xibar_c -> Z(x) = xibar / (m_c N^2) */
     for (int c = 0; c < ncan; c++) {
       double u = sa * xc[c] / ll;
-      double xib = (sa / ll) / (1.0 + u) * (xgb[c] + coef * lg->mult[c]);
-      xgb[c] = xib / lg->mult[c] * inv;
+      double xib = (sa / ll) / (1.0 + u) * (xgb[c] + coef * lg->mc.mult[c]);
+      xgb[c] = xib / lg->mc.mult[c] * inv;
     }
-    for (size_t m = 0; m < npix; m++) xr[m] = xgb[lg->canon_x[m]];
+    for (size_t m = 0; m < npix; m++) xr[m] = xgb[lg->mc.canon_x[m]];
     fftw_execute_dft_r2c(lg->r2c, xr, xk);
     /* Pbar_c = m_c Re Zhat(k_c); P_c = (N/L)^2 C(l_c) */
     for (int c = 1; c < ncan; c++) {
-      double pb = lg->mult[c] * xk[lg->rep_k[c]][0] * lg->pnorm;
+      double pb = lg->mc.mult[c] * xk[lg->mc.rep_k[c]][0] * lg->pnorm;
       int ka, kb;
       double da, db;
       interp_weights(lg, c, lg->cl + p, np, lg->pc[(size_t)p * ncan + c] / lg->pnorm, &ka, &kb, &da, &db);
