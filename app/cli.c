@@ -92,6 +92,20 @@ int jade_cli_parse(int argc, char **argv, const char *usage, const char *descrip
   return 0;
 }
 
+int jade_cli_start(int *argc, char ***argv, const char *command, const char *usage, const char *description,
+                   jade_option *opts, jade_dist *dist) {
+  int r = jade_cli_parse(*argc, *argv, usage, description, opts, NULL, 0, NULL);
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
+  if (jade_dist_init(argc, argv, dist)) {
+    jade_cli_free(opts);
+    return jade_cli_fail(command);
+  }
+  return -1;
+}
+
 int jade_cli_fail(const char *command) {
   fprintf(stderr, "jade %s: %s\n", command, jade_last_error());
   return 1;

@@ -3,6 +3,7 @@
 #ifndef JADE_CLI_H
 #define JADE_CLI_H
 #include "jade/config.h"
+#include "jade/dist.h"
 #include "jade/core.h"
 
 #define JADE_VERSION_STRING "0.1.0"
@@ -34,6 +35,11 @@ int jade_cli_parse(int argc, char **argv, const char *usage, const char *descrip
 jade_option *jade_cli_opt(jade_option *opts, const char *name);
 /* Free what jade_cli_parse allocated (the repeatable options' value lists). */
 void jade_cli_free(jade_option *opts);
+/* jade_cli_parse (no positionals), then MPI start-up (jade_dist_init) for the commands that
+ * split work over ranks. Returns -1 to go on, else the exit code to return at once (0 after
+ * --help, 2 on a usage error, 1 if MPI failed), with opts already freed. */
+int jade_cli_start(int *argc, char ***argv, const char *command, const char *usage, const char *description,
+                   jade_option *opts, jade_dist *dist);
 /* Print "jade: <message>" (the last error) to stderr and return the exit code 1. */
 int jade_cli_fail(const char *command);
 /* Load --config FILE (or the built-in "small" preset) and apply every --set. */

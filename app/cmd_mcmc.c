@@ -941,22 +941,15 @@ int jade_cmd_mcmc(int argc, char **argv) {
        "0", 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
-  int pr = jade_cli_parse(argc, argv, "jade mcmc --obs OBS.fits --out DIR [options]",
+  jade_dist dist;
+  int pr = jade_cli_start(&argc, &argv, "mcmc", "jade mcmc --obs OBS.fits --out DIR [options]",
                           "Field-level NUTS on the explicit log-normal model (the paper's baseline): samples the\n"
                           "white-noise maps and the cosmological parameters given an observation. Chains run in\n"
                           "parallel over OpenMP threads and MPI ranks (chain c on rank c % size); an interrupted\n"
                           "run resumes when the same command is rerun. Outputs: DIR/theta.txt, mean.fits,\n"
                           "std.fits, diagnostics.txt (and compare.txt with --compare).",
-                          opts, NULL, 0, NULL);
-  if (pr) {
-    jade_cli_free(opts);
-    return pr > 0 ? 0 : 2;
-  }
-  jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) {
-    jade_cli_free(opts);
-    return jade_cli_fail("mcmc");
-  }
+                         opts, &dist);
+  if (pr >= 0) return pr;
   int rc = 1, quiet = jade_cli_opt(opts, "quiet")->seen, stopped = 0;
   const char *out = jade_cli_opt(opts, "out")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
   const char *compare = jade_cli_opt(opts, "compare")->value;

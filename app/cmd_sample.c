@@ -80,20 +80,13 @@ int jade_cmd_sample(int argc, char **argv) {
       {"ignore-noise", NULL, "sample even if the observation's noise differs from the training noise", NULL, 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line or summary", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
-  int r = jade_cli_parse(argc, argv, "jade sample --model M --obs OBS.fits --out DIR [options]",
+  jade_dist dist;
+  int r = jade_cli_start(&argc, &argv, "sample", "jade sample --model M --obs OBS.fits --out DIR [options]",
                          "Draw joint posterior samples of the convergence maps and cosmology given one\n"
                          "observation, with the Heun ODE sampler of a trained JADE model. Draws are split over\n"
                          "MPI ranks (mpirun -np R); each batch uses the threads of OMP_NUM_THREADS.",
-                         opts, NULL, 0, NULL);
-  if (r) {
-    jade_cli_free(opts);
-    return r > 0 ? 0 : 2;
-  }
-  jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) {
-    jade_cli_free(opts);
-    return jade_cli_fail("sample");
-  }
+                         opts, &dist);
+  if (r >= 0) return r;
   const char *model_path = jade_cli_opt(opts, "model")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
   const char *out = jade_cli_opt(opts, "out")->value;
   int quiet = jade_cli_opt(opts, "quiet")->seen, no_maps = jade_cli_opt(opts, "no-maps")->seen;

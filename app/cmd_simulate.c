@@ -83,18 +83,13 @@ int jade_cmd_simulate(int argc, char **argv) {
                           "batch-queue time limits; 0 = no limit", "0", 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
-  int r = jade_cli_parse(argc, argv, "jade simulate --n N --out DIR [options]",
+  jade_dist dist;
+  int r = jade_cli_start(&argc, &argv, "simulate", "jade simulate --n N --out DIR [options]",
                          "Simulate noise-free log-normal convergence maps (and their theta) into a dataset\n"
                          "that numpy opens directly. Splits over OpenMP threads (OMP_NUM_THREADS) and MPI\n"
                          "ranks (mpirun -np R); interrupted runs resume when the same command is rerun.",
-                         opts, NULL, 0, NULL);
-  if (r) {
-    jade_cli_free(opts);
-    return r > 0 ? 0 : 2;
-  }
-
-  jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) return jade_cli_fail("simulate");
+                         opts, &dist);
+  if (r >= 0) return r;
   int rc = 1;
   jade_config *cfg = NULL;
   jade_sim_config sc;

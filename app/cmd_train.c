@@ -81,22 +81,14 @@ int jade_cmd_train(int argc, char **argv) {
                        "the micro-batches per rank; 1 = threads inside the network)", "0", 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
-  int r = jade_cli_parse(argc, argv, "jade train --data DIR --out MODELDIR [options]",
+  jade_dist dist;
+  int r = jade_cli_start(&argc, &argv, "train", "jade train --data DIR --out MODELDIR [options]",
                          "Train the JADE flow-matching transformer on (theta, kappa) pairs: each step draws fresh\n"
                          "condition noise, flips and times, and updates by AdamW; EMA weights go to\n"
                          "MODELDIR/model.safetensors. Data-parallel over MPI ranks (mpirun -np R) with the same\n"
                          "global batch; threads via OMP_NUM_THREADS. Ctrl-C or SIGTERM checkpoint and stop (exit 3).",
-                         opts, NULL, 0, NULL);
-  if (r) {
-    jade_cli_free(opts);
-    return r > 0 ? 0 : 2;
-  }
-
-  jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) {
-    jade_cli_free(opts);
-    return jade_cli_fail("train");
-  }
+                         opts, &dist);
+  if (r >= 0) return r;
   const char *data = jade_cli_opt(opts, "data")->value, *out = jade_cli_opt(opts, "out")->value;
   const char *cfg_path = jade_cli_opt(opts, "config")->value;
   jade_option *sets = jade_cli_opt(opts, "set");

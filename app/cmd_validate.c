@@ -88,21 +88,14 @@ int jade_cmd_validate(int argc, char **argv) {
       {"no-report", NULL, "do not draw the figures and report.html", NULL, 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line or summary", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
-  int r = jade_cli_parse(argc, argv, "jade validate --model M --data DIR --out OUT [options]",
+  jade_dist dist;
+  int r = jade_cli_start(&argc, &argv, "validate", "jade validate --model M --data DIR --out OUT [options]",
                          "Calibration of a trained model over held-out simulations: for each of the first N\n"
                          "simulations, a noisy observation, D posterior draws, then MIRA (joint, parameters, maps),\n"
                          "TARP, per-parameter coverage and ranks, power spectra and one-point PDFs of the maps.\n"
                          "Observations are split over MPI ranks and threads; an interrupted run resumes.",
-                         opts, NULL, 0, NULL);
-  if (r) {
-    jade_cli_free(opts);
-    return r > 0 ? 0 : 2;
-  }
-  jade_dist dist;
-  if (jade_dist_init(&argc, &argv, &dist)) {
-    jade_cli_free(opts);
-    return jade_cli_fail("validate");
-  }
+                         opts, &dist);
+  if (r >= 0) return r;
   jade_validation_options vo;
   jade_validation_options_default(&vo);
   vo.model_path = jade_cli_opt(opts, "model")->value;

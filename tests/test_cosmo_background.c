@@ -11,36 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Read a whitespace table, skipping '#' lines; returns rows, fills up to maxc columns. */
-static int read_table(const char *rel, int ncol, double *out, int maxrows) {
-  FILE *f = fopen(jade_test_data(rel), "r");
-  if (!f) {
-    fprintf(stderr, "cannot open %s\n", jade_test_data(rel));
-    exit(1);
-  }
-  char line[4096];
-  int n = 0;
-  while (fgets(line, sizeof line, f) && n < maxrows) {
-    char *p = line;
-    while (*p == ' ' || *p == '\t') p++;
-    if (*p == '#' || *p == '\n' || *p == 0) continue;
-    for (int c = 0; c < ncol; c++) {
-      char *end;
-      out[n * ncol + c] = strtod(p, &end);
-      if (end == p) {
-        fprintf(stderr, "%s: bad number in row %d\n", rel, n);
-        exit(1);
-      }
-      p = end;
-    }
-    n++;
-  }
-  fclose(f);
-  return n;
-}
-
-static double relerr(double a, double b) { return fabs(a / b - 1.0); }
-
 static jade_cosmo_params ccl_c(int which) {
   jade_cosmo_params p = jade_cosmo_params_fiducial();
   if (which == 0) {
@@ -67,15 +37,15 @@ static void test_ccl_background(void) {
     double t[50 * 5];
     char path[256];
     snprintf(path, sizeof path, "reference/ccl_eh_halofit/C%d_background.txt", w);
-    int n = read_table(path, 5, t, 50);
+    int n = test_read_table(jade_test_data(path), 5, t, 50);
     CHECK(n == 50, "C%d background rows %d", w, n);
     double mchi = 0, mD = 0, mE = 0, mf = 0;
     for (int i = 0; i < n; i++) {
       double a = 1.0 / (1.0 + t[5 * i]);
-      mchi = fmax(mchi, relerr(jade_cosmo_chi(c, a), t[5 * i + 1]));
-      mD = fmax(mD, relerr(jade_cosmo_growth(c, a), t[5 * i + 2]));
-      mE = fmax(mE, relerr(jade_cosmo_E(c, a), t[5 * i + 3]));
-      mf = fmax(mf, relerr(jade_cosmo_growth_rate(c, a), t[5 * i + 4]));
+      mchi = fmax(mchi, test_relerr(jade_cosmo_chi(c, a), t[5 * i + 1]));
+      mD = fmax(mD, test_relerr(jade_cosmo_growth(c, a), t[5 * i + 2]));
+      mE = fmax(mE, test_relerr(jade_cosmo_E(c, a), t[5 * i + 3]));
+      mf = fmax(mf, test_relerr(jade_cosmo_growth_rate(c, a), t[5 * i + 4]));
     }
     printf("C%d background max rel dev: chi %.2e  D %.2e  E %.2e  f %.2e\n", w, mchi, mD, mE, mf);
     CHECK(mchi < 1e-5 && mD < 1e-5 && mE < 1e-6 && mf < 1e-5, "C%d background (tolerance 1e-4)", w);
@@ -92,45 +62,45 @@ static void test_model1(void) {
   int n;
 
   /* chi(z) [Mpc/h], rtol 1e-4 (CCL test_distances) */
-  n = read_table("reference/ccl/model1_chi.txt", 2, t, 100);
+  n = test_read_table(jade_test_data("reference/ccl/model1_chi.txt"), 2, t, 100);
   m = 0;
   for (int i = 0; i < n; i++) {
     double a = 1 / (1 + t[2 * i]);
     if (t[2 * i + 1] == 0) CHECK(fabs(jade_cosmo_chi(c, a)) < 1e-9, "chi(1) = %g", jade_cosmo_chi(c, a));
-    else m = fmax(m, relerr(jade_cosmo_chi(c, a), t[2 * i + 1]));
+    else m = fmax(m, test_relerr(jade_cosmo_chi(c, a), t[2 * i + 1]));
   }
   printf("model1_chi       max rel dev %.2e (tol 1e-4)\n", m);
   CHECK(m < 1e-4, "model1_chi %g", m);
 
   /* unnormalised growth, rtol 1e-4 (CCL test_growth) */
-  n = read_table("reference/ccl/model1_gf.txt", 2, t, 100);
+  n = test_read_table(jade_test_data("reference/ccl/model1_gf.txt"), 2, t, 100);
   m = 0;
-  for (int i = 0; i < n; i++) m = fmax(m, relerr(jade_cosmo_growth_unnorm(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
+  for (int i = 0; i < n; i++) m = fmax(m, test_relerr(jade_cosmo_growth_unnorm(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
   printf("model1_gf        max rel dev %.2e (tol 1e-4)\n", m);
   CHECK(m < 1e-4, "model1_gf %g", m);
 
-  n = read_table("reference/ccl/chi_hiz_model1.txt", 2, t, 100);
+  n = test_read_table(jade_test_data("reference/ccl/chi_hiz_model1.txt"), 2, t, 100);
   m = 0;
-  for (int i = 0; i < n; i++) m = fmax(m, relerr(jade_cosmo_chi(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
+  for (int i = 0; i < n; i++) m = fmax(m, test_relerr(jade_cosmo_chi(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
   printf("chi_hiz_model1   max rel dev %.2e (tol 1e-4)\n", m);
   CHECK(m < 1e-4, "chi_hiz %g", m);
 
-  n = read_table("reference/ccl/growth_hiz_model1.txt", 2, t, 100);
+  n = test_read_table(jade_test_data("reference/ccl/growth_hiz_model1.txt"), 2, t, 100);
   m = 0;
   for (int i = 0; i < n; i++)
-    m = fmax(m, relerr(jade_cosmo_growth_unnorm(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
+    m = fmax(m, test_relerr(jade_cosmo_growth_unnorm(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
   printf("growth_hiz       max rel dev %.2e (tol 6e-6)\n", m);
   CHECK(m < 6e-6, "growth_hiz %g", m);
 
-  n = read_table("reference/ccl/growth_allz_model1.txt", 2, t, 100);
+  n = test_read_table(jade_test_data("reference/ccl/growth_allz_model1.txt"), 2, t, 100);
   m = 0;
   for (int i = 0; i < n; i++)
-    m = fmax(m, relerr(jade_cosmo_growth_unnorm(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
+    m = fmax(m, test_relerr(jade_cosmo_growth_unnorm(c, 1 / (1 + t[2 * i])), t[2 * i + 1]));
   printf("growth_allz      max rel dev %.2e (tol 1e-4)\n", m);
   CHECK(m < 1e-4, "growth_allz %g", m);
 
   /* distance modulus 5 log10(d_L / 10 pc), d_L in Mpc with h = 0.7: atol and rtol 1e-3 */
-  n = read_table("reference/ccl/dm_model1.txt", 2, t, 100);
+  n = test_read_table(jade_test_data("reference/ccl/dm_model1.txt"), 2, t, 100);
   m = 0;
   for (int i = 0; i < n; i++) {
     double z = t[2 * i];
@@ -151,17 +121,17 @@ static void test_class_radiation(void) {
   jade_cosmo *c;
   CHECK_OK(jade_cosmo_create(&p, &c));
   double t[20 * 2];
-  int n = read_table("reference/ccl/chi_class_allz_CCL1.txt", 2, t, 20);
+  int n = test_read_table(jade_test_data("reference/ccl/chi_class_allz_CCL1.txt"), 2, t, 20);
   double m = 0;
-  for (int i = 0; i < n; i++) m = fmax(m, relerr(jade_cosmo_chi(c, 1 / (1 + t[2 * i])) / p.h, t[2 * i + 1]));
+  for (int i = 0; i < n; i++) m = fmax(m, test_relerr(jade_cosmo_chi(c, 1 / (1 + t[2 * i])) / p.h, t[2 * i + 1]));
   printf("chi_class_allz   max rel dev %.2e (tol 1e-5)\n", m);
   CHECK(m < 1e-5, "chi_class_allz %g", m);
-  n = read_table("reference/ccl/dm_class_allz_CCL1.txt", 2, t, 20);
+  n = test_read_table(jade_test_data("reference/ccl/dm_class_allz_CCL1.txt"), 2, t, 20);
   m = 0;
   for (int i = 0; i < n; i++) {
     double z = t[2 * i];
     double dl = (1 + z) * jade_cosmo_chi(c, 1 / (1 + z)) / p.h;
-    m = fmax(m, relerr(5 * log10(dl * 1e6) - 5, t[2 * i + 1]));
+    m = fmax(m, test_relerr(5 * log10(dl * 1e6) - 5, t[2 * i + 1]));
   }
   printf("dm_class_allz    max rel dev %.2e (tol 1e-5)\n", m);
   CHECK(m < 1e-5, "dm_class_allz %g", m);
@@ -199,17 +169,17 @@ static void test_exact(void) {
     double z = 0.005 * pow(1.25, i) ;
     double a = 1 / (1 + z), res, err;
     gsl_integration_qags(&F, a, 1, 0, 1e-12, 1000, ws, &res, &err);
-    m = fmax(m, relerr(jade_cosmo_chi(c, a), res));
+    m = fmax(m, test_relerr(jade_cosmo_chi(c, a), res));
     double ar = jade_cosmo_a_of_chi(c, jade_cosmo_chi(c, a));
     mr = fmax(mr, fabs(ar / a - 1));
     /* f = dlnD/dlna by central differences */
     double eps = 1e-4;
     double fd = (log(jade_cosmo_growth(c, a * exp(eps))) - log(jade_cosmo_growth(c, a * exp(-eps)))) / (2 * eps);
-    if (a * exp(eps) <= 1) mf = fmax(mf, relerr(jade_cosmo_growth_rate(c, a), fd));
+    if (a * exp(eps) <= 1) mf = fmax(mf, test_relerr(jade_cosmo_growth_rate(c, a), fd));
     /* dchi/da = -c/H0 / (a^2 E) */
     if (a * (1 + 1e-5) <= 1) {
       double dd = (jade_cosmo_chi(c, a * (1 + 1e-5)) - jade_cosmo_chi(c, a * (1 - 1e-5))) / (2e-5 * a);
-      mde = fmax(mde, relerr(-dd, JADE_C_HMPC / (a * a * jade_cosmo_E(c, a))));
+      mde = fmax(mde, test_relerr(-dd, JADE_C_HMPC / (a * a * jade_cosmo_E(c, a))));
     }
   }
   printf("curved w0wa: chi vs quadrature %.2e, a(chi(a)) %.2e, f vs FD %.2e, dchi/da %.2e\n", m, mr, mf, mde);
@@ -242,7 +212,7 @@ static void test_exact(void) {
     double a = pow(10.0, -3.0 + 0.1 * i), r;
     gsl_integration_qags(&F, 1e-12, a, 0, 1e-12, 1000, ws, &r, &err);
     double Dh = jade_cosmo_E(c, a) * r / (1.0 * r1);
-    m = fmax(m, relerr(jade_cosmo_growth(c, a), Dh));
+    m = fmax(m, test_relerr(jade_cosmo_growth(c, a), Dh));
   }
   printf("open LCDM growth vs Heath integral: %.2e\n", m);
   CHECK(m < 1e-7, "Heath growth %g", m);

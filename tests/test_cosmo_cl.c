@@ -22,24 +22,6 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int read_table(const char *path, int ncol, double *out, int max_rows) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "cannot open %s\n", path);
-    exit(1);
-  }
-  static char line[1 << 14];
-  int rows = 0;
-  while (rows < max_rows && fgets(line, sizeof line, f)) {
-    if (line[0] == '#' || line[0] == '\n') continue;
-    char *p = line;
-    for (int c = 0; c < ncol; c++) out[(size_t)rows * ncol + c] = strtod(p, &p);
-    rows++;
-  }
-  fclose(f);
-  return rows;
-}
-
 static jade_cosmo_params ccl_cosmo(int which) {
   jade_cosmo_params p = jade_cosmo_params_fiducial();
   if (which == 0) {
@@ -114,7 +96,7 @@ int main(void) {
     char path[128];
     snprintf(path, sizeof path, "reference/ccl_eh_halofit/C%d_cl.txt", which);
     double *ref = malloc(sizeof(double) * 100 * 16);
-    int n = read_table(jade_test_data(path), 16, ref, 100);
+    int n = test_read_table(jade_test_data(path), 16, ref, 100);
     CHECK(n == 100, "%s rows %d", path, n);
     double ell[100];
     for (int i = 0; i < n; i++) ell[i] = ref[i * 16];
@@ -151,7 +133,7 @@ int main(void) {
     /* the same with the reference n(z) table itself */
     enum { NZ = 4001 };
     double *tab = malloc(sizeof(double) * NZ * 6), *z = malloc(sizeof(double) * NZ), *nz = malloc(sizeof(double) * NZ * 5);
-    CHECK(read_table(jade_test_data("reference/ccl_eh_halofit/nz_bins.txt"), 6, tab, NZ) == NZ, "nz rows");
+    CHECK(test_read_table(jade_test_data("reference/ccl_eh_halofit/nz_bins.txt"), 6, tab, NZ) == NZ, "nz rows");
     for (int k = 0; k < NZ; k++) {
       z[k] = tab[k * 6];
       for (int b = 0; b < 5; b++) nz[b * NZ + k] = tab[k * 6 + 1 + b];
@@ -239,8 +221,8 @@ int main(void) {
     jade_cosmo *c = NULL;
     CHECK_OK(jade_cosmo_create(&p, &c));
     double h1[200 * 2], h2[200 * 2];
-    CHECK(read_table(jade_test_data("reference/ccl/codecomp_histo/bin1_histo.txt"), 2, h1, 200) == 200, "bin1");
-    CHECK(read_table(jade_test_data("reference/ccl/codecomp_histo/bin2_histo.txt"), 2, h2, 200) == 200, "bin2");
+    CHECK(test_read_table(jade_test_data("reference/ccl/codecomp_histo/bin1_histo.txt"), 2, h1, 200) == 200, "bin1");
+    CHECK(test_read_table(jade_test_data("reference/ccl/codecomp_histo/bin2_histo.txt"), 2, h2, 200) == 200, "bin2");
     /* CCL's test drops the first row (199 points) */
     double z[199], nz[2 * 199];
     for (int k = 0; k < 199; k++) {
@@ -253,11 +235,11 @@ int main(void) {
     CHECK_OK(jade_survey_create_tabulated(2, 199, z, nz, &s));
     double *b11 = malloc(sizeof(double) * 30001 * 2), *b12 = malloc(sizeof(double) * 30001 * 2),
            *b22 = malloc(sizeof(double) * 30001 * 2);
-    CHECK(read_table(jade_test_data("reference/ccl/codecomp_histo/run_b1b1histo_log_cl_ll.txt"), 2, b11, 30001) ==
+    CHECK(test_read_table(jade_test_data("reference/ccl/codecomp_histo/run_b1b1histo_log_cl_ll.txt"), 2, b11, 30001) ==
               30001, "b1b1");
-    CHECK(read_table(jade_test_data("reference/ccl/codecomp_histo/run_b1b2histo_log_cl_ll.txt"), 2, b12, 30001) ==
+    CHECK(test_read_table(jade_test_data("reference/ccl/codecomp_histo/run_b1b2histo_log_cl_ll.txt"), 2, b12, 30001) ==
               30001, "b1b2");
-    CHECK(read_table(jade_test_data("reference/ccl/codecomp_histo/run_b2b2histo_log_cl_ll.txt"), 2, b22, 30001) ==
+    CHECK(test_read_table(jade_test_data("reference/ccl/codecomp_histo/run_b2b2histo_log_cl_ll.txt"), 2, b22, 30001) ==
               30001, "b2b2");
     double ell[541];
     int n = 0;

@@ -18,35 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int read_table(const char *rel, int ncol, double *out, int maxrows) {
-  FILE *f = fopen(jade_test_data(rel), "r");
-  if (!f) {
-    fprintf(stderr, "cannot open %s\n", jade_test_data(rel));
-    exit(1);
-  }
-  char line[4096];
-  int n = 0;
-  while (fgets(line, sizeof line, f) && n < maxrows) {
-    char *p = line;
-    while (*p == ' ' || *p == '\t') p++;
-    if (*p == '#' || *p == '\n' || *p == 0) continue;
-    for (int c = 0; c < ncol; c++) {
-      char *end;
-      out[n * ncol + c] = strtod(p, &end);
-      if (end == p) {
-        fprintf(stderr, "%s: bad number in row %d\n", rel, n);
-        exit(1);
-      }
-      p = end;
-    }
-    n++;
-  }
-  fclose(f);
-  return n;
-}
-
-static double relerr(double a, double b) { return fabs(a / b - 1.0); }
-
 static jade_cosmo_params ccl_c(int which) {
   jade_cosmo_params p = jade_cosmo_params_fiducial();
   if (which == 0) {
@@ -78,16 +49,16 @@ static void test_ccl_eh_halofit(void) {
       char path[256];
       double a = 1 / (1 + zv[iz]);
       snprintf(path, sizeof path, "reference/ccl_eh_halofit/C%d_pk_lin_z%s.txt", w, zs[iz]);
-      int n = read_table(path, 2, t, 200);
+      int n = test_read_table(jade_test_data(path), 2, t, 200);
       CHECK(n == 200, "%s rows %d", path, n);
       double ml = 0;
-      for (int i = 0; i < n; i++) ml = fmax(ml, relerr(jade_cosmo_pk_lin(c, t[2 * i], a), t[2 * i + 1]));
+      for (int i = 0; i < n; i++) ml = fmax(ml, test_relerr(jade_cosmo_pk_lin(c, t[2 * i], a), t[2 * i + 1]));
       snprintf(path, sizeof path, "reference/ccl_eh_halofit/C%d_pk_nl_z%s.txt", w, zs[iz]);
-      n = read_table(path, 2, t, 200);
+      n = test_read_table(jade_test_data(path), 2, t, 200);
       CHECK(n == 200, "%s rows %d", path, n);
       double mn = 0, kat = 0;
       for (int i = 0; i < n; i++) {
-        double e = relerr(jade_cosmo_pk_nl(c, t[2 * i], a), t[2 * i + 1]);
+        double e = test_relerr(jade_cosmo_pk_nl(c, t[2 * i], a), t[2 * i + 1]);
         if (e > mn) { mn = e; kat = t[2 * i]; }
       }
       printf("C%d z=%-3s P_lin max rel dev %.2e   P_nl max rel dev %.2e (at k=%.3g)\n", w, zs[iz], ml, mn, kat);
@@ -105,28 +76,28 @@ static void test_model1_pk(void) {
   /* EH with wiggles, D. Alonso's implementation, z = 0 only */
   jade_cosmo_params p = model1(JADE_TRANSFER_EH);
   CHECK_OK(jade_cosmo_create(&p, &c));
-  int n = read_table("reference/ccl/model1_pk_eh.txt", 2, t, 41);
+  int n = test_read_table(jade_test_data("reference/ccl/model1_pk_eh.txt"), 2, t, 41);
   CHECK(n == 41, "rows %d", n);
   double m = 0;
-  for (int i = 0; i < n; i++) m = fmax(m, relerr(jade_cosmo_pk_lin(c, t[2 * i], 1.0), t[2 * i + 1]));
+  for (int i = 0; i < n; i++) m = fmax(m, test_relerr(jade_cosmo_pk_lin(c, t[2 * i], 1.0), t[2 * i + 1]));
   printf("model1_pk_eh          z=0 max rel dev %.2e (CCL tol 1e-5)\n", m);
   CHECK(m < 1e-5, "model1_pk_eh %g", m);
   /* information only: CosmoMAD's EH flavour (differs from the above by up to 0.67%) */
-  n = read_table("reference/ccl/model1_pk_eh_cosmomad_6z_INFO_ONLY.txt", 7, t, 41);
+  n = test_read_table(jade_test_data("reference/ccl/model1_pk_eh_cosmomad_6z_INFO_ONLY.txt"), 7, t, 41);
   m = 0;
-  for (int i = 0; i < n; i++) m = fmax(m, relerr(jade_cosmo_pk_lin(c, t[7 * i], 1.0), t[7 * i + 1]));
+  for (int i = 0; i < n; i++) m = fmax(m, test_relerr(jade_cosmo_pk_lin(c, t[7 * i], 1.0), t[7 * i + 1]));
   printf("(info) cosmomad EH    z=0 max rel dev %.2e (not a pass/fail reference)\n", m);
   jade_cosmo_free(c);
 
   /* EH no-wiggle, z = 0 column (CCL tests only that one); other z reported */
   p = model1(JADE_TRANSFER_EH_NOWIGGLE);
   CHECK_OK(jade_cosmo_create(&p, &c));
-  n = read_table("reference/ccl/model1_nowig_pk_eh.txt", 7, t, 41);
+  n = test_read_table(jade_test_data("reference/ccl/model1_nowig_pk_eh.txt"), 7, t, 41);
   CHECK(n == 41, "rows %d", n);
   for (int iz = 0; iz < 6; iz++) {
     m = 0;
     for (int i = 0; i < n; i++)
-      m = fmax(m, relerr(jade_cosmo_pk_lin(c, t[7 * i], 1.0 / (1 + iz)), t[7 * i + 1 + iz]));
+      m = fmax(m, test_relerr(jade_cosmo_pk_lin(c, t[7 * i], 1.0 / (1 + iz)), t[7 * i + 1 + iz]));
     printf("model1_nowig_pk_eh    z=%d max rel dev %.2e%s\n", iz, m, iz == 0 ? " (tol 1e-5)" : "");
     if (iz == 0) CHECK(m < 1e-5, "nowiggle z=0 %g", m);
     else CHECK(m < 1e-4, "nowiggle z=%d %g", iz, m);
@@ -136,25 +107,25 @@ static void test_model1_pk(void) {
   /* BBKS, all six redshifts */
   p = model1(JADE_TRANSFER_BBKS);
   CHECK_OK(jade_cosmo_create(&p, &c));
-  n = read_table("reference/ccl/model1_pk_bbks.txt", 7, t, 41);
+  n = test_read_table(jade_test_data("reference/ccl/model1_pk_bbks.txt"), 7, t, 41);
   CHECK(n == 41, "rows %d", n);
   for (int iz = 0; iz < 6; iz++) {
     m = 0;
     for (int i = 0; i < n; i++)
-      m = fmax(m, relerr(jade_cosmo_pk_lin(c, t[7 * i], 1.0 / (1 + iz)), t[7 * i + 1 + iz]));
+      m = fmax(m, test_relerr(jade_cosmo_pk_lin(c, t[7 * i], 1.0 / (1 + iz)), t[7 * i + 1 + iz]));
     printf("model1_pk_bbks        z=%d max rel dev %.2e (tol 1e-5)\n", iz, m);
     CHECK(m < 1e-5, "bbks z=%d %g", iz, m);
   }
   /* sigma(M), top-hat R = (3M / 4 pi rho_m)^(1/3), rho_crit = 2.77536627e11 h^2 Msun/Mpc^3
    * (CODATA 2022 G, IAU Msun as CCL) */
-  n = read_table("reference/ccl/model1_sm.txt", 2, t, 41);
+  n = test_read_table(jade_test_data("reference/ccl/model1_sm.txt"), 2, t, 41);
   const double G = 6.67430e-11, MPC = 3.085677581491367e22, MSUN = 1.988409871e30;
   double rho_crit = 3.0 * 1e10 / (8 * M_PI * G) * MPC / MSUN; /* h^2 Msun / Mpc^3 */
   double rho_m = rho_crit * jade_cosmo_Omega_m(c);
   m = 0;
   for (int i = 0; i < n; i++) {
     double R = cbrt(3 * t[2 * i] / (4 * M_PI * rho_m));
-    m = fmax(m, relerr(jade_cosmo_sigma_R(c, R, 1.0), t[2 * i + 1]));
+    m = fmax(m, test_relerr(jade_cosmo_sigma_R(c, R, 1.0), t[2 * i + 1]));
   }
   printf("model1_sm sigma(M)    max rel dev %.2e (nominal tol 3e-5)\n", m);
   CHECK(m < 3e-5, "sigma(M) %g", m);
@@ -174,7 +145,7 @@ static void test_model1_pk(void) {
       double l = log(1 + 2.34 * q) / (2.34 * q);
       ana[j] = pow(kk, 0.96) * l * l / sqrt(1 + 3.89 * q + pow(16.1 * q, 2) + pow(5.46 * q, 3) + pow(6.71 * q, 4));
     }
-    m = fmax(m, relerr(jade_cosmo_pk_lin(c, k, 0.5) / jade_cosmo_pk_lin(c, kr, 0.5), ana[0] / ana[1]));
+    m = fmax(m, test_relerr(jade_cosmo_pk_lin(c, k, 0.5) / jade_cosmo_pk_lin(c, kr, 0.5), ana[0] / ana[1]));
   }
   printf("BBKS Omega_b=0 shape vs closed form: max rel dev %.2e\n", m);
   CHECK(m < 1e-6, "BBKS Omega_b = 0 shape %g", m);

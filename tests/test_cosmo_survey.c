@@ -16,24 +16,6 @@ static jade_survey_params lsst(double z_max) {
 }
 
 /* Read numeric rows (skipping '#' lines) with ncol columns; returns the row count. */
-static int read_table(const char *path, int ncol, double *out, int max_rows) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "cannot open %s\n", path);
-    exit(1);
-  }
-  char line[4096];
-  int rows = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (line[0] == '#' || line[0] == '\n') continue;
-    char *p = line;
-    for (int c = 0; c < ncol; c++) out[(size_t)rows * ncol + c] = strtod(p, &p);
-    if (++rows >= max_rows) break;
-  }
-  fclose(f);
-  return rows;
-}
-
 /* Parent Smail CDF by composite Simpson with a fine step (independent of the incomplete gamma). */
 static double parent_integral(double z1) {
   int m = 200000;
@@ -55,7 +37,7 @@ int main(void) {
   /* 1. edges vs the CCL reference (solved there with the incomplete gamma, 12 digits) */
   double edges[6], ref_edges[5 * 3];
   jade_survey_edges(s, edges);
-  int ne = read_table(jade_test_data("reference/ccl_eh_halofit/bin_edges.txt"), 3, ref_edges, 5);
+  int ne = test_read_table(jade_test_data("reference/ccl_eh_halofit/bin_edges.txt"), 3, ref_edges, 5);
   CHECK(ne == 5, "bin_edges rows %d", ne);
   double max_edge = 0.0;
   for (int b = 0; b < 5; b++) {
@@ -75,7 +57,7 @@ int main(void) {
   /* 3. n_i(z) vs the CCL reference table (4001 z, unit-normalised there with Simpson) */
   enum { NZ = 4001 };
   double *tab = malloc(sizeof(double) * NZ * 6);
-  int nr = read_table(jade_test_data("reference/ccl_eh_halofit/nz_bins.txt"), 6, tab, NZ);
+  int nr = test_read_table(jade_test_data("reference/ccl_eh_halofit/nz_bins.txt"), 6, tab, NZ);
   CHECK(nr == NZ, "nz_bins rows %d", nr);
   double max_rel = 0.0, max_abs = 0.0;
   for (int b = 0; b < 5; b++) {

@@ -8,33 +8,8 @@
 #include <unistd.h>
 
 #include "jade/io.h"
+#include "test_files.h"
 #include "test_util.h"
-
-static char dir[256];
-
-static void rm_rf(const char *p) {
-  struct stat st;
-  if (lstat(p, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    chmod(p, 0700);
-    DIR *d = opendir(p);
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
-        rm_rf(sub);
-      }
-      closedir(d);
-    }
-    rmdir(p);
-  } else {
-    unlink(p);
-  }
-}
-
-static void cleanup(void) { rm_rf(dir); }
 
 /* Number of entries in a directory (excluding . and ..); with names containing ".tmp." */
 static int count_entries(const char *p, int *n_tmp) {
@@ -71,12 +46,7 @@ static int exists(const char *p) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "/tmp/jade_test_io_files_XXXXXX");
-  if (!mkdtemp(dir)) {
-    perror("mkdtemp");
-    return 1;
-  }
-  atexit(cleanup); /* also after a CHECK_OK failure */
+  test_dir_create("test_io_files");
   char p[1024], q[1024];
   int ntmp;
 
@@ -88,7 +58,7 @@ int main(void) {
   CHECK(jade_dtype_size((jade_dtype)42) == 0, "unknown dtype");
 
   /* whole-file write, overwrite */
-  snprintf(p, sizeof p, "%s/a.txt", dir);
+  snprintf(p, sizeof p, "%s/a.txt", test_dir);
   CHECK_OK(jade_write_file_atomic(p, "hello\nworld\n"));
   char *s = slurp(p);
   CHECK(s && !strcmp(s, "hello\nworld\n"), "content '%s'", s ? s : "(null)");
@@ -101,11 +71,11 @@ int main(void) {
   s = slurp(p);
   CHECK(s && s[0] == 0, "empty content");
   free(s);
-  CHECK(count_entries(dir, &ntmp) == 1 && ntmp == 0, "one file, no temporaries");
+  CHECK(count_entries(test_dir, &ntmp) == 1 && ntmp == 0, "one file, no temporaries");
 
   /* text file: commit */
   jade_text_file t;
-  snprintf(p, sizeof p, "%s/b.txt", dir);
+  snprintf(p, sizeof p, "%s/b.txt", test_dir);
   CHECK_OK(jade_text_open(p, &t));
   CHECK(!exists(p), "nothing at the final name before commit");
   fprintf(t.f, "x=%d\n", 42);
@@ -117,48 +87,48 @@ int main(void) {
   CHECK(exists(p), "abort after commit keeps the file");
 
   /* text file: abort leaves nothing (and does not touch an existing file) */
-  snprintf(p, sizeof p, "%s/c.txt", dir);
+  snprintf(p, sizeof p, "%s/c.txt", test_dir);
   CHECK_OK(jade_text_open(p, &t));
   fprintf(t.f, "partial");
   jade_text_abort(&t);
   CHECK(!exists(p), "aborted file absent");
-  snprintf(p, sizeof p, "%s/b.txt", dir);
+  snprintf(p, sizeof p, "%s/b.txt", test_dir);
   CHECK_OK(jade_text_open(p, &t));
   fprintf(t.f, "replacement");
   jade_text_abort(&t);
   s = slurp(p);
   CHECK(s && !strcmp(s, "x=42\n"), "abort keeps the old content");
   free(s);
-  CHECK(count_entries(dir, &ntmp) == 2 && ntmp == 0, "no temporaries after abort");
+  CHECK(count_entries(test_dir, &ntmp) == 2 && ntmp == 0, "no temporaries after abort");
 
   /* non-existent directory: error naming the path and strerror; nothing created */
-  snprintf(p, sizeof p, "%s/missing/sub/x.txt", dir);
+  snprintf(p, sizeof p, "%s/missing/sub/x.txt", test_dir);
   jade_status st = jade_write_file_atomic(p, "x");
-  CHECK(st == JADE_ERR_IO, "missing dir status %d", (int)st);
+  CHECK(st == JADE_ERR_IO, "missing test_dir status %d", (int)st);
   CHECK(strstr(jade_last_error(), p) != NULL, "message names path: %s", jade_last_error());
   CHECK(strstr(jade_last_error(), strerror(ENOENT)) != NULL, "message has strerror: %s",
         jade_last_error());
-  snprintf(q, sizeof q, "%s/missing", dir);
+  snprintf(q, sizeof q, "%s/missing", test_dir);
   CHECK(!exists(q), "no directory created");
-  CHECK(jade_text_open(p, &t) == JADE_ERR_IO, "text_open into missing dir");
+  CHECK(jade_text_open(p, &t) == JADE_ERR_IO, "text_open into missing test_dir");
   CHECK(t.f == NULL, "no FILE on failure");
 
   /* commit failure (rename onto a directory): temporary removed, directory untouched */
-  snprintf(p, sizeof p, "%s/adir", dir);
+  snprintf(p, sizeof p, "%s/adir", test_dir);
   CHECK(mkdir(p, 0700) == 0, "mkdir");
-  snprintf(q, sizeof q, "%s/adir/inner", dir);
+  snprintf(q, sizeof q, "%s/adir/inner", test_dir);
   CHECK(mkdir(q, 0700) == 0, "mkdir inner");
   CHECK_OK(jade_text_open(p, &t));
   fprintf(t.f, "data");
   st = jade_text_commit(&t);
   CHECK(st == JADE_ERR_IO, "commit onto a non-empty directory fails (%d)", (int)st);
   CHECK(strstr(jade_last_error(), p) != NULL, "message names path: %s", jade_last_error());
-  CHECK(count_entries(dir, &ntmp) == 3 && ntmp == 0, "no temporary left after failed commit");
+  CHECK(count_entries(test_dir, &ntmp) == 3 && ntmp == 0, "no temporary left after failed commit");
   CHECK(jade_text_commit(&t) == JADE_ERR_INVALID, "second commit rejected");
 
   /* a "directory" that is a regular file: fails even for root */
-  snprintf(q, sizeof q, "%s/a.txt", dir);
-  snprintf(p, sizeof p, "%s/a.txt/x.txt", dir);
+  snprintf(q, sizeof q, "%s/a.txt", test_dir);
+  snprintf(p, sizeof p, "%s/a.txt/x.txt", test_dir);
   st = jade_write_file_atomic(p, "x");
   CHECK(st == JADE_ERR_IO && strstr(jade_last_error(), p) &&
             strstr(jade_last_error(), strerror(ENOTDIR)),
@@ -166,31 +136,31 @@ int main(void) {
 
   /* unwritable directory (skipped as root, where permissions do not apply) */
   if (geteuid() != 0) {
-    snprintf(q, sizeof q, "%s/ro", dir);
+    snprintf(q, sizeof q, "%s/ro", test_dir);
     CHECK(mkdir(q, 0500) == 0, "mkdir ro");
-    snprintf(p, sizeof p, "%s/ro/x.txt", dir);
+    snprintf(p, sizeof p, "%s/ro/x.txt", test_dir);
     st = jade_write_file_atomic(p, "x");
-    CHECK(st == JADE_ERR_IO, "read-only dir status %d", (int)st);
+    CHECK(st == JADE_ERR_IO, "read-only test_dir status %d", (int)st);
     CHECK(strstr(jade_last_error(), p) && strstr(jade_last_error(), strerror(EACCES)),
           "message: %s", jade_last_error());
-    CHECK(count_entries(q, NULL) == 0, "nothing created in read-only dir");
-    snprintf(p, sizeof p, "%s/ro/newdir/deeper", dir);
+    CHECK(count_entries(q, NULL) == 0, "nothing created in read-only test_dir");
+    snprintf(p, sizeof p, "%s/ro/newdir/deeper", test_dir);
     st = jade_mkdir_p(p);
-    CHECK(st == JADE_ERR_IO && strstr(jade_last_error(), p), "mkdir_p in read-only dir: %s",
+    CHECK(st == JADE_ERR_IO && strstr(jade_last_error(), p), "mkdir_p in read-only test_dir: %s",
           jade_last_error());
   }
 
   /* mkdir_p */
-  snprintf(p, sizeof p, "%s/m/n//o/p/", dir);
+  snprintf(p, sizeof p, "%s/m/n//o/p/", test_dir);
   CHECK_OK(jade_mkdir_p(p));
-  snprintf(q, sizeof q, "%s/m/n/o/p", dir);
+  snprintf(q, sizeof q, "%s/m/n/o/p", test_dir);
   struct stat sb;
   CHECK(stat(q, &sb) == 0 && S_ISDIR(sb.st_mode), "nested dirs created");
   CHECK_OK(jade_mkdir_p(p)); /* idempotent */
-  CHECK_OK(jade_mkdir_p(dir));
-  snprintf(q, sizeof q, "%s/m/n/o/p/file", dir);
+  CHECK_OK(jade_mkdir_p(test_dir));
+  snprintf(q, sizeof q, "%s/m/n/o/p/file", test_dir);
   CHECK_OK(jade_write_file_atomic(q, "f"));
-  snprintf(p, sizeof p, "%s/m/n/o/p/file/sub", dir);
+  snprintf(p, sizeof p, "%s/m/n/o/p/file/sub", test_dir);
   st = jade_mkdir_p(p);
   CHECK(st == JADE_ERR_IO, "mkdir through a file fails (%d)", (int)st);
   CHECK(strstr(jade_last_error(), "not a directory") && strstr(jade_last_error(), q),
@@ -199,11 +169,11 @@ int main(void) {
   /* relative path */
   char cwd[4096];
   CHECK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
-  CHECK(chdir(dir) == 0, "chdir");
+  CHECK(chdir(test_dir) == 0, "chdir");
   CHECK_OK(jade_mkdir_p("rel/a"));
   CHECK_OK(jade_write_file_atomic("rel/a/r.txt", "r"));
   CHECK(chdir(cwd) == 0, "chdir back");
-  snprintf(q, sizeof q, "%s/rel/a/r.txt", dir);
+  snprintf(q, sizeof q, "%s/rel/a/r.txt", test_dir);
   CHECK(exists(q), "relative write");
 
   TEST_RETURN();

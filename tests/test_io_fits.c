@@ -13,72 +13,14 @@
 #include <unistd.h>
 
 #include "jade/io.h"
+#include "test_files.h"
 #include "test_util.h"
 
-static char dir[256];
-
-static void rm_rf(const char *p) {
-  struct stat st;
-  if (lstat(p, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(p);
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
-        rm_rf(sub);
-      }
-      closedir(d);
-    }
-    rmdir(p);
-  } else {
-    unlink(p);
-  }
-}
-
-static void cleanup(void) { rm_rf(dir); }
-
-static int count_tmp(const char *p) {
-  int n = 0;
-  DIR *d = opendir(p);
-  if (!d) return -1;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (strstr(e->d_name, ".tmp.")) n++;
-  closedir(d);
-  return n;
-}
-
-static unsigned char *slurp(const char *p, size_t *n) {
-  *n = 0;
-  FILE *f = fopen(p, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *s = malloc((size_t)len + 1);
-  *n = fread(s, 1, (size_t)len, f);
-  fclose(f);
-  return s;
-}
-
-static void write_bytes(const char *p, const void *b, size_t n) {
-  FILE *f = fopen(p, "wb");
-  if (!f || fwrite(b, 1, n, f) != n) {
-    perror(p);
-    exit(1);
-  }
-  fclose(f);
-}
-
-/* stderr capture: anything CFITSIO prints during error paths lands in a file we inspect. */
 static int saved_stderr = -1;
 static char err_path[512];
 static void capture_stderr(void) {
   fflush(stderr);
-  snprintf(err_path, sizeof err_path, "%s/stderr.txt", dir);
+  snprintf(err_path, sizeof err_path, "%s/stderr.txt", test_dir);
   int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   saved_stderr = dup(2);
   dup2(fd, 2);
@@ -115,12 +57,7 @@ static jade_fits_key dkey(const char *name, double v, const char *comment) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "/tmp/jade_test_io_fits_XXXXXX");
-  if (!mkdtemp(dir)) {
-    perror("mkdtemp");
-    return 1;
-  }
-  atexit(cleanup); /* also after a CHECK_OK failure */
+  test_dir_create("test_io_fits");
   char p[1024], q[1024];
   const long nx = 16, ny = 12, nz = 3;
   size_t n = (size_t)(nx * ny * nz);
@@ -130,7 +67,7 @@ int main(void) {
   for (int i = 0; i < 24; i++) map2[i] = -(float)i / 7.0f;
 
   /* ---- round trip ---- */
-  snprintf(p, sizeof p, "%s/obs.fits", dir);
+  snprintf(p, sizeof p, "%s/obs.fits", test_dir);
   jade_fits_key keys[4];
   keys[0] = dkey("OMEGA_M", 0.3089, "matter density");
   keys[1] = dkey("sigma8", 0.1 + 0.2, "lower case name, non-short double");
@@ -163,7 +100,7 @@ int main(void) {
   expect_err(jade_fits_writer_add_image(w, "X", 2, d0, map2, NULL, 0), JADE_ERR_INVALID, p,
              "NAXIS2", NULL);
   CHECK_OK(jade_fits_writer_close(w)); /* rejected calls did not spoil the writer */
-  CHECK(count_tmp(dir) == 0, "no temporary after close");
+  CHECK(test_count_tmp(test_dir) == 0, "no temporary after close");
 
   int naxis;
   long dims[3];
@@ -197,13 +134,13 @@ int main(void) {
   CHECK(jade_fits_has_hdu(p, "GAMMA") == 1 && jade_fits_has_hdu(p, "KAPPA") == 1,
         "has_hdu finds both");
   CHECK(jade_fits_has_hdu(p, "GAMMA1") == 0, "has_hdu missing");
-  snprintf(q, sizeof q, "%s/none.fits", dir);
+  snprintf(q, sizeof q, "%s/none.fits", test_dir);
   CHECK(jade_fits_has_hdu(q, "GAMMA") == 0, "has_hdu on missing file");
 
   /* file layout: empty primary HDU, image extensions */
   {
     size_t fn;
-    unsigned char *b = slurp(p, &fn);
+    unsigned char *b = test_slurp(p, &fn);
     CHECK(fn % 2880 == 0, "FITS size multiple of 2880 (%zu)", fn);
     CHECK(!memcmp(b, "SIMPLE  =                    T", 30), "primary header");
     CHECK(!memcmp(b + 80 * 2, "NAXIS   =                    0", 30), "empty primary");
@@ -231,26 +168,26 @@ int main(void) {
              strerror(ENOENT), NULL);
 
   /* not a FITS file */
-  snprintf(q, sizeof q, "%s/text.fits", dir);
+  snprintf(q, sizeof q, "%s/text.fits", test_dir);
   char junk[4000];
   memset(junk, 'x', sizeof junk);
   memcpy(junk, "hello, this is not FITS\n", 24);
-  write_bytes(q, junk, sizeof junk);
+  test_write_bytes(q, junk, sizeof junk);
   capture_stderr();
   st = jade_fits_read_image(q, "GAMMA", &naxis, dims, &data);
   printed = release_stderr();
   expect_err(st, JADE_ERR_FORMAT, q, "not a readable FITS file", "CFITSIO status");
   CHECK(printed == 0, "nothing printed for a non-FITS file (%zu bytes)", printed);
   CHECK(jade_fits_has_hdu(q, "GAMMA") == 0, "has_hdu on non-FITS file");
-  write_bytes(q, "", 0);
+  test_write_bytes(q, "", 0);
   expect_err(jade_fits_read_image(q, "GAMMA", &naxis, dims, &data), JADE_ERR_FORMAT, q,
              "CFITSIO status", NULL);
 
   /* truncated FITS file: the data of the last HDU missing */
   size_t fn;
-  unsigned char *whole = slurp(p, &fn);
-  snprintf(q, sizeof q, "%s/trunc.fits", dir);
-  write_bytes(q, whole, fn - 2880);
+  unsigned char *whole = test_slurp(p, &fn);
+  snprintf(q, sizeof q, "%s/trunc.fits", test_dir);
+  test_write_bytes(q, whole, fn - 2880);
   capture_stderr();
   st = jade_fits_read_image(q, "KAPPA", &naxis, dims, &data);
   printed = release_stderr();
@@ -258,15 +195,15 @@ int main(void) {
   CHECK(printed == 0, "nothing printed for a truncated file");
   /* corrupt header (first card) */
   memcpy(whole, "SIMPLX", 6);
-  snprintf(q, sizeof q, "%s/badhdr.fits", dir);
-  write_bytes(q, whole, fn);
+  snprintf(q, sizeof q, "%s/badhdr.fits", test_dir);
+  test_write_bytes(q, whole, fn);
   expect_err(jade_fits_read_image(q, "GAMMA", &naxis, dims, &data), JADE_ERR_FORMAT, q,
              "CFITSIO status", NULL);
   memcpy(whole, "SIMPLE", 6);
   /* one flipped byte in the cube's data: checksum mismatch */
   whole[2 * 2880 + 100] ^= 0x10;
-  snprintf(q, sizeof q, "%s/flip.fits", dir);
-  write_bytes(q, whole, fn);
+  snprintf(q, sizeof q, "%s/flip.fits", test_dir);
+  test_write_bytes(q, whole, fn);
   expect_err(jade_fits_read_image(q, "GAMMA", &naxis, dims, &data), JADE_ERR_FORMAT, q,
              "HDU 'GAMMA'", "checksum mismatch");
   CHECK_OK(jade_fits_read_image(q, "KAPPA", &naxis, dims, &data)); /* other HDU intact */
@@ -274,7 +211,7 @@ int main(void) {
   free(whole);
 
   /* ---- NaN / Inf ---- */
-  snprintf(q, sizeof q, "%s/nan.fits", dir);
+  snprintf(q, sizeof q, "%s/nan.fits", test_dir);
   CHECK_OK(jade_fits_writer_open(q, &w));
   float m[24];
   memcpy(m, map2, sizeof m);
@@ -291,7 +228,7 @@ int main(void) {
              "HDU 'GAMMA2'", "is Inf");
 
   /* ---- abort, failures, special characters ---- */
-  snprintf(q, sizeof q, "%s/aborted.fits", dir);
+  snprintf(q, sizeof q, "%s/aborted.fits", test_dir);
   CHECK_OK(jade_fits_writer_open(q, &w));
   CHECK_OK(jade_fits_writer_add_image(w, "GAMMA", 3, d3, cube, NULL, 0));
   jade_fits_writer_abort(w);
@@ -299,7 +236,7 @@ int main(void) {
   jade_fits_writer_abort(NULL);
   CHECK_OK(jade_fits_writer_close(NULL));
 
-  snprintf(q, sizeof q, "%s/nodir/x.fits", dir);
+  snprintf(q, sizeof q, "%s/nodir/x.fits", test_dir);
   w = (jade_fits_writer *)&st;
   capture_stderr();
   st = jade_fits_writer_open(q, &w);
@@ -307,11 +244,11 @@ int main(void) {
   expect_err(st, JADE_ERR_IO, q, strerror(ENOENT), NULL);
   CHECK(w == NULL, "writer NULL on failure");
   CHECK(printed == 0, "nothing printed");
-  snprintf(q, sizeof q, "%s/nodir", dir);
+  snprintf(q, sizeof q, "%s/nodir", test_dir);
   CHECK(access(q, F_OK) != 0, "no directory created");
 
   /* a name CFITSIO would otherwise parse as extended syntax */
-  snprintf(q, sizeof q, "%s/!odd[1].fits", dir);
+  snprintf(q, sizeof q, "%s/!odd[1].fits", test_dir);
   CHECK_OK(jade_fits_writer_open(q, &w));
   CHECK_OK(jade_fits_writer_add_image(w, "KAPPA", 2, d2, map2, NULL, 0));
   CHECK_OK(jade_fits_writer_close(w));
@@ -326,7 +263,7 @@ int main(void) {
   CHECK(jade_fits_has_hdu(p, "GAMMA") == 1, "old file intact until close");
   CHECK_OK(jade_fits_writer_close(w));
   CHECK(jade_fits_has_hdu(p, "GAMMA") == 0 && jade_fits_has_hdu(p, "OTHER") == 1, "replaced");
-  CHECK(count_tmp(dir) == 0, "no temporaries left");
+  CHECK(test_count_tmp(test_dir) == 0, "no temporaries left");
 
   free(cube);
   TEST_RETURN();

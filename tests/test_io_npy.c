@@ -13,67 +13,9 @@
 #include <unistd.h>
 
 #include "jade/io.h"
+#include "test_files.h"
 #include "test_util.h"
 
-static char dir[256];
-
-static void rm_rf(const char *p) {
-  struct stat st;
-  if (lstat(p, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(p);
-    if (d) {
-      struct dirent *e;
-      while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
-        rm_rf(sub);
-      }
-      closedir(d);
-    }
-    rmdir(p);
-  } else {
-    unlink(p);
-  }
-}
-
-static void cleanup(void) { rm_rf(dir); }
-
-static int count_tmp(const char *p) {
-  int n = 0;
-  DIR *d = opendir(p);
-  if (!d) return -1;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (strstr(e->d_name, ".tmp.")) n++;
-  closedir(d);
-  return n;
-}
-
-static unsigned char *slurp(const char *p, size_t *n) {
-  *n = 0;
-  FILE *f = fopen(p, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *s = malloc((size_t)len + 1);
-  *n = fread(s, 1, (size_t)len, f);
-  fclose(f);
-  return s;
-}
-
-static void write_bytes(const char *p, const void *b, size_t n) {
-  FILE *f = fopen(p, "wb");
-  if (!f || fwrite(b, 1, n, f) != n) {
-    perror(p);
-    exit(1);
-  }
-  fclose(f);
-}
-
-/* A hand-made .npy: given version, dict text (padded here to `align` with spaces + '\n'). */
 static void write_raw(const char *p, int major, const char *dict, size_t align, const void *data,
                       size_t n) {
   unsigned char buf[4096];
@@ -94,7 +36,7 @@ static void write_raw(const char *p, int major, const char *dict, size_t align, 
   memset(buf + pre + dl, ' ', total - pre - dl);
   buf[total - 1] = '\n';
   memcpy(buf + total, data, n);
-  write_bytes(p, buf, total + n);
+  test_write_bytes(p, buf, total + n);
 }
 
 static void fill(jade_dtype t, size_t n, void *data) {
@@ -170,12 +112,7 @@ static void expect_err(jade_status got, jade_status want, const char *path, cons
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "/tmp/jade_test_io_npy_XXXXXX");
-  if (!mkdtemp(dir)) {
-    perror("mkdtemp");
-    return 1;
-  }
-  atexit(cleanup); /* also after a CHECK_OK failure */
+  test_dir_create("test_io_npy");
   char p[1024], q[1024];
   static const size_t shapes[4][4] = {{5}, {3, 7}, {2, 3, 5}, {2, 1, 3, 4}};
   char py_args[8192] = "";
@@ -191,11 +128,11 @@ int main(void) {
       size_t bytes = n * jade_dtype_size(dt);
       void *data = malloc(bytes);
       fill(dt, n, data);
-      snprintf(p, sizeof p, "%s/rt_%d_%d.npy", dir, t, nd);
+      snprintf(p, sizeof p, "%s/rt_%d_%d.npy", test_dir, t, nd);
       CHECK_OK(jade_npy_write(p, dt, nd, shape, data));
 
       size_t fn;
-      unsigned char *file = slurp(p, &fn);
+      unsigned char *file = test_slurp(p, &fn);
       CHECK(file != NULL, "read back %s", p);
       size_t off = check_header(file, fn, dt, nd, shape);
       CHECK(off > 0, "%s: header as NumPy writes it", p);
@@ -228,7 +165,7 @@ int main(void) {
   /* 0-d and empty arrays */
   {
     double v = 2.5;
-    snprintf(p, sizeof p, "%s/scalar.npy", dir);
+    snprintf(p, sizeof p, "%s/scalar.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_F64, 0, NULL, &v));
     jade_npy a;
     CHECK_OK(jade_npy_read(p, 1, &a));
@@ -236,7 +173,7 @@ int main(void) {
     jade_npy_release(&a);
     py_len += (size_t)snprintf(py_args + py_len, sizeof py_args - py_len, " '%s#<f8#'", p);
     size_t shp[2] = {0, 3};
-    snprintf(p, sizeof p, "%s/empty.npy", dir);
+    snprintf(p, sizeof p, "%s/empty.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_F32, 2, shp, NULL));
     CHECK_OK(jade_npy_map(p, &a));
     CHECK(a.ndim == 2 && a.shape[0] == 0 && a.shape[1] == 3 && jade_npy_count(&a) == 0, "empty");
@@ -246,8 +183,8 @@ int main(void) {
 
   /* Python's own parser, when available (numpy itself is not needed) */
   if (system("python3 -c pass >/dev/null 2>&1") == 0) {
-    snprintf(q, sizeof q, "%s/check.py", dir);
-    write_bytes(q, py_script, strlen(py_script));
+    snprintf(q, sizeof q, "%s/check.py", test_dir);
+    test_write_bytes(q, py_script, strlen(py_script));
     char *cmd = malloc(sizeof py_args + 2048);
     sprintf(cmd, "python3 '%s'%s", q, py_args);
     int rc = system(cmd);
@@ -262,7 +199,7 @@ int main(void) {
   {
     double d6[6] = {1, 2, 3, 4, 5, 6};
     jade_npy a;
-    snprintf(p, sizeof p, "%s/old.npy", dir);
+    snprintf(p, sizeof p, "%s/old.npy", test_dir);
     /* NumPy < 1.24: 16-byte alignment; also other key order, double quotes, no final comma */
     write_raw(p, 1, "{\"shape\": (2, 3), \"fortran_order\": False, \"descr\": \"<f8\"}", 16, d6,
               sizeof d6);
@@ -273,12 +210,12 @@ int main(void) {
     CHECK_OK(jade_npy_map(p, &a));
     CHECK(!memcmp(a.data, d6, sizeof d6), "map of 16-byte aligned header");
     jade_npy_release(&a);
-    snprintf(p, sizeof p, "%s/v2.npy", dir);
+    snprintf(p, sizeof p, "%s/v2.npy", test_dir);
     write_raw(p, 2, "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }", 64, d6, sizeof d6);
     CHECK_OK(jade_npy_read(p, 0, &a));
     CHECK(a.ndim == 1 && a.shape[0] == 6 && !memcmp(a.data, d6, sizeof d6), "v2.0 header");
     jade_npy_release(&a);
-    snprintf(p, sizeof p, "%s/v3.npy", dir);
+    snprintf(p, sizeof p, "%s/v3.npy", test_dir);
     write_raw(p, 3, "{'descr': '|u1', 'fortran_order': False, 'shape': (3L, 2L), }", 64,
               "abcdef", 6);
     CHECK_OK(jade_npy_read(p, 0, &a));
@@ -292,75 +229,75 @@ int main(void) {
     double d6[6] = {0};
     jade_npy a;
     memset(&a, 0x5a, sizeof a);
-    snprintf(p, sizeof p, "%s/none.npy", dir);
+    snprintf(p, sizeof p, "%s/none.npy", test_dir);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_IO, p, strerror(ENOENT));
     CHECK(a.data == NULL && a.map_base == NULL, "output cleared on failure");
     jade_npy_release(&a); /* safe on a failed read */
     expect_err(jade_npy_map(p, &a), JADE_ERR_IO, p, NULL);
 
-    snprintf(p, sizeof p, "%s/short.npy", dir);
-    write_bytes(p, "\x93NUM", 4);
+    snprintf(p, sizeof p, "%s/short.npy", test_dir);
+    test_write_bytes(p, "\x93NUM", 4);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "not a .npy");
 
-    snprintf(p, sizeof p, "%s/magic.npy", dir);
+    snprintf(p, sizeof p, "%s/magic.npy", test_dir);
     static const char zip[] = "PK\x03\x04 this is a zip file, not an npy file";
-    write_bytes(p, zip, sizeof zip - 1);
+    test_write_bytes(p, zip, sizeof zip - 1);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "magic");
 
-    snprintf(p, sizeof p, "%s/fortran.npy", dir);
+    snprintf(p, sizeof p, "%s/fortran.npy", test_dir);
     write_raw(p, 1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", 64, d6, 48);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "Fortran");
     expect_err(jade_npy_map(p, &a), JADE_ERR_FORMAT, p, "Fortran");
 
-    snprintf(p, sizeof p, "%s/bigend.npy", dir);
+    snprintf(p, sizeof p, "%s/bigend.npy", test_dir);
     write_raw(p, 1, "{'descr': '>f8', 'fortran_order': False, 'shape': (2, 3), }", 64, d6, 48);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "big-endian");
 
-    snprintf(p, sizeof p, "%s/i4.npy", dir);
+    snprintf(p, sizeof p, "%s/i4.npy", test_dir);
     write_raw(p, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", 64, d6, 24);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "unsupported dtype '<i4'");
 
-    snprintf(p, sizeof p, "%s/struct.npy", dir);
+    snprintf(p, sizeof p, "%s/struct.npy", test_dir);
     write_raw(p, 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 64,
               d6, 8);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "structured");
 
-    snprintf(p, sizeof p, "%s/nokey.npy", dir);
+    snprintf(p, sizeof p, "%s/nokey.npy", test_dir);
     write_raw(p, 1, "{'descr': '<f8', 'shape': (2, 3), }", 64, d6, 48);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "missing key 'fortran_order'");
 
-    snprintf(p, sizeof p, "%s/garbled.npy", dir);
+    snprintf(p, sizeof p, "%s/garbled.npy", test_dir);
     write_raw(p, 1, "{'descr': '<f8' 'fortran_order': False, 'shape': (2, 3), }", 64, d6, 48);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "garbled");
 
-    snprintf(p, sizeof p, "%s/garbled2.npy", dir);
+    snprintf(p, sizeof p, "%s/garbled2.npy", test_dir);
     write_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, -3), }", 64, d6, 48);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "garbled");
 
-    snprintf(p, sizeof p, "%s/extra.npy", dir);
+    snprintf(p, sizeof p, "%s/extra.npy", test_dir);
     write_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), 'x': 1}", 64, d6, 48);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "unexpected key 'x'");
 
-    snprintf(p, sizeof p, "%s/version.npy", dir);
+    snprintf(p, sizeof p, "%s/version.npy", test_dir);
     write_raw(p, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }", 64, d6, 48);
     {
       size_t fn;
-      unsigned char *b = slurp(p, &fn);
+      unsigned char *b = test_slurp(p, &fn);
       b[6] = 4;
-      write_bytes(p, b, fn);
+      test_write_bytes(p, b, fn);
       free(b);
     }
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "version 4.0");
 
     /* truncated header: header length says more than the file holds */
-    snprintf(p, sizeof p, "%s/trunchdr.npy", dir);
+    snprintf(p, sizeof p, "%s/trunchdr.npy", test_dir);
     static const char th[] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<f8', 'fortr";
-    write_bytes(p, th, sizeof th - 1);
+    test_write_bytes(p, th, sizeof th - 1);
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "truncated .npy header");
 
     /* truncated data */
     size_t shp[2] = {2, 3};
-    snprintf(p, sizeof p, "%s/trunc.npy", dir);
+    snprintf(p, sizeof p, "%s/trunc.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_F64, 2, shp, d6));
     struct stat st;
     CHECK(stat(p, &st) == 0, "stat");
@@ -370,7 +307,7 @@ int main(void) {
     expect_err(jade_npy_map(p, &a), JADE_ERR_FORMAT, p, "truncated");
 
     /* trailing garbage */
-    snprintf(p, sizeof p, "%s/trail.npy", dir);
+    snprintf(p, sizeof p, "%s/trail.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_F64, 2, shp, d6));
     FILE *f = fopen(p, "ab");
     fputs("junk", f);
@@ -378,7 +315,7 @@ int main(void) {
     expect_err(jade_npy_read(p, 0, &a), JADE_ERR_FORMAT, p, "unexpected bytes");
 
     /* bad arguments */
-    snprintf(p, sizeof p, "%s/bad.npy", dir);
+    snprintf(p, sizeof p, "%s/bad.npy", test_dir);
     expect_err(jade_npy_write(p, (jade_dtype)9, 2, shp, d6), JADE_ERR_INVALID, p, "dtype");
     expect_err(jade_npy_write(p, JADE_F64, 9, shp, d6), JADE_ERR_INVALID, p, "ndim");
     expect_err(jade_npy_write(p, JADE_F64, 2, shp, NULL), JADE_ERR_INVALID, p, "NULL");
@@ -390,7 +327,7 @@ int main(void) {
     float f6[6] = {1, 2, 3, 4, 5, NAN};
     size_t shp[2] = {2, 3};
     jade_npy a;
-    snprintf(p, sizeof p, "%s/nan.npy", dir);
+    snprintf(p, sizeof p, "%s/nan.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_F32, 2, shp, f6));
     expect_err(jade_npy_read(p, 1, &a), JADE_ERR_NUMERIC, p, "element (1, 2) is NaN");
     CHECK(a.data == NULL, "no data after NaN error");
@@ -401,11 +338,11 @@ int main(void) {
     jade_npy_release(&a);
     double d4[4] = {0, -INFINITY, 1, 2};
     size_t n4 = 4;
-    snprintf(p, sizeof p, "%s/inf.npy", dir);
+    snprintf(p, sizeof p, "%s/inf.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_F64, 1, &n4, d4));
     expect_err(jade_npy_read(p, 1, &a), JADE_ERR_NUMERIC, p, "element (1,) is Inf");
     int64_t i4[4] = {0, -1, INT64_MAX, INT64_MIN};
-    snprintf(p, sizeof p, "%s/int.npy", dir);
+    snprintf(p, sizeof p, "%s/int.npy", test_dir);
     CHECK_OK(jade_npy_write(p, JADE_I64, 1, &n4, i4));
     CHECK_OK(jade_npy_read(p, 1, &a)); /* finiteness does not apply to integers */
     CHECK(!memcmp(a.data, i4, sizeof i4), "i64 extremes");
@@ -417,7 +354,7 @@ int main(void) {
     size_t shp[3] = {6, 2, 3};
     float all[36], row[6 * 2];
     for (int i = 0; i < 36; i++) all[i] = (float)(i + 1) * 0.25f;
-    snprintf(p, sizeof p, "%s/ds.npy", dir);
+    snprintf(p, sizeof p, "%s/ds.npy", test_dir);
     jade_npy_writer *w;
     expect_err(jade_npy_writer_open(p, JADE_F32, 3, shp, 0, &w), JADE_ERR_IO, p, NULL);
     CHECK(w == NULL && access(p, F_OK) != 0, "create=0 creates nothing");
@@ -427,7 +364,7 @@ int main(void) {
     expect_err(jade_npy_writer_put_rows(w, 5, 2, all), JADE_ERR_INVALID, p, "out of range");
     expect_err(jade_npy_writer_put_rows(w, 7, 0, all), JADE_ERR_INVALID, p, "out of range");
     CHECK_OK(jade_npy_writer_close(w));
-    CHECK(count_tmp(dir) == 0, "no temporary after creating the dataset");
+    CHECK(test_count_tmp(test_dir) == 0, "no temporary after creating the dataset");
 
     jade_npy a;
     CHECK_OK(jade_npy_read(p, 1, &a)); /* full-size, valid file after session 1 */
@@ -440,7 +377,7 @@ int main(void) {
       }
     jade_npy_release(&a);
     size_t fn;
-    unsigned char *b = slurp(p, &fn);
+    unsigned char *b = test_slurp(p, &fn);
     CHECK(check_header(b, fn, JADE_F32, 3, shp) > 0, "writer header as NumPy writes it");
     free(b);
 
@@ -475,15 +412,15 @@ int main(void) {
   {
     double d = 1;
     size_t one = 1;
-    snprintf(q, sizeof q, "%s/nodir", dir);
-    snprintf(p, sizeof p, "%s/nodir/x.npy", dir);
+    snprintf(q, sizeof q, "%s/nodir", test_dir);
+    snprintf(p, sizeof p, "%s/nodir/x.npy", test_dir);
     expect_err(jade_npy_write(p, JADE_F64, 1, &one, &d), JADE_ERR_IO, p, strerror(ENOENT));
     jade_npy_writer *w = (jade_npy_writer *)&d;
     expect_err(jade_npy_writer_open(p, JADE_F64, 1, &one, 1, &w), JADE_ERR_IO, p,
                strerror(ENOENT));
     CHECK(w == NULL, "writer NULL on failure");
     CHECK(access(q, F_OK) != 0, "no directory created");
-    CHECK(count_tmp(dir) == 0, "no temporaries left in %s", dir);
+    CHECK(test_count_tmp(test_dir) == 0, "no temporaries left in %s", test_dir);
   }
 
   TEST_RETURN();

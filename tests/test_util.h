@@ -39,6 +39,40 @@ static int jade_test_failures = 0;
     }                                                                           \
   } while (0)
 
+/* Whitespace table at path, '#' and blank lines skipped: fills out (row-major, ncol per row)
+ * with up to max_rows rows and returns their number; exits with a message naming the file
+ * if it cannot be read or a field is not a number. */
+static inline int test_read_table(const char *path, int ncol, double *out, int max_rows) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "cannot open %s\n", path);
+    exit(1);
+  }
+  size_t cap = 1 << 16;
+  char *line = malloc(cap);
+  int n = 0;
+  while (n < max_rows && fgets(line, (int)cap, f)) {
+    char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '#' || *p == '\n' || *p == 0) continue;
+    for (int c = 0; c < ncol; c++) {
+      char *end;
+      out[(size_t)n * ncol + c] = strtod(p, &end);
+      if (end == p) {
+        fprintf(stderr, "%s: bad number in row %d, column %d\n", path, n, c);
+        exit(1);
+      }
+      p = end;
+    }
+    n++;
+  }
+  free(line);
+  fclose(f);
+  return n;
+}
+
+static inline double test_relerr(double a, double b) { return fabs(a / b - 1.0); }
+
 /* Path of a file under tests/data (JADE_TEST_DATA set by CTest). */
 static inline const char *jade_test_data(const char *rel) {
   static char buf[4096];
