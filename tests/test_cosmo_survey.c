@@ -120,6 +120,21 @@ int main(void) {
   CHECK(max_tab < 1e-6, "tabulated n(z) differs by %g", max_tab);
   CHECK(jade_survey_z_max(t) == 4.0, "tabulated z_max %g", jade_survey_z_max(t));
   CHECK(isnan(jade_survey_bin_density(t, 0)), "tabulated surveys carry no density");
+  CHECK(isnan(jade_survey_pixel_noise(t, 0, 2.0)), "tabulated survey noise before densities");
+  { /* unequal densities: sigma_e / sqrt(n_i A) per bin, bad values rejected and ignored */
+    double dens[5] = {4.0, 5.0, 6.0, 9.0, 16.0}, bad_d[5] = {4.0, 5.0, NAN, 9.0, 16.0};
+    CHECK_OK(jade_survey_set_shape_noise(t, dens, 0.3));
+    for (int b = 0; b < 5; b++) {
+      CHECK_CLOSE(jade_survey_bin_density(t, b), dens[b], 1e-15);
+      CHECK_CLOSE(jade_survey_pixel_noise(t, b, 2.0), 0.3 / (2.0 * sqrt(dens[b])), 1e-14);
+    }
+    CHECK(jade_survey_set_shape_noise(t, bad_d, 0.3) == JADE_ERR_INVALID, "NaN density accepted");
+    dens[1] = 0.0;
+    CHECK(jade_survey_set_shape_noise(t, dens, 0.3) == JADE_ERR_INVALID, "zero density accepted");
+    dens[1] = 5.0;
+    CHECK(jade_survey_set_shape_noise(t, dens, -0.1) == JADE_ERR_INVALID, "negative sigma_e accepted");
+    CHECK_CLOSE(jade_survey_bin_density(t, 2), 6.0, 1e-15); /* unchanged by the rejected calls */
+  }
   jade_survey_free(t);
 
   /* 7. z_max = 10 (the sbi_lens / CosMomentum set-up): edges near the README's approximate

@@ -82,6 +82,10 @@ double jade_survey_nz(const jade_survey *s, int bin, double z); /* unit integral
 /* true-z bin edges (n_bins + 1 values), for Smail surveys. */
 void jade_survey_edges(const jade_survey *s, double *edges);
 double jade_survey_z_max(const jade_survey *s);
+/* Shape noise of a survey: galaxies per arcmin^2 in each bin (n_bins values > 0) and the
+ * ellipticity dispersion per component. Needed for tabulated surveys (NaN noise before);
+ * on a Smail survey only the total of n_gal_bin is used (its bins hold equal numbers). */
+jade_status jade_survey_set_shape_noise(jade_survey *s, const double *n_gal_bin, double sigma_e);
 /* galaxies per arcmin^2 in a bin; per-pixel convergence noise sigma_e / sqrt(n_i A_pix). */
 double jade_survey_bin_density(const jade_survey *s, int bin);
 double jade_survey_pixel_noise(const jade_survey *s, int bin, double pixel_arcmin);

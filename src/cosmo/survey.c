@@ -24,6 +24,7 @@ struct jade_survey {
   jade_survey_params p;
   double edges[JADE_MAX_BINS + 1];
   double norm[JADE_MAX_BINS]; /* Smail: n_i = norm_i · parent · prob_i */
+  double density[JADE_MAX_BINS]; /* galaxies per arcmin^2 per bin (NaN: not given) */
   /* tabulated input (normalised), Smail: unused */
   int n_tab;
   double *z_tab, *nz_tab;
@@ -205,6 +206,7 @@ jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, c
   s->p.z_max = z[n_z - 1];
   s->p.n_gal = NAN;
   s->p.sigma_e = NAN;
+  for (int b = 0; b < JADE_MAX_BINS; b++) s->density[b] = NAN;
   s->p.smail_alpha = s->p.smail_beta = s->p.smail_z0 = s->p.sigma_z = NAN;
   for (int k = 0; k <= n_bins; k++) s->edges[k] = NAN;
   s->n_tab = n_z;
@@ -287,10 +289,30 @@ double jade_survey_nz(const jade_survey *s, int bin, double z) {
   return (1.0 - t) * v[lo] + t * v[hi];
 }
 
-/* Equal-number bins: each holds n_gal / n_bins galaxies per arcmin^2 (spec simulator.md). */
+/* Smail: equal-number bins, each n_gal / n_bins galaxies per arcmin^2 (spec simulator.md);
+ * tabulated: what jade_survey_set_shape_noise gave (NaN before). */
 double jade_survey_bin_density(const jade_survey *s, int bin) {
   if (!s || bin < 0 || bin >= s->n_bins) return NAN;
-  return s->p.n_gal / s->n_bins;
+  return s->smail ? s->p.n_gal / s->n_bins : s->density[bin];
+}
+
+jade_status jade_survey_set_shape_noise(jade_survey *s, const double *n_gal_bin, double sigma_e) {
+  if (!s || !n_gal_bin) return jade_error(JADE_ERR_INVALID, "survey shape noise: survey or densities NULL");
+  if (!isfinite(sigma_e) || sigma_e < 0.0)
+    return jade_error(JADE_ERR_INVALID, "survey sigma_e = %g must be finite and >= 0", sigma_e);
+  for (int b = 0; b < s->n_bins; b++)
+    if (!isfinite(n_gal_bin[b]) || !(n_gal_bin[b] > 0.0))
+      return jade_error(JADE_ERR_INVALID, "survey galaxy density of bin %d = %g must be positive", b, n_gal_bin[b]);
+  double total = 0.0;
+  for (int b = 0; b < s->n_bins; b++) {
+    s->density[b] = n_gal_bin[b];
+    total += n_gal_bin[b];
+  }
+  s->p.n_gal = total;
+  s->p.sigma_e = sigma_e;
+  if (s->smail) /* equal-number bins by construction: keep that, with the given total */
+    for (int b = 0; b < s->n_bins; b++) s->density[b] = total / s->n_bins;
+  return JADE_OK;
 }
 
 /* Shape noise of the mean convergence in a pixel of area A_pix = pixel_arcmin^2:
