@@ -1,6 +1,6 @@
 /* The one matmul interface of jade (see include/jade/nn.h). Every linear layer goes through
- * jade_gemm, so a faster backend (bf16 on AMX / AVX512-BF16 via oneDNN or hand kernels) can
- * be slotted in here with runtime CPU dispatch while the portable fp32 cblas path stays. */
+ * jade_gemm: fp32 OpenBLAS (portable) or, chosen at run time from the CPU's features, the
+ * AVX512-BF16 kernel of gemm_bf16.c; an AMX / oneDNN backend would slot in the same way. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <cpuid.h>
@@ -78,8 +78,8 @@ void jade_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
       for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
     return;
   }
-  /* bf16 for the layer-sized products; the small per-head attention products (and anything
-   * under ~2^20 multiply-adds, where packing would dominate) stay fp32. */
+  /* bf16 for products of 2^20 multiply-adds or more; below, packing would cost more than the
+   * faster kernel saves (e.g. per-head attention products of models with few tokens). */
   if (g_backend == JADE_MATMUL_BF16 && (double)M * N * K >= 1048576.0 &&
       jade_gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
     return;
