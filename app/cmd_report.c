@@ -1,5 +1,5 @@
 /* jade report: a self-contained HTML page (DIR/report.html, images embedded) and the
- * figures as PNG files in DIR, for a jade sample, jade validate or jade mcmc output
+ * figures as PNG files in DIR, for a jade sample, validate, mcmc or train output
  * (library: src/report/report.c, include/jade/report.h). */
 #include <stdio.h>
 #include <string.h>
@@ -19,8 +19,8 @@ int jade_cmd_report(int argc, char **argv) {
   int npos = 0;
   int r = jade_cli_parse(argc, argv, "jade report DIR [--obs OBS.fits] [--mcmc MCMC_DIR]",
                          "Write DIR/report.html (one page, images embedded, no network needed) and the figures as\n"
-                         "PNG files in DIR, for the output of jade sample, jade validate or jade mcmc (detected from\n"
-                         "the files).",
+                         "PNG files in DIR, for the output of jade sample, jade validate, jade mcmc or jade train\n"
+                         "(loss curves; detected from the files).",
                          opts, pos, 1, &npos);
   if (r) {
     jade_cli_free(opts);

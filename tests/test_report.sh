@@ -3,7 +3,7 @@
 # trained for 30 steps): output files and summary.json keys, metrics recomputed from the kept
 # draws, resume after --max-obs giving the identical summary, the same results with 2 threads
 # and 2 MPI ranks, reports of a sample, a validation and an MCMC output (and a sample with an
-# MCMC overlay), bad input (one-line errors, non-zero exit, nothing written), and a headless
+# MCMC overlay) and a training run, bad input (one-line errors, non-zero exit, nothing written), and a headless
 # Chromium check of the pages when Chromium is installed (scripts/screenshot.sh).
 set -u
 JADE=${JADE:?}
@@ -99,6 +99,11 @@ fi
 check "[ -s mc/report.html ] && [ -s mc/corner.png ] && [ -s mc/trace.png ]" "MCMC report files"
 "$JADE" report s --mcmc mc --quiet || { echo "FAILED: report with an MCMC overlay"; fail=1; }
 check "grep -q 'MCMC mean' s/report.html && [ -s s/trace.png ]" "MCMC overlay missing from the sample report"
+# a training report of the tiny model: loss curves, config, numbers from loss.csv
+"$JADE" report m --quiet || { echo "FAILED: report of a training run"; fail=1; }
+check "[ -s m/loss.png ] && [ \$(imgs m/report.html) = 1 ] && grep -q 'train.steps = 30' m/report.html" "training report files"
+last_loss=$(tail -1 m/loss.csv | cut -d, -f4)
+check "grep -q \"last training loss</td><td>\$(printf '%.4f' $last_loss)<\" m/report.html" "training report's last loss ($last_loss)"
 # --obs instead of the recorded path
 cp -r s s_moved && cp obs.fits obs_copy.fits && cp obs_truth.fits obs_copy_truth.fits
 "$JADE" report s_moved --obs obs_copy.fits --quiet || { echo "FAILED: report --obs"; fail=1; }
@@ -118,6 +123,7 @@ bad() {
 mkdir empty
 printf '# Omega_c Omega_b\n1 2 3\n' > empty/theta.txt.bad
 mkdir garbled && printf '# Omega_c Omega_b sigma_8 h n_s w_0\n0.3 0.05 0.8\n' > garbled/theta.txt
+mkdir badloss && cp m/model.safetensors badloss/ && printf 'step,loss\n10,1.5\n20\n' > badloss/loss.csv
 bad "validate: no --model"          validate --data held --out bad
 bad "validate: missing dataset"     validate --model m --data nope --out bad
 bad "validate: missing model"       validate --model nope --data held --out bad
@@ -136,9 +142,10 @@ bad "report: garbled theta.txt"     report garbled
 bad "report: missing --obs file"    report s --obs nope.fits
 bad "report: --mcmc on validation"  report v1 --mcmc mc
 bad "report: two directories"       report s v1
+bad "report: ragged loss.csv"       report badloss
 
 # ---- the pages in a real browser ----
-for d in s v1; do
+for d in s v1 m; do
   bash "$SRC/scripts/screenshot.sh" "$d/report.html" "$T/$d.png" "$BUILD/test_plot --png-stats"; rc=$?
   if [ $rc = 77 ]; then break; fi
   check "[ $rc = 0 ]" "headless Chromium check of $d/report.html"

@@ -28,7 +28,8 @@ typedef enum {
   JADE_REPORT_AUTO = 0, /* detect from the files in DIR */
   JADE_REPORT_SAMPLE = 1,
   JADE_REPORT_VALIDATION = 2,
-  JADE_REPORT_MCMC = 3
+  JADE_REPORT_MCMC = 3,
+  JADE_REPORT_TRAINING = 4 /* a jade train MODELDIR: loss curves and the config */
 } jade_report_kind;
 
 typedef struct {
@@ -40,8 +41,8 @@ typedef struct {
 } jade_report_options;
 
 void jade_report_options_default(jade_report_options *o);
-/* validation: summary.json of jade validate; mcmc: a "chain" column in theta.txt; sample:
- * theta.txt or theta.npy. */
+/* validation: summary.json of jade validate; training: loss.csv and model.safetensors; mcmc:
+ * a "chain" column in theta.txt; sample: theta.txt or theta.npy. */
 jade_status jade_report_detect(const char *dir, jade_report_kind *kind);
 /* Write the figures and DIR/report.html (atomically); html_path receives its path. */
 jade_status jade_report_write(const char *dir, const jade_report_options *o, char *html_path, size_t n);

@@ -1424,6 +1424,186 @@ out:
   return st;
 }
 
+/* ---------------------------------------------------------------- training (jade train) */
+
+/* loss.csv of jade train: a header of column names, then comma-separated rows; empty fields
+ * (validation columns between validations) are NaN. */
+static jade_status csv_read(const char *path, table *t) {
+  memset(t, 0, sizeof *t);
+  char *text = slurp(path, NULL);
+  if (!text) return jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+  jade_status st = JADE_OK;
+  size_t cap = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line && !st; line = strtok_r(NULL, "\n", &save)) {
+    size_t len = strlen(line);
+    if (len && line[len - 1] == '\r') line[--len] = 0;
+    if (!len) continue;
+    double row[TMAXCOL];
+    int k = 0;
+    for (char *f = line, *next; f; f = next, k++) {
+      next = strchr(f, ',');
+      if (next) *next++ = 0;
+      if (k == TMAXCOL) {
+        st = jade_error(JADE_ERR_FORMAT, "%s: more than %d columns", path, TMAXCOL);
+        break;
+      }
+      if (!t->ncol && !t->nhead) { /* the header */
+        snprintf(t->names[k], sizeof t->names[0], "%s", f);
+        continue;
+      }
+      char *end;
+      double v = strtod(f, &end);
+      row[k] = (*f && !*end) ? v : NAN;
+    }
+    if (st) break;
+    if (!t->nhead) {
+      t->nhead = t->ncol = k;
+      continue;
+    }
+    if (k != t->ncol) {
+      st = jade_error(JADE_ERR_FORMAT, "%s: row %zu has %d fields, expected %d", path, t->nrow + 1, k, t->ncol);
+      break;
+    }
+    if (t->nrow == cap) {
+      cap = cap ? 2 * cap : 256;
+      double *nv = realloc(t->v, cap * (size_t)t->ncol * sizeof(double));
+      if (!nv) {
+        st = jade_error(JADE_ERR_NOMEM, "out of memory reading %s", path);
+        break;
+      }
+      t->v = nv;
+    }
+    memcpy(t->v + t->nrow * t->ncol, row, (size_t)k * sizeof(double));
+    t->nrow++;
+  }
+  free(text);
+  if (!st && !t->nrow) st = jade_error(JADE_ERR_FORMAT, "%s: no data rows", path);
+  if (st) table_free(t);
+  return st;
+}
+
+typedef struct {
+  const char *col, *label;
+  jade_rgb color;
+  double dash;
+} loss_curve;
+
+/* One panel of loss curves against the step (points where the column is finite). */
+static void loss_panel(jade_image *im, const table *t, double x0, double y0, double w, double h, const loss_curve *c, int nc,
+                       int logy, const char *title, const char *ylabel) {
+  int is = table_col(t, "step");
+  double xmax = is >= 0 ? t->v[(t->nrow - 1) * t->ncol + is] : (double)t->nrow;
+  double ymin = INFINITY, ymax = -INFINITY;
+  for (int k = 0; k < nc; k++) {
+    int j = table_col(t, c[k].col);
+    if (j < 0) continue;
+    for (size_t r = 0; r < t->nrow; r++) {
+      double v = t->v[r * t->ncol + j];
+      if (isfinite(v) && (!logy || v > 0)) ymin = fmin(ymin, v), ymax = fmax(ymax, v);
+    }
+  }
+  if (!(ymax >= ymin)) ymin = 0.1, ymax = 1;
+  if (ymax == ymin) ymax = ymin * 1.1 + 1e-12;
+  jade_axes ax;
+  if (logy)
+    jade_axes_init(&ax, im, x0, y0, w, h, 0, xmax, ymin / 1.1, ymax * 1.1, 0, 1);
+  else
+    jade_axes_init(&ax, im, x0, y0, w, h, 0, xmax, ymin - 0.05 * (ymax - ymin), ymax + 0.05 * (ymax - ymin), 0, 0);
+  jade_legend_entry le[8];
+  int m = 0;
+  double *x = malloc(sizeof(double) * t->nrow), *y = malloc(sizeof(double) * t->nrow);
+  for (int k = 0; k < nc && x && y; k++) {
+    int j = table_col(t, c[k].col);
+    if (j < 0) continue;
+    int n = 0;
+    for (size_t r = 0; r < t->nrow; r++) {
+      double v = t->v[r * t->ncol + j];
+      if (!isfinite(v) || (logy && v <= 0)) continue;
+      x[n] = is >= 0 ? t->v[r * t->ncol + is] : (double)r;
+      y[n++] = v;
+    }
+    if (!n) continue;
+    jade_axes_plot(&ax, x, y, n, c[k].color, 1.8, c[k].dash);
+    if (n < 40) jade_axes_scatter(&ax, x, y, n, 2.4, c[k].color, 1);
+    if (m < 8) le[m++] = (jade_legend_entry){c[k].label, c[k].color, c[k].dash, 0};
+  }
+  free(x);
+  free(y);
+  jade_axes_decorate(&ax, title, "step", ylabel, JADE_AX_GRID);
+  ax.scale = 1;
+  if (m) jade_axes_legend(&ax, le, m, 1);
+}
+
+static jade_status report_training(const char *dir, const jade_report_options *o, char *html_path, size_t hn) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/loss.csv", dir);
+  table t;
+  jade_status st = csv_read(path, &t);
+  if (st) return st;
+  if (table_col(&t, "step") < 0 || table_col(&t, "loss") < 0) {
+    table_free(&t);
+    return jade_error(JADE_ERR_FORMAT, "%s: no step and loss columns (not a jade train loss.csv)", path);
+  }
+  page pg = {dir, {0}, 0, JADE_OK};
+  const double *last = t.v + (t.nrow - 1) * t.ncol;
+  int jv = table_col(&t, "val_loss_ema"), jvt = table_col(&t, "val_theta_ema"), je = table_col(&t, "elapsed_s");
+  double best = INFINITY, best_step = NAN, val_last = NAN, vt_last = NAN;
+  for (size_t r = 0; r < t.nrow && jv >= 0; r++) {
+    double v = t.v[r * t.ncol + jv];
+    if (!isfinite(v)) continue;
+    val_last = v;
+    if (jvt >= 0) vt_last = t.v[r * t.ncol + jvt];
+    if (v < best) best = v, best_step = t.v[r * t.ncol + table_col(&t, "step")];
+  }
+  sb_printf(&pg.body, "<h2>Training</h2>\n<table><tr><th>quantity</th><th>value</th></tr>\n");
+  sb_printf(&pg.body, "<tr><td>steps logged</td><td>%.0f</td></tr>\n", last[table_col(&t, "step")]);
+  int jep = table_col(&t, "epoch");
+  if (jep >= 0) sb_printf(&pg.body, "<tr><td>epochs</td><td>%.2f</td></tr>\n", last[jep]);
+  if (je >= 0) sb_printf(&pg.body, "<tr><td>training time</td><td>%.1f h</td></tr>\n", last[je] / 3600.0);
+  sb_printf(&pg.body, "<tr><td>last training loss</td><td>%.4f</td></tr>\n", last[table_col(&t, "loss")]);
+  if (isfinite(val_last)) {
+    sb_printf(&pg.body, "<tr><td>last validation loss (EMA weights)</td><td>%.4f</td></tr>\n", val_last);
+    sb_printf(&pg.body, "<tr><td>lowest validation loss (EMA weights)</td><td>%.4f at step %.0f</td></tr>\n", best, best_step);
+  }
+  if (isfinite(vt_last)) sb_printf(&pg.body, "<tr><td>last validation theta loss (EMA)</td><td>%.4f</td></tr>\n", vt_last);
+  sb_printf(&pg.body, "</table>\n");
+
+  const int pw = 380, ph = 250, mx = 90, my = 40, gx = 110;
+  jade_image im;
+  if ((st = jade_image_init(&im, mx + 3 * (pw + gx), my + ph + 70, 0xFFFFFF))) {
+    table_free(&t);
+    return st;
+  }
+  const loss_curve total[] = {{"loss", "train", C_JADE, 0}, {"val_loss", "validation (live)", C_MCMC, 5},
+                              {"val_loss_ema", "validation (EMA)", C_TRUTH, 0}};
+  const loss_curve parts[] = {{"loss_map", "maps (per pixel)", C_JADE, 0}, {"loss_theta", "theta (per parameter)", C_MCMC, 0},
+                              {"val_theta_ema", "theta, validation (EMA)", C_TRUTH, 5}};
+  const loss_curve opt[] = {{"grad_norm", "gradient norm", C_JADE, 0}, {"lr", "learning rate x 1000", C_MCMC, 0}};
+  loss_panel(&im, &t, mx, my, pw, ph, total, 3, 1, "objective", "loss");
+  loss_panel(&im, &t, mx + (pw + gx), my, pw, ph, parts, 3, 1, "velocity error per term", "mean squared error");
+  int jl = table_col(&t, "lr");
+  if (jl >= 0)
+    for (size_t r = 0; r < t.nrow; r++) t.v[r * t.ncol + jl] *= 1000.0;
+  loss_panel(&im, &t, mx + 2 * (pw + gx), my, pw, ph, opt, 2, 0, "optimiser", NULL);
+  save_fig(&pg, &im, "loss.png",
+           "Training curves from loss.csv. Left: the objective on the training batches (means over the logging interval) "
+           "and on the held-out validation split with the live and the EMA weights (model.safetensors holds the EMA). "
+           "Middle: its map and parameter parts. Right: the gradient norm before clipping and the learning rate.");
+  snprintf(path, sizeof path, "%s/config.ini", dir);
+  char *cfg = slurp(path, NULL);
+  if (cfg) {
+    sb_printf(&pg.body, "<h2>Configuration (config.ini)</h2>\n<pre>");
+    sb_html(&pg.body, cfg);
+    sb_printf(&pg.body, "</pre>\n");
+    free(cfg);
+  }
+  table_free(&t);
+  char sub[4600];
+  snprintf(sub, sizeof sub, "jade train output %s", o->name ? o->name : dir);
+  return page_write(&pg, "jade training report", sub, html_path, hn);
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 jade_status jade_report_detect(const char *dir, jade_report_kind *kind) {
@@ -1438,6 +1618,13 @@ jade_status jade_report_detect(const char *dir, jade_report_kind *kind) {
     *kind = JADE_REPORT_VALIDATION;
     return JADE_OK;
   }
+  snprintf(path, sizeof path, "%s/loss.csv", dir);
+  char mpath[4400];
+  snprintf(mpath, sizeof mpath, "%s/model.safetensors", dir);
+  if (exists(path) && exists(mpath)) {
+    *kind = JADE_REPORT_TRAINING;
+    return JADE_OK;
+  }
   snprintf(path, sizeof path, "%s/theta.txt", dir);
   if (exists(path)) {
     table t;
@@ -1450,7 +1637,8 @@ jade_status jade_report_detect(const char *dir, jade_report_kind *kind) {
     return jade_error_context(JADE_ERR_FORMAT, "%s", dir);
   }
   return jade_error(JADE_ERR_FORMAT,
-                    "%s: not a jade sample, validate or mcmc output (no theta.txt or summary.json of jade validate)", dir);
+                    "%s: not a jade sample, validate, mcmc or train output (no theta.txt, summary.json of jade validate, or loss.csv "
+                    "with model.safetensors)", dir);
 }
 
 jade_status jade_report_write(const char *dir, const jade_report_options *o, char *html_path, size_t n) {
@@ -1466,6 +1654,7 @@ jade_status jade_report_write(const char *dir, const jade_report_options *o, cha
   switch (kind) {
     case JADE_REPORT_VALIDATION: return report_validation(dir, o, html_path, n);
     case JADE_REPORT_MCMC: return report_posterior(dir, o, 1, html_path, n);
+    case JADE_REPORT_TRAINING: return report_training(dir, o, html_path, n);
     default: return report_posterior(dir, o, 0, html_path, n);
   }
 }
