@@ -8,7 +8,9 @@
  * (a(r,2p), a(r,2p+1)) as one 32-bit word per row; op(B) into strips of NR = 32 columns, each
  * pair p 32 words (b(2p,j), b(2p+1,j)) for j in the strip (two zmm registers).
  * The 12 x 32 micro-kernel keeps 24 zmm accumulators, broadcasts one A word per row and
- * multiplies it with the two B registers. An odd K is padded with a zero pair.
+ * multiplies it with the two B registers. An odd K is padded with a zero pair. Threads take
+ * row strips; the reduction runs in blocks of KC = 256 pairs (an A block stays in L1, the B
+ * blocks of all column strips in L2).
  *
  * Determinism: every C element is the sum over k in a fixed order inside one micro-kernel
  * call, so the result does not depend on the thread count. Only this file is compiled with
@@ -25,7 +27,8 @@
 #define NR 32
 #define KC 256 /* pairs per reduction block */
 
-/* fp32 -> bf16, round to nearest even (NaN kept quiet). */
+/* fp32 -> bf16, round to nearest even (NaN kept quiet); the scalar reference of the tests
+ * (the kernel rounds with VCVTNE(2)PS2BF16, which agrees except that it flushes denormals). */
 static inline uint16_t bf16_round(float x) {
   uint32_t u;
   memcpy(&u, &x, 4);
