@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "jade/io.h"
+#include "io_internal.h"
 
 size_t jade_dtype_size(jade_dtype t) {
   switch (t) {
@@ -23,8 +24,7 @@ size_t jade_dtype_size(jade_dtype t) {
   return 0;
 }
 
-/* Best effort: make a rename durable by syncing the containing directory. */
-static void sync_parent_dir(const char *path) {
+void jade_sync_parent_dir(const char *path) {
   char dir[4096];
   const char *slash = strrchr(path, '/');
   if (!slash) {
@@ -99,7 +99,7 @@ jade_status jade_text_commit(jade_text_file *t) {
     return jade_error(JADE_ERR_IO, "%s: %s: %s", t->path, what, strerror(e));
   }
   t->tmp[0] = 0;
-  sync_parent_dir(t->path);
+  jade_sync_parent_dir(t->path);
   return JADE_OK;
 }
 

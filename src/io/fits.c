@@ -24,6 +24,7 @@
 #include <fitsio.h>
 
 #include "jade/io.h"
+#include "io_internal.h"
 
 /* Message "<prefix>: <CFITSIO status text> (CFITSIO status N[: first stack message])"; the
  * CFITSIO message stack is cleared. */
@@ -264,25 +265,6 @@ struct jade_fits_writer {
   int n_names, cap_names;
 };
 
-static void sync_parent_dir(const char *path) {
-  char dir[4096];
-  const char *slash = strrchr(path, '/');
-  if (!slash) {
-    strcpy(dir, ".");
-  } else if (slash == path) {
-    strcpy(dir, "/");
-  } else {
-    size_t n = (size_t)(slash - path);
-    if (n >= sizeof dir) return;
-    memcpy(dir, path, n);
-    dir[n] = 0;
-  }
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  (void)fsync(fd);
-  close(fd);
-}
-
 jade_status jade_fits_writer_open(const char *path, jade_fits_writer **out) {
   if (!out) return jade_error(JADE_ERR_INVALID, "jade_fits_writer_open: NULL output");
   *out = NULL;
@@ -464,7 +446,7 @@ jade_status jade_fits_writer_close(jade_fits_writer *w) {
   if (s) {
     unlink(w->tmp);
   } else {
-    sync_parent_dir(w->path);
+    jade_sync_parent_dir(w->path);
   }
   free(w->names);
   free(w);

@@ -515,8 +515,10 @@ void jade_rope_table(float *cos_t, float *sin_t, const float *rows, const float 
     }
 }
 
-void jade_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int H,
-                       int hd, int stride) {
+/* Rotate every pair (x[2m], x[2m+1]) by +angle (sign 1: forward) or -angle (sign -1: the
+ * backward pass, the transpose of the rotation). */
+static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd, int stride,
+                        float sign) {
   int npair = hd / 2;
 #pragma omp parallel for schedule(static) if ((size_t)B * T * H * hd > PAR_MIN)
   for (int bt = 0; bt < B * T; bt++) {
@@ -525,28 +527,20 @@ void jade_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, 
     for (int h = 0; h < H; h++) {
       float *v = x + (size_t)bt * stride + (size_t)h * hd;
       for (int m = 0; m < npair; m++) {
-        float a = v[2 * m], b = v[2 * m + 1];
-        v[2 * m] = a * cs[m] - b * sn[m];
-        v[2 * m + 1] = b * cs[m] + a * sn[m];
+        float a = v[2 * m], b = v[2 * m + 1], s = sign * sn[m];
+        v[2 * m] = a * cs[m] - b * s;
+        v[2 * m + 1] = b * cs[m] + a * s;
       }
     }
   }
 }
 
+void jade_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int H,
+                       int hd, int stride) {
+  rope_rotate(x, cos_t, sin_t, B, T, H, hd, stride, 1.0f);
+}
+
 void jade_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H,
                         int hd, int stride) {
-  int npair = hd / 2;
-#pragma omp parallel for schedule(static) if ((size_t)B * T * H * hd > PAR_MIN)
-  for (int bt = 0; bt < B * T; bt++) {
-    int t = bt % T;
-    const float *cs = cos_t + (size_t)t * npair, *sn = sin_t + (size_t)t * npair;
-    for (int h = 0; h < H; h++) {
-      float *v = dx + (size_t)bt * stride + (size_t)h * hd;
-      for (int m = 0; m < npair; m++) {
-        float a = v[2 * m], b = v[2 * m + 1];
-        v[2 * m] = a * cs[m] + b * sn[m];
-        v[2 * m + 1] = b * cs[m] - a * sn[m];
-      }
-    }
-  }
+  rope_rotate(dx, cos_t, sin_t, B, T, H, hd, stride, -1.0f);
 }

@@ -683,24 +683,15 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   }
   fprintf(f.f, "  \"coverage\": {\n");
   for (int j = 0; j < K_COLS; j++) {
-    fprintf(f.f, "    \"%s\": {\"cov68\": ", jade_posterior_col_names[j]);
-    json_num(f.f, cov.cov68[j]);
-    fprintf(f.f, ", \"cov68_se\": ");
-    json_num(f.f, cov.cov68_se[j]);
-    fprintf(f.f, ", \"cov95\": ");
-    json_num(f.f, cov.cov95[j]);
-    fprintf(f.f, ", \"cov95_se\": ");
-    json_num(f.f, cov.cov95_se[j]);
-    fprintf(f.f, ", \"mean_offset\": ");
-    json_num(f.f, cov.offset[j]);
-    fprintf(f.f, ", \"mean_offset_se\": ");
-    json_num(f.f, cov.offset_se[j]);
-    fprintf(f.f, ", \"mean_z2\": ");
-    json_num(f.f, cov.z2[j]);
-    fprintf(f.f, ", \"rank_chi2\": ");
-    json_num(f.f, cov.rank_chi2[j]);
-    fprintf(f.f, ", \"rank_chi2_p\": ");
-    json_num(f.f, cov.rank_pvalue[j]);
+    static const char *const key[9] = {"cov68", "cov68_se", "cov95", "cov95_se", "mean_offset", "mean_offset_se",
+                                        "mean_z2", "rank_chi2", "rank_chi2_p"};
+    const double val[9] = {cov.cov68[j], cov.cov68_se[j], cov.cov95[j], cov.cov95_se[j], cov.offset[j],
+                           cov.offset_se[j], cov.z2[j], cov.rank_chi2[j], cov.rank_pvalue[j]};
+    fprintf(f.f, "    \"%s\": {", jade_posterior_col_names[j]);
+    for (int k = 0; k < 9; k++) {
+      fprintf(f.f, "%s\"%s\": ", k ? ", " : "", key[k]);
+      json_num(f.f, val[k]);
+    }
     fprintf(f.f, "}%s\n", j + 1 < K_COLS ? "," : "");
   }
   fprintf(f.f, "  },\n  \"rank_bins\": %d,\n  \"pixel_cov68\": ", cov.n_rank_bins);
