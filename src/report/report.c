@@ -133,6 +133,21 @@ static void table_free(table *t) {
   memset(t, 0, sizeof *t);
 }
 
+/* Appends a row of k values (k must equal t->ncol); cap is the row capacity of t->v. */
+static jade_status table_append(table *t, const double *row, int k, size_t *cap, const char *path) {
+  if (k != t->ncol)
+    return jade_error(JADE_ERR_FORMAT, "%s: row %zu has %d columns, expected %d", path, t->nrow + 1, k, t->ncol);
+  if (t->nrow == *cap) {
+    *cap = *cap ? 2 * *cap : 256;
+    double *nv = realloc(t->v, *cap * (size_t)t->ncol * sizeof(double));
+    if (!nv) return jade_error(JADE_ERR_NOMEM, "out of memory reading %s", path);
+    t->v = nv;
+  }
+  memcpy(t->v + t->nrow * t->ncol, row, (size_t)k * sizeof(double));
+  t->nrow++;
+  return JADE_OK;
+}
+
 static jade_status table_read(const char *path, table *t) {
   memset(t, 0, sizeof *t);
   char *text = slurp(path, NULL);
@@ -171,21 +186,8 @@ static jade_status table_read(const char *path, table *t) {
       t->nhead = h;
       if (h != k) /* not a column header */
         for (int i = 0; i < TMAXCOL; i++) t->names[i][0] = 0;
-    } else if (k != t->ncol) {
-      st = jade_error(JADE_ERR_FORMAT, "%s: row %zu has %d columns, expected %d", path, t->nrow + 1, k, t->ncol);
-      break;
     }
-    if (t->nrow == cap) {
-      cap = cap ? 2 * cap : 256;
-      double *nv = realloc(t->v, cap * (size_t)t->ncol * sizeof(double));
-      if (!nv) {
-        st = jade_error(JADE_ERR_NOMEM, "out of memory reading %s", path);
-        break;
-      }
-      t->v = nv;
-    }
-    memcpy(t->v + t->nrow * t->ncol, row, (size_t)k * sizeof(double));
-    t->nrow++;
+    st = table_append(t, row, k, &cap, path);
   }
   free(text);
   if (!st && !t->nrow) st = jade_error(JADE_ERR_FORMAT, "%s: no data rows", path);
@@ -1461,21 +1463,7 @@ static jade_status csv_read(const char *path, table *t) {
       t->nhead = t->ncol = k;
       continue;
     }
-    if (k != t->ncol) {
-      st = jade_error(JADE_ERR_FORMAT, "%s: row %zu has %d fields, expected %d", path, t->nrow + 1, k, t->ncol);
-      break;
-    }
-    if (t->nrow == cap) {
-      cap = cap ? 2 * cap : 256;
-      double *nv = realloc(t->v, cap * (size_t)t->ncol * sizeof(double));
-      if (!nv) {
-        st = jade_error(JADE_ERR_NOMEM, "out of memory reading %s", path);
-        break;
-      }
-      t->v = nv;
-    }
-    memcpy(t->v + t->nrow * t->ncol, row, (size_t)k * sizeof(double));
-    t->nrow++;
+    st = table_append(t, row, k, &cap, path);
   }
   free(text);
   if (!st && !t->nrow) st = jade_error(JADE_ERR_FORMAT, "%s: no data rows", path);
