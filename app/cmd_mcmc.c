@@ -65,17 +65,6 @@ typedef struct {
   jade_fp_mode mode;
 } run_t;
 
-static void format_eta(double s, char *out, size_t n) {
-  if (!isfinite(s) || s < 0) {
-    snprintf(out, n, "?");
-    return;
-  }
-  long t = (long)(s + 0.5);
-  if (t >= 3600) snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else if (t >= 60) snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-  else snprintf(out, n, "%lds", t);
-}
-
 /* Command-line value if given, else the config's [mcmc] key if present, else the default. */
 static jade_status opt_value(jade_option *opts, jade_config *cfg, const char *name, const char *key,
                              const char **out) {
@@ -1288,7 +1277,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
       }
       double rate = (it - it_start) / (now - t_start);
       char eta[32];
-      format_eta((total - it) / rate, eta, sizeof eta);
+      jade_format_duration((total - it) / rate, eta, sizeof eta);
       fprintf(stderr, "%smcmc: %s %ld/%ld, %d chains (%d on rank 0 of %d), %.2f it/s, %.0f grad/it, %ld divergent, %s left%s",
               D.tty ? "\r" : "", it <= warmup ? "warm-up" : "sampling", it <= warmup ? it : it - warmup, it <= warmup ? warmup : samples,
               R.n_chains, D.n_local, dist.size, rate, D.n_local ? (double)ge / D.n_local / (double)it : 0.0, div, eta,

@@ -57,20 +57,6 @@ static jade_status write_meta(const char *dir, const jade_sim_config *sc, unsign
   return jade_write_file_atomic(path, buf);
 }
 
-static void format_eta(double s, char *out, size_t n) {
-  if (!isfinite(s) || s < 0) {
-    snprintf(out, n, "?");
-    return;
-  }
-  long t = (long)(s + 0.5);
-  if (t >= 3600)
-    snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else if (t >= 60)
-    snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-  else
-    snprintf(out, n, "%lds", t);
-}
-
 int jade_cmd_simulate(int argc, char **argv) {
   jade_option opts[] = {
       JADE_CONFIG_OPTIONS,
@@ -247,7 +233,7 @@ int jade_cmd_simulate(int argc, char **argv) {
       t_last = now;
       double rate = done_local / (now - t_start);
       char eta[32];
-      format_eta((todo_local - done_local) / rate, eta, sizeof eta);
+      jade_format_duration((todo_local - done_local) / rate, eta, sizeof eta);
       fprintf(stderr, "%ssimulate: %ld/%ld (rank 0 of %d), %.1f sims/s, %.0f%% of time in cosmology, %s left%s",
               tty ? "\r" : "", done_local, todo_local, dist.size, rate,
               100 * t_cosmo / (t_cosmo + t_maps + 1e-30), eta, tty ? "   " : "\n");

@@ -32,20 +32,6 @@ static void start(long todo, long n_mine, int workers, void *user) {
           jade_matmul_backend_name(jade_matmul_get_backend()));
 }
 
-static void format_eta(double s, char *out, size_t n) {
-  if (!isfinite(s) || s < 0) {
-    snprintf(out, n, "?");
-    return;
-  }
-  long t = (long)(s + 0.5);
-  if (t >= 3600)
-    snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else if (t >= 60)
-    snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-  else
-    snprintf(out, n, "%lds", t);
-}
-
 static void progress(long done, long total, double sec, void *user) {
   progress_state *p = user;
   double now = jade_time_now();
@@ -53,7 +39,7 @@ static void progress(long done, long total, double sec, void *user) {
   p->t_last = now;
   double rate = done / sec;
   char eta[32];
-  format_eta((total - done) / rate, eta, sizeof eta);
+  jade_format_duration((total - done) / rate, eta, sizeof eta);
   fprintf(stderr, "%svalidate: %ld/%ld observations (this rank), %.3g obs/s, %s left%s", p->tty ? "\r" : "", done, total, rate, eta,
           p->tty ? "   " : "\n");
 }

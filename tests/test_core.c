@@ -142,7 +142,19 @@ static void test_config(void) {
   jade_config_free(c);
 }
 
+static void test_format_duration(void) {
+  static const struct { double s; const char *want; } cases[] = {
+      {0.0, "0s"}, {41.6, "42s"}, {59.4, "59s"}, {59.6, "1m00s"}, {187.0, "3m07s"},
+      {3599.4, "59m59s"}, {3600.0, "1h00m"}, {3900.0, "1h05m"}, {-1.0, "?"}, {NAN, "?"}, {INFINITY, "?"}};
+  char buf[32];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    jade_format_duration(cases[i].s, buf, sizeof buf);
+    CHECK(!strcmp(buf, cases[i].want), "duration %g -> '%s', want '%s'", cases[i].s, buf, cases[i].want);
+  }
+}
+
 int main(void) {
+  test_format_duration();
   test_philox_kat();
   test_counter_independence();
   test_moments();

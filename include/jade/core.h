@@ -74,6 +74,8 @@ double jade_rng_normal(uint64_t seed, uint64_t stream, uint64_t index);
 
 /* Wall-clock seconds (monotonic) for progress lines and benchmarks. */
 double jade_time_now(void);
+/* A duration for progress lines: "42s", "3m07s", "1h05m"; "?" if s is negative or not finite. */
+void jade_format_duration(double s, char *out, size_t n);
 
 #ifdef __cplusplus
 }

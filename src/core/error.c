@@ -1,6 +1,7 @@
 /* The error channel: one message buffer per thread. */
 #include "jade/core.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,4 +63,18 @@ double jade_time_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void jade_format_duration(double s, char *out, size_t n) {
+  if (!isfinite(s) || s < 0) {
+    snprintf(out, n, "?");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+  else
+    snprintf(out, n, "%lds", t);
 }

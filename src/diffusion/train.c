@@ -796,20 +796,6 @@ static void first_difference(const char *a, const char *b, char *out, size_t n) 
   snprintf(out, n, "?");
 }
 
-static void format_eta(double s, char *out, size_t n) {
-  if (!isfinite(s) || s < 0) {
-    snprintf(out, n, "?");
-    return;
-  }
-  long t = (long)(s + 0.5);
-  if (t >= 3600)
-    snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else if (t >= 60)
-    snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-  else
-    snprintf(out, n, "%lds", t);
-}
-
 static int dir_is_empty(const char *path) {
   DIR *d = opendir(path);
   if (!d) return 0;
@@ -1285,7 +1271,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
       t_last = now;
       double rate = (step - step0) / (now - t0);
       char eta[32], vs[48] = "";
-      format_eta((tc->steps - step) / rate, eta, sizeof eta);
+      jade_format_duration((tc->steps - step) / rate, eta, sizeof eta);
       if (isfinite(last_val)) snprintf(vs, sizeof vs, ", val %.4f", last_val);
       fprintf(stderr, "%strain: step %ld/%ld, epoch %.2f, loss %.4f%s, lr %.2e, %.2f steps/s (%.0f samples/s), %s left%s",
               tty ? "\r" : "", step, tc->steps, (double)step / spe, acc.n > 0 ? acc.loss / acc.n : res->loss, vs, lr, rate,
