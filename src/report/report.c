@@ -1561,6 +1561,7 @@ static jade_status report_training(const char *dir, const jade_report_options *o
   jade_image im;
   if ((st = jade_image_init(&im, mx + 3 * (pw + gx), my + ph + 70, 0xFFFFFF))) {
     table_free(&t);
+    free(pg.body.s);
     return st;
   }
   const loss_curve total[] = {{"loss", "train", C_JADE, 0}, {"val_loss", "validation (live)", C_MCMC, 5},
@@ -1589,7 +1590,9 @@ static jade_status report_training(const char *dir, const jade_report_options *o
   table_free(&t);
   char sub[4600];
   snprintf(sub, sizeof sub, "jade train output %s", o->name ? o->name : dir);
-  return page_write(&pg, "jade training report", sub, html_path, hn);
+  st = page_write(&pg, "jade training report", sub, html_path, hn);
+  free(pg.body.s);
+  return st;
 }
 
 /* ---------------------------------------------------------------- entry points */
