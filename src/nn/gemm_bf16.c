@@ -49,6 +49,29 @@ float jade_bf16_round_float(float x) {
 
 #define TGT __attribute__((target("avx512f,avx512bf16")))
 
+/* t[q] = column q of the 16 x 16 matrix of 32-bit words whose rows are r[0..15] (unpack
+ * 32-bit, unpack 64-bit within 128-bit lanes, then a 4 x 4 transpose of the lanes). */
+TGT static inline void transpose16x16(const __m512i r[16], __m512i t[16]) {
+  __m512i u[16];
+  for (int G = 0; G < 4; G++) {
+    const __m512i *x = r + 4 * G;
+    __m512i a0 = _mm512_unpacklo_epi32(x[0], x[1]), a1 = _mm512_unpackhi_epi32(x[0], x[1]);
+    __m512i a2 = _mm512_unpacklo_epi32(x[2], x[3]), a3 = _mm512_unpackhi_epi32(x[2], x[3]);
+    u[4 * G + 0] = _mm512_unpacklo_epi64(a0, a2); /* per lane: column 0 of rows 4G..4G+3 */
+    u[4 * G + 1] = _mm512_unpackhi_epi64(a0, a2);
+    u[4 * G + 2] = _mm512_unpacklo_epi64(a1, a3);
+    u[4 * G + 3] = _mm512_unpackhi_epi64(a1, a3);
+  }
+  for (int c = 0; c < 4; c++) {
+    __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), b = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+    __m512i e = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE), f = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    t[0 + c] = _mm512_shuffle_i32x4(a, b, 0x88);
+    t[4 + c] = _mm512_shuffle_i32x4(a, b, 0xDD);
+    t[8 + c] = _mm512_shuffle_i32x4(e, f, 0x88);
+    t[12 + c] = _mm512_shuffle_i32x4(e, f, 0xDD);
+  }
+}
+
 /* Packs op(A) (W = MR) or op(B) (W = NR) for the whole matrix: strip s, pair p, index j:
  * out[(s KP + p) W + j] = bf16(x(sW + j, 2p)) | bf16(x(sW + j, 2p + 1)) << 16, where x(i, k) is
  * the element with panel index i (row of op(A) / column of op(B)) and reduction index k:
@@ -58,25 +81,32 @@ float jade_bf16_round_float(float x) {
 TGT static void pack_matrix(uint32_t *out, int W, const float *X, int ld, int kc, int NI, int K, int KP) {
   int S = (NI + W - 1) / W;
   if (kc) {
-    /* k contiguous: 32 floats of one source row give 16 consecutive pairs at once */
+    /* k contiguous: 32 floats of one source row give 16 consecutive pairs at once; 16 rows
+     * of those (a 16 x 16 word tile) are transposed in registers and stored pair by pair */
 #pragma omp for schedule(static)
     for (int s = 0; s < S; s++) {
-      uint32_t *o = out + (size_t)s * KP * W, w[16];
-      for (int j = 0; j < W; j++) {
-        int i = s * W + j;
-        if (i >= NI) {
-          for (int p = 0; p < KP; p++) o[(size_t)p * W + j] = 0;
-          continue;
-        }
-        const float *row = X + (size_t)i * ld;
+      uint32_t *o = out + (size_t)s * KP * W;
+      for (int g = 0; g < W; g += 16) {
+        int ng = W - g < 16 ? W - g : 16;
+        __mmask16 mg = (__mmask16)(ng == 16 ? 0xffff : (1u << ng) - 1u);
         for (int k = 0; k < K; k += 32) {
           int n = K - k < 32 ? K - k : 32;
           __mmask16 m0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1u);
           __mmask16 m1 = (__mmask16)(n <= 16 ? 0 : (n >= 32 ? 0xffff : (1u << (n - 16)) - 1u));
-          __m512 lo = _mm512_maskz_loadu_ps(m0, row + k), hi = _mm512_maskz_loadu_ps(m1, row + k + 16);
-          _mm512_storeu_si512((void *)w, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+          __m512i r[16], t[16];
+          for (int j = 0; j < 16; j++) {
+            int i = s * W + g + j;
+            if (j < ng && i < NI) {
+              const float *row = X + (size_t)i * ld + k;
+              __m512 lo = _mm512_maskz_loadu_ps(m0, row), hi = _mm512_maskz_loadu_ps(m1, row + 16);
+              r[j] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            } else {
+              r[j] = _mm512_setzero_si512();
+            }
+          }
+          transpose16x16(r, t);
           int np = (n + 1) / 2;
-          for (int q = 0; q < np; q++) o[(size_t)(k / 2 + q) * W + j] = w[q];
+          for (int q = 0; q < np; q++) _mm512_mask_storeu_epi32(o + (size_t)(k / 2 + q) * W + g, mg, t[q]);
         }
       }
     }
