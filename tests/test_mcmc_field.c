@@ -199,6 +199,20 @@ static void fd_check(jade_fieldpost *fp, const double *x, double tol, const char
   free(x2);
 }
 
+/* A noisy observation at the config's cosmology (its parameters in theta): map seed `seed`,
+ * noise stream `stream`; fills noise[] with the per-pixel noise of each bin. Returns the map
+ * (malloc'd). */
+static float *mock_observation(const jade_sim_config *sc, jade_simulator *sim, uint64_t seed, uint64_t stream,
+                               double *noise, double *theta) {
+  int nb = sc->geom.n_bins, n = sc->geom.n_pix;
+  float *obs = malloc(sizeof(float) * (size_t)nb * n * n);
+  jade_simulator_noise(sim, noise);
+  jade_theta_from_params(&sc->cosmo, theta);
+  CHECK_OK(jade_simulator_run(sim, theta, seed, 0, obs, NULL, NULL, NULL));
+  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], seed, stream, (uint64_t)b * n * n);
+  return obs;
+}
+
 static void test_full_gradient(void) {
   jade_sim_config sc = preset((const char *const[]){"n_pix=16", "n_bins=3", NULL});
   jade_simulator *sim;
@@ -207,12 +221,8 @@ static void test_full_gradient(void) {
   CHECK_OK(jade_theory_create_cosmo(&sc, &th));
   int nb = sc.geom.n_bins, n = sc.geom.n_pix;
   size_t nmap = (size_t)nb * n * n;
-  float *obs = malloc(sizeof(float) * nmap);
   double noise[JADE_MAX_BINS], theta[JADE_N_THETA];
-  jade_simulator_noise(sim, noise);
-  jade_theta_from_params(&sc.cosmo, theta);
-  CHECK_OK(jade_simulator_run(sim, theta, 9, 0, obs, NULL, NULL, NULL));
-  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], 9, 99, (uint64_t)b * n * n);
+  float *obs = mock_observation(&sc, sim, 9, 99, noise, theta);
   jade_fieldpost_setup fs = {.sc = &sc, .n_free = 6, .free_idx = {0, 1, 2, 3, 4, 5}, .kappa_obs = obs, .noise = noise, .theory = th};
   jade_fieldpost *fp;
   CHECK_OK(jade_fieldpost_create(&fs, &fp));
@@ -253,12 +263,8 @@ static void test_emulator(void) {
   CHECK_OK(jade_theory_create_cosmo(&sc, &th));
   int nb = sc.geom.n_bins, n = sc.geom.n_pix;
   size_t nmap = (size_t)nb * n * n;
-  float *obs = malloc(sizeof(float) * nmap);
   double noise[JADE_MAX_BINS], theta[JADE_N_THETA];
-  jade_simulator_noise(sim, noise);
-  jade_theta_from_params(&sc.cosmo, theta);
-  CHECK_OK(jade_simulator_run(sim, theta, 2, 0, obs, NULL, NULL, NULL));
-  for (int b = 0; b < nb; b++) jade_add_noise(obs + (size_t)b * n * n, (size_t)n * n, noise[b], 2, 98, (uint64_t)b * n * n);
+  float *obs = mock_observation(&sc, sim, 2, 98, noise, theta);
   /* free: Omega_c (lower bound), sigma_8 (normal), w_0 (interval: emulated in theta) */
   jade_fieldpost_setup fs = {.sc = &sc, .n_free = 3, .free_idx = {0, 2, 5}, .kappa_obs = obs, .noise = noise, .theory = th};
   jade_fieldpost *fp, *fe;

@@ -54,6 +54,9 @@ typedef struct {
   double mean, std, q16, q50, q84;
 } jade_summary_stat;
 void jade_posterior_summary(const double *x, long n, int stride, jade_summary_stat *out);
+/* Mean and standard deviation (ddof 1; 0 for one draw) over D draws of every element of
+ * x (D, n), summed in double. */
+void jade_draw_moments(const float *x, size_t D, size_t n, float *mean, float *sd);
 
 /* Write DIR/maps.fits (4-D float32 (n_draws, bins, n, n), the observation's WCS-like keys),
  * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64 and DIR/summary.txt,

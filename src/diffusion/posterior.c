@@ -365,3 +365,14 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   }
   return JADE_OK;
 }
+
+void jade_draw_moments(const float *x, size_t D, size_t n, float *mean, float *sd) {
+  for (size_t i = 0; i < n; i++) {
+    double s = 0, s2 = 0;
+    for (size_t d = 0; d < D; d++) s += x[d * n + i];
+    double m = s / (double)D;
+    for (size_t d = 0; d < D; d++) s2 += (x[d * n + i] - m) * (x[d * n + i] - m);
+    mean[i] = (float)m;
+    sd[i] = (float)(D > 1 ? sqrt(s2 / (double)(D - 1)) : 0);
+  }
+}

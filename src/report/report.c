@@ -580,18 +580,6 @@ static int choose_pairs(int nb, int *pi, int *pj) {
   return n;
 }
 
-/* Per-pixel mean and sd (ddof 1) over D draws (D, nx). */
-static void map_moments(const float *x, size_t D, size_t nx, float *mean, float *sd) {
-  for (size_t i = 0; i < nx; i++) {
-    double s = 0, s2 = 0;
-    for (size_t d = 0; d < D; d++) s += x[d * nx + i];
-    double m = s / (double)D;
-    for (size_t d = 0; d < D; d++) s2 += (x[d * nx + i] - m) * (x[d * nx + i] - m);
-    mean[i] = (float)m;
-    sd[i] = (float)(D > 1 ? sqrt(s2 / (double)(D - 1)) : 0);
-  }
-}
-
 /* Everything a posterior report (sample or mcmc) shows. */
 typedef struct {
   const char *dir;
@@ -867,7 +855,7 @@ static jade_status post_dir_read(const char *dir, int mcmc, post_dir *p) {
       p->mean = malloc(nx * sizeof(float));
       p->sd = malloc(nx * sizeof(float));
       if (!p->mean || !p->sd) return jade_error(JADE_ERR_NOMEM, "out of memory");
-      map_moments(p->maps, p->D, nx, p->mean, p->sd);
+      jade_draw_moments(p->maps, p->D, nx, p->mean, p->sd);
     }
   } else {
     snprintf(path, sizeof path, "%s/mean.fits", dir);

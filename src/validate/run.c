@@ -229,18 +229,6 @@ static jade_status worker_init(worker *w, const run_ctx *c) {
   return JADE_OK;
 }
 
-/* Mean and standard deviation (ddof 1) over draws of every element of x (D, n). */
-static void draw_moments(const float *x, size_t D, size_t n, float *mean, float *sd) {
-  for (size_t i = 0; i < n; i++) {
-    double s = 0, s2 = 0;
-    for (size_t d = 0; d < D; d++) s += x[d * n + i];
-    double m = s / (double)D;
-    for (size_t d = 0; d < D; d++) s2 += (x[d * n + i] - m) * (x[d * n + i] - m);
-    mean[i] = (float)m;
-    sd[i] = (float)(D > 1 ? sqrt(s2 / (double)(D - 1)) : 0);
-  }
-}
-
 static jade_status write_example(const run_ctx *c, worker *w, long t) {
   const layout *L = &c->L;
   const size_t D = (size_t)c->o->draws, nex = D < N_EX_DRAWS ? D : N_EX_DRAWS;
@@ -248,7 +236,7 @@ static jade_status write_example(const run_ctx *c, worker *w, long t) {
   if (!ex) return jade_error(JADE_ERR_NOMEM, "out of memory");
   memcpy(ex, c->kappa_all + (size_t)t * L->nx, L->nx * sizeof(float));
   memcpy(ex + L->nx, w->obs, L->nx * sizeof(float));
-  draw_moments(w->maps, D, L->nx, ex + 2 * L->nx, ex + 3 * L->nx);
+  jade_draw_moments(w->maps, D, L->nx, ex + 2 * L->nx, ex + 3 * L->nx);
   memcpy(ex + 4 * L->nx, w->maps, nex * L->nx * sizeof(float));
   char path[4400];
   size_t sh[4] = {4 + nex, (size_t)L->nb, (size_t)L->np, (size_t)L->np};
