@@ -756,6 +756,17 @@ static jade_status write_truths(const run_ctx *c) {
 
 /* ---------------------------------------------------------------- the run */
 
+/* --keep-draws: the shared draws_theta.npy / draws_maps.npy in OUT.partial, created (rank 0)
+ * or opened (the other ranks) for row writes. */
+static jade_status open_draw_writers(run_ctx *c, const size_t sh_dt[3], const size_t sh_dm[5], int create) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/draws_theta.npy", c->partial);
+  jade_status st = jade_npy_writer_open(path, JADE_F64, 3, sh_dt, create, &c->w_dtheta);
+  snprintf(path, sizeof path, "%s/draws_maps.npy", c->partial);
+  if (!st) st = jade_npy_writer_open(path, JADE_F32, 5, sh_dm, create, &c->w_dmaps);
+  return st;
+}
+
 jade_status jade_validation_run(const jade_validation_options *o, jade_validation_result *res) {
   jade_dist single = {0, 1, 0};
   const jade_dist *dist = o->dist ? o->dist : &single;
@@ -873,23 +884,13 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
     }
     snprintf(path, sizeof path, "%s/records", c.partial);
     if (!st) st = jade_mkdir_p(path);
-    if (!st && o->keep_draws) {
-      snprintf(path, sizeof path, "%s/draws_theta.npy", c.partial);
-      st = jade_npy_writer_open(path, JADE_F64, 3, sh_dt, 1, &c.w_dtheta);
-      snprintf(path, sizeof path, "%s/draws_maps.npy", c.partial);
-      if (!st) st = jade_npy_writer_open(path, JADE_F32, 5, sh_dm, 1, &c.w_dmaps);
-    }
+    if (!st && o->keep_draws) st = open_draw_writers(&c, sh_dt, sh_dm, 1);
   }
   if (jade_dist_max_int(dist, st != JADE_OK)) {
     if (!st) st = jade_error(JADE_ERR_IO, "rank 0 failed to prepare %s", c.partial);
     goto done;
   }
-  if (dist->rank != 0 && o->keep_draws) {
-    snprintf(path, sizeof path, "%s/draws_theta.npy", c.partial);
-    st = jade_npy_writer_open(path, JADE_F64, 3, sh_dt, 0, &c.w_dtheta);
-    snprintf(path, sizeof path, "%s/draws_maps.npy", c.partial);
-    if (!st) st = jade_npy_writer_open(path, JADE_F32, 5, sh_dm, 0, &c.w_dmaps);
-  }
+  if (dist->rank != 0 && o->keep_draws) st = open_draw_writers(&c, sh_dt, sh_dm, 0);
   if (jade_dist_max_int(dist, st != JADE_OK)) {
     if (!st) st = jade_error(JADE_ERR_IO, "another rank failed to open %s", c.partial);
     goto done;
