@@ -1025,6 +1025,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
   if (!st && !(dump = jade_config_dump(cfg))) st = jade_error(JADE_ERR_NOMEM, "out of memory");
   /* observation and its geometry */
   if (!st) st = jade_observation_read(obs_path, &obs);
+  if (!st) st = jade_observation_require_full(&obs, obs_path);
   if (!st && (obs.n_bins != sc.geom.n_bins || obs.n_pix != sc.geom.n_pix ||
               fabs(obs.size_deg - sc.geom.size_deg) > 1e-6 * sc.geom.size_deg))
     st = jade_error(JADE_ERR_INVALID,
