@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -318,6 +319,8 @@ static jade_status meta_doubles(const jade_safetensors *st, const char *key, int
 static jade_status meta_float(const jade_safetensors *st, const char *key, float *out) {
   double x;
   jade_status s = meta_doubles(st, key, 1, &x);
+  if (!s && !(fabs(x) <= FLT_MAX))
+    return jade_error(JADE_ERR_FORMAT, "%s: metadata '%s' = %g does not fit in a float", jade_safetensors_path(st), key, x);
   if (!s) *out = (float)x;
   return s;
 }
