@@ -160,9 +160,14 @@ jade_status jade_fits_read_image(const char *path, const char *extname, int *nax
     s = jade_error(JADE_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     goto done;
   }
+  /* tile-compressed images (fpack) hold less than their pixels: there, a fixed cap of 2^32
+   * pixels (16 GiB of float32) */
+  int compressed = fits_is_compressed_image(f, &status);
+  status = 0;
+  size_t on_disk = compressed ? ((size_t)1 << 32) * (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8
+                              : (size_t)fst.st_size;
   if (jade_size_product(sd, nax, 1, SIZE_MAX / sizeof(float), &n) ||
-      jade_size_mul(n, (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8, &disk) ||
-      disk > (size_t)fst.st_size) {
+      jade_size_mul(n, (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8, &disk) || disk > on_disk) {
     s = jade_error(JADE_ERR_FORMAT,
                    "%s: %s: image of %ld x %ld x %ld pixels (BITPIX %d) is larger than the file "
                    "(%lld bytes): corrupt header", path, hdu, d[0], d[1], d[2], bitpix,
