@@ -183,6 +183,10 @@ static jade_status record_read(chain_t *c, const run_t *r, const unsigned char *
   memcpy(dv, b + 8 + sizeof iv, sizeof dv);
   if (iv[0] != c->id || iv[3] != (int64_t)r->nmap || iv[5] != NCOL || iv[2] < 0)
     return jade_error(JADE_ERR_FORMAT, "mcmc state: chain record %d does not match this run", c->id);
+  /* iv[2] (rows) and iv[4] (NUTS bytes) come from the file: bound them by the record size
+   * before any arithmetic so nothing wraps */
+  if (iv[4] < 0 || (uint64_t)iv[4] > size || (uint64_t)iv[2] > size / (8 * (size_t)NCOL))
+    return jade_error(JADE_ERR_FORMAT, "mcmc state: chain record %d is corrupt", c->id);
   size_t ns = (size_t)iv[4];
   if (size != 8 + sizeof iv + sizeof dv + pad8(ns) + 16 * r->nmap + 8 * (size_t)NCOL * iv[2])
     return jade_error(JADE_ERR_FORMAT, "mcmc state: chain record %d is truncated", c->id);
@@ -285,6 +289,13 @@ static jade_status state_read(const char *path, state_head *h, jade_emulator **e
   if (fread(magic, 1, 8, f) != 8 || memcmp(magic, STATE_MAGIC, 8) || fread(h, sizeof *h, 1, f) != 1 || h->n_chains < 1 ||
       h->rec_size < 8 || h->em_size < 0)
     st = jade_error(JADE_ERR_FORMAT, "%s: not a jade mcmc state file", path);
+  /* the header's sizes are untrusted: the file must hold exactly what they declare */
+  struct stat sb;
+  size_t recs_n = 0;
+  if (!st && (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || h->em_size > sb.st_size ||
+              jade_size_mul((size_t)h->rec_size, (size_t)h->n_chains, &recs_n) ||
+              (uint64_t)sb.st_size != 8 + sizeof *h + pad8((size_t)h->em_size) + (uint64_t)recs_n))
+    st = jade_error(JADE_ERR_FORMAT, "%s: corrupt or truncated mcmc state (its header does not match its size)", path);
   if (!st && h->em_size) {
     size_t n = pad8((size_t)h->em_size);
     unsigned char *eb = malloc(n);
@@ -293,7 +304,7 @@ static jade_status state_read(const char *path, state_head *h, jade_emulator **e
     free(eb);
   }
   if (!st) {
-    size_t n = (size_t)h->rec_size * (size_t)h->n_chains;
+    size_t n = recs_n;
     *recs = malloc(n);
     if (!*recs || fread(*recs, 1, n, f) != n) st = jade_error(JADE_ERR_FORMAT, "%s: truncated", path);
   }

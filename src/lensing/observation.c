@@ -320,6 +320,13 @@ jade_status jade_observation_read_truth(const char *truth_path, double theta[JAD
     long dims[3] = {1, 1, 1};
     jade_status st = jade_fits_read_image(truth_path, "KAPPA", &naxis, dims, kappa);
     if (st) return st;
+    /* callers use n_bins x n_pix x n_pix pixels: a non-square or oversized map is refused */
+    if (naxis < 2 || dims[0] != dims[1] || dims[0] > 65536 || dims[2] > JADE_MAX_BINS) {
+      free(*kappa);
+      *kappa = NULL;
+      return jade_error(JADE_ERR_FORMAT, "%s: HDU KAPPA has shape %ldx%ldx%ld; expected square maps, <= %d bins",
+                        truth_path, dims[0], dims[1], dims[2], JADE_MAX_BINS);
+    }
     if (n_pix) *n_pix = (int)dims[0];
     if (n_bins) *n_bins = naxis == 3 ? (int)dims[2] : 1;
   }
