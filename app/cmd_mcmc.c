@@ -940,7 +940,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
                          opts, &dist);
   if (pr >= 0) return pr;
   int rc = 1, quiet = jade_cli_opt(opts, "quiet")->seen, stopped = 0;
-  const char *out = jade_cli_opt(opts, "out")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
+  const char *out = jade_cli_path(opts, "out"), *obs_path = jade_cli_opt(opts, "obs")->value;
   const char *compare = jade_cli_opt(opts, "compare")->value;
   jade_config *cfg = NULL;
   jade_sim_config sc;

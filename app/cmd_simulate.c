@@ -85,7 +85,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   char *dump = NULL, *ident = NULL;
   jade_npy_writer *w_theta = NULL, *w_kappa = NULL, *w_lambda = NULL, *w_done = NULL;
   unsigned char *done = NULL;
-  const char *out = jade_cli_opt(opts, "out")->value;
+  const char *out = jade_cli_path(opts, "out");
   int fixed = jade_cli_opt(opts, "fixed")->seen;
   int quiet = jade_cli_opt(opts, "quiet")->seen;
   char partial[4200], path[4300];

@@ -120,6 +120,9 @@ char *jade_read_text_file(const char *path);
 int jade_path_exists(const char *path);
 double jade_json_number(const char *text, const char *key);
 
+/* Best effort: make a rename durable by syncing the directory that contains path. */
+void jade_sync_parent_dir(const char *path);
+
 /* mkdir -p; error names the path. */
 jade_status jade_mkdir_p(const char *path);
 

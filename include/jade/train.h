@@ -75,7 +75,8 @@ void jade_prior_moments(const jade_prior1d *p, double *mean, double *sd);
 typedef struct {
   const char *data_dir;     /* dataset of jade simulate */
   const char *out_dir;      /* MODELDIR */
-  int resume;               /* continue from MODELDIR/state.safetensors if present */
+  int resume;               /* continue from MODELDIR/state.safetensors; without one, an error unless
+                               MODELDIR is empty or this run killed before its first checkpoint */
   long stop_after;          /* > 0: checkpoint and return after this step (not finished) */
   int quiet;                /* no progress line */
   const char *config_text;  /* effective configuration, stored in every checkpoint and

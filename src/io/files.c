@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "jade/io.h"
-#include "io_internal.h"
 
 size_t jade_dtype_size(jade_dtype t) {
   switch (t) {

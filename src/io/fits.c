@@ -24,7 +24,6 @@
 #include <fitsio.h>
 
 #include "jade/io.h"
-#include "io_internal.h"
 
 /* Message "<prefix>: <CFITSIO status text> (CFITSIO status N[: first stack message])"; the
  * CFITSIO message stack is cleared. */

@@ -423,6 +423,8 @@ static jade_status open_dataset(const jade_validation_options *o, jade_npy *thet
   }
   memcpy(c->noise, nz.data, kappa->shape[1] * sizeof(double));
   jade_npy_release(&nz);
+  for (size_t b = 0; b < kappa->shape[1]; b++)
+    if (!(c->noise[b] >= 0)) return jade_error(JADE_ERR_FORMAT, "%s: bin %zu: noise sigma %g is negative", path, b, c->noise[b]);
   snprintf(path, sizeof path, "%s/meta.json", o->data_dir);
   char *meta = jade_read_text_file(path);
   if (!meta) return jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
