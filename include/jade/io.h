@@ -40,6 +40,8 @@ jade_status jade_npy_write(const char *path, jade_dtype dtype, int ndim, const s
 jade_status jade_npy_read(const char *path, int check_finite, jade_npy *out);
 /* Memory-map read-only (no copy). */
 jade_status jade_npy_map(const char *path, jade_npy *out);
+/* NaN/Inf in float data (e.g. of a mapped array) are an error naming path and element. */
+jade_status jade_npy_check_finite(const char *path, const jade_npy *a);
 void jade_npy_release(jade_npy *a);
 
 /* Preallocated .npy whose rows (leading-axis slices) are written one at a time, in any

@@ -562,7 +562,7 @@ static jade_status dataset_open(const char *dir, dataset *ds) {
   snprintf(p, sizeof p, "%s/theta.npy", dir);
   if ((st = jade_npy_read(p, 1, &ds->theta))) return st;
   snprintf(p, sizeof p, "%s/kappa.npy", dir);
-  if ((st = jade_npy_map(p, &ds->kappa))) goto fail;
+  if ((st = jade_npy_map(p, &ds->kappa)) || (st = jade_npy_check_finite(p, &ds->kappa))) goto fail;
   snprintf(p, sizeof p, "%s/noise.npy", dir);
   if ((st = jade_npy_read(p, 1, &ds->noise))) goto fail;
   if (ds->theta.dtype != JADE_F64 || ds->theta.ndim != 2 || ds->theta.shape[1] != JADE_N_THETA) {

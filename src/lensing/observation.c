@@ -135,8 +135,13 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
   jade_status st;
   int use_shear = jade_fits_has_hdu(path, "GAMMA1") && jade_fits_has_hdu(path, "GAMMA2");
   const char *hdu = use_shear ? "GAMMA1" : "KAPPA";
-  if (!use_shear && !jade_fits_has_hdu(path, "KAPPA"))
+  if (!use_shear && !jade_fits_has_hdu(path, "KAPPA")) {
+    /* a missing or unreadable file says why (jade_fits_has_hdu is 0 for both) */
+    double naxis0;
+    st = jade_fits_read_key_double(path, NULL, "NAXIS", &naxis0);
+    if (st) return st;
     return jade_error(JADE_ERR_FORMAT, "%s: no GAMMA1/GAMMA2 or KAPPA image HDU (is it a jade observation?)", path);
+  }
   int naxis;
   long dims[3] = {1, 1, 1};
   float *a = NULL, *b = NULL;

@@ -406,11 +406,12 @@ static jade_status open_dataset(const jade_validation_options *o, jade_npy *thet
   char path[4400];
   snprintf(path, sizeof path, "%s/theta.npy", o->data_dir);
   jade_status st = jade_npy_map(path, theta);
+  if (!st) st = jade_npy_check_finite(path, theta);
   if (st) return st;
   if (theta->dtype != JADE_F64 || theta->ndim != 2 || theta->shape[1] != JADE_N_THETA)
     return jade_error(JADE_ERR_FORMAT, "%s: expected float64 (N, %d) (a jade simulate dataset)", path, JADE_N_THETA);
   snprintf(path, sizeof path, "%s/kappa.npy", o->data_dir);
-  if ((st = jade_npy_map(path, kappa))) return st;
+  if ((st = jade_npy_map(path, kappa)) || (st = jade_npy_check_finite(path, kappa))) return st;
   if (kappa->dtype != JADE_F32 || kappa->ndim != 4 || kappa->shape[0] != theta->shape[0] || kappa->shape[2] != kappa->shape[3] ||
       kappa->shape[1] < 1 || kappa->shape[1] > JADE_MAX_BINS)
     return jade_error(JADE_ERR_FORMAT, "%s: expected float32 (N, bins, n, n) matching theta.npy", path);
