@@ -1346,7 +1346,9 @@ int jade_cmd_mcmc(int argc, char **argv) {
       if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
       snprintf(path, sizeof path, "%s/run.txt", partial);
       if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+      if (!st) st = jade_remove_temporaries(partial); /* of killed runs */
       if (!st && rename(partial, out) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", partial, out, strerror(errno));
+      if (!st) jade_sync_parent_dir(out);
       if (!st && !quiet) fprintf(stderr, "jade mcmc: wrote %s (%.1f s)\n", out, wall);
     }
     if (jade_dist_max_int(&dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to finish %s", out);

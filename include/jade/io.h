@@ -125,6 +125,11 @@ double jade_json_number(const char *text, const char *key);
 /* Best effort: make a rename durable by syncing the directory that contains path. */
 void jade_sync_parent_dir(const char *path);
 
+/* Remove the temporaries "<name>.tmp.<pid>" that writers killed before their rename left in
+ * dir (not recursive). Only when no writer can be running, e.g. just before a finished
+ * OUT.partial is renamed to OUT. */
+jade_status jade_remove_temporaries(const char *dir);
+
 /* mkdir -p; error names the path. */
 jade_status jade_mkdir_p(const char *path);
 

@@ -229,10 +229,12 @@ void jade_posterior_summary(const double *x, long n, int stride, jade_summary_st
 }
 
 /* ---- maps.fits: one 4-D primary image written with CFITSIO, temp file + rename ---------- */
-static jade_status fits_error(int status, const char *path) {
+static jade_status fits_error(int status, const char *path, int sys_errno) {
   char msg[FLEN_STATUS];
   fits_get_errstatus(status, msg);
   fits_clear_errmsg();
+  /* CFITSIO reports a failed write without its cause: the C library's (e.g. a full disk) */
+  if (status == WRITE_ERROR && sys_errno) return jade_error(JADE_ERR_IO, "%s: FITS error: %s: %s", path, msg, strerror(sys_errno));
   return jade_error(JADE_ERR_IO, "%s: FITS error: %s", path, msg);
 }
 
@@ -278,6 +280,7 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
   snprintf(model_s, sizeof model_s, "%.68s", tm->path);
   snprintf(obs_s, sizeof obs_s, "%.68s", obs_path);
   fits_clear_errmsg();
+  errno = 0;
   /* fits_create_diskfile: the name is taken literally (no CFITSIO extended filename syntax,
    * so a '[' or '!' in the path is just a character; CFITSIO User's Guide, "Open and create
    * files") */
@@ -331,7 +334,7 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
   }
   return JADE_OK;
 fail:;
-  jade_status s = fits_error(status, path);
+  jade_status s = fits_error(status, path, errno);
   if (f) {
     int s2 = 0;
     fits_close_file(f, &s2);

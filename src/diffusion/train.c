@@ -1152,6 +1152,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   /* ---- output directory (rank 0) ---- */
   if (root) {
     st = jade_mkdir_p(o->out_dir);
+    if (!st) st = jade_remove_temporaries(o->out_dir); /* of killed runs (only rank 0 writes here) */
     if (!st && !resuming) st = jade_write_file_atomic(p_cfg, o->config_text ? o->config_text : "");
     if (!st && !resuming) st = jade_write_file_atomic(p_loss, LOSS_HEADER);
     if (!st && resuming) st = truncate_loss_csv(p_loss, step, &elapsed0);

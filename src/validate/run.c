@@ -989,8 +989,13 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
       jade_write_file_atomic(path, idtext);
     }
     free(idtext);
+    /* temporaries of killed runs must not end up in OUT */
+    if (!st) st = jade_remove_temporaries(c.partial);
+    snprintf(path, sizeof path, "%s/records", c.partial);
+    if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
     if (!st && rename(c.partial, o->out_dir) != 0)
       st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", c.partial, o->out_dir, strerror(errno));
+    if (!st) jade_sync_parent_dir(o->out_dir);
     if (!st) res->finished = 1;
   }
   if (jade_dist_max_int(dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to finish %s", o->out_dir);
