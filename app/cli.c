@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 jade_option *jade_cli_opt(jade_option *opts, const char *name) {
   for (jade_option *o = opts; o->name; o++)
@@ -156,4 +157,19 @@ jade_status jade_cli_double(jade_option *opts, const char *name, double lo, doub
   if (v < lo || v > hi) return jade_error(JADE_ERR_INVALID, "--%s: %g is out of range [%g, %g]", name, v, lo, hi);
   *out = v;
   return JADE_OK;
+}
+
+const char *jade_cli_path(jade_option *opts, const char *name) {
+  jade_option *o = jade_cli_opt(opts, name);
+  if (!o || !o->value) return NULL;
+  /* the value points into argv, which is writable (C11 5.1.2.2.1) */
+  char *v = (char *)o->value;
+  size_t n = strlen(v);
+  while (n > 1 && v[n - 1] == '/') v[--n] = 0;
+  return v;
+}
+
+int jade_cli_same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

@@ -44,6 +44,11 @@ int jade_cli_start(int *argc, char ***argv, const char *command, const char *usa
 int jade_cli_fail(const char *command);
 /* Load --config FILE (or the built-in "small" preset) and apply every --set. */
 jade_status jade_cli_load_config(jade_option *opts, jade_config **out);
+/* The value of a path option (NULL if not given) with trailing slashes removed ("out/" ->
+ * "out", "/" stays), so that "DIR.partial" and the final rename see the same directory. */
+const char *jade_cli_path(jade_option *opts, const char *name);
+/* Do two paths name the same existing file or directory (same device and inode)? */
+int jade_cli_same_file(const char *a, const char *b);
 /* Parse numeric option values with clear errors ("--draws: 'x' is not an integer"). */
 jade_status jade_cli_long(jade_option *opts, const char *name, long lo, long hi, long *out);
 jade_status jade_cli_double(jade_option *opts, const char *name, double lo, double hi, double *out);

@@ -971,7 +971,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
                          opts, &dist);
   if (pr >= 0) return pr;
   int rc = 1, quiet = jade_cli_opt(opts, "quiet")->seen, stopped = 0, strict = jade_cli_opt(opts, "strict")->seen;
-  const char *out = jade_cli_opt(opts, "out")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
+  const char *out = jade_cli_path(opts, "out"), *obs_path = jade_cli_opt(opts, "obs")->value;
   const char *compare = jade_cli_opt(opts, "compare")->value;
   jade_config *cfg = NULL;
   jade_sim_config sc;
@@ -1381,7 +1381,9 @@ int jade_cmd_mcmc(int argc, char **argv) {
       if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
       snprintf(path, sizeof path, "%s/run.txt", partial);
       if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+      if (!st) st = jade_remove_temporaries(partial); /* of killed runs */
       if (!st && rename(partial, out) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", partial, out, strerror(errno));
+      if (!st) jade_sync_parent_dir(out);
       if (!st && !quiet) fprintf(stderr, "jade mcmc: wrote %s (%.1f s)\n", out, wall);
       if (!st) {
         char verdict[512];

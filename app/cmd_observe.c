@@ -18,7 +18,8 @@ int jade_cmd_observe(int argc, char **argv) {
   jade_option opts[] = {
       JADE_CONFIG_OPTIONS,
       {"seed", "S", "random seed (maps and shape noise)", "1", 0, 0, NULL, 0},
-      {"out", "OBS.fits", "output FITS file (the truth goes to OBS_truth.fits)", NULL, 0, 0, NULL, 0},
+      {"out", "OBS.fits", "output FITS file (the truth goes to OBS_truth.fits); neither may exist", NULL, 0, 0, NULL, 0},
+      {"force", NULL, "overwrite OBS.fits and OBS_truth.fits if they exist", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
   int r = jade_cli_parse(argc, argv, "jade observe --out OBS.fits [options]",
                          "Make one mock survey observation at the config's cosmology: noisy shear per bin\n"
@@ -34,6 +35,14 @@ int jade_cmd_observe(int argc, char **argv) {
   long seed = 0;
   jade_status st = out ? JADE_OK : jade_error(JADE_ERR_INVALID, "--out OBS.fits is required");
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
+  if (!st && !jade_cli_opt(opts, "force")->seen) {
+    char truth[4200];
+    jade_observation_truth_path(out, truth, sizeof truth);
+    if (jade_path_exists(out))
+      st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out, or --force to overwrite it)", out);
+    else if (jade_path_exists(truth))
+      st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out, or --force to overwrite it)", truth);
+  }
   if (!st) st = jade_cli_load_config(opts, &cfg);
   if (!st) st = jade_sim_config_read(cfg, &sc);
   if (!st) st = jade_config_check_unused(cfg, (const char *const[]){"", NULL});

@@ -5,7 +5,11 @@
  *       theta.txt   one draw per row: Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8
  *                   (np.loadtxt; getdist: MCSamples(samples=np.loadtxt(...), names=...))
  *       theta.npy   float64 (draws, 8), same columns
- *       summary.txt mean, std, 16/50/84% quantiles per column (also printed) */
+ *       summary.txt mean, std, 16/50/84% quantiles per column (also printed)
+ * OUT must not exist: everything is written into OUT.tmp.<pid>, renamed to OUT when complete
+ * (and removed on failure), so a failed run leaves nothing behind. */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include "cli.h"
 #include "jade/nn.h"
 #include "jade/dist.h"
+#include "jade/io.h"
 #include "jade/observation.h"
 #include "jade/posterior.h"
 
@@ -33,6 +38,22 @@ static void progress(long done, long total, void *user) {
   double left = (total - done) / rate;
   fprintf(stderr, "%ssample: %ld/%ld draws, %.2f draws/s, %.0f s left%s", p->tty ? "\r" : "", done, total, rate,
           isfinite(left) ? left : 0.0, p->tty ? "   " : "\n");
+}
+
+/* Remove the files of our own temporary output directory, then the directory. */
+static void remove_tmp_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    char p[4400];
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+      }
+    closedir(d);
+  }
+  rmdir(dir);
 }
 
 /* --config FILE / preset, else the config stored in the model over the 'small' preset (so
@@ -64,7 +85,7 @@ int jade_cmd_sample(int argc, char **argv) {
   jade_option opts[] = {
       {"model", "M", "trained model: a jade train MODELDIR or a .safetensors file", NULL, 0, 0, NULL, 0},
       {"obs", "OBS.fits", "observation (GAMMA1/GAMMA2 shear, converted by Kaiser-Squires, or KAPPA)", NULL, 0, 0, NULL, 0},
-      {"out", "DIR", "output directory (maps.fits, theta.txt, theta.npy, summary.txt)", NULL, 0, 0, NULL, 0},
+      {"out", "DIR", "output directory (maps.fits, theta.txt, theta.npy, summary.txt); must not exist", NULL, 0, 0, NULL, 0},
       {"config", "FILE", "configuration file or preset name for the [sample] defaults (default: the config stored "
                          "in the model over the built-in 'small' preset)", NULL, 0, 0, NULL, 0},
       {"set", "KEY=VALUE", "override one config key, e.g. sample.batch=32", NULL, 1, 0, NULL, 0},
@@ -88,7 +109,7 @@ int jade_cmd_sample(int argc, char **argv) {
                          opts, &dist);
   if (r >= 0) return r;
   const char *model_path = jade_cli_opt(opts, "model")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
-  const char *out = jade_cli_opt(opts, "out")->value;
+  const char *out = jade_cli_path(opts, "out");
   int quiet = jade_cli_opt(opts, "quiet")->seen, no_maps = jade_cli_opt(opts, "no-maps")->seen;
   jade_posterior_options po;
   jade_posterior_options_default(&po);
@@ -99,11 +120,12 @@ int jade_cmd_sample(int argc, char **argv) {
   memset(&obs, 0, sizeof obs);
   float *maps = NULL;
   double *theta = NULL;
-  int created = 0;
+  char tmp_dir[4200] = "";
   jade_status st = JADE_OK;
   if (!model_path) st = jade_error(JADE_ERR_INVALID, "--model M is required");
   if (!st && !obs_path) st = jade_error(JADE_ERR_INVALID, "--obs OBS.fits is required");
   if (!st && !out) st = jade_error(JADE_ERR_INVALID, "--out DIR is required");
+  if (!st && jade_path_exists(out)) st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out);
   if (!st) st = jade_trained_model_load(model_path, &tm);
   if (!st) st = load_config(opts, tm, &cfg);
   /* [sample] keys give the defaults; explicit options win */
@@ -132,11 +154,11 @@ int jade_cmd_sample(int argc, char **argv) {
     st = jade_error(JADE_ERR_NOMEM, "out of memory for %ld draws (try --no-maps)", draws);
     goto done;
   }
-  /* create DIR now, so an unwritable --out fails before the sampling, not after */
+  /* create the temporary output now, so an unwritable --out fails before the sampling */
   if (dist.rank == 0) {
-    struct stat sb;
-    created = stat(out, &sb) != 0;
-    st = jade_mkdir_p(out);
+    snprintf(tmp_dir, sizeof tmp_dir, "%s.tmp.%ld", out, (long)getpid());
+    st = jade_mkdir_p(tmp_dir);
+    if (st) tmp_dir[0] = 0;
   }
   if (jade_dist_max_int(&dist, st != JADE_OK)) {
     if (!st) st = jade_error(JADE_ERR_IO, "rank 0 cannot create %s", out);
@@ -153,7 +175,14 @@ int jade_cmd_sample(int argc, char **argv) {
   st = jade_posterior_sample(tm, obs.kappa, &po, &dist, maps, theta);
   if (!quiet && dist.rank == 0 && ps.tty) fprintf(stderr, "\n");
   if (st) goto done;
-  if (dist.rank == 0) st = jade_posterior_write(out, tm, &obs, obs_path, &po, maps, theta);
+  if (dist.rank == 0) {
+    st = jade_posterior_write(tmp_dir, tm, &obs, obs_path, &po, maps, theta);
+    if (!st && rename(tmp_dir, out) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot rename %s into place: %s", out, tmp_dir, strerror(errno));
+    if (!st) {
+      tmp_dir[0] = 0;
+      jade_sync_parent_dir(out);
+    }
+  }
   if (jade_dist_max_int(&dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to write %s", out);
   if (st) goto done;
   if (!quiet && dist.rank == 0) {
@@ -167,7 +196,7 @@ int jade_cmd_sample(int argc, char **argv) {
     }
   }
 done:;
-  if (st && created) rmdir(out); /* leave nothing behind (removes it only if still empty) */
+  if (tmp_dir[0]) remove_tmp_dir(tmp_dir); /* leave nothing behind */
   int rc = st ? jade_cli_fail("sample") : 0;
   free(maps);
   free(theta);

@@ -85,7 +85,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   char *dump = NULL, *ident = NULL;
   jade_npy_writer *w_theta = NULL, *w_kappa = NULL, *w_lambda = NULL, *w_done = NULL;
   unsigned char *done = NULL;
-  const char *out = jade_cli_opt(opts, "out")->value;
+  const char *out = jade_cli_path(opts, "out");
   int fixed = jade_cli_opt(opts, "fixed")->seen;
   int quiet = jade_cli_opt(opts, "quiet")->seen;
   char partial[4200], path[4300];
@@ -280,7 +280,9 @@ int jade_cmd_simulate(int argc, char **argv) {
     if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
     snprintf(path, sizeof path, "%s/run.txt", partial);
     if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    if (!st) st = jade_remove_temporaries(partial); /* of killed runs */
     if (!st && rename(partial, out) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", partial, out, strerror(errno));
+    if (!st) jade_sync_parent_dir(out);
     if (!st && !quiet)
       fprintf(stderr, "jade simulate: wrote %ld simulations to %s (%.1f s)\n", n, out, jade_time_now() - t_start);
   }

@@ -75,7 +75,7 @@ int jade_cmd_train(int argc, char **argv) {
       {"data", "DIR", "dataset directory written by jade simulate", NULL, 0, 0, NULL, 0},
       {"out", "MODELDIR", "output directory (model.safetensors, state.safetensors, loss.csv, config.ini)", NULL, 0, 0, NULL, 0},
       {"steps", "N", "optimiser steps in total (overrides train.steps)", NULL, 0, 0, NULL, 0},
-      {"resume", NULL, "continue the training in MODELDIR from its last checkpoint (starts afresh if it has none)", NULL, 0, 0, NULL, 0},
+      {"resume", NULL, "continue the training in MODELDIR from its last checkpoint (an error if it has none, unless the run was killed before its first checkpoint: then it starts at step 0)", NULL, 0, 0, NULL, 0},
       {"stop-after", "K", "checkpoint and stop after step K (exit code 3; rerun with --resume to continue)", NULL, 0, 0, NULL, 0},
       {"workers", "N", "threads running whole micro-batches on their own model copy (0 = auto: OMP_NUM_THREADS, at most "
                        "the micro-batches per rank; 1 = threads inside the network)", "0", 0, 0, NULL, 0},
@@ -89,7 +89,7 @@ int jade_cmd_train(int argc, char **argv) {
                          "global batch; threads via OMP_NUM_THREADS. Ctrl-C or SIGTERM checkpoint and stop (exit 3).",
                          opts, &dist);
   if (r >= 0) return r;
-  const char *data = jade_cli_opt(opts, "data")->value, *out = jade_cli_opt(opts, "out")->value;
+  const char *data = jade_cli_path(opts, "data"), *out = jade_cli_path(opts, "out");
   const char *cfg_path = jade_cli_opt(opts, "config")->value;
   jade_option *sets = jade_cli_opt(opts, "set");
   int quiet = jade_cli_opt(opts, "quiet")->seen;
@@ -106,6 +106,8 @@ int jade_cmd_train(int argc, char **argv) {
   if (!data) st = jade_error(JADE_ERR_INVALID, "--data DIR is required");
   if (!st && !out) st = jade_error(JADE_ERR_INVALID, "--out MODELDIR is required");
   if (!st && !is_dir(data)) st = jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", data);
+  if (!st && jade_cli_same_file(data, out))
+    st = jade_error(JADE_ERR_INVALID, "--out %s is the dataset directory --data %s: choose another --out", out, data);
   if (!st && jade_cli_opt(opts, "steps")->value) st = jade_cli_long(opts, "steps", 1, 1L << 38, &steps);
   if (!st && jade_cli_opt(opts, "stop-after")->value) st = jade_cli_long(opts, "stop-after", 1, 1L << 38, &stop_after);
   if (!st) st = jade_cli_long(opts, "workers", 0, 64, &workers);

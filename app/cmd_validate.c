@@ -78,8 +78,8 @@ int jade_cmd_validate(int argc, char **argv) {
   jade_validation_options vo;
   jade_validation_options_default(&vo);
   vo.model_path = jade_cli_opt(opts, "model")->value;
-  vo.data_dir = jade_cli_opt(opts, "data")->value;
-  vo.out_dir = jade_cli_opt(opts, "out")->value;
+  vo.data_dir = jade_cli_path(opts, "data");
+  vo.out_dir = jade_cli_path(opts, "out");
   const int quiet = jade_cli_opt(opts, "quiet")->seen;
   long n_obs, draws, steps, batch, boot, hist, max_obs;
   jade_status st = JADE_OK;

@@ -40,6 +40,8 @@ jade_status jade_npy_write(const char *path, jade_dtype dtype, int ndim, const s
 jade_status jade_npy_read(const char *path, int check_finite, jade_npy *out);
 /* Memory-map read-only (no copy). */
 jade_status jade_npy_map(const char *path, jade_npy *out);
+/* NaN/Inf in float data (e.g. of a mapped array) are an error naming path and element. */
+jade_status jade_npy_check_finite(const char *path, const jade_npy *a);
 void jade_npy_release(jade_npy *a);
 
 /* Preallocated .npy whose rows (leading-axis slices) are written one at a time, in any
@@ -95,6 +97,8 @@ jade_status jade_fits_read_key_double(const char *path, const char *extname, con
                                       double *out);
 jade_status jade_fits_read_key_string(const char *path, const char *extname, const char *key,
                                       char *out, size_t out_len);
+/* Does the HDU (EXTNAME or primary if NULL) have this header keyword? (0 also if unreadable) */
+int jade_fits_has_key(const char *path, const char *extname, const char *key);
 /* Does the file have an HDU with this EXTNAME? (0/1; 0 also for unreadable files) */
 int jade_fits_has_hdu(const char *path, const char *extname);
 
@@ -119,6 +123,14 @@ jade_status jade_write_file_atomic(const char *path, const char *text);
 char *jade_read_text_file(const char *path);
 int jade_path_exists(const char *path);
 double jade_json_number(const char *text, const char *key);
+
+/* Best effort: make a rename durable by syncing the directory that contains path. */
+void jade_sync_parent_dir(const char *path);
+
+/* Remove the temporaries "<name>.tmp.<pid>" that writers killed before their rename left in
+ * dir (not recursive). Only when no writer can be running, e.g. just before a finished
+ * OUT.partial is renamed to OUT. */
+jade_status jade_remove_temporaries(const char *dir);
 
 /* mkdir -p; error names the path. */
 jade_status jade_mkdir_p(const char *path);

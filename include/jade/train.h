@@ -75,7 +75,8 @@ void jade_prior_moments(const jade_prior1d *p, double *mean, double *sd);
 typedef struct {
   const char *data_dir;     /* dataset of jade simulate */
   const char *out_dir;      /* MODELDIR */
-  int resume;               /* continue from MODELDIR/state.safetensors if present */
+  int resume;               /* continue from MODELDIR/state.safetensors; without one, an error unless
+                               MODELDIR is empty or this run killed before its first checkpoint */
   long stop_after;          /* > 0: checkpoint and return after this step (not finished) */
   int quiet;                /* no progress line */
   const char *config_text;  /* effective configuration, stored in every checkpoint and
@@ -111,7 +112,7 @@ typedef struct {
   long n;
   int bins, npix;
   size_t nx;
-  uint64_t theta_hash;
+  uint64_t hash; /* of theta, kappa and noise with their shapes: identifies the dataset on resume */
 } jade_dataset;
 jade_status jade_dataset_open(const char *dir, jade_dataset *ds);
 void jade_dataset_close(jade_dataset *ds);

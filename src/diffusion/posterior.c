@@ -4,6 +4,7 @@
 #include "jade/posterior.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fitsio.h>
 #include <math.h>
 #include <omp.h>
@@ -34,6 +35,10 @@ jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observ
   if (!(fabs(obs->size_deg - n->size_deg) <= 1e-6 * n->size_deg))
     return jade_error(JADE_ERR_INVALID, "%s: observation covers %g deg but the model %s was trained on %g deg patches",
                       obs_path, obs->size_deg, tm->path, n->size_deg);
+  /* a noise level is a standard deviation: negative, NaN or Inf is an error, --ignore-noise or not */
+  for (int i = 0; i < obs->n_bins; i++)
+    if (!(obs->noise[i] >= 0 && isfinite(obs->noise[i])))
+      return jade_error(JADE_ERR_INVALID, "%s: noise of bin %d is %g, not a noise level (>= 0)", obs_path, i, obs->noise[i]);
   if (noise_rtol >= 0)
     for (int i = 0; i < n->n_bins; i++)
       if (!(fabs(obs->noise[i] - n->noise[i]) <= noise_rtol * n->noise[i] + 1e-300))
@@ -224,10 +229,12 @@ void jade_posterior_summary(const double *x, long n, int stride, jade_summary_st
 }
 
 /* ---- maps.fits: one 4-D primary image written with CFITSIO, temp file + rename ---------- */
-static jade_status fits_error(int status, const char *path) {
+static jade_status fits_error(int status, const char *path, int sys_errno) {
   char msg[FLEN_STATUS];
   fits_get_errstatus(status, msg);
   fits_clear_errmsg();
+  /* CFITSIO reports a failed write without its cause: the C library's (e.g. a full disk) */
+  if (status == WRITE_ERROR && sys_errno) return jade_error(JADE_ERR_IO, "%s: FITS error: %s: %s", path, msg, strerror(sys_errno));
   return jade_error(JADE_ERR_IO, "%s: FITS error: %s", path, msg);
 }
 
@@ -273,7 +280,11 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
   snprintf(model_s, sizeof model_s, "%.68s", tm->path);
   snprintf(obs_s, sizeof obs_s, "%.68s", obs_path);
   fits_clear_errmsg();
-  if (fits_create_file(&f, tmp, &status) || fits_create_img(f, FLOAT_IMG, 4, naxes, &status) ||
+  errno = 0;
+  /* fits_create_diskfile: the name is taken literally (no CFITSIO extended filename syntax,
+   * so a '[' or '!' in the path is just a character; CFITSIO User's Guide, "Open and create
+   * files") */
+  if (fits_create_diskfile(&f, tmp, &status) || fits_create_img(f, FLOAT_IMG, 4, naxes, &status) ||
       fits_write_key_str(f, "EXTNAME", "MAPS", "posterior draws of the convergence maps", &status) ||
       fits_write_key_str(f, "BUNIT", "", "convergence kappa (dimensionless)", &status) ||
       fits_write_key_lng(f, "NDRAWS", ndraws, "posterior draws (axis 4)", &status) ||
@@ -308,6 +319,14 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
   fits_close_file(f, &status);
   f = NULL;
   if (status) goto fail;
+  /* on disk before the rename, so a crash never leaves a short maps.fits under its name */
+  int fd = open(tmp, O_RDONLY | O_CLOEXEC), e = 0;
+  if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)) e = errno ? errno : EIO;
+  if (fd >= 0) close(fd);
+  if (e) {
+    unlink(tmp);
+    return jade_error(JADE_ERR_IO, "%s: fsync failed: %s", path, strerror(e));
+  }
   if (rename(tmp, path) != 0) {
     int e = errno;
     unlink(tmp);
@@ -315,7 +334,7 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
   }
   return JADE_OK;
 fail:;
-  jade_status s = fits_error(status, path);
+  jade_status s = fits_error(status, path, errno);
   if (f) {
     int s2 = 0;
     fits_close_file(f, &s2);

@@ -500,6 +500,49 @@ void jade_trained_model_free(jade_trained_model *tm) {
 /* ======================================================================================
  * Dataset
  * ==================================================================================== */
+/* The finaliser of MurmurHash3 (Appleby 2008): every input bit affects every output bit. */
+static uint64_t hash_mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+/* 64-bit hash of one block, word by word. */
+static uint64_t hash_block(const unsigned char *p, size_t len, uint64_t b) {
+  uint64_t x = 0x9e3779b97f4a7c15ull * (b + 1), w;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&w, p + i, 8);
+    x = (x ^ hash_mix(w)) * 0x9e3779b97f4a7c15ull;
+  }
+  w = 0;
+  memcpy(&w, p + i, len - i);
+  return hash_mix(x ^ hash_mix(w ^ ((uint64_t)(len - i) << 56)));
+}
+
+/* 64-bit hash of n bytes: 1 MiB blocks hashed in parallel, the block hashes combined in
+ * order, so the value does not depend on the thread count. An identity check for resuming,
+ * not a cryptographic hash. */
+static uint64_t hash_bytes(const void *data, size_t n) {
+  enum { BLOCK = 1 << 20, GROUP = 256 };
+  const unsigned char *p = data;
+  const size_t nblk = (n + BLOCK - 1) / BLOCK;
+  uint64_t hb[GROUP], h = hash_mix(n + 1);
+  for (size_t g = 0; g < nblk; g += GROUP) {
+    const long m = (long)(nblk - g < GROUP ? nblk - g : GROUP);
+#pragma omp parallel for schedule(static) if (m > 4)
+    for (long k = 0; k < m; k++) {
+      const size_t b = g + (size_t)k, lo = b * BLOCK;
+      hb[k] = hash_block(p + lo, n - lo < BLOCK ? n - lo : BLOCK, b);
+    }
+    for (long k = 0; k < m; k++) h = hash_mix(h ^ hb[k]) * 0x9e3779b97f4a7c15ull;
+  }
+  return hash_mix(h);
+}
+
 void jade_dataset_close(jade_dataset *ds) {
   if (!ds) return;
   jade_npy_release(&ds->theta);
@@ -515,7 +558,7 @@ jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
   snprintf(p, sizeof p, "%s/theta.npy", dir);
   if ((st = jade_npy_read(p, 1, &ds->theta))) return st;
   snprintf(p, sizeof p, "%s/kappa.npy", dir);
-  if ((st = jade_npy_map(p, &ds->kappa))) goto fail;
+  if ((st = jade_npy_map(p, &ds->kappa)) || (st = jade_npy_check_finite(p, &ds->kappa))) goto fail;
   snprintf(p, sizeof p, "%s/noise.npy", dir);
   if ((st = jade_npy_read(p, 1, &ds->noise))) goto fail;
   if (ds->theta.dtype != JADE_F64 || ds->theta.ndim != 2 || ds->theta.shape[1] != JADE_N_THETA) {
@@ -544,11 +587,16 @@ jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
     st = jade_error(JADE_ERR_INVALID, "%s: only %ld simulation(s); training needs at least 2", dir, ds->n);
     goto fail;
   }
-  /* FNV-1a of theta: identifies the dataset on resume */
-  uint64_t h = 1469598103934665603ull;
-  const unsigned char *b = ds->theta.data;
-  for (size_t i = 0; i < (size_t)ds->n * JADE_N_THETA * sizeof(double); i++) h = (h ^ b[i]) * 1099511628211ull;
-  ds->theta_hash = h;
+  /* identifies the dataset on resume: every array training reads, with its shape */
+  uint64_t h = 0x6a616465u; /* "jade" */
+  const jade_npy *arrays[3] = {&ds->theta, &ds->kappa, &ds->noise};
+  for (int a = 0; a < 3; a++) {
+    const jade_npy *x = arrays[a];
+    h = hash_mix(h ^ (uint64_t)x->dtype ^ ((uint64_t)x->ndim << 8));
+    for (int k = 0; k < x->ndim; k++) h = hash_mix(h ^ (uint64_t)x->shape[k]);
+    h = hash_mix(h ^ hash_bytes(x->data, jade_npy_count(x) * jade_dtype_size(x->dtype)));
+  }
+  ds->hash = h;
   return JADE_OK;
 fail:
   jade_dataset_close(ds);
@@ -1039,7 +1087,22 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   snprintf(p_loss, sizeof p_loss, "%s/loss.csv", o->out_dir);
   snprintf(p_cfg, sizeof p_cfg, "%s/config.ini", o->out_dir);
   int resuming = o->resume && exists(p_state);
-  if (!resuming && exists(o->out_dir) && !(is_dir(o->out_dir) && (dir_is_empty(o->out_dir) || o->resume))) {
+  if (o->resume && !resuming) {
+    /* --resume without a checkpoint: refused, unless MODELDIR is empty or is this very run
+     * killed before its first checkpoint (its config.ini is this config, no model yet), where
+     * starting at step 0 loses nothing and gives the same bytes */
+    char *saved_cfg = exists(p_cfg) ? jade_read_text_file(p_cfg) : NULL;
+    int unstarted = is_dir(o->out_dir) && (dir_is_empty(o->out_dir) ||
+                    (saved_cfg && !strcmp(saved_cfg, o->config_text ? o->config_text : "") && !exists(p_model)));
+    free(saved_cfg);
+    if (!exists(o->out_dir))
+      st = jade_error(JADE_ERR_IO, "%s: nothing to resume (no such directory); run without --resume to start a training", o->out_dir);
+    else if (!unstarted)
+      st = jade_error(JADE_ERR_IO, "%s: no state.safetensors to resume from, and not an unfinished run of this configuration: "
+                      "refusing to overwrite it (choose another --out)", o->out_dir);
+    else if (root && !o->quiet)
+      fprintf(stderr, "jade train: %s has no checkpoint yet: starting at step 0\n", o->out_dir);
+  } else if (!resuming && exists(o->out_dir) && !(is_dir(o->out_dir) && dir_is_empty(o->out_dir))) {
     st = jade_error(JADE_ERR_IO, "%s: already exists (use --resume to continue its training, or choose another --out)", o->out_dir);
   }
   /* every rank has looked at MODELDIR before rank 0 creates or changes anything in it */
@@ -1075,12 +1138,15 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   long step = 0;
   accum acc = {0, 0, 0, 0, 0};
   double elapsed0 = 0;
+  /* normalisation: theta from the prior (or the training split), maps per bin; computed on a
+   * resume too, to check the saved one (an edited state is refused) */
+  if ((st = compute_norm(tc, o, &ds, train_idx, n_train, &norm))) goto done;
   if (resuming) {
     if ((st = jade_safetensors_read(p_state, &state))) goto done;
     const char *fmt = jade_safetensors_meta(state, "format"), *cfg_saved = jade_safetensors_meta(state, "identity");
-    const char *hash = jade_safetensors_meta(state, "data.theta_hash");
+    const char *hash = jade_safetensors_meta(state, "data.hash");
     char want_hash[32], diff[256];
-    snprintf(want_hash, sizeof want_hash, "%016llx", (unsigned long long)ds.theta_hash);
+    snprintf(want_hash, sizeof want_hash, "%016llx", (unsigned long long)ds.hash);
     if (!fmt || strcmp(fmt, STATE_FORMAT) || !cfg_saved) {
       st = jade_error(JADE_ERR_FORMAT, "%s: not a jade training state (format '%s')", p_state, fmt ? fmt : "missing");
       goto done;
@@ -1091,14 +1157,21 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
                       "config or choose another --out", p_state, diff);
       goto done;
     }
-    if (!hash || strcmp(hash, want_hash)) {
-      st = jade_error(JADE_ERR_INVALID, "%s: saved while training on a different dataset than %s", p_state, o->data_dir);
+    if (!hash) {
+      st = jade_error(JADE_ERR_FORMAT, "%s: has no data.hash (saved by an older jade): cannot check that %s is the same "
+                      "dataset; start a new training", p_state, o->data_dir);
+      goto done;
+    }
+    if (strcmp(hash, want_hash)) {
+      st = jade_error(JADE_ERR_INVALID, "%s: saved while training on a different dataset than %s (theta, kappa or noise "
+                      "differ)", p_state, o->data_dir);
       goto done;
     }
     long adam_steps;
     double av[5];
     size_t sh[1] = {n_par};
-    if ((st = jade_norm_from_meta(state, &norm)) || (st = meta_long(state, "step", 0, tc->steps, &step)) ||
+    jade_norm saved;
+    if ((st = jade_norm_from_meta(state, &saved)) || (st = meta_long(state, "step", 0, tc->steps, &step)) ||
         (st = meta_long(state, "adam_steps", 0, 1L << 50, &adam_steps)) ||
         (st = meta_doubles(state, "accum", 5, av)) ||
         (st = jade_safetensors_copy_f32(state, "params", 1, sh, params)) ||
@@ -1106,11 +1179,11 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
         (st = jade_safetensors_copy_f32(state, "adam_m", 1, sh, jade_adamw_m(opt))) ||
         (st = jade_safetensors_copy_f32(state, "adam_v", 1, sh, jade_adamw_v(opt))))
       goto done;
-    jade_norm fresh;
-    if ((st = compute_norm(tc, o, &ds, train_idx, n_train, &fresh))) goto done;
-    if (!norm_equal(&norm, &fresh)) {
-      st = jade_error(JADE_ERR_INVALID, "%s: its normalisation (norm.*) differs from the one of %s and this configuration "
-                      "(edited or corrupt state)", p_state, o->data_dir);
+    /* the saved normalisation must be the one this dataset and config give (exact: written
+     * with %.17g, recomputed in the same order) */
+    if (!norm_equal(&saved, &norm)) {
+      st = jade_error(JADE_ERR_FORMAT, "%s: its norm.* metadata differ from the normalisation of %s (an edited or corrupt "
+                      "state); start a new training", p_state, o->data_dir);
       goto done;
     }
     jade_adamw_set_steps(opt, adam_steps);
@@ -1118,7 +1191,6 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     jade_safetensors_free(state);
     state = NULL;
   } else {
-    if ((st = compute_norm(tc, o, &ds, train_idx, n_train, &norm))) goto done;
     jade_model_init(m, tc->seed);
     memcpy(ema, params, n_par * sizeof(float));
   }
@@ -1126,6 +1198,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   /* ---- output directory (rank 0) ---- */
   if (root) {
     st = jade_mkdir_p(o->out_dir);
+    if (!st) st = jade_remove_temporaries(o->out_dir); /* of killed runs (only rank 0 writes here) */
     if (!st && !resuming) st = jade_write_file_atomic(p_cfg, o->config_text ? o->config_text : "");
     if (!st && !resuming) st = jade_write_file_atomic(p_loss, LOSS_HEADER);
     if (!st && resuming) st = truncate_loss_csv(p_loss, step, &elapsed0);
@@ -1300,7 +1373,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
         meta_add(&mb, "adam_steps", "%ld", jade_adamw_steps(opt));
         double av[5] = {acc.n, acc.loss, acc.lx, acc.lth, acc.gn};
         meta_add_doubles(&mb, "accum", av, 5);
-        meta_add(&mb, "data.theta_hash", "%016llx", (unsigned long long)ds.theta_hash);
+        meta_add(&mb, "data.hash", "%016llx", (unsigned long long)ds.hash);
         meta_add(&mb, "data.n", "%ld", N);
         meta_add(&mb, "data.n_train", "%ld", n_train);
         meta_add(&mb, "data.n_val", "%ld", n_val);

@@ -2,6 +2,7 @@
  * dtype sizes. On any failure the temporary is removed and nothing appears at <path>. */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +13,6 @@
 #include <unistd.h>
 
 #include "jade/io.h"
-#include "io_internal.h"
 
 size_t jade_dtype_size(jade_dtype t) {
   switch (t) {
@@ -189,4 +189,37 @@ double jade_json_number(const char *text, const char *key) {
   char *end;
   double v = strtod(p + 1, &end);
   return end == p + 1 ? NAN : v;
+}
+
+/* "<name>.tmp.<digits>": the temporary of an atomic writer (jade_text_open, the npy and FITS
+ * writers) */
+static int is_temporary_name(const char *name) {
+  const char *t = strstr(name, ".tmp.");
+  if (!t || t == name) return 0;
+  const char *d = t + 5;
+  while (t) { /* the last ".tmp." */
+    d = t + 5;
+    t = strstr(d, ".tmp.");
+  }
+  if (!*d) return 0;
+  for (; *d; d++)
+    if (*d < '0' || *d > '9') return 0;
+  return 1;
+}
+
+jade_status jade_remove_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return jade_error(JADE_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+  struct dirent *e;
+  char path[4400];
+  jade_status st = JADE_OK;
+  while ((e = readdir(d)))
+    if (is_temporary_name(e->d_name)) {
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      struct stat sb;
+      if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) != 0 && !st)
+        st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+  closedir(d);
+  return st;
 }

@@ -24,7 +24,6 @@
 #include <fitsio.h>
 
 #include "jade/io.h"
-#include "io_internal.h"
 
 /* Message "<prefix>: <CFITSIO status text> (CFITSIO status N[: first stack message])"; the
  * CFITSIO message stack is cleared. */
@@ -236,6 +235,17 @@ jade_status jade_fits_read_key_double(const char *path, const char *extname, con
   }
   close_quiet(f);
   return s;
+}
+
+int jade_fits_has_key(const char *path, const char *extname, const char *key) {
+  fitsfile *f;
+  if (!key || open_hdu(path, extname, &f)) return 0;
+  char card[FLEN_CARD];
+  int status = 0;
+  fits_read_card(f, (char *)key, card, &status);
+  fits_clear_errmsg();
+  close_quiet(f);
+  return status == 0;
 }
 
 jade_status jade_fits_read_key_string(const char *path, const char *extname, const char *key,

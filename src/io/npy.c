@@ -622,3 +622,8 @@ jade_status jade_npy_writer_close(jade_npy_writer *w) {
   free(w);
   return s;
 }
+
+jade_status jade_npy_check_finite(const char *path, const jade_npy *a) {
+  if (!a) return jade_error(JADE_ERR_INVALID, "jade_npy_check_finite: NULL array");
+  return check_finite_data(path, a);
+}

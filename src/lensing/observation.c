@@ -133,7 +133,9 @@ jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, cons
 /* The patch side in degrees: SIZEDEG, else |CDELT1| (or |CD1_1|) x NPIX in the unit CUNIT1
  * (deg by default, or arcmin/arcsec), with equal scales on both axes. */
 static jade_status read_patch_size(const char *path, const char *hdu, int n_pix, double *size_deg) {
-  if (!jade_fits_read_key_double(path, hdu, "SIZEDEG", size_deg)) {
+  if (jade_fits_has_key(path, hdu, "SIZEDEG")) {
+    jade_status st = jade_fits_read_key_double(path, hdu, "SIZEDEG", size_deg);
+    if (st) return st;
     if (!(*size_deg > 0 && isfinite(*size_deg)))
       return jade_error(JADE_ERR_FORMAT, "%s: SIZEDEG = %g is not a positive size", path, *size_deg);
     return JADE_OK;
@@ -231,7 +233,10 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
   int use_shear = jade_fits_has_hdu(path, "GAMMA1") && jade_fits_has_hdu(path, "GAMMA2");
   const char *hdu = use_shear ? "GAMMA1" : "KAPPA";
   if (!use_shear && !jade_fits_has_hdu(path, "KAPPA")) {
-    if (!jade_path_exists(path)) return jade_error(JADE_ERR_IO, "%s: no such file", path);
+    /* a missing or unreadable file says why (jade_fits_has_hdu is 0 for both) */
+    double naxis0;
+    st = jade_fits_read_key_double(path, NULL, "NAXIS", &naxis0);
+    if (st) return st;
     hdu = NULL; /* a convergence cube in the primary HDU */
   }
   int naxis;
@@ -256,14 +261,16 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
   for (int i = 0; i < obs->n_bins && !st; i++) {
     char name[32];
     snprintf(name, sizeof name, "NOISE%d", i);
-    if (jade_fits_read_key_double(path, hdu, name, &obs->noise[i])) {
+    if (jade_fits_has_key(path, hdu, name)) {
+      st = jade_fits_read_key_double(path, hdu, name, &obs->noise[i]);
+      if (!st && !(obs->noise[i] > 0 && isfinite(obs->noise[i])))
+        st = jade_error(JADE_ERR_FORMAT, "%s: %s = %g is not a positive noise level", path, name, obs->noise[i]);
+    } else {
       obs->noise[i] = 0.0;
       if (!have_noise_map)
         st = jade_error(JADE_ERR_FORMAT,
                         "%s: no noise level for bin %d: add the key %s (per-pixel noise sigma) or a NOISEMAP "
                         "extension", path, i, name);
-    } else if (!(obs->noise[i] > 0 && isfinite(obs->noise[i]))) {
-      st = jade_error(JADE_ERR_FORMAT, "%s: %s = %g is not a positive noise level", path, name, obs->noise[i]);
     }
   }
   if (!st) st = read_mask_and_noise(path, obs);

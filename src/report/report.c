@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "jade/io.h"
 #include "jade/lensing.h"
@@ -307,7 +308,19 @@ typedef struct {
   sbuf body;
   int nfig;
   jade_status st;
+  char written[32][32]; /* the PNG files written, removed again if the report fails */
+  int n_written;
 } page;
+
+/* A failed report leaves no figures behind (report.html is atomic). */
+static void page_discard(page *pg) {
+  char path[4400];
+  for (int i = 0; i < pg->n_written; i++) {
+    snprintf(path, sizeof path, "%s/%s", pg->dir, pg->written[i]);
+    unlink(path);
+  }
+  pg->n_written = 0;
+}
 
 static void fig_embed(page *pg, const char *file, const char *caption) {
   char path[4400];
@@ -341,6 +354,7 @@ static void save_fig(page *pg, jade_image *im, const char *file, const char *cap
     if (!pg->st) pg->st = st;
     return;
   }
+  if (pg->n_written < 32) snprintf(pg->written[pg->n_written++], sizeof pg->written[0], "%s", file);
   fig_embed(pg, file, caption);
 }
 
@@ -933,7 +947,7 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   obs_info oi;
   memset(&M, 0, sizeof M);
   memset(&oi, 0, sizeof oi);
-  page pg = {dir, {0}, 0, JADE_OK};
+  page pg = {.dir = dir, .st = JADE_OK};
   sbuf notes = {0};
   jade_status st = post_dir_read(dir, mcmc, &P);
   if (!st && o->mcmc_dir) st = jade_error_context(post_dir_read(o->mcmc_dir, 1, &M), "--mcmc %s", o->mcmc_dir);
@@ -1090,6 +1104,7 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   snprintf(sub, sizeof sub, "%s%s%s", o->name ? o->name : dir, o->mcmc_dir ? " with MCMC overlay " : "", o->mcmc_dir ? o->mcmc_dir : "");
   st = page_write(&pg, title, sub, html_path, hn);
 out:
+  if (st) page_discard(&pg);
   free(pg.body.s);
   free(notes.s);
   post_dir_free(&P);
@@ -1116,7 +1131,7 @@ static char *json_string(const char *text, const char *key) {
 }
 
 static jade_status report_validation(const char *dir, const jade_report_options *o, char *html_path, size_t hn) {
-  page pg = {dir, {0}, 0, JADE_OK};
+  page pg = {.dir = dir, .st = JADE_OK};
   sbuf *b = &pg.body;
   char path[4400], cap[1200];
   table tt[3], cov, po, pw, pdf;
@@ -1402,6 +1417,7 @@ static jade_status report_validation(const char *dir, const jade_report_options 
   snprintf(sub, sizeof sub, "%s: model %s, held-out data %s", o->name ? o->name : dir, model ? model : "?", data ? data : "?");
   st = page_write(&pg, "jade validation report", sub, html_path, hn);
 out:
+  if (st) page_discard(&pg);
   free(js);
   free(model);
   free(data);
@@ -1523,7 +1539,7 @@ static jade_status report_training(const char *dir, const jade_report_options *o
     table_free(&t);
     return jade_error(JADE_ERR_FORMAT, "%s: no step and loss columns (not a jade train loss.csv)", path);
   }
-  page pg = {dir, {0}, 0, JADE_OK};
+  page pg = {.dir = dir, .st = JADE_OK};
   const double *last = t.v + (t.nrow - 1) * t.ncol;
   int jv = table_col(&t, "val_loss_ema"), jvt = table_col(&t, "val_theta_ema"), je = table_col(&t, "elapsed_s");
   double best = INFINITY, best_step = NAN, val_last = NAN, vt_last = NAN;
@@ -1581,6 +1597,7 @@ static jade_status report_training(const char *dir, const jade_report_options *o
   char sub[4600];
   snprintf(sub, sizeof sub, "jade train output %s", o->name ? o->name : dir);
   st = page_write(&pg, "jade training report", sub, html_path, hn);
+  if (st) page_discard(&pg);
   free(pg.body.s);
   return st;
 }

@@ -406,11 +406,12 @@ static jade_status open_dataset(const jade_validation_options *o, jade_npy *thet
   char path[4400];
   snprintf(path, sizeof path, "%s/theta.npy", o->data_dir);
   jade_status st = jade_npy_map(path, theta);
+  if (!st) st = jade_npy_check_finite(path, theta);
   if (st) return st;
   if (theta->dtype != JADE_F64 || theta->ndim != 2 || theta->shape[1] != JADE_N_THETA)
     return jade_error(JADE_ERR_FORMAT, "%s: expected float64 (N, %d) (a jade simulate dataset)", path, JADE_N_THETA);
   snprintf(path, sizeof path, "%s/kappa.npy", o->data_dir);
-  if ((st = jade_npy_map(path, kappa))) return st;
+  if ((st = jade_npy_map(path, kappa)) || (st = jade_npy_check_finite(path, kappa))) return st;
   if (kappa->dtype != JADE_F32 || kappa->ndim != 4 || kappa->shape[0] != theta->shape[0] || kappa->shape[2] != kappa->shape[3] ||
       kappa->shape[1] < 1 || kappa->shape[1] > JADE_MAX_BINS)
     return jade_error(JADE_ERR_FORMAT, "%s: expected float32 (N, bins, n, n) matching theta.npy", path);
@@ -423,6 +424,8 @@ static jade_status open_dataset(const jade_validation_options *o, jade_npy *thet
   }
   memcpy(c->noise, nz.data, kappa->shape[1] * sizeof(double));
   jade_npy_release(&nz);
+  for (size_t b = 0; b < kappa->shape[1]; b++)
+    if (!(c->noise[b] >= 0)) return jade_error(JADE_ERR_FORMAT, "%s: bin %zu: noise sigma %g is negative", path, b, c->noise[b]);
   snprintf(path, sizeof path, "%s/meta.json", o->data_dir);
   char *meta = jade_read_text_file(path);
   if (!meta) return jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
@@ -1002,8 +1005,13 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
       jade_write_file_atomic(path, idtext);
     }
     free(idtext);
+    /* temporaries of killed runs must not end up in OUT */
+    if (!st) st = jade_remove_temporaries(c.partial);
+    snprintf(path, sizeof path, "%s/records", c.partial);
+    if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
     if (!st && rename(c.partial, o->out_dir) != 0)
       st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", c.partial, o->out_dir, strerror(errno));
+    if (!st) jade_sync_parent_dir(o->out_dir);
     if (!st) res->finished = 1;
   }
   if (jade_dist_max_int(dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to finish %s", o->out_dir);
