@@ -141,7 +141,7 @@ static void test_noise_model(void) {
   o.atol = o.rtol = 1e-7;
   o.batch = 1;
   double t0 = jade_time_now();
-  CHECK_OK(jade_pfode_logp(sde, 26, jade_sed_score_field, &fc, 3, x, &o, lp, &nfe));
+  CHECK_OK(jade_pfode_logp(sde, 26, jade_sed_score_field, &fc, 3, x, &o, lp, NULL, &nfe));
   double el = 0;
   for (int i = 0; i < n; i++) el = fmax(el, fabs(lp[i] - lref[i * 56 + 52]));
   printf("noise PF-ODE log p, dopri5 1e-7, exact trace: max |logp - ref(dopri 1e-8)| = %.3g (%.1f evaluations "
@@ -152,7 +152,7 @@ static void test_noise_model(void) {
   /* RK4 with 500 steps: the reference's own RK4 value (same algorithm) to rounding; one point */
   o.method = JADE_ODE_RK4;
   o.n_steps = 500;
-  CHECK_OK(jade_pfode_logp(sde, 26, jade_sed_score_field, &fc, 1, x, &o, lp, &nfe));
+  CHECK_OK(jade_pfode_logp(sde, 26, jade_sed_score_field, &fc, 1, x, &o, lp, NULL, &nfe));
   double er = fabs(lp[0] - lref[53]);
   printf("noise PF-ODE log p, RK4 500: |logp - ref(rk4 500)| = %.3g\n", er);
   CHECK(er < 1e-7, "RK4 logp vs reference RK4");

@@ -151,9 +151,12 @@ void jade_pfode_options_default(jade_pfode_options *o);
  * score field (Song et al. 2021, eq. 39 / App. D.2): integrate (x, delta) from t = eps to T with
  * dx/dt = a(t) x - g^2/2 s, d delta/dt = d a(t) - g^2/2 tr(J); log p = delta(T) + log N(x(T); 0,
  * prior_std^2 I). Each point has its own adaptive step (results do not depend on the batch).
- * nfe (may be NULL): total score evaluations (points x stages). Parallel (OpenMP) over batches. */
+ * nfe (may be NULL): total score evaluations (points x stages). xT (n x d, may be NULL): the end
+ * points x(T). Parallel (OpenMP) over batches. The base density N(0, prior_std^2) stands for p_T:
+ * its mismatch, ~ m(T) x(T).mean(x0) (VP: m(1) = 6.6e-3), is part of the result. */
 jade_status jade_pfode_logp(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n,
-                            const double *x, const jade_pfode_options *o, double *logp, uint64_t *nfe);
+                            const double *x, const jade_pfode_options *o, double *logp, double *xT,
+                            uint64_t *nfe);
 /* Samples: x(T) = z (n x d, already scaled by the caller if prior_std != 1) integrated to eps. */
 jade_status jade_pfode_sample(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n,
                               const double *z, const jade_pfode_options *o, double *x, uint64_t *nfe);

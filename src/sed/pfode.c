@@ -240,7 +240,7 @@ done:
 }
 
 static jade_status pfode_run(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n, const double *in,
-                             const jade_pfode_options *o, int logp_mode, double *out, uint64_t *nfe) {
+                             const jade_pfode_options *o, int logp_mode, double *out, double *xT, uint64_t *nfe) {
   if (!o) return jade_error(JADE_ERR_INVALID, "PF-ODE: options missing");
   if (d < 1 || !(o->atol > 0) || !(o->rtol > 0) || o->batch < 1 || (o->method == JADE_ODE_RK4 && o->n_steps < 1))
     return jade_error(JADE_ERR_INVALID, "PF-ODE: bad options (d %d, atol %g, rtol %g, batch %zu, n_steps %d)", d,
@@ -286,6 +286,7 @@ static jade_status pfode_run(const jade_sde *sde, int d, jade_score_field f, voi
             double q = 0;
             for (int j = 0; j < d; j++) q += y[i * D + j] * y[i * D + j];
             out[i0 + i] = y[i * D + d] - 0.5 * q / (ps * ps) - d * (log(ps) + 0.5 * log(2 * M_PI));
+            if (xT) memcpy(xT + (i0 + i) * d, y + i * D, (size_t)d * sizeof(double));
           } else {
             memcpy(out + (i0 + i) * d, y + i * D, (size_t)d * sizeof(double));
           }
@@ -316,11 +317,11 @@ static jade_status pfode_run(const jade_sde *sde, int d, jade_score_field f, voi
 }
 
 jade_status jade_pfode_logp(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n, const double *x,
-                            const jade_pfode_options *o, double *logp, uint64_t *nfe) {
-  return pfode_run(sde, d, f, ctx, n, x, o, 1, logp, nfe);
+                            const jade_pfode_options *o, double *logp, double *xT, uint64_t *nfe) {
+  return pfode_run(sde, d, f, ctx, n, x, o, 1, logp, xT, nfe);
 }
 
 jade_status jade_pfode_sample(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n, const double *z,
                               const jade_pfode_options *o, double *x, uint64_t *nfe) {
-  return pfode_run(sde, d, f, ctx, n, z, o, 0, x, nfe);
+  return pfode_run(sde, d, f, ctx, n, z, o, 0, x, NULL, nfe);
 }
