@@ -85,6 +85,19 @@ jade_status sed_st_copy(const jade_safetensors *st, const char *name, int ndim, 
                         double *dst) {
   size_t shape[2] = {d0, d1};
   size_t count = ndim == 2 ? d0 * d1 : d0;
+  const jade_st_tensor *t = jade_safetensors_find(st, name);
+  if (t && t->dtype == JADE_F64) {
+    /* jade's own files store float64 */
+    int ok = t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
+    if (!ok)
+      return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' has the wrong shape", jade_safetensors_path(st), name);
+    memcpy(dst, t->data, count * sizeof(double));
+    for (size_t i = 0; i < count; i++)
+      if (!isfinite(dst[i]))
+        return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' element %zu is not finite", jade_safetensors_path(st),
+                          name, i);
+    return JADE_OK;
+  }
   float *tmp = jade_alloc(count * sizeof(float) + 1);
   if (!tmp) return JADE_ERR_NOMEM;
   jade_status s = jade_safetensors_copy_f32(st, name, ndim, shape, tmp);

@@ -129,6 +129,10 @@ static jade_status score_alloc(const jade_sed_score_config *cfg, jade_sed_score 
   return JADE_OK;
 }
 
+jade_status score_alloc_public(const jade_sed_score_config *cfg, jade_sed_score **out) {
+  return score_alloc(cfg, out);
+}
+
 jade_status jade_sed_score_create(const jade_sed_score_config *cfg, uint64_t seed, jade_sed_score **out) {
   jade_status st = score_alloc(cfg, out);
   if (st) return st;

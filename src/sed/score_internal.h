@@ -11,6 +11,8 @@ struct jade_sed_score {
   double *shift, *scale, *cshift, *cscale;
 };
 
+/* A network of the given shape with zero weights, unit scales. */
+jade_status score_alloc_public(const jade_sed_score_config *cfg, jade_sed_score **out);
 /* Doubles of work for sed_score_forward on n points with K tangents. */
 size_t sed_score_work_size(const jade_sed_score *s, size_t n, int K);
 /* Score (n x d) and, if div != NULL, div[i] = sum_k V_ik . (J V_ik) for K tangents V (n x K x d).
