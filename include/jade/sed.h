@@ -218,13 +218,15 @@ typedef struct {
   int thin;          /* keep every thin-th iteration (1) */
   double a;          /* stretch scale (2) */
   uint64_t seed;
+  uint64_t first_id; /* galaxy g draws from Philox stream first_id + g (0) */
 } jade_ens_options;
 void jade_ens_options_default(jade_ens_options *o);
 /* Runs n_gal independent ensembles (all of dimension d) together: walkers of galaxy g start
  * at x0[(g * W + w) * d + j]. chain (may be NULL): n_gal x n_keep x W x d with n_keep =
  * n_steps / thin; logp_chain likewise (n_gal x n_keep x W, may be NULL); accept[g] acceptance
- * fraction after burn-in (may be NULL). Randomness: Philox keyed by (seed, galaxy, iteration),
- * so each galaxy's chain is the same whatever the batch or thread count. */
+ * fraction after burn-in (may be NULL). Randomness: Philox keyed by (seed, first_id + g,
+ * iteration), so a galaxy's chain does not depend on the other galaxies in the batch nor on the
+ * thread count (as long as f evaluates each point independently). */
 jade_status jade_ens_run(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, const double *x0,
                          const jade_ens_options *o, double *chain, double *logp_chain,
                          double *accept);
