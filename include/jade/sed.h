@@ -50,6 +50,9 @@ double jade_sed_photulator_f_b(const jade_sed_photulator *p, int b); /* nanomagg
  * vectors theta16[i * 16 + j] (absmag: the same without + N, may be NULL). Thread-safe. */
 jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double *theta16, size_t n,
                                      double *mag, double *absmag);
+/* Magnitudes of band b only (mag[i] = NN_b + N_i). */
+jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
+                                          double *mag);
 /* f = 10^((22.5 - m)/2.5) nanomaggies; asinh magnitude with softening f_b (Lupton et al. 1999):
  * -2.5/ln10 (asinh(f/(2 f_b)) - ln(1e9/f_b)). */
 double jade_sed_mag_to_flux(double mag);
@@ -193,6 +196,19 @@ void jade_sed_phi_to_theta(const double *phi, double *theta);
 /* log |d phi / d theta| (for densities in theta): sum_{j>=1} -log(hi-lo) - log N(phi_j; 0, 1). */
 double jade_sed_log_jac_phi_theta(const double *phi);
 
+/* jade's training population (NOT the published pop-cosmos population; docs/sed.md): a
+ * Prospector-alpha-like draw (Leja et al. 2019 priors) with a COSMOS2020-like selection:
+ *   log10 M_formed ~ U(8, 12.5), z ~ U(0.01, 6), N = distmod(z) - 2.5 log10 M_formed,
+ *   log10Z ~ U(-1.98, 0.19), logsfr_ratio_i ~ Student-t(nu 2, scale 0.3) on [-5, 5],
+ *   dust2 ~ N(0.3, 1) on [0, 4], dust_index ~ U(-1, 0.4), dust1_fraction ~ N(1, 0.3) on [0, 2],
+ *   lnfagn ~ U(ln 1e-5, ln 3), lnagntau ~ U(ln 5, ln 150), gaslog10Z ~ U(-2, 0.5),
+ *   gaslog10U ~ U(-4, -1);
+ * kept if the emulated noiseless magnitude in band select_band (IRAC ch1 = 24) is < mag_limit
+ * (26). Candidate i uses Philox (seed, JADE_RNG_PRIOR) counters from i * 4096: reproducible.
+ * theta: n_keep x 16; n_drawn (may be NULL): candidates drawn. */
+jade_status jade_sed_population_draw(const jade_sed_photulator *p, uint64_t seed, size_t n_keep, int select_band,
+                                     double mag_limit, double *theta, size_t *n_drawn);
+
 /* ---- data model ----------------------------------------------------------------------- */
 typedef struct {
   int n_bands;
@@ -234,6 +250,20 @@ jade_status jade_ens_run(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, con
  * walkers): the autocorrelation function averaged over walkers (emcee >= 3.0), tau = 1 +
  * 2 sum_{k=1}^{M} rho_k with the smallest M >= c tau(M) (Sokal's window, c = 5). */
 double jade_ens_autocorr_time(const double *x, size_t n, int W, size_t stride, double c);
+
+/* ---- pipelines (the `jade sed` commands) ----------------------------------------------- */
+typedef struct {
+  const char *photulator;  /* photulator_cosmos26.safetensors */
+  const char *out;         /* prior .safetensors */
+  size_t n_train;          /* population rows (100000) */
+  uint64_t seed;
+  double mag_limit;        /* IRAC ch1 limit (26) */
+  jade_sed_score_config net; /* dim 16, 3 x 128 SiLU, 4 frequencies of std 16, VP */
+  jade_dsm_options dsm;
+  const char *table_out;   /* optional: the training population (n x 16 theta) as .npy */
+} jade_sed_train_prior_options;
+void jade_sed_train_prior_options_default(jade_sed_train_prior_options *o);
+jade_status jade_sed_train_prior(const jade_sed_train_prior_options *o, double *final_loss);
 
 #ifdef __cplusplus
 }

@@ -168,6 +168,34 @@ done:
   return s;
 }
 
+jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
+                                          double *mag) {
+  if (b < 0 || b >= p->nb) return jade_error(JADE_ERR_INVALID, "photulator: band %d of %d", b, p->nb);
+  if (n == 0) return JADE_OK;
+  size_t chunk = n < PHOT_CHUNK ? n : PHOT_CHUNK;
+  double *x = jade_alloc(chunk * 15 * sizeof(double)), *work = jade_alloc(2 * chunk * 128 * sizeof(double));
+  double *y = jade_alloc(chunk * sizeof(double));
+  if (!x || !work || !y) {
+    free(x);
+    free(work);
+    free(y);
+    return JADE_ERR_NOMEM;
+  }
+  for (size_t i0 = 0; i0 < n; i0 += chunk) {
+    size_t m = n - i0 < chunk ? n - i0 : chunk;
+    for (size_t i = 0; i < m; i++) {
+      theta15(theta16 + (i0 + i) * 16, x + i * 15);
+      for (int j = 0; j < 15; j++) x[i * 15 + j] = (x[i * 15 + j] - p->pshift[j]) / p->pscale[j];
+    }
+    sed_mlp_forward(&p->net[b], m, x, y, work);
+    for (size_t i = 0; i < m; i++) mag[i0 + i] = y[i] * p->mscale[b] + p->mshift[b] + theta16[(i0 + i) * 16];
+  }
+  free(x);
+  free(work);
+  free(y);
+  return JADE_OK;
+}
+
 double jade_sed_mag_to_flux(double mag) { return pow(10.0, (22.5 - mag) / 2.5); }
 double jade_sed_asinh_mag(double f, double f_b) {
   return -1.0857362047581294 * (asinh(f / (2.0 * f_b)) - log(1e9 / f_b));
