@@ -213,7 +213,7 @@ jade_status jade_sed_population_draw(const jade_sed_photulator *p, uint64_t seed
 typedef struct {
   int n_bands;
   double zp[JADE_SED_MAX_BANDS];  /* multiplicative zero points (1) */
-  double error_floor;             /* fractional floor added in quadrature (0.05 default? no: 0) */
+  double error_floor;             /* fractional floor added in quadrature (0) */
   double nu;                      /* Student-t degrees of freedom (2) */
 } jade_sed_data_model;
 void jade_sed_data_model_default(jade_sed_data_model *m, int n_bands);
@@ -251,6 +251,86 @@ jade_status jade_ens_run(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, con
  * 2 sum_{k=1}^{M} rho_k with the smallest M >= c tau(M) (Sokal's window, c = 5). */
 double jade_ens_autocorr_time(const double *x, size_t n, int W, size_t stride, double c);
 
+/* ---- priors over phi and the per-galaxy posterior ----------------------------------------- */
+typedef enum { JADE_SED_PRIOR_BOX = 0, JADE_SED_PRIOR_DIFFUSION = 1 } jade_sed_prior_kind;
+typedef struct {
+  jade_sed_prior_kind kind;
+  const jade_sed_score *score; /* DIFFUSION: a 16-d model over x = (phi - shift)/scale */
+  jade_pfode_options ode;      /* its PF-ODE options */
+  double N_lo, N_hi;           /* BOX: N ~ U(N_lo, N_hi); theta_1..15 uniform on the box, i.e.
+                                  phi_j ~ N(0, 1) */
+} jade_sed_prior;
+void jade_sed_prior_default(jade_sed_prior *p); /* BOX, N in [10, 25] */
+/* log prior density of phi (n x 16): DIFFUSION: log p_x((phi - shift)/scale) - sum log scale
+ * (PF-ODE); BOX: -log(N_hi - N_lo) + sum_{j>=1} log N(phi_j; 0, 1), -inf outside. */
+jade_status jade_sed_prior_logp(const jade_sed_prior *pr, size_t n, const double *phi, double *lp);
+/* n draws of theta from the prior (DIFFUSION: PF-ODE samples from x(T) ~ N(0, I)); Philox
+ * (seed, JADE_RNG_PRIOR, first_id + i). */
+jade_status jade_sed_prior_sample(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *theta);
+
+typedef struct {
+  const jade_sed_photulator *phot;
+  const jade_sed_prior *prior;
+  jade_sed_data_model dm;
+  size_t n_gal;
+  const double *flux;  /* n_gal x n_bands observed fluxes (nanomaggies) */
+  const double *sigma; /* n_gal x n_bands errors (<= 0 or non-finite: band missing) */
+} jade_sed_posterior;
+/* log posterior of phi (n x 16) for galaxies gal[i] (a jade_ens_logp_fn; ctx = posterior);
+ * with the times spent in the prior and in the likelihood accumulated if ctx timing enabled. */
+jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, const double *phi, double *lp);
+
+#define JADE_SED_NQ 17 /* the 16 parameters and log10 stellar mass */
+typedef struct {
+  double median[JADE_SED_NQ], lo68[JADE_SED_NQ], hi68[JADE_SED_NQ]; /* 16th, 50th, 84th percentiles */
+  double tau[JADE_SED_NPAR];  /* integrated autocorrelation time per parameter (steps) */
+  double accept;              /* acceptance fraction */
+  double logp_start;          /* log posterior at the optimised start */
+} jade_sed_summary;
+typedef struct {
+  jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
+  int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
+  int n_opt;             /* hill-climbing iterations towards the MAP (300) */
+  double ball;           /* initial ball around the optimum, in phi (0.1) */
+  size_t block;          /* galaxies sampled together (16) */
+  int verbose;
+} jade_sed_fit_options;
+void jade_sed_fit_options_default(jade_sed_fit_options *o);
+/* Fits all galaxies of post. summ[n_gal]; chain (may be NULL): float32, n_gal x n_keep x W x 17
+ * (theta and log10 M*), n_keep = ens.n_steps / ens.thin, galaxy g written as soon as its block is
+ * done through the callback-free layout. mass: the stellar-mass emulator (NULL: log10 M* NaN).
+ * t_prior, t_like (may be NULL): seconds spent in the prior and the likelihood. */
+jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
+                         jade_sed_summary *summ, float *chain, double *t_prior, double *t_like);
+
+/* Mock photometry for n parameter vectors theta (n x 16): true model fluxes (n x nb, may be
+ * NULL), and observed fluxes and errors from the pop-cosmos uncertainty model (Thorp et al. 2025;
+ * noise_model.json "full_noise_realisation": PF-ODE sample of ln sigma given asinh magnitudes,
+ * Student-t (nu 2) noise), zero points dm->zp; Philox (seed, JADE_RNG_SHAPE, first_id + i). */
+jade_status jade_sed_mock_photometry(const jade_sed_photulator *phot, const jade_sed_score *noise,
+                                     const jade_sed_data_model *dm, const jade_pfode_options *ode, uint64_t seed,
+                                     uint64_t first_id, size_t n, const double *theta, double *flux_true,
+                                     double *flux_obs, double *sigma);
+
+/* ---- catalogues and outputs --------------------------------------------------------------- */
+/* A table of n rows and named double columns (col[c][i]), written as a FITS binary table
+ * (EXTNAME `extname`, one column per name; '.' in names becomes '_') atomically, or read back.
+ * Text and CSV: jade_sed_table_write_text (whitespace, '#' header) and the CSV reader. */
+typedef struct {
+  size_t n_rows;
+  int n_cols;
+  char **names;
+  double **col;
+} jade_sed_table;
+void jade_sed_table_free(jade_sed_table *t);
+jade_status jade_sed_table_write_fits(const char *path, const char *extname, const jade_sed_table *t);
+jade_status jade_sed_table_write_text(const char *path, const jade_sed_table *t);
+/* Reads the first binary table of a FITS file (numeric columns) or a CSV file with a header row
+ * (by extension: .fits/.fit/.fz, else CSV). */
+jade_status jade_sed_table_read(const char *path, jade_sed_table *t);
+/* Column by name (case-insensitive; '.' and '_' equal) or NULL. */
+const double *jade_sed_table_column(const jade_sed_table *t, const char *name);
+
 /* ---- pipelines (the `jade sed` commands) ----------------------------------------------- */
 typedef struct {
   const char *photulator;  /* photulator_cosmos26.safetensors */
@@ -264,6 +344,44 @@ typedef struct {
 } jade_sed_train_prior_options;
 void jade_sed_train_prior_options_default(jade_sed_train_prior_options *o);
 jade_status jade_sed_train_prior(const jade_sed_train_prior_options *o, double *final_loss);
+
+typedef enum { JADE_SED_SOURCE_POPULATION = 0, JADE_SED_SOURCE_PRIOR = 1 } jade_sed_mock_source;
+typedef struct {
+  const char *models;      /* folder with the pop-cosmos networks */
+  const char *out;         /* catalogue .fits (also .txt beside it) */
+  size_t n;                /* galaxies (1000) */
+  uint64_t seed;
+  jade_sed_mock_source source; /* POPULATION: jade's population; PRIOR: draws from `prior` */
+  jade_sed_prior prior;
+  double mag_limit;        /* POPULATION selection (IRAC ch1 < 26) */
+  jade_sed_data_model dm;
+  jade_pfode_options noise_ode; /* uncertainty-model PF-ODE (DOPRI5 1e-5) */
+} jade_sed_mock_options;
+void jade_sed_mock_options_default(jade_sed_mock_options *o);
+/* Catalogue columns: ID, F_<band> and E_<band> (nanomaggies) per band, TRUE_<param> (16),
+ * TRUE_LOGM (log10 surviving stellar mass). */
+jade_status jade_sed_mock(const jade_sed_mock_options *o);
+
+typedef struct {
+  const char *models, *catalogue, *out_prefix;
+  jade_sed_prior prior;
+  jade_sed_data_model dm;
+  jade_sed_fit_options fit;
+  int chain_thin;          /* extra thinning of the written chains (10); 0: no chain file */
+  size_t max_galaxies;     /* 0: all */
+} jade_sed_fit_run_options;
+void jade_sed_fit_run_options_default(jade_sed_fit_run_options *o);
+/* Reads the catalogue (F_<band>, E_<band> columns; optional TRUE_Z, TRUE_LOGM), fits every
+ * galaxy, writes PREFIX_summary.{fits,txt,npy} and PREFIX_chains.npy (float32, n_gal x n_keep
+ * x walkers x 17: theta and log10 M*). With truth columns, the 68% coverage of z and log10 M*
+ * is returned in cov_z, cov_m (NaN otherwise). */
+typedef struct {
+  size_t n_gal;
+  double cov_z, cov_m;       /* 68% interval coverage of the truth (NaN without truth) */
+  double seconds, t_prior, t_like;
+  double tau_max_median, accept_median;
+} jade_sed_fit_report;
+jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 
 #ifdef __cplusplus
 }

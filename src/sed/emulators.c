@@ -3,6 +3,7 @@
  * the stellar-mass emulator and the distance modulus. */
 #include <math.h>
 #include <gsl/gsl_errno.h>
+#include <omp.h>
 #include <gsl/gsl_integration.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,39 +134,45 @@ static void theta15(const double *t16, double *t15) {
   t15[7] = sqrt(t16[8] > 0 ? t16[8] : 0.0);
 }
 
-#define PHOT_CHUNK 256
+#define PHOT_CHUNK 64
+/* Chunks of PHOT_CHUNK points in parallel (OpenMP); each point's result does not depend on the
+ * chunking (row-independent products). */
 jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double *theta16, size_t n,
                                      double *mag, double *absmag) {
   if (n == 0) return JADE_OK;
-  size_t chunk = n < PHOT_CHUNK ? n : PHOT_CHUNK;
-  double *x = jade_alloc(chunk * 15 * sizeof(double));
-  double *work = jade_alloc(2 * chunk * 128 * sizeof(double));
-  double *y = jade_alloc(chunk * sizeof(double));
-  jade_status s = JADE_OK;
-  if (!x || !work || !y) {
-    s = JADE_ERR_NOMEM;
-    goto done;
-  }
-  for (size_t i0 = 0; i0 < n; i0 += chunk) {
-    size_t m = n - i0 < chunk ? n - i0 : chunk;
-    for (size_t i = 0; i < m; i++) {
-      theta15(theta16 + (i0 + i) * 16, x + i * 15);
-      for (int j = 0; j < 15; j++) x[i * 15 + j] = (x[i * 15 + j] - p->pshift[j]) / p->pscale[j];
+  size_t nch = (n + PHOT_CHUNK - 1) / PHOT_CHUNK;
+  int fail = 0;
+#pragma omp parallel if (nch > 1)
+  {
+    double *x = jade_alloc(PHOT_CHUNK * 15 * sizeof(double));
+    double *work = jade_alloc(2 * PHOT_CHUNK * 128 * sizeof(double));
+    double *y = jade_alloc(PHOT_CHUNK * sizeof(double));
+    if (!x || !work || !y) {
+#pragma omp atomic write
+      fail = 1;
     }
-    for (int b = 0; b < p->nb; b++) {
-      sed_mlp_forward(&p->net[b], m, x, y, work);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t ci = 0; ci < nch; ci++) {
+      if (!x || !work || !y) continue;
+      size_t i0 = ci * PHOT_CHUNK, m = n - i0 < PHOT_CHUNK ? n - i0 : PHOT_CHUNK;
       for (size_t i = 0; i < m; i++) {
-        double am = y[i] * p->mscale[b] + p->mshift[b];
-        if (absmag) absmag[(i0 + i) * p->nb + b] = am;
-        if (mag) mag[(i0 + i) * p->nb + b] = am + theta16[(i0 + i) * 16];
+        theta15(theta16 + (i0 + i) * 16, x + i * 15);
+        for (int j = 0; j < 15; j++) x[i * 15 + j] = (x[i * 15 + j] - p->pshift[j]) / p->pscale[j];
+      }
+      for (int b = 0; b < p->nb; b++) {
+        sed_mlp_forward(&p->net[b], m, x, y, work);
+        for (size_t i = 0; i < m; i++) {
+          double am = y[i] * p->mscale[b] + p->mshift[b];
+          if (absmag) absmag[(i0 + i) * p->nb + b] = am;
+          if (mag) mag[(i0 + i) * p->nb + b] = am + theta16[(i0 + i) * 16];
+        }
       }
     }
+    free(x);
+    free(work);
+    free(y);
   }
-done:
-  free(x);
-  free(work);
-  free(y);
-  return s;
+  return fail ? jade_error(JADE_ERR_NOMEM, "photulator: out of memory") : JADE_OK;
 }
 
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
