@@ -119,6 +119,7 @@ static int cmd_mock(int argc, char **argv) {
       {"source", "population|prior", "draw parameters from jade's population (IRAC ch1 < mag-limit) or the --prior",
        "population", 0, 0, NULL, 0},
       {"mag-limit", "M", "population selection limit (IRAC ch1)", "26", 0, 0, NULL, 0},
+      {"error-floor", "F", "fractional error floor added in quadrature to the modelled errors", "0", 0, 0, NULL, 0},
       {"seed", "S", "random seed", "1", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
       END_OPT};
@@ -140,6 +141,7 @@ static int cmd_mock(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "n", 1, 100000000, &n);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st) st = jade_cli_double(opts, "mag-limit", 0, 100, &o.mag_limit);
+  if (!st) st = jade_cli_double(opts, "error-floor", 0, 10, &o.dm.error_floor);
   if (!st) st = parse_prior(opts, &o.prior, &owned);
   const char *src = jade_cli_opt(opts, "source")->value;
   if (!st) {
@@ -171,7 +173,7 @@ static int cmd_fit(int argc, char **argv) {
       {"chain-thin", "K", "keep every K-th step in PREFIX_chains.npy (0: no chain file)", "10", 0, 0, NULL, 0},
       {"block", "B", "galaxies sampled together", "16", 0, 0, NULL, 0},
       {"n-init", "N", "candidate starts per galaxy", "512", 0, 0, NULL, 0},
-      {"n-opt", "N", "hill-climbing iterations towards the MAP", "300", 0, 0, NULL, 0},
+      {"n-opt", "N", "hill-climbing iterations towards the MAP", "1000", 0, 0, NULL, 0},
       {"max-galaxies", "N", "fit only the first N galaxies (0: all)", "0", 0, 0, NULL, 0},
       {"seed", "S", "random seed", "1", 0, 0, NULL, 0},
       PRIOR_OPTIONS,

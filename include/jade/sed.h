@@ -290,8 +290,9 @@ typedef struct {
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
   int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
-  int n_opt;             /* hill-climbing iterations towards the MAP (300) */
-  double ball;           /* initial ball around the optimum, in phi (0.1) */
+  int n_opt;             /* hill-climbing iterations towards the MAP (1000) */
+  double ball;           /* initial ball around the optimum, in phi: sigma = min(ball, the hill
+                            climber's final step size) (0.1) */
   size_t block;          /* galaxies sampled together (16) */
   int verbose;
 } jade_sed_fit_options;

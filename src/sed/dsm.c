@@ -149,7 +149,9 @@ static jade_status dsm_chunked(const jade_sed_score *s, int B, const double *x0,
   int d = s->cfg.dim, cap = w[0].cap;
   double part[DSM_CHUNKS] = {0};
   size_t P = jade_sed_score_n_params(s);
-#pragma omp parallel for schedule(static, 1)
+  /* threads only when the chunks are big enough to pay for the fork/join */
+  int par = (size_t)B * (size_t)sed_mlp_max_width(&s->net) >= 16384;
+#pragma omp parallel for schedule(static, 1) if (par)
   for (int c = 0; c < DSM_CHUNKS; c++) {
     int i0 = c * cap, nb = B - i0 < cap ? B - i0 : cap;
     if (nb <= 0) continue;

@@ -156,7 +156,7 @@ jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, cons
 void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   jade_ens_options_default(&o->ens);
   o->n_init = 512;
-  o->n_opt = 300;
+  o->n_opt = 1000;
   o->ball = 0.1;
   o->block = 16;
   o->verbose = 0;
@@ -184,7 +184,7 @@ static jade_status block_logp(void *ctx, size_t n, const size_t *gal, const doub
  * by likelihood is then improved by hill climbing on the full posterior (a (1+1) evolution
  * strategy with the 1/5th-success step rule, Rechenberg 1973). */
 static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const double *cand_th,
-                              const double *cand_abs, double *xbest, double *lbest) {
+                              const double *cand_abs, double *xbest, double *lbest, double *step_out) {
   const jade_sed_posterior *P = bc->post;
   int nb = jade_sed_photulator_n_bands(P->phot);
   for (size_t g = 0; g < ng; g++) {
@@ -244,6 +244,8 @@ static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_optio
       }
     }
   }
+  if (!st)
+    for (size_t g = 0; g < ng; g++) step_out[g] = step[g];
   free(gi);
   free(y);
   free(ly);
@@ -275,13 +277,18 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   for (size_t g0 = 0; g0 < post->n_gal && !st; g0 += B) {
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;
     bc.g0 = g0;
-    if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb))) break;
-    for (size_t g = 0; g < ng; g++)
+    if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc))) break;
+    /* the ball: sigma = min(ball, the hill climber's final step), which tracks the posterior's
+     * scale (high signal-to-noise photometry constrains phi to ~0.01: a 0.1 ball would leave the
+     * walkers far outside the typical set, with acceptance ~2%) */
+    for (size_t g = 0; g < ng; g++) {
+      double bs = fmin(o->ball, acc[g]);
       for (int w = 0; w < W; w++) {
         double e[16];
         jade_rng_normal_fill(eo->seed, JADE_STREAM(JADE_RNG_MCMC, eo->first_id + g0 + g), ((uint64_t)1 << 51) + (uint64_t)w * 16, 16, e);
-        for (int j = 0; j < 16; j++) x0[(g * W + w) * 16 + j] = xb[g * 16 + j] + o->ball * e[j];
+        for (int j = 0; j < 16; j++) x0[(g * W + w) * 16 + j] = xb[g * 16 + j] + bs * e[j];
       }
+    }
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
     if ((st = jade_ens_run(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, acc))) break;
