@@ -68,5 +68,6 @@ int jade_cmd_sample(int argc, char **argv);
 int jade_cmd_validate(int argc, char **argv);
 int jade_cmd_report(int argc, char **argv);
 int jade_cmd_mcmc(int argc, char **argv);
+int jade_cmd_sed(int argc, char **argv);
 
 #endif

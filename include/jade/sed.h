@@ -1,0 +1,390 @@
+/* jade sed: galaxy SED fitting under a diffusion-model population prior (pop-cosmos:
+ * Alsing et al. 2024 arXiv:2402.00935, Thorp et al. 2024 arXiv:2406.19437 and 2025
+ * arXiv:2506.12122; spec/popcosmos.md). Everything here is float64.
+ *
+ * Pieces:
+ *  - photometry emulators (Speculator/"Photulator", Alsing et al. 2020 ApJS 249:5, eq. 8
+ *    activation with per-unit alpha, beta), one network per band, and the stellar-mass
+ *    emulator, loaded from the converted pop-cosmos safetensors (models/popcosmos/);
+ *  - score-based diffusion models (Song et al. 2021, ICLR, "Score-based generative modeling
+ *    through SDEs"): VP / sub-VP / VE SDEs, an MLP score network on a Gaussian Fourier time
+ *    embedding (flowfusion.diffusion.MLP layout), optional conditionals (the pop-cosmos
+ *    uncertainty model), denoising-score-matching training;
+ *  - probability-flow ODE: sampling and log-densities with the exact Jacobian trace
+ *    (forward-mode, deterministic) or Hutchinson's estimator, adaptive Dormand-Prince 5(4) or
+ *    fixed-step RK4, batched over many points with a step size per point;
+ *  - the pop-cosmos data model (zero points, error floor, Student-t nu = 2) and a batched
+ *    affine-invariant ensemble sampler (Goodman & Weare 2010) over many galaxies at once. */
+#ifndef JADE_SED_H
+#define JADE_SED_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jade/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JADE_SED_NPAR 16   /* N, log10Z, logsfr_ratio1..6, dust2, dust_index, dust1_fraction,
+                              lnfagn, lnagntau, gaslog10Z, gaslog10U, z */
+#define JADE_SED_MAX_BANDS 64
+
+/* Names and prior box of the 16 pop-cosmos parameters (N's bounds are not used). */
+const char *jade_sed_param_name(int i);
+void jade_sed_param_bounds(double lower[JADE_SED_NPAR], double upper[JADE_SED_NPAR]);
+
+/* ---- photometry emulator ------------------------------------------------------------ */
+typedef struct jade_sed_photulator jade_sed_photulator;
+/* Loads a Photulator stack (layout: models/popcosmos/photulator_cosmos26.json): tensors
+ * parameters_shift/scale (15,), per band "{name}.W.{k}" (in,out), ".b.k", ".alpha.k",
+ * ".beta.k", ".magnitudes_shift", ".magnitudes_scale", ".f_b". Band names come from the
+ * "{name}.f_b" tensors in file order unless `bands` (n_bands names) is given. */
+jade_status jade_sed_photulator_load(const char *path, const char *const *bands, int n_bands,
+                                     jade_sed_photulator **out);
+void jade_sed_photulator_free(jade_sed_photulator *p);
+int jade_sed_photulator_n_bands(const jade_sed_photulator *p);
+const char *jade_sed_photulator_band(const jade_sed_photulator *p, int b);
+double jade_sed_photulator_f_b(const jade_sed_photulator *p, int b); /* nanomaggies */
+/* Apparent AB magnitudes mag[i * nb + b] = NN_b(theta15(theta16_i)) + N_i for n parameter
+ * vectors theta16[i * 16 + j] (absmag: the same without + N, may be NULL). Thread-safe. */
+jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double *theta16, size_t n,
+                                     double *mag, double *absmag);
+/* Magnitudes of band b only (mag[i] = NN_b + N_i). */
+jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
+                                          double *mag);
+/* f = 10^((22.5 - m)/2.5) nanomaggies; asinh magnitude with softening f_b (Lupton et al. 1999):
+ * -2.5/ln10 (asinh(f/(2 f_b)) - ln(1e9/f_b)). */
+double jade_sed_mag_to_flux(double mag);
+double jade_sed_asinh_mag(double flux_nmgy, double f_b);
+
+/* Stellar-mass emulator: surviving mass fraction Mfrac(theta16). */
+typedef struct jade_sed_mass jade_sed_mass;
+jade_status jade_sed_mass_load(const char *path, jade_sed_mass **out);
+void jade_sed_mass_free(jade_sed_mass *m);
+jade_status jade_sed_mass_frac(const jade_sed_mass *m, const double *theta16, size_t n, double *mfrac);
+/* Distance modulus (flat LambdaCDM, H0 = 67.74, Omega_m = 0.3089, Planck 2015 TT,TE,EE+lowP+
+ * lensing+ext as astropy's Planck15; radiation neglected), z > 0. */
+double jade_sed_distmod(double z);
+/* log10 surviving stellar mass [Msun]: (distmod(z) - N)/2.5 + log10 Mfrac. */
+double jade_sed_log10_mass(const double theta16[JADE_SED_NPAR], double mfrac);
+
+/* ---- SDEs ----------------------------------------------------------------------------- */
+typedef enum { JADE_SDE_VP = 0, JADE_SDE_SUBVP = 1, JADE_SDE_VE = 2 } jade_sde_type;
+typedef struct {
+  jade_sde_type type;
+  double beta_min, beta_max;   /* VP, sub-VP (0.1, 20) */
+  double sigma_min, sigma_max; /* VE (0.01, 10) */
+  double T;                    /* 1 */
+  double eps;                  /* smallest time (1e-3) */
+} jade_sde;
+void jade_sde_default(jade_sde *s, jade_sde_type type);
+/* drift f(x,t) = a(t) x; diffusion g(t)^2; marginal x_t = m(t) x_0 + s(t) eps; prior std at T. */
+double jade_sde_drift_coef(const jade_sde *s, double t);
+double jade_sde_g2(const jade_sde *s, double t);
+void jade_sde_marginal(const jade_sde *s, double t, double *mean_coef, double *std);
+double jade_sde_prior_std(const jade_sde *s);
+const char *jade_sde_name(jade_sde_type t);
+
+/* ---- score models ------------------------------------------------------------------- */
+typedef enum { JADE_ACT_TANH = 0, JADE_ACT_SILU = 1 } jade_sed_activation;
+/* A score network s(x, t, c) on normalised x (dim d) with optional conditionals c (nc):
+ * input [sin(2 pi W t), cos(2 pi W t), x, c] (W: n_freq Gaussian Fourier frequencies),
+ * hidden layers with tanh or SiLU, linear output d. If no_sigma, the output is the score;
+ * otherwise score = output / std(t) (the network predicts -eps). Data space:
+ * x = (y - shift)/scale, c = (cond - cond_shift)/cond_scale. */
+typedef struct jade_sed_score jade_sed_score;
+typedef struct {
+  int dim, n_cond, n_freq, n_hidden, width;
+  jade_sed_activation act;
+  int no_sigma;
+  double freq_std;   /* std of W (16) */
+  jade_sde sde;
+} jade_sed_score_config;
+/* A new network with weights drawn from (seed, JADE_RNG_INIT) (PyTorch's default Linear init:
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in))), shift 0, scale 1. */
+jade_status jade_sed_score_create(const jade_sed_score_config *cfg, uint64_t seed, jade_sed_score **out);
+/* The pop-cosmos uncertainty model (models/popcosmos/noise_model.json layout). */
+jade_status jade_sed_noise_model_load(const char *path, jade_sed_score **out);
+/* jade's own format (written by jade_sed_score_save): tensors time_W, NN.k.weight (out,in),
+ * NN.k.bias, shift, scale [, cond_shift, cond_scale], metadata with the config. */
+jade_status jade_sed_score_load(const char *path, jade_sed_score **out);
+jade_status jade_sed_score_save(const jade_sed_score *s, const char *path, const char *description);
+void jade_sed_score_free(jade_sed_score *s);
+const jade_sed_score_config *jade_sed_score_get_config(const jade_sed_score *s);
+/* shift/scale (dim) of x; cond_shift/cond_scale (n_cond) (writable, for training set-up). */
+double *jade_sed_score_shift(jade_sed_score *s);
+double *jade_sed_score_scale(jade_sed_score *s);
+double *jade_sed_score_cond_shift(jade_sed_score *s);
+double *jade_sed_score_cond_scale(jade_sed_score *s);
+/* Score at n points (each with its own time t[i]): out[i * d + j]. c: n x n_cond normalised
+ * conditionals or NULL when n_cond == 0. Thread-safe. */
+jade_status jade_sed_score_eval(const jade_sed_score *s, size_t n, const double *t, const double *x,
+                                const double *c, double *out);
+
+/* ---- probability-flow ODE -------------------------------------------------------------- */
+/* A score field for the ODE: score (n x d) at points x (n x d), times t (n), of the points
+ * with indices idx (n: which of the caller's points, e.g. to pick conditionals). If div is
+ * non-NULL: K probe directions V (n x K x d; for the exact trace K = d and V = identity rows)
+ * and div[i] = sum_k V_k . (J V_k), J = d score / dx (the exact trace when V = I). */
+typedef jade_status (*jade_score_field)(void *ctx, size_t n, const size_t *idx, const double *t,
+                                        const double *x, int K, const double *V, double *score,
+                                        double *div);
+/* The field of a jade_sed_score with conditionals cond[idx[i] * n_cond] (or NULL). */
+typedef struct {
+  const jade_sed_score *score;
+  const double *cond;
+} jade_sed_score_field_ctx;
+jade_status jade_sed_score_field(void *ctx, size_t n, const size_t *idx, const double *t,
+                                 const double *x, int K, const double *V, double *score, double *div);
+
+typedef enum { JADE_ODE_DOPRI5 = 0, JADE_ODE_RK4 = 1 } jade_ode_method;
+typedef enum { JADE_TRACE_EXACT = 0, JADE_TRACE_HUTCHINSON = 1 } jade_trace_method;
+typedef struct {
+  jade_ode_method method;
+  double atol, rtol;        /* DOPRI5 (1e-5, 1e-5) */
+  long max_steps;           /* per point (100000) */
+  int n_steps;              /* RK4 steps over [eps, T] (100) */
+  jade_trace_method trace;
+  uint64_t seed;            /* Hutchinson probes: Rademacher from (seed, stream, point index) */
+  size_t batch;             /* points integrated together (256) */
+} jade_pfode_options;
+void jade_pfode_options_default(jade_pfode_options *o);
+/* log p_eps(x) of n points x (n x d, normalised space) under the PF-ODE of sde with the given
+ * score field (Song et al. 2021, eq. 39 / App. D.2): integrate (x, delta) from t = eps to T with
+ * dx/dt = a(t) x - g^2/2 s, d delta/dt = d a(t) - g^2/2 tr(J); log p = delta(T) + log N(x(T); 0,
+ * prior_std^2 I). Each point has its own adaptive step (results do not depend on the batch).
+ * nfe (may be NULL): total score evaluations (points x stages). xT (n x d, may be NULL): the end
+ * points x(T). Parallel (OpenMP) over batches. The base density N(0, prior_std^2) stands for p_T:
+ * its mismatch, ~ m(T) x(T).mean(x0) (VP: m(1) = 6.6e-3), is part of the result. */
+jade_status jade_pfode_logp(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n,
+                            const double *x, const jade_pfode_options *o, double *logp, double *xT,
+                            uint64_t *nfe);
+/* Samples: x(T) = z (n x d, already scaled by the caller if prior_std != 1) integrated to eps. */
+jade_status jade_pfode_sample(const jade_sde *sde, int d, jade_score_field f, void *ctx, size_t n,
+                              const double *z, const jade_pfode_options *o, double *x, uint64_t *nfe);
+
+/* ---- denoising score matching ----------------------------------------------------- */
+typedef struct {
+  long steps;          /* optimiser steps (20000) */
+  int batch;           /* 256 */
+  double lr;           /* Adam learning rate (1e-3, cosine decay to lr/20) */
+  double weight_decay; /* 0 */
+  uint64_t seed;
+  int verbose;         /* progress every 1000 steps on stderr */
+} jade_dsm_options;
+void jade_dsm_options_default(jade_dsm_options *o);
+/* Trains s on n rows y (n x dim, data space; shift/scale are set to the column means and
+ * standard deviations first) with the loss of Song et al. 2021 eq. 7 with lambda = std^2:
+ * E_t,x,eps |std(t) s(m x + std eps, t) + eps|^2, t ~ U(eps, T). loss_out (may be NULL):
+ * mean training loss over the last 1000 steps. */
+jade_status jade_dsm_train(jade_sed_score *s, const double *y, size_t n, const jade_dsm_options *o,
+                           double *loss_out);
+/* The DSM loss and its gradient for one batch (x0: B x dim normalised, t: B, noise: B x dim);
+ * grad (n_params, may be NULL). For gradient checks. */
+size_t jade_sed_score_n_params(const jade_sed_score *s);
+void jade_sed_score_get_params(const jade_sed_score *s, double *p);
+void jade_sed_score_set_params(jade_sed_score *s, const double *p);
+jade_status jade_dsm_loss(const jade_sed_score *s, int B, const double *x0, const double *t,
+                          const double *noise, double *loss, double *grad);
+
+/* ---- population prior -------------------------------------------------------------------- */
+/* pop-cosmos parameterisation: phi_0 = N, phi_j = Phi^-1((theta_j - lo_j)/(hi_j - lo_j)) for
+ * j >= 1 (Phi: standard normal CDF); the diffusion model lives on x = (phi - shift)/scale. */
+void jade_sed_theta_to_phi(const double *theta, double *phi);
+void jade_sed_phi_to_theta(const double *phi, double *theta);
+/* log |d phi / d theta| (for densities in theta): sum_{j>=1} -log(hi-lo) - log N(phi_j; 0, 1). */
+double jade_sed_log_jac_phi_theta(const double *phi);
+
+/* jade's training population (NOT the published pop-cosmos population; docs/sed.md): a
+ * Prospector-alpha-like draw (Leja et al. 2019 priors) with a COSMOS2020-like selection:
+ *   log10 M_formed ~ U(8, 12.5), z ~ U(0.01, 6), N = distmod(z) - 2.5 log10 M_formed,
+ *   log10Z ~ U(-1.98, 0.19), logsfr_ratio_i ~ Student-t(nu 2, scale 0.3) on [-5, 5],
+ *   dust2 ~ N(0.3, 1) on [0, 4], dust_index ~ U(-1, 0.4), dust1_fraction ~ N(1, 0.3) on [0, 2],
+ *   lnfagn ~ U(ln 1e-5, ln 3), lnagntau ~ U(ln 5, ln 150), gaslog10Z ~ U(-2, 0.5),
+ *   gaslog10U ~ U(-4, -1);
+ * kept if the emulated noiseless magnitude in band select_band (IRAC ch1 = 24) is < mag_limit
+ * (26). Candidate i uses Philox (seed, JADE_RNG_PRIOR) counters from i * 4096: reproducible.
+ * theta: n_keep x 16; n_drawn (may be NULL): candidates drawn. */
+jade_status jade_sed_population_draw(const jade_sed_photulator *p, uint64_t seed, size_t n_keep, int select_band,
+                                     double mag_limit, double *theta, size_t *n_drawn);
+
+/* ---- data model ----------------------------------------------------------------------- */
+typedef struct {
+  int n_bands;
+  double zp[JADE_SED_MAX_BANDS];  /* multiplicative zero points (1) */
+  double error_floor;             /* fractional floor added in quadrature (0) */
+  double nu;                      /* Student-t degrees of freedom (2) */
+} jade_sed_data_model;
+void jade_sed_data_model_default(jade_sed_data_model *m, int n_bands);
+/* log L = sum_b log t_nu((f_obs_b - zp_b f_b) / s_b) - log s_b, s_b^2 = sigma_b^2 + (floor zp_b
+ * f_b)^2 (Thorp et al. 2024, Sec. 3.2); bands with sigma <= 0 or non-finite flux are skipped. */
+double jade_sed_loglike(const jade_sed_data_model *m, const double *f_model, const double *f_obs,
+                        const double *sigma);
+
+/* ---- affine-invariant ensemble sampler -------------------------------------------------- */
+/* Log densities of n points x (n x d) belonging to problems (galaxies) gal[i]: logp[i]. A NaN
+ * is treated as -inf. */
+typedef jade_status (*jade_ens_logp_fn)(void *ctx, size_t n, const size_t *gal, const double *x,
+                                        double *logp);
+typedef struct {
+  int n_walkers;     /* per galaxy, even (32) */
+  long n_steps;      /* iterations after burn-in (1000) */
+  long n_burn;       /* discarded iterations (500) */
+  int thin;          /* keep every thin-th iteration (1) */
+  double a;          /* stretch scale (2) */
+  uint64_t seed;
+  uint64_t first_id; /* galaxy g draws from Philox stream first_id + g (0) */
+} jade_ens_options;
+void jade_ens_options_default(jade_ens_options *o);
+/* Runs n_gal independent ensembles (all of dimension d) together: walkers of galaxy g start
+ * at x0[(g * W + w) * d + j]. chain (may be NULL): n_gal x n_keep x W x d with n_keep =
+ * n_steps / thin; logp_chain likewise (n_gal x n_keep x W, may be NULL); accept[g] acceptance
+ * fraction after burn-in (may be NULL). Randomness: Philox keyed by (seed, first_id + g,
+ * iteration), so a galaxy's chain does not depend on the other galaxies in the batch nor on the
+ * thread count (as long as f evaluates each point independently). */
+jade_status jade_ens_run(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, const double *x0,
+                         const jade_ens_options *o, double *chain, double *logp_chain,
+                         double *accept);
+/* Integrated autocorrelation time of an ensemble chain x[(i * W + w) * stride] (n steps, W
+ * walkers): the autocorrelation function averaged over walkers (emcee >= 3.0), tau = 1 +
+ * 2 sum_{k=1}^{M} rho_k with the smallest M >= c tau(M) (Sokal's window, c = 5). */
+double jade_ens_autocorr_time(const double *x, size_t n, int W, size_t stride, double c);
+
+/* ---- priors over phi and the per-galaxy posterior ----------------------------------------- */
+typedef enum { JADE_SED_PRIOR_BOX = 0, JADE_SED_PRIOR_DIFFUSION = 1 } jade_sed_prior_kind;
+typedef struct {
+  jade_sed_prior_kind kind;
+  const jade_sed_score *score; /* DIFFUSION: a 16-d model over x = (phi - shift)/scale */
+  jade_pfode_options ode;      /* its PF-ODE options */
+  double N_lo, N_hi;           /* BOX: N ~ U(N_lo, N_hi); theta_1..15 uniform on the box, i.e.
+                                  phi_j ~ N(0, 1) */
+} jade_sed_prior;
+void jade_sed_prior_default(jade_sed_prior *p); /* BOX, N in [10, 25] */
+/* log prior density of phi (n x 16): DIFFUSION: log p_x((phi - shift)/scale) - sum log scale
+ * (PF-ODE); BOX: -log(N_hi - N_lo) + sum_{j>=1} log N(phi_j; 0, 1), -inf outside. */
+jade_status jade_sed_prior_logp(const jade_sed_prior *pr, size_t n, const double *phi, double *lp);
+/* n draws of theta from the prior (DIFFUSION: PF-ODE samples from x(T) ~ N(0, I)); Philox
+ * (seed, JADE_RNG_PRIOR, first_id + i). */
+jade_status jade_sed_prior_sample(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *theta);
+
+typedef struct {
+  const jade_sed_photulator *phot;
+  const jade_sed_prior *prior;
+  jade_sed_data_model dm;
+  size_t n_gal;
+  const double *flux;  /* n_gal x n_bands observed fluxes (nanomaggies) */
+  const double *sigma; /* n_gal x n_bands errors (<= 0 or non-finite: band missing) */
+} jade_sed_posterior;
+/* log posterior of phi (n x 16) for galaxies gal[i] (a jade_ens_logp_fn; ctx = posterior);
+ * with the times spent in the prior and in the likelihood accumulated if ctx timing enabled. */
+jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, const double *phi, double *lp);
+
+#define JADE_SED_NQ 17 /* the 16 parameters and log10 stellar mass */
+typedef struct {
+  double median[JADE_SED_NQ], lo68[JADE_SED_NQ], hi68[JADE_SED_NQ]; /* 16th, 50th, 84th percentiles */
+  double tau[JADE_SED_NPAR];  /* integrated autocorrelation time per parameter (steps) */
+  double accept;              /* acceptance fraction */
+  double logp_start;          /* log posterior at the optimised start */
+} jade_sed_summary;
+typedef struct {
+  jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
+  int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
+  int n_opt;             /* hill-climbing iterations towards the MAP (1000) */
+  double ball;           /* initial ball around the optimum, in phi: sigma = min(ball, the hill
+                            climber's final step size) (0.1) */
+  size_t block;          /* galaxies sampled together (16) */
+  int verbose;
+} jade_sed_fit_options;
+void jade_sed_fit_options_default(jade_sed_fit_options *o);
+/* Fits all galaxies of post. summ[n_gal]; chain (may be NULL): float32, n_gal x n_keep x W x 17
+ * (theta and log10 M*), n_keep = ens.n_steps / ens.thin, galaxy g written as soon as its block is
+ * done through the callback-free layout. mass: the stellar-mass emulator (NULL: log10 M* NaN).
+ * t_prior, t_like (may be NULL): seconds spent in the prior and the likelihood. */
+jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
+                         jade_sed_summary *summ, float *chain, double *t_prior, double *t_like);
+
+/* Mock photometry for n parameter vectors theta (n x 16): true model fluxes (n x nb, may be
+ * NULL), and observed fluxes and errors from the pop-cosmos uncertainty model (Thorp et al. 2025;
+ * noise_model.json "full_noise_realisation": PF-ODE sample of ln sigma given asinh magnitudes,
+ * Student-t (nu 2) noise), zero points dm->zp; Philox (seed, JADE_RNG_SHAPE, first_id + i). */
+jade_status jade_sed_mock_photometry(const jade_sed_photulator *phot, const jade_sed_score *noise,
+                                     const jade_sed_data_model *dm, const jade_pfode_options *ode, uint64_t seed,
+                                     uint64_t first_id, size_t n, const double *theta, double *flux_true,
+                                     double *flux_obs, double *sigma);
+
+/* ---- catalogues and outputs --------------------------------------------------------------- */
+/* A table of n rows and named double columns (col[c][i]), written as a FITS binary table
+ * (EXTNAME `extname`, one column per name; '.' in names becomes '_') atomically, or read back.
+ * Text and CSV: jade_sed_table_write_text (whitespace, '#' header) and the CSV reader. */
+typedef struct {
+  size_t n_rows;
+  int n_cols;
+  char **names;
+  double **col;
+} jade_sed_table;
+void jade_sed_table_free(jade_sed_table *t);
+jade_status jade_sed_table_write_fits(const char *path, const char *extname, const jade_sed_table *t);
+jade_status jade_sed_table_write_text(const char *path, const jade_sed_table *t);
+/* Reads the first binary table of a FITS file (numeric columns) or a CSV file with a header row
+ * (by extension: .fits/.fit/.fz, else CSV). */
+jade_status jade_sed_table_read(const char *path, jade_sed_table *t);
+/* Column by name (case-insensitive; '.' and '_' equal) or NULL. */
+const double *jade_sed_table_column(const jade_sed_table *t, const char *name);
+
+/* ---- pipelines (the `jade sed` commands) ----------------------------------------------- */
+typedef struct {
+  const char *photulator;  /* photulator_cosmos26.safetensors */
+  const char *out;         /* prior .safetensors */
+  size_t n_train;          /* population rows (100000) */
+  uint64_t seed;
+  double mag_limit;        /* IRAC ch1 limit (26) */
+  jade_sed_score_config net; /* dim 16, 3 x 128 SiLU, 4 frequencies of std 16, VP */
+  jade_dsm_options dsm;
+  const char *table_out;   /* optional: the training population (n x 16 theta) as .npy */
+} jade_sed_train_prior_options;
+void jade_sed_train_prior_options_default(jade_sed_train_prior_options *o);
+jade_status jade_sed_train_prior(const jade_sed_train_prior_options *o, double *final_loss);
+
+typedef enum { JADE_SED_SOURCE_POPULATION = 0, JADE_SED_SOURCE_PRIOR = 1 } jade_sed_mock_source;
+typedef struct {
+  const char *models;      /* folder with the pop-cosmos networks */
+  const char *out;         /* catalogue .fits (also .txt beside it) */
+  size_t n;                /* galaxies (1000) */
+  uint64_t seed;
+  jade_sed_mock_source source; /* POPULATION: jade's population; PRIOR: draws from `prior` */
+  jade_sed_prior prior;
+  double mag_limit;        /* POPULATION selection (IRAC ch1 < 26) */
+  jade_sed_data_model dm;
+  jade_pfode_options noise_ode; /* uncertainty-model PF-ODE (DOPRI5 1e-5) */
+} jade_sed_mock_options;
+void jade_sed_mock_options_default(jade_sed_mock_options *o);
+/* Catalogue columns: ID, F_<band> and E_<band> (nanomaggies) per band, TRUE_<param> (16),
+ * TRUE_LOGM (log10 surviving stellar mass). */
+jade_status jade_sed_mock(const jade_sed_mock_options *o);
+
+typedef struct {
+  const char *models, *catalogue, *out_prefix;
+  jade_sed_prior prior;
+  jade_sed_data_model dm;
+  jade_sed_fit_options fit;
+  int chain_thin;          /* extra thinning of the written chains (10); 0: no chain file */
+  size_t max_galaxies;     /* 0: all */
+} jade_sed_fit_run_options;
+void jade_sed_fit_run_options_default(jade_sed_fit_run_options *o);
+/* Reads the catalogue (F_<band>, E_<band> columns; optional TRUE_Z, TRUE_LOGM), fits every
+ * galaxy, writes PREFIX_summary.{fits,txt,npy} and PREFIX_chains.npy (float32, n_gal x n_keep
+ * x walkers x 17: theta and log10 M*). With truth columns, the 68% coverage of z and log10 M*
+ * is returned in cov_z, cov_m (NaN otherwise). */
+typedef struct {
+  size_t n_gal;
+  double cov_z, cov_m;       /* 68% interval coverage of the truth (NaN without truth) */
+  double seconds, t_prior, t_like;
+  double tau_max_median, accept_median;
+} jade_sed_fit_report;
+jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,119 @@
+/* float64 dense MLP for the sed module (emulators, score networks). */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sed_internal.h"
+
+int sed_mlp_alloc(sed_mlp *m, int n_layers, const int *dims, const sed_act *act) {
+  memset(m, 0, sizeof *m);
+  if (n_layers < 1 || n_layers > SED_MAX_LAYERS) return 0;
+  m->n_layers = n_layers;
+  for (int l = 0; l <= n_layers; l++) m->dims[l] = dims[l];
+  for (int l = 0; l < n_layers; l++) {
+    m->act[l] = act[l];
+    m->W[l] = jade_calloc((size_t)dims[l + 1] * dims[l], sizeof(double));
+    m->b[l] = jade_calloc((size_t)dims[l + 1], sizeof(double));
+    if (!m->W[l] || !m->b[l]) return 0;
+    if (act[l] == SED_ACT_ALSING) {
+      m->alpha[l] = jade_calloc((size_t)dims[l + 1], sizeof(double));
+      m->beta[l] = jade_calloc((size_t)dims[l + 1], sizeof(double));
+      if (!m->alpha[l] || !m->beta[l]) return 0;
+    }
+  }
+  return 1;
+}
+
+void sed_mlp_free(sed_mlp *m) {
+  if (!m) return;
+  for (int l = 0; l < SED_MAX_LAYERS; l++) {
+    free(m->W[l]);
+    free(m->b[l]);
+    free(m->alpha[l]);
+    free(m->beta[l]);
+  }
+  memset(m, 0, sizeof *m);
+}
+
+int sed_mlp_max_width(const sed_mlp *m) {
+  int w = 0;
+  for (int l = 0; l <= m->n_layers; l++)
+    if (m->dims[l] > w) w = m->dims[l];
+  return w;
+}
+
+void sed_linear(size_t n, int in, int out, const double *X, const double *W, const double *b, double *Y) {
+  for (size_t i = 0; i < n; i++) memcpy(Y + i * out, b, (size_t)out * sizeof(double));
+  /* OpenBLAS (OpenMP build) runs single-threaded inside a parallel region. */
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0, X, in, W, in, 1.0, Y, out);
+}
+
+void sed_act_apply(sed_act a, const double *alpha, const double *beta, size_t n, int units, double *h) {
+  switch (a) {
+    case SED_ACT_LINEAR: return;
+    case SED_ACT_TANH:
+      for (size_t i = 0; i < n * (size_t)units; i++) h[i] = tanh(h[i]);
+      return;
+    case SED_ACT_SILU:
+      for (size_t i = 0; i < n * (size_t)units; i++) h[i] *= sed_sigmoid(h[i]);
+      return;
+    case SED_ACT_ALSING:
+      /* Alsing et al. 2020 (ApJS 249:5) eq. 8: (beta + (1 - beta) sigmoid(alpha h)) h */
+      for (size_t i = 0; i < n; i++)
+        for (int u = 0; u < units; u++) {
+          double x = h[i * units + u];
+          h[i * units + u] = (beta[u] + (1.0 - beta[u]) * sed_sigmoid(alpha[u] * x)) * x;
+        }
+      return;
+  }
+}
+
+void sed_mlp_forward(const sed_mlp *m, size_t n, const double *X, double *Y, double *work) {
+  size_t mw = (size_t)sed_mlp_max_width(m);
+  double *a = work, *b = work + n * mw;
+  const double *in = X;
+  for (int l = 0; l < m->n_layers; l++) {
+    double *out = l == m->n_layers - 1 ? Y : (l % 2 == 0 ? a : b);
+    sed_linear(n, m->dims[l], m->dims[l + 1], in, m->W[l], m->b[l], out);
+    sed_act_apply(m->act[l], m->alpha[l], m->beta[l], n, m->dims[l + 1], out);
+    in = out;
+  }
+}
+
+jade_status sed_st_copy(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1,
+                        double *dst) {
+  size_t shape[2] = {d0, d1};
+  size_t count = ndim == 2 ? d0 * d1 : d0;
+  const jade_st_tensor *t = jade_safetensors_find(st, name);
+  if (t && t->dtype == JADE_F64) {
+    /* jade's own files store float64 */
+    int ok = t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
+    if (!ok)
+      return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' has the wrong shape", jade_safetensors_path(st), name);
+    memcpy(dst, t->data, count * sizeof(double));
+    for (size_t i = 0; i < count; i++)
+      if (!isfinite(dst[i]))
+        return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' element %zu is not finite", jade_safetensors_path(st),
+                          name, i);
+    return JADE_OK;
+  }
+  float *tmp = jade_alloc(count * sizeof(float) + 1);
+  if (!tmp) return JADE_ERR_NOMEM;
+  jade_status s = jade_safetensors_copy_f32(st, name, ndim, shape, tmp);
+  if (s == JADE_OK)
+    for (size_t i = 0; i < count; i++) dst[i] = tmp[i];
+  free(tmp);
+  return s;
+}
+
+double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1) {
+  size_t count = ndim == 2 ? d0 * d1 : d0;
+  double *d = jade_alloc(count * sizeof(double) + 1);
+  if (!d) return NULL;
+  if (sed_st_copy(st, name, ndim, d0, d1, d) != JADE_OK) {
+    free(d);
+    return NULL;
+  }
+  return d;
+}

@@ -1,0 +1,47 @@
+/* Internals of the sed module: a float64 dense MLP shared by the emulators and the score
+ * networks. Layout follows torch.nn.Linear: W[l] is (dims[l+1] x dims[l]) row-major, y = W x + b. */
+#ifndef JADE_SED_INTERNAL_H
+#define JADE_SED_INTERNAL_H
+#include <math.h>
+#include <stddef.h>
+
+#include "jade/safetensors.h"
+#include "jade/sed.h"
+
+#define SED_MAX_LAYERS 12
+
+typedef enum { SED_ACT_LINEAR = 0, SED_ACT_TANH, SED_ACT_SILU, SED_ACT_ALSING } sed_act;
+
+typedef struct {
+  int n_layers;               /* number of Linear layers */
+  int dims[SED_MAX_LAYERS + 1];
+  sed_act act[SED_MAX_LAYERS];/* activation after layer l */
+  double *W[SED_MAX_LAYERS];  /* (dims[l+1], dims[l]) */
+  double *b[SED_MAX_LAYERS];
+  double *alpha[SED_MAX_LAYERS], *beta[SED_MAX_LAYERS]; /* SED_ACT_ALSING only */
+} sed_mlp;
+
+/* Allocates zeroed weights for the given dims/activations. */
+int sed_mlp_alloc(sed_mlp *m, int n_layers, const int *dims, const sed_act *act);
+void sed_mlp_free(sed_mlp *m);
+int sed_mlp_max_width(const sed_mlp *m);
+/* Y (n x dims[L]) from X (n x dims[0]); work: 2 n max_width doubles. */
+void sed_mlp_forward(const sed_mlp *m, size_t n, const double *X, double *Y, double *work);
+/* act(h) in place over n values of a layer with `units` units (per-unit alpha/beta). */
+void sed_act_apply(sed_act a, const double *alpha, const double *beta, size_t n, int units, double *h);
+/* Y = X W^T + b: X (n x in), W (out x in), Y (n x out). */
+void sed_linear(size_t n, int in, int out, const double *X, const double *W, const double *b, double *Y);
+
+/* Copy an F32 tensor of the given shape into a new double array (NULL + error on failure). */
+double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1);
+/* The same into dst. */
+jade_status sed_st_copy(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1,
+                        double *dst);
+
+static inline double sed_sigmoid(double u) {
+  /* stable for large |u| */
+  if (u >= 0) return 1.0 / (1.0 + exp(-u));
+  double e = exp(u);
+  return e / (1.0 + e);
+}
+#endif

@@ -1,0 +1,201 @@
+/* The batched affine-invariant ensemble sampler against exact answers: moments of correlated
+ * Gaussians and of a banana (x2 | x1 Gaussian around b (x1^2 - a^2): E x2 = 0, Var x2 = 2 b^2 a^4
+ * + 1) within Monte Carlo error (the error from the measured autocorrelation time), the
+ * autocorrelation-time estimator on AR(1) series (exact tau = (1 + phi)/(1 - phi)), NaN
+ * densities as -inf (a NaN region is never entered), and batch independence (a galaxy's chain
+ * is bit-identical alone or among others). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jade/mcmc.h"
+#include "jade/sed.h"
+#include "test_util.h"
+
+#define D 3
+#define NG 6
+typedef struct {
+  double mu[NG][D], L[NG][D][D]; /* Cholesky factors of the covariances */
+  double prec[NG][D][D];
+  int banana, nan_cut;
+} target;
+
+static jade_status logp_fn(void *ctx, size_t n, const size_t *gal, const double *x, double *lp) {
+  const target *t = ctx;
+  for (size_t i = 0; i < n; i++) {
+    const double *xi = x + i * D;
+    size_t g = gal[i];
+    if (t->banana) {
+      /* 2-d banana in the first two coordinates (a = 1, b = 0.5), third N(0,1) */
+      double a = 1.0, b = 0.5, r = xi[1] - b * (xi[0] * xi[0] - a * a);
+      lp[i] = -0.5 * xi[0] * xi[0] / (a * a) - 0.5 * r * r - 0.5 * xi[2] * xi[2];
+      continue;
+    }
+    double q = 0;
+    for (int j = 0; j < D; j++)
+      for (int k = 0; k < D; k++) q += (xi[j] - t->mu[g][j]) * t->prec[g][j][k] * (xi[k] - t->mu[g][k]);
+    lp[i] = -0.5 * q;
+    if (t->nan_cut && xi[0] > t->mu[g][0] + 0.5) lp[i] = NAN;
+  }
+  return JADE_OK;
+}
+
+static void make_target(target *t) {
+  memset(t, 0, sizeof *t);
+  for (int g = 0; g < NG; g++) {
+    double rho = -0.9 + 0.35 * g, s0 = 1.0 + g, s1 = 0.1 * (g + 1), s2 = 3.0;
+    t->mu[g][0] = g;
+    t->mu[g][1] = -2.0 * g;
+    t->mu[g][2] = 0.5;
+    /* covariance [[s0^2, rho s0 s1, 0], [rho s0 s1, s1^2, 0], [0, 0, s2^2]] */
+    double C[D][D] = {{s0 * s0, rho * s0 * s1, 0}, {rho * s0 * s1, s1 * s1, 0}, {0, 0, s2 * s2}};
+    double det2 = C[0][0] * C[1][1] - C[0][1] * C[0][1];
+    t->prec[g][0][0] = C[1][1] / det2;
+    t->prec[g][1][1] = C[0][0] / det2;
+    t->prec[g][0][1] = t->prec[g][1][0] = -C[0][1] / det2;
+    t->prec[g][2][2] = 1.0 / C[2][2];
+    memcpy(t->L[g], C, sizeof C); /* keep the covariance here */
+  }
+}
+
+static void start(double *x0, size_t n_gal, int W, const target *t) {
+  for (size_t g = 0; g < n_gal; g++)
+    for (int w = 0; w < W; w++)
+      for (int j = 0; j < D; j++)
+        x0[(g * W + w) * D + j] = (t->banana ? 0 : t->mu[g][j]) +
+                                  0.1 * jade_rng_normal(2, JADE_STREAM(JADE_RNG_TEST, 30), (g * W + w) * D + j);
+}
+
+static void test_gaussians(void) {
+  target t;
+  make_target(&t);
+  jade_ens_options o;
+  jade_ens_options_default(&o);
+  o.n_walkers = 32;
+  o.n_steps = 3000;
+  o.n_burn = 1000;
+  int W = o.n_walkers;
+  double *x0 = malloc(NG * W * D * sizeof(double)), acc[NG];
+  size_t nk = (size_t)o.n_steps;
+  double *ch = malloc(NG * nk * W * D * sizeof(double));
+  start(x0, NG, W, &t);
+  CHECK_OK(jade_ens_run(logp_fn, &t, NG, D, x0, &o, ch, NULL, acc));
+  double worst = 0;
+  for (int g = 0; g < NG; g++) {
+    const double *c = ch + (size_t)g * nk * W * D;
+    for (int j = 0; j < D; j++) {
+      double tau = jade_ens_autocorr_time(c + j, nk, W, D, 5.0);
+      double m = 0, v = 0, N = (double)nk * W;
+      for (size_t i = 0; i < nk * W; i++) m += c[i * D + j] / N;
+      for (size_t i = 0; i < nk * W; i++) v += (c[i * D + j] - m) * (c[i * D + j] - m) / (N - 1);
+      double var = t.L[g][j][j], neff = N / tau;
+      /* z-scores: mean error / (sd / sqrt(neff)); variance error / (var sqrt(2/neff)) */
+      double zm = fabs(m - t.mu[g][j]) / sqrt(var / neff), zv = fabs(v - var) / (var * sqrt(2.0 / neff));
+      worst = fmax(worst, fmax(zm, zv));
+      if (g == 0 || g == NG - 1)
+        printf("gaussian %d dim %d: mean %.4f (exact %.4f) var %.4f (exact %.4f) tau %.1f acc %.2f z %.2f %.2f\n", g,
+               j, m, t.mu[g][j], v, var, tau, acc[g], zm, zv);
+      CHECK(tau > 1 && tau < 200, "tau %g", tau);
+    }
+    /* correlation of dims 0,1 */
+    CHECK(acc[g] > 0.2 && acc[g] < 0.8, "acceptance %g", acc[g]);
+  }
+  printf("correlated Gaussians: worst z-score of means and variances over %d x %d = %.2f\n", NG, D, worst);
+  /* 36 z-scores: max |z| < 4.5 fails with probability < 3e-4 if the sampler is right */
+  CHECK(worst < 4.5, "moments");
+
+  /* batch independence: galaxy 3 alone (first_id = 3) gives the same bytes */
+  jade_ens_options o1 = o;
+  o1.first_id = 3;
+  target t1 = t;
+  memcpy(t1.mu[0], t.mu[3], sizeof t.mu[3]);
+  memcpy(t1.prec[0], t.prec[3], sizeof t.prec[3]);
+  double *ch1 = malloc(nk * W * D * sizeof(double));
+  CHECK_OK(jade_ens_run(logp_fn, &t1, 1, D, x0 + 3 * W * D, &o1, ch1, NULL, NULL));
+  CHECK(!memcmp(ch1, ch + 3 * nk * W * D, nk * W * D * sizeof(double)), "galaxy 3 alone differs from in batch");
+  free(ch1);
+
+  /* NaN region (x0 > mu0 + 0.5) is never entered */
+  t.nan_cut = 1;
+  o.n_steps = 300;
+  o.n_burn = 0;
+  CHECK_OK(jade_ens_run(logp_fn, &t, NG, D, x0, &o, ch, NULL, NULL));
+  int bad = 0;
+  for (int g = 0; g < NG; g++)
+    for (size_t i = 0; i < (size_t)o.n_steps * W; i++) bad += ch[((size_t)g * o.n_steps * W + i) * D] > t.mu[g][0] + 0.5;
+  CHECK(bad == 0, "%d draws in the NaN region", bad);
+  free(x0);
+  free(ch);
+}
+
+static void test_banana(void) {
+  target t;
+  make_target(&t);
+  t.banana = 1;
+  jade_ens_options o;
+  jade_ens_options_default(&o);
+  o.n_walkers = 32;
+  o.n_steps = 4000;
+  o.n_burn = 1000;
+  int W = o.n_walkers, NB = 4;
+  double *x0 = malloc(NB * W * D * sizeof(double));
+  size_t nk = (size_t)o.n_steps;
+  double *ch = malloc(NB * nk * W * D * sizeof(double));
+  start(x0, NB, W, &t);
+  CHECK_OK(jade_ens_run(logp_fn, &t, NB, D, x0, &o, ch, NULL, NULL));
+  const double ex_m[2] = {0, 0}, ex_v[2] = {1.0, 2 * 0.25 + 1};
+  /* fourth central moments for the variance error: x1 ~ N(0,1): 3; x2 = b(x1^2-1) + e:
+   * E x2^4 = b^4 E(x1^2-1)^4 + 6 b^2 E(x1^2-1)^2 + 3 = 60 b^4 + 12 b^2 + 3 */
+  const double ex_m4[2] = {3.0, 60 * 0.0625 + 12 * 0.25 + 3};
+  double worst = 0;
+  for (int g = 0; g < NB; g++) {
+    const double *c = ch + (size_t)g * nk * W * D;
+    for (int j = 0; j < 2; j++) {
+      double tau = jade_ens_autocorr_time(c + j, nk, W, D, 5.0);
+      double m = 0, v = 0, N = (double)nk * W;
+      for (size_t i = 0; i < nk * W; i++) m += c[i * D + j] / N;
+      for (size_t i = 0; i < nk * W; i++) v += (c[i * D + j] - m) * (c[i * D + j] - m) / (N - 1);
+      double neff = N / tau;
+      double zm = fabs(m - ex_m[j]) / sqrt(ex_v[j] / neff);
+      double zv = fabs(v - ex_v[j]) / sqrt((ex_m4[j] - ex_v[j] * ex_v[j]) / neff);
+      worst = fmax(worst, fmax(zm, zv));
+      if (g == 0) printf("banana dim %d: mean %.4f (exact 0) var %.4f (exact %.4f) tau %.1f\n", j, m, v, ex_v[j], tau);
+    }
+  }
+  printf("banana: worst z-score over %d ensembles x 2 moments x 2 dims = %.2f\n", NB, worst);
+  CHECK(worst < 4.0, "banana moments");
+  free(x0);
+  free(ch);
+}
+
+static void test_ar1(void) {
+  /* W independent AR(1) series x_{i+1} = phi x_i + sqrt(1 - phi^2) e: tau = (1 + phi)/(1 - phi) */
+  const double phis[2] = {0.5, 0.9};
+  for (int k = 0; k < 2; k++) {
+    double phi = phis[k];
+    int W = 32;
+    size_t n = 20000;
+    double *x = malloc(n * W * sizeof(double));
+    for (int w = 0; w < W; w++) {
+      double v = jade_rng_normal(4, JADE_STREAM(JADE_RNG_TEST, 40 + k), (uint64_t)w * n);
+      for (size_t i = 0; i < n; i++) {
+        x[i * W + w] = v;
+        v = phi * v + sqrt(1 - phi * phi) * jade_rng_normal(4, JADE_STREAM(JADE_RNG_TEST, 40 + k), (uint64_t)w * n + i + 1);
+      }
+    }
+    double tau = jade_ens_autocorr_time(x, n, W, 1, 5.0), exact = (1 + phi) / (1 - phi);
+    /* estimator sd ~ tau sqrt(2 (2M + 1) / (n W)) with M ~ 5 tau: 1% at phi = 0.9 */
+    printf("AR(1) phi %.1f: tau %.3f exact %.3f\n", phi, tau, exact);
+    CHECK(fabs(tau / exact - 1) < 0.05, "AR(1) tau %g vs %g", tau, exact);
+    free(x);
+  }
+}
+
+int main(void) {
+  test_ar1();
+  test_gaussians();
+  test_banana();
+  if (jade_test_failures) fprintf(stderr, "%d failures\n", jade_test_failures);
+  return jade_test_failures ? 1 : 0;
+}
