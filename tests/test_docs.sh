@@ -88,10 +88,11 @@ for b in "$T"/blocks/*.sh; do
           cmd="ASAN_OPTIONS=\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}detect_leaks=0 $cmd" ;;
         *) cmd=$(shrink "$line") ;;
       esac
-      echo "  \$ $cmd"
+      t0=$SECONDS
       if ! eval "$cmd" > cmd.log 2>&1 < /dev/null; then
         echo "FAILED: $line"; sed "s/^/    /" cmd.log | tail -5; exit 1
       fi
+      echo "  \$ $cmd   ($((SECONDS - t0)) s)"
     done < <(tail -n +2 "$b")
   ); then fail=1; fi
 done
