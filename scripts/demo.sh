@@ -4,10 +4,13 @@
 # a mock observation at the fiducial cosmology, joint posterior draws of maps and cosmology,
 # and the HTML report. Outputs go to ./demo-out (OUT=... to change). DRAWS/STEPS to change
 # the sampling (default 128 draws x 64 Heun steps: about a minute or two on 2 cores).
+# JADE=path/to/jade uses that binary instead of building (tests/test_docs.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
-JADE=./build/jade
+if [ -z "${JADE:-}" ]; then
+  bash scripts/build.sh
+  JADE=./build/jade
+fi
 OUT=${OUT:-demo-out}
 rm -rf "$OUT" && mkdir -p "$OUT"
 echo "== the fiducial cosmology's log-normal shifts (jade cosmo shift)"

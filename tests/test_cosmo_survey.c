@@ -41,18 +41,18 @@ int main(void) {
   CHECK(ne == 5, "bin_edges rows %d", ne);
   double max_edge = 0.0;
   for (int b = 0; b < 5; b++) {
-    max_edge = fmax(max_edge, fabs(edges[b] - ref_edges[b * 3 + 1]));
-    max_edge = fmax(max_edge, fabs(edges[b + 1] - ref_edges[b * 3 + 2]));
+    jade_test_max_err(&max_edge, fabs(edges[b] - ref_edges[b * 3 + 1]));
+    jade_test_max_err(&max_edge, fabs(edges[b + 1] - ref_edges[b * 3 + 2]));
   }
   printf("edges z_max=4: %.12f %.12f %.12f %.12f  max |diff| vs CCL table %.2e\n", edges[1], edges[2], edges[3],
          edges[4], max_edge);
-  CHECK(max_edge < 2e-12, "edges differ from the reference by %g", max_edge);
+  CHECK_LT(max_edge, 2e-12, "edges differ from the reference by %g", max_edge);
 
   /* 2. equal numbers: independent Simpson quadrature of the parent between the edges */
   double tot = parent_integral(4.0), max_frac = 0.0;
-  for (int k = 1; k < 5; k++) max_frac = fmax(max_frac, fabs(parent_integral(edges[k]) / tot - k / 5.0));
+  for (int k = 1; k < 5; k++) jade_test_max_err(&max_frac, fabs(parent_integral(edges[k]) / tot - k / 5.0));
   printf("equal-number check: max |CDF(edge_k) - k/5| = %.2e\n", max_frac);
-  CHECK(max_frac < 1e-9, "parent fractions off by %g", max_frac);
+  CHECK_LT(max_frac, 1e-9, "parent fractions off by %g", max_frac);
 
   /* 3. n_i(z) vs the CCL reference table (4001 z, unit-normalised there with Simpson) */
   enum { NZ = 4001 };
@@ -62,16 +62,16 @@ int main(void) {
   double max_rel = 0.0, max_abs = 0.0;
   for (int b = 0; b < 5; b++) {
     double peak = 0.0;
-    for (int k = 0; k < NZ; k++) peak = fmax(peak, tab[k * 6 + 1 + b]);
+    for (int k = 0; k < NZ; k++) jade_test_max_err(&peak, tab[k * 6 + 1 + b]);
     for (int k = 0; k < NZ; k++) {
       double z = tab[k * 6], ref = tab[k * 6 + 1 + b], v = jade_survey_nz(s, b, z);
-      max_abs = fmax(max_abs, fabs(v - ref) / peak);
-      if (ref > 1e-4 * peak) max_rel = fmax(max_rel, fabs(v - ref) / ref);
+      jade_test_max_err(&max_abs, fabs(v - ref) / peak);
+      if (ref > 1e-4 * peak) jade_test_max_err(&max_rel, fabs(v - ref) / ref);
     }
   }
   printf("n_i(z) vs CCL table: max rel (where n > 1e-4 peak) %.2e, max |diff|/peak %.2e\n", max_rel, max_abs);
-  CHECK(max_rel < 2e-8, "n(z) relative difference %g", max_rel);
-  CHECK(max_abs < 1e-9, "n(z) absolute difference %g", max_abs);
+  CHECK_LT(max_rel, 2e-8, "n(z) relative difference %g", max_rel);
+  CHECK_LT(max_abs, 1e-9, "n(z) absolute difference %g", max_abs);
 
   /* 4. unit integrals and the mean redshifts quoted in the README (0.3102 ... 2.1172) */
   const double zmean_ref[5] = {0.3102, 0.5913, 0.8717, 1.2509, 2.1172};
@@ -86,7 +86,7 @@ int main(void) {
     i0 *= h / 3.0;
     i1 *= h / 3.0;
     CHECK_CLOSE(i0, 1.0, 1e-8);
-    CHECK(fabs(i1 - zmean_ref[b]) < 6e-5, "bin %d mean z %.5f vs %.4f", b, i1, zmean_ref[b]);
+    CHECK_LT(fabs(i1 - zmean_ref[b]), 6e-5, "bin %d mean z %.5f vs %.4f", b, i1, zmean_ref[b]);
   }
   CHECK(jade_survey_nz(s, 0, -0.1) == 0.0 && jade_survey_nz(s, 4, 4.001) == 0.0, "n(z) outside [0, z_max]");
   CHECK(isnan(jade_survey_nz(s, 5, 1.0)), "bin out of range must give NaN");
@@ -96,7 +96,7 @@ int main(void) {
   double pix = 5.0 * 60.0 / 128.0, sig = jade_survey_pixel_noise(s, 2, pix);
   printf("pixel %.5f arcmin (A = %.4f arcmin^2): sigma_noise = %.6f\n", pix, pix * pix, sig);
   CHECK_CLOSE(sig, 0.26 / sqrt(5.4 * pix * pix), 1e-14);
-  CHECK(fabs(sig - 0.0477) < 1e-4, "pixel noise %g vs 0.0477 (spec)", sig);
+  CHECK_LT(fabs(sig - 0.0477), 1e-4, "pixel noise %g vs 0.0477 (spec)", sig);
   CHECK(isnan(jade_survey_pixel_noise(s, 0, 0.0)), "pixel 0 must give NaN");
 
   /* 6. tabulated variant: the reference table scaled by 7 reproduces itself (renormalised);
@@ -114,10 +114,10 @@ int main(void) {
       double ref = tab[k * 6 + 1 + b], v = jade_survey_nz(t, b, ztab[k]);
       double mid = jade_survey_nz(t, b, 0.5 * (ztab[k] + ztab[k + 1]));
       double refmid = 0.5 * (tab[k * 6 + 1 + b] + tab[(k + 1) * 6 + 1 + b]);
-      max_tab = fmax(max_tab, fabs(v - ref) + fabs(mid - refmid));
+      jade_test_max_err(&max_tab, fabs(v - ref) + fabs(mid - refmid));
     }
   printf("tabulated survey: max |n - table| = %.2e\n", max_tab);
-  CHECK(max_tab < 1e-6, "tabulated n(z) differs by %g", max_tab);
+  CHECK_LT(max_tab, 1e-6, "tabulated n(z) differs by %g", max_tab);
   CHECK(jade_survey_z_max(t) == 4.0, "tabulated z_max %g", jade_survey_z_max(t));
   CHECK(isnan(jade_survey_bin_density(t, 0)), "tabulated surveys carry no density");
   CHECK(isnan(jade_survey_pixel_noise(t, 0, 2.0)), "tabulated survey noise before densities");
@@ -146,7 +146,7 @@ int main(void) {
   const double e10_ref[4] = {0.4535, 0.7224, 1.0420, 1.5392};
   jade_survey_edges(s10, e10);
   printf("edges z_max=10: %.6f %.6f %.6f %.6f\n", e10[1], e10[2], e10[3], e10[4]);
-  for (int k = 1; k < 5; k++) CHECK(fabs(e10[k] - e10_ref[k - 1]) < 1e-4, "edge %d = %g", k, e10[k]);
+  for (int k = 1; k < 5; k++) CHECK_LT(fabs(e10[k] - e10_ref[k - 1]), 1e-4, "edge %d = %g", k, e10[k]);
   CHECK(e10[5] == 10.0 && e10[0] == 0.0, "outer edges");
   jade_survey_free(s10);
 
@@ -165,7 +165,7 @@ int main(void) {
       in += jade_survey_nz(s0, b, z) * ((i == 0 || i == m) ? 1.0 : ((i & 1) ? 4.0 : 2.0));
     }
     CHECK_CLOSE(in * h / 3.0, 1.0, 1e-7);
-    CHECK(jade_survey_nz(s0, b, 0.5 * (edges[b] + edges[b + 1])) > 0.0, "bin %d empty inside", b);
+    CHECK_GT(jade_survey_nz(s0, b, 0.5 * (edges[b] + edges[b + 1])), 0.0, "bin %d empty inside", b);
     if (b > 0) CHECK(jade_survey_nz(s0, b, edges[b] - 1e-9) == 0.0, "bin %d leaks below its edge", b);
   }
   jade_survey_free(s0);

@@ -135,8 +135,8 @@ int main(void) {
       unsigned char *file = test_slurp(p, &fn);
       CHECK(file != NULL, "read back %s", p);
       size_t off = check_header(file, fn, dt, nd, shape);
-      CHECK(off > 0, "%s: header as NumPy writes it", p);
-      CHECK(off > 0 && fn == off + bytes && !memcmp(file + off, data, bytes),
+      CHECK_GT(off, 0, "%s: header as NumPy writes it", p);
+      CHECK(jade_test_gt_ok(off, 0) && fn == off + bytes && !memcmp(file + off, data, bytes),
             "%s: data bytes", p);
       free(file);
 
@@ -378,7 +378,7 @@ int main(void) {
     jade_npy_release(&a);
     size_t fn;
     unsigned char *b = test_slurp(p, &fn);
-    CHECK(check_header(b, fn, JADE_F32, 3, shp) > 0, "writer header as NumPy writes it");
+    CHECK_GT(check_header(b, fn, JADE_F32, 3, shp), 0, "writer header as NumPy writes it");
     free(b);
 
     /* mismatching reopen */

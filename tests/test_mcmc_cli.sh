@@ -9,6 +9,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
+. "$(dirname "$0")/check_util.sh"
 GEOM=(--set n_pix=8 --set n_bins=2)
 run() { "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --chains 3 --warmup 40 --samples 30 \
           --seed 4 --quiet "$@"; }
@@ -27,7 +28,7 @@ check "[ $rows = 90 ]" "theta.txt has $rows rows (expected 3 chains x 30)"
 check "awk '!/^#/ && NF != 11 {bad=1} END {exit bad}' $T/m1/theta.txt" "theta.txt rows must have 11 columns"
 check "awk '!/^#/ && (\$5 != 0.0486 || \$7 != 0.6774 || \$9 != -1) {bad=1} END {exit bad}' $T/m1/theta.txt" \
   "fixed parameters must keep the config's values"
-check "awk '!/^#/ {s += \$2; n++} END {exit !(s / n > 0.999 && s / n < 1.001)}' $T/m1/theta.txt" "weights must average to 1"
+check "awk \"\$JADE_AWK_NUM\"'!/^#/ {s += num(\$2); n++} END {if (num_bad) exit 2; exit !(s / n > 0.999 && s / n < 1.001)}' $T/m1/theta.txt" "weights must average to 1"
 for key in 'sigma_8 ' 'S_8 ' 'max R-hat' 'ess_bulk' 'divergences:' 'tree depth counts' 'step_size' \
            'gradient evaluations' 'wall time per effective sample of S_8' 'importance weights'; do
   check "grep -q '$key' $T/m1/diagnostics.txt" "diagnostics.txt lacks '$key'"
@@ -78,9 +79,9 @@ check "[ -s $T/m1/compare.txt ]" "compare.txt missing"
 check "[ \$(grep -vc '^#' $T/m1/compare.txt) = 8 ]" "compare.txt must have 8 parameter rows"
 # its numbers against an independent computation: S_8 weighted mean / population sd of the
 # NUTS draws, mean / sample sd of the 'sample' draws (S_8 from the six parameters)
-ref=$(awk '!/^#/ {w=$2; x=$11; sw+=w; s+=w*x; s2+=w*x*x} END {m=s/sw; printf "%.6g %.6g", m, sqrt(s2/sw-m*m)}' "$T/m1/theta.txt")
-ref2=$(awk '!/^#/ {x=$3*sqrt(($1+$2)/0.3); n++; s+=x; s2+=x*x} END {m=s/n; printf "%.6g %.6g", m, sqrt((s2-n*m*m)/(n-1))}' "$T/samp/theta.txt")
-got=$(awk '$1 == "S_8" {printf "%.6g %.6g %.6g %.6g", $2, $3, $4, $5}' "$T/m1/compare.txt")
+ref=$(awk "$JADE_AWK_NUM"'!/^#/ {w=num($2); x=num($11); sw+=w; s+=w*x; s2+=w*x*x} END {if (num_bad) exit 2; m=s/sw; printf "%.6g %.6g", m, sqrt(s2/sw-m*m)}' "$T/m1/theta.txt")
+ref2=$(awk "$JADE_AWK_NUM"'!/^#/ {x=num($3)*sqrt((num($1)+num($2))/0.3); n++; s+=x; s2+=x*x} END {if (num_bad) exit 2; m=s/n; printf "%.6g %.6g", m, sqrt((s2-n*m*m)/(n-1))}' "$T/samp/theta.txt")
+got=$(awk "$JADE_AWK_NUM"'$1 == "S_8" {printf "%.6g %.6g %.6g %.6g", num($2), num($3), num($4), num($5)}' "$T/m1/compare.txt")
 check "[ \"$got\" = \"$ref $ref2\" ]" "compare.txt S_8 row '$got' vs independent '$ref $ref2'"
 check "grep -q '^h .*fixed' $T/m1/compare.txt" "fixed parameters not marked in compare.txt"
 # comparison requested together with the run

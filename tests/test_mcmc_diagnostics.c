@@ -121,8 +121,8 @@ static void test_reference(void) {
     printf("\n");
     for (int j = 0; j < 8; j++) {
       double rel = fabs(v[j] - reference[k][j]) / fabs(reference[k][j]);
-      if (rel > worst) worst = rel;
-      CHECK(rel <= 1e-12, "%s %s = %.17g, posterior %.17g", ds[k].name, names[j], v[j],
+      jade_test_max_err(&worst, rel);
+      CHECK_LE(rel, 1e-12, "%s %s = %.17g, posterior %.17g", ds[k].name, names[j], v[j],
             reference[k][j]);
     }
     free(ds[k].x);
@@ -142,27 +142,27 @@ static void test_rhat(void) {
   CHECK_OK(jade_mcmc_rhat(x, m, n, &r));
   CHECK_OK(jade_mcmc_rhat_basic(x, m, n, &rb));
   printf("iid chains: R-hat %.4f (basic %.4f)\n", r, rb);
-  CHECK(r < 1.01 && rb < 1.01, "iid R-hat %.4f / %.4f", r, rb);
+  CHECK(jade_test_lt_ok(r, 1.01) && jade_test_lt_ok(rb, 1.01), "iid R-hat %.4f / %.4f", r, rb);
   /* one chain shifted by 2 sd */
   for (size_t i = 0; i < n; i++) x[3 * n + i] += 2.0;
   CHECK_OK(jade_mcmc_rhat(x, m, n, &r));
   CHECK_OK(jade_mcmc_rhat_basic(x, m, n, &rb));
   printf("one chain shifted by 2 sd: R-hat %.4f (basic %.4f)\n", r, rb);
-  CHECK(r > 1.1 && rb > 1.1, "shifted R-hat %.4f / %.4f", r, rb);
+  CHECK(jade_test_gt_ok(r, 1.1) && jade_test_gt_ok(rb, 1.1), "shifted R-hat %.4f / %.4f", r, rb);
   /* same mean, one chain 3x wider: only the folded (tail) R-hat sees it */
   normals(x, m * n, 100);
   for (size_t i = 0; i < n; i++) x[3 * n + i] *= 3.0;
   CHECK_OK(jade_mcmc_rhat(x, m, n, &r));
   CHECK_OK(jade_mcmc_rhat_basic(x, m, n, &rb));
   printf("one chain 3x wider: R-hat %.4f (basic %.4f)\n", r, rb);
-  CHECK(r > 1.1 && rb < 1.02, "scale R-hat %.4f / basic %.4f", r, rb);
+  CHECK(jade_test_gt_ok(r, 1.1) && jade_test_lt_ok(rb, 1.02), "scale R-hat %.4f / basic %.4f", r, rb);
   /* every chain drifts the same way: only splitting sees it */
   normals(x, m * n, 100);
   for (int c = 0; c < m; c++)
     for (size_t i = 0; i < n; i++) x[c * n + i] += 3.0 * ((double)i / (double)n - 0.5);
   CHECK_OK(jade_mcmc_rhat(x, m, n, &r));
   printf("drifting chains: split R-hat %.4f\n", r);
-  CHECK(r > 1.1, "drift R-hat %.4f", r);
+  CHECK_GT(r, 1.1, "drift R-hat %.4f", r);
   free(x);
 }
 
@@ -203,11 +203,11 @@ static void test_ess_ar1(void) {
     printf("AR(1) rho %.1f, %d x %zu: ESS mean %.0f bulk %.0f (exact %.0f), tail %.0f (exact "
            "%.0f), q0.3 %.0f (exact %.0f)\n",
            rho, m, n, em, eb, exact, et, exact_tail, e30, exact30);
-    CHECK(fabs(em / exact - 1) < 0.1, "rho %.1f: ESS %.0f vs exact %.0f", rho, em, exact);
-    CHECK(fabs(eb / exact - 1) < 0.1, "rho %.1f: bulk ESS %.0f vs exact %.0f", rho, eb, exact);
-    CHECK(fabs(et / exact_tail - 1) < 0.1, "rho %.1f: tail ESS %.0f vs exact %.0f", rho, et,
+    CHECK_LT(fabs(em / exact - 1), 0.1, "rho %.1f: ESS %.0f vs exact %.0f", rho, em, exact);
+    CHECK_LT(fabs(eb / exact - 1), 0.1, "rho %.1f: bulk ESS %.0f vs exact %.0f", rho, eb, exact);
+    CHECK_LT(fabs(et / exact_tail - 1), 0.1, "rho %.1f: tail ESS %.0f vs exact %.0f", rho, et,
           exact_tail);
-    CHECK(fabs(e30 / exact30 - 1) < 0.1, "rho %.1f: q0.3 ESS %.0f vs exact %.0f", rho, e30,
+    CHECK_LT(fabs(e30 / exact30 - 1), 0.1, "rho %.1f: q0.3 ESS %.0f vs exact %.0f", rho, e30,
           exact30);
   }
   free(x);
@@ -216,11 +216,11 @@ static void test_ess_ar1(void) {
 static void test_misc(void) {
   double x4[4] = {4, 1, 3, 2}, probs[4] = {0.0, 0.1, 0.5, 1.0}, q[4];
   CHECK_OK(jade_mcmc_quantiles(x4, 4, probs, 4, q));
-  CHECK(q[0] == 1 && fabs(q[1] - 1.3) < 1e-15 && q[2] == 2.5 && q[3] == 4,
+  CHECK(q[0] == 1 && jade_test_lt_ok(fabs(q[1] - 1.3), 1e-15) && q[2] == 2.5 && q[3] == 4,
         "quantiles %g %g %g %g", q[0], q[1], q[2], q[3]);
   double mean, sd;
   jade_mcmc_mean_sd(x4, 4, &mean, &sd);
-  CHECK(mean == 2.5 && fabs(sd - sqrt(5.0 / 3.0)) < 1e-15, "mean %g sd %g", mean, sd);
+  CHECK(mean == 2.5 && jade_test_lt_ok(fabs(sd - sqrt(5.0 / 3.0)), 1e-15), "mean %g sd %g", mean, sd);
 
   /* NaN conventions */
   double c8[8] = {1, 1, 1, 1, 1, 1, 1, 1}, v;
@@ -250,9 +250,9 @@ static void test_misc(void) {
     jade_mcmc_extract(dr, m, n, d, j, col);
     CHECK_OK(jade_mcmc_summarize(col, m, n, &one));
     CHECK(memcmp(&one, &all[j], sizeof one) == 0, "coordinate %zu differs", j);
-    CHECK(fabs(one.mean - (double)j) < 5 * one.mcse_mean, "coordinate %zu mean %g", j, one.mean);
-    CHECK(fabs(one.sd - (1.0 + (double)j)) < 5 * one.mcse_sd, "coordinate %zu sd %g", j, one.sd);
-    CHECK(one.q05 < one.q50 && one.q50 < one.q95, "quantile order");
+    CHECK_LT(fabs(one.mean - (double)j), 5 * one.mcse_mean, "coordinate %zu mean %g", j, one.mean);
+    CHECK_LT(fabs(one.sd - (1.0 + (double)j)), 5 * one.mcse_sd, "coordinate %zu sd %g", j, one.sd);
+    CHECK(jade_test_lt_ok(one.q05, one.q50) && jade_test_lt_ok(one.q50, one.q95), "quantile order");
   }
   free(dr);
   free(col);

@@ -64,12 +64,12 @@ static void test_same_map(const char *const *sets, int n_draws) {
     double lp, md = 0.0, mk = 0.0;
     CHECK_OK(jade_fieldpost_eval_exact(fp, x, &lp, kf));
     for (size_t m = 0; m < nmap; m++) {
-      md = fmax(md, fabs((double)kf[m] - ks[m]));
-      mk = fmax(mk, fabs((double)ks[m]));
+      jade_test_max_err(&md, fabs((double)kf[m] - ks[m]));
+      jade_test_max_err(&mk, fabs((double)ks[m]));
     }
     /* float precision: both are roundings of maps equal to ~1e-13 relative, so they differ by
      * at most one float ulp of the largest value */
-    CHECK(md <= 1.2e-7 * mk, "map %d (n_pix %d, %d bins): max |kappa - simulator| = %.3g (max |kappa| %.3g)", d, n, nb, md, mk);
+    CHECK_LE(md, 1.2e-7 * mk, "map %d (n_pix %d, %d bins): max |kappa - simulator| = %.3g (max |kappa| %.3g)", d, n, nb, md, mk);
   }
   free(x);
   free(ks);
@@ -107,7 +107,7 @@ static void test_lngrad(int n, int nb, jade_ln_variance var, double cross_scale,
   jade_lngrad *lg;
   CHECK_OK(jade_lngrad_create(&g, var, &lg));
   CHECK_OK(jade_lngrad_prepare(lg, n_ell, ell, cl, lam));
-  if (cross_scale > 1.0) CHECK(jade_lngrad_clipped_fraction(lg) > 0.0, "%s: expected clipped eigenvalues", what);
+  if (cross_scale > 1.0) CHECK_GT(jade_lngrad_clipped_fraction(lg), 0.0, "%s: expected clipped eigenvalues", what);
   size_t nmap = (size_t)nb * n * n;
   double *z = malloc(8 * nmap), *w = malloc(8 * nmap), *kap = malloc(8 * nmap), *zb = malloc(8 * nmap), *zz = malloc(8 * nmap);
   double *clb = malloc(8 * n_ell * np), *dc = malloc(8 * n_ell * np), *c2 = malloc(8 * n_ell * np), lb[JADE_MAX_BINS];
@@ -126,7 +126,7 @@ static void test_lngrad(int n, int nb, jade_ln_variance var, double cross_scale,
     double lp = loss(lg, zz, w, kap, nmap);
     for (size_t m = 0; m < nmap; m++) zz[m] = z[m] - h * dz[m];
     double lm = loss(lg, zz, w, kap, nmap), fd = (lp - lm) / (2 * h);
-    CHECK(fabs(an - fd) <= tol * fabs(fd) + 1e-12, "%s: z direction %d: analytic %.10g, differences %.10g", what, t, an, fd);
+    CHECK_LE(fabs(an - fd), tol * fabs(fd) + 1e-12, "%s: z direction %d: analytic %.10g, differences %.10g", what, t, an, fd);
     free(dz);
   }
   for (int i = 0; i < nb; i++) { /* lambda */
@@ -138,7 +138,7 @@ static void test_lngrad(int n, int nb, jade_ln_variance var, double cross_scale,
     l2[i] = lam[i] - h;
     CHECK_OK(jade_lngrad_prepare(lg, n_ell, ell, cl, l2));
     double lm = loss(lg, z, w, kap, nmap), fd = (lp - lm) / (2 * h);
-    CHECK(fabs(lb[i] - fd) <= tol * fabs(fd) + 1e-9, "%s: lambda %d: analytic %.10g, differences %.10g", what, i, lb[i], fd);
+    CHECK_LE(fabs(lb[i] - fd), tol * fabs(fd) + 1e-9, "%s: lambda %d: analytic %.10g, differences %.10g", what, i, lb[i], fd);
   }
   for (int t = 0; t < 3; t++) { /* C_ell table: relative perturbations of all / the cross pair / one ell row */
     double an = 0.0, h = 1e-6;
@@ -156,7 +156,7 @@ static void test_lngrad(int n, int nb, jade_ln_variance var, double cross_scale,
     for (int i = 0; i < n_ell * np; i++) c2[i] = cl[i] - h * dc[i];
     CHECK_OK(jade_lngrad_prepare(lg, n_ell, ell, c2, lam));
     double lm = loss(lg, z, w, kap, nmap), fd = (lp - lm) / (2 * h);
-    CHECK(fabs(an - fd) <= tol * fabs(fd) + 1e-12, "%s: C_ell direction %d: analytic %.10g, differences %.10g", what, t, an, fd);
+    CHECK_LE(fabs(an - fd), tol * fabs(fd) + 1e-12, "%s: C_ell direction %d: analytic %.10g, differences %.10g", what, t, an, fd);
   }
   free(z);
   free(w);
@@ -192,7 +192,7 @@ static void fd_check(jade_fieldpost *fp, const double *x, double tol, const char
     for (size_t m = 0; m < d; m++) x2[m] = x[m] - h * dir[m];
     CHECK_OK(jade_fieldpost_logp(fp, x2, &lpm, NULL));
     double fd = (lpp - lpm) / (2 * h);
-    CHECK(fabs(an - fd) <= tol * (fabs(fd) + 1.0), "%s: direction %d: analytic %.10g, differences %.10g", what, q, an, fd);
+    CHECK_LE(fabs(an - fd), tol * (fabs(fd) + 1.0), "%s: direction %d: analytic %.10g, differences %.10g", what, q, an, fd);
     free(dir);
   }
   free(g);
@@ -246,7 +246,7 @@ static void test_full_gradient(void) {
   CHECK(good == 3, "only %d prior draws inside the model", good);
   jade_fieldpost_counters c;
   jade_fieldpost_get_counters(fp, &c);
-  CHECK(c.n_theory > 0 && c.n_eval > 0, "counters not updated");
+  CHECK(jade_test_gt_ok(c.n_theory, 0) && jade_test_gt_ok(c.n_eval, 0), "counters not updated");
   free(x);
   free(obs);
   jade_fieldpost_free(fp);
@@ -284,14 +284,14 @@ static void test_emulator(void) {
   jade_emulator_get_info(em, &inf);
   /* a cubic over +-1.5 sd of this region: held-out errors of ln C_ell below 1e-2 (max) and
    * 2e-3 (rms) (measured ~3e-3 and ~4e-4) */
-  CHECK(inf.max_err_cl < 1e-2 && inf.rms_err_cl < 2e-3 && inf.max_err_lambda < 1e-2,
+  CHECK(jade_test_lt_ok(inf.max_err_cl, 1e-2) && jade_test_lt_ok(inf.rms_err_cl, 2e-3) && jade_test_lt_ok(inf.max_err_lambda, 1e-2),
         "emulator errors: max %.3g rms %.3g lambda %.3g", inf.max_err_cl, inf.rms_err_cl, inf.max_err_lambda);
-  CHECK(inf.n_design >= inf.n_terms + 2, "emulator design %d for %d terms", inf.n_design, inf.n_terms);
+  CHECK_GE(inf.n_design, inf.n_terms + 2, "emulator design %d for %d terms", inf.n_design, inf.n_terms);
   CHECK_OK(jade_fieldpost_set_mode(fe, JADE_FP_EMULATOR, em));
   double lpx, lpe;
   CHECK_OK(jade_fieldpost_logp(fp, x, &lpx, g1));
   CHECK_OK(jade_fieldpost_logp(fe, x, &lpe, g2));
-  CHECK(fabs(lpx - lpe) < 0.5, "emulated log p %.6f vs exact %.6f", lpe, lpx);
+  CHECK_LT(fabs(lpx - lpe), 0.5, "emulated log p %.6f vs exact %.6f", lpe, lpx);
   /* The emulated posterior is smooth and its gradient exact: agreement to the accuracy of
    * the check's own differences (1e-5 of max(|g|, 1), as above). */
   fd_check(fe, x, 1e-5, "emulated gradient");
@@ -301,9 +301,9 @@ static void test_emulator(void) {
   CHECK_OK(jade_fieldpost_set_mode(fe, JADE_FP_HYBRID, em));
   CHECK_OK(jade_fieldpost_logp(fe, x, &lph, g2));
   CHECK(lph == lpx, "hybrid log p %.17g differs from the exact %.17g", lph, lpx);
-  for (int q = 0; q < 3; q++) CHECK(fabs(g2[q] - g1[q]) <= 0.05 * (fabs(g1[q]) + 1.0), "hybrid grad %d: %g vs exact %g", q, g2[q], g1[q]);
+  for (int q = 0; q < 3; q++) CHECK_LE(fabs(g2[q] - g1[q]), 0.05 * (fabs(g1[q]) + 1.0), "hybrid grad %d: %g vs exact %g", q, g2[q], g1[q]);
   double dz = 0.0;
-  for (size_t m = 3; m < d; m++) dz = fmax(dz, fabs(g2[m] - g1[m]));
+  for (size_t m = 3; m < d; m++) jade_test_max_err(&dz, fabs(g2[m] - g1[m]));
   CHECK(dz == 0.0, "hybrid z gradient differs by %g", dz);
   /* public vjp vs differences of the emulated values */
   int n_ell = jade_theory_n_ell(th), np = nb * (nb + 1) / 2;
@@ -325,7 +325,7 @@ static void test_emulator(void) {
     for (int o = 0; o < n_ell * np; o++) fm += cb[o] * c1[o];
     for (int b = 0; b < nb; b++) fm += lb[b] * l1[b];
     double fd = (fp_ - fm) / (2 * h);
-    CHECK(fabs(tb[q] - fd) <= 1e-6 * (fabs(fd) + 1e-3), "emulator vjp %s: %.10g vs %.10g", jade_theta_names[i], tb[q], fd);
+    CHECK_LE(fabs(tb[q] - fd), 1e-6 * (fabs(fd) + 1e-3), "emulator vjp %s: %.10g vs %.10g", jade_theta_names[i], tb[q], fd);
   }
   /* serialisation round trip: identical values */
   size_t sz = jade_emulator_serial_size(em);
@@ -506,7 +506,7 @@ static void test_nuts_gaussian_limit(void) {
         lp -= 0.5 * ((re[m] * re[m] + im[m] * im[m]) / (n * n * pt) + log(pt));
       }
       lpg[a * G + b] = lp;
-      lmax = fmax(lmax, lp);
+      lmax = jade_test_max(lmax, lp);
     }
   double edge = 0.0;
   for (int a = 0; a < G; a++)
@@ -517,19 +517,19 @@ static void test_nuts_gaussian_limit(void) {
       so2 += w * oc * oc;
       ss += w * s8;
       ss2 += w * s8 * s8;
-      if (a == G - 1 || b == 0 || b == G - 1) edge = fmax(edge, w);
+      if (a == G - 1 || b == 0 || b == G - 1) jade_test_max_err(&edge, w);
     }
-  CHECK(edge < 1e-6, "quadrature grid does not contain the posterior (edge weight %g)", edge);
+  CHECK_LT(edge, 1e-6, "quadrature grid does not contain the posterior (edge weight %g)", edge);
   double mu[2] = {so / s0, ss / s0}, sd[2] = {sqrt(so2 / s0 - mu[0] * mu[0]), sqrt(ss2 / s0 - mu[1] * mu[1])};
   for (int j = 0; j < 2; j++) {
     jade_mcmc_summary sm;
     CHECK_OK(jade_mcmc_summarize(dr + (size_t)j * C * S, C, S, &sm));
     /* within 4.5 Monte Carlo standard errors (mean) and 4.5 (sd), R-hat < 1.02 */
-    CHECK(fabs(sm.mean - mu[j]) < 4.5 * sm.mcse_mean, "Gaussian limit %s: NUTS mean %.5f +- %.5f, exact %.5f",
+    CHECK_LT(fabs(sm.mean - mu[j]), 4.5 * sm.mcse_mean, "Gaussian limit %s: NUTS mean %.5f +- %.5f, exact %.5f",
           jade_theta_names[idx[j]], sm.mean, sm.mcse_mean, mu[j]);
-    CHECK(fabs(sm.sd - sd[j]) < 4.5 * sm.mcse_sd, "Gaussian limit %s: NUTS sd %.5f +- %.5f, exact %.5f", jade_theta_names[idx[j]],
+    CHECK_LT(fabs(sm.sd - sd[j]), 4.5 * sm.mcse_sd, "Gaussian limit %s: NUTS sd %.5f +- %.5f, exact %.5f", jade_theta_names[idx[j]],
           sm.sd, sm.mcse_sd, sd[j]);
-    CHECK(sm.rhat < 1.02 && sm.ess_bulk > 300, "Gaussian limit %s: R-hat %.4f, bulk ESS %.0f", jade_theta_names[idx[j]], sm.rhat,
+    CHECK(jade_test_lt_ok(sm.rhat, 1.02) && jade_test_gt_ok(sm.ess_bulk, 300), "Gaussian limit %s: R-hat %.4f, bulk ESS %.0f", jade_theta_names[idx[j]], sm.rhat,
           sm.ess_bulk);
     printf("Gaussian limit %-8s NUTS %.5f +- %.5f (sd %.5f), exact %.5f (sd %.5f), ESS %.0f\n", jade_theta_names[idx[j]], sm.mean,
            sm.mcse_mean, sm.sd, mu[j], sd[j], sm.ess_bulk);
@@ -608,10 +608,10 @@ static void test_nuts_vs_pcn(void) {
   printf("non-Gaussian sigma_8: NUTS %.5f +- %.5f (sd %.5f, ESS %.0f), pCN-Gibbs %.5f +- %.5f (sd %.5f, ESS %.0f, "
          "acceptance z %.2f u %.2f)\n", a.mean, a.mcse_mean, a.sd, a.ess_bulk, r.mean, r.mcse_mean, r.sd, r.ess_bulk,
          (double)acc_z / (C * (T + 2000)), (double)acc_u / (C * (T + 2000)));
-  CHECK(r.ess_bulk > 200 && r.rhat < 1.02, "pCN reference not converged: ESS %.0f R-hat %.3f", r.ess_bulk, r.rhat);
+  CHECK(jade_test_gt_ok(r.ess_bulk, 200) && jade_test_lt_ok(r.rhat, 1.02), "pCN reference not converged: ESS %.0f R-hat %.3f", r.ess_bulk, r.rhat);
   /* the two estimates within 4.5 combined standard errors (means and sds) */
-  CHECK(fabs(a.mean - r.mean) < 4.5 * hypot(a.mcse_mean, r.mcse_mean), "non-Gaussian sigma_8 mean: NUTS %.5f, pCN %.5f", a.mean, r.mean);
-  CHECK(fabs(a.sd - r.sd) < 4.5 * hypot(a.mcse_sd, r.mcse_sd), "non-Gaussian sigma_8 sd: NUTS %.5f, pCN %.5f", a.sd, r.sd);
+  CHECK_LT(fabs(a.mean - r.mean), 4.5 * hypot(a.mcse_mean, r.mcse_mean), "non-Gaussian sigma_8 mean: NUTS %.5f, pCN %.5f", a.mean, r.mean);
+  CHECK_LT(fabs(a.sd - r.sd), 4.5 * hypot(a.mcse_sd, r.mcse_sd), "non-Gaussian sigma_8 sd: NUTS %.5f, pCN %.5f", a.sd, r.sd);
   jade_fieldpost_free(fp);
   free(pc);
   free(x);

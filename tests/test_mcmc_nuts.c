@@ -162,9 +162,9 @@ static double quantile_check(const double *v, int m, size_t n, double sd_true, c
     double z = (frac - probs[k]) / mcse;
     printf("  %s: P(v <= q_%.2f) = %.4f +- %.4f (z = %+.2f)\n", name, probs[k], frac, mcse, z);
     if (strict)
-      CHECK(fabs(z) < ZTOL, "%s: fraction below the %.2f quantile %.4f, z = %.2f", name,
+      CHECK_LT(fabs(z), ZTOL, "%s: fraction below the %.2f quantile %.4f, z = %.2f", name,
             probs[k], frac, z);
-    if (fabs(z) > worst) worst = fabs(z);
+    jade_test_max_err(&worst, fabs(z));
   }
   free(ind);
   return worst;
@@ -225,11 +225,11 @@ static void test_gaussian(void) {
     printf("  x%d: mean %+.5g (true %+.5g, z %+.2f)  var %.5g (true %.5g, z %+.2f)  "
            "ess bulk %.0f tail %.0f  rhat %.4f\n",
            i, s.mean, g.mu[i], zm, var, g.cov[i][i], zv, s.ess_bulk, s.ess_tail, s.rhat);
-    CHECK(fabs(zm) < ZTOL, "x%d mean %.6g vs %.6g: z = %.2f", i, s.mean, g.mu[i], zm);
-    CHECK(fabs(zv) < ZTOL, "x%d variance %.6g vs %.6g: z = %.2f", i, var, g.cov[i][i], zv);
-    worst = fmax(worst, fmax(fabs(zm), fabs(zv)));
-    min_ess = fmin(min_ess, fmin(s.ess_bulk, s.ess_tail));
-    max_rhat = fmax(max_rhat, s.rhat);
+    CHECK_LT(fabs(zm), ZTOL, "x%d mean %.6g vs %.6g: z = %.2f", i, s.mean, g.mu[i], zm);
+    CHECK_LT(fabs(zv), ZTOL, "x%d variance %.6g vs %.6g: z = %.2f", i, var, g.cov[i][i], zv);
+    jade_test_max_err(&worst, jade_test_max(fabs(zm), fabs(zv)));
+    jade_test_min_acc(&min_ess, jade_test_min(s.ess_bulk, s.ess_tail));
+    jade_test_max_err(&max_rhat, s.rhat);
   }
   /* covariances of neighbours with scales 10^(4/9) apart and of the first two */
   for (int i = 0; i < GD - 1; i += 4) {
@@ -242,9 +242,9 @@ static void test_gaussian(void) {
     mean_mcse(f, m, (size_t)n, &cv, &mcse);
     double zc = (cv - g.cov[i][i + 1]) / mcse;
     printf("  cov(x%d, x%d) = %.5g (true %.5g, z %+.2f)\n", i, i + 1, cv, g.cov[i][i + 1], zc);
-    CHECK(fabs(zc) < ZTOL, "cov(x%d,x%d) %.6g vs %.6g: z = %.2f", i, i + 1, cv, g.cov[i][i + 1],
+    CHECK_LT(fabs(zc), ZTOL, "cov(x%d,x%d) %.6g vs %.6g: z = %.2f", i, i + 1, cv, g.cov[i][i + 1],
           zc);
-    worst = fmax(worst, fabs(zc));
+    jade_test_max_err(&worst, fabs(zc));
   }
   int ndiv = count_divergent(st, total);
   double acc = 0.0, depth = 0.0, nleap = 0.0;
@@ -262,7 +262,7 @@ static void test_gaussian(void) {
   for (int i = 0; i < GD; i++) {
     double expect = 500.0 / 505.0 * g.cov[i][i] + 1e-3 * 5.0 / 505.0, ratio = 0.0;
     for (int c = 0; c < m; c++) ratio += jade_nuts_chain_inv_metric(ch[c])[i] / expect / m;
-    max_metric_err = fmax(max_metric_err, fabs(ratio - 1.0));
+    jade_test_max_err(&max_metric_err, fabs(ratio - 1.0));
   }
   for (int c = 0; c < m; c++) {
     CHECK(jade_nuts_chain_iteration(ch[c]) == cfg.n_warmup + n, "iteration counter");
@@ -270,18 +270,18 @@ static void test_gaussian(void) {
     jade_nuts_chain_totals(ch[c], &tot);
     CHECK(tot.divergent == 0, "chain %d: %ld divergences after warm-up", c, tot.divergent);
     double bfmi = jade_nuts_ebfmi(st + (size_t)c * (size_t)n, n);
-    CHECK(bfmi > 0.5, "chain %d: E-BFMI %.3f", c, bfmi);
+    CHECK_GT(bfmi, 0.5, "chain %d: E-BFMI %.3f", c, bfmi);
   }
   printf("gaussian 10-d: %d chains x %ld draws in %.2f s, worst |z| %.2f, min ESS %.0f, max "
          "R-hat %.4f,\n  mean accept %.3f, mean depth %.2f, mean leapfrogs %.1f, step %.4g, "
          "divergences %d, max inverse-metric error %.1f%%\n",
          m, n, elapsed, worst, min_ess, max_rhat, acc, depth / (double)total,
          nleap / (double)total, jade_nuts_chain_step_size(ch[0]), ndiv, 100 * max_metric_err);
-  CHECK(max_rhat < 1.01, "max R-hat %.4f", max_rhat);
-  CHECK(min_ess > 1500, "min ESS %.0f of %zu draws", min_ess, total);
-  CHECK(acc > 0.7 && acc < 0.95, "mean accept stat %.3f, target 0.8", acc);
+  CHECK_LT(max_rhat, 1.01, "max R-hat %.4f", max_rhat);
+  CHECK_GT(min_ess, 1500, "min ESS %.0f of %zu draws", min_ess, total);
+  CHECK(jade_test_gt_ok(acc, 0.7) && jade_test_lt_ok(acc, 0.95), "mean accept stat %.3f, target 0.8", acc);
   CHECK(ndiv == 0, "%d divergences", ndiv);
-  CHECK(max_metric_err < 0.2, "inverse metric off by %.1f%%", 100 * max_metric_err);
+  CHECK_LT(max_metric_err, 0.2, "inverse metric off by %.1f%%", 100 * max_metric_err);
   for (int c = 0; c < m; c++) jade_nuts_chain_free(ch[c]);
   free(col);
   free(col2);
@@ -320,10 +320,10 @@ static void test_funnel(int centred, double target_accept, int strict, int *dive
          "2.25), R-hat(v) %.4f, divergences %d / %zu\n",
          name, target_accept, mean, mcse, ev2, mcse2, rhat, ndiv, total);
   if (strict) {
-    CHECK(fabs(mean / mcse) < ZTOL, "%s funnel: E[v] = %.4f, z = %.2f", name, mean, mean / mcse);
-    CHECK(fabs((ev2 - FUN_SV * FUN_SV) / mcse2) < ZTOL, "%s funnel: E[v^2] = %.4f, z = %.2f",
+    CHECK_LT(fabs(mean / mcse), ZTOL, "%s funnel: E[v] = %.4f, z = %.2f", name, mean, mean / mcse);
+    CHECK_LT(fabs((ev2 - FUN_SV * FUN_SV) / mcse2), ZTOL, "%s funnel: E[v^2] = %.4f, z = %.2f",
           name, ev2, (ev2 - FUN_SV * FUN_SV) / mcse2);
-    CHECK(rhat < 1.02, "%s funnel: R-hat(v) %.4f", name, rhat);
+    CHECK_LT(rhat, 1.02, "%s funnel: R-hat(v) %.4f", name, rhat);
   }
   quantile_check(v, m, (size_t)n, FUN_SV, name, strict);
   /* x_1 = exp(v/2) z_1 (non-centred) or y_1 (centred): E[x] = 0, E[x^2] = exp(sv^2/2) */
@@ -337,12 +337,12 @@ static void test_funnel(int centred, double target_accept, int strict, int *dive
   mean_mcse(f, m, (size_t)n, &mx2, &mcx2);
   printf("  E[x1] = %+.4f +- %.4f, E[x1^2] = %.4f +- %.4f (true %.4f)\n", mx, mcx, mx2, mcx2, ex2);
   if (strict) {
-    CHECK(fabs(mx / mcx) < ZTOL, "%s funnel: E[x1] = %.4f, z = %.2f", name, mx, mx / mcx);
-    CHECK(fabs((mx2 - ex2) / mcx2) < ZTOL, "%s funnel: E[x1^2] = %.4f, z = %.2f", name, mx2,
+    CHECK_LT(fabs(mx / mcx), ZTOL, "%s funnel: E[x1] = %.4f, z = %.2f", name, mx, mx / mcx);
+    CHECK_LT(fabs((mx2 - ex2) / mcx2), ZTOL, "%s funnel: E[x1^2] = %.4f, z = %.2f", name, mx2,
           (mx2 - ex2) / mcx2);
   }
   if (!centred) CHECK(ndiv == 0, "non-centred funnel: %d divergences", ndiv);
-  if (centred && !strict) CHECK(ndiv > 0, "centred funnel at delta %.2f: no divergence flagged",
+  if (centred && !strict) CHECK_GT(ndiv, 0, "centred funnel at delta %.2f: no divergence flagged",
                                 target_accept);
   *divergences = ndiv;
   free(v);
@@ -396,8 +396,8 @@ static void test_large_step(void) {
   printf("iid 50-d, fixed step 1.0: mean accept %.3f, E[x^2] = %.4f +- %.4f (z %+.2f), E[x^4] = "
          "%.4f +- %.4f (z %+.2f)\n",
          acc / (double)total, m2, e2, (m2 - 1) / e2, m4, e4, (m4 - 3) / e4);
-  CHECK(fabs(m2 - 1) < ZTOL * e2, "E[x^2] = %.4f, z = %.2f", m2, (m2 - 1) / e2);
-  CHECK(fabs(m4 - 3) < ZTOL * e4, "E[x^4] = %.4f, z = %.2f", m4, (m4 - 3) / e4);
+  CHECK_LT(fabs(m2 - 1), ZTOL * e2, "E[x^2] = %.4f, z = %.2f", m2, (m2 - 1) / e2);
+  CHECK_LT(fabs(m4 - 3), ZTOL * e4, "E[x^4] = %.4f, z = %.2f", m4, (m4 - 3) / e4);
   free(f);
   free(g);
   free(dr);
@@ -527,7 +527,7 @@ static void test_limits(void) {
   for (int i = 0; i < 20; i++) ndiv += st[i].divergent;
   jade_nuts_totals tot;
   jade_nuts_chain_totals(c, &tot);
-  CHECK(ndiv >= 18 && tot.divergent == ndiv && tot.divergent_warmup == 0,
+  CHECK(jade_test_ge_ok(ndiv, 18) && tot.divergent == ndiv && tot.divergent_warmup == 0,
         "%d divergent of 20 (totals %ld)", ndiv, tot.divergent);
   jade_nuts_chain_free(c);
   /* a stable step never diverges */

@@ -176,7 +176,7 @@ static double grad_check(problem *p, int per_tensor, const char *label) {
   int n_checked = 0;
   printf("%s: loss %.6f (rounding noise sd %.2e), %zu parameters in %d tensors\n", label, L0,
          sigma_L, jade_model_num_params(m), jade_model_num_tensors(m));
-  CHECK(isfinite(L0) && isfinite(sigma_L) && sigma_L < 1e-4 * fabs(L0) + 1e-6,
+  CHECK(isfinite(L0) && isfinite(sigma_L) && jade_test_lt_ok(sigma_L, 1e-4 * fabs(L0) + 1e-6),
         "%s: loss %g with noise %g: too noisy for a finite-difference check", label, L0, sigma_L);
   for (int ti = 0; ti < jade_model_num_tensors(m); ti++) {
     const jade_tensor_info *t = jade_model_tensor(m, ti);
@@ -208,19 +208,19 @@ static double grad_check(problem *p, int per_tensor, const char *label) {
       double b = fd_bound(gfd[j], sigma_L, (float)hs[j], scale);
       double e = fabs(gan[j] - gfd[j].fd6) / b;
       if (!(e <= worst)) { worst = e; wj = j; }
-      worst_bound_frac = fmax(worst_bound_frac, b / scale);
+      jade_test_max_err(&worst_bound_frac, b / scale);
     }
     n_checked += k;
-    worst_el = fmax(worst_el, worst);
-    worst_dir = fmax(worst_dir, edir);
+    jade_test_max_err(&worst_el, worst);
+    jade_test_max_err(&worst_dir, edir);
     printf("  %-36s dir: g.v %+.5e fd %+.5e err/bound %.2f | %2d el rms %.1e max err/bound %.2f"
            " (bound <= %.1e of scale)\n",
            t->name, ga, fdv.fd6, edir, k, rms, worst, worst_bound_frac);
-    CHECK(edir <= 1.0, "%s %s: directional derivative %.8g vs fd %.8g (bound %.2g)", label, t->name,
+    CHECK_LE(edir, 1.0, "%s %s: directional derivative %.8g vs fd %.8g (bound %.2g)", label, t->name,
           ga, fdv.fd6, bdir);
-    CHECK(worst <= 1.0, "%s %s: analytic %.6g vs fd %.6g", label, t->name, gan[wj], gfd[wj].fd6);
-    CHECK(rms > 1e-6 && fabs(fdv.fd6) > 1e-6, "%s %s: gradient vanishes, check is vacuous", label, t->name);
-    CHECK(bdir < 0.1 * fabs(fdv.fd6) && worst_bound_frac < 0.1,
+    CHECK_LE(worst, 1.0, "%s %s: analytic %.6g vs fd %.6g", label, t->name, gan[wj], gfd[wj].fd6);
+    CHECK(jade_test_gt_ok(rms, 1e-6) && jade_test_gt_ok(fabs(fdv.fd6), 1e-6), "%s %s: gradient vanishes, check is vacuous", label, t->name);
+    CHECK(jade_test_lt_ok(bdir, 0.1 * fabs(fdv.fd6)) && jade_test_lt_ok(worst_bound_frac, 0.1),
           "%s %s: finite-difference bound too loose to see a 10%% error (dir %.2g, el %.2g)", label,
           t->name, bdir / fabs(fdv.fd6), worst_bound_frac);
   }
@@ -257,7 +257,7 @@ static void test_tables(void) {
   for (int i = 0; i < jade_model_num_tensors(m); i++) total += jade_model_tensor(m, i)->numel;
   printf("paper model: %zu parameters (%d tensors, buffer %zu floats)\n", total,
          jade_model_num_tensors(m), jade_model_num_params(m));
-  CHECK(total > 125000000 && total < 135000000, "paper model has %zu parameters (~130M expected)", total);
+  CHECK(jade_test_gt_ok(total, 125000000) && jade_test_lt_ok(total, 135000000), "paper model has %zu parameters (~130M expected)", total);
   const jade_tensor_info *w12 = jade_model_find_tensor(m, "blocks.0.mlp.w12.weight");
   CHECK(w12 && w12->shape[0] == 2 * 2048 && w12->shape[1] == 768, "SwiGLU hidden must be 2048 for D 768");
   jade_model_free(m);
@@ -267,7 +267,7 @@ static void test_tables(void) {
   total = 0;
   for (int i = 0; i < jade_model_num_tensors(m); i++) total += jade_model_tensor(m, i)->numel;
   printf("small model: %zu parameters\n", total);
-  CHECK(fabs((double)total - 4.26e6) < 0.02e6, "small model has %zu parameters (4.26M expected)", total);
+  CHECK_LT(fabs((double)total - 4.26e6), 0.02e6, "small model has %zu parameters (4.26M expected)", total);
   jade_model_free(m);
   // config errors
   c.heads = 5;
@@ -281,8 +281,8 @@ static void test_init_and_consistency(void) {
   // zero-initialised heads: x_hat = 0, theta_hat = 0
   CHECK_OK(jade_model_forward(p.m, 3, p.z, p.zt, p.t, p.cond, p.xh, p.thh, NULL));
   double mx = 0;
-  for (size_t i = 0; i < 3 * p.nx; i++) mx = fmax(mx, fabs(p.xh[i]));
-  for (int i = 0; i < 3 * p.P; i++) mx = fmax(mx, fabs(p.thh[i]));
+  for (size_t i = 0; i < 3 * p.nx; i++) jade_test_max_err(&mx, fabs(p.xh[i]));
+  for (int i = 0; i < 3 * p.P; i++) jade_test_max_err(&mx, fabs(p.thh[i]));
   CHECK(mx == 0.0, "zero-init model output %g", mx);
   perturb_params(p.m);
   // inference == training forward; batch elements independent
@@ -290,14 +290,14 @@ static void test_init_and_consistency(void) {
   CHECK_OK(jade_model_forward(p.m, 3, p.z, p.zt, p.t, p.cond, p.xh, p.thh, NULL));
   CHECK_OK(jade_model_forward(p.m, 3, p.z, p.zt, p.t, p.cond, xh2, th2, &p.run));
   double d = 0, s = 0;
-  for (size_t i = 0; i < 3 * p.nx; i++) { d = fmax(d, fabs(p.xh[i] - xh2[i])); s = fmax(s, fabs(p.xh[i])); }
-  CHECK(d <= 1e-6 * s, "train vs inference forward differ by %g", d);
-  CHECK(s > 1e-3, "perturbed model gives zero output");
+  for (size_t i = 0; i < 3 * p.nx; i++) { jade_test_max_err(&d, fabs(p.xh[i] - xh2[i])); jade_test_max_err(&s, fabs(p.xh[i])); }
+  CHECK_LE(d, 1e-6 * s, "train vs inference forward differ by %g", d);
+  CHECK_GT(s, 1e-3, "perturbed model gives zero output");
   CHECK_OK(jade_model_forward(p.m, 1, p.z + p.nx, p.zt + p.P, p.t + 1, p.cond + p.nc, xh2, th2, NULL));
   d = 0;
-  for (size_t i = 0; i < p.nx; i++) d = fmax(d, fabs(p.xh[p.nx + i] - xh2[i]));
-  for (int i = 0; i < p.P; i++) d = fmax(d, fabs(p.thh[p.P + i] - th2[i]));
-  CHECK(d <= 1e-5 * s, "sample 1 of a batch differs from the same sample alone by %g", d);
+  for (size_t i = 0; i < p.nx; i++) jade_test_max_err(&d, fabs(p.xh[p.nx + i] - xh2[i]));
+  for (int i = 0; i < p.P; i++) jade_test_max_err(&d, fabs(p.thh[p.P + i] - th2[i]));
+  CHECK_LE(d, 1e-5 * s, "sample 1 of a batch differs from the same sample alone by %g", d);
   free(xh2);
   free(th2);
   problem_free(&p);
@@ -325,8 +325,8 @@ static void test_model_gradients(void) {
   CHECK_OK(jade_model_forward(p.m, 2, p.z, p.zt, p.t, p.cond, xh2, th2, NULL));
   eval_loss(&p, 0);
   double d = 0;
-  for (size_t i = 0; i < 2 * p.nx; i++) d = fmax(d, fabs(p.xh[i] - xh2[i]));
-  CHECK(d > 1e-4, "dropout has no effect in training mode");
+  for (size_t i = 0; i < 2 * p.nx; i++) jade_test_max_err(&d, fabs(p.xh[i] - xh2[i]));
+  CHECK_GT(d, 1e-4, "dropout has no effect in training mode");
   free(xh2);
   free(th2);
   problem_free(&p);
@@ -392,7 +392,7 @@ static void test_overfit(void) {
                           NULL, 0.0f);
   }
   printf("overfit a fixed batch: loss %.4g -> %.3g in %d AdamW steps\n", L0, L, steps);
-  CHECK(L < 0.3 * L0, "training does not reduce the loss: %g -> %g", L0, L);
+  CHECK_LT(L, 0.3 * L0, "training does not reduce the loss: %g -> %g", L0, L);
   // every tensor moved away from its initial value
   jade_model *m0;
   CHECK_OK(jade_model_create(&m0, &c));
@@ -401,8 +401,8 @@ static void test_overfit(void) {
     const jade_tensor_info *t = jade_model_tensor(p.m, i);
     double d = 0;
     for (size_t k = 0; k < t->numel; k++)
-      d = fmax(d, fabs(jade_model_params(p.m)[t->offset + k] - jade_model_params(m0)[t->offset + k]));
-    CHECK(d > 1e-5, "tensor %s did not train (max change %g)", t->name, d);
+      jade_test_max_err(&d, fabs(jade_model_params(p.m)[t->offset + k] - jade_model_params(m0)[t->offset + k]));
+    CHECK_GT(d, 1e-5, "tensor %s did not train (max change %g)", t->name, d);
   }
   jade_model_free(m0);
   jade_adamw_free(opt);
@@ -447,7 +447,7 @@ static void test_flow(void) {
     xh[i] = x0 - 1e-2f;
     double lm = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, NULL, NULL, NULL, NULL);
     xh[i] = x0;
-    CHECK(fabs((lp - lm) / 2e-2 - dx[i]) < 1e-3 * (1 + fabs(dx[i])), "dL/dx_hat[%d] %g vs %g", i, dx[i], (lp - lm) / 2e-2);
+    CHECK_LT(fabs((lp - lm) / 2e-2 - dx[i]), 1e-3 * (1 + fabs(dx[i])), "dL/dx_hat[%d] %g vs %g", i, dx[i], (lp - lm) / 2e-2);
   }
   for (int i = 0; i < 4; i++) {
     float x0 = thh[i];
@@ -456,7 +456,7 @@ static void test_flow(void) {
     thh[i] = x0 - 1e-2f;
     double lm = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, NULL, NULL, NULL, NULL);
     thh[i] = x0;
-    CHECK(fabs((lp - lm) / 2e-2 - dth[i]) < 1e-3 * (1 + fabs(dth[i])), "dL/dtheta_hat[%d]", i);
+    CHECK_LT(fabs((lp - lm) / 2e-2 - dth[i]), 1e-3 * (1 + fabs(dth[i])), "dL/dtheta_hat[%d]", i);
   }
   // interpolant
   float e[5] = {1, 2, 3, 4, 5}, xx[5] = {5, 4, 3, 2, 1}, zz[5], tt = 0.25f;
@@ -485,15 +485,15 @@ static void test_flow(void) {
   for (int i = 0; i < 36; i++)  // to t = 0.9 with Heun steps
     CHECK_OK(jade_sampler_step(s, Bs, zs, ths, condb, (float)i / steps, (float)(i + 1) / steps, 1, 0.05f));
   double maxrel = 0;
-  for (size_t i = 0; i < Bs * n; i++) maxrel = fmax(maxrel, fabs(zs[i] - 0.1 * z0[i]) / (0.1 * fabs(z0[i]) + 1e-3));
+  for (size_t i = 0; i < Bs * n; i++) jade_test_max_err(&maxrel, fabs(zs[i] - 0.1 * z0[i]) / (0.1 * fabs(z0[i]) + 1e-3));
   printf("Heun on dz/dt = -z/(1-t), 36 steps of 1/40: max rel err %.2e\n", maxrel);
-  CHECK(maxrel < 2e-3, "Heun error %g", maxrel);
+  CHECK_LT(maxrel, 2e-3, "Heun error %g", maxrel);
   // full run: 1/n_steps = 0.05 = t_eps, so the last Euler step lands exactly on 0
   memcpy(zs, z0, sizeof(float) * Bs * n);
   CHECK_OK(jade_sampler_run(s, Bs, zs, ths, cond, 1, 20, 0.05f));
   double mz = 0;
-  for (size_t i = 0; i < Bs * n; i++) mz = fmax(mz, fabs(zs[i]));
-  CHECK(mz < 1e-5, "sampler run does not end at x_hat = 0: %g", mz);
+  for (size_t i = 0; i < Bs * n; i++) jade_test_max_err(&mz, fabs(zs[i]));
+  CHECK_LT(mz, 1e-5, "sampler run does not end at x_hat = 0: %g", mz);
   // one Heun step of a randomised model against the formula evaluated with forward()
   perturb_params(m);
   int Pn = c.n_params;
@@ -516,13 +516,13 @@ static void test_flow(void) {
   double dmax = 0;
   for (size_t i = 0; i < Bs * n; i++) {
     double v0 = (xa[i] - z0[i]) / (1 - t0), v1 = (xa1[i] - ze[i]) / (1 - t1);
-    dmax = fmax(dmax, fabs(zs[i] - (z0[i] + 0.5 * dt * (v0 + v1))));
+    jade_test_max_err(&dmax, fabs(zs[i] - (z0[i] + 0.5 * dt * (v0 + v1))));
   }
   for (int i = 0; i < Bs * Pn; i++) {
     double v0 = (tha[i] - th0[i]) / (1 - t0), v1 = (tha1[i] - the[i]) / (1 - t1);
-    dmax = fmax(dmax, fabs(ths[i] - (th0[i] + 0.5 * dt * (v0 + v1))));
+    jade_test_max_err(&dmax, fabs(ths[i] - (th0[i] + 0.5 * dt * (v0 + v1))));
   }
-  CHECK(dmax < 1e-5, "Heun step differs from the formula by %g", dmax);
+  CHECK_LT(dmax, 1e-5, "Heun step differs from the formula by %g", dmax);
   jade_sampler_free(s);
   jade_model_free(m);
   free(zs); free(z0); free(ths); free(cond);

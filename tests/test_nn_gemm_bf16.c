@@ -59,7 +59,7 @@ static double check_case(int ta, int tb, int M, int N, int K, float alpha, float
       double ref = alpha * s + beta * (double)C0[(size_t)i * ldc + j];
       double bound = 2.0 * (K + 2) * 0x1p-24 * (fabs(alpha) * sa + fabs(beta * C0[(size_t)i * ldc + j])) + 1e-30;
       double e = fabs(C[(size_t)i * ldc + j] - ref) / bound;
-      if (e > worst) worst = e;
+      jade_test_max_err(&worst, e);
     }
   /* padding columns of C untouched */
   for (int i = 0; i < M; i++)
@@ -97,7 +97,7 @@ static void check_threads_and_dispatch(void) {
   }
   double rel = sqrt(se / sc);
   printf("bf16 vs fp32: rms relative error %.3g (bf16 unit roundoff 2^-8 = %.3g)\n", rel, 0x1p-8);
-  CHECK(rel > 0x1p-8 / 10 && rel < 0x1p-8, "bf16 vs fp32 error %.3g outside the bf16 range", rel);
+  CHECK(jade_test_gt_ok(rel, 0x1p-8 / 10) && jade_test_lt_ok(rel, 0x1p-8), "bf16 vs fp32 error %.3g outside the bf16 range", rel);
   free(A); free(B); free(c1); free(c2); free(cf);
 }
 
@@ -120,8 +120,8 @@ int main(void) {
         if (e1 > 1.0 || e2 > 1.0)
           fprintf(stderr, "shape %d x %d x %d trans %d%d: error/bound %.3g %.3g\n", shapes[s][0], shapes[s][1],
                   shapes[s][2], ta, tb, e1, e2);
-        CHECK(e1 <= 1.0 && e2 <= 1.0, "bf16 gemm outside the fp32-summation bound");
-        worst = fmax(worst, fmax(e1, e2));
+        CHECK(jade_test_le_ok(e1, 1.0) && jade_test_le_ok(e2, 1.0), "bf16 gemm outside the fp32-summation bound");
+        jade_test_max_err(&worst, jade_test_max(e1, e2));
       }
   printf("bf16 gemm: worst error / summation bound = %.3g over %zu shapes x 4 transposes x 2 alpha/beta\n", worst,
          sizeof shapes / sizeof shapes[0]);

@@ -61,14 +61,11 @@ static double fd_check(const char *name, float *x, size_t n, const float *g, fwd
   size_t worst = 0;
   for (size_t i = 0; i < n; i++) {
     double e = fabs(g[i] - gfd[i]) / (fabs(gfd[i]) + 0.05 * rms + 1e-12);
-    if (e > maxerr) {
-      maxerr = e;
-      worst = i;
-    }
+    if (jade_test_max_err(&maxerr, e)) worst = i;
   }
   printf("  %-34s n=%-5zu rms|g|=%.3e  max err %.2e\n", name, n, rms, maxerr);
-  CHECK(maxerr < TOL, "%s: element %zu analytic %.6g vs fd %.6g", name, worst, g[worst], gfd[worst]);
-  CHECK(rms > 0.0, "%s: zero gradient, test would be vacuous", name);
+  CHECK_LT(maxerr, TOL, "%s: element %zu analytic %.6g vs fd %.6g", name, worst, g[worst], gfd[worst]);
+  CHECK_GT(rms, 0.0, "%s: zero gradient, test would be vacuous", name);
   free(out);
   free(gfd);
   return maxerr;
@@ -92,9 +89,9 @@ static void test_linear(int bias) {
     for (int o = 0; o < OC; o++) {
       double s = bias ? k.b[o] : 0.0;
       for (int c = 0; c < C; c++) s += (double)k.x[n * C + c] * k.W[o * C + c];
-      maxd = fmax(maxd, fabs(s - out[n * OC + o]));
+      jade_test_max_err(&maxd, fabs(s - out[n * OC + o]));
     }
-  CHECK(maxd < 1e-5, "linear forward vs loop: %g", maxd);
+  CHECK_LT(maxd, 1e-5, "linear forward vs loop: %g", maxd);
   jade_linear_backward(dx, dW, bias ? db : NULL, w, k.x, k.W, N, C, OC);
   fd_check(bias ? "linear(bias) dinp" : "linear dinp", k.x, N * C, dx, lin_fwd, &k, w, N * OC);
   fd_check("linear dweight", k.W, OC * C, dW, lin_fwd, &k, w, N * OC);
@@ -204,8 +201,8 @@ static void test_rmsnorm_modulate(void) {
   jade_rmsnorm_forward(nrm, r2, k.x, k.g, B * T, C, 1e-6f);
   jade_modulate_forward(ref, nrm, k.ada, k.ada + 2 * C, S, B, T, C);
   double md = 0;
-  for (size_t i = 0; i < n; i++) md = fmax(md, fabs(out[i] - ref[i]));
-  CHECK(md < 1e-6, "fused rmsnorm-modulate differs from the composition by %g", md);
+  for (size_t i = 0; i < n; i++) jade_test_max_err(&md, fabs(out[i] - ref[i]));
+  CHECK_LT(md, 1e-6, "fused rmsnorm-modulate differs from the composition by %g", md);
   float *dx = zeros(n), *dg = zeros(C), *dada = zeros(B * S);
   jade_rmsnorm_modulate_backward(dx, dg, dada, dada + 2 * C, w, k.x, k.g, k.rstd, k.ada + 2 * C, S, B, T, C);
   fd_check("rmsnorm+modulate dinp", k.x, n, dx, rm_fwd, &k, w, n);
@@ -252,7 +249,7 @@ static void test_dropout(void) {
   size_t kept = 0;
   for (size_t i = 0; i < N; i++) kept += o[i] != 0.0f;
   double rate = (double)kept / N;
-  CHECK(fabs(rate - 0.7) < 0.005, "dropout keep rate %.4f", rate);
+  CHECK_LT(fabs(rate - 0.7), 0.005, "dropout keep rate %.4f", rate);
   jade_dropout_forward(o2, ones + 1001, 5000, 0.3f, 11, 3, 1001);
   CHECK(memcmp(o2, o + 1001, 5000 * sizeof(float)) == 0, "dropout mask depends on the offset");
   free(k.x); free(w); free(dx); free(out); free(ones); free(o); free(o2);
@@ -306,7 +303,7 @@ static void test_rope(void) {
     d01 += (double)a[d] * bv[hd + d];
     d23 += (double)a[2 * hd + d] * bv[3 * hd + d];
   }
-  CHECK(fabs(d01 - d23) < 1e-5 * (1 + fabs(d01)), "rope not relative: %g vs %g", d01, d23);
+  CHECK_LT(fabs(d01 - d23), 1e-5 * (1 + fabs(d01)), "rope not relative: %g vs %g", d01, d23);
   free(cs); free(sn); free(k.x); free(w); free(out); free(dx); free(cs2); free(sn2); free(a); free(bv);
 }
 
@@ -350,7 +347,7 @@ static void att_ref(const att_ctx *k, double *out) {
           double d = 0;
           for (int e = 0; e < hd; e++) d += q[i * hd + e] * kk[j * hd + e];
           S[j] = d / sqrt((double)hd);
-          mx = fmax(mx, S[j]);
+          mx = jade_test_max(mx, S[j]);
         }
         for (int j = 0; j < T; j++) sum += (S[j] = exp(S[j] - mx));
         for (int e = 0; e < hd; e++) {
@@ -385,9 +382,9 @@ static void test_attention(float dropout) {
   if (dropout == 0.0f) {
     double *ref = malloc(sizeof(double) * nout), md = 0;
     att_ref(&k, ref);
-    for (size_t i = 0; i < nout; i++) md = fmax(md, fabs(ref[i] - out[i]));
+    for (size_t i = 0; i < nout; i++) jade_test_max_err(&md, fabs(ref[i] - out[i]));
     printf("  attention forward vs double reference: max abs diff %.2e\n", md);
-    CHECK(md < 1e-5, "attention forward differs from reference by %g", md);
+    CHECK_LT(md, 1e-5, "attention forward differs from reference by %g", md);
     // inference mode (nothing saved) gives the same output
     float *out2 = zeros(nout);
     CHECK_OK(jade_attention_forward(out2, NULL, NULL, NULL, NULL, NULL, NULL, k.qkv, k.qw, k.kw, NULL, &k.s));
@@ -426,8 +423,8 @@ static void test_embeddings(void) {
   for (int k = 0; k < q; k++) {
     double om = 1.0 / pow(10000.0, (double)k / q);
     const float *o = pe + ((size_t)r * gw + c) * D;
-    CHECK(fabs(o[k] - sin(c * om)) < 1e-6 && fabs(o[q + k] - cos(c * om)) < 1e-6, "pos emb column part k=%d", k);
-    CHECK(fabs(o[2 * q + k] - sin(r * om)) < 1e-6 && fabs(o[3 * q + k] - cos(r * om)) < 1e-6, "pos emb row part k=%d", k);
+    CHECK(jade_test_lt_ok(fabs(o[k] - sin(c * om)), 1e-6) && jade_test_lt_ok(fabs(o[q + k] - cos(c * om)), 1e-6), "pos emb column part k=%d", k);
+    CHECK(jade_test_lt_ok(fabs(o[2 * q + k] - sin(r * om)), 1e-6) && jade_test_lt_ok(fabs(o[3 * q + k] - cos(r * om)), 1e-6), "pos emb row part k=%d", k);
   }
   free(pe);
 }

@@ -40,7 +40,7 @@ static void test_adamw(void) {
     for (int i = 0; i < 3; i++) gq[i] = 2 * (q[i] - c[i]);
     jade_adamw_step(opt, q, gq, NULL, (float)jade_lr_linear(it, 0, 2000, 0.05, 1e-4));
   }
-  for (int i = 0; i < 3; i++) CHECK(fabs(q[i] - c[i]) < 1e-3, "AdamW quadratic: q[%d] = %g vs %g", i, q[i], c[i]);
+  for (int i = 0; i < 3; i++) CHECK_LT(fabs(q[i] - c[i]), 1e-3, "AdamW quadratic: q[%d] = %g vs %g", i, q[i], c[i]);
   jade_adamw_free(opt);
 }
 
@@ -67,10 +67,10 @@ static void test_fused(void) {
   }
   double dp = 0, de = 0;
   for (size_t i = 0; i < n; i++) {
-    dp = fmax(dp, fabs(pa[i] - pb[i]));
-    de = fmax(de, fabs(ea[i] - eb[i]));
+    jade_test_max_err(&dp, fabs(pa[i] - pb[i]));
+    jade_test_max_err(&de, fabs(ea[i] - eb[i]));
   }
-  CHECK(dp < 1e-6 && de < 1e-6, "fused AdamW differs: params %g, ema %g", dp, de);
+  CHECK(jade_test_lt_ok(dp, 1e-6) && jade_test_lt_ok(de, 1e-6), "fused AdamW differs: params %g, ema %g", dp, de);
   CHECK(jade_clip_factor(0.5, 1.0) == 1.0 && jade_clip_factor(4.0, 1.0) == 0.25, "clip factor");
   jade_adamw_free(a);
   jade_adamw_free(b);

@@ -13,6 +13,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
+. "$(dirname "$0")/check_util.sh"
 export OMP_NUM_THREADS=1
 cd "$T" || exit 1
 
@@ -45,7 +46,7 @@ for c in Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8; do
   check "grep -q '\"$c\": {\"cov68\"' v1/summary.json" "summary.json lacks the coverage of $c"
 done
 check "grep -q '\"n_obs\": 8,' v1/summary.json && grep -q '\"draws\": 16,' v1/summary.json && grep -q '\"steps\": 4,' v1/summary.json" "summary.json sizes"
-check "awk '/\"mira_joint\"/{v=\$2+0; exit !(v >= 0.45 && v <= 1)}' v1/summary.json" "mira_joint out of range"
+check "awk \"\$JADE_AWK_NUM\"'/\"mira_joint\"/{v=\$2; sub(/,\$/, \"\", v); v=num(v); exit !(v >= 0.45 && v <= 1)}' v1/summary.json" "mira_joint out of range"
 check "[ \$(grep -vc '^#' v1/tarp_joint.txt) = 101 ]" "tarp_joint.txt should have 101 rows"
 check "grep -q '^# alpha ecp lo68 hi68 lo95 hi95$' v1/tarp_joint.txt" "tarp_joint.txt header"
 check "[ \$(grep -vc '^#' v1/coverage.txt) = 8 ]" "coverage.txt should have 8 rows"

@@ -13,6 +13,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
+. "$(dirname "$0")/check_util.sh"
 
 out=$(JADE_MATMUL=fp16 "$JADE" sample --help 2>&1); rc=$?
 check "[ $rc = 2 ] && [ \$(printf '%s\n' \"\$out\" | wc -l) = 1 ] && printf '%s' \"\$out\" | grep -q JADE_MATMUL" \
@@ -28,13 +29,13 @@ for b in f32 bf16; do
     --seed 3 --quiet --out "$T/$b" || { echo "sample ($b) failed"; exit 1; }
 done
 # per column: rms and max |bf16 - f32| / sd(f32 draws)
-report=$(awk 'FNR==1{f++} /^#/{next}
-  f==1{for(i=1;i<=NF;i++)a[FNR,i]=$i; n=NF}
-  f==2{r++; for(i=1;i<=NF;i++){d=$i-a[FNR,i]; if(d<0)d=-d; if(d>mx[i])mx[i]=d; tot+=d; m[i]+=a[FNR,i]; q[i]+=a[FNR,i]^2}}
-  END{w=0; for(i=1;i<=n;i++){mu=m[i]/r; sd=sqrt(q[i]/r-mu*mu); x=mx[i]/sd; if(x>w)w=x}
+report=$(awk "$JADE_AWK_NUM"'FNR==1{f++} /^#/{next}
+  f==1{for(i=1;i<=NF;i++)a[FNR,i]=num($i); n=NF}
+  f==2{r++; for(i=1;i<=NF;i++){d=num($i)-a[FNR,i]; if(d<0)d=-d; if(d>mx[i])mx[i]=d; tot+=d; m[i]+=a[FNR,i]; q[i]+=a[FNR,i]^2}}
+  END{if (num_bad) exit 2; w=0; for(i=1;i<=n;i++){mu=m[i]/r; sd=sqrt(q[i]/r-mu*mu); x=mx[i]/sd; if(x>w)w=x}
       printf "%.5f %.3g\n", w, tot}' "$T/f32/theta.txt" "$T/bf16/theta.txt")
 worst=${report% *}; total=${report#* }
 echo "bf16 vs f32, same noise: largest |difference| / posterior sd over 8 columns x 16 draws = $worst"
-check "awk 'BEGIN{exit !($worst < 0.05)}'" "bf16 draws differ from fp32 by $worst posterior sd"
-check "awk 'BEGIN{exit !($total > 0)}'" "bf16 and fp32 draws identical: the bf16 kernel did not run"
+check "num_check 'w < 0.05' w='$worst'" "bf16 draws differ from fp32 by $worst posterior sd"
+check "num_check 't > 0' t='$total'" "bf16 and fp32 draws identical: the bf16 kernel did not run"
 exit $fail

@@ -47,17 +47,14 @@ static int compare(const char *a, const char *b, double atol) {
       memcpy(&x, (const char *)ta->data + 4 * k, 4);
       memcpy(&y, (const char *)tb->data + 4 * k, 4);
       double dlt = fabs((double)x - (double)y);
-      if (fabs(x) > scale) scale = fabs(x);
-      if (dlt > worst || dlt != dlt) {
-        worst = dlt;
-        where = ta->name;
-      }
+      jade_test_max_err(&scale, fabs(x));
+      if (jade_test_max_err(&worst, dlt)) where = ta->name;
     }
   }
   printf("max |difference| %.3g (in %s; largest |weight| %.3g)\n", worst, where, scale);
   jade_safetensors_free(A);
   jade_safetensors_free(B);
-  return worst <= atol ? 0 : 1;
+  return jade_test_le_ok(worst, atol) ? 0 : 1;
 }
 
 static void write_bytes(const char *path, const void *data, size_t n) {

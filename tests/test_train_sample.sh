@@ -10,6 +10,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
+. "$(dirname "$0")/check_util.sh"
 # The tiny model is overhead-bound: one thread is fastest and keeps the test short.
 export OMP_NUM_THREADS=1
 
@@ -28,9 +29,9 @@ check "[ $rows = 6 ]" "loss.csv has $rows rows, expected 6"
 check "head -1 $T/m/loss.csv | grep -q '^step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,val_theta_ema,elapsed_s$'" "loss.csv header"
 v_first=$(sed -n 2p "$T/m/loss.csv" | cut -d, -f8); v_last=$(tail -1 "$T/m/loss.csv" | cut -d, -f8)
 echo "validation loss: step 10 $v_first -> step 60 $v_last"
-check "awk 'BEGIN{exit !($v_last < 0.85 * $v_first)}'" "validation loss did not go down ($v_first -> $v_last)"
+check "num_check 'l < 0.85 * f' l='$v_last' f='$v_first'" "validation loss did not go down ($v_first -> $v_last)"
 t_first=$(sed -n 2p "$T/m/loss.csv" | cut -d, -f4); t_last=$(tail -1 "$T/m/loss.csv" | cut -d, -f4)
-check "awk 'BEGIN{exit !($t_last < $t_first)}'" "training loss did not go down ($t_first -> $t_last)"
+check "num_check 'l < f' l='$t_last' f='$t_first'" "training loss did not go down ($t_first -> $t_last)"
 
 # ---- resume: 60 straight == 23 + stop + resume to 60, bit for bit ----
 train --out "$T/r" --steps 60 --stop-after 23; rc=$?
@@ -96,7 +97,7 @@ if [ "${JADE_WITH_MPI:-0}" = 1 ] && command -v mpirun >/dev/null; then
   check "cmp -s $T/s/theta.npy $T/s3/theta.npy && cmp -s $T/s/maps.fits $T/s3/maps.fits" "2-rank sampling differs from 1-rank"
 fi
 "$JADE" sample --model "$T/m" --obs "$T/obs.fits" --draws 6 --steps 3 --batch 6 --seed 1 --quiet --out "$T/s4" || fail=1
-paste <(grep -v '^#' "$T/s/theta.txt") <(grep -v '^#' "$T/s4/theta.txt") | awk '{for(i=1;i<=8;i++){d=$i-$(i+8); if(d<0)d=-d; if(d>1e-4*($i<0?-$i:$i)+1e-7){print "FAILED: batch 4 vs 6 draw differs: " $0; exit 1}}}' || fail=1
+paste <(grep -v '^#' "$T/s/theta.txt") <(grep -v '^#' "$T/s4/theta.txt") | awk "$JADE_AWK_NUM"'{for(i=1;i<=8;i++){d=num($i)-num($(i+8)); if(d<0)d=-d; if(d>1e-4*($i<0?-$i:$i)+1e-7){print "FAILED: batch 4 vs 6 draw differs: " $0; exit 1}}}' || fail=1
 
 # ---- bad input: one line on stderr, non-zero exit, nothing written ----
 bad() {

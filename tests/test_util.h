@@ -1,5 +1,7 @@
 /* Minimal test helpers shared by the C tests: CHECK aborts the test with file:line and a
- * message; CHECK_CLOSE compares with a relative tolerance. */
+ * message; CHECK_ABS / CHECK_REL / CHECK_LT / CHECK_LE / CHECK_GT / CHECK_GE / CHECK_IN
+ * compare numbers and fail on NaN/Inf;
+ * jade_test_max_err accumulates a worst error with NaN/Inf sticky. */
 #ifndef JADE_TEST_UTIL_H
 #define JADE_TEST_UTIL_H
 #include <math.h>
@@ -28,13 +30,105 @@ static int jade_test_failures = 0;
     }                                                                           \
   } while (0)
 
-#define CHECK_CLOSE(a, b, rtol)                                                 \
+/* NaN/Inf-aware comparisons. Every numeric assertion in tests/ goes through these: a plain
+ * `err = fmax(err, e); CHECK(err < tol)` passes when e is NaN (fmax drops NaN), and
+ * `if (e > worst) worst = e` skips it. Each predicate is false when a value or the tolerance
+ * is NaN or +-Inf; the accumulators make NaN/Inf sticky. */
+/* |a - b| <= atol */
+static inline int jade_test_abs_ok(double a, double b, double atol) {
+  return isfinite(a) && isfinite(b) && isfinite(atol) && fabs(a - b) <= atol;
+}
+/* |a - b| <= rtol |b| */
+static inline int jade_test_rel_ok(double a, double b, double rtol) {
+  return isfinite(a) && isfinite(b) && isfinite(rtol) && fabs(a - b) <= rtol * fabs(b);
+}
+/* v < t, v <= t, v > t, v >= t with both finite; lo <= v <= hi with all finite. */
+static inline int jade_test_lt_ok(double v, double t) { return isfinite(v) && isfinite(t) && v < t; }
+static inline int jade_test_le_ok(double v, double t) { return isfinite(v) && isfinite(t) && v <= t; }
+static inline int jade_test_gt_ok(double v, double t) { return isfinite(v) && isfinite(t) && v > t; }
+static inline int jade_test_ge_ok(double v, double t) { return isfinite(v) && isfinite(t) && v >= t; }
+static inline int jade_test_in_ok(double v, double lo, double hi) {
+  return jade_test_ge_ok(v, lo) && jade_test_le_ok(v, hi);
+}
+/* NaN-propagating max/min: the result is NaN if either is NaN (fmax/fmin drop NaN). */
+static inline double jade_test_max(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }
+static inline double jade_test_min(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a < b ? a : b); }
+/* Running max of errors: *worst = max(*worst, v), where a NaN v (or a NaN *worst) makes
+ * *worst NaN for good and +-Inf gives +Inf. Returns 1 when v became the new worst (so a
+ * caller can record where), 0 otherwise. */
+static inline int jade_test_max_err(double *worst, double v) {
+  if (isnan(*worst)) return 0;
+  if (isnan(v) || isinf(v)) {
+    if (isinf(*worst) && !isnan(v)) return 0;
+    *worst = isnan(v) ? NAN : INFINITY;
+    return 1;
+  }
+  if (v > *worst) {
+    *worst = v;
+    return 1;
+  }
+  return 0;
+}
+/* Running min (e.g. of effective sample sizes): NaN sticky, -Inf/+Inf recorded as NaN. */
+static inline void jade_test_min_acc(double *least, double v) {
+  if (isnan(*least)) return;
+  if (!isfinite(v)) *least = NAN;
+  else if (v < *least) *least = v;
+}
+
+#define JADE_TEST_FAIL_(...)                                                    \
   do {                                                                          \
-    double a_ = (a), b_ = (b);                                                  \
-    if (!(fabs(a_ - b_) <= (rtol) * fabs(b_))) {                                \
-      fprintf(stderr, "%s:%d: %s = %.10g vs %s = %.10g (rel %.3g > %.3g)\n",    \
-              __FILE__, __LINE__, #a, a_, #b, b_, fabs(a_ - b_) / fabs(b_),     \
-              (double)(rtol));                                                  \
+    fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
+    fprintf(stderr, __VA_ARGS__);                                               \
+    fprintf(stderr, "\n");                                                      \
+    jade_test_failures++;                                                       \
+  } while (0)
+
+/* CHECK_REL(a, b, rtol): |a - b| <= rtol |b|, both finite (CHECK_CLOSE is the same check). */
+#define CHECK_REL(a, b, rtol)                                                   \
+  do {                                                                          \
+    double a_ = (a), b_ = (b), t_ = (rtol);                                     \
+    if (!jade_test_rel_ok(a_, b_, t_))                                          \
+      JADE_TEST_FAIL_("%s = %.10g vs %s = %.10g (rel %.3g > %.3g)", #a, a_, #b, \
+                      b_, fabs(a_ - b_) / fabs(b_), t_);                         \
+  } while (0)
+#define CHECK_CLOSE(a, b, rtol) CHECK_REL(a, b, rtol)
+
+/* CHECK_ABS(a, b, atol): |a - b| <= atol, both finite. */
+#define CHECK_ABS(a, b, atol)                                                   \
+  do {                                                                          \
+    double a_ = (a), b_ = (b), t_ = (atol);                                     \
+    if (!jade_test_abs_ok(a_, b_, t_))                                          \
+      JADE_TEST_FAIL_("%s = %.10g vs %s = %.10g (abs %.3g > %.3g)", #a, a_, #b, \
+                      b_, fabs(a_ - b_), t_);                                   \
+  } while (0)
+
+/* CHECK_LT(v, t, fmt, ...): v < t with v and t finite (an error bound); likewise CHECK_LE,
+ * CHECK_GT, CHECK_GE; CHECK_IN(v, lo, hi, fmt, ...): finite and lo <= v <= hi. The message
+ * follows the values. */
+#define JADE_CHECK_CMP_(ok, v, op, t, ...)                                      \
+  do {                                                                          \
+    double v_ = (v), t_ = (t);                                                  \
+    if (!ok(v_, t_)) {                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s %s %s (%.6g vs %.6g): ",         \
+              __FILE__, __LINE__, #v, #op, #t, v_, t_);                         \
+      fprintf(stderr, __VA_ARGS__);                                             \
+      fprintf(stderr, "\n");                                                    \
+      jade_test_failures++;                                                     \
+    }                                                                           \
+  } while (0)
+#define CHECK_LT(v, t, ...) JADE_CHECK_CMP_(jade_test_lt_ok, v, <, t, __VA_ARGS__)
+#define CHECK_LE(v, t, ...) JADE_CHECK_CMP_(jade_test_le_ok, v, <=, t, __VA_ARGS__)
+#define CHECK_GT(v, t, ...) JADE_CHECK_CMP_(jade_test_gt_ok, v, >, t, __VA_ARGS__)
+#define CHECK_GE(v, t, ...) JADE_CHECK_CMP_(jade_test_ge_ok, v, >=, t, __VA_ARGS__)
+#define CHECK_IN(v, lo, hi, ...)                                                \
+  do {                                                                          \
+    double w_ = (v), l_ = (lo), h_ = (hi);                                      \
+    if (!jade_test_in_ok(w_, l_, h_)) {                                         \
+      fprintf(stderr, "%s:%d: CHECK failed: %s = %.6g not in [%.6g, %.6g]: ",   \
+              __FILE__, __LINE__, #v, w_, l_, h_);                              \
+      fprintf(stderr, __VA_ARGS__);                                             \
+      fprintf(stderr, "\n");                                                    \
       jade_test_failures++;                                                     \
     }                                                                           \
   } while (0)

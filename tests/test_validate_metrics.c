@@ -96,11 +96,11 @@ static void test_formulas(void) {
     int k = dt <= d[j];
     double N = S - 1.0;
     double p = k * (count + 1.0) / (N + 2) + (1 - k) * (N - count + 1.0) / (N + 2);
-    CHECK(fabs(p - mr.p[t]) < 1e-14, "MIRA p[%zu] = %g, by hand %g", t, mr.p[t], p);
+    CHECK_LT(fabs(p - mr.p[t]), 1e-14, "MIRA p[%zu] = %g, by hand %g", t, mr.p[t], p);
     sum += p;
   }
   CHECK_CLOSE(mr.score, sum / T / ((S - 1.0 + 1) / (S - 1.0 + 2)), 1e-14);
-  CHECK(mr.err > 0 && mr.n_boot == 10, "bootstrap error %g", mr.err);
+  CHECK(jade_test_gt_ok(mr.err, 0) && mr.n_boot == 10, "bootstrap error %g", mr.err);
   CHECK_CLOSE(jade_mira_expected(500), 1001.0 / 1500.0, 1e-15);
   jade_mira_result_free(&mr);
 
@@ -119,8 +119,8 @@ static void test_formulas(void) {
       hi[i] = -INFINITY;
       for (size_t u = 0; u < T; u++)
         if (u != t) {
-          lo[i] = fmin(lo[i], tr[u * q + i]);
-          hi[i] = fmax(hi[i], tr[u * q + i]);
+          lo[i] = jade_test_min(lo[i], tr[u * q + i]);
+          hi[i] = jade_test_max(hi[i], tr[u * q + i]);
         }
     }
     double c[3], dt = 0;
@@ -144,7 +144,7 @@ static void test_formulas(void) {
   for (int jj = 0; jj < trr.n_alpha; jj++) {
     double a = trr.alpha[jj], e = 0;
     for (size_t t = 0; t < T; t++) e += fmin(1.0, fmax(0.0, a * (S + 1) - trr.count[t]));
-    CHECK(fabs(e / T - trr.ecp[jj]) < 1e-14, "ECP(%g) = %g, by hand %g", a, trr.ecp[jj], e / T);
+    CHECK_LT(fabs(e / T - trr.ecp[jj]), 1e-14, "ECP(%g) = %g, by hand %g", a, trr.ecp[jj], e / T);
   }
   CHECK(trr.ecp[0] == 0.0 && trr.ecp[trr.n_alpha - 1] == 1.0, "ECP ends %g %g", trr.ecp[0],
         trr.ecp[trr.n_alpha - 1]);
@@ -153,11 +153,11 @@ static void test_formulas(void) {
   /* Hand-made counts: all truths at rank 0 (underconfident extreme) and at rank S. */
   long c0[4] = {0, 0, 0, 0}, cS[4] = {9, 9, 9, 9};
   CHECK_OK(jade_tarp_summarise(c0, 4, 9, &to, &trr));
-  CHECK(trr.signed_area > 0.44 && fabs(trr.ecp[1] - 1.0) < 1e-12, "rank-0 curve: area %g ECP(0.1) %g",
+  CHECK(jade_test_gt_ok(trr.signed_area, 0.44) && jade_test_lt_ok(fabs(trr.ecp[1] - 1.0), 1e-12), "rank-0 curve: area %g ECP(0.1) %g",
         trr.signed_area, trr.ecp[1]);
   jade_tarp_result_free(&trr);
   CHECK_OK(jade_tarp_summarise(cS, 4, 9, &to, &trr));
-  CHECK(trr.signed_area < -0.44 && trr.ecp[9] < 1e-12, "rank-S curve: area %g ECP(0.9) %g",
+  CHECK(jade_test_lt_ok(trr.signed_area, -0.44) && jade_test_lt_ok(trr.ecp[9], 1e-12), "rank-S curve: area %g ECP(0.9) %g",
         trr.signed_area, trr.ecp[9]);
   jade_tarp_result_free(&trr);
 
@@ -166,10 +166,10 @@ static void test_formulas(void) {
   for (int i = 0; i < 40; i++) ranks[i] = i % 10;
   double chi2, pv;
   CHECK_OK(jade_rank_chi2(ranks, 40, 1, 9, 5, &chi2, &pv));
-  CHECK(chi2 < 1e-12 && pv > 0.999, "uniform ranks: chi2 %g p %g", chi2, pv);
+  CHECK(jade_test_lt_ok(chi2, 1e-12) && jade_test_gt_ok(pv, 0.999), "uniform ranks: chi2 %g p %g", chi2, pv);
   for (int i = 0; i < 40; i++) ranks[i] = 0;
   CHECK_OK(jade_rank_chi2(ranks, 40, 1, 9, 5, &chi2, &pv));
-  CHECK(fabs(chi2 - 160.0) < 1e-9 && pv < 1e-30, "all-zero ranks: chi2 %g (160) p %g", chi2, pv);
+  CHECK(jade_test_lt_ok(fabs(chi2 - 160.0), 1e-9) && jade_test_lt_ok(pv, 1e-30), "all-zero ranks: chi2 %g (160) p %g", chi2, pv);
 
   /* Coverage on one hand-made truth: draws 1..9, truth 5 -> rank 4, inside both intervals;
    * z = (5 - 5)/sd = 0; truth 0.5 -> rank 0, outside. */
@@ -179,9 +179,9 @@ static void test_formulas(void) {
   unsigned char a68, a95;
   double zz;
   CHECK_OK(jade_coverage_truth(&tr1, drw, 9, 1, NULL, 1, &rk, &a68, &a95, &zz));
-  CHECK(rk == 4 && a68 && a95 && fabs(zz) < 1e-12, "truth 5: rank %d in68 %d in95 %d z %g", rk, a68, a95, zz);
+  CHECK(rk == 4 && a68 && a95 && jade_test_lt_ok(fabs(zz), 1e-12), "truth 5: rank %d in68 %d in95 %d z %g", rk, a68, a95, zz);
   CHECK_OK(jade_coverage_truth(&tr2, drw, 9, 1, NULL, 1, &rk, &a68, &a95, &zz));
-  CHECK(rk == 0 && !a68 && !a95 && fabs(zz - 4.5 / sqrt(7.5)) < 1e-12, "truth 0.5: rank %d z %g", rk, zz);
+  CHECK(rk == 0 && !a68 && !a95 && jade_test_lt_ok(fabs(zz - 4.5 / sqrt(7.5)), 1e-12), "truth 0.5: rank %d z %g", rk, zz);
   free(tr);
   free(dr);
 }
@@ -200,12 +200,12 @@ static void test_mira_exact_expectation(void) {
   printf("exchangeable T=%zu S=%zu: MIRA %.4f +- %.4f, exact %.4f, 2/3 = %.4f\n", T, S, mr.score,
          mr.err, ex, 2.0 / 3.0);
   CHECK_CLOSE(ex, 11.0 / 15.0, 1e-15);
-  CHECK(fabs(mr.score - ex) < 3.5 * mr.err, "MIRA %g vs exact %g (err %g)", mr.score, ex, mr.err);
-  CHECK(mr.score - 2.0 / 3.0 > 10 * mr.err, "finite-S excess not seen: %g", mr.score);
+  CHECK_LT(fabs(mr.score - ex), 3.5 * mr.err, "MIRA %g vs exact %g (err %g)", mr.score, ex, mr.err);
+  CHECK_GT(mr.score - 2.0 / 3.0, 10 * mr.err, "finite-S excess not seen: %g", mr.score);
   /* The bootstrap error agrees with the analytic one: E[p^2] = (N+1)/(2(N+2)). */
   double N = S - 1.0, Ep = (2 * N + 3) / (3 * (N + 2)), Vp = (N + 1) / (2 * (N + 2)) - Ep * Ep;
   double se = sqrt(Vp / T) * (N + 2) / (N + 1);
-  CHECK(fabs(mr.err / se - 1) < 0.3, "bootstrap err %g vs analytic %g", mr.err, se);
+  CHECK_LT(fabs(mr.err / se - 1), 0.3, "bootstrap err %g vs analytic %g", mr.err, se);
   jade_mira_result_free(&mr);
   free(tr);
   free(dr);
@@ -243,7 +243,7 @@ static metrics run_case(int kind, size_t T, size_t S, size_t q, jade_metric metr
    * zero width and ECP = alpha, are skipped). */
   for (int j = 0; j < trr.n_alpha; j++) {
     double hw = 0.5 * (trr.hi95[j] - trr.lo95[j]);
-    if (hw > 1e-12) m.band_z = fmax(m.band_z, fabs(trr.ecp[j] - trr.alpha[j]) / hw);
+    if (hw > 1e-12) jade_test_max_err(&m.band_z, fabs(trr.ecp[j] - trr.alpha[j]) / hw);
   }
   /* Per-dimension metrics on the first min(q, 8) dimensions, pooled (dimensions independent). */
   size_t nd = q < 8 ? q : 8;
@@ -288,37 +288,37 @@ static metrics run_case(int kind, size_t T, size_t S, size_t q, jade_metric metr
  * (1 + 1/S)(S-1)/(S-3) (Student-t variance), 1.03 for S = 100. */
 static void check_calibrated(const metrics *m, size_t T, size_t S, size_t q) {
   double ks = 1.95 / sqrt((double)T), z2_exp = (1.0 + 1.0 / S) * (S - 1.0) / (S - 3.0);
-  CHECK(fabs(m->mira - m->mira_exp) < 3.5 * m->mira_err, "q=%zu calibrated MIRA %g vs %g +- %g", q,
+  CHECK_LT(fabs(m->mira - m->mira_exp), 3.5 * m->mira_err, "q=%zu calibrated MIRA %g vs %g +- %g", q,
         m->mira, m->mira_exp, m->mira_err);
-  CHECK(fabs(m->mira - 2.0 / 3.0) < 3.5 * m->mira_err, "q=%zu calibrated MIRA %g vs 2/3", q, m->mira);
-  CHECK(fabs(m->tarp_sa) < 3.5 * m->tarp_sa_err, "q=%zu calibrated TARP signed area %g +- %g", q,
+  CHECK_LT(fabs(m->mira - 2.0 / 3.0), 3.5 * m->mira_err, "q=%zu calibrated MIRA %g vs 2/3", q, m->mira);
+  CHECK_LT(fabs(m->tarp_sa), 3.5 * m->tarp_sa_err, "q=%zu calibrated TARP signed area %g +- %g", q,
         m->tarp_sa, m->tarp_sa_err);
-  CHECK(m->tarp_max < ks, "q=%zu calibrated TARP max dev %g >= %g", q, m->tarp_max, ks);
-  CHECK(m->band_z < 2.5, "q=%zu calibrated: diagonal %.2f half-widths of the 95%% band from the curve", q,
+  CHECK_LT(m->tarp_max, ks, "q=%zu calibrated TARP max dev %g >= %g", q, m->tarp_max, ks);
+  CHECK_LT(m->band_z, 2.5, "q=%zu calibrated: diagonal %.2f half-widths of the 95%% band from the curve", q,
         m->band_z);
-  CHECK(fabs(m->cov68 - 0.6827) < 3.5 * m->cov68_se, "q=%zu cov68 %g", q, m->cov68);
-  CHECK(fabs(m->cov95 - 0.95) < 3.5 * m->cov95_se, "q=%zu cov95 %g", q, m->cov95);
-  CHECK(fabs(m->off) < 3.5 * m->off_se, "q=%zu offset %g +- %g", q, m->off, m->off_se);
-  CHECK(fabs(m->z2 - z2_exp) < 3.5 * m->z2_se, "q=%zu z2 %g vs %g +- %g", q, m->z2, z2_exp, m->z2_se);
-  CHECK(m->rank_p > 0.001 && m->rank_p_min > 0.001, "q=%zu ranks not uniform: p %g (min per dim %g)",
+  CHECK_LT(fabs(m->cov68 - 0.6827), 3.5 * m->cov68_se, "q=%zu cov68 %g", q, m->cov68);
+  CHECK_LT(fabs(m->cov95 - 0.95), 3.5 * m->cov95_se, "q=%zu cov95 %g", q, m->cov95);
+  CHECK_LT(fabs(m->off), 3.5 * m->off_se, "q=%zu offset %g +- %g", q, m->off, m->off_se);
+  CHECK_LT(fabs(m->z2 - z2_exp), 3.5 * m->z2_se, "q=%zu z2 %g vs %g +- %g", q, m->z2, z2_exp, m->z2_se);
+  CHECK(jade_test_gt_ok(m->rank_p, 0.001) && jade_test_gt_ok(m->rank_p_min, 0.001), "q=%zu ranks not uniform: p %g (min per dim %g)",
         q, m->rank_p, m->rank_p_min);
 }
 
 /* Per-dimension departures, the same in every q (dimensions are independent). */
 static void check_marginals(int kind, const metrics *m, size_t q) {
-  CHECK(m->rank_p < 1e-6, "q=%zu %s: ranks look uniform (p %g)", q, case_name[kind], m->rank_p);
+  CHECK_LT(m->rank_p, 1e-6, "q=%zu %s: ranks look uniform (p %g)", q, case_name[kind], m->rank_p);
   if (kind == NARROW) {
-    CHECK(m->cov68 < 0.6827 - 5 * m->cov68_se && m->cov95 < 0.95 - 5 * m->cov95_se,
+    CHECK(jade_test_lt_ok(m->cov68, 0.6827 - 5 * m->cov68_se) && jade_test_lt_ok(m->cov95, 0.95 - 5 * m->cov95_se),
           "q=%zu narrow coverage %g %g", q, m->cov68, m->cov95);
-    CHECK(m->z2 > 3, "q=%zu narrow z2 %g (expect ~4)", q, m->z2);
+    CHECK_GT(m->z2, 3, "q=%zu narrow z2 %g (expect ~4)", q, m->z2);
   } else if (kind == WIDE) {
-    CHECK(m->cov68 > 0.6827 + 5 * m->cov68_se && m->cov95 > 0.95 + 3 * m->cov95_se,
+    CHECK(jade_test_gt_ok(m->cov68, 0.6827 + 5 * m->cov68_se) && jade_test_gt_ok(m->cov95, 0.95 + 3 * m->cov95_se),
           "q=%zu wide coverage %g %g", q, m->cov68, m->cov95);
-    CHECK(m->z2 < 0.35, "q=%zu wide z2 %g (expect ~0.25)", q, m->z2);
+    CHECK_LT(m->z2, 0.35, "q=%zu wide z2 %g (expect ~0.25)", q, m->z2);
   } else {
-    CHECK(fabs(m->off - 1.0) < 0.1 && m->off > 10 * m->off_se, "q=%zu biased offset %g +- %g", q,
+    CHECK(jade_test_lt_ok(fabs(m->off - 1.0), 0.1) && jade_test_gt_ok(m->off, 10 * m->off_se), "q=%zu biased offset %g +- %g", q,
           m->off, m->off_se);
-    CHECK(m->cov68 < 0.6827 - 5 * m->cov68_se, "q=%zu biased cov68 %g", q, m->cov68);
+    CHECK_LT(m->cov68, 0.6827 - 5 * m->cov68_se, "q=%zu biased cov68 %g", q, m->cov68);
   }
 }
 
@@ -335,30 +335,30 @@ static void test_cases(void) {
     for (int k = 1; k < 4; k++) {
       const metrics *x = &m[k];
       check_marginals(k, x, q);
-      CHECK(x->tarp_max > ks && x->band_z > 2.5, "q=%zu %s: TARP curve not off the diagonal (max %g, %g half-widths)",
+      CHECK(jade_test_gt_ok(x->tarp_max, ks) && jade_test_gt_ok(x->band_z, 2.5), "q=%zu %s: TARP curve not off the diagonal (max %g, %g half-widths)",
             q, case_name[k], x->tarp_max, x->band_z);
       /* MIRA: narrow and biased always lower; wide lower for q >= 16 but higher in 1-D. */
       if (k == WIDE && q == 1)
-        CHECK(x->mira > x->mira_exp + 3 * x->mira_err, "1-D wide MIRA %g not above %g", x->mira, x->mira_exp);
+        CHECK_GT(x->mira, x->mira_exp + 3 * x->mira_err, "1-D wide MIRA %g not above %g", x->mira, x->mira_exp);
       else
-        CHECK(x->mira < x->mira_exp - 3 * x->mira_err, "q=%zu %s MIRA %g not below %g (err %g)", q,
+        CHECK_LT(x->mira, x->mira_exp - 3 * x->mira_err, "q=%zu %s MIRA %g not below %g (err %g)", q,
               case_name[k], x->mira, x->mira_exp, x->mira_err);
     }
     /* TARP sign: wide above the diagonal in every q; narrow below for q >= 16 (in 1-D the curve
      * is S-shaped, max_dev above); biased above for q >= 16 (draws pushed away from the
      * references on average). */
-    CHECK(m[WIDE].tarp_sa > 3 * m[WIDE].tarp_sa_err, "q=%zu wide TARP signed %g", q, m[WIDE].tarp_sa);
+    CHECK_GT(m[WIDE].tarp_sa, 3 * m[WIDE].tarp_sa_err, "q=%zu wide TARP signed %g", q, m[WIDE].tarp_sa);
     if (q >= 16) {
-      CHECK(m[NARROW].tarp_sa < -3 * m[NARROW].tarp_sa_err, "q=%zu narrow TARP signed %g", q, m[NARROW].tarp_sa);
-      CHECK(m[BIASED].tarp_sa > 3 * m[BIASED].tarp_sa_err, "q=%zu biased TARP signed %g", q, m[BIASED].tarp_sa);
+      CHECK_LT(m[NARROW].tarp_sa, -3 * m[NARROW].tarp_sa_err, "q=%zu narrow TARP signed %g", q, m[NARROW].tarp_sa);
+      CHECK_GT(m[BIASED].tarp_sa, 3 * m[BIASED].tarp_sa_err, "q=%zu biased TARP signed %g", q, m[BIASED].tarp_sa);
     }
   }
   /* Manhattan distance: same conclusions at q = 16. */
   metrics c = run_case(CAL, 300, S, 16, JADE_METRIC_MANHATTAN);
   metrics n = run_case(NARROW, 300, S, 16, JADE_METRIC_MANHATTAN);
-  CHECK(fabs(c.mira - c.mira_exp) < 3.5 * c.mira_err && fabs(c.tarp_sa) < 3.5 * c.tarp_sa_err,
+  CHECK(jade_test_lt_ok(fabs(c.mira - c.mira_exp), 3.5 * c.mira_err) && jade_test_lt_ok(fabs(c.tarp_sa), 3.5 * c.tarp_sa_err),
         "L1 calibrated: MIRA %g TARP %g", c.mira, c.tarp_sa);
-  CHECK(n.mira < n.mira_exp - 3 * n.mira_err && n.tarp_sa < -3 * n.tarp_sa_err,
+  CHECK(jade_test_lt_ok(n.mira, n.mira_exp - 3 * n.mira_err) && jade_test_lt_ok(n.tarp_sa, -3 * n.tarp_sa_err),
         "L1 narrow: MIRA %g TARP %g", n.mira, n.tarp_sa);
 }
 
@@ -379,8 +379,8 @@ static void test_normalisation(void) {
   CHECK_OK(jade_tarp(tr, dr, T, S, q, &to, &inc));
   printf("q=%zu T=%zu calibrated TARP signed area: leave-one-out %+.4f +- %.4f, inclusive %+.4f +- %.4f\n",
          q, T, loo.signed_area, loo.signed_area_err, inc.signed_area, inc.signed_area_err);
-  CHECK(fabs(loo.signed_area) < 3.5 * loo.signed_area_err, "leave-one-out box biased: %g", loo.signed_area);
-  CHECK(inc.signed_area > 3 * inc.signed_area_err, "inclusive-box bias not seen: %g +- %g",
+  CHECK_LT(fabs(loo.signed_area), 3.5 * loo.signed_area_err, "leave-one-out box biased: %g", loo.signed_area);
+  CHECK_GT(inc.signed_area, 3 * inc.signed_area_err, "inclusive-box bias not seen: %g +- %g",
         inc.signed_area, inc.signed_area_err);
   jade_tarp_result_free(&loo);
   jade_tarp_result_free(&inc);
@@ -391,7 +391,7 @@ static void test_normalisation(void) {
   CHECK_OK(jade_mira(tr, dr, T, S, q, &mo, &mr));
   printf("q=%zu T=%zu calibrated MIRA (truths+draws box) %.4f +- %.4f (exp %.4f)\n", q, T, mr.score,
          mr.err, mr.expected);
-  CHECK(fabs(mr.score - mr.expected) < 3.5 * mr.err, "MIRA with box %g", mr.score);
+  CHECK_LT(fabs(mr.score - mr.expected), 3.5 * mr.err, "MIRA with box %g", mr.score);
   jade_mira_result_free(&mr);
   free(tr);
   free(dr);
@@ -404,11 +404,11 @@ static void test_normalisation(void) {
   jade_minmax_map(&m, 0, lo, inv); /* others: (1,20), (3,30) */
   CHECK(lo[0] == 1 && inv[0] == 0.5 && lo[1] == 20 && inv[1] == 0.1, "LOO map 0: %g %g %g %g", lo[0], inv[0], lo[1], inv[1]);
   jade_minmax_map(&m, 1, lo, inv); /* others: (0,10), (3,30) */
-  CHECK(lo[0] == 0 && fabs(inv[0] - 1.0 / 3) < 1e-15 && lo[1] == 10 && inv[1] == 0.05, "LOO map 1");
+  CHECK(lo[0] == 0 && jade_test_lt_ok(fabs(inv[0] - 1.0 / 3), 1e-15) && lo[1] == 10 && inv[1] == 0.05, "LOO map 1");
   jade_minmax_free(&m);
   CHECK_OK(jade_minmax_compute(t3, d3, 3, 1, 2, JADE_NORM_ALL, &m));
   jade_minmax_map(&m, 2, lo, inv); /* others with draws: x in {0,-1,1,2}, y in {10,15,20,25} */
-  CHECK(lo[0] == -1 && fabs(inv[0] - 1.0 / 3) < 1e-15 && lo[1] == 10 && inv[1] == 1.0 / 15, "ALL map 2");
+  CHECK(lo[0] == -1 && jade_test_lt_ok(fabs(inv[0] - 1.0 / 3), 1e-15) && lo[1] == 10 && inv[1] == 1.0 / 15, "ALL map 2");
   jade_minmax_free(&m);
   CHECK_OK(jade_minmax_compute(t3, NULL, 3, 0, 2, JADE_NORM_TRUTHS_INCLUSIVE, &m));
   jade_minmax_map(&m, 1, lo, inv);

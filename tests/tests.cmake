@@ -1,5 +1,8 @@
 # Every tests/test_*.c is one CTest test; every tests/test_*.sh is a shell test that gets the
 # CLI path in $JADE and the data folder in $JADE_TEST_DATA. Tests labelled "slow" take >30 s.
+# JADE_TEST_THREADS sets OMP_NUM_THREADS for every test (run the suite with 1 and 2 threads:
+# cmake -DJADE_TEST_THREADS=1 only rewrites the test list, nothing is rebuilt).
+set(JADE_TEST_THREADS 2 CACHE STRING "OMP_NUM_THREADS given to every test")
 file(GLOB JADE_C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
 foreach(src ${JADE_C_TESTS})
   get_filename_component(name ${src} NAME_WE)
@@ -8,7 +11,7 @@ foreach(src ${JADE_C_TESTS})
   target_link_libraries(${name} PRIVATE jade)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "JADE_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;JADE=$<TARGET_FILE:jade_cli>;OMP_NUM_THREADS=2"
+    ENVIRONMENT "JADE_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;JADE=$<TARGET_FILE:jade_cli>;OMP_NUM_THREADS=${JADE_TEST_THREADS}"
     TIMEOUT 600)
 endforeach()
 file(GLOB JADE_SH_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.sh)
@@ -16,7 +19,7 @@ foreach(src ${JADE_SH_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_test(NAME ${name} COMMAND bash ${src})
   set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "JADE_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;JADE=$<TARGET_FILE:jade_cli>;JADE_SOURCE_DIR=${CMAKE_SOURCE_DIR};JADE_WITH_MPI=$<BOOL:${JADE_WITH_MPI}>;OMP_NUM_THREADS=2"
+    ENVIRONMENT "JADE_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data;JADE=$<TARGET_FILE:jade_cli>;JADE_SOURCE_DIR=${CMAKE_SOURCE_DIR};JADE_WITH_MPI=$<BOOL:${JADE_WITH_MPI}>;OMP_NUM_THREADS=${JADE_TEST_THREADS}"
     TIMEOUT 600)
 endforeach()
 # Exit code 77 = skipped (the bf16 tests on CPUs without AVX512-BF16, test_full_disk without root).
