@@ -73,6 +73,13 @@ const jade_tensor_info *jade_model_tensor(const jade_model *m, int i);
 const jade_tensor_info *jade_model_find_tensor(const jade_model *m, const char *name);
 void jade_model_zero_grad(jade_model *m);
 
+/* Fine-tuning with more condition channels (e.g. a mask and a noise map after the 5 bins):
+ * copies every tensor of src into dst by name; dst may differ from src only in cond_channels
+ * (>= src's). The new channels' input weights (columns (py, px, c >= src channels) of
+ * cond_embedder.proj1.weight) are set to zero, so dst computes exactly src's function
+ * whatever the new channels hold, and training then learns them from there. */
+jade_status jade_model_copy_expand_cond(jade_model *dst, const jade_model *src);
+
 /* Run options of one forward pass. */
 typedef struct {
   int train;            /* 1: keep activations for backward and apply dropout */

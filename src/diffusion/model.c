@@ -313,6 +313,35 @@ const jade_tensor_info *jade_model_find_tensor(const jade_model *m, const char *
 }
 void jade_model_zero_grad(jade_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
+jade_status jade_model_copy_expand_cond(jade_model *dst, const jade_model *src) {
+  const jade_model_config *a = &src->cfg, *b = &dst->cfg;
+  jade_model_config bb = *b;
+  bb.cond_channels = a->cond_channels;
+  if (memcmp(&bb, a, sizeof bb) != 0 || b->cond_channels < a->cond_channels || a->cond_channels <= 0)
+    return jade_error(JADE_ERR_CONFIG, "model copy: the target may differ only by more condition channels "
+                      "(source %d, target %d)", a->cond_channels, b->cond_channels);
+  memset(dst->params, 0, dst->n_params * sizeof(float));
+  for (int i = 0; i < src->n_tensors; i++) {
+    const jade_tensor_info *ts = &src->tensors[i], *td = jade_model_find_tensor(dst, ts->name);
+    if (!td) return jade_error(JADE_ERR_INTERNAL, "model copy: no tensor %s in the target", ts->name);
+    const float *from = src->params + ts->offset;
+    float *to = dst->params + td->offset;
+    if (td->numel == ts->numel) {
+      memcpy(to, from, ts->numel * sizeof(float));
+      continue;
+    }
+    // cond_embedder.proj1.weight (bn, pc pc Cc): patch vector order (py, px, c) (jade_patchify)
+    const int pp = a->cond_patch * a->cond_patch, ca = a->cond_channels, cb = b->cond_channels;
+    if (strcmp(ts->name, "cond_embedder.proj1.weight") || td->shape[0] != ts->shape[0])
+      return jade_error(JADE_ERR_INTERNAL, "model copy: tensor %s differs in size", ts->name);
+    for (int r = 0; r < ts->shape[0]; r++)
+      for (int q = 0; q < pp; q++)
+        for (int c = 0; c < ca; c++)
+          to[((size_t)r * pp + q) * cb + c] = from[((size_t)r * pp + q) * ca + c];
+  }
+  return JADE_OK;
+}
+
 /* ------------------------------------------------------------------ initialisation */
 static void init_xavier(jade_model *m, size_t off, int out_f, int in_f, uint64_t seed, int id) {
   // Glorot & Bengio 2010: U(-a, a), a = sqrt(6/(fan_in + fan_out)) for weight (out, in)
