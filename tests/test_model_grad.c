@@ -479,7 +479,8 @@ static void test_expand_cond_channels(void) {
   c.img_size = 8;
   c.patch = 2;
   c.cond_patch = 4;
-  c.bottleneck = 6; /* < 2 * 2 * 2 field and 4 * 4 * 2 condition values per patch */
+  c.bottleneck = 6;       /* < 2 * 2 * 2 field values per patch */
+  c.cond_bottleneck = 10; /* its own width, < 4 * 4 * 2 condition values per patch */
   problem p;
   problem_init(&p, &c, 2, 11);
   perturb_params(p.m);
@@ -529,9 +530,10 @@ static void test_expand_cond_channels(void) {
       wz = fmax(wz, fabs(pw[i]));
       gn += (double)gw[i] * gw[i];
     }
+  CHECK(w->shape[0] == 10, "cond_bottleneck sets the condition embedding width (%d)", w->shape[0]);
   CHECK(wz == 0.0 && gn > 0 && isfinite(gn), "new condition columns: max |w| %g (0 expected), |grad|^2 %g (> 0)", wz, gn);
   perturb_params(q.m);
-  grad_check(&q, 6, "expanded condition model (patch 2, cond patch 4, 4 condition channels)");
+  grad_check(&q, 6, "expanded condition model (patch 2, cond patch 4 / bottleneck 10, 4 condition channels)");
   problem_free(&p);
   problem_free(&q);
 }

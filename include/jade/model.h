@@ -34,6 +34,8 @@ typedef struct {
   int n_params;        /* theta dimension P (6) */
   int mlp_hidden;      /* SwiGLU hidden width; 0 = int(int(4 D) * 2/3) (JiT, mlp_ratio 4) */
   int bottleneck;      /* patch-embedding bottleneck (128) */
+  int cond_bottleneck; /* condition-embedding bottleneck (0 = bottleneck): coarse condition
+                          patches hold more values (32x32x5 = 5120) than a field patch */
   int time_freq;       /* sinusoidal time-embedding size (256) */
   float max_period;    /* time-embedding max period (1e4) */
   float rope_theta;    /* 1e4 */

@@ -68,6 +68,10 @@ jade_status jade_model_config_read(jade_config *cfg, jade_model_config *mc) {
   if ((st = get_int(cfg, "model.n_cosmo_tokens", 1, 4096, &mc->n_cosmo_tokens))) return st;
   if ((st = get_int(cfg, "model.mlp_hidden", 0, 1 << 20, &mc->mlp_hidden))) return st;
   if ((st = get_int(cfg, "model.bottleneck", 1, 1 << 20, &mc->bottleneck))) return st;
+  /* optional (default 0 = bottleneck), so configurations written before this key still load */
+  if (jade_config_has(cfg, "model.cond_bottleneck") &&
+      (st = get_int(cfg, "model.cond_bottleneck", 0, 1 << 20, &mc->cond_bottleneck)))
+    return st;
   if ((st = get_int(cfg, "model.time_freq", 2, 1 << 16, &mc->time_freq))) return st;
   if ((st = get_float(cfg, "model.max_period", 1, 1e12, &mc->max_period))) return st;
   if ((st = get_float(cfg, "model.rope_theta", 1, 1e12, &mc->rope_theta))) return st;
@@ -247,6 +251,7 @@ static void meta_model(metabuf *mb, const jade_model_config *c) {
   meta_add(mb, "model.n_params", "%d", c->n_params);
   meta_add(mb, "model.mlp_hidden", "%d", c->mlp_hidden);
   meta_add(mb, "model.bottleneck", "%d", c->bottleneck);
+  meta_add(mb, "model.cond_bottleneck", "%d", c->cond_bottleneck);
   meta_add(mb, "model.time_freq", "%d", c->time_freq);
   meta_add(mb, "model.max_period", "%.9g", (double)c->max_period);
   meta_add(mb, "model.rope_theta", "%.9g", (double)c->rope_theta);
@@ -346,6 +351,8 @@ jade_status jade_model_config_from_meta(const jade_safetensors *st, jade_model_c
       (s = meta_int(st, "model.n_params", 1, 1 << 16, &c->n_params)) ||
       (s = meta_int(st, "model.mlp_hidden", 0, 1 << 24, &c->mlp_hidden)) ||
       (s = meta_int(st, "model.bottleneck", 1, 1 << 24, &c->bottleneck)) ||
+      (jade_safetensors_meta(st, "model.cond_bottleneck") && /* absent in older files: = bottleneck */
+       (s = meta_int(st, "model.cond_bottleneck", 0, 1 << 24, &c->cond_bottleneck))) ||
       (s = meta_int(st, "model.time_freq", 1, 1 << 20, &c->time_freq)) ||
       (s = meta_float(st, "model.max_period", &c->max_period)) ||
       (s = meta_float(st, "model.rope_theta", &c->rope_theta)) ||
