@@ -31,7 +31,7 @@ progress() { # one snapshot of the run's state into RUN/PROGRESS.txt (atomic ren
   {
     echo "# lsst128 main run: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $state"
     echo "# resume / restart (idempotent): bash scripts/train_lsst128.sh   (from a jade checkout)"
-    echo "# or by hand: cd $RUN && OMP_NUM_THREADS=2 nohup nice -n 10 ./jade train --config lsst128 --data $DATA --out $RUN/model --resume >> train.log 2>&1 &"
+    echo "# or by hand: cd $RUN && OMP_NUM_THREADS=2 nohup nice -n 10 ./jade train --config lsst128 --data $DATA --out $RUN/model --workers 2 --checkpoint-minutes 8 --resume >> train.log 2>&1 &"
     echo "last progress line: ${last:-none yet}"
     echo "last loss.csv row (step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,val_theta_ema,elapsed_s):"
     echo "  ${csv:-none yet}"
@@ -64,7 +64,7 @@ cd "$RUN" || exit 1
 # --resume continues from model/state.safetensors when it exists, else starts from scratch;
 # 2 worker threads (one model copy each), niced: the machine is shared.
 OMP_NUM_THREADS=2 setsid nohup nice -n 10 ./jade train --config lsst128 --data "$DATA" --out "$RUN/model" \
-  --workers 2 --resume >> "$RUN/train.log" 2>&1 < /dev/null &
+  --workers 2 --checkpoint-minutes 8 --resume >> "$RUN/train.log" 2>&1 < /dev/null &
 echo $! > "$PIDF"
 # the progress file follows the run while it is alive
 ( trap "" HUP; while kill -0 "$(cat "$PIDF")" 2>/dev/null; do progress; sleep 60; done; progress ) > /dev/null 2>&1 < /dev/null &

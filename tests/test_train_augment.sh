@@ -4,7 +4,8 @@
 #   holding the same (float16-rounded) values, and its maps are the float32 ones rounded;
 # - train.rot90 (random transposes) changes nothing on transpose-symmetric maps (without flips) and changes
 #   the run on real maps; train.roll (random periodic shifts) changes nothing on constant maps
-#   and changes the run on real maps: the augmentations permute pixels by exact symmetries.
+#   and changes the run on real maps: the augmentations permute pixels by exact symmetries;
+# - checkpoints written by wall time (--checkpoint-minutes) leave the run unchanged.
 set -u
 JADE=${JADE:?}
 BUILD=$(dirname "$JADE")
@@ -59,4 +60,8 @@ check "! same r0 q1" "roll = 1 did not change training on real maps"
 train d32 z0 --set train.lr_peak=0 --set train.lr_end=0
 train d32 z1 --set train.lr_peak=0 --set train.lr_end=0 --set train.rot90=1 --set train.roll=1
 check "diff <(cut -d, -f8-10 $T/z0/loss.csv) <(cut -d, -f8-10 $T/z1/loss.csv) >/dev/null" "augmentation reached the validation rows"
+# time-based checkpoints (--checkpoint-minutes; here after every step) change nothing
+train d32 k0 --checkpoint-minutes 0.000001
+check "same r0 k0 && cmp -s $T/r0/state.safetensors $T/k0/state.safetensors" "--checkpoint-minutes changed the run"
+check "diff <(cut -d, -f1-10 $T/r0/loss.csv) <(cut -d, -f1-10 $T/k0/loss.csv) >/dev/null" "--checkpoint-minutes changed loss.csv"
 exit $fail

@@ -92,6 +92,9 @@ typedef struct {
                                copy (gradients summed in worker order); 0 = auto: the OpenMP
                                threads, at most the rank's micro-batches, 1 for models over
                                50M parameters; 1 = threads inside the network instead */
+  double checkpoint_seconds; /* > 0: also checkpoint when this much wall time has passed since
+                               the last checkpoint (slow or shared machines); results do not
+                               depend on when checkpoints are written */
 } jade_train_options;
 
 typedef struct {

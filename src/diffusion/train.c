@@ -1183,7 +1183,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   /* ---- the loop ---- */
   const int tty = isatty(2);
   const double t0 = jade_time_now();
-  double t_last = t0, last_val = NAN;
+  double t_last = t0, last_val = NAN, t_ckpt = t0;
   const long step0 = step;
   long cur_epoch = -1;
   int stopping = 0;
@@ -1296,8 +1296,12 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     int stop = (o->stop_flag && *o->stop_flag) || (o->stop_after > 0 && step >= o->stop_after);
     stopping = jade_dist_max_int(d, stop) && !final;
 
-    /* checkpoint */
-    if (step % tc->checkpoint_every == 0 || final || stopping) {
+    /* checkpoint (every checkpoint_every steps, or after checkpoint_seconds of wall time: rank
+     * 0's clock decides for all ranks) */
+    int due = o->checkpoint_seconds > 0 && root && now - t_ckpt >= o->checkpoint_seconds;
+    if (o->checkpoint_seconds > 0) due = jade_dist_max_int(d, due);
+    if (step % tc->checkpoint_every == 0 || final || stopping || due) {
+      t_ckpt = now;
       if (root) {
         metabuf mb = {0};
         meta_add(&mb, "format", "%s", STATE_FORMAT);
