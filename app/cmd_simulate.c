@@ -3,7 +3,8 @@
  *
  * Layout of OUT/ (numpy: np.load(OUT + "/kappa.npy", mmap_mode="r")):
  *   theta.npy   float64 (N, 6)            Omega_c Omega_b sigma_8 h n_s w_0
- *   kappa.npy   float32 (N, bins, n, n)   noise-free convergence maps
+ *   kappa.npy   float32 (N, bins, n, n)   noise-free convergence maps (float16 with
+ *                                         --dtype f16: half the size; numpy reads it natively)
  *   lambda.npy  float64 (N, bins)         log-normal shift used for each map
  *   noise.npy   float64 (bins,)           per-pixel convergence noise sigma_i of the survey
  *   config.ini  the effective configuration;  meta.json  seed, sizes, names, pixel scale.
@@ -24,17 +25,19 @@
 #include "jade/sim.h"
 
 /* The run's identity: config + seed + N + mode. A resumed run must match it exactly. */
-static char *run_identity(const char *config_dump, unsigned long long seed, long n, int fixed) {
+static char *run_identity(const char *config_dump, unsigned long long seed, long n, int fixed,
+                          int f16) {
   size_t len = strlen(config_dump) + 256;
   char *s = malloc(len);
   if (!s) return NULL;
-  snprintf(s, len, "# jade simulate run\nseed = %llu\nn = %ld\nmode = %s\n%s", seed, n,
-           fixed ? "fixed" : "prior", config_dump);
+  /* the dtype line only for f16, so f32 runs keep the identity of older versions */
+  snprintf(s, len, "# jade simulate run\nseed = %llu\nn = %ld\nmode = %s\n%s%s", seed, n,
+           fixed ? "fixed" : "prior", f16 ? "dtype = f16\n" : "", config_dump);
   return s;
 }
 
 static jade_status write_meta(const char *dir, const jade_sim_config *sc, unsigned long long seed, long n,
-                              int fixed, const double *noise) {
+                              int fixed, int f16, const double *noise) {
   char path[4400], buf[8192];
   size_t pos = 0;
   pos += (size_t)snprintf(buf + pos, sizeof buf - pos,
@@ -52,7 +55,8 @@ static jade_status write_meta(const char *dir, const jade_sim_config *sc, unsign
   pos += (size_t)snprintf(buf + pos, sizeof buf - pos,
                           "],\n  \"files\": {\"theta\": \"theta.npy\", \"kappa\": \"kappa.npy\", "
                           "\"lambda\": \"lambda.npy\", \"noise\": \"noise.npy\", \"config\": \"config.ini\"},\n"
-                          "  \"kappa_layout\": \"(n_sims, n_bins, y, x), noise-free convergence\"\n}\n");
+                          "  \"kappa_layout\": \"(n_sims, n_bins, y, x), noise-free convergence\",\n"
+                          "  \"kappa_dtype\": \"%s\"\n}\n", f16 ? "float16" : "float32");
   snprintf(path, sizeof path, "%s/meta.json", dir);
   return jade_write_file_atomic(path, buf);
 }
@@ -67,6 +71,8 @@ int jade_cmd_simulate(int argc, char **argv) {
       {"chunk", "K", "simulations per work unit (a unit is written at once)", "32", 0, 0, NULL, 0},
       {"max-chunks", "K", "stop after K work units on each rank (exit code 3; rerun to resume), e.g. for "
                           "batch-queue time limits; 0 = no limit", "0", 0, 0, NULL, 0},
+      {"dtype", "T", "storage of kappa.npy: f32, or f16 (IEEE half, numpy float16: half the size, "
+                     "relative rounding error <= 2^-11, readers convert to float32)", "f32", 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
   jade_dist dist;
@@ -95,6 +101,15 @@ int jade_cmd_simulate(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "n", 1, 100000000L, &n);
   if (!st) st = jade_cli_long(opts, "chunk", 1, 100000, &chunk);
   if (!st) st = jade_cli_long(opts, "max-chunks", 0, 1L << 40, &max_chunks);
+  int f16 = 0;
+  if (!st) {
+    const char *s = jade_cli_opt(opts, "dtype")->value;
+    if (!strcmp(s, "f16"))
+      f16 = 1;
+    else if (strcmp(s, "f32"))
+      st = jade_error(JADE_ERR_INVALID, "--dtype: '%s' is not f32 or f16", s);
+  }
+  const jade_dtype kdt = f16 ? JADE_F16 : JADE_F32;
   if (!st) {
     uint64_t v = 0;
     st = jade_parse_u64("--seed", jade_cli_opt(opts, "seed")->value, UINT64_MAX, &v);
@@ -104,7 +119,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   if (!st) st = jade_sim_config_read(cfg, &sc);
   if (!st) st = jade_config_check_unused(cfg, (const char *const[]){"", NULL});
   if (!st && !(dump = jade_config_dump(cfg))) st = JADE_ERR_NOMEM;
-  if (!st && !(ident = run_identity(dump, seed, n, fixed))) st = jade_error(JADE_ERR_NOMEM, "out of memory");
+  if (!st && !(ident = run_identity(dump, seed, n, fixed, f16))) st = jade_error(JADE_ERR_NOMEM, "out of memory");
   if (!st && jade_path_exists(out)) st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out);
   if (st) goto done;
   snprintf(partial, sizeof partial, "%s.partial", out);
@@ -132,7 +147,7 @@ int jade_cmd_simulate(int argc, char **argv) {
 #define OPENW(name, dt, nd, shape, w) \
   if (!st) { snprintf(path, sizeof path, "%s/" name, partial); st = jade_npy_writer_open(path, dt, nd, shape, !resumed, &w); }
     OPENW("theta.npy", JADE_F64, 2, sh_theta, w_theta);
-    OPENW("kappa.npy", JADE_F32, 4, sh_kappa, w_kappa);
+    OPENW("kappa.npy", kdt, 4, sh_kappa, w_kappa);
     OPENW("lambda.npy", JADE_F64, 2, sh_lambda, w_lambda);
     OPENW("done.npy", JADE_U8, 1, sh_done, w_done);
   }
@@ -143,7 +158,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   if (dist.rank != 0) {
     resumed = 1;
     OPENW("theta.npy", JADE_F64, 2, sh_theta, w_theta);
-    OPENW("kappa.npy", JADE_F32, 4, sh_kappa, w_kappa);
+    OPENW("kappa.npy", kdt, 4, sh_kappa, w_kappa);
     OPENW("lambda.npy", JADE_F64, 2, sh_lambda, w_lambda);
     OPENW("done.npy", JADE_U8, 1, sh_done, w_done);
 #undef OPENW
@@ -173,10 +188,11 @@ int jade_cmd_simulate(int argc, char **argv) {
   int nthreads = omp_get_max_threads();
   jade_simulator **sims = calloc((size_t)nthreads, sizeof *sims);
   float *kbuf = malloc(sizeof(float) * map_len * (size_t)chunk);
+  uint16_t *hbuf = f16 ? malloc(sizeof(uint16_t) * map_len * (size_t)chunk) : NULL;
   double *tbuf = malloc(sizeof(double) * JADE_N_THETA * (size_t)chunk);
   double *lbuf = malloc(sizeof(double) * nb * (size_t)chunk);
   unsigned char *ones = malloc((size_t)chunk);
-  if (!sims || !kbuf || !tbuf || !lbuf || !ones) st = jade_error(JADE_ERR_NOMEM, "out of memory");
+  if (!sims || !kbuf || !tbuf || !lbuf || !ones || (f16 && !hbuf)) st = jade_error(JADE_ERR_NOMEM, "out of memory");
   for (int t = 0; t < nthreads && !st; t++) st = jade_simulator_create(&sc, &sims[t]);
   double noise[JADE_MAX_BINS];
   if (!st) {
@@ -221,7 +237,16 @@ int jade_cmd_simulate(int argc, char **argv) {
       break;
     }
     st = jade_npy_writer_put_rows(w_theta, (size_t)lo, (size_t)(hi - lo), tbuf);
-    if (!st) st = jade_npy_writer_put_rows(w_kappa, (size_t)lo, (size_t)(hi - lo), kbuf);
+    if (!st && f16) {
+      /* a map beyond float16's range (|kappa| >= 65520) would be stored as Inf: refuse */
+      size_t nv = (size_t)(hi - lo) * map_len;
+      jade_f32_to_f16_array(hbuf, kbuf, nv);
+      for (size_t i = 0; i < nv && !st; i++)
+        if ((hbuf[i] & 0x7c00u) == 0x7c00u)
+          st = jade_error(JADE_ERR_NUMERIC, "simulation %ld: kappa %g does not fit float16 (use --dtype f32)",
+                          lo + (long)(i / map_len), (double)kbuf[i]);
+    }
+    if (!st) st = jade_npy_writer_put_rows(w_kappa, (size_t)lo, (size_t)(hi - lo), f16 ? (const void *)hbuf : kbuf);
     if (!st) st = jade_npy_writer_put_rows(w_lambda, (size_t)lo, (size_t)(hi - lo), lbuf);
     /* The flags are written after the data, so a kill never marks a missing map as done. */
     if (!st) st = jade_npy_writer_put_rows(w_done, (size_t)lo, (size_t)(hi - lo), ones);
@@ -241,6 +266,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   for (int t = 0; t < nthreads && sims; t++) jade_simulator_free(sims[t]);
   free(sims);
   free(kbuf);
+  free(hbuf);
   free(tbuf);
   free(lbuf);
   free(ones);
@@ -275,7 +301,7 @@ int jade_cmd_simulate(int argc, char **argv) {
     size_t sh_noise[1] = {(size_t)nb};
     snprintf(path, sizeof path, "%s/noise.npy", partial);
     if (!st) st = jade_npy_write(path, JADE_F64, 1, sh_noise, noise);
-    if (!st) st = write_meta(partial, &sc, seed, n, fixed, noise);
+    if (!st) st = write_meta(partial, &sc, seed, n, fixed, f16, noise);
     snprintf(path, sizeof path, "%s/done.npy", partial);
     if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
     snprintf(path, sizeof path, "%s/run.txt", partial);

@@ -79,6 +79,8 @@ int jade_cmd_train(int argc, char **argv) {
       {"stop-after", "K", "checkpoint and stop after step K (exit code 3; rerun with --resume to continue)", NULL, 0, 0, NULL, 0},
       {"workers", "N", "threads running whole micro-batches on their own model copy (0 = auto: OMP_NUM_THREADS, at most "
                        "the micro-batches per rank; 1 = threads inside the network)", "0", 0, 0, NULL, 0},
+      {"checkpoint-minutes", "M", "also checkpoint whenever M minutes have passed since the last checkpoint "
+                                  "(0 = only every train.checkpoint_every steps)", "0", 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
   jade_dist dist;
@@ -111,6 +113,8 @@ int jade_cmd_train(int argc, char **argv) {
   if (!st && jade_cli_opt(opts, "steps")->value) st = jade_cli_long(opts, "steps", 1, 1L << 38, &steps);
   if (!st && jade_cli_opt(opts, "stop-after")->value) st = jade_cli_long(opts, "stop-after", 1, 1L << 38, &stop_after);
   if (!st) st = jade_cli_long(opts, "workers", 0, 64, &workers);
+  double ckpt_min = 0;
+  if (!st) st = jade_cli_double(opts, "checkpoint-minutes", 0, 1e6, &ckpt_min);
   if (!st) st = jade_config_create(&cfg);
   if (!st) {
     if (cfg_path && jade_config_preset_text(cfg_path)) {
@@ -140,7 +144,7 @@ int jade_cmd_train(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   jade_train_options o = {data, out, jade_cli_opt(opts, "resume")->seen, stop_after, quiet, dump, &sc, &dist, &stop_requested,
-                          (int)workers};
+                          (int)workers, ckpt_min * 60.0};
   st = jade_train(&mc, &tc, &o, &res);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);

@@ -46,12 +46,13 @@ static void fill(jade_dtype t, size_t n, void *data) {
       case JADE_F64: ((double *)data)[i] = sin((double)i) * 1e10; break;
       case JADE_I64: ((int64_t *)data)[i] = (int64_t)i * 123456789123LL - 5000000000LL; break;
       case JADE_U8: ((uint8_t *)data)[i] = (uint8_t)(i * 7 + 3); break;
+      case JADE_F16: ((uint16_t *)data)[i] = (uint16_t)(0x3c00u + 37u * i); break; /* 1 + ... */
     }
   }
 }
 
 static const char *descr_of(jade_dtype t) {
-  return t == JADE_F32 ? "<f4" : t == JADE_F64 ? "<f8" : t == JADE_I64 ? "<i8" : "|u1";
+  return t == JADE_F32 ? "<f4" : t == JADE_F64 ? "<f8" : t == JADE_I64 ? "<i8" : t == JADE_F16 ? "<f2" : "|u1";
 }
 
 /* Python repr of a shape */
@@ -92,7 +93,7 @@ static const char *py_script =
     "    d = ast.literal_eval(b[10:10 + hlen].decode('latin1'))\n"
     "    n = 1\n"
     "    for s in shape: n *= s\n"
-    "    size = {'<f4': 4, '<f8': 8, '<i8': 8, '|u1': 1}[descr]\n"
+    "    size = {'<f2': 2, '<f4': 4, '<f8': 8, '<i8': 8, '|u1': 1}[descr]\n"
     "    good = (sorted(d) == ['descr', 'fortran_order', 'shape'] and d['descr'] == descr\n"
     "            and d['fortran_order'] is False and d['shape'] == shape\n"
     "            and (10 + hlen) % 64 == 0 and len(b) == 10 + hlen + n * size)\n"
@@ -119,7 +120,7 @@ int main(void) {
   size_t py_len = 0;
 
   /* ---- round trips ---- */
-  for (int t = 0; t < 4; t++) {
+  for (int t = 0; t < 5; t++) {
     jade_dtype dt = (jade_dtype)t;
     for (int nd = 1; nd <= 4; nd++) {
       const size_t *shape = shapes[nd - 1];
@@ -406,6 +407,79 @@ int main(void) {
     CHECK(stat(p, &st) == 0 && truncate(p, st.st_size - 4) == 0, "truncate dataset");
     expect_err(jade_npy_writer_open(p, JADE_F32, 3, shp, 1, &w), JADE_ERR_FORMAT, p, "truncated");
     expect_err(jade_npy_writer_open(p, JADE_F32, 0, shp, 1, &w), JADE_ERR_INVALID, p, "ndim");
+  }
+
+  /* ---- float16: conversions (IEEE 754 binary16) and jade_npy_to_f32 ---- */
+  {
+    /* every finite half survives f16 -> f32 -> f16, and f16 -> f32 is monotone */
+    long bad = 0;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+      float f = jade_f16_to_f32((uint16_t)h);
+      if ((h & 0x7c00u) == 0x7c00u) {
+        if ((h & 0x3ffu) ? !isnan(f) : !isinf(f)) bad++;
+        continue;
+      }
+      if (jade_f32_to_f16(f) != h && !(f == 0.0f && (h & 0x7fffu) == 0 && jade_f32_to_f16(f) == h)) bad++;
+      if ((h & 0x7fffu) < 0x7bffu && !(jade_f16_to_f32((uint16_t)(h + 1)) != f)) bad++;
+    }
+    CHECK(bad == 0, "f16 round trip and monotonicity: %ld failures", bad);
+    CHECK(jade_f16_to_f32(0x3c00) == 1.0f && jade_f16_to_f32(0x7bff) == 65504.0f &&
+              jade_f16_to_f32(0x0001) == ldexpf(1.0f, -24) && jade_f16_to_f32(0x0400) == ldexpf(1.0f, -14) &&
+              jade_f16_to_f32(0xc000) == -2.0f,
+          "f16 decoding of 1, max, smallest subnormal/normal, -2");
+    /* f32 -> f16 is the nearest half (ties to even mantissa), checked against the two
+     * neighbouring halves for 2^20 floats spread over the whole binary16 range */
+    long far = 0, tie = 0;
+    for (uint32_t k = 0; k < (1u << 20); k++) {
+      uint32_t u = 0x33000000u + k * (uint32_t)((0x47800000u - 0x33000000u) >> 20) + (k * 2654435761u & 0xfffu);
+      float x;
+      memcpy(&x, &u, 4);
+      uint16_t h = jade_f32_to_f16(x);
+      double v = jade_f16_to_f32(h), d = fabs(v - x);
+      double lo = h > 0 ? jade_f16_to_f32((uint16_t)(h - 1)) : -1.0, hi = jade_f16_to_f32((uint16_t)(h + 1));
+      if (h == 0x7c00u) { /* Inf only at or beyond 65520 = 65504 + half an ulp (32) */
+        if (x < 65520.0f) far++;
+        continue;
+      }
+      if (fabs(lo - x) < d || fabs(hi - x) < d) far++;
+      if ((fabs(lo - x) == d || fabs(hi - x) == d) && (h & 1u)) tie++;
+      if (jade_f32_to_f16(-x) != (h | 0x8000u)) far++;
+    }
+    CHECK(far == 0 && tie == 0, "f32 -> f16 nearest, ties to even: %ld not nearest, %ld odd ties", far, tie);
+    CHECK(jade_f32_to_f16(65519.0f) == 0x7bff && jade_f32_to_f16(65520.0f) == 0x7c00 &&
+              jade_f32_to_f16(ldexpf(1.0f, -25)) == 0 && jade_f32_to_f16(ldexpf(1.5f, -25)) == 1 &&
+              jade_f32_to_f16(ldexpf(3.0f, -25)) == 2 && jade_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00 &&
+              jade_f32_to_f16(1.0f + ldexpf(3.0f, -11)) == 0x3c02 && isnan(jade_f16_to_f32(jade_f32_to_f16(NAN))),
+          "f16 rounding edge cases (overflow, subnormal ties, normal ties, NaN)");
+
+    /* an f16 file converts to f32 (mapped and read), NaN/Inf in f16 data are refused */
+    float src[6] = {0.0123f, -0.5f, 1e-6f, 3.0f, -0.0071f, 100.25f};
+    uint16_t hsrc[6];
+    jade_f32_to_f16_array(hsrc, src, 6);
+    size_t sh2[2] = {2, 3};
+    snprintf(p, sizeof p, "%s/half.npy", test_dir);
+    CHECK_OK(jade_npy_write(p, JADE_F16, 2, sh2, hsrc));
+    for (int mapped = 0; mapped < 2; mapped++) {
+      jade_npy a;
+      if (mapped)
+        CHECK_OK(jade_npy_map(p, &a));
+      else
+        CHECK_OK(jade_npy_read(p, 1, &a));
+      CHECK(a.dtype == JADE_F16, "f16 dtype read");
+      CHECK_OK(jade_npy_to_f32(p, &a));
+      CHECK(a.dtype == JADE_F32 && a.ndim == 2 && a.shape[0] == 2 && a.shape[1] == 3 && !a.map_base, "converted header");
+      for (int i = 0; i < 6; i++)
+        CHECK(fabsf(((float *)a.data)[i] - src[i]) <= fabsf(src[i]) * ldexpf(1.0f, -11) + ldexpf(1.0f, -25),
+              "f16 value %d: %g vs %g", i, ((float *)a.data)[i], src[i]);
+      jade_npy_release(&a);
+    }
+    hsrc[4] = 0x7c00; /* +Inf */
+    CHECK_OK(jade_npy_write(p, JADE_F16, 2, sh2, hsrc));
+    jade_npy a;
+    expect_err(jade_npy_read(p, 1, &a), JADE_ERR_NUMERIC, p, "Inf");
+    CHECK_OK(jade_npy_map(p, &a));
+    expect_err(jade_npy_to_f32(p, &a), JADE_ERR_NUMERIC, p, "Inf");
+    jade_npy_release(&a);
   }
 
   /* ---- failures leave nothing behind ---- */

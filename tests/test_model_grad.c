@@ -529,6 +529,76 @@ static void test_flow(void) {
   free(xa); free(xa1); free(ze); free(condb); free(th0); free(tha); free(tha1); free(the);
 }
 
+/* Condition channels added for fine-tuning (jade_model_copy_expand_cond): the expanded model
+ * computes the source model's outputs whatever the new channels hold (their input weights are
+ * zero; the sums differ only by the order of zero terms, so to fp32 rounding), the new
+ * columns get non-zero gradients (fine-tuning can learn them), and the expanded model's
+ * gradients pass the finite-difference check. Configuration of the lsst128 kind: condition
+ * patches coarser than the field patches, bottleneck narrower than a patch. */
+static void test_expand_cond_channels(void) {
+  jade_model_config c = tiny_config();
+  c.img_size = 8;
+  c.patch = 2;
+  c.cond_patch = 4;
+  c.bottleneck = 6;       /* < 2 * 2 * 2 field values per patch */
+  c.cond_bottleneck = 10; /* its own width, < 4 * 4 * 2 condition values per patch */
+  problem p;
+  problem_init(&p, &c, 2, 11);
+  perturb_params(p.m);
+  jade_model_config c3 = c;
+  c3.cond_channels = 4; /* 2 bins + e.g. a mask and a noise map */
+  problem q;
+  problem_init(&q, &c3, 2, 12);
+  CHECK(jade_model_copy_expand_cond(q.m, p.m) == JADE_OK, "expand: %s", jade_last_error());
+  jade_model_config cbad = c3;
+  cbad.width = 32;
+  jade_model *bad;
+  CHECK_OK(jade_model_create(&bad, &cbad));
+  CHECK(jade_model_copy_expand_cond(bad, p.m) == JADE_ERR_CONFIG, "expand into a different width accepted");
+  jade_model_free(bad);
+  // same inputs: q's first 2 condition channels are p's, the 2 new ones arbitrary
+  const int npx = c.img_size * c.img_size;
+  for (int b = 0; b < 2; b++) {
+    memcpy(q.z + b * q.nx, p.z + b * p.nx, sizeof(float) * p.nx);
+    memcpy(q.cond + b * q.nc, p.cond + b * p.nc, sizeof(float) * p.nc);
+    q.t[b] = p.t[b];
+  }
+  memcpy(q.zt, p.zt, sizeof(float) * 2 * p.P);
+  memcpy(q.x, p.x, sizeof(float) * 2 * p.nx);
+  memcpy(q.theta, p.theta, sizeof(float) * 2 * p.P);
+  (void)npx;
+  double lp = eval_loss(&p, 0), lq = eval_loss(&q, 0);
+  double d = 0, sc = 0;
+  for (size_t i = 0; i < 2 * p.nx; i++) {
+    d = fmax(d, fabs(p.xh[i] - q.xh[i]));
+    sc = fmax(sc, fabs(p.xh[i]));
+  }
+  for (int i = 0; i < 2 * p.P; i++) d = fmax(d, fabs(p.thh[i] - q.thh[i]));
+  printf("expanded condition (2 -> 4 channels): max |output difference| %.2e (outputs up to %.2e), loss %.9g vs %.9g\n",
+         d, sc, lp, lq);
+  // fp32 sums of the same non-zero terms in another order: a few ulp of the largest partial
+  // sums, amplified by the depth-2 network; 1e-5 relative is ~100 ulp
+  CHECK(sc > 1e-3 && d <= 1e-5 * sc, "expanded model output differs by %g (scale %g)", d, sc);
+  // new columns: zero, with non-zero gradients
+  eval_loss(&q, 1);
+  jade_model_zero_grad(q.m);
+  CHECK_OK(jade_model_backward(q.m, q.dxh, q.dthh));
+  const jade_tensor_info *w = jade_model_find_tensor(q.m, "cond_embedder.proj1.weight");
+  double wz = 0, gn = 0;
+  const float *pw = jade_model_params(q.m) + w->offset, *gw = jade_model_grads(q.m) + w->offset;
+  for (size_t i = 0; i < w->numel; i++)
+    if (i % 4 >= 2) {
+      wz = fmax(wz, fabs(pw[i]));
+      gn += (double)gw[i] * gw[i];
+    }
+  CHECK(w->shape[0] == 10, "cond_bottleneck sets the condition embedding width (%d)", w->shape[0]);
+  CHECK(wz == 0.0 && gn > 0 && isfinite(gn), "new condition columns: max |w| %g (0 expected), |grad|^2 %g (> 0)", wz, gn);
+  perturb_params(q.m);
+  grad_check(&q, 6, "expanded condition model (patch 2, cond patch 4 / bottleneck 10, 4 condition channels)");
+  problem_free(&p);
+  problem_free(&q);
+}
+
 int main(void) {
   // the finite-difference checks evaluate a tiny model thousands of times: one thread avoids
   // OpenMP barrier costs on a shared machine (the thread test below sets its own counts)
@@ -542,6 +612,7 @@ int main(void) {
   test_flow();
   test_model_gradients();
   test_threads_and_nocond();
+  test_expand_cond_channels();
   test_overfit();
   TEST_RETURN();
 }

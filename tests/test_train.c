@@ -4,7 +4,12 @@
  * Also a helper for tests/test_train_sample.sh:
  *   test_train --compare A.safetensors B.safetensors ATOL
  * prints the largest absolute difference over all F32 tensors of two files with the same
- * tensors and exits 1 if it exceeds ATOL. */
+ * tensors and exits 1 if it exceeds ATOL.
+ * and for tests/test_train_augment.sh:
+ *   test_train --npy-edit MODE IN.npy OUT.npy
+ * rewrites a (N, C, n, n) kappa.npy: f32 (float16 or float32 in, float32 out, values exact),
+ * transpose-sym (k -> (k + k^T) / 2, exactly symmetric), const (every map set to its first
+ * pixel). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,8 +310,60 @@ static void test_model_checkpoint(const char *dir) {
   jade_model_free(m);
 }
 
+static int npy_edit(const char *mode, const char *in, const char *out) {
+  jade_npy a;
+  if (jade_npy_read(in, 1, &a) || jade_npy_to_f32(in, &a) || a.ndim != 4 || a.shape[2] != a.shape[3]) {
+    fprintf(stderr, "%s: %s\n", in, a.ndim != 4 ? "expected (N, C, n, n)" : jade_last_error());
+    return 2;
+  }
+  const size_t nm = a.shape[0] * a.shape[1], n = a.shape[2];
+  float *k = a.data;
+  for (size_t m = 0; m < nm; m++) {
+    float *x = k + m * n * n;
+    if (!strcmp(mode, "transpose-sym")) {
+      for (size_t y = 0; y < n; y++)
+        for (size_t i = y + 1; i < n; i++) x[y * n + i] = x[i * n + y] = (x[y * n + i] + x[i * n + y]) * 0.5f;
+    } else if (!strcmp(mode, "const")) {
+      for (size_t i = 1; i < n * n; i++) x[i] = x[0];
+    } else if (strcmp(mode, "f32")) {
+      fprintf(stderr, "unknown mode %s\n", mode);
+      return 2;
+    }
+  }
+  int rc = jade_npy_write(out, JADE_F32, 4, a.shape, a.data) != JADE_OK;
+  jade_npy_release(&a);
+  return rc;
+}
+
+/* Every element of B (float32 from float16) is the float32 element of A rounded to float16:
+ * |a - b| <= 2^-11 |a| + 2^-25 (half an ulp, subnormal spacing 2^-24), and B is exactly
+ * representable in float16. */
+static int npy_close(const char *pa, const char *pb) {
+  jade_npy a, b;
+  if (jade_npy_read(pa, 1, &a) || jade_npy_read(pb, 1, &b) || a.dtype != JADE_F32 || b.dtype != JADE_F32 ||
+      jade_npy_count(&a) != jade_npy_count(&b)) {
+    fprintf(stderr, "npy-close: %s\n", jade_last_error());
+    return 2;
+  }
+  const float *x = a.data, *y = b.data;
+  size_t n = jade_npy_count(&a), bad = 0;
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)x[i] - y[i]), r = d / (fabs(x[i]) + 1e-30);
+    if (!(d <= ldexp(fabs(x[i]), -11) + ldexp(1.0, -25)) || jade_f16_to_f32(jade_f32_to_f16(y[i])) != y[i]) bad++;
+    if (fabs(x[i]) > 1e-4 && r > worst) worst = r;
+  }
+  printf("float16 maps: %zu values, largest relative rounding error %.3g (bound 2^-11 = %.3g), %zu outside\n", n,
+         worst, ldexp(1.0, -11), bad);
+  jade_npy_release(&a);
+  jade_npy_release(&b);
+  return bad != 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "--npy-close")) return npy_close(argv[2], argv[3]);
   if (argc == 5 && !strcmp(argv[1], "--compare")) return compare(argv[2], argv[3], atof(argv[4]));
+  if (argc == 5 && !strcmp(argv[1], "--npy-edit")) return npy_edit(argv[2], argv[3], argv[4]);
   char dir[] = "/tmp/jade_test_train_XXXXXX";
   if (!mkdtemp(dir)) return 2;
   test_safetensors(dir);

@@ -12,8 +12,16 @@
 extern "C" {
 #endif
 
-typedef enum { JADE_F32 = 0, JADE_F64 = 1, JADE_I64 = 2, JADE_U8 = 3 } jade_dtype;
+typedef enum { JADE_F32 = 0, JADE_F64 = 1, JADE_I64 = 2, JADE_U8 = 3, JADE_F16 = 4 } jade_dtype;
 size_t jade_dtype_size(jade_dtype t);
+
+/* IEEE 754 binary16 ('<f2', numpy float16) conversions, exact bit arithmetic (no compiler
+ * _Float16 needed, the same bytes everywhere). f32 -> f16 rounds to nearest, ties to even;
+ * overflow gives +-Inf, NaN stays NaN. f16 -> f32 is exact. */
+uint16_t jade_f32_to_f16(float x);
+float jade_f16_to_f32(uint16_t h);
+void jade_f32_to_f16_array(uint16_t *dst, const float *src, size_t n);
+void jade_f16_to_f32_array(float *dst, const uint16_t *src, size_t n);
 
 #define JADE_NPY_MAX_DIM 8
 typedef struct {
@@ -43,6 +51,9 @@ jade_status jade_npy_map(const char *path, jade_npy *out);
 /* NaN/Inf in float data (e.g. of a mapped array) are an error naming path and element. */
 jade_status jade_npy_check_finite(const char *path, const jade_npy *a);
 void jade_npy_release(jade_npy *a);
+/* An F16 array converted in place to an F32 one held in memory (mapping released); F32 arrays
+ * are left as they are. NaN/Inf elements are an error naming path. */
+jade_status jade_npy_to_f32(const char *path, jade_npy *a);
 
 /* Preallocated .npy whose rows (leading-axis slices) are written one at a time, in any
  * order, by pwrite: for datasets that fill over several runs. ndim >= 1.

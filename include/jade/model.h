@@ -34,6 +34,8 @@ typedef struct {
   int n_params;        /* theta dimension P (6) */
   int mlp_hidden;      /* SwiGLU hidden width; 0 = int(int(4 D) * 2/3) (JiT, mlp_ratio 4) */
   int bottleneck;      /* patch-embedding bottleneck (128) */
+  int cond_bottleneck; /* condition-embedding bottleneck (0 = bottleneck): coarse condition
+                          patches hold more values (32x32x5 = 5120) than a field patch */
   int time_freq;       /* sinusoidal time-embedding size (256) */
   float max_period;    /* time-embedding max period (1e4) */
   float rope_theta;    /* 1e4 */
@@ -72,6 +74,13 @@ const jade_tensor_info *jade_model_tensor(const jade_model *m, int i);
 /* Tensor by name, or NULL. */
 const jade_tensor_info *jade_model_find_tensor(const jade_model *m, const char *name);
 void jade_model_zero_grad(jade_model *m);
+
+/* Fine-tuning with more condition channels (e.g. a mask and a noise map after the 5 bins):
+ * copies every tensor of src into dst by name; dst may differ from src only in cond_channels
+ * (>= src's). The new channels' input weights (columns (py, px, c >= src channels) of
+ * cond_embedder.proj1.weight) are set to zero, so dst computes exactly src's function
+ * whatever the new channels hold, and training then learns them from there. */
+jade_status jade_model_copy_expand_cond(jade_model *dst, const jade_model *src);
 
 /* Run options of one forward pass. */
 typedef struct {

@@ -28,7 +28,9 @@ enum {
   JADE_TRAIN_RNG_NORMAL = 3,  /* per-step normals: t, eps_theta, eps_map, condition noise */
   JADE_TRAIN_RNG_FLIP = 4,    /* per-step uniforms for the flips */
   JADE_TRAIN_RNG_DROPOUT = 5, /* dropout masks (counter = step * n_micro + micro-batch) */
-  JADE_TRAIN_RNG_VAL = 6      /* fixed t / noise of the validation samples */
+  JADE_TRAIN_RNG_VAL = 6,     /* fixed t / noise of the validation samples */
+  JADE_TRAIN_RNG_ROT = 7,     /* per-step uniforms for the transposes (rot90) */
+  JADE_TRAIN_RNG_ROLL = 8     /* per-step uniforms for the periodic shifts (roll) */
 };
 
 /* Everything needed to map data to network units and back. The network sees
@@ -56,6 +58,9 @@ typedef struct {
   long ema_start;        /* EMA = live weights for steps <= ema_start, then decays */
   jade_flow_config flow; /* t ~ logit-normal(mu, sigma), t_eps */
   int flip;              /* random left-right / up-down flips */
+  int rot90;             /* random transposes: with flip, all 8 symmetries of the square
+                            (exact for a periodic grid with an isotropic spectrum) */
+  int roll;              /* random periodic shifts (exact for maps on a periodic grid) */
   int theta_norm_dataset;
   double val_fraction;   /* held-out fraction (seeded permutation) */
   long val_max;          /* validation samples evaluated (the first val_max held-out ones) */
@@ -88,6 +93,9 @@ typedef struct {
                                copy (gradients summed in worker order); 0 = auto: the OpenMP
                                threads, at most the rank's micro-batches, 1 for models over
                                50M parameters; 1 = threads inside the network instead */
+  double checkpoint_seconds; /* > 0: also checkpoint when this much wall time has passed since
+                               the last checkpoint (slow or shared machines); results do not
+                               depend on when checkpoints are written */
 } jade_train_options;
 
 typedef struct {

@@ -4,7 +4,8 @@
  * Sequence per sample: [K cosmology | Tc condition | Tf field] tokens of width D.
  *   field:     z_t (C,H,W) -> patches (Tf, p*p*C) -> linear -> bneck (no bias) -> linear -> D,
  *              + fixed 2-D sin-cos position embedding
- *   condition: cond (Cc,H,W) -> its own bottleneck embedding (patch pc), no absolute position
+ *   condition: cond (Cc,H,W) -> its own bottleneck embedding (patch pc, width cond_bottleneck),
+ *              no absolute position
  *   cosmology: theta_t (P) -> linear P -> K*D, reshaped (K,D), + learned token embedding
  *   time:      c = Linear(SiLU(Linear(sinusoidal_256(t))))  (DiT TimestepEmbedder)
  * Block (JiTBlock): ada = Linear(SiLU(c)) -> shift1, scale1, gate1, shift2, scale2, gate2
@@ -116,6 +117,7 @@ jade_status jade_model_config_check(jade_model_config *c) {
   if (c->cond_patch <= 0) c->cond_patch = c->patch;
   if (c->mlp_hidden <= 0) c->mlp_hidden = (int)((double)(int)(4.0 * c->width) * 2.0 / 3.0);
   if (c->bottleneck <= 0) c->bottleneck = 128;
+  if (c->cond_bottleneck <= 0) c->cond_bottleneck = c->bottleneck;
   if (c->time_freq <= 0) c->time_freq = 256;
   if (!(c->max_period > 0)) c->max_period = 10000.0f;
   if (!(c->rope_theta > 0)) c->rope_theta = 10000.0f;
@@ -199,8 +201,8 @@ static void build_table(jade_model *m) {
   o->x2_w = add_tensor(m, "x_embedder.proj2.weight", 1, 2, D, bn);
   o->x2_b = add_tensor(m, "x_embedder.proj2.bias", 0, 1, D, 0);
   if (c->cond_channels > 0) {
-    o->c1_w = add_tensor(m, "cond_embedder.proj1.weight", 1, 2, bn, m->ppcc);
-    o->c2_w = add_tensor(m, "cond_embedder.proj2.weight", 1, 2, D, bn);
+    o->c1_w = add_tensor(m, "cond_embedder.proj1.weight", 1, 2, c->cond_bottleneck, m->ppcc);
+    o->c2_w = add_tensor(m, "cond_embedder.proj2.weight", 1, 2, D, c->cond_bottleneck);
     o->c2_b = add_tensor(m, "cond_embedder.proj2.bias", 0, 1, D, 0);
   }
   for (int l = 0; l < c->depth; l++) {
@@ -336,6 +338,35 @@ const jade_tensor_info *jade_model_find_tensor(const jade_model *m, const char *
 }
 void jade_model_zero_grad(jade_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
+jade_status jade_model_copy_expand_cond(jade_model *dst, const jade_model *src) {
+  const jade_model_config *a = &src->cfg, *b = &dst->cfg;
+  jade_model_config bb = *b;
+  bb.cond_channels = a->cond_channels;
+  if (memcmp(&bb, a, sizeof bb) != 0 || b->cond_channels < a->cond_channels || a->cond_channels <= 0)
+    return jade_error(JADE_ERR_CONFIG, "model copy: the target may differ only by more condition channels "
+                      "(source %d, target %d)", a->cond_channels, b->cond_channels);
+  memset(dst->params, 0, dst->n_params * sizeof(float));
+  for (int i = 0; i < src->n_tensors; i++) {
+    const jade_tensor_info *ts = &src->tensors[i], *td = jade_model_find_tensor(dst, ts->name);
+    if (!td) return jade_error(JADE_ERR_INTERNAL, "model copy: no tensor %s in the target", ts->name);
+    const float *from = src->params + ts->offset;
+    float *to = dst->params + td->offset;
+    if (td->numel == ts->numel) {
+      memcpy(to, from, ts->numel * sizeof(float));
+      continue;
+    }
+    // cond_embedder.proj1.weight (bn, pc pc Cc): patch vector order (py, px, c) (jade_patchify)
+    const int pp = a->cond_patch * a->cond_patch, ca = a->cond_channels, cb = b->cond_channels;
+    if (strcmp(ts->name, "cond_embedder.proj1.weight") || td->shape[0] != ts->shape[0])
+      return jade_error(JADE_ERR_INTERNAL, "model copy: tensor %s differs in size", ts->name);
+    for (int r = 0; r < ts->shape[0]; r++)
+      for (int q = 0; q < pp; q++)
+        for (int c = 0; c < ca; c++)
+          to[((size_t)r * pp + q) * cb + c] = from[((size_t)r * pp + q) * ca + c];
+  }
+  return JADE_OK;
+}
+
 /* ------------------------------------------------------------------ initialisation */
 static void init_xavier(jade_model *m, size_t off, int out_f, int in_f, uint64_t seed, int id) {
   // Glorot & Bengio 2010: U(-a, a), a = sqrt(6/(fan_in + fan_out)) for weight (out, in)
@@ -374,8 +405,8 @@ void jade_model_init(jade_model *m, uint64_t seed) {
   init_xavier(m, o->x1_w, bn, m->ppc, seed, id++);
   init_xavier(m, o->x2_w, D, bn, seed, id++);
   if (c->cond_channels > 0) {
-    init_xavier(m, o->c1_w, bn, m->ppcc, seed, id++);
-    init_xavier(m, o->c2_w, D, bn, seed, id++);
+    init_xavier(m, o->c1_w, c->cond_bottleneck, m->ppcc, seed, id++);
+    init_xavier(m, o->c2_w, D, c->cond_bottleneck, seed, id++);
   } else {
     id += 2;
   }
@@ -421,7 +452,7 @@ static void layout(jade_model *m, workspace *w, arena *a, int B, int train) {
   w->xp = take(a, Nf * m->ppc);
   w->xe1 = take(a, Nf * bn);
   w->cp = take(a, Nc * m->ppcc);
-  w->ce1 = take(a, Nc * bn);
+  w->ce1 = take(a, Nc * (size_t)c->cond_bottleneck);
   w->x0 = take(a, N * D);
   w->tmp = take(a, N * D);
   w->xf = take(a, Nf * D);
@@ -479,7 +510,8 @@ static void layout(jade_model *m, workspace *w, arena *a, int B, int train) {
     w->dpn = take(a, B * D);
     w->dxf = take(a, Nf * D);
     w->dmf = take(a, Nf * D);
-    w->dsmall = take(a, (Nc > Nf ? Nc : Nf) * bn);
+    size_t cbn = c->cond_bottleneck;
+    w->dsmall = take(a, Nc * cbn > Nf * bn ? Nc * cbn : Nf * bn);
   }
 }
 
@@ -512,12 +544,12 @@ size_t jade_model_workspace_bytes(const jade_model *m) {
 
 double jade_model_forward_flops(const jade_model *m, int B) {
   const jade_model_config *c = &m->cfg;
-  double D = c->width, Hm = c->mlp_hidden, bn = c->bottleneck, T = m->T;
+  double D = c->width, Hm = c->mlp_hidden, bn = c->bottleneck, cbn = c->cond_bottleneck, T = m->T;
   double N = (double)B * T, Nf = (double)B * m->Tf, Nc = (double)B * m->Tc;
   double f = 0;
   f += 2.0 * B * (c->time_freq * D + D * D);                       // time embedder
   f += 2.0 * B * c->n_params * c->n_cosmo_tokens * D;              // cosmology embedder
-  f += 2.0 * Nf * (m->ppc * bn + bn * D) + 2.0 * Nc * (m->ppcc * bn + bn * D);
+  f += 2.0 * Nf * (m->ppc * bn + bn * D) + 2.0 * Nc * (m->ppcc * cbn + cbn * D);
   double blk = 2.0 * N * (D * 3 * D + D * D + D * 2 * Hm + Hm * D)  // qkv, proj, w12, w3
                + 2.0 * B * D * 6 * D                               // adaLN
                + 4.0 * B * c->heads * T * T * m->hd;               // QK^T and PV
@@ -576,8 +608,9 @@ jade_status jade_model_forward(jade_model *m, int B, const float *z, const float
   // condition tokens -> rows [K, K+Tc)
   if (Tc > 0) {
     jade_patchify(w->cp, cond, B, c->cond_channels, c->img_size, c->img_size, c->cond_patch);
-    jade_linear_forward(w->ce1, w->cp, p + o->c1_w, NULL, Nc, m->ppcc, bn);
-    jade_linear_forward(w->tmp, w->ce1, p + o->c2_w, p + o->c2_b, Nc, bn, D);
+    const int cbn = c->cond_bottleneck;
+    jade_linear_forward(w->ce1, w->cp, p + o->c1_w, NULL, Nc, m->ppcc, cbn);
+    jade_linear_forward(w->tmp, w->ce1, p + o->c2_w, p + o->c2_b, Nc, cbn, D);
     for (int b = 0; b < B; b++)
       memcpy(w->x0 + ((size_t)b * T + K) * D, w->tmp + (size_t)b * Tc * D, sizeof(float) * Tc * D);
   }
@@ -744,9 +777,10 @@ jade_status jade_model_backward(jade_model *m, const float *dx_hat, const float 
   if (Tc > 0) {
     for (int b = 0; b < B; b++)
       memcpy(w->tmp + (size_t)b * Tc * D, w->dX + ((size_t)b * T + K) * D, sizeof(float) * Tc * D);
-    memset(w->dsmall, 0, sizeof(float) * Nc * bn);
-    jade_linear_backward(w->dsmall, g + o->c2_w, g + o->c2_b, w->tmp, w->ce1, p + o->c2_w, Nc, bn, D);
-    jade_linear_backward(NULL, g + o->c1_w, NULL, w->dsmall, w->cp, p + o->c1_w, Nc, m->ppcc, bn);
+    const int cbn = c->cond_bottleneck;
+    memset(w->dsmall, 0, sizeof(float) * Nc * cbn);
+    jade_linear_backward(w->dsmall, g + o->c2_w, g + o->c2_b, w->tmp, w->ce1, p + o->c2_w, Nc, cbn, D);
+    jade_linear_backward(NULL, g + o->c1_w, NULL, w->dsmall, w->cp, p + o->c1_w, Nc, m->ppcc, cbn);
   }
   for (int b = 0; b < B; b++)
     memcpy(w->tmp + (size_t)b * Tf * D, w->dX + ((size_t)b * T + K + Tc) * D, sizeof(float) * Tf * D);

@@ -4,7 +4,9 @@
  * One optimiser step:
  *   rows j = 0..batch-1 of the global batch are training samples taken in the order of a
  *   seeded per-epoch permutation (drop_last: floor(n_train / batch) steps per epoch);
- *   each row: random left-right / up-down flip of its maps (same for all bins), target
+ *   each row: random left-right / up-down flip of its maps (same for all bins; optionally a
+ *   random transpose, which with the flips gives all 8 symmetries of the square, and a random
+ *   periodic shift: exact symmetries of the periodic, isotropic log-normal simulator), target
  *   x = kappa / map_std, theta_n = (theta - mean) / std, t = sigmoid((n + mu) sigma),
  *   z = t x + (1 - t) eps (maps and theta), condition c = (kappa + noise_i n') / map_std_i with
  *   fresh n' every step;
@@ -67,6 +69,10 @@ jade_status jade_model_config_read(jade_config *cfg, jade_model_config *mc) {
   if ((st = get_int(cfg, "model.n_cosmo_tokens", 1, 4096, &mc->n_cosmo_tokens))) return st;
   if ((st = get_int(cfg, "model.mlp_hidden", 0, 1 << 20, &mc->mlp_hidden))) return st;
   if ((st = get_int(cfg, "model.bottleneck", 1, 1 << 20, &mc->bottleneck))) return st;
+  /* optional (default 0 = bottleneck), so configurations written before this key still load */
+  if (jade_config_has(cfg, "model.cond_bottleneck") &&
+      (st = get_int(cfg, "model.cond_bottleneck", 0, 1 << 20, &mc->cond_bottleneck)))
+    return st;
   if ((st = get_int(cfg, "model.time_freq", 2, 1 << 16, &mc->time_freq))) return st;
   if ((st = get_float(cfg, "model.max_period", 1, 1e12, &mc->max_period))) return st;
   if ((st = get_float(cfg, "model.rope_theta", 1, 1e12, &mc->rope_theta))) return st;
@@ -108,6 +114,13 @@ jade_status jade_train_config_read(jade_config *cfg, jade_train_config *tc) {
   tc->flow.sigma = (float)sigma;
   tc->flow.t_eps = (float)t_eps;
   L("flip", 0, 1, tc->flip);
+  /* optional (default 0), so configurations written before these keys still load */
+  if (jade_config_has(cfg, "train.rot90")) {
+    L("rot90", 0, 1, tc->rot90);
+  }
+  if (jade_config_has(cfg, "train.roll")) {
+    L("roll", 0, 1, tc->roll);
+  }
   if ((st = jade_config_get_string(cfg, "train.theta_norm", &s))) return st;
   if (!strcmp(s, "prior"))
     tc->theta_norm_dataset = 0;
@@ -239,6 +252,7 @@ static void meta_model(metabuf *mb, const jade_model_config *c) {
   meta_add(mb, "model.n_params", "%d", c->n_params);
   meta_add(mb, "model.mlp_hidden", "%d", c->mlp_hidden);
   meta_add(mb, "model.bottleneck", "%d", c->bottleneck);
+  meta_add(mb, "model.cond_bottleneck", "%d", c->cond_bottleneck);
   meta_add(mb, "model.time_freq", "%d", c->time_freq);
   meta_add(mb, "model.max_period", "%.9g", (double)c->max_period);
   meta_add(mb, "model.rope_theta", "%.9g", (double)c->rope_theta);
@@ -340,6 +354,8 @@ jade_status jade_model_config_from_meta(const jade_safetensors *st, jade_model_c
       (s = meta_int(st, "model.n_params", 1, 1 << 16, &c->n_params)) ||
       (s = meta_int(st, "model.mlp_hidden", 0, 1 << 24, &c->mlp_hidden)) ||
       (s = meta_int(st, "model.bottleneck", 1, 1 << 24, &c->bottleneck)) ||
+      (jade_safetensors_meta(st, "model.cond_bottleneck") && /* absent in older files: = bottleneck */
+       (s = meta_int(st, "model.cond_bottleneck", 0, 1 << 24, &c->cond_bottleneck))) ||
       (s = meta_int(st, "model.time_freq", 1, 1 << 20, &c->time_freq)) ||
       (s = meta_float(st, "model.max_period", &c->max_period)) ||
       (s = meta_float(st, "model.rope_theta", &c->rope_theta)) ||
@@ -566,9 +582,10 @@ jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
     goto fail;
   }
   ds->n = (long)ds->theta.shape[0];
-  if (ds->kappa.dtype != JADE_F32 || ds->kappa.ndim != 4 || (long)ds->kappa.shape[0] != ds->n ||
-      ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[2] < 1 || ds->kappa.shape[1] < 1 || ds->kappa.shape[1] > JADE_MAX_BINS) {
-    st = jade_error(JADE_ERR_FORMAT, "%s/kappa.npy: expected float32 (%ld, bins, n, n) matching theta.npy", dir, ds->n);
+  if ((ds->kappa.dtype != JADE_F32 && ds->kappa.dtype != JADE_F16) || ds->kappa.ndim != 4 ||
+      (long)ds->kappa.shape[0] != ds->n || ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[1] < 1 ||
+      ds->kappa.shape[1] > JADE_MAX_BINS) {
+    st = jade_error(JADE_ERR_FORMAT, "%s/kappa.npy: expected float32 or float16 (%ld, bins, n, n) matching theta.npy", dir, ds->n);
     goto fail;
   }
   ds->bins = (int)ds->kappa.shape[1];
@@ -601,6 +618,14 @@ jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
 fail:
   jade_dataset_close(ds);
   return st;
+}
+
+/* Map i of the dataset as float32: a pointer into the mapping (float32 files) or converted into
+ * scratch (nx floats; float16 files, jade simulate --dtype f16). */
+static const float *dataset_row(const jade_dataset *ds, long i, float *scratch) {
+  if (ds->kappa.dtype == JADE_F32) return (const float *)ds->kappa.data + (size_t)i * ds->nx;
+  jade_f16_to_f32_array(scratch, (const uint16_t *)ds->kappa.data + (size_t)i * ds->nx, ds->nx);
+  return scratch;
 }
 
 /* ======================================================================================
@@ -638,13 +663,16 @@ typedef struct {
 } ctx;
 
 /* Build B rows: ids[b] = dataset index, rows[b] = row number addressing the random numbers
- * (global row in the step, or validation position). flip_stream == 0: no flips. */
-static void prepare_rows(ctx *c, int B, uint64_t normal_stream, uint64_t flip_stream) {
+ * (global row in the step, or validation position). step < 0: no augmentation (validation);
+ * else the flips / transposes / shifts enabled in [train] draw from that step's streams. */
+static void prepare_rows(ctx *c, int B, uint64_t normal_stream, long step) {
   const jade_train_config *tc = c->tc;
   const int P = c->P, n = c->npix, bins = c->bins;
   const size_t nx = c->nx, npix = (size_t)n * n;
   const uint64_t seed = tc->seed;
-  const float *kappa_all = c->ds->kappa.data;
+  const uint64_t flip_stream = step >= 0 && tc->flip ? TRAIN_STREAM(JADE_TRAIN_RNG_FLIP, step) : 0;
+  const uint64_t rot_stream = step >= 0 && tc->rot90 ? TRAIN_STREAM(JADE_TRAIN_RNG_ROT, step) : 0;
+  const uint64_t roll_stream = step >= 0 && tc->roll ? TRAIN_STREAM(JADE_TRAIN_RNG_ROLL, step) : 0;
   const double *theta_all = c->ds->theta.data;
   float inv_std[JADE_MAX_BINS], nrel[JADE_MAX_BINS];
   for (int k = 0; k < bins; k++) {
@@ -654,23 +682,42 @@ static void prepare_rows(ctx *c, int B, uint64_t normal_stream, uint64_t flip_st
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; b++) {
     const uint64_t g = c->rows[b];
-    const float *k = kappa_all + (size_t)c->ids[b] * nx;
+    float *x = c->x + (size_t)b * nx, *z = c->z + (size_t)b * nx, *cd = c->cond + (size_t)b * nx;
+    const float *k = dataset_row(c->ds, c->ids[b], cd); /* cd: scratch until the noise below */
     const double *th = theta_all + (size_t)c->ids[b] * JADE_N_THETA;
-    int fl = 0, fu = 0;
+    int fl = 0, fu = 0, tr = 0, dy = 0, dx = 0;
     if (flip_stream) {
       fl = jade_rng_uniform(seed, flip_stream, 2 * g) < 0.5;
       fu = jade_rng_uniform(seed, flip_stream, 2 * g + 1) < 0.5;
     }
-    float *x = c->x + (size_t)b * nx, *z = c->z + (size_t)b * nx, *cd = c->cond + (size_t)b * nx;
-    for (int ch = 0; ch < bins; ch++)
-      for (int y = 0; y < n; y++) {
-        const float *src = k + ch * npix + (size_t)(fu ? n - 1 - y : y) * n;
-        float *dst = x + ch * npix + (size_t)y * n;
-        if (fl)
-          for (int i = 0; i < n; i++) dst[i] = src[n - 1 - i] * inv_std[ch];
-        else
-          for (int i = 0; i < n; i++) dst[i] = src[i] * inv_std[ch];
-      }
+    if (rot_stream) tr = jade_rng_uniform(seed, rot_stream, g) < 0.5;
+    if (roll_stream) {
+      dy = (int)(jade_rng_uniform(seed, roll_stream, 2 * g) * n) % n;
+      dx = (int)(jade_rng_uniform(seed, roll_stream, 2 * g + 1) * n) % n;
+    }
+    if (!tr && !dy && !dx) {
+      for (int ch = 0; ch < bins; ch++)
+        for (int y = 0; y < n; y++) {
+          const float *src = k + ch * npix + (size_t)(fu ? n - 1 - y : y) * n;
+          float *dst = x + ch * npix + (size_t)y * n;
+          if (fl)
+            for (int i = 0; i < n; i++) dst[i] = src[n - 1 - i] * inv_std[ch];
+          else
+            for (int i = 0; i < n; i++) dst[i] = src[i] * inv_std[ch];
+        }
+    } else {
+      /* x[y][i] = k[r][s]: (r, s) = (i, y) if transposed, then flipped, then shifted mod n */
+      for (int ch = 0; ch < bins; ch++)
+        for (int y = 0; y < n; y++)
+          for (int i = 0; i < n; i++) {
+            int r = tr ? i : y, s = tr ? y : i;
+            r = (fu ? n - 1 - r : r) + dy;
+            s = (fl ? n - 1 - s : s) + dx;
+            r -= r >= n ? n : 0;
+            s -= s >= n ? n : 0;
+            x[ch * npix + (size_t)y * n + i] = k[ch * npix + (size_t)r * n + s] * inv_std[ch];
+          }
+    }
     /* normals of this row: [n_t | eps_theta (P) | eps_map (nx) | condition noise (nx)] */
     const uint64_t off = g * (uint64_t)(1 + P + 2 * nx);
     float nt, eps_th[64];
@@ -780,7 +827,7 @@ static jade_status validate(ctx *w, int nw, const jade_dist *d, const long *val_
         c->ids[b] = val_idx[r0 + b];
         c->rows[b] = (uint64_t)(r0 + b);
       }
-      prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_VAL, 0), 0);
+      prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_VAL, 0), -1);
       jade_status s2 = run_rows(c, B, NULL, 1.0, ws + 3 * me);
       if (s2) {
 #pragma omp critical(jade_train_err)
@@ -943,19 +990,32 @@ static jade_status compute_norm(const jade_train_config *tc, const jade_train_op
     return st;
   }
   const size_t npix = (size_t)ds.npix * ds.npix;
-#pragma omp parallel for schedule(static)
-  for (long k = 0; k < n_train; k++) {
-    const float *kp = (const float *)ds.kappa.data + (size_t)train_idx[k] * nx;
-    for (int b = 0; b < ds.bins; b++) {
-      double s1 = 0, s2 = 0;
-      for (size_t i = 0; i < npix; i++) {
-        double v = kp[b * npix + i];
-        s1 += v;
-        s2 += v * v;
+  int oom = 0;
+#pragma omp parallel reduction(| : oom)
+  {
+    /* float16 datasets: each thread converts its maps into its own scratch */
+    float *scratch = ds.kappa.dtype == JADE_F32 ? NULL : malloc(nx * sizeof(float));
+    oom = ds.kappa.dtype != JADE_F32 && !scratch;
+#pragma omp for schedule(static)
+    for (long k = 0; k < n_train; k++) {
+      if (oom) continue;
+      const float *kp = dataset_row(&ds, train_idx[k], scratch);
+      for (int b = 0; b < ds.bins; b++) {
+        double s1 = 0, s2 = 0;
+        for (size_t i = 0; i < npix; i++) {
+          double v = kp[b * npix + i];
+          s1 += v;
+          s2 += v * v;
+        }
+        sums[(k * ds.bins + b) * 2] = s1;
+        sums[(k * ds.bins + b) * 2 + 1] = s2;
       }
-      sums[(k * ds.bins + b) * 2] = s1;
-      sums[(k * ds.bins + b) * 2 + 1] = s2;
     }
+    free(scratch);
+  }
+  if (oom) {
+    free(sums);
+    return jade_error(JADE_ERR_NOMEM, "out of memory converting float16 maps");
   }
   for (int b = 0; b < ds.bins; b++) {
     double s1 = 0, s2 = 0;
@@ -978,11 +1038,19 @@ static jade_status compute_norm(const jade_train_config *tc, const jade_train_op
   if (!amax) return jade_error(JADE_ERR_NOMEM, "out of memory");
 #pragma omp parallel for schedule(static)
   for (size_t m = 0; m < nmaps; m++) {
-    const float *kp = (const float *)ds.kappa.data + m * npx;
     float a = 0;
-    for (size_t i = 0; i < npx; i++) {
-      float v = fabsf(kp[i]);
-      a = (v > a || isnan(v)) ? v : a; /* NaN propagates */
+    if (ds.kappa.dtype == JADE_F32) {
+      const float *kp = (const float *)ds.kappa.data + m * npx;
+      for (size_t i = 0; i < npx; i++) {
+        float v = fabsf(kp[i]);
+        a = (v > a || isnan(v)) ? v : a; /* NaN propagates */
+      }
+    } else { /* float16: finite by jade_npy_check_finite; largest magnitude 65504 */
+      const uint16_t *kp = (const uint16_t *)ds.kappa.data + m * npx;
+      for (size_t i = 0; i < npx; i++) {
+        float v = fabsf(jade_f16_to_f32(kp[i]));
+        a = (v > a || isnan(v)) ? v : a;
+      }
     }
     amax[m] = a;
   }
@@ -1251,7 +1319,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   /* ---- the loop ---- */
   const int tty = isatty(2);
   const double t0 = jade_time_now();
-  double t_last = t0, last_val = NAN;
+  double t_last = t0, last_val = NAN, t_ckpt = t0;
   const long step0 = step;
   long cur_epoch = -1;
   int stopping = 0;
@@ -1282,7 +1350,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
             c->rows[b] = (uint64_t)(r0 + b);
             c->ids[b] = train_idx[eperm[(pos * Bg + r0 + b) % n_train]];
           }
-          prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_NORMAL, s), tc->flip ? TRAIN_STREAM(JADE_TRAIN_RNG_FLIP, s) : 0);
+          prepare_rows(c, B, TRAIN_STREAM(JADE_TRAIN_RNG_NORMAL, s), s);
           jade_model_run run = {1, tc->seed, TRAIN_STREAM(JADE_TRAIN_RNG_DROPOUT, (uint64_t)s * n_micro + mb)};
           jade_status s2 = run_rows(c, B, &run, (double)B / (double)Bg, ws[me]);
           if (s2) {
@@ -1364,8 +1432,12 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     int stop = (o->stop_flag && *o->stop_flag) || (o->stop_after > 0 && step >= o->stop_after);
     stopping = jade_dist_max_int(d, stop) && !final;
 
-    /* checkpoint */
-    if (step % tc->checkpoint_every == 0 || final || stopping) {
+    /* checkpoint (every checkpoint_every steps, or after checkpoint_seconds of wall time: rank
+     * 0's clock decides for all ranks) */
+    int due = o->checkpoint_seconds > 0 && root && now - t_ckpt >= o->checkpoint_seconds;
+    if (o->checkpoint_seconds > 0) due = jade_dist_max_int(d, due);
+    if (step % tc->checkpoint_every == 0 || final || stopping || due) {
+      t_ckpt = now;
       if (root) {
         metabuf mb = {0};
         meta_add(&mb, "format", "%s", STATE_FORMAT);

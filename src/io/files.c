@@ -20,6 +20,7 @@ size_t jade_dtype_size(jade_dtype t) {
     case JADE_F64: return 8;
     case JADE_I64: return 8;
     case JADE_U8: return 1;
+    case JADE_F16: return 2;
   }
   return 0;
 }

@@ -36,8 +36,57 @@ static const char *dtype_descr(jade_dtype t) {
     case JADE_F64: return "<f8";
     case JADE_I64: return "<i8";
     case JADE_U8: return "|u1";
+    case JADE_F16: return "<f2";
   }
   return "?";
+}
+
+/* ---- binary16 ------------------------------------------------------------------------- */
+/* IEEE 754-2008 binary16: 1 sign, 5 exponent (bias 15), 10 fraction bits; binary32 has bias
+ * 127, so normal numbers rebias by (127 - 15) << 23 = 0x38000000. */
+uint16_t jade_f32_to_f16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a >= 0x7f800000u) /* Inf, or NaN kept quiet with the top fraction bits */
+    return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u | ((a >> 13) & 0x3ffu) : 0));
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to Inf */
+  if (a >= 0x38800000u) {                                   /* normal binary16, >= 2^-14 */
+    uint32_t r = a + 0x0fffu + ((a >> 13) & 1u);            /* round to nearest, ties to even */
+    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+  }
+  /* subnormal binary16 (units of 2^-24) or zero: value = mant 2^(e - 23), e <= -15 */
+  const int e = (int)(a >> 23) - 127, s = -(e + 1); /* value / 2^-24 = mant >> s */
+  if (a < 0x00800000u || s > 24) return (uint16_t)sign;
+  const uint32_t mant = (a & 0x7fffffu) | 0x800000u, half = 1u << (s - 1);
+  uint32_t q = mant >> s, rem = mant & ((1u << s) - 1u);
+  if (rem > half || (rem == half && (q & 1u))) q++;
+  return (uint16_t)(sign | q);
+}
+
+float jade_f16_to_f32(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  uint32_t u;
+  float f;
+  if (e == 0x1f) {
+    u = sign | 0x7f800000u | (m << 13);
+  } else if (e) {
+    u = sign | ((e + 112u) << 23) | (m << 13);
+  } else {
+    f = (float)m * 5.9604644775390625e-8f; /* m 2^-24, exact */
+    memcpy(&u, &f, 4);
+    u |= sign;
+  }
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+void jade_f32_to_f16_array(uint16_t *dst, const float *src, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = jade_f32_to_f16(src[i]);
+}
+
+void jade_f16_to_f32_array(float *dst, const uint16_t *src, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = jade_f16_to_f32(src[i]);
 }
 
 /* Python repr of a shape tuple: "()", "(5,)", "(3, 4)". */
@@ -246,6 +295,8 @@ static jade_status parse_dict(hparser *p, npy_info *info) {
                       !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
   if (!strcmp(descr, "<f4")) {
     info->dtype = JADE_F32;
+  } else if (!strcmp(descr, "<f2")) {
+    info->dtype = JADE_F16;
   } else if (!strcmp(descr, "<f8")) {
     info->dtype = JADE_F64;
   } else if (!strcmp(descr, "<i8")) {
@@ -257,7 +308,7 @@ static jade_status parse_dict(hparser *p, npy_info *info) {
                       descr);
   } else {
     return jade_error(JADE_ERR_FORMAT,
-                      "%s: unsupported dtype '%s' (supported: <f4, <f8, <i8, |u1)", p->path,
+                      "%s: unsupported dtype '%s' (supported: <f2, <f4, <f8, <i8, |u1)", p->path,
                       descr);
   }
   return JADE_OK;
@@ -381,6 +432,14 @@ static jade_status check_finite_data(const char *path, const jade_npy *a) {
         v = x[i];
         break;
       }
+  } else if (a->dtype == JADE_F16) {
+    const uint16_t *x = a->data;
+    for (size_t i = 0; i < n; i++)
+      if ((x[i] & 0x7c00u) == 0x7c00u) {
+        bad = i;
+        v = jade_f16_to_f32(x[i]);
+        break;
+      }
   } else if (a->dtype == JADE_F64) {
     const double *x = a->data;
     for (size_t i = 0; i < n; i++)
@@ -478,6 +537,34 @@ jade_status jade_npy_map(const char *path, jade_npy *out) {
   out->map_base = base;
   out->map_len = len;
   out->data = (char *)base + info.offset;
+  return JADE_OK;
+}
+
+jade_status jade_npy_to_f32(const char *path, jade_npy *a) {
+  if (a->dtype == JADE_F32) return JADE_OK;
+  if (a->dtype != JADE_F16)
+    return jade_error(JADE_ERR_FORMAT, "%s: expected float16 or float32 data, found '%s'", path,
+                      dtype_descr(a->dtype));
+  jade_status s = check_finite_data(path, a);
+  if (s) return s;
+  size_t n = jade_npy_count(a);
+  float *f = jade_alloc(n * sizeof(float) + 1);
+  if (!f) return jade_error(JADE_ERR_NOMEM, "%s: out of memory converting %zu float16 values", path, n);
+  jade_f16_to_f32_array(f, a->data, n);
+  jade_npy b = *a;
+  b.map_base = NULL;
+  b.map_len = 0;
+  a->data = NULL;  /* released below without touching f */
+  if (a->map_base) {
+    jade_npy_release(a);
+  } else {
+    free(b.data);
+    memset(a, 0, sizeof *a);
+  }
+  a->dtype = JADE_F32;
+  a->ndim = b.ndim;
+  memcpy(a->shape, b.shape, sizeof b.shape);
+  a->data = f;
   return JADE_OK;
 }
 

@@ -23,13 +23,14 @@ static const char *dtype_name(jade_dtype t) {
     case JADE_F64: return "F64";
     case JADE_I64: return "I64";
     case JADE_U8: return "U8";
+    case JADE_F16: return "F16";
   }
   return NULL;
 }
 
 static int dtype_parse(const char *s, jade_dtype *t) {
   static const struct { const char *n; jade_dtype t; } tab[] = {
-      {"F32", JADE_F32}, {"F64", JADE_F64}, {"I64", JADE_I64}, {"U8", JADE_U8}};
+      {"F32", JADE_F32}, {"F64", JADE_F64}, {"I64", JADE_I64}, {"U8", JADE_U8}, {"F16", JADE_F16}};
   for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
     if (!strcmp(s, tab[i].n)) {
       *t = tab[i].t;

@@ -412,9 +412,11 @@ static jade_status open_dataset(const jade_validation_options *o, jade_npy *thet
     return jade_error(JADE_ERR_FORMAT, "%s: expected float64 (N, %d) (a jade simulate dataset)", path, JADE_N_THETA);
   snprintf(path, sizeof path, "%s/kappa.npy", o->data_dir);
   if ((st = jade_npy_map(path, kappa)) || (st = jade_npy_check_finite(path, kappa))) return st;
+  /* float16 datasets (jade simulate --dtype f16): converted once into memory */
+  if (kappa->dtype == JADE_F16 && (st = jade_npy_to_f32(path, kappa))) return st;
   if (kappa->dtype != JADE_F32 || kappa->ndim != 4 || kappa->shape[0] != theta->shape[0] || kappa->shape[2] != kappa->shape[3] ||
       kappa->shape[1] < 1 || kappa->shape[1] > JADE_MAX_BINS)
-    return jade_error(JADE_ERR_FORMAT, "%s: expected float32 (N, bins, n, n) matching theta.npy", path);
+    return jade_error(JADE_ERR_FORMAT, "%s: expected float32 or float16 (N, bins, n, n) matching theta.npy", path);
   jade_npy nz;
   snprintf(path, sizeof path, "%s/noise.npy", o->data_dir);
   if ((st = jade_npy_read(path, 1, &nz))) return st;

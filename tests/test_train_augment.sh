@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Training data paths of jade train (tiny 16x16x5 problem, 10 steps each):
+# - a float16 dataset (jade simulate --dtype f16) trains bit-identically to the float32 dataset
+#   holding the same (float16-rounded) values, and its maps are the float32 ones rounded;
+# - train.rot90 (random transposes) changes nothing on transpose-symmetric maps (without flips) and changes
+#   the run on real maps; train.roll (random periodic shifts) changes nothing on constant maps
+#   and changes the run on real maps: the augmentations permute pixels by exact symmetries;
+# - checkpoints written by wall time (--checkpoint-minutes) leave the run unchanged.
+set -u
+JADE=${JADE:?}
+BUILD=$(dirname "$JADE")
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
+export OMP_NUM_THREADS=1
+
+"$JADE" simulate --n 48 --seed 5 --set n_pix=16 --quiet --out "$T/d32" || { echo "simulate failed"; exit 1; }
+"$JADE" simulate --n 48 --seed 5 --set n_pix=16 --quiet --dtype f16 --out "$T/d16" || { echo "simulate f16 failed"; exit 1; }
+check "grep -q '\"kappa_dtype\": \"float16\"' $T/d16/meta.json" "meta.json of the f16 dataset does not say float16"
+check "[ \$(stat -c %s $T/d16/kappa.npy) = \$((128 + 48 * 5 * 16 * 16 * 2)) ]" "f16 kappa.npy size"
+check "cmp -s $T/d32/theta.npy $T/d16/theta.npy" "theta differs between the f32 and f16 datasets"
+# the f16 maps are the f32 maps rounded: |difference| <= 2^-11 |kappa| (checked in C on the arrays)
+"$BUILD/test_train" --npy-edit f32 "$T/d16/kappa.npy" "$T/k16as32.npy" || { echo "npy-edit failed"; exit 1; }
+check "$BUILD/test_train --npy-close $T/d32/kappa.npy $T/k16as32.npy" "f16 maps are not the f32 maps rounded to half precision"
+
+mk() { # mk NAME MODE SRC: a copy of dataset SRC with kappa.npy rewritten by MODE
+  cp -r "$T/$3" "$T/$1" && "$BUILD/test_train" --npy-edit "$2" "$T/$3/kappa.npy" "$T/$1/kappa.npy" || { echo "mk $1 failed"; exit 1; }
+}
+mk c32 f32 d16
+mk sym transpose-sym d32
+mk const const d32
+TINY=(--set model.patch=4 --set model.depth=1 --set model.width=32 --set model.heads=2
+      --set model.n_cosmo_tokens=2 --set model.bottleneck=16 --set train.batch=8 --set train.micro_batch=8
+      --set train.warmup=2 --set train.val_fraction=0.25 --set train.val_max=8 --set train.log_every=5
+      --set train.val_every=5 --set train.checkpoint_every=10 --steps 10 --quiet)
+train() { local d=$1 o=$2; shift 2; "$JADE" train --data "$T/$d" --out "$T/$o" "${TINY[@]}" "$@" || { echo "train $o failed"; exit 1; }; }
+same() { "$BUILD/test_train" --compare "$T/$1/model.safetensors" "$T/$2/model.safetensors" 0 >/dev/null; } # weights, bit for bit
+
+train d16 m16
+train c32 m32
+check "same m16 m32" "float16 dataset trains differently from its float32 copy"
+
+# (flips off here: a transpose after a flip is a rotation, which moves a symmetric map)
+train sym s0 --set train.rot90=0 --set train.flip=0
+train sym s1 --set train.rot90=1 --set train.flip=0
+check "same s0 s1" "rot90 changed training on transpose-symmetric maps"
+train d32 r0 --set train.rot90=0
+train d32 r1 --set train.rot90=1
+check "! same r0 r1" "rot90 = 1 did not change training on real maps"
+
+train const c0 --set train.roll=0
+train const c1 --set train.roll=1 --set train.rot90=1
+check "same c0 c1" "roll / rot90 changed training on constant maps"
+train d32 q1 --set train.roll=1
+check "! same r0 q1" "roll = 1 did not change training on real maps"
+# validation rows are never augmented: the first validation loss (step 5) of a run does not
+# depend on the augmentation of the 5 training steps before it beyond their weight updates;
+# with lr 0 the weights never move, so the validation losses must agree exactly
+train d32 z0 --set train.lr_peak=0 --set train.lr_end=0
+train d32 z1 --set train.lr_peak=0 --set train.lr_end=0 --set train.rot90=1 --set train.roll=1
+check "diff <(cut -d, -f8-10 $T/z0/loss.csv) <(cut -d, -f8-10 $T/z1/loss.csv) >/dev/null" "augmentation reached the validation rows"
+# time-based checkpoints (--checkpoint-minutes; here after every step) change nothing
+train d32 k0 --checkpoint-minutes 0.000001
+check "same r0 k0 && cmp -s $T/r0/state.safetensors $T/k0/state.safetensors" "--checkpoint-minutes changed the run"
+check "diff <(cut -d, -f1-10 $T/r0/loss.csv) <(cut -d, -f1-10 $T/k0/loss.csv) >/dev/null" "--checkpoint-minutes changed loss.csv"
+exit $fail
