@@ -28,7 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_check_error(st);
     if (!st) {
       /* the resume path indexes n_chains records of rec_size bytes */
-      volatile unsigned char sink = recs[(size_t)h.rec_size * (size_t)h.n_chains - 1];
+      size_t n;
+      FUZZ_ASSERT(!jade_size_mul((size_t)h.rec_size, (size_t)h.n_chains, &n));
+      volatile unsigned char sink = recs[n - 1];
       (void)sink;
     }
     jade_emulator_free(em);

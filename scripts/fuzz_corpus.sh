@@ -11,7 +11,7 @@ SEP=$'\n--JADE-FUZZ-FILE--\n'
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 OMP_NUM_THREADS=1
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-mkdir -p "$OUT"/{fuzz_config,fuzz_npy,fuzz_fits,fuzz_safetensors,fuzz_dataset,fuzz_mcmc_state}
+mkdir -p "$OUT"/{fuzz_config,fuzz_npy,fuzz_fits,fuzz_safetensors,fuzz_dataset,fuzz_mcmc_state,fuzz_catalog}
 G=(--set n_pix=8 --set n_bins=2)
 
 # data: observation + truth, a dataset, a tiny trained model with its state, an mcmc state
@@ -47,4 +47,38 @@ cp "$W/m/state.safetensors" "$OUT/fuzz_safetensors/state.safetensors"
 
 # fuzz_mcmc_state: the state file
 cp "$W/mc.partial/state.bin" "$OUT/fuzz_mcmc_state/state.bin"
+# fuzz_catalog: a CSV catalogue (1-based bins, no weights) and a whitespace one with weights;
+# the observation written by jade catalog from it is a FITS seed too
+{ echo "# ra dec e1 e2 bin"; echo "ra,dec,e1,e2,bin"
+  for i in $(seq 0 39); do echo "$(( 10 + i % 7 )).$(( i * 37 % 100 )),-2.$(( i * 13 % 100 )),0.0$(( i % 9 )),-0.0$(( i % 5 )),$(( 1 + i % 5 ))"; done
+} > "$OUT/fuzz_catalog/cat.csv"
+{ echo "ra dec e1 e2 weight bin"
+  for i in $(seq 0 19); do echo "$(( 200 + i % 3 )).$(( i * 41 % 100 )) 30.$(( i * 7 % 100 )) -0.1$(( i % 3 )) 0.0$(( i % 7 )) 1.$(( i % 4 )) $(( i % 5 ))"; done
+} > "$OUT/fuzz_catalog/cat.txt"
+# a FITS binary table (RA, DEC 1D; E1, E2, WEIGHT 1E; TOMO_BIN 1J, 1-based), by hand
+if command -v python3 >/dev/null; then
+  python3 - "$OUT/fuzz_catalog/cat.fits" <<'PY'
+import struct, sys
+def block(cards):
+    b = b"".join(c.ljust(80).encode() for c in cards + ["END"])
+    return b + b" " * (-len(b) % 2880)
+rows = [(10 + 0.1 * i, -2 + 0.07 * i, 0.01 * (i % 9), -0.02 * (i % 5), 1.0, 1 + i % 5) for i in range(30)]
+data = b"".join(struct.pack(">ddfffi", *r) for r in rows)
+cols = [("RA", "1D"), ("DEC", "1D"), ("E1", "1E"), ("E2", "1E"), ("WEIGHT", "1E"), ("TOMO_BIN", "1J")]
+prim = ["SIMPLE  =                    T", "BITPIX  =                    8", "NAXIS   =                    0",
+        "EXTEND  =                    T"]
+ext = ["XTENSION= 'BINTABLE'", "BITPIX  =                    8", "NAXIS   =                    2",
+       "NAXIS1  = %20d" % 32, "NAXIS2  = %20d" % len(rows), "PCOUNT  =                    0",
+       "GCOUNT  =                    1", "TFIELDS =                    6"]
+for i, (n, f) in enumerate(cols, 1):
+    ext += ["TTYPE%-3d= '%-8s'" % (i, n), "TFORM%-3d= '%-8s'" % (i, f)]
+ext.append("EXTNAME = 'CATALOG '")
+open(sys.argv[1], "wb").write(block(prim) + block(ext) + data + b"\0" * (-len(data) % 2880))
+PY
+fi
+if "$JADE" catalog --help >/dev/null 2>&1; then
+  "$JADE" catalog "${G[@]}" --set n_bins=5 --cat "$OUT/fuzz_catalog/cat.csv" --bin-base 1 --out "$W/cat_obs.fits" 2>/dev/null \
+    && cp "$W/cat_obs.fits" "$OUT/fuzz_fits/catalog_obs.fits" || true
+fi
+
 echo "fuzz corpora in $OUT: $(find "$OUT" -type f | wc -l) files"

@@ -188,6 +188,9 @@ static void test_config_fifo(void) {
   CHECK_OK(jade_config_create(&cfg));
   check_error_names(jade_config_load_file(cfg, path), path);
   check_error_names(jade_config_load_file(cfg, test_dir), test_dir); /* a directory */
+  /* the text reader of meta.json and run identities too */
+  CHECK(jade_read_text_file(path) == NULL && errno == EINVAL, "a FIFO is not a text file");
+  CHECK(jade_read_text_file(test_dir) == NULL && errno == EISDIR, "a directory is not a text file");
   alarm(0);
   jade_config_free(cfg);
 }

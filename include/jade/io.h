@@ -129,8 +129,8 @@ void jade_text_abort(jade_text_file *t);
 jade_status jade_write_file_atomic(const char *path, const char *text);
 
 /* Small helpers shared by the commands: the whole file as a NUL-terminated malloc'd string
- * (NULL if it cannot be read); whether a path exists; the number after "key": in a small
- * JSON text (NaN if absent). */
+ * (NULL, errno set, if it cannot be read or is not a regular file); whether a path exists;
+ * the number after "key": in a small JSON text (NaN if absent). */
 char *jade_read_text_file(const char *path);
 int jade_path_exists(const char *path);
 double jade_json_number(const char *text, const char *key);

@@ -148,8 +148,22 @@ jade_status jade_mkdir_p(const char *path) {
 }
 
 char *jade_read_text_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+  /* only regular files: a FIFO would block (O_NONBLOCK: not even on open) */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat sb;
+  int st = fstat(fd, &sb);
+  if (st != 0 || !S_ISREG(sb.st_mode)) {
+    int e = st != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
+    close(fd);
+    errno = e;
+    return NULL;
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return NULL;
+  }
   size_t cap = 4096, n = 0;
   char *b = malloc(cap);
   while (b) {
