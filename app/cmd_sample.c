@@ -8,7 +8,6 @@
  *       summary.txt mean, std, 16/50/84% quantiles per column (also printed)
  * OUT must not exist: everything is written into OUT.tmp.<pid>, renamed to OUT when complete
  * (and removed on failure), so a failed run leaves nothing behind. */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,22 +37,6 @@ static void progress(long done, long total, void *user) {
   double left = (total - done) / rate;
   fprintf(stderr, "%ssample: %ld/%ld draws, %.2f draws/s, %.0f s left%s", p->tty ? "\r" : "", done, total, rate,
           isfinite(left) ? left : 0.0, p->tty ? "   " : "\n");
-}
-
-/* Remove the files of our own temporary output directory, then the directory. */
-static void remove_tmp_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    char p[4400];
-    while ((e = readdir(d)))
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-      }
-    closedir(d);
-  }
-  rmdir(dir);
 }
 
 /* --config FILE / preset, else the config stored in the model over the 'small' preset (so
@@ -196,8 +179,8 @@ int jade_cmd_sample(int argc, char **argv) {
     }
   }
 done:;
-  if (tmp_dir[0]) remove_tmp_dir(tmp_dir); /* leave nothing behind */
   int rc = st ? jade_cli_fail("sample") : 0;
+  if (tmp_dir[0]) jade_remove_dir(tmp_dir); /* leave nothing behind */
   free(maps);
   free(theta);
   jade_observation_free(&obs);

@@ -61,6 +61,18 @@ static jade_status write_meta(const char *dir, const jade_sim_config *sc, unsign
   return jade_write_file_atomic(path, buf);
 }
 
+/* Is any simulation flagged done in DIR/done.npy? (0 if it cannot be read) */
+static int any_done(const char *dir, long n) {
+  char path[4300];
+  jade_npy flags;
+  snprintf(path, sizeof path, "%s/done.npy", dir);
+  if (jade_npy_map(path, &flags) != JADE_OK) return 0;
+  int any = 0;
+  for (long i = 0; i < n && i < (long)jade_npy_count(&flags) && !any; i++) any = ((unsigned char *)flags.data)[i] != 0;
+  jade_npy_release(&flags);
+  return any;
+}
+
 int jade_cmd_simulate(int argc, char **argv) {
   jade_option opts[] = {
       JADE_CONFIG_OPTIONS,
@@ -86,7 +98,7 @@ int jade_cmd_simulate(int argc, char **argv) {
   jade_config *cfg = NULL;
   jade_sim_config sc;
   long n, chunk, max_chunks = 0, chunks_run = 0;
-  int stopped_early = 0;
+  int stopped_early = 0, created = 0;
   unsigned long long seed;
   char *dump = NULL, *ident = NULL;
   jade_npy_writer *w_theta = NULL, *w_kappa = NULL, *w_lambda = NULL, *w_done = NULL;
@@ -140,6 +152,7 @@ int jade_cmd_simulate(int argc, char **argv) {
       resumed = 1;
     } else {
       st = jade_mkdir_p(partial);
+      created = st == JADE_OK;
       if (!st) st = jade_write_file_atomic(path, ident);
       snprintf(path, sizeof path, "%s/config.ini", partial);
       if (!st) st = jade_write_file_atomic(path, dump);
@@ -322,6 +335,9 @@ done:
     rc = jade_cli_fail("simulate");
   else if (rc != 3)
     rc = 0;
+  /* a run that failed before any simulation was done (e.g. an invalid cosmology) leaves
+   * nothing behind; otherwise OUT.partial stays, to be resumed */
+  if (st && created && !any_done(partial, n)) jade_remove_dir(partial);
   free(done);
   free(dump);
   free(ident);

@@ -143,6 +143,10 @@ void jade_sync_parent_dir(const char *path);
  * OUT.partial is renamed to OUT. */
 jade_status jade_remove_temporaries(const char *dir);
 
+/* Remove a directory of files written by one run (its files, then itself; not recursive: a
+ * subdirectory makes it fail). For a failed run's own output, never for a user's folder. */
+jade_status jade_remove_dir(const char *dir);
+
 /* mkdir -p; error names the path. */
 jade_status jade_mkdir_p(const char *path);
 

@@ -238,3 +238,19 @@ jade_status jade_remove_temporaries(const char *dir) {
   closedir(d);
   return st;
 }
+
+jade_status jade_remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return jade_error(JADE_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+  struct dirent *e;
+  char path[4400];
+  jade_status st = JADE_OK;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (unlink(path) != 0 && !st) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+  }
+  closedir(d);
+  if (!st && rmdir(dir) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", dir, strerror(errno));
+  return st;
+}
