@@ -148,10 +148,11 @@ jade_status jade_cli_long(jade_option *opts, const char *name, long lo, long hi,
 jade_status jade_cli_double(jade_option *opts, const char *name, double lo, double hi, double *out) {
   jade_option *o = jade_cli_opt(opts, name);
   if (!o || !o->value) return jade_error(JADE_ERR_INVALID, "--%s is required", name);
-  char *end;
-  double v = strtod(o->value, &end);
-  if (end == o->value || *end) return jade_error(JADE_ERR_INVALID, "--%s: '%s' is not a number", name, o->value);
-  if (!isfinite(v)) return jade_error(JADE_ERR_INVALID, "--%s: '%s' is not finite", name, o->value);
+  char what[80];
+  snprintf(what, sizeof what, "--%s", name);
+  double v;
+  jade_status st = jade_parse_double(what, o->value, &v);
+  if (st) return st;
   if (v < lo || v > hi) return jade_error(JADE_ERR_INVALID, "--%s: %g is out of range [%g, %g]", name, v, lo, hi);
   *out = v;
   return JADE_OK;

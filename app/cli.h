@@ -57,6 +57,7 @@ jade_status jade_cli_double(jade_option *opts, const char *name, double lo, doub
 int jade_cmd_cosmo(int argc, char **argv);
 int jade_cmd_simulate(int argc, char **argv);
 int jade_cmd_observe(int argc, char **argv);
+int jade_cmd_catalog(int argc, char **argv);
 int jade_cmd_train(int argc, char **argv);
 int jade_cmd_sample(int argc, char **argv);
 int jade_cmd_validate(int argc, char **argv);

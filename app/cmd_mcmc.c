@@ -183,6 +183,10 @@ static jade_status record_read(chain_t *c, const run_t *r, const unsigned char *
   memcpy(dv, b + 8 + sizeof iv, sizeof dv);
   if (iv[0] != c->id || iv[3] != (int64_t)r->nmap || iv[5] != NCOL || iv[2] < 0)
     return jade_error(JADE_ERR_FORMAT, "mcmc state: chain record %d does not match this run", c->id);
+  /* iv[2] (rows) and iv[4] (NUTS bytes) come from the file: bound them by the record size
+   * before any arithmetic so nothing wraps */
+  if (iv[4] < 0 || (uint64_t)iv[4] > size || (uint64_t)iv[2] > size / (8 * (size_t)NCOL))
+    return jade_error(JADE_ERR_FORMAT, "mcmc state: chain record %d is corrupt", c->id);
   size_t ns = (size_t)iv[4];
   if (size != 8 + sizeof iv + sizeof dv + pad8(ns) + 16 * r->nmap + 8 * (size_t)NCOL * iv[2])
     return jade_error(JADE_ERR_FORMAT, "mcmc state: chain record %d is truncated", c->id);
@@ -285,6 +289,13 @@ static jade_status state_read(const char *path, state_head *h, jade_emulator **e
   if (fread(magic, 1, 8, f) != 8 || memcmp(magic, STATE_MAGIC, 8) || fread(h, sizeof *h, 1, f) != 1 || h->n_chains < 1 ||
       h->rec_size < 8 || h->em_size < 0)
     st = jade_error(JADE_ERR_FORMAT, "%s: not a jade mcmc state file", path);
+  /* the header's sizes are untrusted: the file must hold exactly what they declare */
+  struct stat sb;
+  size_t recs_n = 0;
+  if (!st && (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || h->em_size > sb.st_size ||
+              jade_size_mul((size_t)h->rec_size, (size_t)h->n_chains, &recs_n) ||
+              (uint64_t)sb.st_size != 8 + sizeof *h + pad8((size_t)h->em_size) + (uint64_t)recs_n))
+    st = jade_error(JADE_ERR_FORMAT, "%s: corrupt or truncated mcmc state (its header does not match its size)", path);
   if (!st && h->em_size) {
     size_t n = pad8((size_t)h->em_size);
     unsigned char *eb = malloc(n);
@@ -293,7 +304,7 @@ static jade_status state_read(const char *path, state_head *h, jade_emulator **e
     free(eb);
   }
   if (!st) {
-    size_t n = (size_t)h->rec_size * (size_t)h->n_chains;
+    size_t n = recs_n;
     *recs = malloc(n);
     if (!*recs || fread(*recs, 1, n, f) != n) st = jade_error(JADE_ERR_FORMAT, "%s: truncated", path);
   }
@@ -517,7 +528,8 @@ static jade_status write_compare(const char *mcmc_dir, const char *mcmc_name, co
 
 static jade_status write_outputs(const char *dir, const run_t *r, chain_t *all, const jade_sim_config *sc,
                                  const double *noise, const char *obs_path, const char *settings, double wall,
-                                 double wall_sampling, const jade_emulator *em, int n_refits) {
+                                 double wall_sampling, const jade_emulator *em, int n_refits,
+                                 jade_mcmc_health *health) {
   const int C = r->n_chains;
   const long S = all[0].n_rows;
   const long N = S * C;
@@ -635,6 +647,10 @@ static jade_status write_outputs(const char *dir, const run_t *r, chain_t *all, 
     fprintf(f, "%-8s %12s %12s %10s %12s %12s %12s %8s %9s %9s\n", "# param", "mean", "sd", "mcse_mean", "q05", "q50", "q95",
             "rhat", "ess_bulk", "ess_tail");
     double ess_s8 = NAN, worst_rhat = 0.0, min_bulk = INFINITY;
+    memset(health, 0, sizeof *health);
+    health->min_ess_bulk = health->min_ess_tail = INFINITY;
+    health->chains = C;
+    health->draws = N;
     for (int j = 0; j < N_OUT_PAR && !st; j++) {
       for (long i = 0; i < N; i++) x[i] = rows[(size_t)i * NCOL + j];
       jade_mcmc_summary sm;
@@ -649,6 +665,15 @@ static jade_status write_outputs(const char *dir, const run_t *r, chain_t *all, 
       if (is_free) {
         if (isfinite(sm.rhat)) worst_rhat = fmax(worst_rhat, sm.rhat);
         if (isfinite(sm.ess_bulk)) min_bulk = fmin(min_bulk, sm.ess_bulk);
+        /* the verdict sees NaN (not finite = not usable) */
+        if (!(sm.rhat <= health->max_rhat)) {
+          health->max_rhat = sm.rhat;
+          health->worst_rhat_name = out_names[j];
+        }
+        double e = fmin(sm.ess_bulk, sm.ess_tail);
+        if (!(e >= fmin(health->min_ess_bulk, health->min_ess_tail))) health->min_ess_name = out_names[j];
+        if (!(sm.ess_bulk >= health->min_ess_bulk)) health->min_ess_bulk = sm.ess_bulk;
+        if (!(sm.ess_tail >= health->min_ess_tail)) health->min_ess_tail = sm.ess_tail;
       }
       if (j == 7) ess_s8 = sm.ess_bulk;
     }
@@ -680,6 +705,10 @@ static jade_status write_outputs(const char *dir, const run_t *r, chain_t *all, 
       }
       free(es);
       fprintf(f, "\ndivergences: warm-up %ld, sampling %ld (%.3f%% of draws)\n", div_warm, div, 100.0 * div / (double)N);
+      health->divergent = div;
+      char verdict[512];
+      int n_bad = jade_mcmc_health_verdict(health, verdict, sizeof verdict);
+      fprintf(f, "verdict = %s%s\n", n_bad ? "NOT USABLE: " : "", verdict);
       fprintf(f, "tree depth counts (sampling):");
       for (int d = 0; d < 32; d++)
         if (depth_hist[d]) fprintf(f, " %d:%ld", d, depth_hist[d]);
@@ -915,8 +944,10 @@ int jade_cmd_mcmc(int argc, char **argv) {
       {"max-depth", "D", "maximum NUTS tree depth (mcmc.max_depth; the paper used 6)", "8", 0, 0, NULL, 0},
       {"target-accept", "A", "dual-averaging target acceptance (mcmc.target_accept)", "0.8", 0, 0, NULL, 0},
       {"seed", "S", "random seed of the chains (mcmc.seed)", "0", 0, 0, NULL, 0},
-      {"init", "truth|prior", "start every chain at the observation's truth (free parameters and white noise, as the "
-                              "paper) or at a prior draw (mcmc.init)", "truth", 0, 0, NULL, 0},
+      {"init", "prior|truth", "start every chain at a prior draw (real data has no truth) or at the observation's "
+                              "truth (free parameters and white noise, as the paper) (mcmc.init)", "prior", 0, 0, NULL, 0},
+      {"strict", NULL, "exit with status 4 when the chains are not usable (R-hat >= 1.01, ESS < 100 per chain or "
+                       "divergences after warm-up); a warning is printed either way", NULL, 0, 0, NULL, 0},
       {"free", "LIST", "parameters to sample, comma-separated; the others keep the config's values (mcmc.free)",
        "Omega_c,Omega_b,sigma_8,h,n_s,w_0", 0, 0, NULL, 0},
       {"theory", "MODE", "emulator (polynomial emulator of ln C_ell, ln lambda refitted in warm-up, importance weights "
@@ -939,7 +970,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
                           "std.fits, diagnostics.txt (and compare.txt with --compare).",
                          opts, &dist);
   if (pr >= 0) return pr;
-  int rc = 1, quiet = jade_cli_opt(opts, "quiet")->seen, stopped = 0;
+  int rc = 1, quiet = jade_cli_opt(opts, "quiet")->seen, stopped = 0, strict = jade_cli_opt(opts, "strict")->seen;
   const char *out = jade_cli_opt(opts, "out")->value, *obs_path = jade_cli_opt(opts, "obs")->value;
   const char *compare = jade_cli_opt(opts, "compare")->value;
   jade_config *cfg = NULL;
@@ -989,7 +1020,9 @@ int jade_cmd_mcmc(int argc, char **argv) {
   long chains = 0, warmup = 0, samples = 0, max_depth = 0, seed = 0, em_degree = 4, ckpt_every = 60, max_iter = 0;
   double target = 0.8;
   const char *init_s = NULL, *free_s = NULL, *theory_s = NULL, *v = NULL;
-  int init_truth = 1;
+  int init_truth = 0;
+  jade_mcmc_health health;
+  memset(&health, 0, sizeof health);
   if (!st) st = opt_value(opts, cfg, "chains", "mcmc.chains", &v);
   if (!st) st = parse_long("--chains", v, 1, 4096, &chains);
   if (!st) st = opt_value(opts, cfg, "warmup", "mcmc.warmup", &v);
@@ -1025,6 +1058,7 @@ int jade_cmd_mcmc(int argc, char **argv) {
   if (!st && !(dump = jade_config_dump(cfg))) st = jade_error(JADE_ERR_NOMEM, "out of memory");
   /* observation and its geometry */
   if (!st) st = jade_observation_read(obs_path, &obs);
+  if (!st) st = jade_observation_require_full(&obs, obs_path);
   if (!st && (obs.n_bins != sc.geom.n_bins || obs.n_pix != sc.geom.n_pix ||
               fabs(obs.size_deg - sc.geom.size_deg) > 1e-6 * sc.geom.size_deg))
     st = jade_error(JADE_ERR_INVALID,
@@ -1324,7 +1358,8 @@ int jade_cmd_mcmc(int argc, char **argv) {
         char *set2 = malloc(len);
         if (set2) {
           snprintf(set2, len, "%smpi_ranks = %d\nomp_threads = %d\n", settings, dist.size, omp_get_max_threads());
-          st = write_outputs(partial, &R, all, &sc, obs.noise, obs_path, set2, wall, wall_sampling, D.em, D.n_refits);
+          st = write_outputs(partial, &R, all, &sc, obs.noise, obs_path, set2, wall, wall_sampling, D.em, D.n_refits,
+                             &health);
           free(set2);
         } else {
           st = jade_error(JADE_ERR_NOMEM, "out of memory");
@@ -1348,10 +1383,20 @@ int jade_cmd_mcmc(int argc, char **argv) {
       if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
       if (!st && rename(partial, out) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", partial, out, strerror(errno));
       if (!st && !quiet) fprintf(stderr, "jade mcmc: wrote %s (%.1f s)\n", out, wall);
+      if (!st) {
+        char verdict[512];
+        if (jade_mcmc_health_verdict(&health, verdict, sizeof verdict)) {
+          fprintf(stderr, "jade mcmc: WARNING: the chains are not usable: %s (%s/diagnostics.txt; run longer, "
+                          "raise --target-accept or check the model)\n", verdict, out);
+          if (strict) rc = 4;
+        } else if (!quiet) {
+          fprintf(stderr, "jade mcmc: chains %s\n", verdict);
+        }
+      }
     }
     if (jade_dist_max_int(&dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to finish %s", out);
   }
-  if (!st) rc = 0;
+  if (!st && rc != 4) rc = 0;
 done:
   if (st) rc = jade_cli_fail("mcmc");
   for (int i = 0; D.ch && i < D.n_local; i++) {

@@ -117,6 +117,7 @@ int jade_cmd_sample(int argc, char **argv) {
   if (!st && jade_cli_opt(opts, "seed")->value) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st && jade_cli_opt(opts, "batch")->value) st = jade_cli_long(opts, "batch", 1, 1000000L, &batch);
   if (!st) st = jade_observation_read(obs_path, &obs);
+  if (!st) st = jade_observation_require_full(&obs, obs_path);
   if (!st) st = jade_posterior_check(tm, &obs, obs_path, jade_cli_opt(opts, "ignore-noise")->seen ? -1.0 : 0.01);
   if (st) goto done;
   po.n_draws = draws;

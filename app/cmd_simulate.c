@@ -111,11 +111,9 @@ int jade_cmd_simulate(int argc, char **argv) {
   }
   const jade_dtype kdt = f16 ? JADE_F16 : JADE_F32;
   if (!st) {
-    const char *s = jade_cli_opt(opts, "seed")->value;
-    char *end;
-    errno = 0;
-    seed = strtoull(s, &end, 10);
-    if (end == s || *end || errno || s[0] == '-') st = jade_error(JADE_ERR_INVALID, "--seed: '%s' is not a non-negative integer", s);
+    uint64_t v = 0;
+    st = jade_parse_u64("--seed", jade_cli_opt(opts, "seed")->value, UINT64_MAX, &v);
+    seed = v;
   }
   if (!st) st = jade_cli_load_config(opts, &cfg);
   if (!st) st = jade_sim_config_read(cfg, &sc);

@@ -45,14 +45,7 @@ static void progress(long done, long total, double sec, void *user) {
 }
 
 static jade_status parse_seed(jade_option *opts, uint64_t *seed) {
-  const char *s = jade_cli_opt(opts, "seed")->value;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || *end || errno || s[0] == '-' || v >= (1ull << 31))
-    return jade_error(JADE_ERR_INVALID, "--seed: '%s' is not an integer in [0, 2^31)", s);
-  *seed = v;
-  return JADE_OK;
+  return jade_parse_u64("--seed", jade_cli_opt(opts, "seed")->value, (1ull << 31) - 1, seed);
 }
 
 int jade_cmd_validate(int argc, char **argv) {

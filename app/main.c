@@ -11,6 +11,7 @@ static const jade_command commands[] = {
     {"cosmo", "print P(k), C_ell or the log-normal shifts for a cosmology", jade_cmd_cosmo},
     {"simulate", "simulate a dataset of (theta, convergence maps) pairs", jade_cmd_simulate},
     {"observe", "make one mock survey observation (noisy shear FITS + truth)", jade_cmd_observe},
+    {"catalog", "bin a shear catalogue onto the survey grid (shear, mask, per-pixel noise)", jade_cmd_catalog},
     {"train", "train the JADE diffusion model on a simulated dataset", jade_cmd_train},
     {"sample", "draw posterior samples of maps and cosmology for an observation", jade_cmd_sample},
     {"validate", "calibration of a trained model over held-out simulations (MIRA, TARP, coverage)", jade_cmd_validate},

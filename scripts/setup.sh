@@ -7,6 +7,9 @@ pkgs=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libpng-dev)
 # Optional extras: chromium for the report screenshot test (JADE_WITH_CHROMIUM=1).
 if [ "${JADE_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
+# For scripts/fuzz.sh (JADE_WITH_FUZZ=1): clang with libFuzzer and the sanitizer runtimes,
+# and LLVM's OpenMP runtime.
+if [ "${JADE_WITH_FUZZ:-0}" = 1 ]; then pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

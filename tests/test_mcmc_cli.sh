@@ -33,6 +33,12 @@ for key in 'sigma_8 ' 'S_8 ' 'max R-hat' 'ess_bulk' 'divergences:' 'tree depth c
   check "grep -q '$key' $T/m1/diagnostics.txt" "diagnostics.txt lacks '$key'"
 done
 check "grep -q '(fixed)' $T/m1/diagnostics.txt" "fixed parameters not marked in diagnostics.txt"
+# 3 chains x 30 draws cannot reach ESS 100 per chain: the verdict says so, the run warns, and
+# --strict turns it into exit status 4 with the outputs still written.
+check "grep -q '^verdict = NOT USABLE: .*ESS' $T/m1/diagnostics.txt" "diagnostics.txt lacks the NOT USABLE verdict"
+err=$(OMP_NUM_THREADS=2 run --out "$T/st" --strict 2>&1); rc=$?
+check "[ $rc = 4 ] && [ -s $T/st/theta.txt ] && echo \"\$err\" | grep -q 'WARNING: the chains are not usable: .*ESS'" \
+  "--strict on unusable chains: rc=$rc, $err"
 
 # Same draws with one thread.
 OMP_NUM_THREADS=1 run --out "$T/m2" || { echo "mcmc (1 thread) failed"; exit 1; }
@@ -126,5 +132,5 @@ check "[ ! -e $T/m2/compare.txt ]" "failed compare left compare.txt"
 bad "unknown [mcmc] key" mcmc --config "$T/m.ini" --obs "$T/obs.fits" --out "$T/bad"
 # --init truth needs the truth file
 cp "$T/obs.fits" "$T/notruth.fits"
-bad "no truth file" mcmc "${GEOM[@]}" --obs "$T/notruth.fits" --out "$T/bad"
+bad "no truth file" mcmc "${GEOM[@]}" --obs "$T/notruth.fits" --init truth --out "$T/bad"
 exit $fail

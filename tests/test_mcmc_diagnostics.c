@@ -258,6 +258,28 @@ static void test_misc(void) {
   free(col);
 }
 
+/* Usability verdict: each criterion alone fails; NaN fails; exactly at the thresholds. */
+static void test_health_verdict(void) {
+  char msg[512];
+  jade_mcmc_health h = {1.005, 450, 420, "sigma_8", "S_8", 0, 4000, 4};
+  CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 0 && strstr(msg, "usable"), "good chains: %s", msg);
+  h.max_rhat = 1.01;
+  CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 1 && strstr(msg, "R-hat 1.010") && strstr(msg, "sigma_8"),
+        "R-hat at 1.01: %s", msg);
+  h.max_rhat = NAN;
+  CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 1, "NaN R-hat: %s", msg);
+  h.max_rhat = 1.0;
+  h.min_ess_tail = 399;
+  CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 1 && strstr(msg, "ESS 399 < 400"), "tail ESS: %s", msg);
+  h.min_ess_tail = 400;
+  h.divergent = 3;
+  CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 1 && strstr(msg, "3 divergent"), "divergences: %s", msg);
+  h.max_rhat = 2.28;
+  h.min_ess_bulk = 7;
+  CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 3, "all three: %s", msg);
+  printf("health verdict: %s\n", msg);
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--dump") == 0) {
     dump(argv[2]);
@@ -267,5 +289,6 @@ int main(int argc, char **argv) {
   test_rhat();
   test_ess_ar1();
   test_misc();
+  test_health_verdict();
   TEST_RETURN();
 }

@@ -89,6 +89,15 @@ rm v1/*.png v1/report.html
 "$JADE" report v1 --quiet || { echo "FAILED: report of a validation"; fail=1; }
 check "[ \$(imgs v1/report.html) = 7 ] && [ -s v1/tarp.png ]" "validation report should embed 7 images"
 check "grep -q 'MIRA' v1/report.html && grep -q 'rank' v1/report.html" "validation report lacks MIRA / coverage"
+# a non-square example_maps.npy (4, 1, 16, 8) used to be read as 16 x 16 (heap over-read):
+# the report must skip the example figure, not crash
+cp -r v1 v1ns && rm -f v1ns/*.png v1ns/report.html
+{ dict="{'descr': '<f4', 'fortran_order': False, 'shape': (4, 1, 16, 8), }"
+  pad=$(( 64 - (10 + ${#dict} + 1) % 64 )); [ $pad = 64 ] && pad=0
+  printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $(( (${#dict} + pad + 1) % 256 )))\\x$(printf %02x $(( (${#dict} + pad + 1) / 256 )))"
+  printf '%s%*s\n' "$dict" $pad ''; head -c $(( 4 * 16 * 8 * 4 )) /dev/zero; } > v1ns/example_maps.npy
+"$JADE" report v1ns --quiet || { echo "FAILED: report of a validation with a non-square example_maps.npy"; fail=1; }
+check "[ ! -e v1ns/example_maps.png ] && [ -s v1ns/report.html ]" "non-square example maps must be skipped"
 # an MCMC run of the same observation (jade mcmc when available, else a stand-in theta.txt)
 if "$JADE" mcmc --obs obs.fits --set n_pix=16 --out mc --chains 2 --warmup 10 --samples 10 --max-depth 3 --free sigma_8,Omega_c \
      --quiet > /dev/null 2>&1; then :; else

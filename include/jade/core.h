@@ -38,6 +38,40 @@ void jade_clear_error(void);
 void *jade_alloc(size_t bytes);
 void *jade_calloc(size_t n, size_t size);
 
+/* Overflow-checked sizes for readers: a file's declared dimensions are untrusted, so every
+ * product that sizes an allocation or a read goes through these. jade_size_mul: *out = a * b,
+ * returns 0, or returns 1 (and leaves *out = SIZE_MAX) if the product does not fit in size_t.
+ * jade_size_product: *out = elem * dims[0] * ... * dims[n-1], 1 on overflow or if the
+ * result exceeds limit (pass SIZE_MAX for no limit). */
+static inline int jade_size_mul(size_t a, size_t b, size_t *out) {
+  if (__builtin_mul_overflow(a, b, out)) {
+    *out = SIZE_MAX;
+    return 1;
+  }
+  return 0;
+}
+static inline int jade_size_product(const size_t *dims, int n, size_t elem, size_t limit,
+                                    size_t *out) {
+  size_t p = elem;
+  for (int i = 0; i < n; i++)
+    if (jade_size_mul(p, dims[i], &p)) {
+      *out = SIZE_MAX;
+      return 1;
+    }
+  *out = p;
+  return p > limit;
+}
+
+/* Strict decimal parsing of untrusted text (config values, command-line options, metadata):
+ * the whole of s must be one number (no leading/trailing blanks, no sign for unsigned),
+ * within [0, max] / finite. A double that underflows to zero or a subnormal (e.g. 1e-400)
+ * is an error, not a silent 0. On error the message names `what` and the text. */
+jade_status jade_parse_u64(const char *what, const char *s, uint64_t max, uint64_t *out);
+jade_status jade_parse_double(const char *what, const char *s, double *out);
+/* Parse one number at the start of s (leading blanks skipped) with the same checks as
+ * jade_parse_double; *end points after it. For lists. */
+jade_status jade_parse_double_prefix(const char *what, const char *s, double *out, char **end);
+
 /* ---------------------------------------------------------------------------------------
  * Counter-based random numbers: Philox4x32-10 (Salmon et al. 2011, "Parallel random
  * numbers: as easy as 1, 2, 3", SC'11). A draw depends only on (seed, stream, index), never

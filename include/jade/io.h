@@ -134,6 +134,15 @@ double jade_json_number(const char *text, const char *key);
 /* mkdir -p; error names the path. */
 jade_status jade_mkdir_p(const char *path);
 
+/* ---- tables of named numeric columns --------------------------------------------- */
+/* Read columns by name (case-insensitive) from a FITS table (the first table HDU) or a text
+ * table (CSV or whitespace separated; '#' lines are comments; the first other line names
+ * the columns). cols[c] is a malloc'd array of *n_rows doubles, or NULL for a missing
+ * optional column (required[c] == 0). Non-numeric or non-finite values and ragged rows are
+ * errors naming the file, line/row and column. */
+jade_status jade_table_read(const char *path, int n_cols, const char *const *names, const int *required,
+                            double **cols, size_t *n_rows);
+
 #ifdef __cplusplus
 }
 #endif

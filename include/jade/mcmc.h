@@ -178,6 +178,18 @@ jade_status jade_mcmc_summarize(const double *x, int m, size_t n, jade_mcmc_summ
  * draws[(c * n + i) * d + j]; out[d]. Parallel over coordinates (OpenMP). */
 jade_status jade_mcmc_summarize_draws(const double *draws, int m, size_t n, size_t d,
                                       jade_mcmc_summary *out);
+/* Whether chains are usable, by the published criteria: rank-normalised split R-hat < 1.01
+ * and bulk and tail ESS >= 100 per chain (Vehtari et al. 2021, Bayesian Analysis 16, 667,
+ * sec. 4), no divergent transition after warm-up (Betancourt 2017, arXiv:1701.02434, sec.
+ * 6.2). Fill the worst values over the parameters that were sampled. */
+typedef struct {
+  double max_rhat, min_ess_bulk, min_ess_tail;
+  const char *worst_rhat_name, *min_ess_name; /* the parameters they belong to (may be NULL) */
+  long divergent, draws;                      /* after warm-up, all chains */
+  int chains;
+} jade_mcmc_health;
+/* Returns the number of failed criteria (0: usable) and a one-line verdict in msg. */
+int jade_mcmc_health_verdict(const jade_mcmc_health *h, char *msg, size_t len);
 /* Copies coordinate j of such draws into out[c * n + i]. */
 void jade_mcmc_extract(const double *draws, int m, size_t n, size_t d, size_t j, double *out);
 

@@ -40,10 +40,16 @@ jade_cosmo_params jade_params_from_theta(const jade_sim_config *sc, const double
 double jade_theta_omega_m(const double theta[JADE_N_THETA]);
 double jade_theta_s8(const double theta[JADE_N_THETA]);
 
+/* The validity rule for theta used everywhere (config check, prior draws, prior density):
+ * Omega_c in [0, 1], Omega_b in (0, 0.3], sigma_8 in [0.05, 3], h in [0.2, 1.5],
+ * n_s in [0.5, 1.5], w_0 in [-3, 0], Omega_c + Omega_b < 1. Error names the parameter. */
+jade_status jade_theta_check(const double theta[JADE_N_THETA]);
 /* Draw theta number `index` from the prior (inverse-CDF of Philox uniforms, stream
- * JADE_STREAM(JADE_RNG_PRIOR, index)): depends only on (seed, index). */
+ * JADE_STREAM(JADE_RNG_PRIOR, index)): depends only on (seed, index). The prior is
+ * restricted to the valid region of jade_theta_check: an invalid draw is redrawn from the
+ * next six uniforms of the same stream. */
 void jade_prior_draw(const jade_sim_config *sc, uint64_t seed, uint64_t index, double theta[JADE_N_THETA]);
-/* log prior density (-inf outside the support). */
+/* log prior density (-inf outside the support or the valid region; not renormalised). */
 double jade_prior_logpdf(const jade_sim_config *sc, const double theta[JADE_N_THETA]);
 
 /* Per-thread simulator: survey, FFT plans, buffers. */

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 typedef struct {
   char *key;    /* "section.key" or "key" */
@@ -167,27 +170,34 @@ jade_status jade_config_load_string(jade_config *cfg, const char *text, const ch
 }
 
 jade_status jade_config_load_file(jade_config *cfg, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return jade_error(JADE_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
-  if (fseek(f, 0, SEEK_END) != 0) {
-    fclose(f);
-    return jade_error(JADE_ERR_IO, "%s: cannot read config file", path);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a regular file is
+   * refused (a FIFO or a terminal would hang, a directory is not a config). */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return jade_error(JADE_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    return jade_error(JADE_ERR_IO, "%s: not a regular file (a config must be a text file)", path);
   }
-  long len = ftell(f);
-  if (len < 0 || len > (1 << 24)) {
-    fclose(f);
-    return jade_error(JADE_ERR_IO, "%s: not a readable config file", path);
+  if (sb.st_size > (1 << 24)) {
+    close(fd);
+    return jade_error(JADE_ERR_IO, "%s: %lld bytes: too large for a config file", path, (long long)sb.st_size);
   }
-  rewind(f);
-  char *buf = malloc((size_t)len + 1);
+  size_t len = (size_t)sb.st_size, got = 0;
+  char *buf = malloc(len + 1);
   if (!buf) {
-    fclose(f);
+    close(fd);
     return jade_error(JADE_ERR_NOMEM, "out of memory reading %s", path);
   }
-  size_t got = fread(buf, 1, (size_t)len, f);
-  fclose(f);
+  while (got < len) {
+    ssize_t r = read(fd, buf + got, len - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
   buf[got] = 0;
-  if (got != (size_t)len || memchr(buf, 0, got)) {
+  if (got != len || memchr(buf, 0, got)) {
     free(buf);
     return jade_error(JADE_ERR_FORMAT, "%s: not a text config file", path);
   }
@@ -217,6 +227,12 @@ jade_status jade_config_set(jade_config *cfg, const char *assignment) {
   key[kl] = 0;
   snprintf(value, sizeof value, "%s", eq + 1);
   char *k = trim(key), *v = trim(value);
+  /* The effective configuration is recorded as `key = value` lines (config.ini) that must
+   * parse back to the same values: '#' would start a comment, control characters a new
+   * line. */
+  for (const char *c = v; *c; c++)
+    if (*c == '#' || (unsigned char)*c < 32 || *c == 127)
+      return jade_error(JADE_ERR_CONFIG, "--set %s: the value may not contain '#' or control characters", assignment);
   char where[400];
   snprintf(where, sizeof where, "--set %s", k);
   if (!find(cfg, k))
@@ -234,12 +250,9 @@ static jade_status lookup(jade_config *cfg, const char *key, config_entry **e) {
 }
 
 static jade_status parse_double(const config_entry *e, const char *s, double *out, char **end) {
-  errno = 0;
-  double v = strtod(s, end);
-  if (*end == s) return jade_error(JADE_ERR_CONFIG, "%s: key '%s': '%s' is not a number", e->origin, e->key, e->value);
-  if (!isfinite(v))
-    return jade_error(JADE_ERR_CONFIG, "%s: key '%s': value '%s' is not finite", e->origin, e->key, e->value);
-  *out = v;
+  char what[700];
+  snprintf(what, sizeof what, "%s: key '%s'", e->origin, e->key);
+  if (jade_parse_double_prefix(what, s, out, end)) return JADE_ERR_CONFIG;
   return JADE_OK;
 }
 

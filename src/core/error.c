@@ -10,11 +10,18 @@
 
 static _Thread_local char jade_error_message[1024];
 
+/* Messages quote untrusted text (config values, file contents): keep them on one line. */
+static void one_line(char *m) {
+  for (; *m; m++)
+    if ((unsigned char)*m < 32 || *m == 127) *m = '?';
+}
+
 jade_status jade_error(jade_status code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(jade_error_message, sizeof jade_error_message, fmt, ap);
   va_end(ap);
+  one_line(jade_error_message);
   return code;
 }
 
@@ -29,6 +36,7 @@ jade_status jade_error_context(jade_status code, const char *fmt, ...) {
     snprintf(jade_error_message, sizeof jade_error_message, "%.500s: %.520s", prefix, old);
   else
     snprintf(jade_error_message, sizeof jade_error_message, "%s", prefix);
+  one_line(jade_error_message);
   return code;
 }
 

@@ -142,6 +142,29 @@ jade_status jade_model_config_check(jade_model_config *c) {
     return jade_error(JADE_ERR_CONFIG, "model: width %d must be divisible by 4 (sin-cos embedding)", c->width);
   if (c->dropout < 0 || c->dropout >= 1)
     return jade_error(JADE_ERR_CONFIG, "model: dropout %g outside [0,1)", (double)c->dropout);
+  if (!(c->norm_eps <= 1.0f) || !isfinite(c->max_period) || !isfinite(c->rope_theta))
+    return jade_error(JADE_ERR_CONFIG, "model: norm_eps %g must be in (0, 1], max_period %g and rope_theta %g finite",
+                      (double)c->norm_eps, (double)c->max_period, (double)c->rope_theta);
+  /* Sizes come from files (model metadata): every product the model forms in int (tokens,
+   * patch vectors, parameter table shapes) must stay far from INT_MAX. */
+  const int64_t lim = (int64_t)1 << 28;
+  const int64_t gf = c->img_size / c->patch, gc = c->cond_channels > 0 ? c->img_size / c->cond_patch : 0;
+  const int64_t prod[] = {(int64_t)c->patch * c->patch * c->channels,
+                          (int64_t)c->cond_patch * c->cond_patch * c->cond_channels,
+                          (int64_t)c->n_cosmo_tokens * c->width,
+                          gf * gf + gc * gc + c->n_cosmo_tokens,
+                          (int64_t)c->img_size * c->img_size * (c->channels > c->cond_channels ? c->channels : c->cond_channels),
+                          (int64_t)c->mlp_hidden * 2,
+                          (int64_t)c->width * 6,
+                          (int64_t)c->time_freq, (int64_t)c->bottleneck, (int64_t)c->depth, (int64_t)c->n_params};
+  for (size_t i = 0; i < sizeof prod / sizeof *prod; i++)
+    if (prod[i] > lim)
+      return jade_error(JADE_ERR_CONFIG, "model: sizes too large (img %d, patch %d, cond_patch %d, channels %d/%d, width %d, "
+                        "K %d, mlp %d, bottleneck %d, time_freq %d, depth %d)",
+                        c->img_size, c->patch, c->cond_patch, c->channels, c->cond_channels, c->width, c->n_cosmo_tokens,
+                        c->mlp_hidden, c->bottleneck, c->time_freq, c->depth);
+  if (c->n_params > 64)
+    return jade_error(JADE_ERR_CONFIG, "model: n_params %d > 64", c->n_params);
   return JADE_OK;
 }
 

@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -332,6 +333,8 @@ static jade_status meta_doubles(const jade_safetensors *st, const char *key, int
 static jade_status meta_float(const jade_safetensors *st, const char *key, float *out) {
   double x;
   jade_status s = meta_doubles(st, key, 1, &x);
+  if (!s && !(fabs(x) <= FLT_MAX))
+    return jade_error(JADE_ERR_FORMAT, "%s: metadata '%s' = %g does not fit in a float", jade_safetensors_path(st), key, x);
   if (!s) *out = (float)x;
   return s;
 }
@@ -513,21 +516,14 @@ void jade_trained_model_free(jade_trained_model *tm) {
 /* ======================================================================================
  * Dataset
  * ==================================================================================== */
-typedef struct {
-  jade_npy theta, kappa, noise;
-  long n;
-  int bins, npix;
-  size_t nx;
-  uint64_t theta_hash;
-} dataset;
-
-static void dataset_close(dataset *ds) {
+void jade_dataset_close(jade_dataset *ds) {
+  if (!ds) return;
   jade_npy_release(&ds->theta);
   jade_npy_release(&ds->kappa);
   jade_npy_release(&ds->noise);
 }
 
-static jade_status dataset_open(const char *dir, dataset *ds) {
+jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
   memset(ds, 0, sizeof *ds);
   char p[4200];
   if (!is_dir(dir)) return jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", dir);
@@ -544,8 +540,8 @@ static jade_status dataset_open(const char *dir, dataset *ds) {
   }
   ds->n = (long)ds->theta.shape[0];
   if ((ds->kappa.dtype != JADE_F32 && ds->kappa.dtype != JADE_F16) || ds->kappa.ndim != 4 ||
-      (long)ds->kappa.shape[0] != ds->n || ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[1] < 1 ||
-      ds->kappa.shape[1] > JADE_MAX_BINS) {
+      (long)ds->kappa.shape[0] != ds->n || ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[2] < 1 ||
+      ds->kappa.shape[1] < 1 || ds->kappa.shape[1] > JADE_MAX_BINS) {
     st = jade_error(JADE_ERR_FORMAT, "%s/kappa.npy: expected float32 or float16 (%ld, bins, n, n) matching theta.npy", dir, ds->n);
     goto fail;
   }
@@ -572,13 +568,13 @@ static jade_status dataset_open(const char *dir, dataset *ds) {
   ds->theta_hash = h;
   return JADE_OK;
 fail:
-  dataset_close(ds);
+  jade_dataset_close(ds);
   return st;
 }
 
 /* Map i of the dataset as float32: a pointer into the mapping (float32 files) or converted into
  * scratch (nx floats; float16 files, jade simulate --dtype f16). */
-static const float *dataset_row(const dataset *ds, long i, float *scratch) {
+static const float *dataset_row(const jade_dataset *ds, long i, float *scratch) {
   if (ds->kappa.dtype == JADE_F32) return (const float *)ds->kappa.data + (size_t)i * ds->nx;
   jade_f16_to_f32_array(scratch, (const uint16_t *)ds->kappa.data + (size_t)i * ds->nx, ds->nx);
   return scratch;
@@ -606,7 +602,7 @@ static int cmp_long(const void *a, const void *b) {
 
 typedef struct {
   const jade_train_config *tc;
-  const dataset *ds;
+  const jade_dataset *ds;
   const jade_norm *norm;
   jade_model *m;
   int P, npix, bins;
@@ -899,6 +895,144 @@ typedef struct {
   double n, loss, lx, lth, gn;
 } accum;
 
+/* The normalisation of a run: theta from the prior (or the training split), maps per bin
+ * from the training split. Deterministic (independent of threads and ranks), so a resumed
+ * run recomputes it and compares it with the one saved in its state. Every map of the
+ * dataset must be finite and stay finite in network units (squared, in float: the loss). */
+static jade_status compute_norm(const jade_train_config *tc, const jade_train_options *o, const jade_dataset *dsp,
+                                const long *train_idx, long n_train, jade_norm *normp) {
+  const jade_dataset ds = *dsp;
+  const int P = JADE_N_THETA;
+  const size_t nx = ds.nx;
+  jade_norm norm;
+  memset(&norm, 0, sizeof norm);
+  jade_status st = JADE_OK;
+  norm.n_bins = ds.bins;
+  norm.n_pix = ds.npix;
+  norm.size_deg = o->sim ? o->sim->geom.size_deg : 0;
+  norm.theta_norm_dataset = tc->theta_norm_dataset;
+  for (int i = 0; i < ds.bins; i++) norm.noise[i] = ((double *)ds.noise.data)[i];
+  const double *th = ds.theta.data;
+  for (int i = 0; i < P; i++) {
+    if (!tc->theta_norm_dataset) {
+      if (!o->sim) {
+        st = jade_error(JADE_ERR_INVALID, "train.theta_norm = prior needs the prior of the configuration");
+        return st;
+      }
+      jade_prior_moments(&o->sim->prior[i], &norm.theta_mean[i], &norm.theta_std[i]);
+    } else {
+      double s1 = 0, s2 = 0;
+      for (long k = 0; k < n_train; k++) s1 += th[train_idx[k] * P + i];
+      double mean = s1 / n_train;
+      for (long k = 0; k < n_train; k++) s2 += (th[train_idx[k] * P + i] - mean) * (th[train_idx[k] * P + i] - mean);
+      norm.theta_mean[i] = mean;
+      norm.theta_std[i] = sqrt(s2 / n_train);
+    }
+    if (!(norm.theta_std[i] > 0)) {
+      st = jade_error(JADE_ERR_INVALID, "%s: %s has zero spread (a --fixed dataset? use train.theta_norm = prior)",
+                      o->data_dir, jade_theta_names[i]);
+      return st;
+    }
+  }
+  /* per-bin pixel std over the training split: per-map sums, then summed in map order
+   * (independent of the thread count) */
+  double *sums = malloc((size_t)n_train * ds.bins * 2 * sizeof *sums);
+  if (!sums) {
+    st = jade_error(JADE_ERR_NOMEM, "out of memory");
+    return st;
+  }
+  const size_t npix = (size_t)ds.npix * ds.npix;
+  int oom = 0;
+#pragma omp parallel reduction(| : oom)
+  {
+    /* float16 datasets: each thread converts its maps into its own scratch */
+    float *scratch = ds.kappa.dtype == JADE_F32 ? NULL : malloc(nx * sizeof(float));
+    oom = ds.kappa.dtype != JADE_F32 && !scratch;
+#pragma omp for schedule(static)
+    for (long k = 0; k < n_train; k++) {
+      if (oom) continue;
+      const float *kp = dataset_row(&ds, train_idx[k], scratch);
+      for (int b = 0; b < ds.bins; b++) {
+        double s1 = 0, s2 = 0;
+        for (size_t i = 0; i < npix; i++) {
+          double v = kp[b * npix + i];
+          s1 += v;
+          s2 += v * v;
+        }
+        sums[(k * ds.bins + b) * 2] = s1;
+        sums[(k * ds.bins + b) * 2 + 1] = s2;
+      }
+    }
+    free(scratch);
+  }
+  if (oom) {
+    free(sums);
+    return jade_error(JADE_ERR_NOMEM, "out of memory converting float16 maps");
+  }
+  for (int b = 0; b < ds.bins; b++) {
+    double s1 = 0, s2 = 0;
+    for (long k = 0; k < n_train; k++) {
+      s1 += sums[(k * ds.bins + b) * 2];
+      s2 += sums[(k * ds.bins + b) * 2 + 1];
+    }
+    double cnt = (double)n_train * npix, mean = s1 / cnt, var = s2 / cnt - mean * mean;
+    norm.map_std[b] = sqrt(var > 0 ? var : 0);
+    if (!(norm.map_std[b] > 0) || !isfinite(norm.map_std[b])) {
+      st = jade_error(JADE_ERR_INVALID, "%s/kappa.npy: bin %d has zero or non-finite variance", o->data_dir, b);
+      break;
+    }
+  }
+  free(sums);
+  if (st) return st;
+  /* every map (validation split too) finite and representable in network units */
+  const size_t nmaps = (size_t)ds.n * ds.bins, npx = (size_t)ds.npix * ds.npix;
+  float *amax = malloc(nmaps * sizeof *amax);
+  if (!amax) return jade_error(JADE_ERR_NOMEM, "out of memory");
+#pragma omp parallel for schedule(static)
+  for (size_t m = 0; m < nmaps; m++) {
+    float a = 0;
+    if (ds.kappa.dtype == JADE_F32) {
+      const float *kp = (const float *)ds.kappa.data + m * npx;
+      for (size_t i = 0; i < npx; i++) {
+        float v = fabsf(kp[i]);
+        a = (v > a || isnan(v)) ? v : a; /* NaN propagates */
+      }
+    } else { /* float16 */
+      const uint16_t *kp = (const uint16_t *)ds.kappa.data + m * npx;
+      for (size_t i = 0; i < npx; i++) {
+        float v = fabsf(jade_f16_to_f32(kp[i]));
+        a = (v > a || isnan(v)) ? v : a;
+      }
+    }
+    amax[m] = a;
+  }
+  for (size_t m = 0; m < nmaps && !st; m++) {
+    const int b = (int)(m % (size_t)ds.bins);
+    const double x = (double)amax[m] / norm.map_std[b];
+    /* squares of kappa (variances, power spectra) and of kappa / map_std (the loss) are
+     * formed in float32: both must stay finite */
+    if (!isfinite(amax[m]) || !((double)amax[m] * amax[m] <= FLT_MAX) || !(x * x <= FLT_MAX))
+      st = jade_error(JADE_ERR_INVALID, "%s/kappa.npy: map %zu, bin %d: |kappa| = %g is %s", o->data_dir, m / (size_t)ds.bins, b,
+                      (double)amax[m], isfinite(amax[m]) ? "too large (its square, or that of kappa / map std, overflows float32)" : "not finite");
+  }
+  free(amax);
+  if (st) return st;
+  (void)nx;
+  *normp = norm;
+  return JADE_OK;
+}
+
+static int norm_equal(const jade_norm *a, const jade_norm *b) {
+  if (a->n_bins != b->n_bins || a->n_pix != b->n_pix || a->size_deg != b->size_deg ||
+      a->theta_norm_dataset != b->theta_norm_dataset)
+    return 0;
+  for (int i = 0; i < JADE_N_THETA; i++)
+    if (a->theta_mean[i] != b->theta_mean[i] || a->theta_std[i] != b->theta_std[i]) return 0;
+  for (int i = 0; i < a->n_bins; i++)
+    if (a->map_std[i] != b->map_std[i] || a->noise[i] != b->noise[i]) return 0;
+  return 1;
+}
+
 jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *tc, const jade_train_options *o,
                        jade_train_result *res) {
   jade_dist single = {0, 1, 0};
@@ -908,7 +1042,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   res->val_loss = NAN;
   const double t_begin = jade_time_now();
   jade_model_config mc = *mc_in;
-  dataset ds;
+  jade_dataset ds;
   jade_norm norm;
   ctx proto, *w = NULL;
   int nw = 0;
@@ -925,7 +1059,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   char p_state[4300], p_model[4300], p_loss[4300], p_cfg[4300];
   jade_status st = jade_model_config_check(&mc);
   if (st) return st;
-  if ((st = dataset_open(o->data_dir, &ds))) return st;
+  if ((st = jade_dataset_open(o->data_dir, &ds))) return st;
 
   const int P = JADE_N_THETA;
   const size_t nx = ds.nx;
@@ -1040,90 +1174,19 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
         (st = jade_safetensors_copy_f32(state, "adam_m", 1, sh, jade_adamw_m(opt))) ||
         (st = jade_safetensors_copy_f32(state, "adam_v", 1, sh, jade_adamw_v(opt))))
       goto done;
+    jade_norm fresh;
+    if ((st = compute_norm(tc, o, &ds, train_idx, n_train, &fresh))) goto done;
+    if (!norm_equal(&norm, &fresh)) {
+      st = jade_error(JADE_ERR_INVALID, "%s: its normalisation (norm.*) differs from the one of %s and this configuration "
+                      "(edited or corrupt state)", p_state, o->data_dir);
+      goto done;
+    }
     jade_adamw_set_steps(opt, adam_steps);
     acc = (accum){av[0], av[1], av[2], av[3], av[4]};
     jade_safetensors_free(state);
     state = NULL;
   } else {
-    /* normalisation: theta from the prior (or the training split), maps per bin */
-    norm.n_bins = ds.bins;
-    norm.n_pix = ds.npix;
-    norm.size_deg = o->sim ? o->sim->geom.size_deg : 0;
-    norm.theta_norm_dataset = tc->theta_norm_dataset;
-    for (int i = 0; i < ds.bins; i++) norm.noise[i] = ((double *)ds.noise.data)[i];
-    const double *th = ds.theta.data;
-    for (int i = 0; i < P; i++) {
-      if (!tc->theta_norm_dataset) {
-        if (!o->sim) {
-          st = jade_error(JADE_ERR_INVALID, "train.theta_norm = prior needs the prior of the configuration");
-          goto done;
-        }
-        jade_prior_moments(&o->sim->prior[i], &norm.theta_mean[i], &norm.theta_std[i]);
-      } else {
-        double s1 = 0, s2 = 0;
-        for (long k = 0; k < n_train; k++) s1 += th[train_idx[k] * P + i];
-        double mean = s1 / n_train;
-        for (long k = 0; k < n_train; k++) s2 += (th[train_idx[k] * P + i] - mean) * (th[train_idx[k] * P + i] - mean);
-        norm.theta_mean[i] = mean;
-        norm.theta_std[i] = sqrt(s2 / n_train);
-      }
-      if (!(norm.theta_std[i] > 0)) {
-        st = jade_error(JADE_ERR_INVALID, "%s: %s has zero spread (a --fixed dataset? use train.theta_norm = prior)",
-                        o->data_dir, jade_theta_names[i]);
-        goto done;
-      }
-    }
-    /* per-bin pixel std over the training split: per-map sums, then summed in map order
-     * (independent of the thread count) */
-    double *sums = malloc((size_t)n_train * ds.bins * 2 * sizeof *sums);
-    if (!sums) {
-      st = jade_error(JADE_ERR_NOMEM, "out of memory");
-      goto done;
-    }
-    const size_t npix = (size_t)ds.npix * ds.npix;
-    int oom = 0;
-#pragma omp parallel reduction(| : oom)
-    {
-      /* float16 datasets: each thread converts its maps into its own scratch */
-      float *scratch = ds.kappa.dtype == JADE_F32 ? NULL : malloc(nx * sizeof(float));
-      oom = ds.kappa.dtype != JADE_F32 && !scratch;
-#pragma omp for schedule(static)
-      for (long k = 0; k < n_train; k++) {
-        if (oom) continue;
-        const float *kp = dataset_row(&ds, train_idx[k], scratch);
-        for (int b = 0; b < ds.bins; b++) {
-          double s1 = 0, s2 = 0;
-          for (size_t i = 0; i < npix; i++) {
-            double v = kp[b * npix + i];
-            s1 += v;
-            s2 += v * v;
-          }
-          sums[(k * ds.bins + b) * 2] = s1;
-          sums[(k * ds.bins + b) * 2 + 1] = s2;
-        }
-      }
-      free(scratch);
-    }
-    if (oom) {
-      free(sums);
-      st = jade_error(JADE_ERR_NOMEM, "out of memory converting float16 maps");
-      goto done;
-    }
-    for (int b = 0; b < ds.bins; b++) {
-      double s1 = 0, s2 = 0;
-      for (long k = 0; k < n_train; k++) {
-        s1 += sums[(k * ds.bins + b) * 2];
-        s2 += sums[(k * ds.bins + b) * 2 + 1];
-      }
-      double cnt = (double)n_train * npix, mean = s1 / cnt, var = s2 / cnt - mean * mean;
-      norm.map_std[b] = sqrt(var > 0 ? var : 0);
-      if (!(norm.map_std[b] > 0) || !isfinite(norm.map_std[b])) {
-        st = jade_error(JADE_ERR_INVALID, "%s/kappa.npy: bin %d has zero or non-finite variance", o->data_dir, b);
-        break;
-      }
-    }
-    free(sums);
-    if (st) goto done;
+    if ((st = compute_norm(tc, o, &ds, train_idx, n_train, &norm))) goto done;
     jade_model_init(m, tc->seed);
     memcpy(ema, params, n_par * sizeof(float));
   }
@@ -1365,7 +1428,7 @@ done:
     if (i > 0) jade_model_free(w[i].m);
   }
   free(w);
-  dataset_close(&ds);
+  jade_dataset_close(&ds);
   res->seconds = jade_time_now() - t_begin;
   return st;
 }

@@ -138,14 +138,41 @@ jade_status jade_fits_read_image(const char *path, const char *extname, int *nax
     s = fits_fail(JADE_ERR_FORMAT, status, "%s: %s: cannot read image size", path, hdu);
     goto done;
   }
-  size_t n = 1;
+  size_t sd[3] = {1, 1, 1};
   for (int i = 0; i < nax; i++) {
     if (d[i] <= 0) {
       s = jade_error(JADE_ERR_FORMAT, "%s: %s: empty image (NAXIS%d = %ld)", path, hdu, i + 1,
                      d[i]);
       goto done;
     }
-    n *= (size_t)d[i];
+    sd[i] = (size_t)d[i];
+  }
+  /* The header's sizes are untrusted: the pixel count must not overflow, and the data it
+   * declares must fit in the file (a header cannot make us allocate more than that). */
+  int bitpix = 0;
+  if (fits_get_img_type(f, &bitpix, &status)) {
+    s = fits_fail(JADE_ERR_FORMAT, status, "%s: %s: cannot read BITPIX", path, hdu);
+    goto done;
+  }
+  size_t n = 0, disk = 0;
+  struct stat fst;
+  if (stat(path, &fst) != 0) {
+    s = jade_error(JADE_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    goto done;
+  }
+  /* tile-compressed images (fpack) hold less than their pixels: there, a fixed cap of 2^32
+   * pixels (16 GiB of float32) */
+  int compressed = fits_is_compressed_image(f, &status);
+  status = 0;
+  size_t on_disk = compressed ? ((size_t)1 << 32) * (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8
+                              : (size_t)fst.st_size;
+  if (jade_size_product(sd, nax, 1, SIZE_MAX / sizeof(float), &n) ||
+      jade_size_mul(n, (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8, &disk) || disk > on_disk) {
+    s = jade_error(JADE_ERR_FORMAT,
+                   "%s: %s: image of %ld x %ld x %ld pixels (BITPIX %d) is larger than the file "
+                   "(%lld bytes): corrupt header", path, hdu, d[0], d[1], d[2], bitpix,
+                   (long long)fst.st_size);
+    goto done;
   }
   int dataok = 0, hduok = 0;
   if (fits_verify_chksum(f, &dataok, &hduok, &status)) {

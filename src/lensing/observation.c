@@ -130,36 +130,143 @@ jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, cons
   return st;
 }
 
+/* The patch side in degrees: SIZEDEG, else |CDELT1| (or |CD1_1|) x NPIX in the unit CUNIT1
+ * (deg by default, or arcmin/arcsec), with equal scales on both axes. */
+static jade_status read_patch_size(const char *path, const char *hdu, int n_pix, double *size_deg) {
+  if (!jade_fits_read_key_double(path, hdu, "SIZEDEG", size_deg)) {
+    if (!(*size_deg > 0 && isfinite(*size_deg)))
+      return jade_error(JADE_ERR_FORMAT, "%s: SIZEDEG = %g is not a positive size", path, *size_deg);
+    return JADE_OK;
+  }
+  double c1, c2;
+  const char *k1 = "CDELT1", *k2 = "CDELT2";
+  if (jade_fits_read_key_double(path, hdu, k1, &c1) || jade_fits_read_key_double(path, hdu, k2, &c2)) {
+    k1 = "CD1_1";
+    k2 = "CD2_2";
+    if (jade_fits_read_key_double(path, hdu, k1, &c1) || jade_fits_read_key_double(path, hdu, k2, &c2))
+      return jade_error(JADE_ERR_FORMAT,
+                        "%s: HDU %s gives no pixel scale: add SIZEDEG (patch side in deg) or the WCS keys "
+                        "CDELT1/CDELT2 (deg per pixel)", path, hdu ? hdu : "PRIMARY");
+  }
+  double unit = 1.0;
+  char cunit[72];
+  if (!jade_fits_read_key_string(path, hdu, "CUNIT1", cunit, sizeof cunit)) {
+    if (!strcmp(cunit, "arcmin"))
+      unit = 1.0 / 60.0;
+    else if (!strcmp(cunit, "arcsec"))
+      unit = 1.0 / 3600.0;
+    else if (strcmp(cunit, "deg") && cunit[0])
+      return jade_error(JADE_ERR_FORMAT, "%s: CUNIT1 = '%s': expected deg, arcmin or arcsec", path, cunit);
+  }
+  if (!(isfinite(c1) && isfinite(c2) && c1 != 0 && fabs(fabs(c1) - fabs(c2)) <= 1e-6 * fabs(c1)))
+    return jade_error(JADE_ERR_FORMAT, "%s: %s = %g, %s = %g: jade needs square pixels", path, k1, c1, k2, c2);
+  *size_deg = fabs(c1) * unit * n_pix;
+  return JADE_OK;
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+/* An optional cube (MASK, NOISEMAP) of the same shape as the maps, or NULL if absent. */
+static jade_status read_optional_cube(const char *path, const char *hdu, const jade_observation *obs, float **out) {
+  *out = NULL;
+  if (!jade_fits_has_hdu(path, hdu)) return JADE_OK;
+  int naxis;
+  long d[3] = {1, 1, 1};
+  jade_status st = jade_fits_read_image(path, hdu, &naxis, d, out);
+  if (!st && (d[0] != obs->n_pix || d[1] != obs->n_pix || (naxis == 3 ? d[2] : 1) != obs->n_bins))
+    st = jade_error(JADE_ERR_FORMAT, "%s: HDU %s has shape %ldx%ldx%ld, the maps %dx%dx%d", path, hdu, d[0], d[1],
+                    naxis == 3 ? d[2] : 1, obs->n_pix, obs->n_pix, obs->n_bins);
+  if (st) {
+    free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
+/* MASK (values 0/1) and NOISEMAP (> 0 on observed pixels); per-bin noise from the noise map's
+ * median over observed pixels when the NOISE<i> keys are absent (noise[i] = 0 on entry). */
+static jade_status read_mask_and_noise(const char *path, jade_observation *obs) {
+  jade_status st = read_optional_cube(path, "MASK", obs, &obs->mask);
+  if (!st) st = read_optional_cube(path, "NOISEMAP", obs, &obs->noise_map);
+  if (st) return st;
+  const size_t np = (size_t)obs->n_pix * obs->n_pix;
+  size_t masked = 0;
+  float *tmp = obs->noise_map ? malloc(sizeof(float) * np) : NULL;
+  if (obs->noise_map && !tmp) return jade_error(JADE_ERR_NOMEM, "out of memory");
+  for (int b = 0; b < obs->n_bins && !st; b++) {
+    size_t n_obs = 0;
+    for (size_t q = 0; q < np && !st; q++) {
+      size_t p = (size_t)b * np + q;
+      float m = obs->mask ? obs->mask[p] : 1.0f;
+      if (m != 0.0f && m != 1.0f)
+        st = jade_error(JADE_ERR_FORMAT, "%s: MASK bin %d pixel %zu is %g; expected 0 (masked) or 1", path, b, q, m);
+      else if (m == 0.0f)
+        masked++;
+      else if (obs->noise_map && !(obs->noise_map[p] > 0.0f))
+        st = jade_error(JADE_ERR_FORMAT, "%s: NOISEMAP bin %d pixel %zu is %g on an observed pixel", path, b, q,
+                        obs->noise_map[p]);
+      else if (obs->noise_map)
+        tmp[n_obs++] = obs->noise_map[p];
+    }
+    if (!st && obs->noise_map && obs->noise[b] == 0.0) {
+      if (!n_obs) {
+        st = jade_error(JADE_ERR_FORMAT, "%s: bin %d is masked everywhere", path, b);
+        break;
+      }
+      qsort(tmp, n_obs, sizeof(float), cmp_float);
+      obs->noise[b] = n_obs % 2 ? tmp[n_obs / 2] : 0.5 * ((double)tmp[n_obs / 2 - 1] + tmp[n_obs / 2]);
+    }
+  }
+  free(tmp);
+  obs->masked_fraction = (double)masked / ((double)np * obs->n_bins);
+  return st;
+}
+
 jade_status jade_observation_read(const char *path, jade_observation *obs) {
   memset(obs, 0, sizeof *obs);
   jade_status st;
   int use_shear = jade_fits_has_hdu(path, "GAMMA1") && jade_fits_has_hdu(path, "GAMMA2");
   const char *hdu = use_shear ? "GAMMA1" : "KAPPA";
-  if (!use_shear && !jade_fits_has_hdu(path, "KAPPA"))
-    return jade_error(JADE_ERR_FORMAT, "%s: no GAMMA1/GAMMA2 or KAPPA image HDU (is it a jade observation?)", path);
+  if (!use_shear && !jade_fits_has_hdu(path, "KAPPA")) {
+    if (!jade_path_exists(path)) return jade_error(JADE_ERR_IO, "%s: no such file", path);
+    hdu = NULL; /* a convergence cube in the primary HDU */
+  }
   int naxis;
   long dims[3] = {1, 1, 1};
   float *a = NULL, *b = NULL;
   st = jade_fits_read_image(path, hdu, &naxis, dims, &a);
+  if (st && !hdu)
+    return jade_error(JADE_ERR_FORMAT,
+                      "%s: no GAMMA1+GAMMA2 or KAPPA extension and no image in the primary HDU: jade reads "
+                      "convergence or shear cubes [bin][y][x] (docs/input_formats.md)", path);
   if (st) return st;
   if (naxis == 2) dims[2] = 1;
-  if (dims[0] != dims[1] || dims[0] < 8 || dims[0] % 2 || dims[2] < 1 || dims[2] > JADE_MAX_BINS) {
+  if (naxis < 2 || dims[0] != dims[1] || dims[0] < 8 || dims[0] % 2 || dims[2] < 1 || dims[2] > JADE_MAX_BINS) {
     free(a);
     return jade_error(JADE_ERR_FORMAT, "%s: HDU %s has shape %ldx%ldx%ld; expected square even maps, <= %d bins",
-                      path, hdu, dims[0], dims[1], dims[2], JADE_MAX_BINS);
+                      path, hdu ? hdu : "PRIMARY", dims[0], dims[1], dims[2], JADE_MAX_BINS);
   }
   obs->n_pix = (int)dims[0];
   obs->n_bins = (int)dims[2];
-  st = jade_fits_read_key_double(path, hdu, "SIZEDEG", &obs->size_deg);
-  if (!st && !(obs->size_deg > 0 && isfinite(obs->size_deg)))
-    st = jade_error(JADE_ERR_FORMAT, "%s: SIZEDEG = %g is not a positive size", path, obs->size_deg);
+  st = read_patch_size(path, hdu, obs->n_pix, &obs->size_deg);
+  int have_noise_map = jade_fits_has_hdu(path, "NOISEMAP");
   for (int i = 0; i < obs->n_bins && !st; i++) {
     char name[32];
     snprintf(name, sizeof name, "NOISE%d", i);
-    st = jade_fits_read_key_double(path, hdu, name, &obs->noise[i]);
-    if (!st && !(obs->noise[i] > 0 && isfinite(obs->noise[i])))
+    if (jade_fits_read_key_double(path, hdu, name, &obs->noise[i])) {
+      obs->noise[i] = 0.0;
+      if (!have_noise_map)
+        st = jade_error(JADE_ERR_FORMAT,
+                        "%s: no noise level for bin %d: add the key %s (per-pixel noise sigma) or a NOISEMAP "
+                        "extension", path, i, name);
+    } else if (!(obs->noise[i] > 0 && isfinite(obs->noise[i]))) {
       st = jade_error(JADE_ERR_FORMAT, "%s: %s = %g is not a positive noise level", path, name, obs->noise[i]);
+    }
   }
+  if (!st) st = read_mask_and_noise(path, obs);
   const size_t npix = (size_t)obs->n_pix * obs->n_pix;
   if (!st && use_shear) {
     int naxis2;
@@ -178,6 +285,7 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
   free(b);
   if (st) {
     free(a);
+    jade_observation_free(obs);
     return jade_error_context(st, "reading observation");
   }
   obs->kappa = a;
@@ -186,7 +294,18 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
 
 void jade_observation_free(jade_observation *obs) {
   free(obs->kappa);
-  obs->kappa = NULL;
+  free(obs->mask);
+  free(obs->noise_map);
+  obs->kappa = obs->mask = obs->noise_map = NULL;
+}
+
+jade_status jade_observation_require_full(const jade_observation *obs, const char *path) {
+  if (obs->masked_fraction > 0)
+    return jade_error(JADE_ERR_INVALID,
+                      "%s: %.1f%% of the pixels are masked (MASK extension): the model and the field-level "
+                      "likelihood assume full coverage; inference on masked maps is not supported yet",
+                      path, 100.0 * obs->masked_fraction);
+  return JADE_OK;
 }
 
 jade_status jade_observation_read_truth(const char *truth_path, double theta[JADE_N_THETA], float **kappa,
@@ -201,6 +320,13 @@ jade_status jade_observation_read_truth(const char *truth_path, double theta[JAD
     long dims[3] = {1, 1, 1};
     jade_status st = jade_fits_read_image(truth_path, "KAPPA", &naxis, dims, kappa);
     if (st) return st;
+    /* callers use n_bins x n_pix x n_pix pixels: a non-square or oversized map is refused */
+    if (naxis < 2 || dims[0] != dims[1] || dims[0] > 65536 || dims[2] > JADE_MAX_BINS) {
+      free(*kappa);
+      *kappa = NULL;
+      return jade_error(JADE_ERR_FORMAT, "%s: HDU KAPPA has shape %ldx%ldx%ld; expected square maps, <= %d bins",
+                        truth_path, dims[0], dims[1], dims[2], JADE_MAX_BINS);
+    }
     if (n_pix) *n_pix = (int)dims[0];
     if (n_bins) *n_bins = naxis == 3 ? (int)dims[2] : 1;
   }

@@ -1,6 +1,7 @@
 /* Config -> simulator set-up, the prior, and one-call map simulation. */
 #include "jade/sim.h"
 
+#include <ctype.h>
 #include <gsl/gsl_cdf.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,39 @@
 #include <string.h>
 
 const char *const jade_theta_names[JADE_N_THETA] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0"};
+
+/* The one validity rule for theta, shared by the config check (jade cosmo, observe, the
+ * fiducial of every command) and the prior draws of jade simulate: closed ranges, except
+ * Omega_b > 0 (the Eisenstein & Hu 1998 transfer function divides by it), and a flat wCDM
+ * universe needs Omega_c + Omega_b < 1. */
+static const struct {
+  double lo, hi;
+  int lo_open;
+} theta_range[JADE_N_THETA] = {{0.0, 1.0, 0}, {0.0, 0.3, 1}, {0.05, 3.0, 0}, {0.2, 1.5, 0}, {0.5, 1.5, 0}, {-3.0, 0.0, 0}};
+
+jade_status jade_theta_check(const double theta[JADE_N_THETA]) {
+  for (int i = 0; i < JADE_N_THETA; i++) {
+    double x = theta[i], lo = theta_range[i].lo, hi = theta_range[i].hi;
+    if (!isfinite(x) || x > hi || x < lo || (theta_range[i].lo_open && x == lo))
+      return jade_error(JADE_ERR_INVALID, "%s = %g is outside the valid range %s%g, %g]", jade_theta_names[i], x,
+                        theta_range[i].lo_open ? "(" : "[", lo, hi);
+  }
+  if (!(theta[0] + theta[1] < 1.0))
+    return jade_error(JADE_ERR_INVALID, "Omega_c + Omega_b = %g must be below 1 (flat wCDM)", theta[0] + theta[1]);
+  return JADE_OK;
+}
+
+/* Mass of a 1-D prior inside [lo, hi]. */
+static double prior_mass(const jade_prior1d *p, double lo, double hi) {
+  double a = fmax(lo, p->lo), b = fmin(hi, p->hi);
+  if (!(a < b)) return 0;
+  if (p->kind == JADE_PRIOR_UNIFORM) return (b - a) / (p->hi - p->lo);
+  double za = (a - p->mean) / p->sd, zb = (b - p->mean) / p->sd;
+  double m = gsl_cdf_ugaussian_P(zb) - gsl_cdf_ugaussian_P(za);
+  if (p->kind == JADE_PRIOR_TRUNCNORMAL)
+    m /= gsl_cdf_ugaussian_P((p->hi - p->mean) / p->sd) - gsl_cdf_ugaussian_P((p->lo - p->mean) / p->sd);
+  return m;
+}
 
 static jade_status read_prior(jade_config *cfg, const char *name, jade_prior1d *p) {
   char key[64];
@@ -17,9 +51,35 @@ static jade_status read_prior(jade_config *cfg, const char *name, jade_prior1d *
   if (st) return st;
   char kind[32];
   double v[4];
-  int n = sscanf(text, "%31s %lf %lf %lf %lf", kind, &v[0], &v[1], &v[2], &v[3]);
-  /* "inf" parses through %lf as infinity. */
-  if (n >= 3 && !strcmp(kind, "normal") && n == 3) {
+  int n = 0, klen = 0;
+  /* the kind, then numbers up to the end of the value: nothing else may follow */
+  while (text[klen] && !isspace((unsigned char)text[klen])) klen++;
+  if (klen >= (int)sizeof kind) klen = (int)sizeof kind - 1;
+  memcpy(kind, text, (size_t)klen);
+  kind[klen] = 0;
+  const char *s = text + klen;
+  char what[128];
+  snprintf(what, sizeof what, "key '%s'", key);
+  for (;;) {
+    while (isspace((unsigned char)*s)) s++;
+    if (!*s) break;
+    if (n == 4)
+      return jade_error(JADE_ERR_CONFIG, "key '%s' = '%s': unexpected text '%s' after the numbers", key, text, s);
+    char *end;
+    /* "inf" / "-inf" are allowed as truncnormal bounds */
+    if (!strncmp(s, "inf", 3) || !strncmp(s, "-inf", 4) || !strncmp(s, "+inf", 4)) {
+      v[n] = s[0] == '-' ? -INFINITY : INFINITY;
+      end = (char *)s + (s[0] == 'i' ? 3 : 4);
+    } else if (jade_parse_double_prefix(what, s, &v[n], &end)) {
+      return jade_error(JADE_ERR_CONFIG, "key '%s' = '%s': '%s' is not a finite number", key, text, s);
+    }
+    if (*end && !isspace((unsigned char)*end))
+      return jade_error(JADE_ERR_CONFIG, "key '%s' = '%s': unexpected text '%s' after a number", key, text, end);
+    n++;
+    s = end;
+  }
+  n++; /* count the kind, as sscanf did */
+  if (!strcmp(kind, "normal") && n == 3) {
     p->kind = JADE_PRIOR_NORMAL;
     p->mean = v[0];
     p->sd = v[1];
@@ -56,12 +116,8 @@ jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
   jade_status st;
 #define GETD(key, lo, hi, dst) \
   if ((st = jade_config_get_double_range(cfg, key, lo, hi, dst))) return st
-  GETD("Omega_c", 0.0, 1.0, &c->Omega_c);
-  GETD("Omega_b", 0.0, 0.3, &c->Omega_b);
-  GETD("sigma_8", 0.05, 3.0, &c->sigma_8);
-  GETD("h", 0.2, 1.5, &c->h);
-  GETD("n_s", 0.5, 1.5, &c->n_s);
-  GETD("w_0", -3.0, 0.0, &c->w_0);
+  double *const th_dst[JADE_N_THETA] = {&c->Omega_c, &c->Omega_b, &c->sigma_8, &c->h, &c->n_s, &c->w_0};
+  for (int i = 0; i < JADE_N_THETA; i++) GETD(jade_theta_names[i], theta_range[i].lo, theta_range[i].hi, th_dst[i]);
   GETD("T_cmb", 1.0, 4.0, &c->T_cmb);
   GETD("N_eff", 0.0, 10.0, &c->N_eff);
   long rad;
@@ -70,8 +126,11 @@ jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
   c->w_a = 0.0;
   c->Omega_k = 0.0;
   c->transfer = JADE_TRANSFER_EH;
-  if (c->Omega_c + c->Omega_b >= 1.0)
-    return jade_error(JADE_ERR_CONFIG, "Omega_c + Omega_b = %g must be below 1 (flat wCDM)", c->Omega_c + c->Omega_b);
+  {
+    double th[JADE_N_THETA];
+    jade_theta_from_params(c, th);
+    if (jade_theta_check(th)) return jade_error_context(JADE_ERR_CONFIG, "configuration");
+  }
 
   jade_survey_params *s = &sc->survey;
   long nb;
@@ -100,8 +159,15 @@ jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
     sc->variance = JADE_LN_VARIANCE_EMPIRICAL;
   else
     return jade_error(JADE_ERR_CONFIG, "key 'lognormal_variance' = '%s': expected theory or empirical", var);
-  for (int i = 0; i < JADE_N_THETA; i++)
+  for (int i = 0; i < JADE_N_THETA; i++) {
     if ((st = read_prior(cfg, jade_theta_names[i], &sc->prior[i]))) return st;
+    /* draws outside the valid region are redrawn (jade_prior_draw): refuse a prior that
+     * puts almost nothing inside it */
+    double m = prior_mass(&sc->prior[i], theta_range[i].lo, theta_range[i].hi);
+    if (!(m >= 0.01))
+      return jade_error(JADE_ERR_CONFIG, "key 'prior_%s': only %.3g of the prior lies in the valid range [%g, %g]",
+                        jade_theta_names[i], m, theta_range[i].lo, theta_range[i].hi);
+  }
   return JADE_OK;
 }
 
@@ -150,12 +216,18 @@ static double prior_quantile(const jade_prior1d *p, double u) {
 }
 
 void jade_prior_draw(const jade_sim_config *sc, uint64_t seed, uint64_t index, double theta[JADE_N_THETA]) {
-  double u[JADE_N_THETA];
-  jade_rng_uniform_fill(seed, JADE_STREAM(JADE_RNG_PRIOR, index), 0, JADE_N_THETA, u);
-  for (int i = 0; i < JADE_N_THETA; i++) theta[i] = prior_quantile(&sc->prior[i], u[i]);
+  /* Rejection: attempt k uses uniforms k*6 .. k*6+5 of the stream, so a valid first draw is
+   * what it always was. The config check guarantees >= 1% mass per parameter. */
+  for (uint64_t k = 0; k < 100000; k++) {
+    double u[JADE_N_THETA];
+    jade_rng_uniform_fill(seed, JADE_STREAM(JADE_RNG_PRIOR, index), k * JADE_N_THETA, JADE_N_THETA, u);
+    for (int i = 0; i < JADE_N_THETA; i++) theta[i] = prior_quantile(&sc->prior[i], u[i]);
+    if (!jade_theta_check(theta)) return;
+  }
 }
 
 double jade_prior_logpdf(const jade_sim_config *sc, const double theta[JADE_N_THETA]) {
+  if (jade_theta_check(theta)) return -INFINITY;
   double lp = 0;
   for (int i = 0; i < JADE_N_THETA; i++) {
     const jade_prior1d *p = &sc->prior[i];

@@ -10,6 +10,7 @@
 #include <float.h>
 #include <gsl/gsl_cdf.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -575,4 +576,34 @@ jade_status jade_mcmc_summarize_draws(const double *draws, int m, size_t n, size
   if (st) return jade_error(st, "mcmc summarize_draws: a coordinate failed (%s)",
                             st == JADE_ERR_NOMEM ? "out of memory" : "see status");
   return JADE_OK;
+}
+
+int jade_mcmc_health_verdict(const jade_mcmc_health *h, char *msg, size_t len) {
+  int bad = 0;
+  size_t used = 0;
+  msg[0] = 0;
+  const double ess_min = 100.0 * h->chains;
+#define ADD(...)                                                         \
+  do {                                                                   \
+    if (used < len) used += (size_t)snprintf(msg + used, len - used, __VA_ARGS__); \
+  } while (0)
+  if (!(h->max_rhat < 1.01)) { /* NaN (e.g. one chain) fails too */
+    ADD("%sR-hat %.3f >= 1.01%s%s", bad ? "; " : "", h->max_rhat, h->worst_rhat_name ? " for " : "",
+        h->worst_rhat_name ? h->worst_rhat_name : "");
+    bad++;
+  }
+  double ess = fmin(h->min_ess_bulk, h->min_ess_tail);
+  if (!(ess >= ess_min)) {
+    ADD("%sESS %.0f < %.0f (100 per chain)%s%s", bad ? "; " : "", ess, ess_min, h->min_ess_name ? " for " : "",
+        h->min_ess_name ? h->min_ess_name : "");
+    bad++;
+  }
+  if (h->divergent > 0) {
+    ADD("%s%ld divergent transitions after warm-up (%.2f%% of %ld draws)", bad ? "; " : "", h->divergent,
+        100.0 * h->divergent / (double)(h->draws > 0 ? h->draws : 1), h->draws);
+    bad++;
+  }
+  if (!bad) ADD("usable: R-hat %.4f < 1.01, min ESS %.0f >= %.0f, no divergence", h->max_rhat, ess, ess_min);
+#undef ADD
+  return bad;
 }

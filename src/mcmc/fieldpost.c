@@ -717,11 +717,17 @@ jade_status jade_emulator_deserialize(jade_emulator **out, const void *buf, size
   e->pure_degree = iv[8];
   if (e->n_free < 1 || e->n_free > JADE_N_THETA || e->degree < 1 || e->degree > 8 || e->pure_degree < e->degree ||
       e->pure_degree > 15 || e->n_terms != count_terms(e->n_free, e->degree, e->pure_degree) || e->nb < 1 || e->nb > JADE_MAX_BINS ||
-      e->np != jade_n_pairs(e->nb) || e->n_ell < 2 || e->n_out != e->n_ell * e->np + e->nb) {
+      e->np != jade_n_pairs(e->nb) || e->n_ell < 2 || e->n_ell > (1 << 20) || e->n_out != e->n_ell * e->np + e->nb) {
     free(e);
     return jade_error(JADE_ERR_FORMAT, "emulator: inconsistent serialised sizes");
   }
-  for (int i = 0; i < e->n_free; i++) e->free_idx[i] = iv[9 + i];
+  for (int i = 0; i < e->n_free; i++) {
+    e->free_idx[i] = iv[9 + i];
+    if (iv[9 + i] < 0 || iv[9 + i] >= JADE_N_THETA) {
+      free(e);
+      return jade_error(JADE_ERR_FORMAT, "emulator: invalid free parameter index %d", (int)iv[9 + i]);
+    }
+  }
   e->spread = dv[0];
   e->range = dv[EM_ND - 1];
   memcpy(e->mean, dv + 1, sizeof e->mean);
@@ -733,6 +739,10 @@ jade_status jade_emulator_deserialize(jade_emulator **out, const void *buf, size
   for (int i = 0; i < JADE_N_THETA; i++) {
     jade_prior1d *p = &e->prior[i];
     const double *q = dv + 4 + JADE_N_THETA + JADE_N_THETA * JADE_N_THETA + 5 * i;
+    if (!(q[0] == JADE_PRIOR_NORMAL || q[0] == JADE_PRIOR_TRUNCNORMAL || q[0] == JADE_PRIOR_UNIFORM)) {
+      free(e);
+      return jade_error(JADE_ERR_FORMAT, "emulator: invalid prior kind");
+    }
     p->kind = (jade_prior_kind)(int)q[0];
     p->mean = q[1];
     p->sd = q[2];

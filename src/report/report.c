@@ -1370,7 +1370,9 @@ static jade_status report_validation(const char *dir, const jade_report_options 
   snprintf(path, sizeof path, "%s/example_maps.npy", dir);
   char tpath[4400];
   snprintf(tpath, sizeof tpath, "%s/example_theta.npy", dir);
-  if (exists(path) && !jade_npy_read(path, 1, &exm) && exm.ndim == 4 && exm.dtype == JADE_F32 && exm.shape[0] >= 4) {
+  if (exists(path) && !jade_npy_read(path, 1, &exm) && exm.ndim == 4 && exm.dtype == JADE_F32 && exm.shape[0] >= 4 &&
+      exm.shape[1] >= 1 && exm.shape[1] <= JADE_MAX_BINS && exm.shape[2] == exm.shape[3] && exm.shape[2] >= 1 &&
+      exm.shape[2] <= 65536) {
     const int enb = (int)exm.shape[1], enp = (int)exm.shape[2];
     const size_t nx = (size_t)enb * enp * enp;
     const float *e = exm.data;

@@ -497,6 +497,22 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
     jade_npy_release(&a);
   }
   if (st) goto out;
+  /* records are files of a resumable run: the fields used as integers must be integers in
+   * range (a NaN or 1e300 cast to int is undefined behaviour) */
+  for (size_t t = 0; t < T && !st; t++) {
+    const double *r = R + t * L->len;
+    int ok = 1;
+    for (int k = 0; k < 3; k++) ok &= r[L->o_tarp + k] >= 0 && r[L->o_tarp + k] <= (double)S && r[L->o_tarp + k] == floor(r[L->o_tarp + k]);
+    for (int j = 0; j < K_COLS; j++) {
+      ok &= r[L->o_rank + j] >= 0 && r[L->o_rank + j] <= (double)S && r[L->o_rank + j] == floor(r[L->o_rank + j]);
+      ok &= (r[L->o_in68 + j] == 0 || r[L->o_in68 + j] == 1) && (r[L->o_in95 + j] == 0 || r[L->o_in95 + j] == 1);
+    }
+    if (!ok) {
+      record_path(c, (long)t, path, sizeof path);
+      st = jade_error(JADE_ERR_FORMAT, "%s: corrupt record (ranks, counts or coverage flags out of range)", path);
+    }
+  }
+  if (st) goto out;
   for (size_t t = 0; t < T; t++) {
     const double *r = R + t * L->len;
     for (int k = 0; k < 3; k++) {
