@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(ds.n >= 2 && ds.bins >= 1 && ds.npix >= 1);
     FUZZ_ASSERT(ds.theta.shape[0] == (size_t)ds.n && ds.kappa.shape[0] == (size_t)ds.n);
     FUZZ_ASSERT(ds.nx == (size_t)ds.bins * ds.npix * ds.npix);
-    volatile float sink = ((const float *)ds.kappa.data)[(size_t)ds.n * ds.nx - 1];
+    FUZZ_ASSERT(ds.kappa.dtype == JADE_F32 || ds.kappa.dtype == JADE_F16);
+    volatile unsigned char sink = ((const unsigned char *)ds.kappa.data)[(size_t)ds.n * ds.nx * jade_dtype_size(ds.kappa.dtype) - 1];
     volatile double s2 = ((const double *)ds.theta.data)[(size_t)ds.n * 6 - 1] + ((const double *)ds.noise.data)[ds.bins - 1];
     (void)sink;
     (void)s2;

@@ -112,7 +112,7 @@ jade_status jade_train(const jade_model_config *mc, const jade_train_config *tc,
                        const jade_train_options *o, jade_train_result *res);
 
 /* ---- datasets (jade simulate output, as read by jade train) ---------------------------- */
-/* DIR/theta.npy float64 (N, 6) (read, finite), DIR/kappa.npy float32 (N, bins, n, n)
+/* DIR/theta.npy float64 (N, 6) (read, finite), DIR/kappa.npy float32 or float16 (N, bins, n, n)
  * (memory-mapped), DIR/noise.npy float64 (bins,) (>= 0); N >= 2. Shapes are checked against
  * each other; errors name the file. theta_hash (FNV-1a of theta) identifies it on resume. */
 typedef struct {

@@ -583,8 +583,8 @@ jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
   }
   ds->n = (long)ds->theta.shape[0];
   if ((ds->kappa.dtype != JADE_F32 && ds->kappa.dtype != JADE_F16) || ds->kappa.ndim != 4 ||
-      (long)ds->kappa.shape[0] != ds->n || ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[1] < 1 ||
-      ds->kappa.shape[1] > JADE_MAX_BINS) {
+      (long)ds->kappa.shape[0] != ds->n || ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[2] < 1 ||
+      ds->kappa.shape[1] < 1 || ds->kappa.shape[1] > JADE_MAX_BINS) {
     st = jade_error(JADE_ERR_FORMAT, "%s/kappa.npy: expected float32 or float16 (%ld, bins, n, n) matching theta.npy", dir, ds->n);
     goto fail;
   }
