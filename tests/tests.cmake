@@ -22,3 +22,5 @@ endforeach()
 # Exit code 77 = skipped (the bf16 test on CPUs without AVX512-BF16).
 set_tests_properties(test_nn_gemm_bf16 PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(test_sample_bf16 PROPERTIES SKIP_RETURN_CODE 77)
+# Optional PyTorch cross-check (77 = no python3-torch).
+set_tests_properties(test_torch_crosscheck PROPERTIES SKIP_RETURN_CODE 77)
