@@ -12,6 +12,7 @@
  * Usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] [--sample-batch N]
  *                 [--sample-steps N] [--paper-batch N] [--matmul f32|bf16|auto]
  *        bench_nn --preset NAME|FILE.ini --batch B [--sample-batch N] [--sample-steps N] ...
+ *        --clock cpu: time by process CPU time / threads (shared machines)
  *                 (one configuration read like jade train --config; bench/compare.sh uses it)
  * Every case ends with a "RESULT key=value ..." line for bench/compare.sh. */
 #include <cblas.h>
@@ -20,12 +21,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "jade/config.h"
 #include "jade/core.h"
 #include "jade/model.h"
 #include "jade/nn.h"
 #include "jade/train.h"
+
+/* Wall time, or (--clock cpu) the process's CPU time divided by the thread count: on a
+ * machine shared with other jobs the wall time measures the neighbours; CPU time per thread
+ * approximates the wall time the same work takes on an idle machine. */
+static int g_cpu_clock = 0;
+static double now(void) {
+  if (!g_cpu_clock) return jade_time_now();
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / omp_get_max_threads();
+}
 
 static double peak_rss_mb(void) {
   struct rusage ru;
@@ -62,9 +75,9 @@ static double gemm_reference(const jade_model_config *c, int B, int T, int via_j
     int OC = shapes[s][0], C = shapes[s][1];
     double best = 1e30;
     for (int rep = 0; rep < 6; rep++) {
-      double t0 = jade_time_now();
+      double t0 = now();
       gemm3(via_jade, N, OC, C, x, y, w);
-      double dt = jade_time_now() - t0;
+      double dt = now() - t0;
       if (rep > 0 && dt < best) best = dt;
     }
     secs += best;
@@ -132,18 +145,18 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
   double tf = 1e30, tb = 1e30, to = 1e30, loss = 0, tsteps[64];
   if (steps > 64) steps = 64;
   for (int s = 0; s <= steps; s++) {  // step 0 is warm-up (allocation, page faults)
-    double t0 = jade_time_now();
+    double t0 = now();
     run.stream = JADE_STREAM(JADE_RNG_TRAIN, s);
     jade_model_forward(m, B, z, zt, t, cond, xh, thh, &run);
     loss = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, dxh, dthh, NULL, NULL);
-    double t1 = jade_time_now();
+    double t1 = now();
     jade_model_zero_grad(m);
     jade_model_backward(m, dxh, dthh);
-    double t2 = jade_time_now();
+    double t2 = now();
     double gn = jade_grad_norm(jade_model_grads(m), np);
     jade_adamw_step_fused(opt, jade_model_params(m), jade_model_grads(m), NULL, 1e-4f,
                           (float)jade_clip_factor(gn, 1.0), ema, 0.9996f);
-    double t3 = jade_time_now();
+    double t3 = now();
     if (s > 0) {
       tf = t1 - t0 < tf ? t1 - t0 : tf;
       tb = t2 - t1 < tb ? t2 - t1 : tb;
@@ -185,9 +198,9 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
     jade_sampler_step(smp, SB, zs, ts, cond, 0.0f, 0.01f, 1, 0.05f);  // warm-up
     per_eval = 1e30;
     for (int i = 0; i < sample_steps; i++) {
-      double t0 = jade_time_now();
+      double t0 = now();
       jade_sampler_step(smp, SB, zs, ts, cond, 0.01f * i, 0.01f * (i + 1), 1, 0.05f);
-      double dt = (jade_time_now() - t0) / 2.0;  // a Heun step is 2 evaluations
+      double dt = (now() - t0) / 2.0;  // a Heun step is 2 evaluations
       per_eval = dt < per_eval ? dt : per_eval;
     }
     per_draw = per_eval * (2 * 128 - 1) / SB;
@@ -201,7 +214,7 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
     free(zs);
     free(ts);
   }
-  printf("RESULT case=%s train_sps=%.4f train_gflops=%.2f sgemm_gflops=%.2f gemm_gflops=%.2f fwd_s=%.5f "
+  printf("RESULT config=%s train_sps=%.4f train_gflops=%.2f sgemm_gflops=%.2f gemm_gflops=%.2f fwd_s=%.5f "
          "bwd_s=%.5f opt_s=%.5f eval_s=%.6f draw_s=%.5f eval_gflops=%.2f params=%zu\n",
          bc->name, B / step_s, gf, ref, ref_b, tf, tb, to, per_eval, per_draw, gfi, np);
   jade_adamw_free(opt);
@@ -224,6 +237,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--paper-batch") && i + 1 < argc) paper_batch = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--clock") && i + 1 < argc) g_cpu_clock = !strcmp(argv[++i], "cpu");
     else if (!strcmp(argv[i], "--matmul") && i + 1 < argc) {
       const char *b = argv[++i];
       jade_matmul_backend mb = !strcmp(b, "bf16") ? JADE_MATMUL_BF16 : !strcmp(b, "auto") ? JADE_MATMUL_AUTO : JADE_MATMUL_F32;
@@ -233,7 +247,7 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] [--preset NAME|FILE "
-                      "--batch B] [--sample-batch N] [--sample-steps N] [--paper-batch N] "
+                      "--batch B] [--clock wall|cpu] [--sample-batch N] [--sample-steps N] [--paper-batch N] "
                       "[--matmul f32|bf16|auto]\n");
       return 2;
     }

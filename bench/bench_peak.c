@@ -7,12 +7,14 @@
  * FLOPs per instruction: VFMADD ps zmm = 16 lanes x 2 = 32; ymm = 16; VDPBF16PS zmm = 16
  * lanes x 2 pairs x (multiply + add) = 64 (Intel SDM vol. 2C, VDPBF16PS). 24 independent
  * accumulators cover latency x throughput of every current x86 core (e.g. 4 x 2 for FMA).
- * Usage: bench_peak [--seconds S]   (S per measurement, default 0.25; best of 3)
+ * Usage: bench_peak [--seconds S] [--clock wall|cpu]   (S per measurement, default 0.25; best
+ * of 3; --clock cpu: process CPU time / threads, for machines shared with other jobs)
  * Prints a human line per kernel and one "RESULT" line with key=value pairs (GFLOP/s). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jade/core.h"
 #include "jade/nn.h"
@@ -77,20 +79,28 @@ __attribute__((target("avx512f,avx512bf16"))) static float loop_dpbf16(long iter
 #endif
 
 typedef float (*loop_fn)(long);
+/* Wall time, or (--clock cpu) process CPU time / threads (see bench_nn.c). */
+static int g_cpu_clock = 0;
+static double now(int threads) {
+  if (!g_cpu_clock) return jade_time_now();
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / threads;
+}
 static volatile float g_sink;
 
 /* GFLOP/s of `fn` on `threads` threads: best of 3 runs of `iters` iterations per thread. */
 static double measure(loop_fn fn, long iters, double flops_per_iter, int threads) {
   double best = 1e30;
   for (int rep = 0; rep < 3; rep++) {
-    double t0 = jade_time_now();
+    double t0 = now(threads);
 #pragma omp parallel num_threads(threads)
     {
       float v = fn(iters);
 #pragma omp atomic
       g_sink += v;
     }
-    double dt = jade_time_now() - t0;
+    double dt = now(threads) - t0;
     if (dt < best) best = dt;
   }
   return flops_per_iter * (double)iters * threads / best / 1e9;
@@ -100,9 +110,9 @@ static double measure(loop_fn fn, long iters, double flops_per_iter, int threads
 static long calibrate(loop_fn fn, double secs) {
   long it = 1 << 16;
   for (;;) {
-    double t0 = jade_time_now();
+    double t0 = now(1);
     g_sink += fn(it);
-    double dt = jade_time_now() - t0;
+    double dt = now(1) - t0;
     if (dt > 0.02 || it > (1L << 40)) return (long)((double)it * secs / (dt > 1e-9 ? dt : 1e-9)) + 1;
     it *= 4;
   }
@@ -112,8 +122,9 @@ int main(int argc, char **argv) {
   double secs = 0.25;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--clock") && i + 1 < argc) g_cpu_clock = !strcmp(argv[++i], "cpu");
     else {
-      fprintf(stderr, "usage: bench_peak [--seconds S]\n");
+      fprintf(stderr, "usage: bench_peak [--seconds S] [--clock wall|cpu]\n");
       return 2;
     }
   }
