@@ -124,8 +124,7 @@ function rng(key, fmt) {
 END {
   n = split(cases, cl, " ")
   for (r in runs) for (i = 1; i <= n; i++) {
-    split(cl[i], q, ":"); c = q[1]; sub(/.*\//, "", c); sub(/\.ini$/, "", c)
-    if (c != q[1]) c = q[1]
+    split(cl[i], q, ":"); c = q[1]
     for (pi = 1; pi <= 2; pi++) {
       j = pi == 1 ? "jade-f32" : "jade-bf16"; t = pi == 1 ? "torch-fp32" : "torch-bf16"
       gemm = pi == 1 ? sg[r, c] : bg[r, c]; pk = pi == 1 ? P32[r] : PBF[r]
