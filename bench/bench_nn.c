@@ -10,17 +10,35 @@
  * With --matmul bf16 the linears run through the AVX512-BF16 kernel and the bf16 jade_gemm is
  * also timed on the same shapes.
  * Usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] [--sample-batch N]
- *                 [--sample-steps N] [--paper-batch N] [--matmul f32|bf16|auto] */
+ *                 [--sample-steps N] [--paper-batch N] [--matmul f32|bf16|auto]
+ *        bench_nn --preset NAME|FILE.ini --batch B [--sample-batch N] [--sample-steps N] ...
+ *        --clock cpu: time by process CPU time / threads (shared machines)
+ *                 (one configuration read like jade train --config; bench/compare.sh uses it)
+ * Every case ends with a "RESULT key=value ..." line for bench/compare.sh. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
+#include "jade/config.h"
 #include "jade/core.h"
 #include "jade/model.h"
 #include "jade/nn.h"
+#include "jade/train.h"
+
+/* Wall time, or (--clock cpu) the process's CPU time divided by the thread count: on a
+ * machine shared with other jobs the wall time measures the neighbours; CPU time per thread
+ * approximates the wall time the same work takes on an idle machine. */
+static int g_cpu_clock = 0;
+static double now(void) {
+  if (!g_cpu_clock) return jade_time_now();
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / omp_get_max_threads();
+}
 
 static double peak_rss_mb(void) {
   struct rusage ru;
@@ -57,9 +75,9 @@ static double gemm_reference(const jade_model_config *c, int B, int T, int via_j
     int OC = shapes[s][0], C = shapes[s][1];
     double best = 1e30;
     for (int rep = 0; rep < 6; rep++) {
-      double t0 = jade_time_now();
+      double t0 = now();
       gemm3(via_jade, N, OC, C, x, y, w);
-      double dt = jade_time_now() - t0;
+      double dt = now() - t0;
       if (rep > 0 && dt < best) best = dt;
     }
     secs += best;
@@ -127,18 +145,18 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
   double tf = 1e30, tb = 1e30, to = 1e30, loss = 0, tsteps[64];
   if (steps > 64) steps = 64;
   for (int s = 0; s <= steps; s++) {  // step 0 is warm-up (allocation, page faults)
-    double t0 = jade_time_now();
+    double t0 = now();
     run.stream = JADE_STREAM(JADE_RNG_TRAIN, s);
     jade_model_forward(m, B, z, zt, t, cond, xh, thh, &run);
     loss = jade_flow_loss(&fc, B, nx, P, x, xh, z, th, thh, zt, t, dxh, dthh, NULL, NULL);
-    double t1 = jade_time_now();
+    double t1 = now();
     jade_model_zero_grad(m);
     jade_model_backward(m, dxh, dthh);
-    double t2 = jade_time_now();
+    double t2 = now();
     double gn = jade_grad_norm(jade_model_grads(m), np);
     jade_adamw_step_fused(opt, jade_model_params(m), jade_model_grads(m), NULL, 1e-4f,
                           (float)jade_clip_factor(gn, 1.0), ema, 0.9996f);
-    double t3 = jade_time_now();
+    double t3 = now();
     if (s > 0) {
       tf = t1 - t0 < tf ? t1 - t0 : tf;
       tb = t2 - t1 < tb ? t2 - t1 : tb;
@@ -157,15 +175,19 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
   double ref_b = bf16 ? gemm_reference(c, B, T, 1) : ref;
   printf("train: best %.3f s/step, median %.3f of %d (best parts: fwd %.3f, bwd %.3f, "
          "clip+adamw+ema %.3f), loss %.4f\n", step_s, step_med, steps, tf, tb, to, loss);
-  printf("train: %.1f samples/s (PyTorch fp32 %.1f: x%.2f), %.1f GFLOP/s achieved, sgemm on the "
-         "same shapes %.1f GFLOP/s, ratio %.2f\n",
-         B / step_s, bc->torch_train, B / step_s / bc->torch_train, gf, ref, gf / ref);
+  if (bc->torch_train > 0)
+    printf("train: %.1f samples/s (PyTorch fp32 anchor %.1f: x%.2f), ", B / step_s, bc->torch_train,
+           B / step_s / bc->torch_train);
+  else
+    printf("train: %.1f samples/s, ", B / step_s);
+  printf("%.1f GFLOP/s achieved, sgemm on the same shapes %.1f GFLOP/s, ratio %.2f\n", gf, ref, gf / ref);
   if (bf16)
     printf("train: bf16 jade_gemm on the same shapes %.1f GFLOP/s (x%.2f sgemm); achieved / bf16 gemm %.2f\n",
            ref_b, ref_b / ref, gf / ref_b);
   printf("memory: workspace %.1f MB, params+grads+adam+ema %.1f MB, peak RSS %.1f MB\n",
          jade_model_workspace_bytes(m) / 1e6, np * 6.0 * 4 / 1e6, peak_rss_mb());
 
+  double per_eval = 0, per_draw = 0, gfi = 0;
   if (sample_steps > 0) {
     int SB = sample_batch;
     jade_sampler *smp;
@@ -174,23 +196,27 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
     fill_normal(ts, SB * P, 12);
     jade_sampler_create(&smp, m, SB);
     jade_sampler_step(smp, SB, zs, ts, cond, 0.0f, 0.01f, 1, 0.05f);  // warm-up
-    double per_eval = 1e30;
+    per_eval = 1e30;
     for (int i = 0; i < sample_steps; i++) {
-      double t0 = jade_time_now();
+      double t0 = now();
       jade_sampler_step(smp, SB, zs, ts, cond, 0.01f * i, 0.01f * (i + 1), 1, 0.05f);
-      double dt = (jade_time_now() - t0) / 2.0;  // a Heun step is 2 evaluations
+      double dt = (now() - t0) / 2.0;  // a Heun step is 2 evaluations
       per_eval = dt < per_eval ? dt : per_eval;
     }
-    double per_draw = per_eval * (2 * 128 - 1) / SB;
-    double gfi = jade_model_forward_flops(m, SB) / per_eval / 1e9;
+    per_draw = per_eval * (2 * 128 - 1) / SB;
+    gfi = jade_model_forward_flops(m, SB) / per_eval / 1e9;
     printf("sample: batch %d, %.4f s per network evaluation (%.1f GFLOP/s); 128 Heun steps = 255 "
-           "evaluations: %.3f s per posterior draw (PyTorch fp32 %.2f: x%.2f)\n",
-           SB, per_eval, gfi, per_draw, bc->torch_draw, bc->torch_draw / per_draw);
+           "evaluations: %.3f s per posterior draw", SB, per_eval, gfi, per_draw);
+    if (bc->torch_draw > 0) printf(" (PyTorch fp32 anchor %.2f: x%.2f)", bc->torch_draw, bc->torch_draw / per_draw);
+    printf("\n");
     printf("memory: workspace %.1f MB, peak RSS %.1f MB\n", jade_model_workspace_bytes(m) / 1e6, peak_rss_mb());
     jade_sampler_free(smp);
     free(zs);
     free(ts);
   }
+  printf("RESULT config=%s train_sps=%.4f train_gflops=%.2f sgemm_gflops=%.2f gemm_gflops=%.2f fwd_s=%.5f "
+         "bwd_s=%.5f opt_s=%.5f eval_s=%.6f draw_s=%.5f eval_gflops=%.2f params=%zu\n",
+         bc->name, B / step_s, gf, ref, ref_b, tf, tb, to, per_eval, per_draw, gfi, np);
   jade_adamw_free(opt);
   jade_model_free(m);
   float *bufs[] = {x, eps, z, xh, dxh, cond, th, eth, zt, thh, dthh, t, ema};
@@ -200,7 +226,8 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
 
 int main(int argc, char **argv) {
   int steps = 5, paper = 1, sample_batch = 128, sample_steps = 3, paper_batch = 1;
-  const char *only = NULL;
+  const char *only = NULL, *preset = NULL;
+  int batch = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--no-paper")) paper = 0;
@@ -208,6 +235,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--sample-batch") && i + 1 < argc) sample_batch = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--sample-steps") && i + 1 < argc) sample_steps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--paper-batch") && i + 1 < argc) paper_batch = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--clock") && i + 1 < argc) g_cpu_clock = !strcmp(argv[++i], "cpu");
     else if (!strcmp(argv[i], "--matmul") && i + 1 < argc) {
       const char *b = argv[++i];
       jade_matmul_backend mb = !strcmp(b, "bf16") ? JADE_MATMUL_BF16 : !strcmp(b, "auto") ? JADE_MATMUL_AUTO : JADE_MATMUL_F32;
@@ -216,14 +246,35 @@ int main(int argc, char **argv) {
         return 2;
       }
     } else {
-      fprintf(stderr, "usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] "
-                      "[--sample-batch N] [--sample-steps N] [--paper-batch N] [--matmul f32|bf16|auto]\n");
+      fprintf(stderr, "usage: bench_nn [--steps N] [--no-paper] [--only A|B|paper] [--preset NAME|FILE "
+                      "--batch B] [--clock wall|cpu] [--sample-batch N] [--sample-steps N] [--paper-batch N] "
+                      "[--matmul f32|bf16|auto]\n");
       return 2;
     }
   }
   printf("threads %d, matmul backend %s (avx512-bf16 %d, amx-bf16 %d)\n", omp_get_max_threads(),
          jade_matmul_backend_name(jade_matmul_get_backend()), jade_cpu_has_avx512_bf16(),
          jade_cpu_has_amx_bf16());
+  if (preset) {  // one configuration, as jade train --config reads it
+    bench_case pc;
+    memset(&pc, 0, sizeof pc);
+    pc.name = preset;
+    jade_config *cfg;
+    jade_status st = jade_config_create(&cfg);
+    if (!st) st = jade_config_preset_text(preset) ? jade_config_load_preset(cfg, preset) : jade_config_load_file(cfg, preset);
+    if (!st) st = jade_model_config_read(cfg, &pc.cfg);
+    jade_config_free(cfg);
+    if (st) {
+      fprintf(stderr, "bench_nn: --preset %s: %s\n", preset, jade_last_error());
+      return 2;
+    }
+    if (batch < 1) {
+      fprintf(stderr, "bench_nn: --preset needs --batch B >= 1\n");
+      return 2;
+    }
+    pc.batch = batch;
+    return run_case(&pc, steps, sample_batch, sample_steps) ? 1 : 0;
+  }
   bench_case cases[3];
   memset(cases, 0, sizeof cases);
   cases[0].name = "A";

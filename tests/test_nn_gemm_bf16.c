@@ -101,6 +101,31 @@ static void check_threads_and_dispatch(void) {
   free(A); free(B); free(c1); free(c2); free(cf);
 }
 
+/* The bias epilogue (jade_linear_forward's bf16 path) must give the bytes of beta = 1 over C
+ * pre-filled with the bias rows: full and ragged tiles, K inside and over one reduction block
+ * (the bias enters once, in the first block). */
+static void check_bias_epilogue(void) {
+  static const int shapes[][3] = {{37, 70, 96}, {24, 64, 1201}, {200, 150, 97}};
+  for (int s = 0; s < 3; s++) {
+    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    float *A = rnd((size_t)M * K), *B = rnd((size_t)N * K), *bias = rnd((size_t)N);
+    float *c1 = jade_alloc(sizeof(float) * M * N), *c2 = jade_alloc(sizeof(float) * M * N);
+    for (int i = 0; i < M; i++) memcpy(c1 + (size_t)i * N, bias, sizeof(float) * N);
+    jade_gemm_bf16(0, 1, M, N, K, 1.0f, A, K, B, K, 1.0f, c1, N);
+    for (int i = 0; i < M * N; i++) c2[i] = NAN;  /* must be overwritten, never read */
+    CHECK(jade_gemm_bf16_bias(0, 1, M, N, K, 1.0f, A, K, B, K, 1.0f, c2, N, bias) == 1, "bias kernel did not run");
+    CHECK(memcmp(c1, c2, sizeof(float) * M * N) == 0, "bias epilogue differs from beta = 1 over the bias (%d x %d x %d)", M, N, K);
+    /* and through jade_linear_forward with the bf16 backend */
+    CHECK_OK(jade_matmul_set_backend(JADE_MATMUL_BF16));
+    if ((double)M * N * K >= 1048576.0) {
+      jade_linear_forward(c2, A, B, bias, M, K, N);
+      CHECK(memcmp(c1, c2, sizeof(float) * M * N) == 0, "linear forward (bf16) differs from the kernel");
+    }
+    CHECK_OK(jade_matmul_set_backend(JADE_MATMUL_F32));
+    free(A); free(B); free(bias); free(c1); free(c2);
+  }
+}
+
 int main(void) {
   check_rounding();
   if (!JADE_HAVE_BF16_KERNEL || !jade_cpu_has_avx512_bf16()) {
@@ -126,6 +151,7 @@ int main(void) {
   printf("bf16 gemm: worst error / summation bound = %.3g over %zu shapes x 4 transposes x 2 alpha/beta\n", worst,
          sizeof shapes / sizeof shapes[0]);
   check_threads_and_dispatch();
+  check_bias_epilogue();
   CHECK_OK(jade_matmul_set_backend(JADE_MATMUL_AUTO));
   CHECK(jade_matmul_get_backend() == JADE_MATMUL_BF16, "auto did not pick bf16 on a bf16 CPU");
   CHECK_OK(jade_matmul_set_backend(JADE_MATMUL_F32));

@@ -27,3 +27,5 @@ set_tests_properties(test_nn_gemm_bf16 PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(test_sample_bf16 PROPERTIES SKIP_RETURN_CODE 77)
 # The full-disk test mounts a tmpfs: 77 (skipped) where mount is not permitted.
 set_tests_properties(test_full_disk PROPERTIES SKIP_RETURN_CODE 77)
+# Optional PyTorch cross-check (77 = no python3-torch).
+set_tests_properties(test_torch_crosscheck PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200)

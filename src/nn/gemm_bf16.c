@@ -134,9 +134,10 @@ TGT static void pack_matrix(uint32_t *out, int W, const float *X, int ld, int kc
 }
 
 /* One 12 x 32 tile: acc = sum_p a-pair . b-pair, then C = alpha acc + beta C on the
- * mr x nr valid part. */
+ * mr x nr valid part, or (bias != NULL, then beta = 0) C = alpha acc + bias[j]: the same
+ * rounding as beta = 1 over a C pre-filled with the bias rows, without that pass over C. */
 TGT static void kernel_12x32(int KP, const uint32_t *a, const uint32_t *b, float *C, int ldc, int mr, int nr,
-                             float alpha, float beta) {
+                             float alpha, float beta, const float *bias) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -153,6 +154,16 @@ TGT static void kernel_12x32(int KP, const uint32_t *a, const uint32_t *b, float
   }
   __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   if (mr == MR && nr == NR) {
+    if (bias) {
+      const __m512 bz0 = _mm512_loadu_ps(bias), bz1 = _mm512_loadu_ps(bias + 16);
+#pragma GCC unroll 12
+      for (int r = 0; r < MR; r++) {
+        float *c = C + (size_t)r * ldc;
+        _mm512_storeu_ps(c, _mm512_add_ps(_mm512_mul_ps(va, acc[r][0]), bz0));
+        _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_mul_ps(va, acc[r][1]), bz1));
+      }
+      return;
+    }
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
       float *c = C + (size_t)r * ldc;
@@ -172,12 +183,14 @@ TGT static void kernel_12x32(int KP, const uint32_t *a, const uint32_t *b, float
   for (int r = 0; r < mr; r++)
     for (int j = 0; j < nr; j++) {
       float *c = C + (size_t)r * ldc + j;
-      *c = beta != 0.0f ? alpha * tile[r][j] + beta * *c : alpha * tile[r][j];
+      if (bias) *c = alpha * tile[r][j] + bias[j];
+      else *c = beta != 0.0f ? alpha * tile[r][j] + beta * *c : alpha * tile[r][j];
     }
 }
 
-int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc) {
+int jade_gemm_bf16_bias(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+  if (bias) beta = 0.0f;
   int KP = (K + 1) / 2;
   int SA = (M + MR - 1) / MR, SB = (N + NR - 1) / NR;
   size_t a_words = (size_t)SA * KP * MR, b_words = (size_t)SB * KP * NR;
@@ -205,7 +218,8 @@ int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, c
         for (int sb = 0; sb < SB; sb++) {
           int c0 = sb * NR, nr = N - c0 < NR ? N - c0 : NR;
           kernel_12x32(kn, pa + ((size_t)sa * KP + kb) * MR, pb + ((size_t)sb * KP + kb) * NR,
-                       C + (size_t)r0 * ldc + c0, ldc, mr, nr, alpha, kb == 0 ? beta : 1.0f);
+                       C + (size_t)r0 * ldc + c0, ldc, mr, nr, alpha, kb == 0 ? beta : 1.0f,
+                       kb == 0 && bias ? bias + c0 : NULL);
         }
       }
     }
@@ -214,7 +228,18 @@ int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, c
   free(pb);
   return 1;
 }
+
+int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc) {
+  return jade_gemm_bf16_bias(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
 #else
+int jade_gemm_bf16_bias(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+  (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
+  (void)B; (void)ldb; (void)beta; (void)C; (void)ldc; (void)bias;
+  return 0;
+}
 int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
   (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;

@@ -69,6 +69,12 @@ jade_status jade_matmul_set_backend(jade_matmul_backend b) {
 
 jade_matmul_backend jade_matmul_get_backend(void) { return g_backend; }
 
+/* bf16 for products of 2^20 multiply-adds or more; below, packing would cost more than the
+ * faster kernel saves (e.g. per-head attention products of models with few tokens). */
+static int use_bf16(int M, int N, int K) {
+  return g_backend == JADE_MATMUL_BF16 && (double)M * N * K >= 1048576.0;
+}
+
 void jade_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -78,10 +84,7 @@ void jade_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
       for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
     return;
   }
-  /* bf16 for products of 2^20 multiply-adds or more; below, packing would cost more than the
-   * faster kernel saves (e.g. per-head attention products of models with few tokens). */
-  if (g_backend == JADE_MATMUL_BF16 && (double)M * N * K >= 1048576.0 &&
-      jade_gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+  if (use_bf16(M, N, K) && jade_gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
     return;
   /* OpenBLAS (OpenMP build) runs single-threaded when called inside a parallel region. */
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
@@ -130,6 +133,10 @@ void jade_linear_forward(float *out, const float *inp, const float *weight, cons
                          int N, int C, int OC) {
   // inp (N,C), weight (OC,C), out (N,OC) = inp weight^T (+ bias)
   if (bias) {
+    /* bf16: the bias is added in the kernel's epilogue (same bits as below, one pass less
+     * over the output) */
+    if (use_bf16(N, OC, C) && jade_gemm_bf16_bias(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC, bias))
+      return;
 #pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
     jade_gemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);

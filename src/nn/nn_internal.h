@@ -51,6 +51,11 @@ static inline float jade_fsigmoid(float x) { return 1.0f / (1.0f + jade_fexp(-x)
  * caller then uses fp32. Only call when jade_cpu_has_avx512_bf16(). */
 int jade_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
+/* The same with a bias row added in the kernel's epilogue: C = alpha op(A) op(B) + bias[j]
+ * (beta ignored), bitwise equal to beta = 1 over a C pre-filled with the bias rows. */
+int jade_gemm_bf16_bias(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                        const float *bias);
 /* x rounded to the nearest bfloat16 (ties to even), as a float. */
 float jade_bf16_round_float(float x);
 
