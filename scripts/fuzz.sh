@@ -58,4 +58,4 @@ if [ $fail != 0 ]; then
   for h in "${harnesses[@]}"; do grep -m3 -E "ERROR|SUMMARY|invariant" "$B/fuzz-logs/$h.log" 2>/dev/null | sed "s/^/$h: /"; done
   exit 1
 fi
-echo "fuzz: all ${#harnesses[@]} harnesses ran ${FUZZ_TIME}s each without a crash"
+echo "fuzz: all ${#harnesses[@]} harnesses ran (${FUZZ_TIME} s or $FUZZ_RUNS executions each) without a crash"
