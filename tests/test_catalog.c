@@ -249,6 +249,37 @@ static void test_readers(void) {
   write_fits_table(p, &cat, 1);
   CHECK(jade_shear_catalog_read(p, 1, 2, &a) != JADE_OK && strstr(jade_last_error(), "'bin'"),
         "a table without a 'bin' column was accepted: %s", jade_last_error());
+  /* headers CFITSIO must never see (it overflows a 70-byte column-name field on an unquoted
+   * 70-character TTYPEn, found by fuzz_catalog): an unquoted TTYPE1, a non-ASCII byte */
+  {
+    FILE *in = fopen(p, "rb");
+    CHECK(in != NULL, "cannot reopen %s", p);
+    static char buf[5760];
+    size_t len = fread(buf, 1, sizeof buf, in);
+    fclose(in);
+    char *card = NULL;
+    for (size_t c = 0; c + 80 <= len; c += 80)
+      if (!memcmp(buf + c, "TTYPE1  = ", 10)) card = buf + c;
+    CHECK(card != NULL, "no TTYPE1 card in %s", p);
+    const struct {
+      const char *name, *expect;
+      int col, byte, span;
+    } edit[] = {{"cat_ttype.fits", "not a quoted string", 10, 'A', 70}, {"cat_byte.fits", "printable ASCII", 40, 0xFF, 1}};
+    for (int e = 0; e < 2; e++) {
+      char q[600], saved[80];
+      memcpy(saved, card, 80);
+      memset(card + edit[e].col, edit[e].byte, (size_t)edit[e].span);
+      snprintf(q, sizeof q, "%s/%s", test_dir, edit[e].name);
+      FILE *out = fopen(q, "wb");
+      CHECK(out && fwrite(buf, 1, len, out) == len, "cannot write %s", q);
+      fclose(out);
+      memcpy(card, saved, 80);
+      jade_status st = jade_shear_catalog_read(q, 1, 2, &a);
+      CHECK(st != JADE_OK && strstr(jade_last_error(), q) && strstr(jade_last_error(), edit[e].expect),
+            "%s: '%s'", edit[e].name, st ? jade_last_error() : "accepted");
+      jade_clear_error();
+    }
+  }
   /* whitespace text with all columns, then FITS with the right names */
   snprintf(p, sizeof p, "%s/cat.txt", test_dir);
   FILE *f = fopen(p, "w");

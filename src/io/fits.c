@@ -55,6 +55,92 @@ static void hdu_label(char *buf, size_t n, const char *extname) {
     snprintf(buf, n, "primary HDU");
 }
 
+/* ---- header pre-scan ---------------------------------------------------------------- */
+/* FITS 4.0 (Pence et al. 2010, A&A 524, A42) sec. 3.3 and 4: a header is 2880-byte blocks of
+ * 80-byte cards of printable ASCII ending at END; the data that follow take
+ * |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn) bytes (NAXIS1 = 0: random groups,
+ * the product starts at NAXIS2), rounded up to whole blocks. */
+enum { FITS_BLOCK = 2880, FITS_CARD = 80, FITS_MAX_HDUS = 1000 };
+
+static int card_is(const char *card, const char *key) {
+  size_t n = strlen(key);
+  if (memcmp(card, key, n)) return 0;
+  for (size_t i = n; i < 8; i++)
+    if (card[i] != ' ') return 0;
+  return 1;
+}
+
+/* The integer value of a "KEY     = value" card; 0 if it has none. */
+static int card_integer(const char *card, long long *v) {
+  if (card[8] != '=') return 0;
+  char buf[FITS_CARD];
+  memcpy(buf, card + 10, FITS_CARD - 10);
+  buf[FITS_CARD - 10] = 0;
+  char *end;
+  errno = 0;
+  long long x = strtoll(buf, &end, 10);
+  if (end == buf || errno) return 0;
+  *v = x;
+  return 1;
+}
+
+jade_status jade_fits_check_headers(const char *path) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return jade_error(JADE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  char block[FITS_BLOCK];
+  long long pos = 0;
+  jade_status s = JADE_OK;
+  for (int hdu = 1; hdu <= FITS_MAX_HDUS && !s; hdu++) {
+    long long bitpix = 0, naxis = 0, pcount = 0, gcount = 1, product = 1, naxis1 = -1;
+    int ended = 0;
+    long card_no = 0;
+    while (!ended && !s) {
+      if (fseeko(fp, (off_t)pos, SEEK_SET) || fread(block, 1, FITS_BLOCK, fp) != FITS_BLOCK) goto done;
+      if (card_no == 0 && memcmp(block, hdu == 1 ? "SIMPLE  " : "XTENSION", 8)) goto done; /* not FITS: CFITSIO says so */
+      pos += FITS_BLOCK;
+      for (int c = 0; c < FITS_BLOCK / FITS_CARD && !ended && !s; c++) {
+        const char *card = block + c * FITS_CARD;
+        card_no++;
+        for (int i = 0; i < FITS_CARD; i++)
+          if ((unsigned char)card[i] < 32 || (unsigned char)card[i] > 126) {
+            s = jade_error(JADE_ERR_FORMAT, "%s: HDU %d header card %ld has byte 0x%02x at column %d (FITS headers are printable ASCII)",
+                           path, hdu, card_no, (unsigned char)card[i], i + 1);
+            break;
+          }
+        if (s) break;
+        long long v;
+        if (card_is(card, "END")) ended = 1;
+        else if (card_is(card, "BITPIX") && card_integer(card, &v)) bitpix = v;
+        else if (card_is(card, "NAXIS") && card_integer(card, &v)) naxis = v;
+        else if (card_is(card, "PCOUNT") && card_integer(card, &v)) pcount = v;
+        else if (card_is(card, "GCOUNT") && card_integer(card, &v)) gcount = v;
+        else if (!memcmp(card, "NAXIS", 5) && isdigit((unsigned char)card[5]) && card_integer(card, &v)) {
+          if (v < 0 || (v > 0 && product > (1LL << 50) / v)) goto done; /* CFITSIO refuses it */
+          if (card_is(card, "NAXIS1")) naxis1 = v;
+          if (!(card_is(card, "NAXIS1") && v == 0)) product *= v;
+        } else if (!memcmp(card, "TTYPE", 5) && card[8] == '=') {
+          int i = 10;
+          while (i < FITS_CARD && card[i] == ' ') i++;
+          if (i < FITS_CARD && card[i] != '\'' && card[i] != '/')
+            s = jade_error(JADE_ERR_FORMAT, "%s: HDU %d header card %ld: %.8s is not a quoted string (column names are 'text')",
+                           path, hdu, card_no, card);
+        }
+      }
+    }
+    if (s) break;
+    if (naxis <= 0) product = 0;
+    else if (naxis1 == 0 && naxis == 1) product = 0;
+    long long bytes_per = bitpix < 0 ? -bitpix / 8 : bitpix / 8;
+    if (pcount < 0 || gcount < 0 || pcount > (1LL << 50) || gcount > (1LL << 20)) goto done;
+    long long data = bytes_per * gcount * (pcount + product);
+    if (data < 0 || data > (1LL << 60)) goto done;
+    pos += (data + FITS_BLOCK - 1) / FITS_BLOCK * FITS_BLOCK;
+  }
+done:
+  fclose(fp);
+  return s;
+}
+
 /* Open path read-only and move to the HDU (primary if extname is NULL). */
 static jade_status open_hdu(const char *path, const char *extname, fitsfile **f) {
   *f = NULL;
@@ -65,6 +151,8 @@ static jade_status open_hdu(const char *path, const char *extname, fitsfile **f)
   int isreg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
   close(fd);
   if (!isreg) return jade_error(JADE_ERR_IO, "%s: not a regular file", path);
+  jade_status hs = jade_fits_check_headers(path);
+  if (hs) return hs;
   int status = 0;
   fits_clear_errmsg();
   if (fits_open_diskfile(f, path, READONLY, &status)) {
@@ -278,6 +366,10 @@ jade_status jade_fits_read_key_string(const char *path, const char *extname, con
 
 int jade_fits_has_hdu(const char *path, const char *extname) {
   if (!path || !extname) return 0;
+  if (jade_fits_check_headers(path)) {
+    jade_clear_error();
+    return 0;
+  }
   int status = 0;
   fitsfile *f = NULL;
   fits_clear_errmsg();

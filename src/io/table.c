@@ -47,6 +47,8 @@ static jade_status read_fits_table(const char *path, int n_cols, const char *con
   fitsfile *f = NULL;
   int status = 0, hdutype = 0;
   char msg[FLEN_STATUS];
+  jade_status hs = jade_fits_check_headers(path);
+  if (hs) return hs;
   if (fits_open_diskfile(&f, path, READONLY, &status)) {
     fits_get_errstatus(status, msg);
     return jade_error(JADE_ERR_IO, "%s: cannot open as FITS (%s)", path, msg);

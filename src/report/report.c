@@ -256,6 +256,8 @@ static jade_status fits_read_any(const char *path, int *naxis_out, long dims[4],
   int status = 0, nhdu = 0;
   char msg[FLEN_STATUS] = "";
   *data = NULL;
+  jade_status hs = jade_fits_check_headers(path);
+  if (hs) return hs;
   if (fits_open_diskfile(&f, path, READONLY, &status)) goto fail;
   fits_get_num_hdus(f, &nhdu, &status);
   for (int h = 1; h <= nhdu && !status; h++) {

@@ -106,6 +106,8 @@ static jade_status read_fits(const char *path, jade_sed_table *t) {
   fitsfile *f = NULL;
   int status = 0, hdutype, ncols = 0;
   long nrows = 0;
+  jade_status hs = jade_fits_check_headers(path);
+  if (hs) return hs;
   fits_open_diskfile(&f, path, READONLY, &status);
   if (!status) fits_movabs_hdu(f, 2, &hdutype, &status);
   if (!status && hdutype != BINARY_TBL && hdutype != ASCII_TBL) status = NOT_TABLE;
