@@ -73,8 +73,11 @@ int jade_cmd_sample(int argc, char **argv) {
                          "in the model over the built-in 'small' preset)", NULL, 0, 0, NULL, 0},
       {"set", "KEY=VALUE", "override one config key, e.g. sample.batch=32", NULL, 1, 0, NULL, 0},
       {"draws", "N", "posterior draws (default: sample.draws, 256 in the presets)", NULL, 0, 0, NULL, 0},
-      {"steps", "S", "Heun steps, 2S-1 network evaluations per draw (default: sample.steps, 128 = the paper's "
+      {"steps", "S", "solver steps (Heun: 2S-1 network evaluations per draw) (default: sample.steps, 128 = the paper's "
                      "calibration setting)", NULL, 0, 0, NULL, 0},
+      {"solver", "heun|dpm2m", "ODE solver: heun (the paper's; 2S-1 evaluations per draw) or dpm2m "
+                               "(DPM-Solver++(2M), S evaluations; 16-32 steps match Heun's 128, docs/model.md)",
+       "heun", 0, 0, NULL, 0},
       {"seed", "S", "random seed; draw d uses Philox stream (SAMPLE, d), so results do not depend on ranks "
                     "(default: sample.seed)", NULL, 0, 0, NULL, 0},
       {"batch", "B", "draws integrated together; memory ~ B x activations (default: sample.batch)", NULL, 0, 0, NULL, 0},
@@ -127,6 +130,8 @@ int jade_cmd_sample(int argc, char **argv) {
   if (st) goto done;
   po.n_draws = draws;
   po.n_steps = (int)steps;
+  if ((st = jade_solver_parse(jade_cli_opt(opts, "solver")->value, &po.solver)))
+    goto done;
   po.seed = (uint64_t)seed;
   po.batch = (int)batch;
   po.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;

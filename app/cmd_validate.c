@@ -27,8 +27,8 @@ typedef struct {
 static void start(long todo, long n_mine, int workers, void *user) {
   const progress_state *p = user;
   const jade_validation_options *o = p->vo;
-  fprintf(stderr, "jade validate: %ld observations x %ld draws x %d Heun steps, model %s, data %s; %ld of %ld to do on rank 0 (%d worker%s, matmul %s)\n",
-          o->n_obs, o->draws, o->steps, o->model_path, o->data_dir, todo, n_mine, workers, workers == 1 ? "" : "s",
+  fprintf(stderr, "jade validate: %ld observations x %ld draws x %d %s steps, model %s, data %s; %ld of %ld to do on rank 0 (%d worker%s, matmul %s)\n",
+          o->n_obs, o->draws, o->steps, jade_solver_name(o->solver), o->model_path, o->data_dir, todo, n_mine, workers, workers == 1 ? "" : "s",
           jade_matmul_backend_name(jade_matmul_get_backend()));
 }
 
@@ -55,7 +55,9 @@ int jade_cmd_validate(int argc, char **argv) {
       {"out", "OUT", "output directory (must not exist; OUT.partial is resumed)", NULL, 0, 0, NULL, 0},
       {"n-obs", "N", "observations: the first N simulations of --data", "100", 0, 0, NULL, 0},
       {"draws", "D", "posterior draws per observation", "100", 0, 0, NULL, 0},
-      {"steps", "S", "Heun steps per draw (2S-1 network evaluations)", "32", 0, 0, NULL, 0},
+      {"steps", "S", "solver steps per draw (Heun: 2S-1 network evaluations)", "32", 0, 0, NULL, 0},
+      {"solver", "heun|dpm2m", "ODE solver: heun (the paper's) or dpm2m (DPM-Solver++(2M), S evaluations per draw)",
+       "heun", 0, 0, NULL, 0},
       {"batch", "B", "draws integrated together", "64", 0, 0, NULL, 0},
       {"seed", "S", "seed of the observation noise, sampling and metrics (< 2^31)", "0", 0, 0, NULL, 0},
       {"bootstrap", "B", "bootstrap replicates for the MIRA error bars and TARP bands", "100", 0, 0, NULL, 0},
@@ -94,6 +96,7 @@ int jade_cmd_validate(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "hist-bins", 2, 128, &hist);
   if (!st) st = jade_cli_long(opts, "max-obs", 0, 100000000L, &max_obs);
   if (!st) st = parse_seed(opts, &vo.seed);
+  if (!st) st = jade_solver_parse(jade_cli_opt(opts, "solver")->value, &vo.solver);
   if (st) goto done;
   vo.n_obs = n_obs;
   vo.draws = draws;

@@ -140,6 +140,39 @@ double jade_flow_loss(const jade_flow_config *c, int B, size_t nx, int P, const 
 void jade_flow_velocity(float *v, const float *x_hat, const float *z, size_t n, float t,
                         float t_eps);
 
+/* ---------------------------------------------------------------------------------------
+ * ODE solvers for the probability flow, driven by any denoiser (the network, or an exact
+ * one in tests). The flow z_t = t x + (1 - t) eps runs from noise (t = 0) to data (t = 1).
+ *  - JADE_SOLVER_HEUN: the paper's sampler (spec/model.md "Sampler"): Heun steps on the
+ *    uniform grid t_i = i/n, the last step Euler; 2n - 1 denoiser evaluations.
+ *  - JADE_SOLVER_DPM2M: DPM-Solver++(2M) (Lu et al. 2022, arXiv:2211.01095, Algorithm 2)
+ *    in data prediction with alpha_t = t, sigma_t = 1 - t, lambda = log(t/(1 - t)): the
+ *    linear part of dz/dt = (x_hat - z)/(1 - t) integrated exactly, x_hat extrapolated
+ *    linearly in lambda from the last two evaluations. The first step (from t = 0) and the
+ *    last (to t = 1, where z = x_hat) are first order. Grid: t_0 = 0, then n - 1 times
+ *    uniform in lambda (the paper's "logSNR" steps) from noise-to-signal ratio
+ *    (1 - t)/t = 80 to 0.002, t_n = 1; n denoiser evaluations.
+ * ------------------------------------------------------------------------------------- */
+typedef enum { JADE_SOLVER_HEUN = 0, JADE_SOLVER_DPM2M = 1 } jade_solver;
+
+/* "heun" or "dpm2m"; an error naming the value otherwise. */
+jade_status jade_solver_parse(const char *name, jade_solver *out);
+const char *jade_solver_name(jade_solver s);
+/* Denoiser evaluations per draw of n_steps steps. */
+int jade_solver_evals(jade_solver s, int n_steps);
+/* The solver's time grid t[0..n_steps] (t[0] = 0, t[n_steps] = 1, increasing). */
+void jade_solver_grid(jade_solver s, int n_steps, double *t);
+
+/* Denoiser: x_hat (B, nx), theta_hat (B, P), estimates of E[(x, theta) | z_t = (z, theta)]. */
+typedef jade_status (*jade_denoise_fn)(void *user, int B, const float *z, const float *theta, float t,
+                                       float *x_hat, float *theta_hat);
+/* Floats of workspace jade_flow_integrate needs. */
+size_t jade_flow_work_floats(int B, size_t nx, int P);
+/* Integrates z (B, nx) and theta (B, P) from t = 0 (noise on entry) to t = 1 (samples on
+ * exit). t_eps: velocities divide by max(1 - t, t_eps) (Heun only). */
+jade_status jade_flow_integrate(jade_denoise_fn f, void *user, jade_solver solver, int n_steps, float t_eps,
+                                int B, size_t nx, int P, float *z, float *theta, float *work);
+
 /* Probability-flow ODE sampler (Heun). Integrates dz/dt = v_hat(z, t) on the uniform grid
  * t_i = i/n_steps from 0 to 1: Heun (2nd-order) steps, the last step a plain Euler step to
  * t = 1 (2 n_steps - 1 network evaluations). z (B,C,H,W) and theta (B,P) hold the initial
@@ -153,6 +186,9 @@ jade_status jade_sampler_step(jade_sampler *s, int B, float *z, float *theta, co
                               float t0, float t1, int heun, float t_eps);
 jade_status jade_sampler_run(jade_sampler *s, int B, float *z, float *theta, const float *cond,
                              int cond_shared, int n_steps, float t_eps);
+/* The same with a choice of solver (jade_sampler_run is JADE_SOLVER_HEUN). */
+jade_status jade_sampler_run_solver(jade_sampler *s, int B, float *z, float *theta, const float *cond,
+                                    int cond_shared, jade_solver solver, int n_steps, float t_eps);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,8 @@ extern const char *const jade_posterior_col_names[JADE_POSTERIOR_COLS];
 
 typedef struct {
   long n_draws;      /* default 256 */
-  int n_steps;       /* Heun steps (2 n_steps - 1 network evaluations); default 128 */
+  int n_steps;       /* solver steps (Heun: 2 n_steps - 1 network evaluations); default 128 */
+  jade_solver solver; /* JADE_SOLVER_HEUN (default, the paper's) or JADE_SOLVER_DPM2M */
   int batch;         /* draws integrated together; default 64 */
   uint64_t seed;
   int threads;       /* 0 (default): whole batches on separate OpenMP threads (each with its

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "jade/dist.h"
+#include "jade/model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,7 +42,8 @@ typedef struct {
   const char *out_dir;    /* OUT; must not exist (OUT.partial is resumed) */
   long n_obs;             /* the first n_obs simulations (default 100; >= 2) */
   long draws;             /* posterior draws per observation (default 100) */
-  int steps;              /* Heun steps (default 32) */
+  int steps;              /* solver steps (default 32) */
+  jade_solver solver;     /* ODE solver (default JADE_SOLVER_HEUN) */
   int batch;              /* draws integrated together (default 64) */
   uint64_t seed;          /* < 2^31 (default 0) */
   int keep_draws;         /* also write the truths, observations and draws as .npy */

@@ -78,23 +78,153 @@ double jade_flow_loss(const jade_flow_config *c, int B, size_t nx, int P, const 
   return total / B;
 }
 
-/* ------------------------------------------------------------------ Heun sampler */
+/* ------------------------------------------------------------------ ODE solvers */
+jade_status jade_solver_parse(const char *name, jade_solver *out) {
+  if (!strcmp(name, "heun")) *out = JADE_SOLVER_HEUN;
+  else if (!strcmp(name, "dpm2m")) *out = JADE_SOLVER_DPM2M;
+  else return jade_error(JADE_ERR_INVALID, "solver '%s': expected heun or dpm2m", name);
+  return JADE_OK;
+}
+
+const char *jade_solver_name(jade_solver s) { return s == JADE_SOLVER_DPM2M ? "dpm2m" : "heun"; }
+
+int jade_solver_evals(jade_solver s, int n_steps) { return s == JADE_SOLVER_DPM2M ? n_steps : 2 * n_steps - 1; }
+
+void jade_solver_grid(jade_solver s, int n, double *t) {
+  t[0] = 0.0;
+  t[n] = 1.0;
+  if (s == JADE_SOLVER_HEUN || n < 2) {
+    for (int i = 1; i < n; i++) t[i] = (double)i / n;
+    return;
+  }
+  // t_1 .. t_{n-1} uniform in lambda = log(t/(1 - t)) = -log k from k = 80 to k = 0.002
+  // (Lu et al. 2022, "logSNR" time steps)
+  const double l1 = log(1.0 / 80.0), l2 = log(1.0 / 0.002);
+  for (int i = 1; i < n; i++) {
+    double f = n == 2 ? 0.5 : (double)(i - 1) / (n - 2);
+    t[i] = 1.0 / (1.0 + exp(-(l1 + f * (l2 - l1))));
+  }
+}
+
+size_t jade_flow_work_floats(int B, size_t nx, int P) { return 6 * (size_t)B * (nx + (size_t)P); }
+
+typedef struct {
+  float *xh, *th, *v0x, *v0t, *ze, *tze; /* (B, nx) or (B, P) each */
+} flow_work;
+
+static flow_work work_split(float *w, int B, size_t nx, int P) {
+  const size_t X = (size_t)B * nx, T = (size_t)B * P;
+  flow_work f = {w, w + X, w + X + T, w + 2 * X + T, w + 2 * X + 2 * T, w + 3 * X + 2 * T};
+  return f;
+}
+
+/* v = (x_hat - z)/max(1 - t, eps) of the denoiser at (z, theta, t), into vx, vt; the
+ * denoiser's outputs go to w->xh, w->th first (vx, vt may be those). */
+static jade_status velocity(jade_denoise_fn f, void *user, const flow_work *w, int B, size_t nx, int P,
+                            const float *z, const float *th, float t, float t_eps, float *vx, float *vt) {
+  jade_status st = f(user, B, z, th, t, w->xh, w->th);
+  if (st) return st;
+  jade_flow_velocity(vx, w->xh, z, (size_t)B * nx, t, t_eps);
+  jade_flow_velocity(vt, w->th, th, (size_t)B * P, t, t_eps);
+  return JADE_OK;
+}
+
+/* One step from t0 to t1, Heun if heun, else Euler (spec/model.md "Sampler"). */
+static jade_status heun_step(jade_denoise_fn f, void *user, const flow_work *w, int B, size_t nx1, int P, float *z,
+                             float *theta, float t0, float t1, int heun, float t_eps) {
+  const size_t nx = (size_t)B * nx1, np = (size_t)B * P;
+  const float dt = t1 - t0;
+  jade_status st = velocity(f, user, w, B, nx1, P, z, theta, t0, t_eps, w->v0x, w->v0t);
+  if (st) return st;
+  if (!heun) {
+    // Euler: z += dt v(z, t0)
+    for (size_t i = 0; i < nx; i++) z[i] += dt * w->v0x[i];
+    for (size_t i = 0; i < np; i++) theta[i] += dt * w->v0t[i];
+    return JADE_OK;
+  }
+  // Heun: z_e = z + dt v0; z += dt (v0 + v(z_e, t1))/2
+  for (size_t i = 0; i < nx; i++) w->ze[i] = z[i] + dt * w->v0x[i];
+  for (size_t i = 0; i < np; i++) w->tze[i] = theta[i] + dt * w->v0t[i];
+  // second velocity written in place over the denoiser outputs
+  st = velocity(f, user, w, B, nx1, P, w->ze, w->tze, t1, t_eps, w->xh, w->th);
+  if (st) return st;
+  const float h = 0.5f * dt;
+  for (size_t i = 0; i < nx; i++) z[i] += h * (w->v0x[i] + w->xh[i]);
+  for (size_t i = 0; i < np; i++) theta[i] += h * (w->v0t[i] + w->th[i]);
+  return JADE_OK;
+}
+
+/* DPM-Solver++(2M) with alpha = t, sigma = 1 - t (Lu et al. 2022, Algorithm 2): from t0 to
+ * t1 with D the (extrapolated) data prediction,
+ *   z1 = (sigma1/sigma0) z0 + alpha1 (1 - e^{-h}) D = ((1 - t1) z0 + (t1 - t0) D)/(1 - t0),
+ * D = (1 + 1/(2r)) D_i - D_{i-1}/(2r), r = h_{i-1}/h_i (first order D = D_i after t = 0). */
+static jade_status dpm2m(jade_denoise_fn f, void *user, const flow_work *w, int n, int B, size_t nx1, int P,
+                         float *z, float *theta, const double *t) {
+  const size_t nx = (size_t)B * nx1, np = (size_t)B * P;
+  float *Dx = w->xh, *Dt = w->th, *Px = w->v0x, *Pt = w->v0t; /* current and previous predictions */
+  double h_prev = INFINITY;
+  for (int i = 0; i < n; i++) {
+    jade_status st = f(user, B, z, theta, (float)t[i], Dx, Dt);
+    if (st) return st;
+    if (i == n - 1) { /* t_n = 1: sigma = 0, z = D */
+      memcpy(z, Dx, nx * sizeof(float));
+      memcpy(theta, Dt, np * sizeof(float));
+      return JADE_OK;
+    }
+    const double lam = t[i] > 0.0 ? log(t[i] / (1.0 - t[i])) : -INFINITY;
+    const double lam1 = log(t[i + 1] / (1.0 - t[i + 1]));
+    const double h = lam1 - lam;
+    const float a = (float)((1.0 - t[i + 1]) / (1.0 - t[i])), b = (float)((t[i + 1] - t[i]) / (1.0 - t[i]));
+    if (!isfinite(h_prev)) {
+      for (size_t k = 0; k < nx; k++) z[k] = a * z[k] + b * Dx[k];
+      for (size_t k = 0; k < np; k++) theta[k] = a * theta[k] + b * Dt[k];
+    } else {
+      const double r = h_prev / h;
+      const float c1 = (float)(1.0 + 0.5 / r), c0 = (float)(0.5 / r);
+      for (size_t k = 0; k < nx; k++) z[k] = a * z[k] + b * (c1 * Dx[k] - c0 * Px[k]);
+      for (size_t k = 0; k < np; k++) theta[k] = a * theta[k] + b * (c1 * Dt[k] - c0 * Pt[k]);
+    }
+    h_prev = h; /* infinite after the first step (lambda_0 = -inf): the next step is first order */
+    float *tx = Px, *tt = Pt;
+    Px = Dx, Pt = Dt, Dx = tx, Dt = tt;
+  }
+  return JADE_OK;
+}
+
+jade_status jade_flow_integrate(jade_denoise_fn f, void *user, jade_solver solver, int n_steps, float t_eps, int B,
+                                size_t nx, int P, float *z, float *theta, float *work) {
+  if (n_steps <= 0) return jade_error(JADE_ERR_INVALID, "sampler: %d steps", n_steps);
+  flow_work w = work_split(work, B, nx, P);
+  if (solver == JADE_SOLVER_DPM2M) {
+    double *t = malloc(sizeof(double) * ((size_t)n_steps + 1));
+    if (!t) return JADE_ERR_NOMEM;
+    jade_solver_grid(solver, n_steps, t);
+    jade_status st = dpm2m(f, user, &w, n_steps, B, nx, P, z, theta, t);
+    free(t);
+    return st;
+  }
+  // uniform grid t_i = i / n_steps; Heun steps, the last one Euler (t = 1 is data)
+  for (int i = 0; i < n_steps; i++) {
+    float t0 = (float)i / (float)n_steps, t1 = (float)(i + 1) / (float)n_steps;
+    jade_status st = heun_step(f, user, &w, B, nx, P, z, theta, t0, t1, i < n_steps - 1, t_eps);
+    if (st) return st;
+  }
+  return JADE_OK;
+}
+
+/* ------------------------------------------------------------------ network sampler */
 struct jade_sampler {
   jade_model *m;
   int max_batch;
   size_t nx, nc;
   int P;
-  float *xh, *th, *v0x, *v0t, *ze, *tze, *tb, *condb;
+  float *work, *tb, *condb;
+  const float *cond; /* condition of the current call (B, Ccond, H, W) */
 };
 
 void jade_sampler_free(jade_sampler *s) {
   if (!s) return;
-  free(s->xh);
-  free(s->th);
-  free(s->v0x);
-  free(s->v0t);
-  free(s->ze);
-  free(s->tze);
+  free(s->work);
   free(s->tb);
   free(s->condb);
   free(s);
@@ -112,15 +242,10 @@ jade_status jade_sampler_create(jade_sampler **out, jade_model *m, int max_batch
   s->nc = (size_t)c->cond_channels * c->img_size * c->img_size;
   s->P = c->n_params;
   size_t B = (size_t)max_batch;
-  s->xh = jade_alloc(sizeof(float) * B * s->nx);
-  s->v0x = jade_alloc(sizeof(float) * B * s->nx);
-  s->ze = jade_alloc(sizeof(float) * B * s->nx);
-  s->th = jade_alloc(sizeof(float) * B * s->P);
-  s->v0t = jade_alloc(sizeof(float) * B * s->P);
-  s->tze = jade_alloc(sizeof(float) * B * s->P);
+  s->work = jade_alloc(sizeof(float) * jade_flow_work_floats(max_batch, s->nx, s->P));
   s->tb = jade_alloc(sizeof(float) * B);
   s->condb = s->nc ? jade_alloc(sizeof(float) * B * s->nc) : NULL;
-  if (!s->xh || !s->v0x || !s->ze || !s->th || !s->v0t || !s->tze || !s->tb || (s->nc && !s->condb)) {
+  if (!s->work || !s->tb || (s->nc && !s->condb)) {
     jade_sampler_free(s);
     return jade_error(JADE_ERR_NOMEM, "sampler: out of memory for batch %d", max_batch);
   }
@@ -128,58 +253,35 @@ jade_status jade_sampler_create(jade_sampler **out, jade_model *m, int max_batch
   return JADE_OK;
 }
 
-/* v (B, n) = (x_hat - z)/max(1 - t, eps) for maps and theta at time t. */
-static jade_status velocity(jade_sampler *s, int B, const float *z, const float *th,
-                            const float *cond, float t, float t_eps, float *vx, float *vt) {
+/* The network as a denoiser: x-prediction at time t for every state. */
+static jade_status network_denoise(void *user, int B, const float *z, const float *th, float t, float *xh, float *thh) {
+  jade_sampler *s = user;
   for (int b = 0; b < B; b++) s->tb[b] = t;
-  jade_status st = jade_model_forward(s->m, B, z, th, s->tb, cond, s->xh, s->th, NULL);
-  if (st) return st;
-  jade_flow_velocity(vx, s->xh, z, (size_t)B * s->nx, t, t_eps);
-  jade_flow_velocity(vt, s->th, th, (size_t)B * s->P, t, t_eps);
-  return JADE_OK;
+  return jade_model_forward(s->m, B, z, th, s->tb, s->cond, xh, thh, NULL);
 }
 
 jade_status jade_sampler_step(jade_sampler *s, int B, float *z, float *theta, const float *cond,
                               float t0, float t1, int heun, float t_eps) {
   if (B > s->max_batch)
     return jade_error(JADE_ERR_INVALID, "sampler: batch %d > %d", B, s->max_batch);
-  const size_t nx = (size_t)B * s->nx, np = (size_t)B * s->P;
-  const float dt = t1 - t0;
-  jade_status st = velocity(s, B, z, theta, cond, t0, t_eps, s->v0x, s->v0t);
-  if (st) return st;
-  if (!heun) {
-    // Euler: z += dt v(z, t0)
-    for (size_t i = 0; i < nx; i++) z[i] += dt * s->v0x[i];
-    for (size_t i = 0; i < np; i++) theta[i] += dt * s->v0t[i];
-    return JADE_OK;
+  s->cond = cond;
+  flow_work w = work_split(s->work, B, s->nx, s->P);
+  return heun_step(network_denoise, s, &w, B, s->nx, s->P, z, theta, t0, t1, heun, t_eps);
+}
+
+jade_status jade_sampler_run_solver(jade_sampler *s, int B, float *z, float *theta, const float *cond,
+                                    int cond_shared, jade_solver solver, int n_steps, float t_eps) {
+  if (B > s->max_batch)
+    return jade_error(JADE_ERR_INVALID, "sampler: batch %d > %d", B, s->max_batch);
+  s->cond = cond;
+  if (cond && cond_shared && s->nc) {
+    for (int b = 0; b < B; b++) memcpy(s->condb + (size_t)b * s->nc, cond, sizeof(float) * s->nc);
+    s->cond = s->condb;
   }
-  // Heun: z_e = z + dt v0; z += dt (v0 + v(z_e, t1))/2
-  for (size_t i = 0; i < nx; i++) s->ze[i] = z[i] + dt * s->v0x[i];
-  for (size_t i = 0; i < np; i++) s->tze[i] = theta[i] + dt * s->v0t[i];
-  // second velocity written in place over the model outputs
-  st = velocity(s, B, s->ze, s->tze, cond, t1, t_eps, s->xh, s->th);
-  if (st) return st;
-  const float h = 0.5f * dt;
-  for (size_t i = 0; i < nx; i++) z[i] += h * (s->v0x[i] + s->xh[i]);
-  for (size_t i = 0; i < np; i++) theta[i] += h * (s->v0t[i] + s->th[i]);
-  return JADE_OK;
+  return jade_flow_integrate(network_denoise, s, solver, n_steps, t_eps, B, s->nx, s->P, z, theta, s->work);
 }
 
 jade_status jade_sampler_run(jade_sampler *s, int B, float *z, float *theta, const float *cond,
                              int cond_shared, int n_steps, float t_eps) {
-  if (n_steps <= 0) return jade_error(JADE_ERR_INVALID, "sampler: %d steps", n_steps);
-  if (B > s->max_batch)
-    return jade_error(JADE_ERR_INVALID, "sampler: batch %d > %d", B, s->max_batch);
-  const float *cb = cond;
-  if (cond && cond_shared && s->nc) {
-    for (int b = 0; b < B; b++) memcpy(s->condb + (size_t)b * s->nc, cond, sizeof(float) * s->nc);
-    cb = s->condb;
-  }
-  // uniform grid t_i = i / n_steps; Heun steps, the last one Euler (t = 1 is data)
-  for (int i = 0; i < n_steps; i++) {
-    float t0 = (float)i / (float)n_steps, t1 = (float)(i + 1) / (float)n_steps;
-    jade_status st = jade_sampler_step(s, B, z, theta, cb, t0, t1, i < n_steps - 1, t_eps);
-    if (st) return st;
-  }
-  return JADE_OK;
+  return jade_sampler_run_solver(s, B, z, theta, cond, cond_shared, JADE_SOLVER_HEUN, n_steps, t_eps);
 }

@@ -102,7 +102,7 @@ static jade_status run_batch(worker *w, const jade_trained_model *tm, const floa
     jade_rng_normal_fill_f(o->seed, stream, 0, nx, w->z + (size_t)b * nx);
     jade_rng_normal_fill_f(o->seed, stream, nx, (size_t)P, w->th + (size_t)b * P);
   }
-  jade_status st = jade_sampler_run(w->s, (int)Bk, w->z, w->th, cond, 1, o->n_steps, tm->flow.t_eps);
+  jade_status st = jade_sampler_run_solver(w->s, (int)Bk, w->z, w->th, cond, 1, o->solver, o->n_steps, tm->flow.t_eps);
   if (st) return st;
   for (long b = 0; b < Bk; b++) {
     theta_row(n, w->th + (size_t)b * P, theta + (size_t)(d0 + b) * JADE_POSTERIOR_COLS);
@@ -355,8 +355,8 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   jade_text_file f;
   snprintf(path, sizeof path, "%s/theta.txt", dir);
   if ((st = jade_text_open(path, &f))) return st;
-  fprintf(f.f, "# jade sample: %ld posterior draws, %d Heun steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
-          n, o->n_steps, (unsigned long long)o->seed, tm->path, tm->step, obs_path);
+  fprintf(f.f, "# jade sample: %ld posterior draws, %d %s steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
+          n, o->n_steps, jade_solver_name(o->solver), (unsigned long long)o->seed, tm->path, tm->step, obs_path);
   for (int j = 0; j < K; j++) fprintf(f.f, " %s", jade_posterior_col_names[j]);
   fprintf(f.f, "\n");
   for (long i = 0; i < n; i++)

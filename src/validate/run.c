@@ -263,6 +263,7 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   jade_posterior_options_default(&po);
   po.n_draws = o->draws;
   po.n_steps = o->steps;
+  po.solver = o->solver;
   po.batch = o->batch;
   po.seed = (o->seed << 32) | (uint64_t)t;
   po.threads = inner_threads ? 0 : 1;
@@ -443,9 +444,9 @@ static char *run_identity(const jade_validation_options *o, const jade_trained_m
   if (s)
     snprintf(s, n,
              "# jade validate run\nmodel = %s\nmodel_step = %ld\ndata = %s\nn_obs = %ld\ndraws = %ld\nsteps = %d\n"
-             "batch = %d\nseed = %llu\nkeep_draws = %d\nn_hist = %d\nmatmul = %s\n",
-             o->model_path, tm->step, o->data_dir, o->n_obs, o->draws, o->steps, o->batch, (unsigned long long)o->seed,
-             o->keep_draws, o->n_hist, jade_matmul_backend_name(jade_matmul_get_backend()));
+             "solver = %s\nbatch = %d\nseed = %llu\nkeep_draws = %d\nn_hist = %d\nmatmul = %s\n",
+             o->model_path, tm->step, o->data_dir, o->n_obs, o->draws, o->steps, jade_solver_name(o->solver), o->batch,
+             (unsigned long long)o->seed, o->keep_draws, o->n_hist, jade_matmul_backend_name(jade_matmul_get_backend()));
   return s;
 }
 
@@ -663,8 +664,8 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   json_str(f.f, o->model_path);
   fprintf(f.f, ",\n  \"model_step\": %ld,\n  \"data\": ", tm->step);
   json_str(f.f, o->data_dir);
-  fprintf(f.f, ",\n  \"n_obs\": %zu,\n  \"draws\": %zu,\n  \"steps\": %d,\n  \"batch\": %d,\n  \"seed\": %llu,\n", T, S, o->steps,
-          o->batch, (unsigned long long)o->seed);
+  fprintf(f.f, ",\n  \"n_obs\": %zu,\n  \"draws\": %zu,\n  \"steps\": %d,\n  \"solver\": \"%s\",\n  \"batch\": %d,\n  \"seed\": %llu,\n", T,
+          S, o->steps, jade_solver_name(o->solver), o->batch, (unsigned long long)o->seed);
   fprintf(f.f, "  \"matmul\": \"%s\",\n", jade_matmul_backend_name(jade_matmul_get_backend()));
   fprintf(f.f, "  \"n_bins\": %d,\n  \"n_pix\": %d,\n  \"size_deg\": %.10g,\n  \"q_joint\": %zu,\n  \"q_theta\": %d,\n  \"q_maps\": %zu,\n",
           nb, L->np, c->size_deg, L->q, JADE_N_THETA, L->nx);
