@@ -28,15 +28,17 @@ typedef struct {
   int tty;
 } progress_state;
 
-static void progress(long done, long total, void *user) {
-  progress_state *p = user;
+/* one stderr line per 0.5 s on a terminal (overwritten), per 30 s otherwise, and the last */
+static void progress(const jade_progress *p, void *user) {
+  progress_state *ps = user;
   double now = jade_time_now();
-  if (now - p->t_last < (p->tty ? 0.5 : 30.0) && done < total) return;
-  p->t_last = now;
-  double rate = done / (now - p->t0);
-  double left = (total - done) / rate;
-  fprintf(stderr, "%ssample: %ld/%ld draws, %.2f draws/s, %.0f s left%s", p->tty ? "\r" : "", done, total, rate,
-          isfinite(left) ? left : 0.0, p->tty ? "   " : "\n");
+  if (now - ps->t_last < (ps->tty ? 0.5 : 30.0) && p->tasks_done < p->tasks_total) return;
+  ps->t_last = now;
+  char left[32];
+  jade_format_duration(p->eta, left, sizeof left);
+  fprintf(stderr, "%ssample: step %ld/%ld (%.0f%%), batch %ld/%ld done, %.3g draw-evaluations/s, %s left%s", ps->tty ? "\r" : "",
+          p->steps_done, p->steps_total, 100.0 * p->work_done / p->work_total, p->tasks_done, p->tasks_total, p->rate, left,
+          ps->tty ? "   " : "\n");
 }
 
 /* --config FILE / preset, else the config stored in the model over the 'small' preset (so

@@ -153,6 +153,11 @@ jade_status jade_sampler_step(jade_sampler *s, int B, float *z, float *theta, co
                               float t0, float t1, int heun, float t_eps);
 jade_status jade_sampler_run(jade_sampler *s, int B, float *z, float *theta, const float *cond,
                              int cond_shared, int n_steps, float t_eps);
+/* Called by jade_sampler_run after every step with the network evaluations of one draw it
+ * made (2 for a Heun step, 1 for the final Euler step) and the batch B (progress reports,
+ * include/jade/progress.h); NULL removes it. */
+void jade_sampler_set_step_hook(jade_sampler *s, void (*hook)(int step, int evals, int B, void *user),
+                                void *user);
 
 #ifdef __cplusplus
 }

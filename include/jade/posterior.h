@@ -10,6 +10,7 @@
 #define JADE_POSTERIOR_H
 #include "jade/dist.h"
 #include "jade/observation.h"
+#include "jade/progress.h"
 #include "jade/train.h"
 
 #ifdef __cplusplus
@@ -28,9 +29,15 @@ typedef struct {
   int threads;       /* 0 (default): whole batches on separate OpenMP threads (each with its
                         own model copy) when there are enough batches, else threads inside
                         the network; 1: always inside the network; n > 1: at most n workers */
-  /* optional progress report on rank 0 after each batch: draws done (all ranks, estimated) */
-  void (*progress)(long done, long total, void *user);
+  /* optional progress on rank 0 after every integration step of every batch of this rank
+   * and at the end of each batch (include/jade/progress.h: steps, draw-evaluations, time
+   * left), called from one thread at a time */
+  jade_progress_fn progress;
   void *user;
+  /* lower level (used by jade_validation_run): after every step, from the thread that
+   * integrated it (not serialised), with its draw-evaluations (network evaluations x draws) */
+  void (*on_step)(double work, void *step_user);
+  void *step_user;
 } jade_posterior_options;
 
 void jade_posterior_options_default(jade_posterior_options *o);

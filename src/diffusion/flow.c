@@ -85,7 +85,15 @@ struct jade_sampler {
   size_t nx, nc;
   int P;
   float *xh, *th, *v0x, *v0t, *ze, *tze, *tb, *condb;
+  void (*hook)(int step, int evals, int B, void *user);
+  void *hook_user;
 };
+
+void jade_sampler_set_step_hook(jade_sampler *s, void (*hook)(int step, int evals, int B, void *user), void *user) {
+  if (!s) return;
+  s->hook = hook;
+  s->hook_user = user;
+}
 
 void jade_sampler_free(jade_sampler *s) {
   if (!s) return;
@@ -180,6 +188,7 @@ jade_status jade_sampler_run(jade_sampler *s, int B, float *z, float *theta, con
     float t0 = (float)i / (float)n_steps, t1 = (float)(i + 1) / (float)n_steps;
     jade_status st = jade_sampler_step(s, B, z, theta, cb, t0, t1, i < n_steps - 1, t_eps);
     if (st) return st;
+    if (s->hook) s->hook(i, i < n_steps - 1 ? 2 : 1, B, s->hook_user);
   }
   return JADE_OK;
 }

@@ -1016,7 +1016,8 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   if (P.theta_w || M.theta_w)
     sb_printf(b, "<p class=\"note\">MCMC draws carry importance weights (weight column): the table and corner plot use a "
                  "systematic resample by weight.</p>\n");
-  jade_corner_set sets[2] = {{Pth, P.n, NCOL, mcmc ? C_MCMC : C_JADE, who}, {Mth, M.n, NCOL, C_MCMC, "MCMC"}};
+  jade_corner_set sets[2] = {{Pth, P.n, NCOL, mcmc ? C_MCMC : C_JADE, who, JADE_CORNER_FILLED},
+                             {Mth, M.n, NCOL, C_MCMC, "MCMC", JADE_CORNER_FILLED}};
   char cap[600];
   snprintf(cap, sizeof cap,
            "Corner plot: 1-D histograms and 2-D 68%%/95%% highest-density regions of %s%s%s. Omega_m is left out (it follows from "
@@ -1407,7 +1408,7 @@ static jade_status report_validation(const char *dir, const jade_report_options 
     if (exists(tpath) && !jade_npy_read(tpath, 1, &ext) && ext.ndim == 2 && ext.dtype == JADE_F64 && ext.shape[1] == NCOL && have_cols) {
       double truth[NCOL];
       for (int j = 0; j < NCOL; j++) truth[j] = po.v[ci[0][j]];
-      jade_corner_set set = {ext.data, ext.shape[0], NCOL, C_JADE, "JADE"};
+      jade_corner_set set = {ext.data, ext.shape[0], NCOL, C_JADE, "JADE", JADE_CORNER_FILLED};
       corner_figure(&pg, "example_corner.png", "Corner plot of the posterior draws of held-out observation 0 (truth in red).", &set, 1,
                     truth);
     }

@@ -176,7 +176,30 @@ typedef struct {
   int *prank;
   unsigned char *pin68, *pin95;
   double *pz;
+  int id;                           /* progress: worker index, shared estimator (rank 0 with */
+  jade_eta *eta;                    /* o->progress; NULL otherwise) */
+  const jade_validation_options *o;
 } worker;
+
+/* Progress events of worker w: 0 an observation begins, 1 a sampling step of `work`
+ * draw-evaluations (jade_posterior_options.on_step), 2 an observation is done (statistics
+ * included). Steps and ends are reported. */
+static void obs_event(worker *w, int type, double work) {
+  if (!w->eta) return;
+#pragma omp critical(jade_validate_progress)
+  {
+    double t = jade_time_now();
+    if (type == 0) jade_eta_begin(w->eta, w->id, t);
+    if (type == 1) jade_eta_step(w->eta, w->id, work, t);
+    if (type == 2) jade_eta_end(w->eta, w->id, t);
+    if (type) {
+      jade_progress p;
+      jade_eta_get(w->eta, t, &p);
+      w->o->progress(&p, w->o->user);
+    }
+  }
+}
+static void obs_step(double work, void *user) { obs_event(user, 1, work); }
 
 static void worker_free(worker *w) {
   jade_trained_model_free(w->tm);
@@ -266,6 +289,8 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   po.batch = o->batch;
   po.seed = (o->seed << 32) | (uint64_t)t;
   po.threads = inner_threads ? 0 : 1;
+  po.on_step = obs_step;
+  po.step_user = w;
   jade_status st = jade_posterior_sample(w->tm, w->obs, &po, NULL, w->maps, w->theta);
   if (st) return jade_error_context(st, "observation %ld", t);
   rec[L->o_seconds] = jade_time_now() - t0;
@@ -804,6 +829,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   char *ident = NULL;
   float *truths = NULL;
   worker *W = NULL;
+  jade_eta *eta = NULL;
   int nw = 0;
   char path[4400];
   jade_status st = JADE_OK;
@@ -937,9 +963,20 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   nw = outer ? (int)(limit < nthr ? (limit > 0 ? limit : 1) : nthr) : 1;
   W = calloc((size_t)nw, sizeof *W);
   if (!W) st = jade_error(JADE_ERR_NOMEM, "out of memory");
-  for (int i = 0; i < nw && !st && limit > 0; i++) st = worker_init(&W[i], &c);
+  /* progress: this rank's `limit` observations, each ceil(draws / batch) batches of the
+   * Heun sampler */
+  if (!st && dist->rank == 0 && o->progress && limit > 0) {
+    const long nb = (o->draws + o->batch - 1) / o->batch;
+    const double work = (double)o->draws * (2.0 * o->steps - 1.0);
+    st = jade_eta_create(nw, limit, work, work, nb * o->steps, jade_time_now(), &eta);
+  }
+  for (int i = 0; i < nw && !st && limit > 0; i++) {
+    st = worker_init(&W[i], &c);
+    W[i].id = i;
+    W[i].eta = eta;
+    W[i].o = o;
+  }
   if (!st && dist->rank == 0 && o->start) o->start(limit, n_mine, nw, o->user);
-  long done_n = 0;
   int failed = 0;
   char msg[1024] = "";
   if (!st && limit > 0) {
@@ -949,15 +986,15 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
 #pragma omp for schedule(dynamic, 1)
       for (long k = 0; k < limit; k++) {
         if (failed) continue;
+        obs_event(me, 0, 0);
         jade_status s2 = process_obs(&c, me, todo[k], !outer);
+        if (!s2) obs_event(me, 2, 0);
 #pragma omp critical(jade_validate)
         {
           if (s2 && !failed) {
             failed = 1;
             snprintf(msg, sizeof msg, "%s", jade_last_error());
           }
-          if (!s2) done_n++;
-          if (!s2 && dist->rank == 0 && o->progress) o->progress(done_n, limit, jade_time_now() - t_start, o->user);
         }
       }
     }
@@ -1022,6 +1059,7 @@ done:
   if (c.w_dtheta) jade_npy_writer_close(c.w_dtheta);
   if (c.w_dmaps) jade_npy_writer_close(c.w_dmaps);
   for (int i = 0; W && i < nw; i++) worker_free(&W[i]);
+  jade_eta_free(eta);
   free(W);
   free(truths);
   free(ident);
