@@ -6,6 +6,7 @@
  *                   (np.loadtxt; getdist: MCSamples(samples=np.loadtxt(...), names=...))
  *       theta.npy   float64 (draws, 8), same columns
  *       summary.txt mean, std, 16/50/84% quantiles per column (also printed)
+ *       config.ini  the effective configuration (prior, survey: jade report's overlays)
  * OUT must not exist: everything is written into OUT.tmp.<pid>, renamed to OUT when complete
  * (and removed on failure), so a failed run leaves nothing behind. */
 #include <errno.h>
@@ -106,6 +107,7 @@ int jade_cmd_sample(int argc, char **argv) {
   float *maps = NULL;
   double *theta = NULL;
   char tmp_dir[4200] = "";
+  char *cfg_text = NULL;
   jade_status st = JADE_OK;
   if (!model_path) st = jade_error(JADE_ERR_INVALID, "--model M is required");
   if (!st && !obs_path) st = jade_error(JADE_ERR_INVALID, "--obs OBS.fits is required");
@@ -132,6 +134,8 @@ int jade_cmd_sample(int argc, char **argv) {
   po.seed = (uint64_t)seed;
   po.batch = (int)batch;
   po.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
+  cfg_text = jade_config_dump(cfg);
+  po.config_text = cfg_text;
   const size_t nx = (size_t)obs.n_bins * obs.n_pix * obs.n_pix;
   theta = malloc((size_t)draws * JADE_POSTERIOR_COLS * sizeof *theta);
   if (!no_maps) maps = malloc((size_t)draws * nx * sizeof *maps);
@@ -185,6 +189,7 @@ done:;
   if (tmp_dir[0]) jade_remove_dir(tmp_dir); /* leave nothing behind */
   free(maps);
   free(theta);
+  free(cfg_text);
   jade_observation_free(&obs);
   jade_trained_model_free(tm);
   jade_config_free(cfg);

@@ -2,9 +2,11 @@
  * runs (issue 15: within 20% after the first 10% of the work). Every progress report is
  * recorded (elapsed, estimate, work done); when the run ends the true time left of each
  * report is known. Printed: the worst relative error of the estimate over the reports after
- * 10% of the work while more than two steps' time is left, the same for the plain rate
- * estimate (work left / rate so far), and for validate the time per observation outside the
- * sampling steps (statistics), as a fraction of an observation.
+ * 10% of the work while more than 5% of the time is left, the same for the plain rate
+ * estimate (work left / rate so far), how steady the machine was (throughput per tenth of
+ * the run), and for validate the time per observation outside the sampling steps
+ * (statistics), as a fraction of an observation. BENCH_PROGRESS_TRACE=FILE appends every
+ * report (run, fraction, elapsed, estimate, true time left).
  *
  * Usage: bench_progress MODEL OBS.fits [DATA_DIR] [draws steps batch n_obs]
  *   sample: `draws` draws, `steps` Heun steps, batches of `batch` (default 256 64 32);
@@ -44,8 +46,11 @@ static void on_progress(const jade_progress *p, void *user) {
   L->r[L->n++] = (record){p->elapsed, p->eta, p->work_done / p->work_total, 0, p->steps_done, p->tasks_done};
 }
 
-/* worst errors after 10% of the work, while more than two steps of one of the W workers are
- * left */
+/* Worst errors over the reports after 10% of the work while more than 5% of the run's time
+ * (and two steps of a worker) is left: closer to the end a relative error of a second or two
+ * means nothing. Also the machine's steadiness: the throughput of each tenth of the run
+ * relative to the mean (a shared machine's load changes it; no estimate from the past can
+ * foresee that). */
 static void evaluate(const char *what, const log_t *L, double total, int W, int per_obs_overhead) {
   double step = W * total / (L->r[L->n - 1].steps > 0 ? L->r[L->n - 1].steps : 1); /* one worker's step */
   double worst = 0, worst_rate = 0, at = 0;
@@ -53,7 +58,7 @@ static void evaluate(const char *what, const log_t *L, double total, int W, int 
   for (int i = 0; i < L->n; i++) {
     const record *r = &L->r[i];
     double truth = total - r->elapsed;
-    if (r->frac < 0.1 || truth <= 2.0 * step || !isfinite(r->eta)) continue;
+    if (r->frac < 0.1 || truth <= 2.0 * step || truth < 0.05 * total || !isfinite(r->eta)) continue;
     double e = fabs(r->eta - truth) / truth;
     if (e > worst) worst = e, at = r->frac;
     double rate_eta = r->elapsed / r->frac * (1.0 - r->frac);
@@ -61,13 +66,20 @@ static void evaluate(const char *what, const log_t *L, double total, int W, int 
     if (er > worst_rate) worst_rate = er;
     n++;
   }
+  double smin = INFINITY, smax = 0, f0 = 0, e0 = 0;
+  for (int i = 0, k = 1; i < L->n && k <= 10; i++)
+    if (L->r[i].elapsed >= total * k / 10.0) {
+      double sp = (L->r[i].frac - f0) / (L->r[i].elapsed - e0) * total;
+      smin = fmin(smin, sp), smax = fmax(smax, sp);
+      f0 = L->r[i].frac, e0 = L->r[i].elapsed, k++;
+    }
   const char *tr = getenv("BENCH_PROGRESS_TRACE"); /* append every report: what frac elapsed eta truth */
   FILE *tf = tr ? fopen(tr, "a") : NULL;
   for (int i = 0; tf && i < L->n; i++)
     fprintf(tf, "%s\t%.4f\t%.3f\t%.3f\t%.3f\n", what, L->r[i].frac, L->r[i].elapsed, L->r[i].eta, total - L->r[i].elapsed);
   if (tf) fclose(tf);
-  printf("%-34s %6.1f s, %5d reports: time left worst error after 10%%: %5.1f%% (at %3.0f%%); remaining/rate: %5.1f%%\n", what,
-         total, n, 100 * worst, 100 * at, 100 * worst_rate);
+  printf("%-34s %6.1f s, %4d reports: time left worst error %5.1f%% (at %3.0f%%), remaining/rate %5.1f%%; speed per tenth "
+         "%.2f .. %.2f of the mean\n", what, total, n, 100 * worst, 100 * at, 100 * worst_rate, smin, smax);
   if (per_obs_overhead) {
     /* with one worker: an end report follows the last step report of its observation */
     double over = 0, obs = 0, prev_end = 0;

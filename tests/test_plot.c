@@ -8,7 +8,9 @@
  *   test_plot                 run the checks
  *   test_plot --demo OUT.png  also draw a demo figure of every element (to look at)
  *   test_plot --png-stats F   print "width height ink_fraction colours" of a PNG (used by
- *                             scripts/screenshot.sh to tell a rendered page from a blank one) */
+ *                             scripts/screenshot.sh to tell a rendered page from a blank one)
+ *   test_plot --count F RRGGBB [X0 Y0 X1 Y1]  print the number of pixels within 12 (per channel)
+ *                             of the colour, in the box if given (tests/test_report.sh) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,8 +285,31 @@ static void symlog_tests(void) {
   jade_image_free(&im);
 }
 
+static int count_colour(int argc, char **argv) {
+  jade_image im;
+  if (jade_image_read_png(argv[2], &im)) {
+    fprintf(stderr, "%s\n", jade_last_error());
+    return 1;
+  }
+  unsigned long c = strtoul(argv[3], NULL, 16);
+  int x0 = 0, y0 = 0, x1 = im.w, y1 = im.h;
+  if (argc == 8) x0 = atoi(argv[4]), y0 = atoi(argv[5]), x1 = atoi(argv[6]), y1 = atoi(argv[7]);
+  long n = 0;
+  for (int y = y0 < 0 ? 0 : y0; y < y1 && y < im.h; y++)
+    for (int x = x0 < 0 ? 0 : x0; x < x1 && x < im.w; x++) {
+      jade_rgb q = jade_image_get(&im, x, y);
+      int ok = 1;
+      for (int k = 0; k < 24; k += 8) ok &= abs((int)((q >> k) & 255) - (int)((c >> k) & 255)) <= 12;
+      n += ok;
+    }
+  printf("%ld\n", n);
+  jade_image_free(&im);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--png-stats")) return png_stats(argv[2]);
+  if ((argc == 4 || argc == 8) && !strcmp(argv[1], "--count")) return count_colour(argc, argv);
   if (argc == 3 && !strcmp(argv[1], "--demo")) demo(argv[2]);
 
   /* ---- PNG round trip and a line where it should be ---- */

@@ -31,8 +31,11 @@ typedef struct {
 jade_status jade_image_init(jade_image *im, int w, int h, jade_rgb background);
 void jade_image_free(jade_image *im);
 jade_rgb jade_image_get(const jade_image *im, int x, int y);
-/* 8-bit RGB PNG, atomically (path.tmp.<pid> then rename). */
+/* 8-bit RGB PNG, atomically (path.tmp.<pid> then rename). _text adds n_text <= 8 tEXt chunks
+ * kv = {key0, text0, key1, text1, ...} (keys such as "Software", "Source", "Description";
+ * PNG 1.2 Sec. 4.2.3). */
 jade_status jade_image_write_png(const jade_image *im, const char *path);
+jade_status jade_image_write_png_text(const jade_image *im, const char *path, const char *const *kv, int n_text);
 /* Read any 8-bit PNG (grey, palette, RGB, with or without alpha; alpha composited on white)
  * into RGB. */
 jade_status jade_image_read_png(const char *path, jade_image *out);

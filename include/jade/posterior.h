@@ -38,6 +38,9 @@ typedef struct {
    * integrated it (not serialised), with its draw-evaluations (network evaluations x draws) */
   void (*on_step)(double work, void *step_user);
   void *step_user;
+  /* the effective configuration (jade_config_dump), written by jade_posterior_write as
+   * DIR/config.ini (prior and survey for jade report); NULL: not written */
+  const char *config_text;
 } jade_posterior_options;
 
 void jade_posterior_options_default(jade_posterior_options *o);
@@ -66,8 +69,9 @@ void jade_posterior_summary(const double *x, long n, int stride, jade_summary_st
 void jade_draw_moments(const float *x, size_t D, size_t n, float *mean, float *sd);
 
 /* Write DIR/maps.fits (4-D float32 (n_draws, bins, n, n), the observation's WCS-like keys),
- * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64 and DIR/summary.txt,
- * each atomically. maps may be NULL (no maps.fits). */
+ * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64, DIR/summary.txt and
+ * (o->config_text) DIR/config.ini, each atomically, the text files under '#' lines naming the
+ * jade version and the inputs. maps may be NULL (no maps.fits). */
 jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm,
                                  const jade_observation *obs, const char *obs_path,
                                  const jade_posterior_options *o, const float *maps,

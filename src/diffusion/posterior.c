@@ -336,6 +336,7 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
    * files") */
   if (fits_create_diskfile(&f, tmp, &status) || fits_create_img(f, FLOAT_IMG, 4, naxes, &status) ||
       fits_write_key_str(f, "EXTNAME", "MAPS", "posterior draws of the convergence maps", &status) ||
+      fits_write_key_str(f, "CREATOR", "jade " JADE_VERSION, "software that wrote this file", &status) ||
       fits_write_key_str(f, "BUNIT", "", "convergence kappa (dimensionless)", &status) ||
       fits_write_key_lng(f, "NDRAWS", ndraws, "posterior draws (axis 4)", &status) ||
       fits_write_key_lng(f, "NBINS", nbins, "tomographic bins (axis 3)", &status) ||
@@ -405,7 +406,7 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   jade_text_file f;
   snprintf(path, sizeof path, "%s/theta.txt", dir);
   if ((st = jade_text_open(path, &f))) return st;
-  fprintf(f.f, "# jade sample: %ld posterior draws, %d Heun steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
+  fprintf(f.f, "# jade " JADE_VERSION " sample: %ld posterior draws, %d Heun steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
           n, o->n_steps, (unsigned long long)o->seed, tm->path, tm->step, obs_path);
   for (int j = 0; j < K; j++) fprintf(f.f, " %s", jade_posterior_col_names[j]);
   fprintf(f.f, "\n");
@@ -419,14 +420,25 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   /* summary.txt */
   snprintf(path, sizeof path, "%s/summary.txt", dir);
   if ((st = jade_text_open(path, &f))) return st;
-  fprintf(f.f, "# jade sample: %ld draws; per column: mean, std, 16/50/84%% quantiles\n# %-8s %12s %12s %12s %12s %12s\n", n,
-          "column", "mean", "std", "q16", "q50", "q84");
+  fprintf(f.f, "# jade " JADE_VERSION " sample: %ld draws; per column: mean, std, 16/50/84%% quantiles\n# model %s\n# observation %s\n"
+          "# %-8s %12s %12s %12s %12s %12s\n", n, tm->path, obs_path, "column", "mean", "std", "q16", "q50", "q84");
   for (int j = 0; j < K; j++) {
     jade_summary_stat s;
     jade_posterior_summary(theta + j, n, K, &s);
     fprintf(f.f, "%-10s %12.6g %12.6g %12.6g %12.6g %12.6g\n", jade_posterior_col_names[j], s.mean, s.std, s.q16, s.q50, s.q84);
   }
   if ((st = jade_text_commit(&f))) return st;
+  /* config.ini */
+  if (o->config_text) {
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    size_t len = strlen(o->config_text) + 200;
+    char *txt = malloc(len);
+    if (!txt) return jade_error(JADE_ERR_NOMEM, "out of memory");
+    snprintf(txt, len, "# jade %s sample: the effective configuration (model %s)\n%s", JADE_VERSION, tm->path, o->config_text);
+    st = jade_write_file_atomic(path, txt);
+    free(txt);
+    if (st) return st;
+  }
   /* maps.fits */
   if (maps) {
     snprintf(path, sizeof path, "%s/maps.fits", dir);

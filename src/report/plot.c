@@ -62,7 +62,12 @@ static void png_warn_fn(png_structp png, png_const_charp msg) {
 }
 
 jade_status jade_image_write_png(const jade_image *im, const char *path) {
+  return jade_image_write_png_text(im, path, NULL, 0);
+}
+
+jade_status jade_image_write_png_text(const jade_image *im, const char *path, const char *const *kv, int n_text) {
   if (!im || !im->px) return jade_error(JADE_ERR_INVALID, "%s: no image to write", path);
+  if (n_text < 0 || n_text > 8 || (n_text && !kv)) return jade_error(JADE_ERR_INVALID, "%s: bad PNG text list", path);
   jade_text_file f;
   jade_status st = jade_text_open(path, &f);
   if (st) return st;
@@ -82,6 +87,15 @@ jade_status jade_image_write_png(const jade_image *im, const char *path) {
   png_init_io(png, f.f);
   png_set_IHDR(png, info, (png_uint_32)im->w, (png_uint_32)im->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  /* tEXt chunks (PNG 1.2 Sec. 4.2.3.1: Latin-1 keywords of 1-79 characters) */
+  png_text txt[8];
+  memset(txt, 0, sizeof txt);
+  for (int i = 0; i < n_text; i++) {
+    txt[i].compression = PNG_TEXT_COMPRESSION_NONE;
+    txt[i].key = (png_charp)kv[2 * i];
+    txt[i].text = (png_charp)kv[2 * i + 1];
+  }
+  if (n_text) png_set_text(png, info, txt, n_text);
   png_write_info(png, info);
   for (int y = 0; y < im->h; y++) png_write_row(png, im->px + (size_t)y * im->w * 3);
   png_write_end(png, NULL);
@@ -616,7 +630,7 @@ void jade_axes_decorate(jade_axes *ax, const char *title, const char *xlabel, co
   }
   const int ylog = ax->logy || ax->symlog_y > 0; /* labels: %g or the short scientific form */
   int ny = (flags & JADE_AX_NO_YTICKS) ? 0
-           : ax->symlog_y > 0          ? symlog_ticks(ax->ymin, ax->ymax, ax->symlog_y, maxy + 2, t, 64)
+           : ax->symlog_y > 0          ? symlog_ticks(ax->ymin, ax->ymax, ax->symlog_y, maxy, t, 64)
                                        : jade_nice_ticks(ax->ymin, ax->ymax, ax->logy, maxy, t, 64);
   step = ylog ? 0 : tick_step(t, ny);
   sci = ylog && needs_sci(t, ny);

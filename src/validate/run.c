@@ -482,7 +482,7 @@ static jade_status write_tarp_table(const char *dir, const char *name, const jad
   jade_text_file f;
   jade_status st = jade_text_open(path, &f);
   if (st) return st;
-  fprintf(f.f, "# jade validate: TARP expected coverage (%s), %zu truths x %zu draws, %d bootstrap replicates\n", name, r->T,
+  fprintf(f.f, "# jade " JADE_VERSION " validate: TARP expected coverage (%s), %zu truths x %zu draws, %d bootstrap replicates\n", name, r->T,
           r->S, r->n_boot);
   fprintf(f.f, "# alpha ecp lo68 hi68 lo95 hi95\n");
   for (int j = 0; j < r->n_alpha; j++)
@@ -571,7 +571,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   jade_text_file f;
   snprintf(path, sizeof path, "%s/coverage.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: per-parameter calibration over %zu observations x %zu draws (offset = mean of (posterior mean - truth) / posterior sd)\n", T, S);
+  fprintf(f.f, "# jade " JADE_VERSION " validate: per-parameter calibration over %zu observations x %zu draws (offset = mean of (posterior mean - truth) / posterior sd)\n", T, S);
   fprintf(f.f, "# column cov68 cov68_se cov95 cov95_se mean_offset mean_offset_se mean_z2 mean_z2_se rank_chi2 rank_chi2_p\n");
   for (int j = 0; j < K_COLS; j++)
     fprintf(f.f, "%-8s %.4f %.4f %.4f %.4f %+.4f %.4f %.4f %.4f %.3f %.4g\n", jade_posterior_col_names[j], cov.cov68[j],
@@ -581,7 +581,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   /* per_obs.txt */
   snprintf(path, sizeof path, "%s/per_obs.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: one row per observation (dataset index); MIRA p and TARP f = count/draws of the joint, theta and maps vectors; physical theta\n# index seconds p_joint p_theta p_maps f_joint f_theta f_maps pixel_cov68 pixel_cov95");
+  fprintf(f.f, "# jade " JADE_VERSION " validate: one row per observation (dataset index); MIRA p and TARP f = count/draws of the joint, theta and maps vectors; physical theta\n# index seconds p_joint p_theta p_maps f_joint f_theta f_maps pixel_cov68 pixel_cov95");
   static const char *const grp[4] = {"truth", "mean", "std", "rank"};
   for (int g = 0; g < 4; g++)
     for (int j = 0; j < K_COLS; j++) fprintf(f.f, " %s_%s", grp[g], jade_posterior_col_names[j]);
@@ -611,7 +611,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   }
   snprintf(path, sizeof path, "%s/power.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: binned power spectra C_ell of the posterior draws vs the truth, over %zu observations\n"
+  fprintf(f.f, "# jade " JADE_VERSION " validate: binned power spectra C_ell of the posterior draws vs the truth, over %zu observations\n"
                "# ratio = (mean over draws of C_ell) / C_ell(truth) per observation; ratio_mean, ratio_sd over observations;\n"
                "# ratio_of_means = sum of draws' means / sum of truths; in68 = fraction of observations whose truth lies\n"
                "# within the draws' 16-84%% range\n", T);
@@ -650,7 +650,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   /* pdf.txt and moments */
   snprintf(path, sizeof path, "%s/pdf.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: one-point PDF of the convergence (density per unit kappa), pooled over %zu observations;\n"
+  fprintf(f.f, "# jade " JADE_VERSION " validate: one-point PDF of the convergence (density per unit kappa), pooled over %zu observations;\n"
                "# draws: mean over the %zu draws of each observation\n# bin lo hi truth_density draws_density\n", T, S);
   for (int b = 0; b < nb; b++) {
     const double *e = c->edges + (size_t)b * (NH + 1);
@@ -682,9 +682,16 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
     pixz2 += r[L->o_pix + 2] / T;
     secs += r[L->o_seconds];
   }
+  /* config.ini: the model's configuration (prior and survey for jade report) */
+  if (tm->config_text && tm->config_text[0]) {
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    if ((st = jade_text_open(path, &f))) goto out;
+    fprintf(f.f, "# jade %s validate: the configuration of the model %s\n%s", JADE_VERSION, o->model_path, tm->config_text);
+    if ((st = jade_text_commit(&f))) goto out;
+  }
   snprintf(path, sizeof path, "%s/summary.json", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "{\n  \"format\": \"jade-validation-1\",\n  \"model\": ");
+  fprintf(f.f, "{\n  \"format\": \"jade-validation-1\",\n  \"jade_version\": \"%s\",\n  \"model\": ", JADE_VERSION);
   json_str(f.f, o->model_path);
   fprintf(f.f, ",\n  \"model_step\": %ld,\n  \"data\": ", tm->step);
   json_str(f.f, o->data_dir);
