@@ -336,33 +336,26 @@ int main(void) {
     /* refusals: each names the file and what is wrong */
     check_refused(p_txt, 4, "5 bin columns", "n_bins = 4");
     check_refused(p_txt, 6, "5 bin columns", "n_bins = 6");
-    snprintf(path, sizeof path, "%s/nonmono.txt", test_dir);
-    write_text(path, "z bin1\n0 0\n0.5 1\n0.4 1\n1.0 0\n");
-    check_refused(path, 1, "row 3", "z must increase");
-    snprintf(path, sizeof path, "%s/neg.txt", test_dir);
-    write_text(path, "z bin1 bin2\n0 0 0\n0.5 1 2\n1.0 -0.5 1\n1.5 0 0\n");
-    check_refused(path, 2, "'bin1' row 3", "negative");
-    snprintf(path, sizeof path, "%s/nan.txt", test_dir);
-    write_text(path, "z bin1\n0 0\n0.5 nan\n1.0 0\n");
-    check_refused(path, 1, "bin1", "not a finite number");
-    snprintf(path, sizeof path, "%s/short.txt", test_dir);
-    write_text(path, "z bin1\n0 0\n0.5 1\n");
-    check_refused(path, 1, "2 rows", "at least 3");
-    snprintf(path, sizeof path, "%s/gap.txt", test_dir);
-    write_text(path, "z bin1 bin3\n0 0 0\n0.5 1 1\n1.0 0 0\n");
-    check_refused(path, 2, "'bin3'", "no 'bin2'");
-    snprintf(path, sizeof path, "%s/noz.txt", test_dir);
-    write_text(path, "redshift bin1\n0 0\n0.5 1\n1.0 0\n");
-    check_refused(path, 1, "no redshift column", "'z'");
-    snprintf(path, sizeof path, "%s/zero.txt", test_dir);
-    write_text(path, "z bin1 bin2\n0 0 0\n0.5 1 0\n1.0 0 0\n");
-    check_refused(path, 2, "'bin2'", "zero in every row");
-    snprintf(path, sizeof path, "%s/zneg.txt", test_dir);
-    write_text(path, "z bin1\n-0.1 0\n0.5 1\n1.0 0\n");
-    check_refused(path, 1, "row 1", "[0, 100]");
-    snprintf(path, sizeof path, "%s/both.txt", test_dir);
-    write_text(path, "z z_mid bin1\n0 0 0\n0.5 0.5 1\n1.0 1.0 0\n");
-    check_refused(path, 1, "'z'", "'z_mid'");
+    static const struct {
+      const char *file, *text;
+      int n_bins;
+      const char *n1, *n2;
+    } bad[] = {
+        {"nonmono.txt", "z bin1\n0 0\n0.5 1\n0.4 1\n1.0 0\n", 1, "row 3", "z must increase"},
+        {"neg.txt", "z bin1 bin2\n0 0 0\n0.5 1 2\n1.0 -0.5 1\n1.5 0 0\n", 2, "'bin1' row 3", "negative"},
+        {"nan.txt", "z bin1\n0 0\n0.5 nan\n1.0 0\n", 1, "bin1", "not a finite number"},
+        {"short.txt", "z bin1\n0 0\n0.5 1\n", 1, "2 rows", "at least 3"},
+        {"gap.txt", "z bin1 bin3\n0 0 0\n0.5 1 1\n1.0 0 0\n", 2, "'bin3'", "no 'bin2'"},
+        {"noz.txt", "redshift bin1\n0 0\n0.5 1\n1.0 0\n", 1, "no redshift column", "'z'"},
+        {"zero.txt", "z bin1 bin2\n0 0 0\n0.5 1 0\n1.0 0 0\n", 2, "'bin2'", "zero in every row"},
+        {"zneg.txt", "z bin1\n-0.1 0\n0.5 1\n1.0 0\n", 1, "row 1", "[0, 100]"},
+        {"both.txt", "z z_mid bin1\n0 0 0\n0.5 0.5 1\n1.0 1.0 0\n", 1, "'z'", "'z_mid'"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+      snprintf(path, sizeof path, "%s/%s", test_dir, bad[k].file);
+      write_text(path, bad[k].text);
+      check_refused(path, bad[k].n_bins, bad[k].n1, bad[k].n2);
+    }
     snprintf(path, sizeof path, "%s/missing.txt", test_dir);
     check_refused(path, 1, "No such file", NULL);
   }
