@@ -29,3 +29,6 @@ set_tests_properties(test_sample_bf16 PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(test_full_disk PROPERTIES SKIP_RETURN_CODE 77)
 # Optional PyTorch cross-check (77 = no python3-torch).
 set_tests_properties(test_torch_crosscheck PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200)
+# The longest tests start first (a clean clone has no timing history for ctest -j to use).
+set_tests_properties(test_diffusion_exact PROPERTIES COST 1000 LABELS slow)
+set_tests_properties(test_docs test_cli_bad_input test_sample_bf16 test_report test_mcmc_cli PROPERTIES COST 100)
