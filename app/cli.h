@@ -6,7 +6,7 @@
 #include "jade/dist.h"
 #include "jade/core.h"
 
-#define JADE_VERSION_STRING "0.1.0"
+#define JADE_VERSION_STRING JADE_VERSION
 
 typedef struct {
   const char *name;

@@ -1,4 +1,4 @@
-/* jade cosmo pk|cl|shift: tables for the config's cosmology, as whitespace-separated columns
+/* jade cosmo pk|cl|shift|nz: tables for the config's cosmology, as whitespace-separated columns
  * under a '#' header naming columns and units (numpy.loadtxt / getdist readable). */
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@ static void print_cosmo_header(const jade_sim_config *sc) {
   printf("# jade %s: Omega_c=%g Omega_b=%g sigma_8=%g h=%g n_s=%g w_0=%g T_cmb=%g N_eff=%g radiation=%d\n",
          JADE_VERSION_STRING, p->Omega_c, p->Omega_b, p->sigma_8, p->h, p->n_s, p->w_0, p->T_cmb, p->N_eff,
          p->radiation);
+  if (sc->survey.nz_file[0]) printf("# n(z) of the %d bins from %s\n", sc->survey.n_bins, sc->survey.nz_file);
 }
 
 int jade_cmd_cosmo(int argc, char **argv) {
@@ -29,21 +30,24 @@ int jade_cmd_cosmo(int argc, char **argv) {
       {"n-ell", "N", "number of log-spaced multipoles (cl)", "100", 0, 0, NULL, 0},
       {"convergence", NULL, "bare convergence C_ell, without the shear (l+2)!/(l-2)!/(l+1/2)^4 factor (cl)", NULL, 0, 0, NULL, 0},
       {"pixel", "ARCMIN", "pixel side for the shift (default: the config's map pixel)", NULL, 0, 0, NULL, 0},
+      {"n-z", "N", "number of redshifts from 0 to --z-max (nz)", "501", 0, 0, NULL, 0},
+      {"z-max", "Z", "largest redshift (nz; default: the survey's z_max)", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
   const char *pos[1];
   int npos = 0;
-  int r = jade_cli_parse(argc, argv, "jade cosmo pk|cl|shift [options]",
+  int r = jade_cli_parse(argc, argv, "jade cosmo pk|cl|shift|nz [options]",
                          "Print, for the config's cosmology:\n"
                          "  pk     P(k) at redshift --z (k in h/Mpc, P in (Mpc/h)^3; halofit unless --linear)\n"
                          "  cl     Limber C_ell of every bin pair (ell, then 00 01 .. 0n 11 .. nn)\n"
-                         "  shift  the log-normal shift lambda of each bin for the map's pixel",
+                         "  shift  the log-normal shift lambda of each bin for the map's pixel\n"
+                         "  nz     n(z) of each bin as used (unit integral; columns z bin1 .. binN: a valid nz_file)",
                          opts, pos, 1, &npos);
   if (r) {
     jade_cli_free(opts);
     return r > 0 ? 0 : 2;
   }
-  if (npos != 1 || (strcmp(pos[0], "pk") && strcmp(pos[0], "cl") && strcmp(pos[0], "shift"))) {
-    fprintf(stderr, "jade cosmo: expected one of pk, cl, shift (see jade cosmo --help)\n");
+  if (npos != 1 || (strcmp(pos[0], "pk") && strcmp(pos[0], "cl") && strcmp(pos[0], "shift") && strcmp(pos[0], "nz"))) {
+    fprintf(stderr, "jade cosmo: expected one of pk, cl, shift, nz (see jade cosmo --help)\n");
     jade_cli_free(opts);
     return 2;
   }
@@ -117,6 +121,29 @@ int jade_cmd_cosmo(int argc, char **argv) {
       printf("# log-normal shift of the convergence smoothed with a top-hat of radius %.6g arcmin "
              "(pixel %.6g arcmin / sqrt(pi))\n# bin lambda\n", pix / sqrt(M_PI), pix);
       for (int i = 0; i < sc.survey.n_bins; i++) printf("%d %.10e\n", i, lambda[i]);
+    }
+  } else if (!st && !strcmp(pos[0], "nz")) {
+    long nzn;
+    double zmax = jade_survey_z_max(s);
+    st = jade_cli_long(opts, "n-z", 3, 10000000L, &nzn);
+    if (!st && jade_cli_opt(opts, "z-max")->value) st = jade_cli_double(opts, "z-max", 1e-3, 100, &zmax);
+    if (!st) {
+      int nb = sc.survey.n_bins;
+      print_cosmo_header(&sc);
+      if (sc.survey.nz_file[0])
+        printf("# Steffen spline of the table, unit integral\n");
+      else
+        printf("# Smail n(z) alpha=%g beta=%g z0=%g on [0, %g], %d equal-number bins, photo-z sigma_z=%g (unit integral)\n",
+               sc.survey.smail_alpha, sc.survey.smail_beta, sc.survey.smail_z0, sc.survey.z_max, nb, sc.survey.sigma_z);
+      printf("z");
+      for (int i = 0; i < nb; i++) printf(" bin%d", i + 1);
+      printf("\n");
+      for (long k = 0; k < nzn; k++) {
+        double z = zmax * (double)k / (nzn - 1);
+        printf("%.10e", z);
+        for (int i = 0; i < nb; i++) printf(" %.10e", jade_survey_nz(s, i, z));
+        printf("\n");
+      }
     }
   }
   free(ell);

@@ -6,6 +6,7 @@
  *                   (np.loadtxt; getdist: MCSamples(samples=np.loadtxt(...), names=...))
  *       theta.npy   float64 (draws, 8), same columns
  *       summary.txt mean, std, 16/50/84% quantiles per column (also printed)
+ *       config.ini  the effective configuration (prior, survey: jade report's overlays)
  * OUT must not exist: everything is written into OUT.tmp.<pid>, renamed to OUT when complete
  * (and removed on failure), so a failed run leaves nothing behind. */
 #include <errno.h>
@@ -28,15 +29,17 @@ typedef struct {
   int tty;
 } progress_state;
 
-static void progress(long done, long total, void *user) {
-  progress_state *p = user;
+/* one stderr line per 0.5 s on a terminal (overwritten), per 30 s otherwise, and the last */
+static void progress(const jade_progress *p, void *user) {
+  progress_state *ps = user;
   double now = jade_time_now();
-  if (now - p->t_last < (p->tty ? 0.5 : 30.0) && done < total) return;
-  p->t_last = now;
-  double rate = done / (now - p->t0);
-  double left = (total - done) / rate;
-  fprintf(stderr, "%ssample: %ld/%ld draws, %.2f draws/s, %.0f s left%s", p->tty ? "\r" : "", done, total, rate,
-          isfinite(left) ? left : 0.0, p->tty ? "   " : "\n");
+  if (now - ps->t_last < (ps->tty ? 0.5 : 30.0) && p->tasks_done < p->tasks_total) return;
+  ps->t_last = now;
+  char left[32];
+  jade_format_duration(p->eta, left, sizeof left);
+  fprintf(stderr, "%ssample: step %ld/%ld (%.0f%%), batch %ld/%ld done, %.3g draw-evaluations/s, %s left%s", ps->tty ? "\r" : "",
+          p->steps_done, p->steps_total, 100.0 * p->work_done / p->work_total, p->tasks_done, p->tasks_total, p->rate, left,
+          ps->tty ? "   " : "\n");
 }
 
 /* --config FILE / preset, else the config stored in the model over the 'small' preset (so
@@ -107,6 +110,7 @@ int jade_cmd_sample(int argc, char **argv) {
   float *maps = NULL;
   double *theta = NULL;
   char tmp_dir[4200] = "";
+  char *cfg_text = NULL;
   jade_status st = JADE_OK;
   if (!model_path) st = jade_error(JADE_ERR_INVALID, "--model M is required");
   if (!st && !obs_path) st = jade_error(JADE_ERR_INVALID, "--obs OBS.fits is required");
@@ -135,6 +139,8 @@ int jade_cmd_sample(int argc, char **argv) {
   po.seed = (uint64_t)seed;
   po.batch = (int)batch;
   po.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
+  cfg_text = jade_config_dump(cfg);
+  po.config_text = cfg_text;
   const size_t nx = (size_t)obs.n_bins * obs.n_pix * obs.n_pix;
   theta = malloc((size_t)draws * JADE_POSTERIOR_COLS * sizeof *theta);
   if (!no_maps) maps = malloc((size_t)draws * nx * sizeof *maps);
@@ -156,8 +162,8 @@ int jade_cmd_sample(int argc, char **argv) {
   if (!quiet && dist.rank == 0) {
     po.progress = progress;
     po.user = &ps;
-    fprintf(stderr, "jade sample: %ld draws x %ld Heun steps (%ld network evaluations each), model %s (step %ld), matmul %s%s\n",
-            draws, steps, 2 * steps - 1, tm->path, tm->step, jade_matmul_backend_name(jade_matmul_get_backend()),
+    fprintf(stderr, "jade sample: %ld draws x %ld %s steps (%d network evaluations each), model %s (step %ld), matmul %s%s\n",
+            draws, steps, jade_solver_name(po.solver), jade_solver_evals(po.solver, (int)steps), tm->path, tm->step, jade_matmul_backend_name(jade_matmul_get_backend()),
             obs.from_shear ? ", shear converted by Kaiser-Squires" : "");
   }
   st = jade_posterior_sample(tm, obs.kappa, &po, &dist, maps, theta);
@@ -188,6 +194,7 @@ done:;
   if (tmp_dir[0]) jade_remove_dir(tmp_dir); /* leave nothing behind */
   free(maps);
   free(theta);
+  free(cfg_text);
   jade_observation_free(&obs);
   jade_trained_model_free(tm);
   jade_config_free(cfg);

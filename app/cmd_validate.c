@@ -32,16 +32,17 @@ static void start(long todo, long n_mine, int workers, void *user) {
           jade_matmul_backend_name(jade_matmul_get_backend()));
 }
 
-static void progress(long done, long total, double sec, void *user) {
-  progress_state *p = user;
+/* one stderr line per 0.5 s on a terminal (overwritten), per 30 s otherwise, and the last */
+static void progress(const jade_progress *p, void *user) {
+  progress_state *ps = user;
   double now = jade_time_now();
-  if (now - p->t_last < (p->tty ? 0.5 : 30.0) && done < total) return;
-  p->t_last = now;
-  double rate = done / sec;
-  char eta[32];
-  jade_format_duration((total - done) / rate, eta, sizeof eta);
-  fprintf(stderr, "%svalidate: %ld/%ld observations (this rank), %.3g obs/s, %s left%s", p->tty ? "\r" : "", done, total, rate, eta,
-          p->tty ? "   " : "\n");
+  if (now - ps->t_last < (ps->tty ? 0.5 : 30.0) && p->tasks_done < p->tasks_total) return;
+  ps->t_last = now;
+  char left[32];
+  jade_format_duration(p->eta, left, sizeof left);
+  fprintf(stderr, "%svalidate: step %ld/%ld (%.0f%%), %ld/%ld observations (this rank), %.3g draw-evaluations/s, %s left%s",
+          ps->tty ? "\r" : "", p->steps_done, p->steps_total, 100.0 * p->work_done / p->work_total, p->tasks_done,
+          p->tasks_total, p->rate, left, ps->tty ? "   " : "\n");
 }
 
 static jade_status parse_seed(jade_option *opts, uint64_t *seed) {

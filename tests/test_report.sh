@@ -86,10 +86,34 @@ imgs() { grep -o '<img ' "$1" | wc -l; }
 check "[ \$(imgs s/report.html) = 4 ] && [ \$(grep -o 'src=\"data:image/png;base64,' s/report.html | wc -l) = 4 ]" "sample report should embed 4 images"
 check "! grep -q 'src=\"http\\|href=\"http' s/report.html" "the report refers to the network"
 check "grep -q 'truth known' s/report.html" "sample report did not find the truth of the recorded observation"
+# issue 15: prior overlay, theory and noise on every auto/cross spectrum, residual maps in degrees,
+# the version and the inputs in every output
+VER=$("$JADE" --version | cut -d' ' -f2)
+check "grep -q \"^project(jade VERSION $VER \" '$SRC/CMakeLists.txt'" "jade --version ($VER) differs from CMakeLists.txt's project(VERSION)"
+check "[ -s s/config.ini ] && grep -q '^prior_sigma_8 = ' s/config.ini" "sample wrote no config.ini"
+check "head -1 s/theta.txt | grep -q \"^# jade $VER sample\" && head -1 s/summary.txt | grep -q \"^# jade $VER sample\"" "sample text outputs lack the version"
+check "grep -aq \"CREATOR = 'jade $VER'\" s/maps.fits && grep -aq \"CREATOR = 'jade $VER'\" obs.fits" "FITS outputs lack CREATOR"
+check "grep -q \"content=\\\"jade $VER\\\"\" s/report.html && grep -q \"id=\\\"provenance\\\">jade $VER; inputs: .*observation .*obs.fits.*configuration s/config.ini\" s/report.html" "report.html lacks the version / inputs"
+for f in maps corner power pdf; do
+  check "grep -aq \"jade $VER\" s/$f.png && grep -aq 'obs.fits' s/$f.png" "$f.png has no Software / Source text"
+done
+check "grep -q \"prior's marginal density\" s/report.html && grep -q '<th>prior sd</th>' s/report.html" "corner plot / table without the prior"
+check "grep -q 'Scott' s/report.html" "the corner plot's caption does not name the kernel bandwidth"
+check "grep -q 'every bin pair (15 panels' s/report.html" "power figure should have all 15 auto and cross spectra"
+check "grep -q 'theory at the posterior mean' s/report.html && grep -q 'white-noise level' s/report.html" "power figure lacks theory / noise"
+check "grep -q 'Axes in degrees' s/report.html && grep -q 'residual (mean - truth) / sd' s/report.html" "maps figure lacks degrees / residuals"
+# the pixels: prior curves (grey 7F7F7F) on the corner plot's diagonal, theory (green) and noise
+# (purple) lines on the spectra, residual maps (RdBu ends) on the maps
+count() { "$BUILD/test_plot" --count "$@"; }
+check "[ \$(count s/corner.png 7F7F7F) -gt 100 ]" "no prior curves on the corner plot"
+check "[ \$(count s/power.png 2CA02C) -gt 200 ] && [ \$(count s/power.png 9467BD) -gt 50 ]" "no theory / noise lines on the spectra"
+check "[ \$(count s/maps.png 053061) -gt 0 ] || [ \$(count s/maps.png 67001F) -gt 0 ]" "no residual map"
 rm v1/*.png v1/report.html
 "$JADE" report v1 --quiet || { echo "FAILED: report of a validation"; fail=1; }
 check "[ \$(imgs v1/report.html) = 7 ] && [ -s v1/tarp.png ]" "validation report should embed 7 images"
 check "grep -q 'MIRA' v1/report.html && grep -q 'rank' v1/report.html" "validation report lacks MIRA / coverage"
+check "[ -s v1/config.ini ] && grep -q '\"jade_version\": \"'$VER'\"' v1/summary.json && head -1 v1/power.txt | grep -q \"^# jade $VER validate\"" "validation outputs lack the version / config.ini"
+check "[ \$(count v1/example_corner.png 7F7F7F) -gt 100 ] && grep -q '(mean-truth)/sd\|residual (mean' v1/report.html" "validation example without prior / residuals"
 # a non-square example_maps.npy (4, 1, 16, 8) used to be read as 16 x 16 (heap over-read):
 # the report must skip the example figure, not crash
 cp -r v1 v1ns && rm -f v1ns/*.png v1ns/report.html

@@ -12,6 +12,10 @@
 extern "C" {
 #endif
 
+/* The version, written into every output file's header (FITS CREATOR, '#' lines, HTML, PNG
+ * text); equal to project(VERSION) in CMakeLists.txt (checked by tests/test_report.sh). */
+#define JADE_VERSION "0.1.0"
+
 typedef enum {
   JADE_OK = 0,
   JADE_ERR_INVALID = 1,  /* bad argument or out-of-range value */

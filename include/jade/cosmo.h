@@ -67,15 +67,39 @@ typedef struct {
   double sigma_z;                      /* photo-z scatter sigma_z (1+z) */
   double n_gal;                        /* total galaxies per arcmin^2 */
   double sigma_e;                      /* intrinsic ellipticity dispersion per component */
+  /* "" (all zero): the Smail bins above. Otherwise the path of an n(z) table
+   * (jade_survey_read_nz): its bins replace the Smail ones (smail_*, sigma_z and z_max are
+   * not used) and hold n_gal / n_bins galaxies per arcmin^2 each. */
+  char nz_file[1024];
 } jade_survey_params;
 
 typedef struct jade_survey jade_survey;
 
-/* Equal-number bins of the parent Smail n(z), each convolved with the Gaussian photo-z. */
+/* Equal-number bins of the parent Smail n(z), each convolved with the Gaussian photo-z; or,
+ * when p->nz_file is set, the bins of that table (jade_survey_read_nz). */
 jade_status jade_survey_create(const jade_survey_params *p, jade_survey **out);
-/* Bins given as tables n_i(z) on a common z grid (any normalisation; renormalised). */
+
+/* How a tabulated n(z) is interpolated between its nodes (zero outside [z_0, z_last]). */
+typedef enum {
+  JADE_NZ_LINEAR = 0, /* piecewise linear */
+  JADE_NZ_SPLINE = 1  /* GSL's Steffen (1990, A&A 239, 443) monotone cubic: C1, no overshoot, so
+                         n(z) >= 0 between non-negative nodes; needs >= 3 nodes */
+} jade_nz_interp;
+/* Bins given as tables n_i(z) on a common z grid (any normalisation: each bin is divided by
+ * the exact integral of its interpolant). _tabulated is _interp with JADE_NZ_LINEAR. */
+jade_status jade_survey_create_interp(int n_bins, int n_z, const double *z,
+                                      const double *nz /* [n_bins][n_z] */, jade_nz_interp interp,
+                                      jade_survey **out);
 jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z,
                                          const double *nz /* [n_bins][n_z] */, jade_survey **out);
+/* n(z) per tomographic bin from a table file (jade_table_read: text with a header line, CSV,
+ * or a FITS table - the NZ_SOURCE extension of a 2pt FITS file if present, else the first
+ * table): a redshift column `z` (or `z_mid`) and one column per bin `bin1` .. `binN` (or
+ * `bin_1` ..), names case-insensitive, N = n_bins; jade's bin i is column bin<i+1>. z
+ * increasing, >= 3 rows, n >= 0 and not all zero per bin; splined (JADE_NZ_SPLINE) and
+ * normalised. Errors name the file, the column and the row at fault. No shape noise is set
+ * (jade_survey_set_shape_noise). */
+jade_status jade_survey_read_nz(const char *path, int n_bins, jade_survey **out);
 void jade_survey_free(jade_survey *s);
 int jade_survey_n_bins(const jade_survey *s);
 double jade_survey_nz(const jade_survey *s, int bin, double z); /* unit integral */

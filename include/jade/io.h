@@ -163,6 +163,9 @@ jade_status jade_mkdir_p(const char *path);
  * errors naming the file, line/row and column. */
 jade_status jade_table_read(const char *path, int n_cols, const char *const *names, const int *required,
                             double **cols, size_t *n_rows);
+/* The same, reading a FITS file's HDU named extname when it has one (else the first table). */
+jade_status jade_table_read_hdu(const char *path, const char *extname, int n_cols, const char *const *names,
+                                const int *required, double **cols, size_t *n_rows);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #define JADE_POSTERIOR_H
 #include "jade/dist.h"
 #include "jade/observation.h"
+#include "jade/progress.h"
 #include "jade/train.h"
 
 #ifdef __cplusplus
@@ -29,9 +30,18 @@ typedef struct {
   int threads;       /* 0 (default): whole batches on separate OpenMP threads (each with its
                         own model copy) when there are enough batches, else threads inside
                         the network; 1: always inside the network; n > 1: at most n workers */
-  /* optional progress report on rank 0 after each batch: draws done (all ranks, estimated) */
-  void (*progress)(long done, long total, void *user);
+  /* optional progress on rank 0 after every integration step of every batch of this rank
+   * and at the end of each batch (include/jade/progress.h: steps, draw-evaluations, time
+   * left), called from one thread at a time */
+  jade_progress_fn progress;
   void *user;
+  /* lower level (used by jade_validation_run): after every step, from the thread that
+   * integrated it (not serialised), with its draw-evaluations (network evaluations x draws) */
+  void (*on_step)(double work, void *step_user);
+  void *step_user;
+  /* the effective configuration (jade_config_dump), written by jade_posterior_write as
+   * DIR/config.ini (prior and survey for jade report); NULL: not written */
+  const char *config_text;
 } jade_posterior_options;
 
 void jade_posterior_options_default(jade_posterior_options *o);
@@ -60,8 +70,9 @@ void jade_posterior_summary(const double *x, long n, int stride, jade_summary_st
 void jade_draw_moments(const float *x, size_t D, size_t n, float *mean, float *sd);
 
 /* Write DIR/maps.fits (4-D float32 (n_draws, bins, n, n), the observation's WCS-like keys),
- * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64 and DIR/summary.txt,
- * each atomically. maps may be NULL (no maps.fits). */
+ * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64, DIR/summary.txt and
+ * (o->config_text) DIR/config.ini, each atomically, the text files under '#' lines naming the
+ * jade version and the inputs. maps may be NULL (no maps.fits). */
 jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm,
                                  const jade_observation *obs, const char *obs_path,
                                  const jade_posterior_options *o, const float *maps,

@@ -31,6 +31,7 @@
 
 #include "jade/dist.h"
 #include "jade/model.h"
+#include "jade/progress.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,8 +59,9 @@ typedef struct {
   /* on rank 0 once the inputs are checked, before the first observation: observations this
    * rank still has to do (of n_mine) and the worker threads */
   void (*start)(long todo, long n_mine, int workers, void *user);
-  /* progress on rank 0 after each observation: done / total on this rank, seconds so far */
-  void (*progress)(long done, long total, double seconds, void *user);
+  /* progress on rank 0 after every sampling step and every finished observation of this
+   * rank (include/jade/progress.h: tasks are observations), from one thread at a time */
+  jade_progress_fn progress;
   void *user;
 } jade_validation_options;
 

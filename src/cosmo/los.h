@@ -6,8 +6,9 @@
 
 /* The survey's n(z) on its internal grid (non-decreasing z; a z value may repeat at a bin
  * edge, holding the left and right limits of n). nz[b * n + k] has unit integral per bin.
- * *smooth = 1 when n is smooth between repeated points (Smail: higher-order rules apply),
- * 0 when n is the linear interpolant of a table (the trapezoid rule is exact). Returns n. */
+ * *smooth = 1 when n is smooth between repeated points (Smail, or the C1 cubic spline of a
+ * table: higher-order rules apply), 0 when n is the linear interpolant of a table (the
+ * trapezoid rule is exact). Returns n. */
 int jade_survey_grid_(const jade_survey *s, const double **z, const double **nz, int *smooth);
 
 /* Line-of-sight quadrature: nodes z_j in (0, z_max) with weights w_j so that

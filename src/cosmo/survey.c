@@ -11,7 +11,11 @@
  * With sigma_z = 0 the bins are the hard top-hat slices of the parent. */
 #include "los.h"
 
+#include "jade/io.h"
+
+#include <gsl/gsl_interp.h>
 #include <gsl/gsl_sf_gamma.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,8 @@ struct jade_survey {
   /* tabulated input (normalised), Smail: unused */
   int n_tab;
   double *z_tab, *nz_tab;
+  jade_nz_interp interp;
+  gsl_interp *spline[JADE_MAX_BINS]; /* JADE_NZ_SPLINE: one per bin, on z_tab / nz_tab */
   /* internal grid used by the line-of-sight integrals */
   int n_grid;
   double *z_grid, *nz_grid;
@@ -50,10 +56,16 @@ static double smail_cdf_unnorm(const jade_survey_params *p, double z) {
   return gsl_sf_gamma_inc_P(s, pow(z / p->smail_z0, p->smail_beta));
 }
 
-static jade_status validate_params(const jade_survey_params *p) {
+/* Keys every survey needs (and, with smail = 1, those of the Smail bins). */
+static jade_status validate_params(const jade_survey_params *p, int smail) {
   if (!p) return jade_error(JADE_ERR_INVALID, "survey parameters are NULL");
   if (p->n_bins < 1 || p->n_bins > JADE_MAX_BINS)
     return jade_error(JADE_ERR_INVALID, "survey n_bins = %d must be in [1, %d]", p->n_bins, JADE_MAX_BINS);
+  if (!isfinite(p->n_gal) || !(p->n_gal > 0.0))
+    return jade_error(JADE_ERR_INVALID, "survey n_gal = %g must be positive", p->n_gal);
+  if (!isfinite(p->sigma_e) || p->sigma_e < 0.0)
+    return jade_error(JADE_ERR_INVALID, "survey sigma_e = %g must be >= 0", p->sigma_e);
+  if (!smail) return JADE_OK;
   if (!isfinite(p->z_max) || !(p->z_max > 0.0) || p->z_max > 100.0)
     return jade_error(JADE_ERR_INVALID, "survey z_max = %g must be in (0, 100]", p->z_max);
   if (!isfinite(p->smail_alpha) || !(p->smail_alpha > -1.0) || p->smail_alpha > 50.0)
@@ -64,10 +76,6 @@ static jade_status validate_params(const jade_survey_params *p) {
     return jade_error(JADE_ERR_INVALID, "survey Smail z0 = %g must be positive", p->smail_z0);
   if (!isfinite(p->sigma_z) || p->sigma_z < 0.0 || p->sigma_z > 10.0)
     return jade_error(JADE_ERR_INVALID, "survey sigma_z = %g must be in [0, 10]", p->sigma_z);
-  if (!isfinite(p->n_gal) || !(p->n_gal > 0.0))
-    return jade_error(JADE_ERR_INVALID, "survey n_gal = %g must be positive", p->n_gal);
-  if (!isfinite(p->sigma_e) || p->sigma_e < 0.0)
-    return jade_error(JADE_ERR_INVALID, "survey sigma_e = %g must be >= 0", p->sigma_e);
   double s = (p->smail_alpha + 1.0) / p->smail_beta;
   if (s > 1e4) return jade_error(JADE_ERR_INVALID, "survey Smail (alpha+1)/beta = %g is too large", s);
   return JADE_OK;
@@ -105,6 +113,7 @@ static jade_survey *survey_alloc(void) {
 
 void jade_survey_free(jade_survey *s) {
   if (!s) return;
+  for (int b = 0; b < JADE_MAX_BINS; b++) gsl_interp_free(s->spline[b]);
   free(s->z_tab);
   free(s->nz_tab);
   free(s->z_grid);
@@ -115,8 +124,24 @@ void jade_survey_free(jade_survey *s) {
 jade_status jade_survey_create(const jade_survey_params *p, jade_survey **out) {
   if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_create: out is NULL");
   *out = NULL;
-  jade_status st = validate_params(p);
+  const int from_file = p && memchr(p->nz_file, 0, sizeof p->nz_file) && p->nz_file[0];
+  if (p && !memchr(p->nz_file, 0, sizeof p->nz_file))
+    return jade_error(JADE_ERR_INVALID, "survey nz_file is not a terminated string");
+  jade_status st = validate_params(p, !from_file);
   if (st) return st;
+  if (from_file) { /* the table's bins, n_gal / n_bins galaxies per arcmin^2 each */
+    jade_survey *t = NULL;
+    if ((st = jade_survey_read_nz(p->nz_file, p->n_bins, &t))) return st;
+    double dens[JADE_MAX_BINS];
+    for (int b = 0; b < p->n_bins; b++) dens[b] = p->n_gal / p->n_bins;
+    if ((st = jade_survey_set_shape_noise(t, dens, p->sigma_e))) {
+      jade_survey_free(t);
+      return st;
+    }
+    memcpy(t->p.nz_file, p->nz_file, sizeof t->p.nz_file);
+    *out = t;
+    return JADE_OK;
+  }
   jade_survey *s = survey_alloc();
   if (!s) return JADE_ERR_NOMEM;
   s->n_bins = p->n_bins;
@@ -176,13 +201,17 @@ jade_status jade_survey_create(const jade_survey_params *p, jade_survey **out) {
   return JADE_OK;
 }
 
-jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, const double *nz,
-                                         jade_survey **out) {
-  if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_create_tabulated: out is NULL");
+jade_status jade_survey_create_interp(int n_bins, int n_z, const double *z, const double *nz, jade_nz_interp interp,
+                                      jade_survey **out) {
+  if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_create_interp: out is NULL");
   *out = NULL;
   if (n_bins < 1 || n_bins > JADE_MAX_BINS)
     return jade_error(JADE_ERR_INVALID, "tabulated survey n_bins = %d must be in [1, %d]", n_bins, JADE_MAX_BINS);
-  if (n_z < 2) return jade_error(JADE_ERR_INVALID, "tabulated survey needs at least 2 redshifts (got %d)", n_z);
+  if (interp != JADE_NZ_LINEAR && interp != JADE_NZ_SPLINE)
+    return jade_error(JADE_ERR_INVALID, "tabulated survey: unknown interpolation %d", (int)interp);
+  const int min_z = interp == JADE_NZ_SPLINE ? 3 : 2;
+  if (n_z < min_z)
+    return jade_error(JADE_ERR_INVALID, "tabulated survey needs at least %d redshifts (got %d)", min_z, n_z);
   if (!z || !nz) return jade_error(JADE_ERR_INVALID, "tabulated survey: z or nz is NULL");
   for (int k = 0; k < n_z; k++) {
     if (!isfinite(z[k]) || z[k] < 0.0 || z[k] > 100.0)
@@ -202,6 +231,7 @@ jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, c
   if (!s) return JADE_ERR_NOMEM;
   s->n_bins = n_bins;
   s->smail = 0;
+  s->interp = interp;
   s->p.n_bins = n_bins;
   s->p.z_max = z[n_z - 1];
   s->p.n_gal = NAN;
@@ -217,20 +247,38 @@ jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, c
     return JADE_ERR_NOMEM;
   }
   memcpy(s->z_tab, z, sizeof(double) * (size_t)n_z);
-  /* n(z) between the nodes is the linear interpolant, whose integral is the trapezoid rule. */
+  memcpy(s->nz_tab, nz, sizeof(double) * (size_t)n_z * (size_t)n_bins);
+  /* Normalise each bin by the exact integral of its interpolant: the trapezoid rule for the
+   * linear one, GSL's integral of the cubic pieces for the spline. Steffen's interpolant is
+   * homogeneous in the data (its slopes are min/sign combinations of secant slopes), so the
+   * spline of the scaled nodes is the scaled spline and integrates to 1. */
   for (int b = 0; b < n_bins; b++) {
-    const double *src = nz + (size_t)b * n_z;
-    double integral = 0.0;
-    for (int k = 0; k + 1 < n_z; k++) integral += 0.5 * (z[k + 1] - z[k]) * (src[k] + src[k + 1]);
+    double *v = s->nz_tab + (size_t)b * n_z, integral = 0.0;
+    if (interp == JADE_NZ_LINEAR) {
+      for (int k = 0; k + 1 < n_z; k++) integral += 0.5 * (z[k + 1] - z[k]) * (v[k] + v[k + 1]);
+    } else {
+      s->spline[b] = gsl_interp_alloc(gsl_interp_steffen, (size_t)n_z);
+      if (!s->spline[b] || gsl_interp_init(s->spline[b], s->z_tab, v, (size_t)n_z)) {
+        jade_survey_free(s);
+        return jade_error(JADE_ERR_NOMEM, "tabulated survey: cannot set up the spline of bin %d", b);
+      }
+      integral = gsl_interp_eval_integ(s->spline[b], s->z_tab, v, z[0], z[n_z - 1], NULL);
+    }
     if (!(integral > 0.0) || !isfinite(integral)) {
       jade_survey_free(s);
       return jade_error(JADE_ERR_INVALID, "tabulated survey bin %d has zero integral", b);
     }
-    for (int k = 0; k < n_z; k++) s->nz_tab[(size_t)b * n_z + k] = src[k] / integral;
+    for (int k = 0; k < n_z; k++) v[k] /= integral;
+    if (interp == JADE_NZ_SPLINE && gsl_interp_init(s->spline[b], s->z_tab, v, (size_t)n_z)) {
+      jade_survey_free(s);
+      return jade_error(JADE_ERR_NUMERIC, "tabulated survey: cannot set up the spline of bin %d", b);
+    }
   }
-  /* Internal grid: every input interval split into enough pieces that dz <= SURVEY_DZ_MAX. */
+  /* Internal grid: every input interval split into enough equal pieces that dz <= SURVEY_DZ_MAX,
+   * the nodes included. Linear: the grid values are the interpolant and the trapezoid rule of
+   * the kernels is exact. Spline: C1 cubic pieces, where the kernels' third-order rule applies. */
   int n_grid = 1;
-  for (int k = 0; k + 1 < n_z; k++) n_grid += (int)ceil((z[k + 1] - z[k]) / SURVEY_DZ_MAX);
+  for (int k = 0; k + 1 < n_z; k++) n_grid += (int)ceil((z[k + 1] - z[k]) / SURVEY_DZ_MAX * (1.0 - 1e-9));
   s->n_grid = n_grid;
   s->z_grid = jade_alloc(sizeof(double) * (size_t)n_grid);
   s->nz_grid = jade_alloc(sizeof(double) * (size_t)n_grid * (size_t)n_bins);
@@ -240,21 +288,137 @@ jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, c
   }
   int g = 0;
   for (int k = 0; k + 1 < n_z; k++) {
-    int mk = (int)ceil((z[k + 1] - z[k]) / SURVEY_DZ_MAX);
-    for (int j = 0; j < mk; j++) {
-      double t = (double)j / mk;
-      s->z_grid[g] = z[k] + t * (z[k + 1] - z[k]);
-      for (int b = 0; b < n_bins; b++) {
-        const double *v = s->nz_tab + (size_t)b * n_z;
-        s->nz_grid[(size_t)b * n_grid + g] = (1.0 - t) * v[k] + t * v[k + 1];
-      }
-      g++;
-    }
+    int mk = (int)ceil((z[k + 1] - z[k]) / SURVEY_DZ_MAX * (1.0 - 1e-9));
+    for (int j = 0; j < mk; j++) s->z_grid[g++] = z[k] + (double)j / mk * (z[k + 1] - z[k]);
   }
   s->z_grid[g] = z[n_z - 1];
-  for (int b = 0; b < n_bins; b++) s->nz_grid[(size_t)b * n_grid + g] = s->nz_tab[(size_t)b * n_z + n_z - 1];
+  for (int b = 0; b < n_bins; b++)
+    for (int j = 0; j < n_grid; j++) s->nz_grid[(size_t)b * n_grid + j] = jade_survey_nz(s, b, s->z_grid[j]);
   *out = s;
   return JADE_OK;
+}
+
+jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, const double *nz,
+                                         jade_survey **out) {
+  return jade_survey_create_interp(n_bins, n_z, z, nz, JADE_NZ_LINEAR, out);
+}
+
+/* Column names of an n(z) table: the redshift, then bin1..binM and bin_1..bin_M with one more
+ * than the maximum (so a table with too many bins is recognised). */
+#define NZ_MAX_COLS (2 + 2 * (JADE_MAX_BINS + 1))
+
+jade_status jade_survey_read_nz(const char *path, int n_bins, jade_survey **out) {
+  if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_read_nz: out is NULL");
+  *out = NULL;
+  if (!path || !*path) return jade_error(JADE_ERR_INVALID, "n(z) table: no file name");
+  if (n_bins < 1 || n_bins > JADE_MAX_BINS)
+    return jade_error(JADE_ERR_INVALID, "n(z) table %s: n_bins = %d must be in [1, %d]", path, n_bins, JADE_MAX_BINS);
+  char namebuf[NZ_MAX_COLS][16];
+  const char *names[NZ_MAX_COLS];
+  int required[NZ_MAX_COLS] = {0};
+  snprintf(namebuf[0], sizeof namebuf[0], "z");
+  snprintf(namebuf[1], sizeof namebuf[1], "z_mid");
+  for (int b = 0; b <= JADE_MAX_BINS; b++) {
+    snprintf(namebuf[2 + b], sizeof namebuf[0], "bin%d", b + 1);
+    snprintf(namebuf[3 + JADE_MAX_BINS + b], sizeof namebuf[0], "bin_%d", b + 1);
+  }
+  for (int c = 0; c < NZ_MAX_COLS; c++) names[c] = namebuf[c];
+  double *cols[NZ_MAX_COLS];
+  size_t rows = 0;
+  jade_status st = jade_table_read_hdu(path, "NZ_SOURCE", NZ_MAX_COLS, names, required, cols, &rows);
+  if (st) return jade_error_context(st, "n(z) table");
+  const double *zc = NULL, *bc[JADE_MAX_BINS + 1] = {0};
+  const char *zname = NULL, *bname[JADE_MAX_BINS + 1] = {0};
+  int n_found = 0;
+  double *nz = NULL;
+  if (cols[0] && cols[1]) {
+    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: has both a 'z' and a 'z_mid' column (keep one)", path);
+    goto done;
+  }
+  zc = cols[0] ? cols[0] : cols[1];
+  zname = cols[0] ? names[0] : names[1];
+  if (!zc) {
+    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: no redshift column: name it 'z' (or 'z_mid'), with one column "
+                    "per bin named bin1 .. bin%d", path, n_bins);
+    goto done;
+  }
+  for (int b = 0; b <= JADE_MAX_BINS; b++) {
+    double *a = cols[2 + b], *u = cols[3 + JADE_MAX_BINS + b];
+    if (a && u) {
+      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: has both '%s' and '%s' (keep one)", path, names[2 + b],
+                      names[3 + JADE_MAX_BINS + b]);
+      goto done;
+    }
+    bc[b] = a ? a : u;
+    bname[b] = a ? names[2 + b] : names[3 + JADE_MAX_BINS + b];
+    if (bc[b]) {
+      if (b > n_found) {
+        st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: has a column '%s' but no 'bin%d' (bins are numbered from 1)",
+                        path, bname[b], n_found + 1);
+        goto done;
+      }
+      n_found++;
+    }
+  }
+  if (n_found != n_bins) {
+    if (n_found == 0)
+      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: no n(z) columns: name them bin1 .. bin%d (n_bins = %d)", path,
+                      n_bins, n_bins);
+    else
+      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s has %d bin column%s (bin1%s%.0d) but the config has n_bins = %d",
+                      path, n_found, n_found == 1 ? "" : "s", n_found == 1 ? "" : " .. bin", n_found == 1 ? 0 : n_found,
+                      n_bins);
+    goto done;
+  }
+  if (rows < 3) {
+    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: %zu row%s; the spline needs at least 3 redshifts", path, rows,
+                    rows == 1 ? "" : "s");
+    goto done;
+  }
+  if (rows > 10000000) {
+    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: %zu rows, more than the 1e7 an n(z) can need", path, rows);
+    goto done;
+  }
+  for (size_t r = 0; r < rows; r++) {
+    if (!(zc[r] >= 0.0 && zc[r] <= 100.0)) {
+      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu: z = %g must be in [0, 100]", path, zname,
+                      r + 1, zc[r]);
+      goto done;
+    }
+    if (r > 0 && !(zc[r] > zc[r - 1])) {
+      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu: z = %g is not above the previous row's %g "
+                      "(z must increase)", path, zname, r + 1, zc[r], zc[r - 1]);
+      goto done;
+    }
+  }
+  nz = malloc(sizeof(double) * rows * (size_t)n_bins);
+  if (!nz) {
+    st = jade_error(JADE_ERR_NOMEM, "n(z) table %s: out of memory", path);
+    goto done;
+  }
+  for (int b = 0; b < n_bins; b++) {
+    double sum = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+      double v = bc[b][r];
+      if (v < 0.0) {
+        st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu (z = %g): n(z) = %g is negative", path,
+                        bname[b], r + 1, zc[r], v);
+        goto done;
+      }
+      sum += v;
+      nz[(size_t)b * rows + r] = v;
+    }
+    if (!(sum > 0.0)) {
+      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' is zero in every row", path, bname[b]);
+      goto done;
+    }
+  }
+  st = jade_survey_create_interp(n_bins, (int)rows, zc, nz, JADE_NZ_SPLINE, out);
+  if (st) st = jade_error_context(st, "n(z) table %s", path);
+done:
+  free(nz);
+  for (int c = 0; c < NZ_MAX_COLS; c++) free(cols[c]);
+  return st;
 }
 
 int jade_survey_n_bins(const jade_survey *s) { return s ? s->n_bins : 0; }
@@ -279,6 +443,10 @@ double jade_survey_nz(const jade_survey *s, int bin, double z) {
   const double *zt = s->z_tab, *v = s->nz_tab + (size_t)bin * s->n_tab;
   int n = s->n_tab;
   if (z < zt[0] || z > zt[n - 1]) return 0.0;
+  if (s->interp == JADE_NZ_SPLINE) { /* no accelerator: thread-safe; >= 0 by monotonicity */
+    double y = gsl_interp_eval(s->spline[bin], zt, v, z, NULL);
+    return y > 0.0 ? y : 0.0;
+  }
   int lo = 0, hi = n - 1; /* zt[lo] <= z <= zt[hi] */
   while (hi - lo > 1) {
     int mid = (lo + hi) / 2;
@@ -326,6 +494,6 @@ double jade_survey_pixel_noise(const jade_survey *s, int bin, double pixel_arcmi
 int jade_survey_grid_(const jade_survey *s, const double **z, const double **nz, int *smooth) {
   if (z) *z = s->z_grid;
   if (nz) *nz = s->nz_grid;
-  if (smooth) *smooth = s->smail;
+  if (smooth) *smooth = s->smail || s->interp == JADE_NZ_SPLINE;
   return s->n_grid;
 }

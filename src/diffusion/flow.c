@@ -220,7 +220,16 @@ struct jade_sampler {
   int P;
   float *work, *tb, *condb;
   const float *cond; /* condition of the current call (B, Ccond, H, W) */
+  void (*hook)(int step, int evals, int B, void *user);
+  void *hook_user;
+  int evals_done; /* network evaluations in the current run (the hook's step) */
 };
+
+void jade_sampler_set_step_hook(jade_sampler *s, void (*hook)(int step, int evals, int B, void *user), void *user) {
+  if (!s) return;
+  s->hook = hook;
+  s->hook_user = user;
+}
 
 void jade_sampler_free(jade_sampler *s) {
   if (!s) return;
@@ -257,7 +266,9 @@ jade_status jade_sampler_create(jade_sampler **out, jade_model *m, int max_batch
 static jade_status network_denoise(void *user, int B, const float *z, const float *th, float t, float *xh, float *thh) {
   jade_sampler *s = user;
   for (int b = 0; b < B; b++) s->tb[b] = t;
-  return jade_model_forward(s->m, B, z, th, s->tb, s->cond, xh, thh, NULL);
+  jade_status st = jade_model_forward(s->m, B, z, th, s->tb, s->cond, xh, thh, NULL);
+  if (!st && s->hook) s->hook(s->evals_done++, 1, B, s->hook_user);
+  return st;
 }
 
 jade_status jade_sampler_step(jade_sampler *s, int B, float *z, float *theta, const float *cond,
@@ -278,6 +289,7 @@ jade_status jade_sampler_run_solver(jade_sampler *s, int B, float *z, float *the
     for (int b = 0; b < B; b++) memcpy(s->condb + (size_t)b * s->nc, cond, sizeof(float) * s->nc);
     s->cond = s->condb;
   }
+  s->evals_done = 0;
   return jade_flow_integrate(network_denoise, s, solver, n_steps, t_eps, B, s->nx, s->P, z, theta, s->work);
 }
 

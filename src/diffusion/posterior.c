@@ -61,7 +61,44 @@ typedef struct {
   int own_model;
   jade_sampler *s;
   float *z, *th;
+  int id;                          /* worker index (progress) */
+  const jade_posterior_options *o;
+  jade_eta *eta;                   /* rank 0 with o->progress: the shared estimator, else NULL */
 } worker;
+
+/* after every network evaluation of a batch (jade_sampler_set_step_hook) */
+static void step_hook(int step, int evals, int B, void *user) {
+  (void)step;
+  worker *w = user;
+  const double work = (double)evals * B;
+  if (w->o->on_step) w->o->on_step(work, w->o->step_user);
+  if (!w->eta) return;
+#pragma omp critical(jade_posterior_progress)
+  {
+    double t = jade_time_now();
+    jade_eta_step(w->eta, w->id, work, t);
+    jade_progress p;
+    jade_eta_get(w->eta, t, &p);
+    w->o->progress(&p, w->o->user);
+  }
+}
+
+/* a batch begins (end = 0) or ends (end = 1, reported) on worker w */
+static void batch_event(worker *w, int end) {
+  if (!w->eta) return;
+#pragma omp critical(jade_posterior_progress)
+  {
+    double t = jade_time_now();
+    if (end) {
+      jade_eta_end(w->eta, w->id, t);
+      jade_progress p;
+      jade_eta_get(w->eta, t, &p);
+      w->o->progress(&p, w->o->user);
+    } else {
+      jade_eta_begin(w->eta, w->id, t);
+    }
+  }
+}
 
 static void worker_free(worker *w) {
   jade_sampler_free(w->s);
@@ -86,7 +123,9 @@ static jade_status worker_init(worker *w, jade_trained_model *tm, int copy, long
   w->z = jade_alloc((size_t)B * nx * sizeof(float));
   w->th = jade_alloc((size_t)B * mc->n_params * sizeof(float));
   if (!w->z || !w->th) return jade_error(JADE_ERR_NOMEM, "posterior: out of memory (batch %ld)", B);
-  return jade_sampler_create(&w->s, w->m, (int)B);
+  st = jade_sampler_create(&w->s, w->m, (int)B);
+  if (!st) jade_sampler_set_step_hook(w->s, step_hook, w);
+  return st;
 }
 
 /* Draws [d0, d0 + Bk): initial noise, ODE, de-normalised outputs. */
@@ -102,7 +141,9 @@ static jade_status run_batch(worker *w, const jade_trained_model *tm, const floa
     jade_rng_normal_fill_f(o->seed, stream, 0, nx, w->z + (size_t)b * nx);
     jade_rng_normal_fill_f(o->seed, stream, nx, (size_t)P, w->th + (size_t)b * P);
   }
+  batch_event(w, 0);
   jade_status st = jade_sampler_run_solver(w->s, (int)Bk, w->z, w->th, cond, 1, o->solver, o->n_steps, tm->flow.t_eps);
+  batch_event(w, 1);
   if (st) return st;
   for (long b = 0; b < Bk; b++) {
     theta_row(n, w->th + (size_t)b * P, theta + (size_t)(d0 + b) * JADE_POSTERIOR_COLS);
@@ -142,7 +183,21 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
   worker *w = calloc((size_t)nw, sizeof *w);
   float *cond = jade_alloc(nx * sizeof(float));
   jade_status st = (cond && w) ? JADE_OK : jade_error(JADE_ERR_NOMEM, "posterior: out of memory");
-  for (int i = 0; i < nw && !st; i++) st = worker_init(&w[i], tm, i > 0, B);
+  /* progress: this rank's batches k = rank + j size, j < my_batches, in that order; the
+   * last one may be short */
+  jade_eta *eta = NULL;
+  if (!st && d->rank == 0 && o->progress && my_batches > 0) {
+    const long k_last = d->rank + (my_batches - 1) * d->size;
+    const long b_last = k_last * B + B <= o->n_draws ? B : o->n_draws - k_last * B;
+    const int evals = jade_solver_evals(o->solver, o->n_steps); /* the hook's steps */
+    st = jade_eta_create(nw, my_batches, (double)evals * B, (double)evals * b_last, evals, jade_time_now(), &eta);
+  }
+  for (int i = 0; i < nw && !st; i++) {
+    st = worker_init(&w[i], tm, i > 0, B);
+    w[i].id = i;
+    w[i].o = o;
+    w[i].eta = eta;
+  }
   if (!st) {
     for (int c = 0; c < C; c++) {
       const float inv = (float)(1.0 / n->map_std[c]);
@@ -151,7 +206,6 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
     if (maps) memset(maps, 0, (size_t)o->n_draws * nx * sizeof(float));
     memset(theta, 0, (size_t)o->n_draws * JADE_POSTERIOR_COLS * sizeof(double));
   }
-  long done = 0;
   int failed = 0;
   char msg[1024] = "";
   if (!st) {
@@ -169,11 +223,6 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
             failed = 1;
             snprintf(msg, sizeof msg, "%s", jade_last_error());
           }
-          done += Bk;
-          if (!s2 && d->rank == 0 && o->progress) {
-            long est = done * d->size;
-            o->progress(est < o->n_draws ? est : o->n_draws, o->n_draws, o->user);
-          }
         }
       }
     }
@@ -182,6 +231,7 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
   for (int i = 0; w && i < nw; i++) worker_free(&w[i]);
   free(w);
   free(cond);
+  jade_eta_free(eta);
   if (jade_dist_max_int(d, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_INTERNAL, "posterior sampling failed on another rank");
   /* every draw was computed by exactly one rank, the others hold zeros: sums are exact */
   if (d->size > 1) {
@@ -286,6 +336,7 @@ static jade_status write_maps_fits(const char *path, const jade_trained_model *t
    * files") */
   if (fits_create_diskfile(&f, tmp, &status) || fits_create_img(f, FLOAT_IMG, 4, naxes, &status) ||
       fits_write_key_str(f, "EXTNAME", "MAPS", "posterior draws of the convergence maps", &status) ||
+      fits_write_key_str(f, "CREATOR", "jade " JADE_VERSION, "software that wrote this file", &status) ||
       fits_write_key_str(f, "BUNIT", "", "convergence kappa (dimensionless)", &status) ||
       fits_write_key_lng(f, "NDRAWS", ndraws, "posterior draws (axis 4)", &status) ||
       fits_write_key_lng(f, "NBINS", nbins, "tomographic bins (axis 3)", &status) ||
@@ -355,7 +406,7 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   jade_text_file f;
   snprintf(path, sizeof path, "%s/theta.txt", dir);
   if ((st = jade_text_open(path, &f))) return st;
-  fprintf(f.f, "# jade sample: %ld posterior draws, %d %s steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
+  fprintf(f.f, "# jade " JADE_VERSION " sample: %ld posterior draws, %d %s steps, seed %llu\n# model %s (step %ld)\n# observation %s\n#",
           n, o->n_steps, jade_solver_name(o->solver), (unsigned long long)o->seed, tm->path, tm->step, obs_path);
   for (int j = 0; j < K; j++) fprintf(f.f, " %s", jade_posterior_col_names[j]);
   fprintf(f.f, "\n");
@@ -369,14 +420,25 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   /* summary.txt */
   snprintf(path, sizeof path, "%s/summary.txt", dir);
   if ((st = jade_text_open(path, &f))) return st;
-  fprintf(f.f, "# jade sample: %ld draws; per column: mean, std, 16/50/84%% quantiles\n# %-8s %12s %12s %12s %12s %12s\n", n,
-          "column", "mean", "std", "q16", "q50", "q84");
+  fprintf(f.f, "# jade " JADE_VERSION " sample: %ld draws; per column: mean, std, 16/50/84%% quantiles\n# model %s\n# observation %s\n"
+          "# %-8s %12s %12s %12s %12s %12s\n", n, tm->path, obs_path, "column", "mean", "std", "q16", "q50", "q84");
   for (int j = 0; j < K; j++) {
     jade_summary_stat s;
     jade_posterior_summary(theta + j, n, K, &s);
     fprintf(f.f, "%-10s %12.6g %12.6g %12.6g %12.6g %12.6g\n", jade_posterior_col_names[j], s.mean, s.std, s.q16, s.q50, s.q84);
   }
   if ((st = jade_text_commit(&f))) return st;
+  /* config.ini */
+  if (o->config_text) {
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    size_t len = strlen(o->config_text) + 200;
+    char *txt = malloc(len);
+    if (!txt) return jade_error(JADE_ERR_NOMEM, "out of memory");
+    snprintf(txt, len, "# jade %s sample: the effective configuration (model %s)\n%s", JADE_VERSION, tm->path, o->config_text);
+    st = jade_write_file_atomic(path, txt);
+    free(txt);
+    if (st) return st;
+  }
   /* maps.fits */
   if (maps) {
     snprintf(path, sizeof path, "%s/maps.fits", dir);

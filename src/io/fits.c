@@ -1,8 +1,8 @@
 /* FITS images through CFITSIO.
  *
- * Layout written by jade_fits_writer: an empty primary HDU (NAXIS = 0, EXTEND = T, no user
- * keys), then one IMAGE extension per jade_fits_writer_add_image call, BITPIX = -32, with
- * EXTNAME, the user keys, and CHECKSUM/DATASUM. The file is built under "<path>.tmp.<pid>"
+ * Layout written by jade_fits_writer: an empty primary HDU (NAXIS = 0, EXTEND = T, CREATOR =
+ * 'jade <version>', no user keys), then one IMAGE extension per jade_fits_writer_add_image
+ * call, BITPIX = -32, with EXTNAME, CREATOR, the user keys, and CHECKSUM/DATASUM. The file is built under "<path>.tmp.<pid>"
  * and renamed into place on close (abort deletes it).
  *
  * Readers verify CHECKSUM/DATASUM when present, convert any image BITPIX to float32 and reject
@@ -419,8 +419,8 @@ jade_status jade_fits_writer_open(const char *path, jade_fits_writer **out) {
   unlink(w->tmp);
   int status = 0;
   fits_clear_errmsg();
-  if (fits_create_diskfile(&w->f, w->tmp, &status) ||
-      fits_create_img(w->f, BYTE_IMG, 0, NULL, &status)) {
+  if (fits_create_diskfile(&w->f, w->tmp, &status) || fits_create_img(w->f, BYTE_IMG, 0, NULL, &status) ||
+      fits_write_key_str(w->f, "CREATOR", "jade " JADE_VERSION, "software that wrote this file", &status)) {
     jade_status s = fits_fail(JADE_ERR_IO, status, "%s: cannot create FITS file", path);
     jade_fits_writer_abort(w);
     return s;
@@ -433,7 +433,7 @@ static int reserved_key(const char *k) {
   static const char *const reserved[] = {"SIMPLE", "BITPIX", "EXTEND", "XTENSION", "EXTNAME",
                                          "PCOUNT", "GCOUNT", "END", "CHECKSUM", "DATASUM",
                                          "BSCALE", "BZERO", "BLANK", "CONTINUE", "COMMENT",
-                                         "HISTORY"};
+                                         "HISTORY", "CREATOR"};
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
     if (!strcmp(k, reserved[i])) return 1;
   return !strncmp(k, "NAXIS", 5);
@@ -517,7 +517,8 @@ jade_status jade_fits_writer_add_image(jade_fits_writer *w, const char *extname,
   int status = 0;
   fits_clear_errmsg();
   if (fits_create_img(w->f, FLOAT_IMG, naxis, d, &status) ||
-      fits_write_key_str(w->f, "EXTNAME", extname, NULL, &status))
+      fits_write_key_str(w->f, "EXTNAME", extname, NULL, &status) ||
+      fits_write_key_str(w->f, "CREATOR", "jade " JADE_VERSION, "software that wrote this file", &status))
     goto fail;
   for (int k = 0; k < n_keys; k++) {
     const jade_fits_key *key = &keys[k];

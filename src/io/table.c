@@ -42,8 +42,8 @@ static jade_status check_finite(const char *path, const char *name, const double
   return JADE_OK;
 }
 
-static jade_status read_fits_table(const char *path, int n_cols, const char *const *names, const int *required,
-                                   double **cols, size_t *n_rows) {
+static jade_status read_fits_table(const char *path, const char *extname, int n_cols, const char *const *names,
+                                   const int *required, double **cols, size_t *n_rows) {
   fitsfile *f = NULL;
   int status = 0, hdutype = 0;
   char msg[FLEN_STATUS];
@@ -53,10 +53,17 @@ static jade_status read_fits_table(const char *path, int n_cols, const char *con
     fits_get_errstatus(status, msg);
     return jade_error(JADE_ERR_IO, "%s: cannot open as FITS (%s)", path, msg);
   }
-  /* the first table HDU */
+  /* the HDU named extname if there is one, else the first table HDU */
   int n_hdu = 0;
   fits_get_num_hdus(f, &n_hdu, &status);
   int found = 0;
+  if (extname && !status) {
+    if (!fits_movnam_hdu(f, ANY_HDU, (char *)extname, 0, &status) && !fits_get_hdu_type(f, &hdutype, &status) &&
+        (hdutype == BINARY_TBL || hdutype == ASCII_TBL))
+      found = 1;
+    status = 0;
+    fits_clear_errmsg();
+  }
   for (int h = 1; h <= n_hdu && !status && !found; h++) {
     fits_movabs_hdu(f, h, &hdutype, &status);
     if (!status && (hdutype == BINARY_TBL || hdutype == ASCII_TBL)) found = 1;
@@ -220,12 +227,17 @@ static jade_status read_text_table(const char *path, int n_cols, const char *con
 
 jade_status jade_table_read(const char *path, int n_cols, const char *const *names, const int *required,
                             double **cols, size_t *n_rows) {
+  return jade_table_read_hdu(path, NULL, n_cols, names, required, cols, n_rows);
+}
+
+jade_status jade_table_read_hdu(const char *path, const char *extname, int n_cols, const char *const *names,
+                                const int *required, double **cols, size_t *n_rows) {
   if (n_cols < 1 || n_cols > TABLE_MAX_COLS) return jade_error(JADE_ERR_INVALID, "table: bad column count");
   for (int c = 0; c < n_cols; c++) cols[c] = NULL;
   *n_rows = 0;
   struct stat sb;
   if (stat(path, &sb)) return jade_error(JADE_ERR_IO, "%s: %s", path, strerror(errno));
   if (!S_ISREG(sb.st_mode)) return jade_error(JADE_ERR_IO, "%s: not a regular file", path);
-  return is_fits_file(path) ? read_fits_table(path, n_cols, names, required, cols, n_rows)
+  return is_fits_file(path) ? read_fits_table(path, extname, n_cols, names, required, cols, n_rows)
                             : read_text_table(path, n_cols, names, required, cols, n_rows);
 }

@@ -2,6 +2,7 @@
 #include "jade/sim.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <gsl/gsl_cdf.h>
 #include <math.h>
 #include <stdio.h>
@@ -109,6 +110,37 @@ static jade_status read_prior(jade_config *cfg, const char *name, jade_prior1d *
   return JADE_OK;
 }
 
+/* nz_file = none (or no such key: configs older than the key) keeps the Smail bins; a path
+ * selects an n(z) table, read once here so that a bad table fails before any output. A
+ * relative path is taken from the working directory and recorded absolute in the effective
+ * configuration (config.ini of every output), so a dataset or model made with it finds the
+ * same table from anywhere. */
+static jade_status read_nz_file(jade_config *cfg, jade_survey_params *s) {
+  s->nz_file[0] = 0;
+  if (!jade_config_has(cfg, "nz_file")) return JADE_OK;
+  const char *v;
+  jade_status st = jade_config_get_string(cfg, "nz_file", &v);
+  if (st || !strcmp(v, "none")) return st;
+  char *abs = realpath(v, NULL);
+  if (!abs) return jade_error(JADE_ERR_CONFIG, "key 'nz_file' = '%s': %s", v, strerror(errno));
+  if (strlen(abs) >= sizeof s->nz_file) {
+    free(abs);
+    return jade_error(JADE_ERR_CONFIG, "key 'nz_file' = '%s': path longer than %zu characters", v,
+                      sizeof s->nz_file - 1);
+  }
+  snprintf(s->nz_file, sizeof s->nz_file, "%s", abs);
+  free(abs);
+  jade_survey *t = NULL;
+  if ((st = jade_survey_read_nz(s->nz_file, s->n_bins, &t))) return jade_error_context(st, "key 'nz_file'");
+  jade_survey_free(t);
+  if (strcmp(v, s->nz_file)) { /* record the absolute path */
+    char assign[sizeof s->nz_file + 16];
+    snprintf(assign, sizeof assign, "nz_file=%s", s->nz_file);
+    if ((st = jade_config_set(cfg, assign)) || (st = jade_config_get_string(cfg, "nz_file", &v))) return st;
+  }
+  return JADE_OK;
+}
+
 jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
   memset(sc, 0, sizeof *sc);
   jade_cosmo_params *c = &sc->cosmo;
@@ -143,6 +175,7 @@ jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
   GETD("sigma_z", 0.0, 1.0, &s->sigma_z);
   GETD("n_gal", 1e-3, 1e4, &s->n_gal);
   GETD("sigma_e", 0.0, 2.0, &s->sigma_e);
+  if ((st = read_nz_file(cfg, s))) return st;
 
   long np;
   if ((st = jade_config_get_int(cfg, "n_pix", 8, 4096, &np))) return st;

@@ -62,7 +62,12 @@ static void png_warn_fn(png_structp png, png_const_charp msg) {
 }
 
 jade_status jade_image_write_png(const jade_image *im, const char *path) {
+  return jade_image_write_png_text(im, path, NULL, 0);
+}
+
+jade_status jade_image_write_png_text(const jade_image *im, const char *path, const char *const *kv, int n_text) {
   if (!im || !im->px) return jade_error(JADE_ERR_INVALID, "%s: no image to write", path);
+  if (n_text < 0 || n_text > 8 || (n_text && !kv)) return jade_error(JADE_ERR_INVALID, "%s: bad PNG text list", path);
   jade_text_file f;
   jade_status st = jade_text_open(path, &f);
   if (st) return st;
@@ -82,6 +87,15 @@ jade_status jade_image_write_png(const jade_image *im, const char *path) {
   png_init_io(png, f.f);
   png_set_IHDR(png, info, (png_uint_32)im->w, (png_uint_32)im->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  /* tEXt chunks (PNG 1.2 Sec. 4.2.3.1: Latin-1 keywords of 1-79 characters) */
+  png_text txt[8];
+  memset(txt, 0, sizeof txt);
+  for (int i = 0; i < n_text; i++) {
+    txt[i].compression = PNG_TEXT_COMPRESSION_NONE;
+    txt[i].key = (png_charp)kv[2 * i];
+    txt[i].text = (png_charp)kv[2 * i + 1];
+  }
+  if (n_text) png_set_text(png, info, txt, n_text);
   png_write_info(png, info);
   for (int y = 0; y < im->h; y++) png_write_row(png, im->px + (size_t)y * im->w * 3);
   png_write_end(png, NULL);
@@ -448,6 +462,10 @@ void jade_tick_label(double v, double step, char *out, size_t n) {
 /* Label of tick v: log axes use %g, or the short scientific form for all ticks when any
  * needs it (sci); linear axes go through jade_tick_label with the tick step. */
 static void axis_label(double v, int log, double step, int sci, char *out, size_t n) {
+  if (log && v == 0) {
+    snprintf(out, n, "0");
+    return;
+  }
   if (!log) {
     jade_tick_label(v, step, out, n);
     return;
@@ -508,10 +526,65 @@ double jade_axes_px(const jade_axes *ax, double v) {
                       : (v - ax->xmin) / (ax->xmax - ax->xmin);
   return ax->x + f * ax->w;
 }
+double jade_symlog(double y, double L) { return copysign(log1p(fabs(y) / L) / M_LN10, y); }
+double jade_symlog_inv(double s, double L) { return copysign(L * expm1(fabs(s) * M_LN10), s); }
+
+void jade_axes_symlog_y(jade_axes *ax, double L) {
+  if (!(L > 0) || !isfinite(L)) return;
+  ax->symlog_y = L;
+  ax->logy = 0;
+}
+
 double jade_axes_py(const jade_axes *ax, double v) {
-  double f = ax->logy ? (log10(v) - log10(ax->ymin)) / (log10(ax->ymax) - log10(ax->ymin))
-                      : (v - ax->ymin) / (ax->ymax - ax->ymin);
+  double f;
+  if (ax->symlog_y > 0) {
+    double L = ax->symlog_y, a = jade_symlog(ax->ymin, L), b = jade_symlog(ax->ymax, L);
+    f = (jade_symlog(v, L) - a) / (b - a);
+  } else {
+    f = ax->logy ? (log10(v) - log10(ax->ymin)) / (log10(ax->ymax) - log10(ax->ymin)) : (v - ax->ymin) / (ax->ymax - ax->ymin);
+  }
   return ax->y + ax->h - f * ax->h;
+}
+
+/* Ticks of a symmetric-log axis: 0 (when inside) and +-m 10^k (m = 1, 2, 5, or 1 only when
+ * that gives too many) from L up, within [lo, hi]; ascending. */
+static int symlog_ticks(double lo, double hi, double L, int max_ticks, double *t, int max) {
+  static const double mant[2][3] = {{1, 2, 5}, {1, 0, 0}};
+  for (int pass = 0; pass < 2; pass++) {
+    int n = 0;
+    double v[64];
+    if (lo <= 0 && hi >= 0) v[n++] = 0;
+    int k0 = (int)floor(log10(L)), k1 = (int)ceil(log10(fmax(fabs(lo), fabs(hi)))) + 1;
+    for (int k = k0; k <= k1 && n < 60; k++)
+      for (int q = 0; q < 3 && n < 60; q++) {
+        double m = mant[pass][q];
+        if (m == 0) continue;
+        double a = m * pow(10.0, k);
+        if (a < L * 0.999) continue;
+        if (a <= hi) v[n++] = a;
+        if (-a >= lo) v[n++] = -a;
+      }
+    if (n > max_ticks && pass == 0) continue;
+    /* ascending */
+    for (int i = 1; i < n; i++)
+      for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+        double tmp = v[j];
+        v[j] = v[j - 1];
+        v[j - 1] = tmp;
+      }
+    if (n > max_ticks) { /* thin evenly, keeping 0 */
+      double w[64];
+      int m = 0;
+      for (int i = 0; i < n; i++)
+        if (v[i] == 0 || i % ((n + max_ticks - 1) / max_ticks) == 0) w[m++] = v[i];
+      memcpy(v, w, sizeof(double) * (size_t)m);
+      n = m;
+    }
+    if (n > max) n = max;
+    memcpy(t, v, sizeof(double) * (size_t)n);
+    return n;
+  }
+  return 0;
 }
 
 static const jade_rgb AX_COLOR = 0x222222, GRID_COLOR = 0xE4E4E4;
@@ -555,15 +628,18 @@ void jade_axes_decorate(jade_axes *ax, const char *title, const char *xlabel, co
       if (px - hw >= ax->x - 8 && px + hw <= ax->x + ax->w + 8) jade_draw_text(im, px, ax->y + ax->h + 4, lab, s, AX_COLOR, 0, -1, 0);
     }
   }
-  int ny = (flags & JADE_AX_NO_YTICKS) ? 0 : jade_nice_ticks(ax->ymin, ax->ymax, ax->logy, maxy, t, 64);
-  step = ax->logy ? 0 : tick_step(t, ny);
-  sci = ax->logy && needs_sci(t, ny);
+  const int ylog = ax->logy || ax->symlog_y > 0; /* labels: %g or the short scientific form */
+  int ny = (flags & JADE_AX_NO_YTICKS) ? 0
+           : ax->symlog_y > 0          ? symlog_ticks(ax->ymin, ax->ymax, ax->symlog_y, maxy, t, 64)
+                                       : jade_nice_ticks(ax->ymin, ax->ymax, ax->logy, maxy, t, 64);
+  step = ylog ? 0 : tick_step(t, ny);
+  sci = ylog && needs_sci(t, ny);
   for (int i = 0; i < ny; i++) {
     double py = jade_axes_py(ax, t[i]);
     if (flags & JADE_AX_GRID) jade_draw_line(im, ax->x, py, ax->x + ax->w, py, 1, GRID_COLOR, 1);
     jade_draw_line(im, ax->x, py, ax->x + 4, py, 1, AX_COLOR, 1);
     if (!(flags & JADE_AX_NO_YLABELS)) {
-      axis_label(t[i], ax->logy, step, sci, lab, sizeof lab);
+      axis_label(t[i], ylog, step, sci, lab, sizeof lab);
       jade_draw_text(im, ax->x - 5, py, lab, s, AX_COLOR, 1, 0, 0);
     }
   }
@@ -582,7 +658,7 @@ void jade_axes_decorate(jade_axes *ax, const char *title, const char *xlabel, co
     int wmax = 0;
     if (!(flags & JADE_AX_NO_YLABELS))
       for (int i = 0; i < ny; i++) {
-        axis_label(t[i], ax->logy, step, sci, lab, sizeof lab);
+        axis_label(t[i], ylog, step, sci, lab, sizeof lab);
         int w = jade_text_width(lab, s);
         if (w > wmax) wmax = w;
       }
@@ -847,54 +923,153 @@ double jade_plot_quantile(const double *x, size_t n, size_t stride, double q) {
 
 /* ---------------------------------------------------------------- corner plot */
 
-#define CG 48 /* 2-D histogram grid */
+/* ---------------------------------------------------------------- kernel densities */
 
-/* Smoothed 2-D histogram of (x, y) on [xl, xh] x [yl, yh] (CG x CG cells, Gaussian kernel of
- * 1.5 cells) and its 68% / 95% highest-density thresholds. */
-static void density2d(const jade_corner_set *s, int cx, int cy, double xl, double xh, double yl, double yh, double *g,
-                      double *t68, double *t95) {
-  double tmp[CG * CG];
-  memset(g, 0, sizeof(double) * CG * CG);
-  for (size_t i = 0; i < s->n; i++) {
-    double x = s->x[i * s->stride + cx], y = s->x[i * s->stride + cy];
-    if (!isfinite(x) || !isfinite(y)) continue;
-    int a = (int)floor((x - xl) / (xh - xl) * CG), b = (int)floor((y - yl) / (yh - yl) * CG);
-    if (a < 0 || b < 0 || a >= CG || b >= CG) continue;
-    g[b * CG + a] += 1;
+#define KDE_MAX_POINTS 2000
+
+/* The finite points used (every k-th of n so that at most KDE_MAX_POINTS remain). */
+static size_t kde_points(const double *x, size_t n, size_t stride, int cx, int cy, double *px, double *py) {
+  size_t k = n > KDE_MAX_POINTS ? (n + KDE_MAX_POINTS - 1) / KDE_MAX_POINTS : 1, m = 0;
+  for (size_t i = 0; i < n; i += k) {
+    double a = x[i * stride + (size_t)cx], b = cy >= 0 ? x[i * stride + (size_t)cy] : 0;
+    if (!isfinite(a) || !isfinite(b)) continue;
+    px[m] = a;
+    if (py) py[m] = b;
+    m++;
   }
-  const int R = 4;
-  double k[2 * 4 + 1], ks = 0;
-  for (int i = -R; i <= R; i++) ks += k[i + R] = exp(-0.5 * i * i / (1.5 * 1.5));
-  for (int i = 0; i <= 2 * R; i++) k[i] /= ks;
-  for (int b = 0; b < CG; b++)
-    for (int a = 0; a < CG; a++) {
-      double v = 0;
-      for (int i = -R; i <= R; i++)
-        if (a + i >= 0 && a + i < CG) v += k[i + R] * g[b * CG + a + i];
-      tmp[b * CG + a] = v;
-    }
-  for (int b = 0; b < CG; b++)
-    for (int a = 0; a < CG; a++) {
-      double v = 0;
-      for (int i = -R; i <= R; i++)
-        if (b + i >= 0 && b + i < CG) v += k[i + R] * tmp[(b + i) * CG + a];
-      g[b * CG + a] = v;
-    }
-  double tot = 0;
-  for (int i = 0; i < CG * CG; i++) tmp[i] = g[i], tot += g[i];
-  qsort(tmp, CG * CG, sizeof(double), cmp_dbl);
-  *t68 = *t95 = INFINITY;
-  double cum = 0;
-  for (int i = CG * CG - 1; i >= 0; i--) {
-    cum += tmp[i];
-    if (!isfinite(*t68) && cum >= 0.68 * tot) *t68 = tmp[i];
-    if (cum >= 0.95 * tot) {
-      *t95 = tmp[i];
-      break;
-    }
-  }
-  if (!(tot > 0)) *t68 = *t95 = INFINITY;
+  return m;
 }
+
+double jade_kde1d(const double *x, size_t n, size_t stride, const double *g, int m, double *out) {
+  for (int j = 0; j < m; j++) out[j] = 0;
+  double *p = malloc(sizeof(double) * (n < KDE_MAX_POINTS ? (n ? n : 1) : KDE_MAX_POINTS));
+  if (!p) return NAN;
+  size_t np = kde_points(x, n, stride, 0, -1, p, NULL);
+  double mean = 0, var = 0;
+  for (size_t i = 0; i < np; i++) mean += p[i];
+  mean /= (double)(np ? np : 1);
+  for (size_t i = 0; i < np; i++) var += (p[i] - mean) * (p[i] - mean);
+  var /= (double)(np > 1 ? np - 1 : 1);
+  /* Scott's rule, d = 1: h = sigma n^(-1/5) */
+  double h = sqrt(var) * pow((double)np, -0.2);
+  if (np < 2 || !(h > 0) || !isfinite(h)) {
+    free(p);
+    return NAN;
+  }
+  const double norm = 1.0 / ((double)np * h * sqrt(2 * M_PI));
+  for (int j = 0; j < m; j++) {
+    double s = 0;
+    for (size_t i = 0; i < np; i++) {
+      double z = (g[j] - p[i]) / h;
+      if (fabs(z) < 8) s += exp(-0.5 * z * z);
+    }
+    out[j] = s * norm;
+  }
+  free(p);
+  return h;
+}
+
+/* Sum over points p of w_p exp(-|L^-1 (x - x_p)|^2 / (2 lam_p^2)) / lam_p^2 at the cell centres
+ * (L = [[l11, 0], [l21, l22]]), kernels cut at 6 lam_p. */
+static void kde2d_sum(const double *px, const double *py, const double *lam, size_t m, double l11, double l21, double l22,
+                      double xl, double dx, int nx, double yl, double dy, int ny, double *out) {
+  const double cut = 6.0; /* exp(-18): below double precision relative to the peak sum */
+  for (size_t p = 0; p < m; p++) {
+    const double a = lam ? lam[p] : 1.0, a11 = a * l11, a22 = a * l22, w = 1.0 / (a * a);
+    int i0 = (int)floor((px[p] - cut * a11 - xl) / dx), i1 = (int)ceil((px[p] + cut * a11 - xl) / dx);
+    if (i0 < 0) i0 = 0;
+    if (i1 > nx - 1) i1 = nx - 1;
+    for (int i = i0; i <= i1; i++) {
+      double z1 = (xl + (i + 0.5) * dx - px[p]) / a11;
+      if (fabs(z1) > cut) continue;
+      double e1 = w * exp(-0.5 * z1 * z1), yc = py[p] + l21 * a * z1; /* z2 = (y - yc) / a22 */
+      int j0 = (int)floor((yc - cut * a22 - yl) / dy), j1 = (int)ceil((yc + cut * a22 - yl) / dy);
+      if (j0 < 0) j0 = 0;
+      if (j1 > ny - 1) j1 = ny - 1;
+      for (int j = j0; j <= j1; j++) {
+        double z2 = (yl + (j + 0.5) * dy - yc) / a22;
+        out[(size_t)j * nx + i] += e1 * exp(-0.5 * z2 * z2);
+      }
+    }
+  }
+}
+
+jade_status jade_kde2d(const double *x, size_t n, size_t stride, int cx, int cy, double xl, double xh, double yl, double yh,
+                       int nx, int ny, int adaptive, double *out, double *f_out) {
+  if (nx < 1 || ny < 1 || !(xh > xl) || !(yh > yl))
+    return jade_error(JADE_ERR_INVALID, "kde2d: grid %d x %d over [%g, %g] x [%g, %g]", nx, ny, xl, xh, yl, yh);
+  for (size_t i = 0; i < (size_t)nx * ny; i++) out[i] = 0;
+  size_t cap = n < KDE_MAX_POINTS ? (n ? n : 1) : KDE_MAX_POINTS;
+  double *px = malloc(sizeof(double) * cap * 3);
+  if (!px) return jade_error(JADE_ERR_NOMEM, "kde2d: out of memory");
+  double *py = px + cap, *lam = py + cap;
+  size_t m = kde_points(x, n, stride, cx, cy, px, py);
+  double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+  for (size_t i = 0; i < m; i++) mx += px[i], my += py[i];
+  mx /= (double)(m ? m : 1);
+  my /= (double)(m ? m : 1);
+  for (size_t i = 0; i < m; i++) {
+    double a = px[i] - mx, b = py[i] - my;
+    sxx += a * a, syy += b * b, sxy += a * b;
+  }
+  /* kernel covariance f^2 Sigma, f = m^(-1/6) (Scott's rule, d = 2), and its Cholesky factor */
+  const double f = pow((double)(m ? m : 1), -1.0 / 6.0), f2 = f * f / (double)(m > 1 ? m - 1 : 1);
+  const double k11 = f2 * sxx, k12 = f2 * sxy, k22 = f2 * syy;
+  const double l11 = sqrt(k11), l21 = l11 > 0 ? k12 / l11 : 0, r = k22 - l21 * l21, l22 = r > 0 ? sqrt(r) : 0;
+  if (m < 3 || !(l11 > 0) || !(l22 > 1e-12 * sqrt(k22)) || !isfinite(l11 * l22)) {
+    free(px);
+    return jade_error(JADE_ERR_NUMERIC, "kde2d: %zu points with a singular covariance", m);
+  }
+  if (f_out) *f_out = f;
+  const double dx = (xh - xl) / nx, dy = (yh - yl) / ny;
+  if (adaptive) {
+    /* Abramson (1982) square-root law: lam_p = (pilot(x_p) / g)^(-1/2), the pilot the fixed
+     * estimate at the points, g its geometric mean (Silverman 1986, Sec. 5.3.1) */
+    double lg = 0;
+    for (size_t p = 0; p < m; p++) {
+      double sum = 0;
+      for (size_t q = 0; q < m; q++) {
+        double z1 = (px[p] - px[q]) / l11;
+        if (fabs(z1) > 6) continue;
+        double z2 = (py[p] - py[q] - l21 * z1) / l22;
+        sum += exp(-0.5 * (z1 * z1 + z2 * z2));
+      }
+      lam[p] = sum; /* >= 1 (the point itself) */
+      lg += log(sum);
+    }
+    const double g = exp(lg / (double)m);
+    for (size_t p = 0; p < m; p++) lam[p] = sqrt(g / lam[p]);
+  }
+  kde2d_sum(px, py, adaptive ? lam : NULL, m, l11, l21, l22, xl, dx, nx, yl, dy, ny, out);
+  const double norm = 1.0 / ((double)m * 2 * M_PI * l11 * l22);
+  for (size_t i = 0; i < (size_t)nx * ny; i++) out[i] *= norm;
+  free(px);
+  return JADE_OK;
+}
+
+void jade_hpd_levels(const double *g, size_t n, const double *frac, int nf, double *level) {
+  for (int k = 0; k < nf; k++) level[k] = INFINITY;
+  double *v = malloc(sizeof(double) * (n ? n : 1));
+  if (!v) return;
+  double tot = 0;
+  for (size_t i = 0; i < n; i++) v[i] = isfinite(g[i]) && g[i] > 0 ? g[i] : 0, tot += v[i];
+  qsort(v, n, sizeof(double), cmp_dbl);
+  for (int k = 0; k < nf && tot > 0; k++) {
+    double cum = 0;
+    for (size_t i = n; i-- > 0;) {
+      cum += v[i];
+      if (cum >= frac[k] * tot) {
+        level[k] = v[i];
+        break;
+      }
+    }
+  }
+  free(v);
+}
+
+/* ---------------------------------------------------------------- corner plot */
+
+#define CG 64 /* 2-D density grid of a corner panel */
 
 static double grid_interp(const double *g, double u, double v) {
   /* u, v in cell units, cell centres at i + 0.5 */
@@ -913,7 +1088,7 @@ static double grid_interp(const double *g, double u, double v) {
 static void set_range(const jade_corner_set *sets, int nsets, int col, double truth, double *lo, double *hi) {
   double l = INFINITY, h = -INFINITY;
   for (int s = 0; s < nsets; s++) {
-    if (!sets[s].n) continue;
+    if (!sets[s].n || sets[s].style == JADE_CORNER_PRIOR) continue;
     double a = jade_plot_quantile(sets[s].x + col, sets[s].n, sets[s].stride, 0.005);
     double b = jade_plot_quantile(sets[s].x + col, sets[s].n, sets[s].stride, 0.995);
     if (isfinite(a)) l = fmin(l, a);
@@ -953,14 +1128,30 @@ void jade_corner_plot(jade_image *im, double x0, double y0, double size, int nd,
         /* 1-D histograms */
         int nb = 30;
         for (int s = 0; s < nsets; s++) /* fewer bins for few draws: about 1.5 sqrt(n), 10 to 30 */
-          if (sets[s].n && 1.5 * sqrt((double)sets[s].n) < nb) nb = (int)fmax(10, 1.5 * sqrt((double)sets[s].n));
+          if (sets[s].n && sets[s].style != JADE_CORNER_PRIOR && 1.5 * sqrt((double)sets[s].n) < nb)
+            nb = (int)fmax(10, 1.5 * sqrt((double)sets[s].n));
         double hmax = 0, *edges = malloc(sizeof(double) * (nb + 1) * (size_t)(1 + nsets));
         if (!edges) continue;
         double *vals = edges + nb + 1;
         for (int k = 0; k <= nb; k++) edges[k] = lo[c] + (hi[c] - lo[c]) * k / nb;
+        /* prior sets: kernel density x bin width (the histograms' scale), on a fine grid */
+        enum { NPR = 160 };
+        double gpr[NPR], dpr[NPR * 4];
+        int npr_sets = 0;
+        for (int k = 0; k < NPR; k++) gpr[k] = lo[c] + (hi[c] - lo[c]) * (k + 0.5) / NPR;
+        for (int s = 0; s < nsets && npr_sets < 4; s++) {
+          if (sets[s].style != JADE_CORNER_PRIOR) continue;
+          double *d = dpr + NPR * npr_sets++;
+          double h = jade_kde1d(sets[s].x + cols[c], sets[s].n, sets[s].stride, gpr, NPR, d);
+          for (int k = 0; k < NPR; k++) {
+            d[k] = isfinite(h) ? d[k] * (hi[c] - lo[c]) / nb : NAN;
+            if (d[k] > hmax) hmax = d[k];
+          }
+        }
         for (int s = 0; s < nsets; s++) {
           double *v = vals + (size_t)s * nb, tot = 0;
           memset(v, 0, sizeof(double) * nb);
+          if (sets[s].style == JADE_CORNER_PRIOR) continue;
           for (size_t i = 0; i < sets[s].n; i++) {
             double x = sets[s].x[i * sets[s].stride + cols[c]];
             int k = (int)floor((x - lo[c]) / (hi[c] - lo[c]) * nb);
@@ -973,7 +1164,10 @@ void jade_corner_plot(jade_image *im, double x0, double y0, double size, int nd,
         }
         jade_axes_init(&ax, im, px + gap / 2, py + gap / 2, p - gap, p - gap, lo[c], hi[c], 0, hmax > 0 ? hmax * 1.12 : 1, 0, 0);
         ax.scale = 1;
-        for (int s = 0; s < nsets; s++) jade_axes_stairs(&ax, edges, vals + (size_t)s * nb, nb, sets[s].c, 1.5, 0.15);
+        for (int s = 0; s < nsets; s++)
+          if (sets[s].style != JADE_CORNER_PRIOR) jade_axes_stairs(&ax, edges, vals + (size_t)s * nb, nb, sets[s].c, 1.5, 0.15);
+        for (int s = 0, q = 0; s < nsets && q < npr_sets; s++)
+          if (sets[s].style == JADE_CORNER_PRIOR) jade_axes_plot(&ax, gpr, dpr + NPR * q++, NPR, sets[s].c, 1.6, 5);
         if (truth && isfinite(truth[c])) jade_axes_vline(&ax, truth[c], truth_c, 1.5, 0);
         jade_axes_decorate(&ax, NULL, NULL, NULL, flags | JADE_AX_NO_YLABELS | JADE_AX_NO_YTICKS);
         free(edges);
@@ -982,15 +1176,24 @@ void jade_corner_plot(jade_image *im, double x0, double y0, double size, int nd,
         ax.scale = 1;
         for (int s = 0; s < nsets; s++) {
           const jade_corner_set *S = &sets[s];
-          if (S->n < 50) {
+          if (S->style == JADE_CORNER_PRIOR) continue;
+          if (S->n < 20) {
             for (size_t i = 0; i < S->n; i++) {
               double xx = S->x[i * S->stride + cols[c]], yy = S->x[i * S->stride + cols[r]];
               jade_axes_scatter(&ax, &xx, &yy, 1, 1.6, S->c, 0.7);
             }
             continue;
           }
-          double t68, t95;
-          density2d(S, cols[c], cols[r], lo[c], hi[c], lo[r], hi[r], g, &t68, &t95);
+          /* adaptive Gaussian kernel density (Scott's rule, Abramson's law) and its 68% / 95%
+           * highest-density levels */
+          if (jade_kde2d(S->x, S->n, S->stride, cols[c], cols[r], lo[c], hi[c], lo[r], hi[r], CG, CG, 1, g, NULL)) {
+            jade_clear_error(); /* degenerate (e.g. a fixed parameter): nothing to draw */
+            continue;
+          }
+          const double fr[2] = {0.68, 0.95};
+          double hl[2];
+          jade_hpd_levels(g, CG * CG, fr, 2, hl);
+          const double t68 = hl[0], t95 = hl[1];
           int W = (int)lrint(ax.w), H = (int)lrint(ax.h), ax0 = (int)lrint(ax.x), ay0 = (int)lrint(ax.y);
           unsigned char *lev = calloc((size_t)W * H, 1);
           if (!lev) continue;
@@ -1021,7 +1224,12 @@ void jade_corner_plot(jade_image *im, double x0, double y0, double size, int nd,
     double lx = x0 + ml + (nd > 2 ? (nd / 2 + 1) * p : p), ly = y0 + 10;
     int k = 0;
     for (int s = 0; s < nsets; s++, k++) {
-      jade_fill_rect(im, lx, ly + k * 22, lx + 24, ly + k * 22 + 12, sets[s].c, 0.55);
+      if (sets[s].style == JADE_CORNER_PRIOR) {
+        const double xs[2] = {lx, lx + 24}, ys[2] = {ly + k * 22 + 6, ly + k * 22 + 6};
+        jade_draw_polyline(im, xs, ys, 2, 2, sets[s].c, 1, 5);
+      } else {
+        jade_fill_rect(im, lx, ly + k * 22, lx + 24, ly + k * 22 + 12, sets[s].c, 0.55);
+      }
       jade_draw_text(im, lx + 32, ly + k * 22 + 6, sets[s].label ? sets[s].label : "", 2, 0x000000, -1, 0, 0);
     }
     if (truth) {

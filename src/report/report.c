@@ -21,7 +21,9 @@
 #include "jade/validation_run.h"
 
 #define NCOL JADE_POSTERIOR_COLS
+#define PRIOR_DRAWS 20000 /* prior draws behind the corner plot's prior curves and the table */
 static const jade_rgb C_JADE = 0x1F77B4, C_MCMC = 0xE8710A, C_TRUTH = 0x111111, C_OBS = 0x8C8C8C;
+static const jade_rgb C_THEORY = 0x2CA02C, C_NOISE = 0x9467BD, C_PRIOR = 0x7F7F7F;
 /* corner-plot labels of the posterior columns (UTF-8: Omega, sigma) */
 static const char *const col_label[NCOL] = {"\xCE\xA9" "c", "\xCE\xA9" "b", "\xCF\x83" "8", "h", "ns", "w0", "\xCE\xA9" "m", "S8"};
 
@@ -312,7 +314,14 @@ typedef struct {
   jade_status st;
   char written[32][32]; /* the PNG files written, removed again if the report fails */
   int n_written;
+  sbuf inputs;          /* provenance: the inputs, in the HTML header and every PNG's tEXt */
 } page;
+
+/* Record one input of the report ("observation /path/obs.fits"). */
+static void page_input(page *pg, const char *what, const char *value) {
+  if (!value || !*value) return;
+  sb_printf(&pg->inputs, "%s%s %s", pg->inputs.n ? "; " : "", what, value);
+}
 
 /* A failed report leaves no figures behind (report.html is atomic). */
 static void page_discard(page *pg) {
@@ -350,7 +359,8 @@ static void fig_embed(page *pg, const char *file, const char *caption) {
 static void save_fig(page *pg, jade_image *im, const char *file, const char *caption) {
   char path[4400];
   snprintf(path, sizeof path, "%s/%s", pg->dir, file);
-  jade_status st = jade_image_write_png(im, path);
+  const char *kv[6] = {"Software", "jade " JADE_VERSION, "Source", pg->inputs.s ? pg->inputs.s : pg->dir, "Title", file};
+  jade_status st = jade_image_write_png_text(im, path, kv, 3);
   jade_image_free(im);
   if (st) {
     if (!pg->st) pg->st = st;
@@ -379,12 +389,15 @@ static jade_status page_write(page *pg, const char *title, const char *subtitle,
   jade_status st = jade_text_open(path, &f);
   if (st) return st;
   sbuf h = {0};
-  sb_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+  sb_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"generator\" content=\"jade %s\">"
+               "<title>", JADE_VERSION);
   sb_html(&h, title);
   sb_printf(&h, "</title>\n<style>%s</style></head>\n<body>\n<h1>", CSS);
   sb_html(&h, title);
   sb_printf(&h, "</h1>\n<p class=\"note\">");
   sb_html(&h, subtitle);
+  sb_printf(&h, "</p>\n<p class=\"note\" id=\"provenance\">jade %s; inputs: ", JADE_VERSION);
+  sb_html(&h, pg->inputs.s ? pg->inputs.s : pg->dir);
   sb_printf(&h, "</p>\n");
   fputs(h.s ? h.s : "", f.f);
   free(h.s);
@@ -398,22 +411,29 @@ static jade_status page_write(page *pg, const char *title, const char *subtitle,
 typedef struct {
   const char *title;
   const float *data; /* (bins, n, n) */
-  int group;         /* 0 convergence (shared scale), 1 observation (own), 2 standard deviation */
+  int group;         /* 0 convergence (shared scale), 1 observation (own), 2 standard deviation,
+                        3 standardised residual (fixed scale -3 .. 3) */
 } map_col;
 
-static void maps_figure(page *pg, const char *file, const char *caption, int nb, int np, const map_col *cols, int nc) {
+/* Maps in rows of bins; row 0 of a map (y = 0) at the bottom, as FITS viewers show it; axes in
+ * degrees from the patch corner when size_deg > 0. */
+static void maps_figure(page *pg, const char *file, const char *caption, int nb, int np, double size_deg, const map_col *cols,
+                        int nc) {
   const size_t npix = (size_t)np * np;
   int P = 6 * np;
   if (P < 110) P = 110;
   if (P > 150) P = 150;
-  const int cw = P + 70, top = 34, left = 34, rh = P + 14;
+  const int deg = size_deg > 0, cw = P + 70, top = 34, left = deg ? 64 : 34, rh = P + (deg ? 22 : 14);
   jade_image im;
-  if (jade_image_init(&im, left + nc * cw + 8, top + nb * rh + 8, 0xFFFFFF)) {
+  if (jade_image_init(&im, left + nc * cw + 8, top + nb * rh + (deg ? 30 : 8), 0xFFFFFF)) {
     if (!pg->st) pg->st = JADE_ERR_NOMEM;
     return;
   }
   double *tmp = malloc(npix * (size_t)nc * sizeof(double));
-  if (!tmp) {
+  float *flip = malloc(npix * sizeof(float));
+  if (!tmp || !flip) {
+    free(tmp);
+    free(flip);
     jade_image_free(&im);
     return;
   }
@@ -436,23 +456,37 @@ static void maps_figure(page *pg, const char *file, const char *caption, int nb,
     }
     for (int c = 0; c < nc; c++) {
       if (!cols[c].data) continue;
-      double vlo = lo[cols[c].group], vhi = hi[cols[c].group];
+      double vlo = cols[c].group == 3 ? -3 : lo[cols[c].group], vhi = cols[c].group == 3 ? 3 : hi[cols[c].group];
       if (cols[c].group == 1) {
         for (size_t i = 0; i < npix; i++) tmp[i] = cols[c].data[b * npix + i];
         vlo = jade_plot_quantile(tmp, npix, 1, 0.005);
         vhi = jade_plot_quantile(tmp, npix, 1, 0.995);
       }
       if (!(vhi > vlo)) vhi = vlo + 1e-6;
-      jade_cmap cm = cols[c].group == 2 ? JADE_CMAP_MAGMA : JADE_CMAP_VIRIDIS;
+      jade_cmap cm = cols[c].group == 2 ? JADE_CMAP_MAGMA : cols[c].group == 3 ? JADE_CMAP_RDBU : JADE_CMAP_VIRIDIS;
+      for (int y = 0; y < np; y++) memcpy(flip + (size_t)y * np, cols[c].data + b * npix + (size_t)(np - 1 - y) * np, np * sizeof(float));
       jade_axes ax;
-      double x0 = left + c * cw;
-      jade_axes_init(&ax, &im, x0, y0, P, P, 0, 1, 0, 1, 0, 0);
-      jade_axes_image(&ax, cols[c].data + b * npix, np, np, vlo, vhi, cm);
+      double x0 = left + c * cw, L = deg ? size_deg : 1;
+      jade_axes_init(&ax, &im, x0, y0, P, P, 0, L, 0, L, 0, 0);
+      jade_axes_image(&ax, flip, np, np, vlo, vhi, cm);
+      if (deg) {
+        ax.scale = 1;
+        unsigned fl = (b == nb - 1 ? 0 : JADE_AX_NO_XLABELS) | (c == 0 ? 0 : JADE_AX_NO_YLABELS);
+        jade_axes_decorate(&ax, NULL, b == nb - 1 ? "x [deg]" : NULL, c == 0 ? "y [deg]" : NULL, fl);
+      }
       jade_colorbar(&im, x0 + P + 4, y0, 9, P, vlo, vhi, cm, NULL, 1);
     }
   }
   free(tmp);
+  free(flip);
   save_fig(pg, &im, file, caption);
+}
+
+/* (mean - truth) / sd per pixel (NaN where sd = 0, drawn grey); malloc'd. */
+static float *residual_maps(const float *mean, const float *truth, const float *sd, size_t n) {
+  float *r = malloc(n * sizeof(float));
+  for (size_t i = 0; r && i < n; i++) r[i] = sd[i] > 0 ? (mean[i] - truth[i]) / sd[i] : NAN;
+  return r;
 }
 
 /* Corner plot of the posterior columns that vary in at least one set. */
@@ -465,7 +499,8 @@ static void corner_figure(page *pg, const char *file, const char *caption, const
     if (j == 6) continue; /* Omega_m: derived, shown through S_8 */
     int varies = 0;
     for (int s = 0; s < nsets; s++)
-      for (size_t i = 1; i < sets[s].n && !varies; i++) varies = sets[s].x[i * sets[s].stride + j] != sets[s].x[j];
+      for (size_t i = 1; i < sets[s].n && !varies && sets[s].style != JADE_CORNER_PRIOR; i++)
+        varies = sets[s].x[i * sets[s].stride + j] != sets[s].x[j];
     if (!varies) continue;
     cols[nd] = j;
     names[nd] = col_label[j];
@@ -479,23 +514,28 @@ static void corner_figure(page *pg, const char *file, const char *caption, const
   save_fig(pg, &im, file, caption);
 }
 
-/* Spectra panels: n_series lines / bands per panel. */
+/* Spectra panels: n_series lines / bands per panel, one panel per bin pair (i <= j). */
 typedef struct {
   char title[64];
-  int nb;
-  double ell[64], mean[64], lo[64], hi[64], truth[64], obs[64], mcmc[64];
+  int nb, pi, pj;  /* bands; the bin pair, placed at row pi, column pj */
+  double ell[64], mean[64], lo[64], hi[64], truth[64], obs[64], mcmc[64], theory[64];
+  double noise;    /* white-noise power of an auto spectrum (NaN: none) */
 } spec_panel;
 
-static void spectra_figure(page *pg, const char *file, const char *caption, const spec_panel *sp, int n, int have_truth,
-                           int have_obs, int have_mcmc, int ratio) {
-  const int per_row = n < 4 ? n : 4, rows = (n + per_row - 1) / per_row;
-  const int pw = 250, ph = 190, mx = 110, my = 40, gx = 84, gy = 62;
+/* Panels in the upper triangle of an n_bins x n_bins grid (auto spectra on the diagonal).
+ * Spectra: l(l+1)C/2pi on a log axis, or a symmetric-log one when a value is negative (cross
+ * spectra of noisy maps), linear scale L = 1e-3 of the panel's largest |value|. Ratios: linear, clipped to [-2, 4]. */
+static void spectra_figure(page *pg, const char *file, const char *caption, const spec_panel *sp, int n, int n_bins,
+                           int have_truth, int have_obs, int have_mcmc, int have_theory, int ratio) {
+  const int per_row = n_bins > 0 ? n_bins : 1, rows = per_row;
+  const int pw = n_bins > 3 ? 210 : 250, ph = n_bins > 3 ? 160 : 190, mx = 110, my = 40, gx = 84, gy = 62;
   jade_image im;
   if (jade_image_init(&im, mx + per_row * (pw + gx) + 10, my + rows * (ph + gy) + 40, 0xFFFFFF)) return;
+  int first = 1;
   for (int k = 0; k < n; k++) {
     const spec_panel *s = &sp[k];
-    double x0 = mx + (k % per_row) * (pw + gx), y0 = my + (k / per_row) * (ph + gy);
-    double y[64], lo[64], hi[64], tr[64], ob[64], mc[64];
+    double x0 = mx + s->pj * (pw + gx), y0 = my + s->pi * (ph + gy);
+    double y[64], lo[64], hi[64], tr[64], ob[64], mc[64], th[64], nl[64];
     double ymin = INFINITY, ymax = -INFINITY, xmin = INFINITY, xmax = -INFINITY;
     for (int b = 0; b < s->nb; b++) {
       double f = ratio ? 1 : s->ell[b] * (s->ell[b] + 1) / (2 * M_PI);
@@ -505,38 +545,51 @@ static void spectra_figure(page *pg, const char *file, const char *caption, cons
       tr[b] = have_truth ? s->truth[b] * f : NAN;
       ob[b] = have_obs ? s->obs[b] * f : NAN;
       mc[b] = have_mcmc ? s->mcmc[b] * f : NAN;
-      const double cand[4] = {lo[b], hi[b], tr[b], mc[b]};
-      for (int q = 0; q < 4; q++)
-        if (isfinite(cand[q]) && (ratio || cand[q] > 0)) ymin = fmin(ymin, cand[q]), ymax = fmax(ymax, cand[q]);
+      th[b] = have_theory ? s->theory[b] * f : NAN;
+      nl[b] = s->noise * f;
+      const double cand[7] = {lo[b], hi[b], tr[b], mc[b], th[b], nl[b], ob[b]};
+      for (int q = 0; q < 7; q++)
+        if (isfinite(cand[q]) && isfinite(s->ell[b])) ymin = fmin(ymin, cand[q]), ymax = fmax(ymax, cand[q]);
       if (isfinite(s->ell[b])) xmin = fmin(xmin, s->ell[b]), xmax = fmax(xmax, s->ell[b]);
     }
+    if (!isfinite(xmin)) continue;
     jade_axes ax;
     if (ratio) {
-      ymin = fmin(ymin, 0.8);
-      ymax = fmax(ymax, 1.2);
+      ymin = fmax(fmin(ymin, 0.8), -2);
+      ymax = fmin(fmax(ymax, 1.2), 4);
       double pad = 0.08 * (ymax - ymin);
       jade_axes_init(&ax, &im, x0, y0, pw, ph, xmin / 1.15, xmax * 1.15, ymin - pad, ymax + pad, 1, 0);
-    } else {
+    } else if (ymin > 0) { /* all positive (auto spectra, usually): a log axis */
       jade_axes_init(&ax, &im, x0, y0, pw, ph, xmin / 1.15, xmax * 1.15, ymin / 1.5, ymax * 1.5, 1, 1);
+    } else {
+      double top = fmax(fabs(ymin), fabs(ymax)), L = top > 0 ? 1e-3 * top : 1;
+      double a = jade_symlog(fmin(ymin, 0), L), c = jade_symlog(ymax, L), pad = 0.06 * (c - a);
+      jade_axes_init(&ax, &im, x0, y0, pw, ph, xmin / 1.15, xmax * 1.15, jade_symlog_inv(a - pad, L), jade_symlog_inv(c + pad, L), 1, 0);
+      jade_axes_symlog_y(&ax, L);
     }
+    ax.scale = 1;
     jade_axes_band(&ax, s->ell, lo, hi, s->nb, C_JADE, 0.25);
-    if (ratio) jade_axes_hline(&ax, 1.0, C_TRUTH, 1.2, 5);
+    if (ratio || ymin < 0) jade_axes_hline(&ax, ratio ? 1.0 : 0.0, C_TRUTH, 1, ratio ? 5 : 0);
     jade_axes_plot(&ax, s->ell, y, s->nb, C_JADE, 2, 0);
     jade_axes_scatter(&ax, s->ell, y, s->nb, 2.2, C_JADE, 1);
     if (have_obs) jade_axes_plot(&ax, s->ell, ob, s->nb, C_OBS, 1.5, 3);
     if (have_mcmc) jade_axes_plot(&ax, s->ell, mc, s->nb, C_MCMC, 2, 0);
     if (have_truth && !ratio) jade_axes_plot(&ax, s->ell, tr, s->nb, C_TRUTH, 1.6, 6);
-    jade_axes_decorate(&ax, s->title, "\xE2\x84\x93", k % per_row == 0 ? (ratio ? "C(draws)/C(truth)" : "\xE2\x84\x93(\xE2\x84\x93+1)C/2\xCF\x80")
-                                                                        : NULL,
+    if (have_theory) jade_axes_plot(&ax, s->ell, th, s->nb, C_THEORY, 1.8, 0);
+    if (isfinite(s->noise)) jade_axes_plot(&ax, s->ell, nl, s->nb, C_NOISE, 1.4, 4);
+    jade_axes_decorate(&ax, s->title, s->pi == s->pj ? "\xE2\x84\x93" : NULL,
+                       s->pi == s->pj ? (ratio ? "C(draws)/C(truth)" : "\xE2\x84\x93(\xE2\x84\x93+1)C/2\xCF\x80") : NULL,
                        JADE_AX_GRID);
-    if (k == 0) {
-      jade_legend_entry le[4];
+    if (first) {
+      first = 0;
+      jade_legend_entry le[6];
       int m = 0;
       le[m++] = (jade_legend_entry){ratio ? "mean, sd" : "draws", C_JADE, 0, 1};
       if (have_truth && !ratio) le[m++] = (jade_legend_entry){"truth", C_TRUTH, 6, 0};
       if (have_obs) le[m++] = (jade_legend_entry){"observed", C_OBS, 3, 0};
       if (have_mcmc) le[m++] = (jade_legend_entry){"MCMC mean", C_MCMC, 0, 0};
-      ax.scale = 1;
+      if (have_theory) le[m++] = (jade_legend_entry){"theory", C_THEORY, 0, 0};
+      if (isfinite(s->noise)) le[m++] = (jade_legend_entry){"noise", C_NOISE, 4, 0};
       jade_axes_legend(&ax, le, m, 3);
     }
   }
@@ -583,16 +636,11 @@ static void pdf_figure(page *pg, const char *file, const char *caption, const pd
 
 /* ---------------------------------------------------------------- posterior statistics */
 
-/* Pairs shown: every auto spectrum and up to three cross pairs. */
+/* Every bin pair i <= j (auto and cross spectra), in jade_pair_index order. */
 static int choose_pairs(int nb, int *pi, int *pj) {
   int n = 0;
-  for (int i = 0; i < nb; i++) pi[n] = pj[n] = i, n++;
-  const int cand[3][2] = {{0, 1}, {nb - 2, nb - 1}, {0, nb - 1}};
-  for (int c = 0; c < 3; c++) {
-    int i = cand[c][0], j = cand[c][1], dup = i < 0 || i >= j;
-    for (int k = nb; k < n && !dup; k++) dup = pi[k] == i && pj[k] == j;
-    if (!dup) pi[n] = i, pj[n] = j, n++;
-  }
+  for (int i = 0; i < nb; i++)
+    for (int j = i; j < nb; j++) pi[n] = i, pj[n] = j, n++;
   return n;
 }
 
@@ -609,7 +657,43 @@ typedef struct {
   const double *truth_theta; /* NCOL or NULL */
   const float *mc_mean, *mc_sd; /* MCMC overlay maps */
   const char *label;    /* "JADE" or "MCMC" */
+  const jade_sim_config *sc; /* the run's configuration (theory C_ell) or NULL */
+  double theta_mean[JADE_N_THETA]; /* posterior mean: the theory's cosmology */
+  const double *noise;  /* per-pixel noise sigma of each bin (the observation's) or NULL */
 } post_maps;
+
+/* Band powers of the Limber convergence C_ell (halofit, as the simulator) at the posterior
+ * mean, averaged over each band's Fourier modes exactly as the estimator
+ * (jade_power_spectrum_theory), for every pair: th[pair * NB + band]. 0 on success. */
+static int theory_bands(const post_maps *m, int NB, double lmin, double lmax, double *th, sbuf *note) {
+  enum { NL = 64 };
+  const int nb = m->nb, npairs = jade_n_pairs(nb);
+  if (m->sc->geom.n_bins != nb) {
+    sb_printf(note, "Theory C_ell skipped: the configuration has %d bins, the maps %d. ", m->sc->geom.n_bins, nb);
+    return 1;
+  }
+  const double L = m->size_deg * M_PI / 180.0, l0 = 0.5 * 2 * M_PI / L, l1 = 1.5 * sqrt(2.0) * M_PI * m->np / L;
+  double ell[NL], em[64];
+  long cnt[64];
+  for (int i = 0; i < NL; i++) ell[i] = l0 * pow(l1 / l0, (double)i / (NL - 1));
+  double *cl = malloc(sizeof(double) * NL * (size_t)npairs);
+  jade_cosmo_params cp = jade_params_from_theta(m->sc, m->theta_mean);
+  jade_cosmo *c = NULL;
+  jade_survey *sv = NULL;
+  jade_status st = cl ? jade_cosmo_create(&cp, &c) : JADE_ERR_NOMEM;
+  if (!st) st = jade_survey_create(&m->sc->survey, &sv);
+  if (!st) st = jade_cosmo_limber_cl(c, sv, NL, ell, JADE_CL_CONVERGENCE, 1, cl);
+  for (int p = 0; p < npairs && !st; p++)
+    st = jade_power_spectrum_theory(m->np, m->size_deg, NL, ell, cl + p, (size_t)npairs, NB, lmin, lmax, 1, em, th + (size_t)p * NB, cnt);
+  if (st) {
+    sb_printf(note, "Theory C_ell skipped: %s. ", jade_last_error());
+    jade_clear_error();
+  }
+  jade_survey_free(sv);
+  jade_cosmo_free(c);
+  free(cl);
+  return st != JADE_OK;
+}
 
 static void power_section(page *pg, const post_maps *m, long max_draws) {
   if (!m->draws && !m->mean) return;
@@ -621,21 +705,30 @@ static void power_section(page *pg, const post_maps *m, long max_draws) {
   double lmin, lmax;
   jade_validation_ell_bands(m->np, m->size_deg, &NB, &lmin, &lmax);
   const size_t npix = (size_t)m->np * m->np, nx = (size_t)m->nb * npix;
-  int pi[JADE_MAX_BINS + 3], pj[JADE_MAX_BINS + 3];
+  int pi[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], pj[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2];
   int npairs = choose_pairs(m->nb, pi, pj);
   size_t D = m->draws ? m->D : 0;
   if (D > (size_t)max_draws) D = (size_t)max_draws;
   spec_panel *sp = calloc((size_t)npairs, sizeof *sp);
   double *v = malloc((D ? D : 1) * (size_t)NB * sizeof(double)), ell[64], cl[64];
+  double *th = malloc(sizeof(double) * (size_t)npairs * NB);
   long cnt[64];
-  if (!sp || !v) {
+  sbuf note = {0};
+  if (!sp || !v || !th) {
     free(sp);
     free(v);
+    free(th);
     return;
   }
+  const int have_theory = m->sc && !theory_bands(m, NB, lmin, lmax, th, &note);
+  /* white noise of sigma per pixel: C_N = sigma^2 x pixel solid angle, flat in ell */
+  const double pix_sr = pow(m->size_deg * M_PI / 180.0 / m->np, 2);
   for (int k = 0; k < npairs; k++) {
     spec_panel *s = &sp[k];
     s->nb = NB;
+    s->pi = pi[k];
+    s->pj = pj[k];
+    s->noise = m->noise && pi[k] == pj[k] ? m->noise[pi[k]] * m->noise[pi[k]] * pix_sr : NAN;
     if (pi[k] == pj[k])
       snprintf(s->title, sizeof s->title, "bin %d", pi[k] + 1);
     else
@@ -647,6 +740,7 @@ static void power_section(page *pg, const post_maps *m, long max_draws) {
     }
     for (int b = 0; b < NB; b++) {
       s->ell[b] = ell[b];
+      s->theory[b] = have_theory ? th[(size_t)jade_pair_index(m->nb, pi[k], pj[k]) * NB + b] : NAN;
       if (D) {
         double sum = 0;
         for (size_t d = 0; d < D; d++) sum += v[(size_t)b * D + d];
@@ -674,16 +768,27 @@ static void power_section(page *pg, const post_maps *m, long max_draws) {
     for (int b = 0; b < NB; b++)
       if (!cnt[b]) s->ell[b] = NAN;
   }
-  char cap[600];
+  char cap[1400];
   snprintf(cap, sizeof cap,
-           "Binned power spectra l(l+1)C_l/2pi, %d log bands from l = %.0f to %.0f: %s%s%s%s. Auto spectra of every bin and a few "
-           "cross spectra.",
-           NB, lmin, lmax, D ? "posterior draws' mean (line) and 16-84% range (band)" : "the MCMC posterior-mean map (line)",
+           "Binned power spectra l(l+1)C_l/2pi of every bin pair (%d panels: auto spectra on the diagonal, cross spectra above "
+           "it), %d log bands from l = %.0f to %.0f, on a log axis, or a symmetric-log one where a value is negative (linear within 1e-3 of "
+           "the panel's largest value, so negative cross spectra show): %s%s%s%s%s%s.",
+           npairs, NB, lmin, lmax, D ? "posterior draws' mean (line) and 16-84% range (band)" : "the MCMC posterior-mean map (line)",
            m->truth ? ", the truth (dashed black)" : "", m->obs ? ", the noisy observation (dotted grey: noise dominates at high l)" : "",
-           m->mc_mean ? ", the MCMC posterior-mean map (orange; smoother than a draw, so below the truth at high l)" : "");
-  spectra_figure(pg, "power.png", cap, sp, npairs, m->truth != NULL, m->obs != NULL, m->mc_mean != NULL, 0);
+           m->mc_mean ? ", the MCMC posterior-mean map (orange; smoother than a draw, so below the truth at high l)" : "",
+           have_theory ? ", the theory at the posterior mean (green: Limber halofit convergence C_l of the configuration's survey, "
+                         "averaged over each band's modes)" : "",
+           m->noise ? ", the observation's white-noise level sigma^2 x pixel solid angle (dashed purple, auto spectra)" : "");
+  if (note.n) {
+    sb_printf(&pg->body, "<p class=\"note\">");
+    sb_html(&pg->body, note.s);
+    sb_printf(&pg->body, "</p>\n");
+  }
+  spectra_figure(pg, "power.png", cap, sp, npairs, m->nb, m->truth != NULL, m->obs != NULL, m->mc_mean != NULL, have_theory, 0);
+  free(note.s);
   free(sp);
   free(v);
+  free(th);
 }
 
 static void pdf_section(page *pg, const post_maps *m, long max_draws) {
@@ -743,9 +848,11 @@ static void pdf_section(page *pg, const post_maps *m, long max_draws) {
 }
 
 /* Parameter table: posterior mean, sd, 16/50/84%, truth and (mean - truth)/sd, MCMC columns. */
-static void theta_table(page *pg, const double *th, size_t n, const double *truth, const double *mc, size_t nmc, const char *label) {
+static void theta_table(page *pg, const double *th, size_t n, const double *truth, const double *mc, size_t nmc, const char *label,
+                        const double *prior) {
   sbuf *b = &pg->body;
   sb_printf(b, "<table><tr><th>parameter</th><th>%s mean</th><th>sd</th><th>16%%</th><th>50%%</th><th>84%%</th>", label);
+  if (prior) sb_printf(b, "<th>prior sd</th><th>sd / prior sd</th>");
   if (truth) sb_printf(b, "<th>truth</th><th>(mean &minus; truth)/sd</th>");
   if (mc) sb_printf(b, "<th>MCMC mean</th><th>MCMC sd</th><th>offset / MCMC sd</th><th>sd ratio</th>");
   sb_printf(b, "</tr>\n");
@@ -754,6 +861,12 @@ static void theta_table(page *pg, const double *th, size_t n, const double *trut
     jade_posterior_summary(th + j, (long)n, NCOL, &s);
     sb_printf(b, "<tr><td>%s</td><td>%.5g</td><td>%.3g</td><td>%.5g</td><td>%.5g</td><td>%.5g</td>", jade_posterior_col_names[j], s.mean,
               s.std, s.q16, s.q50, s.q84);
+    if (prior) {
+      jade_summary_stat ps;
+      jade_posterior_summary(prior + j, PRIOR_DRAWS, NCOL, &ps);
+      double r = ps.std > 0 ? s.std / ps.std : NAN;
+      sb_printf(b, "<td>%.3g</td><td class=\"%s\">%.2f</td>", ps.std, r < 0.7 ? "good" : "note", r);
+    }
     if (truth) {
       double z = s.std > 0 ? (s.mean - truth[j]) / s.std : NAN;
       sb_printf(b, "<td>%.5g</td><td class=\"%s\">%+.2f</td>", truth[j], fabs(z) < 2 ? "good" : "bad", z);
@@ -768,6 +881,9 @@ static void theta_table(page *pg, const double *th, size_t n, const double *trut
     sb_printf(b, "</tr>\n");
   }
   sb_printf(b, "</table>\n");
+  if (prior)
+    sb_printf(b, "<p class=\"note\">sd / prior sd near 1 (grey): the data add little to the prior for that parameter; the "
+                 "corner plot shows the prior's marginal beside the posterior.</p>\n");
 }
 
 /* ---------------------------------------------------------------- inputs of sample / mcmc */
@@ -784,6 +900,7 @@ typedef struct {
   int nb, np;
   double size_deg;
   char obs_recorded[4096];
+  char model_recorded[4096];
 } post_dir;
 
 static void post_dir_free(post_dir *p) {
@@ -844,6 +961,7 @@ static jade_status post_dir_read(const char *dir, int mcmc, post_dir *p) {
     const char *e = strchr(l, '\n');
     size_t len = e ? (size_t)(e - l) : strlen(l);
     if (len > 14 && !strncmp(l, "# observation ", 14)) snprintf(p->obs_recorded, sizeof p->obs_recorded, "%.*s", (int)(len - 14), l + 14);
+    if (len > 8 && !strncmp(l, "# model ", 8)) snprintf(p->model_recorded, sizeof p->model_recorded, "%.*s", (int)(len - 8), l + 8);
     l = e ? e + 1 : l + len;
   }
   if (mcmc) { /* jade mcmc: "observation = PATH" in diagnostics.txt */
@@ -942,11 +1060,59 @@ static jade_status obs_load(const char *explicit_path, const char *recorded, con
   return JADE_OK;
 }
 
+/* ---------------------------------------------------------------- the run's configuration */
+
+/* DIR/config.ini (written by jade sample, validate, mcmc and train): the prior for the corner
+ * plot's overlay and the survey and cosmology for the theory C_ell. ok = 0 without it. */
+typedef struct {
+  int ok;
+  jade_sim_config sc;
+} run_cfg;
+
+static void run_cfg_load(const char *dir, run_cfg *rc, page *pg, sbuf *notes) {
+  memset(rc, 0, sizeof *rc);
+  char path[4400];
+  snprintf(path, sizeof path, "%s/config.ini", dir);
+  if (!exists(path)) {
+    sb_printf(notes, "No config.ini in %s: no prior overlay or theory C_ell. ", dir);
+    return;
+  }
+  jade_config *cfg = NULL;
+  jade_status st = jade_config_create(&cfg);
+  if (!st) st = jade_config_load_file(cfg, path);
+  if (!st) st = jade_sim_config_read(cfg, &rc->sc);
+  jade_config_free(cfg);
+  if (st) {
+    sb_printf(notes, "%s could not be used (%s): no prior overlay or theory C_ell. ", path, jade_last_error());
+    jade_clear_error();
+    return;
+  }
+  rc->ok = 1;
+  page_input(pg, "configuration", path);
+}
+
+/* n draws of the prior (rows of NCOL: theta, Omega_m, S_8), seed fixed: the report is
+ * reproducible. malloc'd. */
+static double *prior_rows(const jade_sim_config *sc) {
+  double *r = malloc(sizeof(double) * PRIOR_DRAWS * NCOL);
+  for (size_t i = 0; r && i < PRIOR_DRAWS; i++) {
+    double *row = r + i * NCOL;
+    jade_prior_draw(sc, 20240601, i, row);
+    row[JADE_N_THETA] = jade_theta_omega_m(row);
+    row[JADE_N_THETA + 1] = jade_theta_s8(row);
+  }
+  return r;
+}
+
 /* ---------------------------------------------------------------- sample and mcmc reports */
 
 static jade_status report_posterior(const char *dir, const jade_report_options *o, int mcmc, char *html_path, size_t hn) {
   post_dir P, M;
   obs_info oi;
+  float *resid = NULL;
+  double *prior = NULL;
+  run_cfg rc;
+  memset(&rc, 0, sizeof rc);
   memset(&M, 0, sizeof M);
   memset(&oi, 0, sizeof oi);
   page pg = {.dir = dir, .st = JADE_OK};
@@ -967,6 +1133,17 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   if (!(P.size_deg > 0) && oi.have_obs) P.size_deg = oi.obs.size_deg;
   const double *truth = oi.have_truth ? oi.truth_theta : NULL;
   const char *who = mcmc ? "MCMC" : "JADE";
+  /* provenance (before the first figure: every PNG records it) */
+  page_input(&pg, mcmc ? "MCMC run" : "posterior draws", dir);
+  page_input(&pg, "model", P.model_recorded);
+  if (oi.have_obs) page_input(&pg, "observation", oi.path);
+  if (oi.have_truth) page_input(&pg, "truth", "beside the observation");
+  page_input(&pg, "MCMC overlay", o->mcmc_dir);
+  run_cfg_load(dir, &rc, &pg, &notes);
+  if (rc.ok && !(prior = prior_rows(&rc.sc))) {
+    st = jade_error(JADE_ERR_NOMEM, "out of memory");
+    goto out;
+  }
   sbuf *b = &pg.body;
   /* overview */
   sb_printf(b, "<h2>Overview</h2>\n<p>%zu posterior %s", P.n, mcmc ? "draws (all chains)" : "draws");
@@ -992,12 +1169,14 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   /* maps */
   if (P.mean) {
     const size_t nx = (size_t)P.nb * P.np * P.np;
-    map_col cols[12];
+    map_col cols[13];
     int nc = 0;
     if (oi.have_truth) cols[nc++] = (map_col){"truth", oi.truth, 0};
     if (oi.have_obs) cols[nc++] = (map_col){"observation", oi.obs.kappa, 1};
     cols[nc++] = (map_col){mcmc ? "MCMC mean" : "posterior mean", P.mean, 0};
     if (P.sd) cols[nc++] = (map_col){mcmc ? "MCMC std" : "posterior std", P.sd, 2};
+    if (P.sd && oi.have_truth) resid = residual_maps(P.mean, oi.truth, P.sd, nx);
+    if (resid) cols[nc++] = (map_col){"(mean-truth)/sd", resid, 3};
     if (M.mean) cols[nc++] = (map_col){"MCMC mean", M.mean, 0};
     if (M.sd) cols[nc++] = (map_col){"MCMC std", M.sd, 2};
     for (size_t d = 0; P.maps && d < P.D && d < 3; d++) {
@@ -1008,24 +1187,33 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
     maps_figure(&pg, "maps.png",
                 "Rows: tomographic bins. Truth, posterior mean and draws share one colour scale per bin (viridis, 0.5-99.5% of "
                 "their pixels); the observation (noisy, Kaiser-Squires convergence) has its own; standard deviations use magma "
-                "from 0.",
-                P.nb, P.np, cols, nc);
+                "from 0; the residual (mean - truth) / sd (when the truth is known) RdBu from -3 to 3 (about 68% of the pixels "
+                "within +-1 for a calibrated posterior). Axes in degrees from the patch corner, y = 0 at the bottom.",
+                P.nb, P.np, P.size_deg, cols, nc);
   }
   /* parameters */
   sb_printf(b, "<h2>Cosmological parameters</h2>\n");
   const double *Pth = P.theta_w ? P.theta_w : P.theta, *Mth = M.theta_w ? M.theta_w : M.theta;
-  theta_table(&pg, Pth, P.n, truth, Mth, M.n, who);
+  theta_table(&pg, Pth, P.n, truth, Mth, M.n, who, prior);
   if (P.theta_w || M.theta_w)
     sb_printf(b, "<p class=\"note\">MCMC draws carry importance weights (weight column): the table and corner plot use a "
                  "systematic resample by weight.</p>\n");
-  jade_corner_set sets[2] = {{Pth, P.n, NCOL, mcmc ? C_MCMC : C_JADE, who}, {Mth, M.n, NCOL, C_MCMC, "MCMC"}};
-  char cap[600];
+  jade_corner_set sets[3] = {{Pth, P.n, NCOL, mcmc ? C_MCMC : C_JADE, who, JADE_CORNER_FILLED}};
+  int nsets = 1;
+  if (M.theta) sets[nsets++] = (jade_corner_set){Mth, M.n, NCOL, C_MCMC, "MCMC", JADE_CORNER_FILLED};
+  if (prior) sets[nsets++] = (jade_corner_set){prior, PRIOR_DRAWS, NCOL, C_PRIOR, "prior", JADE_CORNER_PRIOR};
+  char cap[1200];
   snprintf(cap, sizeof cap,
-           "Corner plot: 1-D histograms and 2-D 68%%/95%% highest-density regions of %s%s%s. Omega_m is left out (it follows from "
-           "Omega_c and Omega_b; S8 = sigma8 sqrt(Omega_m/0.3) is shown); constant columns are skipped.",
+           "Corner plot: 1-D histograms and 2-D 68%%/95%% highest-density regions of %s%s%s%s. The regions are those of an "
+           "adaptive Gaussian kernel density (Scott's rule, Scott 1992: kernel covariance n^(-1/3) times the draws' covariance, "
+           "each kernel scaled by Abramson's square-root law, wider in the tails), which does not break into islands at a "
+           "hundred draws. Omega_m is left out (it follows from Omega_c and Omega_b; S8 = sigma8 sqrt(Omega_m/0.3) is shown); "
+           "constant columns are skipped.",
            mcmc ? "the MCMC draws" : "the JADE posterior draws", M.theta ? " and the MCMC draws (orange)" : "",
-           truth ? ", truth in red" : "");
-  corner_figure(&pg, "corner.png", cap, sets, M.theta ? 2 : 1, truth);
+           truth ? ", truth in red" : "",
+           prior ? "; the prior's marginal density (dashed grey: a kernel density of 20000 prior draws; where the posterior follows "
+                   "it, the data do not constrain the parameter)" : "");
+  corner_figure(&pg, "corner.png", cap, sets, nsets, truth);
   if (mcmc || M.theta) {
     /* traces per chain */
     const post_dir *C = mcmc ? &P : &M;
@@ -1092,7 +1280,13 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   }
   /* two-point and one-point statistics */
   post_maps pm = {dir, P.nb, P.np, P.size_deg, P.maps, P.D, P.mean, P.sd, oi.have_obs ? oi.obs.kappa : NULL,
-                  oi.have_truth ? oi.truth : NULL, truth, M.mean, M.sd, who};
+                  oi.have_truth ? oi.truth : NULL, truth, M.mean, M.sd, who, rc.ok ? &rc.sc : NULL, {0},
+                  oi.have_obs ? oi.obs.noise : NULL};
+  for (int j = 0; j < JADE_N_THETA; j++) {
+    jade_summary_stat ss;
+    jade_posterior_summary(Pth + j, (long)P.n, NCOL, &ss);
+    pm.theta_mean[j] = ss.mean;
+  }
   if (P.maps || P.mean) {
     sb_printf(b, "<h2>Two-point statistics</h2>\n");
     power_section(&pg, &pm, o->max_draws);
@@ -1108,10 +1302,13 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
 out:
   if (st) page_discard(&pg);
   free(pg.body.s);
+  free(pg.inputs.s);
   free(notes.s);
   post_dir_free(&P);
   post_dir_free(&M);
   obs_info_free(&oi);
+  free(resid);
+  free(prior);
   return st;
 }
 
@@ -1134,6 +1331,7 @@ static char *json_string(const char *text, const char *key) {
 
 static jade_status report_validation(const char *dir, const jade_report_options *o, char *html_path, size_t hn) {
   page pg = {.dir = dir, .st = JADE_OK};
+  double *prior = NULL;
   sbuf *b = &pg.body;
   char path[4400], cap[1200];
   table tt[3], cov, po, pw, pdf;
@@ -1166,6 +1364,14 @@ static jade_status report_validation(const char *dir, const jade_report_options 
   if (st) goto out;
   model = json_string(js, "model");
   data = json_string(js, "data");
+  page_input(&pg, "validation run", dir);
+  page_input(&pg, "model", model);
+  page_input(&pg, "held-out data", data);
+  sbuf vnotes = {0};
+  run_cfg rc;
+  run_cfg_load(dir, &rc, &pg, &vnotes);
+  free(vnotes.s);
+  prior = rc.ok ? prior_rows(&rc.sc) : NULL;
   const double T = jade_json_number(js, "n_obs"), S = jade_json_number(js, "draws");
   const int nb = (int)jade_json_number(js, "n_bins");
   /* ---- headline numbers ---- */
@@ -1324,12 +1530,15 @@ static jade_status report_validation(const char *dir, const jade_report_options 
   }
   /* power-spectrum ratios */
   if (pw.ncol == 10 && nb > 0) {
-    int pi[JADE_MAX_BINS + 3], pj[JADE_MAX_BINS + 3], npairs = choose_pairs(nb, pi, pj);
+    int pi[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], pj[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], npairs = choose_pairs(nb, pi, pj);
     spec_panel *sp = calloc((size_t)npairs, sizeof *sp);
     double in68 = 0;
     long nin = 0;
     for (int k = 0; sp && k < npairs; k++) {
       spec_panel *s = &sp[k];
+      s->pi = pi[k];
+      s->pj = pj[k];
+      s->noise = NAN;
       if (pi[k] == pj[k])
         snprintf(s->title, sizeof s->title, "bin %d", pi[k] + 1);
       else
@@ -1354,7 +1563,7 @@ static jade_status report_validation(const char *dir, const jade_report_options 
                "unbiased. The truth lies inside the draws' 16-84%% range in %.1f%% of (observation, band) cases shown (68%% "
                "expected for calibrated draws; power.txt has every pair).",
                T, nin ? 100 * in68 / nin : NAN);
-      spectra_figure(&pg, "power.png", cap, sp, npairs, 0, 0, 0, 1);
+      spectra_figure(&pg, "power.png", cap, sp, npairs, nb, 0, 0, 0, 0, 1);
       free(sp);
     }
   }
@@ -1399,19 +1608,26 @@ static jade_status report_validation(const char *dir, const jade_report_options 
     cols[nc++] = (map_col){"observation", e + nx, 1};
     cols[nc++] = (map_col){"posterior mean", e + 2 * nx, 0};
     cols[nc++] = (map_col){"posterior std", e + 3 * nx, 2};
+    float *resid = residual_maps(e + 2 * nx, e, e + 3 * nx, nx);
+    if (resid) cols[nc++] = (map_col){"(mean-truth)/sd", resid, 3};
     static const char *const dn[3] = {"draw 1", "draw 2", "draw 3"};
     for (size_t d = 4; d < exm.shape[0] && d < 7; d++) cols[nc++] = (map_col){dn[d - 4], e + d * nx, 0};
     sb_printf(b, "<h2>Example: held-out observation 0</h2>\n");
     maps_figure(&pg, "example_maps.png",
-                "The first held-out simulation: truth, its noisy observation, posterior mean, standard deviation and draws (one row per "
-                "bin; shared colour scale for truth, mean and draws).",
-                enb, enp, cols, nc);
+                "The first held-out simulation: truth, its noisy observation, posterior mean, standard deviation, the residual (mean "
+                "- truth) / sd (RdBu, -3 to 3: about 68% of the pixels within +-1 for a calibrated posterior) and draws (one row "
+                "per bin; shared colour scale for truth, mean and draws; axes in degrees, y = 0 at the bottom).",
+                enb, enp, jade_json_number(js, "size_deg"), cols, nc);
+    free(resid);
     if (exists(tpath) && !jade_npy_read(tpath, 1, &ext) && ext.ndim == 2 && ext.dtype == JADE_F64 && ext.shape[1] == NCOL && have_cols) {
       double truth[NCOL];
       for (int j = 0; j < NCOL; j++) truth[j] = po.v[ci[0][j]];
-      jade_corner_set set = {ext.data, ext.shape[0], NCOL, C_JADE, "JADE"};
-      corner_figure(&pg, "example_corner.png", "Corner plot of the posterior draws of held-out observation 0 (truth in red).", &set, 1,
-                    truth);
+      jade_corner_set set[2] = {{ext.data, ext.shape[0], NCOL, C_JADE, "JADE", JADE_CORNER_FILLED},
+                                {prior, PRIOR_DRAWS, NCOL, C_PRIOR, "prior", JADE_CORNER_PRIOR}};
+      corner_figure(&pg, "example_corner.png",
+                    "Corner plot of the posterior draws of held-out observation 0 (truth in red; prior marginals dashed grey when "
+                    "the run's config.ini is there; 2-D regions of an adaptive Gaussian kernel density, Scott's rule).",
+                    set, prior ? 2 : 1, truth);
     }
   }
   jade_clear_error();
@@ -1424,6 +1640,7 @@ out:
   free(model);
   free(data);
   free(pg.body.s);
+  free(pg.inputs.s);
   for (int k = 0; k < 3; k++) table_free(&tt[k]);
   table_free(&cov);
   table_free(&po);
@@ -1431,6 +1648,7 @@ out:
   table_free(&pdf);
   jade_npy_release(&exm);
   jade_npy_release(&ext);
+  free(prior);
   return st;
 }
 
@@ -1542,6 +1760,8 @@ static jade_status report_training(const char *dir, const jade_report_options *o
     return jade_error(JADE_ERR_FORMAT, "%s: no step and loss columns (not a jade train loss.csv)", path);
   }
   page pg = {.dir = dir, .st = JADE_OK};
+  page_input(&pg, "training run", dir);
+  page_input(&pg, "loss curves", path);
   const double *last = t.v + (t.nrow - 1) * t.ncol;
   int jv = table_col(&t, "val_loss_ema"), jvt = table_col(&t, "val_theta_ema"), je = table_col(&t, "elapsed_s");
   double best = INFINITY, best_step = NAN, val_last = NAN, vt_last = NAN;
@@ -1570,6 +1790,7 @@ static jade_status report_training(const char *dir, const jade_report_options *o
   if ((st = jade_image_init(&im, mx + 3 * (pw + gx), my + ph + 70, 0xFFFFFF))) {
     table_free(&t);
     free(pg.body.s);
+    free(pg.inputs.s);
     return st;
   }
   const loss_curve total[] = {{"loss", "train", C_JADE, 0}, {"val_loss", "validation (live)", C_MCMC, 5},
@@ -1601,6 +1822,7 @@ static jade_status report_training(const char *dir, const jade_report_options *o
   st = page_write(&pg, "jade training report", sub, html_path, hn);
   if (st) page_discard(&pg);
   free(pg.body.s);
+  free(pg.inputs.s);
   return st;
 }
 

@@ -176,7 +176,30 @@ typedef struct {
   int *prank;
   unsigned char *pin68, *pin95;
   double *pz;
+  int id;                           /* progress: worker index, shared estimator (rank 0 with */
+  jade_eta *eta;                    /* o->progress; NULL otherwise) */
+  const jade_validation_options *o;
 } worker;
+
+/* Progress events of worker w: 0 an observation begins, 1 a sampling step of `work`
+ * draw-evaluations (jade_posterior_options.on_step), 2 an observation is done (statistics
+ * included). Steps and ends are reported. */
+static void obs_event(worker *w, int type, double work) {
+  if (!w->eta) return;
+#pragma omp critical(jade_validate_progress)
+  {
+    double t = jade_time_now();
+    if (type == 0) jade_eta_begin(w->eta, w->id, t);
+    if (type == 1) jade_eta_step(w->eta, w->id, work, t);
+    if (type == 2) jade_eta_end(w->eta, w->id, t);
+    if (type) {
+      jade_progress p;
+      jade_eta_get(w->eta, t, &p);
+      w->o->progress(&p, w->o->user);
+    }
+  }
+}
+static void obs_step(double work, void *user) { obs_event(user, 1, work); }
 
 static void worker_free(worker *w) {
   jade_trained_model_free(w->tm);
@@ -267,6 +290,8 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   po.batch = o->batch;
   po.seed = (o->seed << 32) | (uint64_t)t;
   po.threads = inner_threads ? 0 : 1;
+  po.on_step = obs_step;
+  po.step_user = w;
   jade_status st = jade_posterior_sample(w->tm, w->obs, &po, NULL, w->maps, w->theta);
   if (st) return jade_error_context(st, "observation %ld", t);
   rec[L->o_seconds] = jade_time_now() - t0;
@@ -458,7 +483,7 @@ static jade_status write_tarp_table(const char *dir, const char *name, const jad
   jade_text_file f;
   jade_status st = jade_text_open(path, &f);
   if (st) return st;
-  fprintf(f.f, "# jade validate: TARP expected coverage (%s), %zu truths x %zu draws, %d bootstrap replicates\n", name, r->T,
+  fprintf(f.f, "# jade " JADE_VERSION " validate: TARP expected coverage (%s), %zu truths x %zu draws, %d bootstrap replicates\n", name, r->T,
           r->S, r->n_boot);
   fprintf(f.f, "# alpha ecp lo68 hi68 lo95 hi95\n");
   for (int j = 0; j < r->n_alpha; j++)
@@ -547,7 +572,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   jade_text_file f;
   snprintf(path, sizeof path, "%s/coverage.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: per-parameter calibration over %zu observations x %zu draws (offset = mean of (posterior mean - truth) / posterior sd)\n", T, S);
+  fprintf(f.f, "# jade " JADE_VERSION " validate: per-parameter calibration over %zu observations x %zu draws (offset = mean of (posterior mean - truth) / posterior sd)\n", T, S);
   fprintf(f.f, "# column cov68 cov68_se cov95 cov95_se mean_offset mean_offset_se mean_z2 mean_z2_se rank_chi2 rank_chi2_p\n");
   for (int j = 0; j < K_COLS; j++)
     fprintf(f.f, "%-8s %.4f %.4f %.4f %.4f %+.4f %.4f %.4f %.4f %.3f %.4g\n", jade_posterior_col_names[j], cov.cov68[j],
@@ -557,7 +582,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   /* per_obs.txt */
   snprintf(path, sizeof path, "%s/per_obs.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: one row per observation (dataset index); MIRA p and TARP f = count/draws of the joint, theta and maps vectors; physical theta\n# index seconds p_joint p_theta p_maps f_joint f_theta f_maps pixel_cov68 pixel_cov95");
+  fprintf(f.f, "# jade " JADE_VERSION " validate: one row per observation (dataset index); MIRA p and TARP f = count/draws of the joint, theta and maps vectors; physical theta\n# index seconds p_joint p_theta p_maps f_joint f_theta f_maps pixel_cov68 pixel_cov95");
   static const char *const grp[4] = {"truth", "mean", "std", "rank"};
   for (int g = 0; g < 4; g++)
     for (int j = 0; j < K_COLS; j++) fprintf(f.f, " %s_%s", grp[g], jade_posterior_col_names[j]);
@@ -587,7 +612,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   }
   snprintf(path, sizeof path, "%s/power.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: binned power spectra C_ell of the posterior draws vs the truth, over %zu observations\n"
+  fprintf(f.f, "# jade " JADE_VERSION " validate: binned power spectra C_ell of the posterior draws vs the truth, over %zu observations\n"
                "# ratio = (mean over draws of C_ell) / C_ell(truth) per observation; ratio_mean, ratio_sd over observations;\n"
                "# ratio_of_means = sum of draws' means / sum of truths; in68 = fraction of observations whose truth lies\n"
                "# within the draws' 16-84%% range\n", T);
@@ -626,7 +651,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   /* pdf.txt and moments */
   snprintf(path, sizeof path, "%s/pdf.txt", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "# jade validate: one-point PDF of the convergence (density per unit kappa), pooled over %zu observations;\n"
+  fprintf(f.f, "# jade " JADE_VERSION " validate: one-point PDF of the convergence (density per unit kappa), pooled over %zu observations;\n"
                "# draws: mean over the %zu draws of each observation\n# bin lo hi truth_density draws_density\n", T, S);
   for (int b = 0; b < nb; b++) {
     const double *e = c->edges + (size_t)b * (NH + 1);
@@ -658,9 +683,16 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
     pixz2 += r[L->o_pix + 2] / T;
     secs += r[L->o_seconds];
   }
+  /* config.ini: the model's configuration (prior and survey for jade report) */
+  if (tm->config_text && tm->config_text[0]) {
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    if ((st = jade_text_open(path, &f))) goto out;
+    fprintf(f.f, "# jade %s validate: the configuration of the model %s\n%s", JADE_VERSION, o->model_path, tm->config_text);
+    if ((st = jade_text_commit(&f))) goto out;
+  }
   snprintf(path, sizeof path, "%s/summary.json", dir);
   if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "{\n  \"format\": \"jade-validation-1\",\n  \"model\": ");
+  fprintf(f.f, "{\n  \"format\": \"jade-validation-1\",\n  \"jade_version\": \"%s\",\n  \"model\": ", JADE_VERSION);
   json_str(f.f, o->model_path);
   fprintf(f.f, ",\n  \"model_step\": %ld,\n  \"data\": ", tm->step);
   json_str(f.f, o->data_dir);
@@ -805,6 +837,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   char *ident = NULL;
   float *truths = NULL;
   worker *W = NULL;
+  jade_eta *eta = NULL;
   int nw = 0;
   char path[4400];
   jade_status st = JADE_OK;
@@ -938,9 +971,21 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   nw = outer ? (int)(limit < nthr ? (limit > 0 ? limit : 1) : nthr) : 1;
   W = calloc((size_t)nw, sizeof *W);
   if (!W) st = jade_error(JADE_ERR_NOMEM, "out of memory");
-  for (int i = 0; i < nw && !st && limit > 0; i++) st = worker_init(&W[i], &c);
+  /* progress: this rank's `limit` observations, each ceil(draws / batch) batches of the
+   * sampler, one progress step per network evaluation */
+  if (!st && dist->rank == 0 && o->progress && limit > 0) {
+    const long nb = (o->draws + o->batch - 1) / o->batch;
+    const int evals = jade_solver_evals(o->solver, o->steps);
+    const double work = (double)o->draws * evals;
+    st = jade_eta_create(nw, limit, work, work, nb * evals, jade_time_now(), &eta);
+  }
+  for (int i = 0; i < nw && !st && limit > 0; i++) {
+    st = worker_init(&W[i], &c);
+    W[i].id = i;
+    W[i].eta = eta;
+    W[i].o = o;
+  }
   if (!st && dist->rank == 0 && o->start) o->start(limit, n_mine, nw, o->user);
-  long done_n = 0;
   int failed = 0;
   char msg[1024] = "";
   if (!st && limit > 0) {
@@ -950,15 +995,15 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
 #pragma omp for schedule(dynamic, 1)
       for (long k = 0; k < limit; k++) {
         if (failed) continue;
+        obs_event(me, 0, 0);
         jade_status s2 = process_obs(&c, me, todo[k], !outer);
+        if (!s2) obs_event(me, 2, 0);
 #pragma omp critical(jade_validate)
         {
           if (s2 && !failed) {
             failed = 1;
             snprintf(msg, sizeof msg, "%s", jade_last_error());
           }
-          if (!s2) done_n++;
-          if (!s2 && dist->rank == 0 && o->progress) o->progress(done_n, limit, jade_time_now() - t_start, o->user);
         }
       }
     }
@@ -1023,6 +1068,7 @@ done:
   if (c.w_dtheta) jade_npy_writer_close(c.w_dtheta);
   if (c.w_dmaps) jade_npy_writer_close(c.w_dmaps);
   for (int i = 0; W && i < nw; i++) worker_free(&W[i]);
+  jade_eta_free(eta);
   free(W);
   free(truths);
   free(ident);
