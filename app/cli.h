@@ -69,5 +69,6 @@ int jade_cmd_validate(int argc, char **argv);
 int jade_cmd_report(int argc, char **argv);
 int jade_cmd_mcmc(int argc, char **argv);
 int jade_cmd_sed(int argc, char **argv);
+int jade_cmd_model(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const jade_command commands[] = {
     {"validate", "calibration of a trained model over held-out simulations (MIRA, TARP, coverage)", jade_cmd_validate},
     {"report", "HTML report with figures for a sample, validate or mcmc output", jade_cmd_report},
     {"mcmc", "field-level NUTS baseline on the explicit log-normal model (and --compare)", jade_cmd_mcmc},
+    {"model", "print a trained model's configuration; convert its weights to F16 or F32", jade_cmd_model},
     {"sed", "galaxy SED fitting under a diffusion prior (pop-cosmos): train-prior, mock, fit", jade_cmd_sed},
     {NULL, NULL, NULL}};
 

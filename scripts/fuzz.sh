@@ -3,7 +3,8 @@
 # builds the harnesses of fuzz/ in $BUILD_DIR (default build-fuzz, -DJADE_FUZZ=ON), makes
 # the seed corpora (scripts/fuzz_corpus.sh), replays the saved crash reproducers of
 # fuzz/regressions/<harness>/, then runs each harness for FUZZ_TIME seconds (default 60),
-# FUZZ_JOBS at a time (default 2), or until FUZZ_RUNS executions. Exits non-zero if any harness crashes, leaks memory, hits
+# FUZZ_JOBS at a time (default 2), or until FUZZ_RUNS executions (FUZZ_SEED fixes the
+# mutations: CI replays the same inputs every time; sessions explore with new seeds). Exits non-zero if any harness crashes, leaks memory, hits
 # a sanitizer report or an invariant; the reproducer is left in $BUILD_DIR/fuzz-crashes/.
 # Usage: scripts/fuzz.sh [harness ...]     (default: all fuzz/fuzz_*.c)
 set -euo pipefail
@@ -13,6 +14,7 @@ B=${BUILD_DIR:-build-fuzz}
 FUZZ_TIME=${FUZZ_TIME:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_RUNS=${FUZZ_RUNS:--1}   # stop a harness after this many executions (-1: only FUZZ_TIME)
+FUZZ_SEED=${FUZZ_SEED:-0}    # libFuzzer's random seed (0: a new one each run); with FUZZ_RUNS a repeatable run
 JADE_WITH_FUZZ=1 bash scripts/setup.sh
 CC=${FUZZ_CC:-$(command -v clang || command -v clang-14)} cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DJADE_FUZZ=ON >/dev/null
 cmake --build "$B" -j "$(nproc)" --target fuzz_all jade_cli
@@ -38,7 +40,7 @@ done
 run_one() {
   local h=$1 work="$B/fuzz-work/$1"
   mkdir -p "$work"
-  "$B/$h" -max_total_time="$FUZZ_TIME" -runs="$FUZZ_RUNS" -timeout=30 -rss_limit_mb=3072 -malloc_limit_mb=3072 -print_final_stats=1 \
+  "$B/$h" -max_total_time="$FUZZ_TIME" -runs="$FUZZ_RUNS" -seed="$FUZZ_SEED" -timeout=30 -rss_limit_mb=3072 -malloc_limit_mb=3072 -print_final_stats=1 \
     -artifact_prefix="$B/fuzz-crashes/$h-" "$work" "$B/fuzz-corpus/$h" > "$B/fuzz-logs/$h.log" 2>&1
 }
 pids=(); names=()

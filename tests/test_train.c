@@ -288,6 +288,36 @@ static void test_model_checkpoint(const char *dir) {
   CHECK(tm->flow.t_eps == fc.t_eps && !strcmp(tm->config_text, "x = 1\n"), "flow/config round trip");
   const jade_model_config *c2 = jade_model_get_config(tm->model);
   CHECK(c2->depth == 2 && c2->width == 32 && c2->patch == 4 && c2->bottleneck == 16, "model config round trip");
+  { /* F16 copy: every weight within half an F16 spacing (relative 2^-11 for normal halves,
+       absolute 2^-25 below 2^-14), metadata unchanged; a weight beyond 65504 is refused */
+    char ph[600];
+    snprintf(ph, sizeof ph, "%s/half.safetensors", dir);
+    double err = -1;
+    CHECK_OK(jade_trained_model_write(tm, ph, JADE_F16, &err));
+    CHECK(err >= 0 && err <= 0x1p-11, "reported F16 rounding %g", err);
+    jade_trained_model *th;
+    CHECK_OK(jade_trained_model_load(ph, &th));
+    const float *wh = jade_model_params(th->model);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+      const double bound = fabs((double)p[i]) >= 0x1p-14 ? 0x1p-11 * fabs((double)p[i]) : 0x1p-25;
+      const double e = fabs((double)wh[i] - p[i]) / bound;
+      if (!(e <= worst)) worst = e; /* NaN propagates */
+    }
+    CHECK(worst <= 1.0, "F16 weights: worst error / bound %g", worst);
+    CHECK(th->step == 123 && !memcmp(th->norm.map_std, norm.map_std, 2 * sizeof(double)) &&
+              !strcmp(th->config_text, "x = 1\n"),
+          "F16 file metadata round trip");
+    jade_trained_model_free(th);
+    unlink(ph);
+    float *w0 = jade_model_params(tm->model);
+    const float keep = w0[3];
+    w0[3] = 1e5f;
+    CHECK(jade_trained_model_write(tm, ph, JADE_F16, NULL) == JADE_ERR_NUMERIC, "1e5 written as F16");
+    printf("  %-26s -> %s\n", "weight beyond F16", jade_last_error());
+    CHECK(access(ph, F_OK) != 0, "refused F16 file left behind");
+    w0[3] = keep;
+  }
   jade_trained_model_free(tm);
   /* a model file with a tensor missing is refused */
   jade_safetensors *sf;

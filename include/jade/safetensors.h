@@ -61,8 +61,9 @@ int jade_safetensors_count(const jade_safetensors *st);
 const jade_st_tensor *jade_safetensors_tensor(const jade_safetensors *st, int i);
 const jade_st_tensor *jade_safetensors_find(const jade_safetensors *st, const char *name);
 
-/* Copy F32 tensor `name` into dst after checking it exists, has dtype F32 and exactly the
- * expected shape (ndim, shape), and holds only finite values. Errors name file and tensor. */
+/* Copy tensor `name` into dst as floats after checking it exists, has dtype F32 or F16
+ * (converted exactly) and exactly the expected shape (ndim, shape), and holds only finite
+ * values. Errors name file and tensor. */
 jade_status jade_safetensors_copy_f32(const jade_safetensors *st, const char *name, int ndim,
                                       const size_t *shape, float *dst);
 

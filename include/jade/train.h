@@ -145,6 +145,11 @@ typedef struct {
 /* Load MODELDIR/model.safetensors or a .safetensors file written by the above. */
 jade_status jade_trained_model_load(const char *path, jade_trained_model **out);
 void jade_trained_model_free(jade_trained_model *tm);
+/* Write tm (weights, metadata, config text) to path as F32 or F16 (IEEE half: half the size,
+ * relative rounding <= 2^-11; a weight beyond +-65504 is an error). max_rel_err (may be
+ * NULL) receives the largest relative rounding of a weight whose half is normal. */
+jade_status jade_trained_model_write(const jade_trained_model *tm, const char *path, jade_dtype dtype,
+                                     double *max_rel_err);
 
 /* Parsers of the metadata entries describing a model config ("model.*") and a norm
  * ("norm.*"; numbers are written with %.17g, so they read back exactly). */

@@ -394,28 +394,29 @@ jade_status jade_norm_from_meta(const jade_safetensors *st, jade_norm *n) {
 /* ======================================================================================
  * Model files
  * ==================================================================================== */
-static jade_status model_tensor_list(const jade_model *m, const float *w, jade_st_tensor **out) {
+/* The tensors of m's table over w (F32), or over half (F16, w converted into it by the
+ * caller; same layout). */
+static jade_status model_tensor_list(const jade_model *m, const float *w, const uint16_t *half, jade_st_tensor **out) {
   int nt = jade_model_num_tensors(m);
   jade_st_tensor *t = calloc((size_t)(nt ? nt : 1), sizeof *t);
   if (!t) return jade_error(JADE_ERR_NOMEM, "out of memory");
   for (int i = 0; i < nt; i++) {
     const jade_tensor_info *ti = jade_model_tensor(m, i);
     t[i].name = ti->name;
-    t[i].dtype = JADE_F32;
+    t[i].dtype = half ? JADE_F16 : JADE_F32;
     t[i].ndim = ti->ndim;
     for (int d = 0; d < ti->ndim; d++) t[i].shape[d] = (size_t)ti->shape[d];
-    t[i].data = w + ti->offset;
+    t[i].data = half ? (const void *)(half + ti->offset) : (const void *)(w + ti->offset);
   }
   *out = t;
   return JADE_OK;
 }
 
-jade_status jade_checkpoint_write_model(const char *path, const jade_model *m, const float *weights,
-                                        const jade_norm *norm, const jade_flow_config *flow,
-                                        long step, const char *config_text) {
-  if (!weights) weights = jade_model_params((jade_model *)m);
+static jade_status write_model_file(const char *path, const jade_model *m, const float *weights, const uint16_t *half,
+                                    const jade_norm *norm, const jade_flow_config *flow, long step,
+                                    const char *config_text) {
   jade_st_tensor *t = NULL;
-  jade_status st = model_tensor_list(m, weights, &t);
+  jade_status st = model_tensor_list(m, weights, half, &t);
   if (st) return st;
   metabuf mb = {0};
   meta_add(&mb, "format", "%s", MODEL_FORMAT);
@@ -428,6 +429,41 @@ jade_status jade_checkpoint_write_model(const char *path, const jade_model *m, c
   st = meta_write(path, t, jade_model_num_tensors(m), &mb);
   meta_free(&mb);
   free(t);
+  return st;
+}
+
+jade_status jade_checkpoint_write_model(const char *path, const jade_model *m, const float *weights,
+                                        const jade_norm *norm, const jade_flow_config *flow,
+                                        long step, const char *config_text) {
+  if (!weights) weights = jade_model_params((jade_model *)m);
+  return write_model_file(path, m, weights, NULL, norm, flow, step, config_text);
+}
+
+jade_status jade_trained_model_write(const jade_trained_model *tm, const char *path, jade_dtype dtype,
+                                     double *max_rel_err) {
+  if (max_rel_err) *max_rel_err = 0;
+  if (dtype != JADE_F32 && dtype != JADE_F16)
+    return jade_error(JADE_ERR_INVALID, "%s: model weights are written as F32 or F16", path);
+  const float *w = jade_model_params(tm->model);
+  if (dtype == JADE_F32) return write_model_file(path, tm->model, w, NULL, &tm->norm, &tm->flow, tm->step, tm->config_text);
+  const size_t n = jade_model_num_params(tm->model);
+  uint16_t *half = malloc((n ? n : 1) * sizeof *half);
+  if (!half) return jade_error(JADE_ERR_NOMEM, "out of memory for %zu half-precision weights", n);
+  double worst = 0;
+  jade_status st = JADE_OK;
+  for (size_t i = 0; i < n && !st; i++) {
+    half[i] = jade_f32_to_f16(w[i]);
+    const float back = jade_f16_to_f32(half[i]);
+    if (!isfinite(back)) {
+      st = jade_error(JADE_ERR_NUMERIC, "%s: weight %zu = %g does not fit in F16 (|x| < 65504)", path, i, (double)w[i]);
+    } else if (fabsf(w[i]) >= 6.103515625e-05f) { /* normal halves: relative error <= 2^-11 */
+      const double e = fabs((double)back - w[i]) / fabs((double)w[i]);
+      if (e > worst) worst = e;
+    }
+  }
+  if (!st) st = write_model_file(path, tm->model, w, half, &tm->norm, &tm->flow, tm->step, tm->config_text);
+  free(half);
+  if (!st && max_rel_err) *max_rel_err = worst;
   return st;
 }
 

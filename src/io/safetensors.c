@@ -3,6 +3,7 @@
  * and parsed here by a small dedicated writer/parser (objects, strings with escapes, arrays of
  * non-negative integers): that is all the format uses. */
 #include "jade/safetensors.h"
+#include "jade/io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -446,7 +447,7 @@ static jade_status parse_tensor(parser *ps, jade_safetensors *st, char *name, ui
       }
       int ok = dtype_parse(d, &t.dtype);
       if (!ok) {
-        snprintf(msg, sizeof msg, "tensor '%.200s' has unsupported dtype '%.20s' (jade reads F32, F64, I64, U8)", name, d);
+        snprintf(msg, sizeof msg, "tensor '%.200s' has unsupported dtype '%.20s' (jade reads F32, F16, F64, I64, U8)", name, d);
         free(d);
         free(k);
         ps->st = jade_error(JADE_ERR_FORMAT, "%s: %s", ps->path, msg);
@@ -688,8 +689,8 @@ jade_status jade_safetensors_copy_f32(const jade_safetensors *st, const char *na
                                       const size_t *shape, float *dst) {
   const jade_st_tensor *t = jade_safetensors_find(st, name);
   if (!t) return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' missing", st->path, name);
-  if (t->dtype != JADE_F32)
-    return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected F32", st->path, name, dtype_name(t->dtype));
+  if (t->dtype != JADE_F32 && t->dtype != JADE_F16)
+    return jade_error(JADE_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected F32 or F16", st->path, name, dtype_name(t->dtype));
   int same = t->ndim == ndim;
   for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
   if (!same) {
@@ -700,7 +701,16 @@ jade_status jade_safetensors_copy_f32(const jade_safetensors *st, const char *na
   }
   size_t n = 1;
   for (int i = 0; i < ndim; i++) n *= shape[i];
-  memcpy(dst, t->data, n * sizeof(float));
+  if (t->dtype == JADE_F32) {
+    memcpy(dst, t->data, n * sizeof(float));
+  } else { /* IEEE half (the file may not align it: copy element by element) */
+    const unsigned char *src = t->data;
+    for (size_t i = 0; i < n; i++) {
+      uint16_t h;
+      memcpy(&h, src + 2 * i, 2);
+      dst[i] = jade_f16_to_f32(h);
+    }
+  }
   for (size_t i = 0; i < n; i++)
     if (!isfinite(dst[i]))
       return jade_error(JADE_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at element %zu", st->path, name, i);
