@@ -81,6 +81,9 @@ int jade_cmd_train(int argc, char **argv) {
                        "the micro-batches per rank; 1 = threads inside the network)", "0", 0, 0, NULL, 0},
       {"checkpoint-minutes", "M", "also checkpoint whenever M minutes have passed since the last checkpoint "
                                   "(0 = only every train.checkpoint_every steps)", "0", 0, 0, NULL, 0},
+      {"init-from", "MODEL", "start from this trained model's weights and normalisation (the same network): "
+                             "longer training with a new schedule, or fine-tuning (give it again with --resume)",
+       NULL, 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line", NULL, 0, 0, NULL, 0},
       {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}};
   jade_dist dist;
@@ -144,7 +147,7 @@ int jade_cmd_train(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   jade_train_options o = {data, out, jade_cli_opt(opts, "resume")->seen, stop_after, quiet, dump, &sc, &dist, &stop_requested,
-                          (int)workers, ckpt_min * 60.0};
+                          (int)workers, ckpt_min * 60.0, jade_cli_path(opts, "init-from")};
   st = jade_train(&mc, &tc, &o, &res);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);

@@ -12,6 +12,11 @@
 # RUN/model holds the jade train output (model.safetensors = EMA weights, state.safetensors,
 # loss.csv); RUN/PROGRESS.txt (step, loss, samples/s, time left) is rewritten every minute
 # while the run is alive; RUN/train.log is the jade train log.
+# LSST128_EXTRA (first start only): more jade train arguments, saved in RUN/extra_args and used
+# by every resume; the continuation run (docs/lsst128.md) is
+#   LSST128_RUN=/work/data/lsst128_run2 LSST128_EXTRA="--init-from /work/data/lsst128_run/model \
+#     --set train.steps=2500 --set train.warmup=100 --set train.lr_peak=6e-4 --set train.seed=2" \
+#     bash scripts/train_lsst128.sh
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${LSST128_DATA:-/work/data/lsst128_train}
@@ -31,7 +36,7 @@ progress() { # one snapshot of the run's state into RUN/PROGRESS.txt (atomic ren
   {
     echo "# lsst128 main run: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $state"
     echo "# resume / restart (idempotent): bash scripts/train_lsst128.sh   (from a jade checkout)"
-    echo "# or by hand: cd $RUN && OMP_NUM_THREADS=2 nohup nice -n 10 ./jade train --config lsst128 --data $DATA --out $RUN/model --workers 2 --checkpoint-minutes 8 --resume >> train.log 2>&1 &"
+    echo "# or by hand: cd $RUN && OMP_NUM_THREADS=2 nohup nice -n 10 ./jade train --config lsst128 --data $DATA --out $RUN/model --workers 2 --checkpoint-minutes 8 --resume $(cat "$RUN/extra_args" 2>/dev/null) >> train.log 2>&1 &"
     echo "last progress line: ${last:-none yet}"
     echo "last loss.csv row (step,epoch,lr,loss,loss_map,loss_theta,grad_norm,val_loss,val_loss_ema,val_theta_ema,elapsed_s):"
     echo "  ${csv:-none yet}"
@@ -55,16 +60,18 @@ if alive; then
   exit 0
 fi
 [ -d "$DATA" ] || { echo "$DATA: dataset not found (jade simulate --config lsst128 --n 50000 --seed 11 --dtype f16 --out $DATA)" >&2; exit 1; }
-mkdir -p "$RUN"
+mkdir -p "$RUN/model"   # --resume on an empty MODELDIR starts at step 0
 if [ ! -x "$RUN/jade" ]; then
   [ -x "$JADE_SRC" ] || { echo "$JADE_SRC: no jade binary (bash scripts/build.sh)" >&2; exit 1; }
   cp "$JADE_SRC" "$RUN/jade.tmp" && mv "$RUN/jade.tmp" "$RUN/jade"
 fi
+[ -e "$RUN/extra_args" ] || { echo "${LSST128_EXTRA:-}" > "$RUN/extra_args.tmp" && mv "$RUN/extra_args.tmp" "$RUN/extra_args"; }
+read -r -a EXTRA < "$RUN/extra_args" || EXTRA=()
 cd "$RUN" || exit 1
 # --resume continues from model/state.safetensors when it exists, else starts from scratch;
 # 2 worker threads (one model copy each), niced: the machine is shared.
 OMP_NUM_THREADS=2 setsid nohup nice -n 10 ./jade train --config lsst128 --data "$DATA" --out "$RUN/model" \
-  --workers 2 --checkpoint-minutes 8 --resume >> "$RUN/train.log" 2>&1 < /dev/null &
+  --workers 2 --checkpoint-minutes 8 --resume "${EXTRA[@]}" >> "$RUN/train.log" 2>&1 < /dev/null &
 echo $! > "$PIDF"
 # the progress file follows the run while it is alive
 ( trap "" HUP; while kill -0 "$(cat "$PIDF")" 2>/dev/null; do progress; sleep 60; done; progress ) > /dev/null 2>&1 < /dev/null &

@@ -5,7 +5,10 @@
 # - train.rot90 (random transposes) changes nothing on transpose-symmetric maps (without flips) and changes
 #   the run on real maps; train.roll (random periodic shifts) changes nothing on constant maps
 #   and changes the run on real maps: the augmentations permute pixels by exact symmetries;
-# - checkpoints written by wall time (--checkpoint-minutes) leave the run unchanged.
+# - checkpoints written by wall time (--checkpoint-minutes) leave the run unchanged;
+# - --init-from starts from a model's weights (with lr 0 they stay exactly those weights), a
+#   stopped --init-from run resumes bit-identically, and a resume with another starting model
+#   or a different network is refused.
 set -u
 JADE=${JADE:?}
 BUILD=$(dirname "$JADE")
@@ -64,4 +67,19 @@ check "diff <(cut -d, -f8-10 $T/z0/loss.csv) <(cut -d, -f8-10 $T/z1/loss.csv) >/
 train d32 k0 --checkpoint-minutes 0.000001
 check "same r0 k0 && cmp -s $T/r0/state.safetensors $T/k0/state.safetensors" "--checkpoint-minutes changed the run"
 check "diff <(cut -d, -f1-10 $T/r0/loss.csv) <(cut -d, -f1-10 $T/k0/loss.csv) >/dev/null" "--checkpoint-minutes changed loss.csv"
+# --init-from
+train d32 i0 --init-from "$T/r0" --set train.lr_peak=0 --set train.lr_end=0
+check "same r0 i0" "--init-from with lr 0 did not keep the starting weights"
+train d32 i1 --init-from "$T/r0" --set train.seed=2
+check "! same r0 i1" "--init-from run did not train"
+"$JADE" train --data "$T/d32" --out "$T/i2" "${TINY[@]}" --init-from "$T/r0" --set train.seed=2 --stop-after 5 2>/dev/null
+check "[ \$? = 3 ]" "--stop-after 5 did not stop with code 3"
+check "! \"$JADE\" train --data $T/d32 --out $T/i2 ${TINY[*]} --init-from $T/q1 --set train.seed=2 --resume 2>$T/err" \
+  "resume with another starting model accepted"
+check "grep -q 'different configuration' $T/err" "resume with another starting model: unclear message ($(cat "$T/err"))"
+train d32 i2 --init-from "$T/r0" --set train.seed=2 --resume
+check "same i1 i2 && cmp -s $T/i1/state.safetensors $T/i2/state.safetensors" "stopped --init-from run did not resume bit-identically"
+check "! \"$JADE\" train --data $T/d32 --out $T/i3 ${TINY[*]} --init-from $T/r0 --set model.width=64 2>$T/err" \
+  "--init-from a different network accepted"
+check "grep -q 'network differs' $T/err && [ ! -e $T/i3/model.safetensors ]" "--init-from a different network: $(cat "$T/err")"
 exit $fail

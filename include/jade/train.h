@@ -96,6 +96,10 @@ typedef struct {
   double checkpoint_seconds; /* > 0: also checkpoint when this much wall time has passed since
                                the last checkpoint (slow or shared machines); results do not
                                depend on when checkpoints are written */
+  const char *init_from;    /* non-NULL: a new run starts from this trained model's weights
+                               (MODELDIR or .safetensors; the same network) and keeps its
+                               normalisation: continued training with a new schedule, or
+                               fine-tuning. Part of the run's identity (checked on resume). */
 } jade_train_options;
 
 typedef struct {

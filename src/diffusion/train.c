@@ -885,6 +885,51 @@ static jade_status validate(ctx *w, int nw, const jade_dist *d, const long *val_
   return JADE_OK;
 }
 
+/* --init-from: load the starting model, check it is the network of config mc on the dataset's
+ * geometry, and append it (path, step, hash of its weights) to the run's identity so that a
+ * resume with another starting model is refused. */
+static jade_status load_init_model(const char *path, const jade_model_config *mc, const jade_dataset *ds,
+                                   jade_trained_model **out, char **ident) {
+  jade_trained_model *tm = NULL;
+  jade_status st = jade_trained_model_load(path, &tm);
+  if (st) return jade_error_context(st, "--init-from");
+  jade_model *ref = NULL;
+  if ((st = jade_model_create(&ref, mc))) goto fail;
+  int nt = jade_model_num_tensors(ref), same = nt == jade_model_num_tensors(tm->model);
+  for (int i = 0; i < nt && same; i++) {
+    const jade_tensor_info *a = jade_model_tensor(ref, i), *b = jade_model_tensor(tm->model, i);
+    same = !strcmp(a->name, b->name) && a->ndim == b->ndim && a->offset == b->offset;
+    for (int k = 0; k < a->ndim && same; k++) same = a->shape[k] == b->shape[k];
+  }
+  jade_model_free(ref);
+  if (!same) {
+    st = jade_error(JADE_ERR_INVALID, "--init-from %s: its network differs from the configuration's [model] (train with "
+                    "the model's own config.ini)", tm->path);
+    goto fail;
+  }
+  if (tm->norm.n_bins != ds->bins || tm->norm.n_pix != ds->npix) {
+    st = jade_error(JADE_ERR_INVALID, "--init-from %s: trained on %d bins of %d pixels, the dataset has %d of %d", tm->path,
+                    tm->norm.n_bins, tm->norm.n_pix, ds->bins, ds->npix);
+    goto fail;
+  }
+  const size_t n = jade_model_num_params(tm->model);
+  const uint64_t h = hash_block((const unsigned char *)jade_model_params(tm->model), n * sizeof(float), 0x1d17ull);
+  size_t len = strlen(*ident) + strlen(tm->path) + 96;
+  char *id2 = malloc(len);
+  if (!id2) {
+    st = jade_error(JADE_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  snprintf(id2, len, "%sinit_from = %s (step %ld, weights %016llx)\n", *ident, tm->path, tm->step, (unsigned long long)h);
+  free(*ident);
+  *ident = id2;
+  *out = tm;
+  return JADE_OK;
+fail:
+  jade_trained_model_free(tm);
+  return st;
+}
+
 /* Keep only the config lines that define a training run (top level, [model], [train]). */
 static char *training_identity(const char *text) {
   size_t len = strlen(text);
@@ -1139,6 +1184,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   unsigned char *decay_mask = NULL;
   long *perm = NULL, *eperm = NULL;
   char *ident = NULL;
+  jade_trained_model *init = NULL;
   FILE *loss_f = NULL;
   char p_state[4300], p_model[4300], p_loss[4300], p_cfg[4300];
   jade_status st = jade_model_config_check(&mc);
@@ -1161,6 +1207,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     st = jade_error(JADE_ERR_NOMEM, "out of memory");
     goto done;
   }
+  if (o->init_from && (st = load_init_model(o->init_from, &mc, &ds, &init, &ident))) goto done;
 
   /* ---- split ---- */
   const long N = ds.n;
@@ -1245,6 +1292,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   /* normalisation: theta from the prior (or the training split), maps per bin; computed on a
    * resume too, to check the saved one (an edited state is refused) */
   if ((st = compute_norm(tc, o, &ds, train_idx, n_train, &norm))) goto done;
+  if (init) norm = init->norm; /* the network's units stay those it was trained in */
   if (resuming) {
     if ((st = jade_safetensors_read(p_state, &state))) goto done;
     const char *fmt = jade_safetensors_meta(state, "format"), *cfg_saved = jade_safetensors_meta(state, "identity");
@@ -1295,9 +1343,12 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     jade_safetensors_free(state);
     state = NULL;
   } else {
-    jade_model_init(m, tc->seed);
+    if (init) memcpy(params, jade_model_params(init->model), n_par * sizeof(float));
+    else jade_model_init(m, tc->seed);
     memcpy(ema, params, n_par * sizeof(float));
   }
+  jade_trained_model_free(init);
+  init = NULL;
 
   /* ---- output directory (rank 0) ---- */
   if (root) {
@@ -1532,6 +1583,7 @@ done:
   free(perm);
   free(eperm);
   free(ident);
+  jade_trained_model_free(init);
   for (int i = 0; w && i < nw; i++) {
     ctx_free(&w[i]);
     if (i > 0) jade_model_free(w[i].m);
