@@ -18,7 +18,6 @@
 #include "jade/plot.h"
 #include "jade/posterior.h"
 #include "jade/sim.h"
-#include "jade/validation_run.h"
 
 #define NCOL JADE_POSTERIOR_COLS
 static const jade_rgb C_JADE = 0x1F77B4, C_MCMC = 0xE8710A, C_TRUTH = 0x111111, C_OBS = 0x8C8C8C;
@@ -617,7 +616,7 @@ static void power_section(page *pg, const post_maps *m, long max_draws) {
   }
   int NB;
   double lmin, lmax;
-  jade_validation_ell_bands(m->np, m->size_deg, &NB, &lmin, &lmax);
+  jade_power_spectrum_bands(m->np, m->size_deg, &NB, &lmin, &lmax);
   const size_t npix = (size_t)m->np * m->np, nx = (size_t)m->nb * npix;
   int pi[JADE_MAX_BINS + 3], pj[JADE_MAX_BINS + 3];
   int npairs = choose_pairs(m->nb, pi, pj);

@@ -36,16 +36,6 @@ void jade_validation_options_default(jade_validation_options *o) {
   o->noise_rtol = 0.01;
 }
 
-void jade_validation_ell_bands(int n_pix, double size_deg, int *n_bands, double *ell_min, double *ell_max) {
-  const double L = size_deg * M_PI / 180.0;
-  int nb = n_pix / 4;
-  if (nb < 4) nb = 4;
-  if (nb > 20) nb = 20;
-  *n_bands = nb;
-  *ell_min = 2 * M_PI / L;
-  *ell_max = M_PI * n_pix / L;
-}
-
 /* ---------------------------------------------------------------- record layout */
 
 typedef struct {
@@ -840,7 +830,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
       goto done;
     }
   }
-  jade_validation_ell_bands((int)kappa_npy.shape[2], c.size_deg, &c.n_bands, &c.ell_min, &c.ell_max);
+  jade_power_spectrum_bands((int)kappa_npy.shape[2], c.size_deg, &c.n_bands, &c.ell_min, &c.ell_max);
   make_layout(&c.L, (int)kappa_npy.shape[1], (int)kappa_npy.shape[2], c.n_bands, o->n_hist);
   const layout *L = &c.L;
   const size_t T = (size_t)o->n_obs;
