@@ -5,8 +5,7 @@
 #include "jade/config.h"
 #include "jade/dist.h"
 #include "jade/core.h"
-
-#define JADE_VERSION_STRING JADE_VERSION
+#include "jade/version.h"
 
 typedef struct {
   const char *name;

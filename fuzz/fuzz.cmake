@@ -1,5 +1,5 @@
 # libFuzzer harnesses (JADE_FUZZ=ON, clang): one executable per fuzz/fuzz_*.c, run by
-# scripts/fuzz.sh. fuzz_mcmc_state compiles app/cmd_mcmc.c in (its state reader is static).
+# scripts/fuzz.sh.
 file(GLOB JADE_FUZZ_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/fuzz/fuzz_*.c)
 set(JADE_FUZZ_TARGETS "")
 foreach(src ${JADE_FUZZ_SOURCES})
@@ -10,5 +10,4 @@ foreach(src ${JADE_FUZZ_SOURCES})
   target_link_options(${name} PRIVATE -fsanitize=fuzzer)
   list(APPEND JADE_FUZZ_TARGETS ${name})
 endforeach()
-target_sources(fuzz_mcmc_state PRIVATE ${CMAKE_SOURCE_DIR}/app/cli.c)
 add_custom_target(fuzz_all DEPENDS ${JADE_FUZZ_TARGETS})

@@ -3,7 +3,7 @@
  * directory. Checks: shapes consistent with what training indexes. */
 #include "fuzz_util.h"
 #include "jade/io.h"
-#include "jade/train.h"
+#include "jade/dataset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint8_t *part[4];

@@ -1,12 +1,12 @@
 /* Fuzz the checkpoint formats of jade mcmc: the state file DIR.partial/state.bin (header,
- * serialised emulator, chain records; read by state_read of app/cmd_mcmc.c, compiled into
- * this harness) and the serialised NUTS chain and emulator inside it. The NUTS record ends
- * in an FNV-1a checksum: the harness fixes it up so the fuzzer reaches the fields behind it. */
+ * serialised emulator, chain records; read by mcmc_state_read of src/mcmc/run_state.c) and
+ * the serialised NUTS chain and emulator inside it. The NUTS record ends in an FNV-1a
+ * checksum: the harness fixes it up so the fuzzer reaches the fields behind it. */
 #include "fuzz_util.h"
 #include "jade/fieldpost.h"
 #include "jade/mcmc.h"
 
-#include "../app/cmd_mcmc.c"
+#include "mcmc/run_internal.h"
 
 static uint64_t fnv1a64(const unsigned char *b, size_t n) {
   uint64_t h = UINT64_C(0xcbf29ce484222325);
@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     state_head h;
     jade_emulator *em = NULL;
     unsigned char *recs = NULL;
-    jade_status st = state_read(path, &h, &em, &recs);
+    jade_status st = mcmc_state_read(path, &h, &em, &recs);
     fuzz_check_error(st);
     if (!st) {
       /* the resume path indexes n_chains records of rec_size bytes */

@@ -137,13 +137,13 @@ int main(int argc, char **argv) {
   /* bands: fundamental to axis Nyquist, n/4 bands within [4, 20] */
   int nb;
   double lo, hi;
-  jade_validation_ell_bands(32, 5.0, &nb, &lo, &hi);
+  jade_power_spectrum_bands(32, 5.0, &nb, &lo, &hi);
   CHECK(nb == 8, "bands %d", nb);
   CHECK_CLOSE(lo, 360.0 / 5.0, 1e-12);
   CHECK_CLOSE(hi, 32 * 180.0 / 5.0, 1e-12);
-  jade_validation_ell_bands(8, 5.0, &nb, &lo, &hi);
+  jade_power_spectrum_bands(8, 5.0, &nb, &lo, &hi);
   CHECK(nb == 4, "bands %d", nb);
-  jade_validation_ell_bands(256, 5.0, &nb, &lo, &hi);
+  jade_power_spectrum_bands(256, 5.0, &nb, &lo, &hi);
   CHECK(nb == 20, "bands %d", nb);
   /* argument checks fail before touching any file */
   jade_validation_options o;

@@ -8,13 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jade/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The version, written into every output file's header (FITS CREATOR, '#' lines, HTML, PNG
- * text); equal to project(VERSION) in CMakeLists.txt (checked by tests/test_report.sh). */
-#define JADE_VERSION "0.1.0"
+ * text): project(VERSION) of CMakeLists.txt, through the generated jade/version.h. */
+#define JADE_VERSION JADE_VERSION_STRING /* "MAJOR.MINOR.PATCH" of these headers */
 
 typedef enum {
   JADE_OK = 0,

@@ -86,6 +86,10 @@ void jade_add_noise(float *map, size_t n, double sigma, uint64_t seed, uint64_t 
 jade_status jade_power_spectrum(int n, double size_deg, const float *a, const float *b,
                                 int n_bands, double ell_min, double ell_max, int log_bins,
                                 double *ell_mean, double *cl, long *count);
+/* The power-spectrum bands jade validate and jade report use for n x n maps of side size_deg:
+ * log-spaced from the fundamental 2 pi / L to the axis Nyquist pi n / L, n/4 bands (at least
+ * 4, at most 20). */
+void jade_power_spectrum_bands(int n_pix, double size_deg, int *n_bands, double *ell_min, double *ell_max);
 
 /* Histogram of n values into n_edges-1 bins with the given increasing edges; counts as
  * doubles (values outside, and NaN, are not counted; the last edge is included, as numpy).

@@ -115,20 +115,6 @@ typedef struct {
 jade_status jade_train(const jade_model_config *mc, const jade_train_config *tc,
                        const jade_train_options *o, jade_train_result *res);
 
-/* ---- datasets (jade simulate output, as read by jade train) ---------------------------- */
-/* DIR/theta.npy float64 (N, 6) (read, finite), DIR/kappa.npy float32 or float16 (N, bins, n, n)
- * (memory-mapped), DIR/noise.npy float64 (bins,) (>= 0); N >= 2. Shapes are checked against
- * each other; errors name the file. theta_hash (FNV-1a of theta) identifies it on resume. */
-typedef struct {
-  jade_npy theta, kappa, noise;
-  long n;
-  int bins, npix;
-  size_t nx;
-  uint64_t hash; /* of theta, kappa and noise with their shapes: identifies the dataset on resume */
-} jade_dataset;
-jade_status jade_dataset_open(const char *dir, jade_dataset *ds);
-void jade_dataset_close(jade_dataset *ds);
-
 /* ---- checkpoints ----------------------------------------------------------------------- */
 /* Write a model file: the tensors of m's table taken from `weights` (a buffer laid out like
  * the model's parameters; NULL = the model's own), plus metadata (format, model config,

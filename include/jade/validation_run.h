@@ -77,11 +77,6 @@ typedef struct {
 
 jade_status jade_validation_run(const jade_validation_options *o, jade_validation_result *res);
 
-/* The power-spectrum bands used by jade validate and jade report for n x n maps of side
- * size_deg: log-spaced from the fundamental 2 pi / L to the axis Nyquist pi n / L, n/4 bands
- * (at least 4, at most 20). */
-void jade_validation_ell_bands(int n_pix, double size_deg, int *n_bands, double *ell_min, double *ell_max);
-
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jade/dataset.h"
 #include "jade/io.h"
 #include "jade/safetensors.h"
 
@@ -550,121 +551,6 @@ void jade_trained_model_free(jade_trained_model *tm) {
 }
 
 /* ======================================================================================
- * Dataset
- * ==================================================================================== */
-/* The finaliser of MurmurHash3 (Appleby 2008): every input bit affects every output bit. */
-static uint64_t hash_mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
-
-/* 64-bit hash of one block, word by word. */
-static uint64_t hash_block(const unsigned char *p, size_t len, uint64_t b) {
-  uint64_t x = 0x9e3779b97f4a7c15ull * (b + 1), w;
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    memcpy(&w, p + i, 8);
-    x = (x ^ hash_mix(w)) * 0x9e3779b97f4a7c15ull;
-  }
-  w = 0;
-  memcpy(&w, p + i, len - i);
-  return hash_mix(x ^ hash_mix(w ^ ((uint64_t)(len - i) << 56)));
-}
-
-/* 64-bit hash of n bytes: 1 MiB blocks hashed in parallel, the block hashes combined in
- * order, so the value does not depend on the thread count. An identity check for resuming,
- * not a cryptographic hash. */
-static uint64_t hash_bytes(const void *data, size_t n) {
-  enum { BLOCK = 1 << 20, GROUP = 256 };
-  const unsigned char *p = data;
-  const size_t nblk = (n + BLOCK - 1) / BLOCK;
-  uint64_t hb[GROUP], h = hash_mix(n + 1);
-  for (size_t g = 0; g < nblk; g += GROUP) {
-    const long m = (long)(nblk - g < GROUP ? nblk - g : GROUP);
-#pragma omp parallel for schedule(static) if (m > 4)
-    for (long k = 0; k < m; k++) {
-      const size_t b = g + (size_t)k, lo = b * BLOCK;
-      hb[k] = hash_block(p + lo, n - lo < BLOCK ? n - lo : BLOCK, b);
-    }
-    for (long k = 0; k < m; k++) h = hash_mix(h ^ hb[k]) * 0x9e3779b97f4a7c15ull;
-  }
-  return hash_mix(h);
-}
-
-void jade_dataset_close(jade_dataset *ds) {
-  if (!ds) return;
-  jade_npy_release(&ds->theta);
-  jade_npy_release(&ds->kappa);
-  jade_npy_release(&ds->noise);
-}
-
-jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
-  memset(ds, 0, sizeof *ds);
-  char p[4200];
-  if (!is_dir(dir)) return jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", dir);
-  jade_status st;
-  snprintf(p, sizeof p, "%s/theta.npy", dir);
-  if ((st = jade_npy_read(p, 1, &ds->theta))) return st;
-  snprintf(p, sizeof p, "%s/kappa.npy", dir);
-  if ((st = jade_npy_map(p, &ds->kappa)) || (st = jade_npy_check_finite(p, &ds->kappa))) goto fail;
-  snprintf(p, sizeof p, "%s/noise.npy", dir);
-  if ((st = jade_npy_read(p, 1, &ds->noise))) goto fail;
-  if (ds->theta.dtype != JADE_F64 || ds->theta.ndim != 2 || ds->theta.shape[1] != JADE_N_THETA) {
-    st = jade_error(JADE_ERR_FORMAT, "%s/theta.npy: expected float64 (N, %d)", dir, JADE_N_THETA);
-    goto fail;
-  }
-  ds->n = (long)ds->theta.shape[0];
-  if ((ds->kappa.dtype != JADE_F32 && ds->kappa.dtype != JADE_F16) || ds->kappa.ndim != 4 ||
-      (long)ds->kappa.shape[0] != ds->n || ds->kappa.shape[2] != ds->kappa.shape[3] || ds->kappa.shape[2] < 1 ||
-      ds->kappa.shape[1] < 1 || ds->kappa.shape[1] > JADE_MAX_BINS) {
-    st = jade_error(JADE_ERR_FORMAT, "%s/kappa.npy: expected float32 or float16 (%ld, bins, n, n) matching theta.npy", dir, ds->n);
-    goto fail;
-  }
-  ds->bins = (int)ds->kappa.shape[1];
-  ds->npix = (int)ds->kappa.shape[2];
-  ds->nx = (size_t)ds->bins * ds->npix * ds->npix;
-  if (ds->noise.dtype != JADE_F64 || ds->noise.ndim != 1 || (int)ds->noise.shape[0] != ds->bins) {
-    st = jade_error(JADE_ERR_FORMAT, "%s/noise.npy: expected float64 (%d,)", dir, ds->bins);
-    goto fail;
-  }
-  for (int i = 0; i < ds->bins; i++)
-    if (!(((double *)ds->noise.data)[i] >= 0)) {
-      st = jade_error(JADE_ERR_FORMAT, "%s/noise.npy: negative noise sigma in bin %d", dir, i);
-      goto fail;
-    }
-  if (ds->n < 2) {
-    st = jade_error(JADE_ERR_INVALID, "%s: only %ld simulation(s); training needs at least 2", dir, ds->n);
-    goto fail;
-  }
-  /* identifies the dataset on resume: every array training reads, with its shape */
-  uint64_t h = 0x6a616465u; /* "jade" */
-  const jade_npy *arrays[3] = {&ds->theta, &ds->kappa, &ds->noise};
-  for (int a = 0; a < 3; a++) {
-    const jade_npy *x = arrays[a];
-    h = hash_mix(h ^ (uint64_t)x->dtype ^ ((uint64_t)x->ndim << 8));
-    for (int k = 0; k < x->ndim; k++) h = hash_mix(h ^ (uint64_t)x->shape[k]);
-    h = hash_mix(h ^ hash_bytes(x->data, jade_npy_count(x) * jade_dtype_size(x->dtype)));
-  }
-  ds->hash = h;
-  return JADE_OK;
-fail:
-  jade_dataset_close(ds);
-  return st;
-}
-
-/* Map i of the dataset as float32: a pointer into the mapping (float32 files) or converted into
- * scratch (nx floats; float16 files, jade simulate --dtype f16). */
-static const float *dataset_row(const jade_dataset *ds, long i, float *scratch) {
-  if (ds->kappa.dtype == JADE_F32) return (const float *)ds->kappa.data + (size_t)i * ds->nx;
-  jade_f16_to_f32_array(scratch, (const uint16_t *)ds->kappa.data + (size_t)i * ds->nx, ds->nx);
-  return scratch;
-}
-
-/* ======================================================================================
  * Training
  * ==================================================================================== */
 /* Fisher-Yates shuffle of 0..n-1 from Philox uniforms (Knuth, TAOCP vol. 2, 3.4.2 P). */
@@ -719,7 +605,7 @@ static void prepare_rows(ctx *c, int B, uint64_t normal_stream, long step) {
   for (int b = 0; b < B; b++) {
     const uint64_t g = c->rows[b];
     float *x = c->x + (size_t)b * nx, *z = c->z + (size_t)b * nx, *cd = c->cond + (size_t)b * nx;
-    const float *k = dataset_row(c->ds, c->ids[b], cd); /* cd: scratch until the noise below */
+    const float *k = jade_dataset_map(c->ds, c->ids[b], cd); /* cd: scratch until the noise below */
     const double *th = theta_all + (size_t)c->ids[b] * JADE_N_THETA;
     int fl = 0, fu = 0, tr = 0, dy = 0, dx = 0;
     if (flip_stream) {
@@ -913,7 +799,9 @@ static jade_status load_init_model(const char *path, const jade_model_config *mc
     goto fail;
   }
   const size_t n = jade_model_num_params(tm->model);
-  const uint64_t h = hash_block((const unsigned char *)jade_model_params(tm->model), n * sizeof(float), 0x1d17ull);
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 over the weight bytes (Fowler, Noll, Vo) */
+  const unsigned char *wb = (const unsigned char *)jade_model_params(tm->model);
+  for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ wb[i]) * 0x100000001b3ull;
   size_t len = strlen(*ident) + strlen(tm->path) + 96;
   char *id2 = malloc(len);
   if (!id2) {
@@ -1080,7 +968,7 @@ static jade_status compute_norm(const jade_train_config *tc, const jade_train_op
 #pragma omp for schedule(static)
     for (long k = 0; k < n_train; k++) {
       if (oom) continue;
-      const float *kp = dataset_row(&ds, train_idx[k], scratch);
+      const float *kp = jade_dataset_map(&ds, train_idx[k], scratch);
       for (int b = 0; b < ds.bins; b++) {
         double s1 = 0, s2 = 0;
         for (size_t i = 0; i < npix; i++) {
@@ -1190,6 +1078,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
   jade_status st = jade_model_config_check(&mc);
   if (st) return st;
   if ((st = jade_dataset_open(o->data_dir, &ds))) return st;
+  const uint64_t data_hash = jade_dataset_hash(&ds);
 
   const int P = JADE_N_THETA;
   const size_t nx = ds.nx;
@@ -1298,7 +1187,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
     const char *fmt = jade_safetensors_meta(state, "format"), *cfg_saved = jade_safetensors_meta(state, "identity");
     const char *hash = jade_safetensors_meta(state, "data.hash");
     char want_hash[32], diff[256];
-    snprintf(want_hash, sizeof want_hash, "%016llx", (unsigned long long)ds.hash);
+    snprintf(want_hash, sizeof want_hash, "%016llx", (unsigned long long)data_hash);
     if (!fmt || strcmp(fmt, STATE_FORMAT) || !cfg_saved) {
       st = jade_error(JADE_ERR_FORMAT, "%s: not a jade training state (format '%s')", p_state, fmt ? fmt : "missing");
       goto done;
@@ -1532,7 +1421,7 @@ jade_status jade_train(const jade_model_config *mc_in, const jade_train_config *
         meta_add(&mb, "adam_steps", "%ld", jade_adamw_steps(opt));
         double av[5] = {acc.n, acc.loss, acc.lx, acc.lth, acc.gn};
         meta_add_doubles(&mb, "accum", av, 5);
-        meta_add(&mb, "data.hash", "%016llx", (unsigned long long)ds.hash);
+        meta_add(&mb, "data.hash", "%016llx", (unsigned long long)data_hash);
         meta_add(&mb, "data.n", "%ld", N);
         meta_add(&mb, "data.n_train", "%ld", n_train);
         meta_add(&mb, "data.n_val", "%ld", n_val);

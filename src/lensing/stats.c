@@ -258,3 +258,13 @@ jade_status jade_power_spectrum_theory(int n, double size_deg, int n_ell, const 
                    &ctx, ell_mean, cl_band, count);
   return JADE_OK;
 }
+
+void jade_power_spectrum_bands(int n_pix, double size_deg, int *n_bands, double *ell_min, double *ell_max) {
+  const double L = size_deg * M_PI / 180.0;
+  int nb = n_pix / 4;
+  if (nb < 4) nb = 4;
+  if (nb > 20) nb = 20;
+  *n_bands = nb;
+  *ell_min = 2 * M_PI / L;
+  *ell_max = M_PI * n_pix / L;
+}

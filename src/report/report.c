@@ -18,7 +18,6 @@
 #include "jade/plot.h"
 #include "jade/posterior.h"
 #include "jade/sim.h"
-#include "jade/validation_run.h"
 
 #define NCOL JADE_POSTERIOR_COLS
 #define PRIOR_DRAWS 20000 /* prior draws behind the corner plot's prior curves and the table */
@@ -703,7 +702,7 @@ static void power_section(page *pg, const post_maps *m, long max_draws) {
   }
   int NB;
   double lmin, lmax;
-  jade_validation_ell_bands(m->np, m->size_deg, &NB, &lmin, &lmax);
+  jade_power_spectrum_bands(m->np, m->size_deg, &NB, &lmin, &lmax);
   const size_t npix = (size_t)m->np * m->np, nx = (size_t)m->nb * npix;
   int pi[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], pj[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2];
   int npairs = choose_pairs(m->nb, pi, pj);

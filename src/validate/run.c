@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jade/dataset.h"
 #include "jade/io.h"
 #include "jade/lensing.h"
 #include "jade/observation.h"
@@ -34,16 +35,6 @@ void jade_validation_options_default(jade_validation_options *o) {
   o->n_boot = 100;
   o->n_hist = 40;
   o->noise_rtol = 0.01;
-}
-
-void jade_validation_ell_bands(int n_pix, double size_deg, int *n_bands, double *ell_min, double *ell_max) {
-  const double L = size_deg * M_PI / 180.0;
-  int nb = n_pix / 4;
-  if (nb < 4) nb = 4;
-  if (nb > 20) nb = 20;
-  *n_bands = nb;
-  *ell_min = 2 * M_PI / L;
-  *ell_max = M_PI * n_pix / L;
 }
 
 /* ---------------------------------------------------------------- record layout */
@@ -428,38 +419,17 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
 
 /* ---------------------------------------------------------------- set-up */
 
-static jade_status open_dataset(const jade_validation_options *o, jade_npy *theta, jade_npy *kappa, run_ctx *c) {
-  char path[4400];
-  snprintf(path, sizeof path, "%s/theta.npy", o->data_dir);
-  jade_status st = jade_npy_map(path, theta);
-  if (!st) st = jade_npy_check_finite(path, theta);
+/* The held-out dataset (jade/dataset.h), kappa as float32 in memory, its noise and patch size. */
+static jade_status open_dataset(const jade_validation_options *o, jade_dataset *ds, run_ctx *c) {
+  jade_status st = jade_dataset_open(o->data_dir, ds);
   if (st) return st;
-  if (theta->dtype != JADE_F64 || theta->ndim != 2 || theta->shape[1] != JADE_N_THETA)
-    return jade_error(JADE_ERR_FORMAT, "%s: expected float64 (N, %d) (a jade simulate dataset)", path, JADE_N_THETA);
+  char path[4400];
   snprintf(path, sizeof path, "%s/kappa.npy", o->data_dir);
-  if ((st = jade_npy_map(path, kappa)) || (st = jade_npy_check_finite(path, kappa))) return st;
   /* float16 datasets (jade simulate --dtype f16): converted once into memory */
-  if (kappa->dtype == JADE_F16 && (st = jade_npy_to_f32(path, kappa))) return st;
-  if (kappa->dtype != JADE_F32 || kappa->ndim != 4 || kappa->shape[0] != theta->shape[0] || kappa->shape[2] != kappa->shape[3] ||
-      kappa->shape[1] < 1 || kappa->shape[1] > JADE_MAX_BINS)
-    return jade_error(JADE_ERR_FORMAT, "%s: expected float32 or float16 (N, bins, n, n) matching theta.npy", path);
-  jade_npy nz;
-  snprintf(path, sizeof path, "%s/noise.npy", o->data_dir);
-  if ((st = jade_npy_read(path, 1, &nz))) return st;
-  if (nz.dtype != JADE_F64 || nz.ndim != 1 || nz.shape[0] != kappa->shape[1]) {
-    jade_npy_release(&nz);
-    return jade_error(JADE_ERR_FORMAT, "%s: expected float64 (%zu,)", path, kappa->shape[1]);
-  }
-  memcpy(c->noise, nz.data, kappa->shape[1] * sizeof(double));
-  jade_npy_release(&nz);
-  for (size_t b = 0; b < kappa->shape[1]; b++)
-    if (!(c->noise[b] >= 0)) return jade_error(JADE_ERR_FORMAT, "%s: bin %zu: noise sigma %g is negative", path, b, c->noise[b]);
-  snprintf(path, sizeof path, "%s/meta.json", o->data_dir);
-  char *meta = jade_read_text_file(path);
-  if (!meta) return jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  c->size_deg = jade_json_number(meta, "size_deg");
-  free(meta);
-  if (!(c->size_deg > 0)) return jade_error(JADE_ERR_FORMAT, "%s: no positive \"size_deg\"", path);
+  if (ds->kappa.dtype == JADE_F16 && (st = jade_npy_to_f32(path, &ds->kappa))) return st;
+  memcpy(c->noise, ds->noise.data, (size_t)ds->bins * sizeof(double));
+  c->size_deg = ds->size_deg;
+  if (!(c->size_deg > 0)) return jade_error(JADE_ERR_FORMAT, "%s/meta.json: missing, or no positive \"size_deg\"", o->data_dir);
   return JADE_OK;
 }
 
@@ -830,9 +800,8 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   run_ctx c;
   memset(&c, 0, sizeof c);
   c.o = o;
-  jade_npy theta_npy, kappa_npy;
-  memset(&theta_npy, 0, sizeof theta_npy);
-  memset(&kappa_npy, 0, sizeof kappa_npy);
+  jade_dataset ds;
+  memset(&ds, 0, sizeof ds);
   jade_trained_model *tm = NULL;
   char *ident = NULL;
   float *truths = NULL;
@@ -854,10 +823,10 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
 
   if ((st = jade_trained_model_load(o->model_path, &tm))) goto done;
   c.norm = tm->norm;
-  if ((st = open_dataset(o, &theta_npy, &kappa_npy, &c))) goto done;
-  c.theta_all = theta_npy.data;
-  c.kappa_all = kappa_npy.data;
-  const long N = (long)theta_npy.shape[0];
+  if ((st = open_dataset(o, &ds, &c))) goto done;
+  c.theta_all = ds.theta.data;
+  c.kappa_all = ds.kappa.data;
+  const long N = ds.n;
   if (o->n_obs > N) {
     st = jade_error(JADE_ERR_INVALID, "%s: has %ld simulations, fewer than --n-obs %ld", o->data_dir, N, o->n_obs);
     goto done;
@@ -865,8 +834,8 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   {
     jade_observation fake;
     memset(&fake, 0, sizeof fake);
-    fake.n_bins = (int)kappa_npy.shape[1];
-    fake.n_pix = (int)kappa_npy.shape[2];
+    fake.n_bins = ds.bins;
+    fake.n_pix = ds.npix;
     fake.size_deg = c.size_deg;
     memcpy(fake.noise, c.noise, sizeof c.noise);
     if ((st = jade_posterior_check(tm, &fake, o->data_dir, o->noise_rtol))) {
@@ -874,8 +843,8 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
       goto done;
     }
   }
-  jade_validation_ell_bands((int)kappa_npy.shape[2], c.size_deg, &c.n_bands, &c.ell_min, &c.ell_max);
-  make_layout(&c.L, (int)kappa_npy.shape[1], (int)kappa_npy.shape[2], c.n_bands, o->n_hist);
+  jade_power_spectrum_bands(ds.npix, c.size_deg, &c.n_bands, &c.ell_min, &c.ell_max);
+  make_layout(&c.L, ds.bins, ds.npix, c.n_bands, o->n_hist);
   const layout *L = &c.L;
   const size_t T = (size_t)o->n_obs;
   c.seed_joint = o->seed * 4 + 1;
@@ -1074,8 +1043,7 @@ done:
   free(ident);
   free(c.edges);
   jade_minmax_free(&c.mm);
-  jade_npy_release(&theta_npy);
-  jade_npy_release(&kappa_npy);
+  jade_dataset_close(&ds);
   jade_trained_model_free(tm);
   res->seconds = jade_time_now() - t_start;
   return st;

@@ -1,0 +1,400 @@
+/* Outputs of a jade mcmc run (include/jade/mcmc_run.h): the draws, the posterior mean and
+ * standard deviation of the maps, the diagnostics, and the comparison with `jade sample`. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jade/io.h"
+#include "run_internal.h"
+
+const char *const mcmc_out_names[N_OUT_PAR] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0", "Omega_m", "S_8"};
+
+/* Weighted mean and sd (population) of column col over all chains' rows with weights w. */
+static void weighted_moments(const double *rows, long n, const double *w, int col, double *mean, double *sd) {
+  double sw = 0.0, s = 0.0;
+  for (long i = 0; i < n; i++) {
+    sw += w[i];
+    s += w[i] * rows[(size_t)i * NCOL + col];
+  }
+  double mu = s / sw, v = 0.0;
+  int constant = 1;
+  for (long i = 0; i < n; i++) {
+    double d = rows[(size_t)i * NCOL + col] - mu;
+    v += w[i] * d * d;
+    constant &= rows[(size_t)i * NCOL + col] == rows[col];
+  }
+  *mean = constant ? rows[col] : mu;
+  *sd = constant ? 0.0 : sqrt(v / sw);
+}
+
+
+typedef struct {
+  long n;
+  double mean[N_OUT_PAR], sd[N_OUT_PAR];
+} par_summary;
+
+/* Read a theta.txt ('#' + column names first; rows of numbers) and summarise the eight
+ * parameters (Omega_m, S_8 computed when absent; a 'weight' column is used if present). */
+static jade_status summarize_table(const char *path, par_summary *out) {
+  FILE *f = fopen(path, "r");
+  if (!f) return jade_error(JADE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  char line[8192];
+  int col[N_OUT_PAR], wcol = -1, ncols = 0, have_header = 0;
+  for (int i = 0; i < N_OUT_PAR; i++) col[i] = -1;
+  double *vals = NULL, *wts = NULL;
+  long n = 0, cap = 0;
+  jade_status st = JADE_OK;
+  long lineno = 0;
+  while (fgets(line, sizeof line, f) && !st) {
+    lineno++;
+    char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '#') {
+      if (have_header) continue;
+      /* column names */
+      char tmp[8192];
+      snprintf(tmp, sizeof tmp, "%s", p + 1);
+      int k = 0;
+      int c2[N_OUT_PAR], w2 = -1;
+      for (int i = 0; i < N_OUT_PAR; i++) c2[i] = -1;
+      for (char *tok = strtok(tmp, " \t\r\n,"); tok; tok = strtok(NULL, " \t\r\n,"), k++) {
+        for (int i = 0; i < N_OUT_PAR; i++)
+          if (!strcmp(tok, mcmc_out_names[i])) c2[i] = k;
+        if (!strcmp(tok, "weight")) w2 = k;
+      }
+      int found = 1;
+      for (int i = 0; i < JADE_N_THETA; i++) found &= c2[i] >= 0;
+      if (found) {
+        memcpy(col, c2, sizeof col);
+        wcol = w2;
+        ncols = k;
+        have_header = 1;
+      }
+      continue;
+    }
+    if (*p == '\n' || *p == 0) continue;
+    if (!have_header) {
+      st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: data before a '#' header naming Omega_c Omega_b sigma_8 h n_s w_0", path, lineno);
+      break;
+    }
+    double v[256];
+    int k = 0;
+    char *end;
+    while (k < 256) {
+      errno = 0;
+      double x = strtod(p, &end);
+      if (end == p) break;
+      v[k++] = x;
+      p = end;
+    }
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (*p || k != ncols) {
+      st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: expected %d numbers", path, lineno, ncols);
+      break;
+    }
+    if (n == cap) {
+      cap = cap ? 2 * cap : 1024;
+      double *a = realloc(vals, sizeof(double) * N_OUT_PAR * cap), *b = realloc(wts, sizeof(double) * cap);
+      if (a) vals = a;
+      if (b) wts = b;
+      if (!a || !b) {
+        st = jade_error(JADE_ERR_NOMEM, "out of memory reading %s", path);
+        break;
+      }
+    }
+    double th[JADE_N_THETA];
+    for (int i = 0; i < JADE_N_THETA; i++) th[i] = v[col[i]];
+    for (int i = 0; i < JADE_N_THETA; i++) vals[(size_t)n * N_OUT_PAR + i] = th[i];
+    vals[(size_t)n * N_OUT_PAR + 6] = col[6] >= 0 ? v[col[6]] : jade_theta_omega_m(th);
+    vals[(size_t)n * N_OUT_PAR + 7] = col[7] >= 0 ? v[col[7]] : jade_theta_s8(th);
+    wts[n] = wcol >= 0 ? v[wcol] : 1.0;
+    if (!(wts[n] >= 0.0) || !isfinite(wts[n])) {
+      st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: weight %g", path, lineno, wts[n]);
+      break;
+    }
+    for (int i = 0; i < N_OUT_PAR && !st; i++)
+      if (!isfinite(vals[(size_t)n * N_OUT_PAR + i]))
+        st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: %s is not finite", path, lineno, mcmc_out_names[i]);
+    n++;
+  }
+  fclose(f);
+  if (!st && !have_header) st = jade_error(JADE_ERR_FORMAT, "%s: no '#' header naming Omega_c Omega_b sigma_8 h n_s w_0", path);
+  if (!st && n < 2) st = jade_error(JADE_ERR_FORMAT, "%s: %ld draws (need at least 2)", path, n);
+  if (!st) {
+    double sw = 0.0;
+    for (long i = 0; i < n; i++) sw += wts[i];
+    if (!(sw > 0.0)) st = jade_error(JADE_ERR_FORMAT, "%s: all weights are zero", path);
+    for (int j = 0; j < N_OUT_PAR && !st; j++) {
+      double s = 0.0, v = 0.0;
+      int constant = 1;
+      for (long i = 0; i < n; i++) s += wts[i] * vals[(size_t)i * N_OUT_PAR + j];
+      double mu = s / sw;
+      for (long i = 0; i < n; i++) {
+        double d = vals[(size_t)i * N_OUT_PAR + j] - mu;
+        v += wts[i] * d * d;
+        constant &= vals[(size_t)i * N_OUT_PAR + j] == vals[j];
+      }
+      /* weighted: the population sd (as the weighted NUTS summaries); unweighted: n - 1 */
+      out->mean[j] = constant ? vals[j] : mu;
+      out->sd[j] = constant ? 0.0 : sqrt(v / sw * (wcol >= 0 ? 1.0 : (double)n / (n - 1)));
+    }
+    out->n = n;
+  }
+  free(vals);
+  free(wts);
+  return st;
+}
+
+jade_status mcmc_write_compare(const char *mcmc_dir, const char *mcmc_name, const char *sample_dir, const char *out_path) {
+  char a[4400], b[4400];
+  snprintf(a, sizeof a, "%s/theta.txt", mcmc_dir);
+  snprintf(b, sizeof b, "%s/theta.txt", sample_dir);
+  par_summary m, s;
+  jade_status st = summarize_table(a, &m);
+  if (!st) st = summarize_table(b, &s);
+  if (st) return st;
+  snprintf(a, sizeof a, "%s/theta.txt", mcmc_name);
+  char buf[8192];
+  size_t pos = 0;
+  pos += (size_t)snprintf(buf + pos, sizeof buf - pos,
+                          "# jade mcmc --compare: NUTS on the explicit log-normal model vs diffusion posterior samples\n"
+                          "# mcmc:    %s (%ld weighted draws)\n# samples: %s (%ld draws)\n"
+                          "# offset = (mean_sample - mean_mcmc) / sd_mcmc;  sd_ratio = sd_sample / sd_mcmc\n"
+                          "# parameter mean_mcmc sd_mcmc mean_sample sd_sample offset sd_ratio\n",
+                          a, m.n, b, s.n);
+  for (int j = 0; j < N_OUT_PAR; j++) {
+    if (m.sd[j] > 0.0)
+      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g %.8g %.8g %.8g %+.5f %.5f\n", mcmc_out_names[j], m.mean[j], m.sd[j],
+                              s.mean[j], s.sd[j], (s.mean[j] - m.mean[j]) / m.sd[j], s.sd[j] / m.sd[j]);
+    else /* fixed in the NUTS run */
+      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g 0 %.8g %.8g nan nan   # fixed in the NUTS run\n", mcmc_out_names[j],
+                              m.mean[j], s.mean[j], s.sd[j]);
+  }
+  return jade_write_file_atomic(out_path, buf);
+}
+
+jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, const jade_sim_config *sc,
+                                 const double *noise, const char *obs_path, const char *settings, double wall,
+                                 double wall_sampling, const jade_emulator *em, int n_refits,
+                                 jade_mcmc_health *health) {
+  const int C = r->n_chains;
+  const long S = all[0].n_rows;
+  const long N = S * C;
+  char path[4400];
+  jade_status st = JADE_OK;
+  /* all rows in chain order, weights normalised to mean 1 */
+  double *rows = malloc(sizeof(double) * NCOL * (size_t)N), *w = malloc(sizeof(double) * (size_t)N);
+  double *x = malloc(sizeof(double) * (size_t)N);
+  if (!rows || !w || !x) {
+    free(rows);
+    free(w);
+    free(x);
+    return jade_error(JADE_ERR_NOMEM, "mcmc: out of memory for the outputs");
+  }
+  for (int c = 0; c < C; c++) memcpy(rows + (size_t)NCOL * S * c, all[c].rows, sizeof(double) * NCOL * S);
+  double lwmax = -INFINITY;
+  for (long i = 0; i < N; i++) lwmax = fmax(lwmax, rows[(size_t)i * NCOL + C_LW]);
+  double sw = 0.0, sw2 = 0.0, lwmean = 0.0, lwsd = 0.0;
+  for (long i = 0; i < N; i++) {
+    w[i] = exp(rows[(size_t)i * NCOL + C_LW] - lwmax);
+    sw += w[i];
+    lwmean += rows[(size_t)i * NCOL + C_LW] / N;
+  }
+  for (long i = 0; i < N; i++) {
+    w[i] *= N / sw;
+    sw2 += w[i] * w[i];
+    double d = rows[(size_t)i * NCOL + C_LW] - lwmean;
+    lwsd += d * d / N;
+  }
+  lwsd = sqrt(lwsd);
+  double kish = (double)N * N / sw2 / N; /* (sum w)^2 / sum w^2 / N with sum w = N */
+  /* theta.txt */
+  jade_text_file t;
+  snprintf(path, sizeof path, "%s/theta.txt", dir);
+  st = jade_text_open(path, &t);
+  if (!st) {
+    fprintf(t.f, "# chain weight log_post Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8\n");
+    for (long i = 0; i < N; i++) {
+      const double *row = rows + (size_t)i * NCOL;
+      fprintf(t.f, "%ld %.10g %.10g", i / S, w[i], row[C_LP]);
+      for (int j = 0; j < N_OUT_PAR; j++) fprintf(t.f, " %.10g", row[j]);
+      fputc('\n', t.f);
+    }
+    st = jade_text_commit(&t);
+  }
+  /* maps: merge the chains' weighted moments (Chan, Golub & LeVeque 1979) */
+  float *mean_map = NULL, *std_map = NULL;
+  if (!st) {
+    mean_map = malloc(sizeof(float) * r->nmap);
+    std_map = malloc(sizeof(float) * r->nmap);
+    double *mu = calloc(r->nmap, sizeof(double)), *m2 = calloc(r->nmap, sizeof(double));
+    if (!mean_map || !std_map || !mu || !m2) st = jade_error(JADE_ERR_NOMEM, "mcmc: out of memory");
+    double W = 0.0, ref = -INFINITY;
+    for (int c = 0; c < C && !st; c++)
+      if (all[c].have_ref) ref = fmax(ref, all[c].lw_ref);
+    for (int c = 0; c < C && !st; c++) {
+      if (!(all[c].mw > 0)) continue;
+      double f = exp(all[c].lw_ref - ref), wc = all[c].mw * f, Wn = W + wc;
+      for (size_t m = 0; m < r->nmap; m++) {
+        double d = all[c].mmean[m] - mu[m];
+        m2[m] += all[c].mm2[m] * f + d * d * W * wc / Wn;
+        mu[m] += d * wc / Wn;
+      }
+      W = Wn;
+    }
+    for (size_t m = 0; m < r->nmap && !st; m++) {
+      mean_map[m] = (float)mu[m];
+      std_map[m] = (float)sqrt(W > 0 ? m2[m] / W : NAN);
+    }
+    free(mu);
+    free(m2);
+  }
+  for (int k = 0; k < 2 && !st; k++) {
+    jade_fits_writer *fw;
+    snprintf(path, sizeof path, "%s/%s", dir, k ? "std.fits" : "mean.fits");
+    long dims[3] = {sc->geom.n_pix, sc->geom.n_pix, sc->geom.n_bins};
+    jade_fits_key keys[5 + JADE_MAX_BINS];
+    int nk = 0;
+    memset(keys, 0, sizeof keys);
+#define KEYL(nm, v, cm) do { snprintf(keys[nk].name, 16, "%s", nm); keys[nk].type = JADE_KEY_LONG; keys[nk].l = (v); snprintf(keys[nk].comment, 72, "%s", cm); nk++; } while (0)
+#define KEYD(nm, v, cm) do { snprintf(keys[nk].name, 16, "%s", nm); keys[nk].type = JADE_KEY_DOUBLE; keys[nk].d = (v); snprintf(keys[nk].comment, 72, "%s", cm); nk++; } while (0)
+    KEYL("NBINS", sc->geom.n_bins, "tomographic bins");
+    KEYL("NPIX", sc->geom.n_pix, "pixels per side");
+    KEYD("SIZEDEG", sc->geom.size_deg, "side of the patch [deg]");
+    KEYL("NDRAWS", N, "post-warm-up NUTS draws (all chains)");
+    KEYL("NCHAINS", C, "chains");
+    for (int i = 0; i < sc->geom.n_bins; i++) {
+      char nm[16];
+      snprintf(nm, sizeof nm, "NOISE%d", i);
+      KEYD(nm, noise[i], "per-pixel convergence noise of the observation");
+    }
+#undef KEYL
+#undef KEYD
+    st = jade_fits_writer_open(path, &fw);
+    if (!st) {
+      st = jade_fits_writer_add_image(fw, k ? "KAPPA_STD" : "KAPPA_MEAN", 3, dims, k ? std_map : mean_map, keys, nk);
+      if (st) jade_fits_writer_abort(fw);
+      else st = jade_fits_writer_close(fw);
+    }
+  }
+  free(mean_map);
+  free(std_map);
+  /* diagnostics.txt */
+  if (!st) {
+    snprintf(path, sizeof path, "%s/diagnostics.txt", dir);
+    st = jade_text_open(path, &t);
+  }
+  if (!st) {
+    FILE *f = t.f;
+    fprintf(f, "# jade mcmc diagnostics: field-level NUTS on the explicit log-normal model\n");
+    fprintf(f, "observation = %s\n%s", obs_path, settings);
+    fprintf(f, "draws = %ld (%d chains x %ld post-warm-up)\n\n", N, C, S);
+    fprintf(f, "# mean and sd: importance-weighted (weights 1 unless --theory emulator); mcse, quantiles, R-hat\n"
+               "# (rank-normalised split, Vehtari et al. 2021) and ESS: of the NUTS draws themselves\n");
+    fprintf(f, "%-8s %12s %12s %10s %12s %12s %12s %8s %9s %9s\n", "# param", "mean", "sd", "mcse_mean", "q05", "q50", "q95",
+            "rhat", "ess_bulk", "ess_tail");
+    double ess_s8 = NAN, worst_rhat = 0.0, min_bulk = INFINITY;
+    memset(health, 0, sizeof *health);
+    health->min_ess_bulk = health->min_ess_tail = INFINITY;
+    health->chains = C;
+    health->draws = N;
+    for (int j = 0; j < N_OUT_PAR && !st; j++) {
+      for (long i = 0; i < N; i++) x[i] = rows[(size_t)i * NCOL + j];
+      jade_mcmc_summary sm;
+      st = jade_mcmc_summarize(x, C, (size_t)S, &sm);
+      if (st) break;
+      double mu, sd;
+      weighted_moments(rows, N, w, j, &mu, &sd);
+      int is_free = j >= JADE_N_THETA;
+      for (int q = 0; q < r->n_free; q++) is_free |= r->free_idx[q] == j;
+      fprintf(f, "%-8s %12.6g %12.6g %10.3g %12.6g %12.6g %12.6g %8.4f %9.1f %9.1f%s\n", mcmc_out_names[j], mu, sd, sm.mcse_mean, sm.q05,
+              sm.q50, sm.q95, sm.rhat, sm.ess_bulk, sm.ess_tail, is_free ? "" : "   (fixed)");
+      if (is_free) {
+        if (isfinite(sm.rhat)) worst_rhat = fmax(worst_rhat, sm.rhat);
+        if (isfinite(sm.ess_bulk)) min_bulk = fmin(min_bulk, sm.ess_bulk);
+        /* the verdict sees NaN (not finite = not usable) */
+        if (!(sm.rhat <= health->max_rhat)) {
+          health->max_rhat = sm.rhat;
+          health->worst_rhat_name = mcmc_out_names[j];
+        }
+        double e = fmin(sm.ess_bulk, sm.ess_tail);
+        if (!(e >= fmin(health->min_ess_bulk, health->min_ess_tail))) health->min_ess_name = mcmc_out_names[j];
+        if (!(sm.ess_bulk >= health->min_ess_bulk)) health->min_ess_bulk = sm.ess_bulk;
+        if (!(sm.ess_tail >= health->min_ess_tail)) health->min_ess_tail = sm.ess_tail;
+      }
+      if (j == 7) ess_s8 = sm.ess_bulk;
+    }
+    if (!st) {
+      long div = 0, depth_hist[32] = {0}, nlf = 0;
+      for (long i = 0; i < N; i++) {
+        const double *row = rows + (size_t)i * NCOL;
+        div += row[C_DIV] != 0.0;
+        int dpt = (int)row[C_DEPTH];
+        if (dpt >= 0 && dpt < 32) depth_hist[dpt]++;
+        nlf += (long)row[C_NLF];
+      }
+      uint64_t grads = 0, theory = 0, emu = 0;
+      long div_warm = 0;
+      fprintf(f, "\nmax R-hat (free parameters, Omega_m, S_8) = %.4f\nmin bulk ESS (same) = %.1f\n", worst_rhat, min_bulk);
+      fprintf(f, "\n# per chain: step size, divergent (warm-up / sampling), gradient evaluations, E-BFMI\n");
+      jade_nuts_stats *es = malloc(sizeof(jade_nuts_stats) * (size_t)(S > 0 ? S : 1));
+      for (int c = 0; c < C; c++) {
+        jade_nuts_totals tot;
+        jade_nuts_chain_totals(all[c].nuts, &tot);
+        grads += tot.grad_evals;
+        div_warm += tot.divergent_warmup;
+        theory += all[c].prev.n_theory;
+        emu += all[c].prev.n_emulated;
+        for (long i = 0; es && i < S; i++) es[i].energy = all[c].rows[(size_t)i * NCOL + C_ENERGY];
+        fprintf(f, "chain %d: step_size %.4g, divergent %ld / %ld, gradient_evals %llu, ebfmi %.3f\n", all[c].id,
+                jade_nuts_chain_step_size(all[c].nuts), tot.divergent_warmup, tot.divergent, (unsigned long long)tot.grad_evals,
+                es ? jade_nuts_ebfmi(es, S) : NAN);
+      }
+      free(es);
+      fprintf(f, "\ndivergences: warm-up %ld, sampling %ld (%.3f%% of draws)\n", div_warm, div, 100.0 * div / (double)N);
+      health->divergent = div;
+      char verdict[512];
+      int n_bad = jade_mcmc_health_verdict(health, verdict, sizeof verdict);
+      fprintf(f, "verdict = %s%s\n", n_bad ? "NOT USABLE: " : "", verdict);
+      fprintf(f, "tree depth counts (sampling):");
+      for (int d = 0; d < 32; d++)
+        if (depth_hist[d]) fprintf(f, " %d:%ld", d, depth_hist[d]);
+      fprintf(f, "\nmean leapfrog steps per draw (sampling) = %.1f\n", (double)nlf / N);
+      fprintf(f, "gradient evaluations (all chains, warm-up included) = %llu\n", (unsigned long long)grads);
+      fprintf(f, "exact cosmology runs = %llu, emulated theory evaluations = %llu\n", (unsigned long long)theory,
+              (unsigned long long)emu);
+      fprintf(f, "importance weights: sd(log w) = %.4g, Kish ESS fraction = %.4f\n", lwsd, kish);
+      if (em) {
+        jade_emulator_info inf;
+        jade_emulator_get_info(em, &inf);
+        fprintf(f, "emulator: %d fits; last: %d design points, %d terms, held-out max|ln C err| = %.3g (rms %.3g), "
+                   "max|ln lambda err| = %.3g\n", n_refits, inf.n_design, inf.n_terms, inf.max_err_cl, inf.rms_err_cl,
+                inf.max_err_lambda);
+      }
+      fprintf(f, "wall time = %.1f s (sampling phase %.1f s)\n", wall, wall_sampling);
+      fprintf(f, "wall time per effective sample of S_8 = %.4g s (total wall / bulk ESS of S_8 = %.1f)\n", wall / ess_s8, ess_s8);
+      fprintf(f, "gradient evaluations per effective sample of S_8 = %.1f\n", grads / ess_s8);
+    }
+    if (st) jade_text_abort(&t);
+    else st = jade_text_commit(&t);
+  }
+  free(rows);
+  free(w);
+  free(x);
+  return st;
+}
+
+jade_status jade_mcmc_compare(const char *mcmc_dir, const char *sample_dir, const jade_dist *dist) {
+  jade_dist single = {0, 1, 0};
+  if (!dist) dist = &single;
+  char path[4400];
+  jade_status st = JADE_OK;
+  snprintf(path, sizeof path, "%s/theta.txt", mcmc_dir);
+  if (!jade_path_exists(path)) st = jade_error(JADE_ERR_IO, "%s: exists but is not a finished jade mcmc directory (no theta.txt)", mcmc_dir);
+  snprintf(path, sizeof path, "%s/compare.txt", mcmc_dir);
+  if (!st && dist->rank == 0) st = mcmc_write_compare(mcmc_dir, mcmc_dir, sample_dir, path);
+  if (jade_dist_max_int(dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to compare");
+  return st;
+}
