@@ -209,6 +209,9 @@ static int run_case(const bench_case *bc, int steps, int sample_batch, int sampl
            "evaluations: %.3f s per posterior draw", SB, per_eval, gfi, per_draw);
     if (bc->torch_draw > 0) printf(" (PyTorch fp32 anchor %.2f: x%.2f)", bc->torch_draw, bc->torch_draw / per_draw);
     printf("\n");
+    /* the few-step solver makes the same network call once per step (jade_solver_evals) */
+    printf("sample: DPM-Solver++(2M), 16 steps = %d evaluations: %.4f s per posterior draw\n",
+           jade_solver_evals(JADE_SOLVER_DPM2M, 16), per_eval * jade_solver_evals(JADE_SOLVER_DPM2M, 16) / SB);
     printf("memory: workspace %.1f MB, peak RSS %.1f MB\n", jade_model_workspace_bytes(m) / 1e6, peak_rss_mb());
     jade_sampler_free(smp);
     free(zs);

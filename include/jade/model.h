@@ -160,8 +160,10 @@ jade_status jade_solver_parse(const char *name, jade_solver *out);
 const char *jade_solver_name(jade_solver s);
 /* Denoiser evaluations per draw of n_steps steps. */
 int jade_solver_evals(jade_solver s, int n_steps);
-/* The solver's time grid t[0..n_steps] (t[0] = 0, t[n_steps] = 1, increasing). */
-void jade_solver_grid(jade_solver s, int n_steps, double *t);
+/* The solver's time grid t[0..n_steps] (t[0] = 0, t[n_steps] = 1, increasing): Heun's is
+ * uniform; DPM-Solver++(2M)'s is uniform in logSNR from (1 - t)/t = 80 to max(0.002,
+ * t_eps/(1 - t_eps)), its last step following the clipped flow of jade_flow_velocity to 1. */
+void jade_solver_grid(jade_solver s, int n_steps, float t_eps, double *t);
 
 /* Denoiser: x_hat (B, nx), theta_hat (B, P), estimates of E[(x, theta) | z_t = (z, theta)]. */
 typedef jade_status (*jade_denoise_fn)(void *user, int B, const float *z, const float *theta, float t,

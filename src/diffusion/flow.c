@@ -90,20 +90,34 @@ const char *jade_solver_name(jade_solver s) { return s == JADE_SOLVER_DPM2M ? "d
 
 int jade_solver_evals(jade_solver s, int n_steps) { return s == JADE_SOLVER_DPM2M ? n_steps : 2 * n_steps - 1; }
 
-void jade_solver_grid(jade_solver s, int n, double *t) {
+/* DPM-Solver++(2M) grid. Where the sampler clips velocities (1 - t < t_eps, jade_flow_velocity)
+ * the flow is dz/dt = (D - z)/t_eps, i.e. dz/dtau = D - z in tau = t/t_eps: the same
+ * exponential-integrator form as the data-prediction flow in lambda = log(t/(1 - t)), so the
+ * solver keeps stepping there in tau. n_tail = max(1, n/8) evaluations (t_b = 1 - t_eps,
+ * then tau uniform to 1) when t_b < 1/1.002, the other n - n_tail in lambda up to t_b;
+ * without a clip (t_eps <= 0.002/1.002) all n in lambda up to k = (1 - t)/t = 0.002. */
+static int dpm_tail(int n, float t_eps) {
+  if (!((double)t_eps / (1.0 - (double)t_eps) > 0.002) || n < 2) return 0;
+  return n / 8 > 1 ? n / 8 : 1;
+}
+
+void jade_solver_grid(jade_solver s, int n, float t_eps, double *t) {
   t[0] = 0.0;
   t[n] = 1.0;
   if (s == JADE_SOLVER_HEUN || n < 2) {
     for (int i = 1; i < n; i++) t[i] = (double)i / n;
     return;
   }
-  // t_1 .. t_{n-1} uniform in lambda = log(t/(1 - t)) = -log k from k = 80 to k = 0.002
+  const int nt = dpm_tail(n, t_eps), nm = nt ? n - nt : n - 1; /* t[1..nm] in lambda */
+  const double k_end = nt ? (double)t_eps / (1.0 - (double)t_eps) : 0.002;
+  // t_1 .. t_nm uniform in lambda = log(t/(1 - t)) = -log k from k = 80 to k_end
   // (Lu et al. 2022, "logSNR" time steps)
-  const double l1 = log(1.0 / 80.0), l2 = log(1.0 / 0.002);
-  for (int i = 1; i < n; i++) {
-    double f = n == 2 ? 0.5 : (double)(i - 1) / (n - 2);
+  const double l1 = log(1.0 / 80.0), l2 = log(1.0 / k_end);
+  for (int i = 1; i <= nm; i++) {
+    double f = nm == 1 ? 1.0 : (double)(i - 1) / (nm - 1);
     t[i] = 1.0 / (1.0 + exp(-(l1 + f * (l2 - l1))));
   }
+  for (int j = 1; j < nt; j++) t[nm + j] = t[nm] + (1.0 - t[nm]) * j / nt; /* tail, uniform */
 }
 
 size_t jade_flow_work_floats(int B, size_t nx, int P) { return 6 * (size_t)B * (nx + (size_t)P); }
@@ -157,25 +171,41 @@ static jade_status heun_step(jade_denoise_fn f, void *user, const flow_work *w, 
 /* DPM-Solver++(2M) with alpha = t, sigma = 1 - t (Lu et al. 2022, Algorithm 2): from t0 to
  * t1 with D the (extrapolated) data prediction,
  *   z1 = (sigma1/sigma0) z0 + alpha1 (1 - e^{-h}) D = ((1 - t1) z0 + (t1 - t0) D)/(1 - t0),
- * D = (1 + 1/(2r)) D_i - D_{i-1}/(2r), r = h_{i-1}/h_i (first order D = D_i after t = 0). */
+ * D = (1 + 1/(2r)) D_i - D_{i-1}/(2r), r = h_{i-1}/h_i (first order D = D_i after t = 0).
+ * Where velocities are clipped (1 - t0 <= t_eps, the grid's tail) the flow is dz/dtau = D - z
+ * and the step is z1 = e^{-h} z0 + (1 - e^{-h}) D with h = (t1 - t0)/t_eps, extrapolated the
+ * same way (first order on the tail's first step). The last step to t = 1 without a tail
+ * (t_eps tiny) follows the clipped flow with D held: z(1) = D + f (z - D), f = (1 - t_b)/(1 -
+ * t_a) exp(-(1 - t_b)/t_eps), t_b = max(t_a, 1 - t_eps) (f -> 0 with t_eps: z = D). */
 static jade_status dpm2m(jade_denoise_fn f, void *user, const flow_work *w, int n, int B, size_t nx1, int P,
-                         float *z, float *theta, const double *t) {
+                         float *z, float *theta, const double *t, double t_eps) {
   const size_t nx = (size_t)B * nx1, np = (size_t)B * P;
   float *Dx = w->xh, *Dt = w->th, *Px = w->v0x, *Pt = w->v0t; /* current and previous predictions */
   double h_prev = INFINITY;
+  int prev_tail = 0;
   for (int i = 0; i < n; i++) {
     jade_status st = f(user, B, z, theta, (float)t[i], Dx, Dt);
     if (st) return st;
-    if (i == n - 1) { /* t_n = 1: sigma = 0, z = D */
-      memcpy(z, Dx, nx * sizeof(float));
-      memcpy(theta, Dt, np * sizeof(float));
+    const int tail = 1.0 - t[i] <= t_eps * (1.0 + 1e-9);
+    float a, b;
+    double h;
+    if (tail) {
+      h = (t[i + 1] - t[i]) / t_eps;
+      a = (float)exp(-h);
+      b = (float)-expm1(-h);
+    } else if (i == n - 1) {
+      const double ta = t[i], tb = ta > 1.0 - t_eps ? ta : 1.0 - t_eps;
+      const float fr = (float)((1.0 - tb) / (1.0 - ta) * exp(-(1.0 - tb) / t_eps));
+      for (size_t k = 0; k < nx; k++) z[k] = Dx[k] + fr * (z[k] - Dx[k]);
+      for (size_t k = 0; k < np; k++) theta[k] = Dt[k] + fr * (theta[k] - Dt[k]);
       return JADE_OK;
+    } else {
+      const double lam = t[i] > 0.0 ? log(t[i] / (1.0 - t[i])) : -INFINITY;
+      h = log(t[i + 1] / (1.0 - t[i + 1])) - lam;
+      a = (float)((1.0 - t[i + 1]) / (1.0 - t[i]));
+      b = (float)((t[i + 1] - t[i]) / (1.0 - t[i]));
     }
-    const double lam = t[i] > 0.0 ? log(t[i] / (1.0 - t[i])) : -INFINITY;
-    const double lam1 = log(t[i + 1] / (1.0 - t[i + 1]));
-    const double h = lam1 - lam;
-    const float a = (float)((1.0 - t[i + 1]) / (1.0 - t[i])), b = (float)((t[i + 1] - t[i]) / (1.0 - t[i]));
-    if (!isfinite(h_prev)) {
+    if (!isfinite(h_prev) || tail != prev_tail) {
       for (size_t k = 0; k < nx; k++) z[k] = a * z[k] + b * Dx[k];
       for (size_t k = 0; k < np; k++) theta[k] = a * theta[k] + b * Dt[k];
     } else {
@@ -185,6 +215,7 @@ static jade_status dpm2m(jade_denoise_fn f, void *user, const flow_work *w, int 
       for (size_t k = 0; k < np; k++) theta[k] = a * theta[k] + b * (c1 * Dt[k] - c0 * Pt[k]);
     }
     h_prev = h; /* infinite after the first step (lambda_0 = -inf): the next step is first order */
+    prev_tail = tail;
     float *tx = Px, *tt = Pt;
     Px = Dx, Pt = Dt, Dx = tx, Dt = tt;
   }
@@ -198,8 +229,8 @@ jade_status jade_flow_integrate(jade_denoise_fn f, void *user, jade_solver solve
   if (solver == JADE_SOLVER_DPM2M) {
     double *t = malloc(sizeof(double) * ((size_t)n_steps + 1));
     if (!t) return JADE_ERR_NOMEM;
-    jade_solver_grid(solver, n_steps, t);
-    jade_status st = dpm2m(f, user, &w, n_steps, B, nx, P, z, theta, t);
+    jade_solver_grid(solver, n_steps, t_eps, t);
+    jade_status st = dpm2m(f, user, &w, n_steps, B, nx, P, z, theta, t, t_eps);
     free(t);
     return st;
   }
