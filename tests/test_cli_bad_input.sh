@@ -158,7 +158,7 @@ good() {
 }
 
 echo "== options and configs (every command) =="
-for cmd in cosmo simulate observe train sample validate report mcmc; do
+for cmd in cosmo simulate observe train sample validate report mcmc model; do
   bad "$cmd: unknown option" "--frobnicate" $cmd --frobnicate
 done
 bad "no command" "unknown command 'frob'" frob
@@ -248,6 +248,14 @@ bad "train: --resume, other maps" "different dataset" "${TR[@]}" --data "$F/d_ot
 bad "train: --resume, edited normalisation" "$F/m_editnorm/state.safetensors" "${TR[@]}" --data "$F/data" --steps 4 --resume --out "$F/m_editnorm"
 bad "train: --resume, state without data.hash" "data.hash" "${TR[@]}" --data "$F/data" --steps 4 --resume --out "$F/m_oldstate"
 bad "train: --resume, other config" "train.lr_peak" "${TR[@]}" --data "$F/data" --steps 4 --set train.lr_peak=1e-2 --resume --out "$F/m"
+bad "train: --init-from missing" "$F/none" "${TR[@]}" --data "$F/data" --steps 4 --init-from "$F/none" --out "$O/x"
+bad "train: --init-from other network" "network differs" "${TR[@]}" --data "$F/data" --steps 4 --set model.depth=2 --init-from "$F/m" --out "$O/x"
+
+echo "== model =="
+bad "model: missing file" "$F/none" model "$F/none"
+bad "model: not a model" "$F/garbage.ini" model "$F/garbage.ini"
+bad "model: --dtype" "'f8'" model "$F/m" --out "$O/x.safetensors" --dtype f8
+bad "model: --out exists" "$F/m/model.safetensors" model "$F/m" --out "$F/m/model.safetensors"
 
 echo "== sample =="
 SA=(sample --draws 2 --steps 2)
