@@ -14,6 +14,12 @@ extern "C" {
 #define JADE_N_THETA 6
 /* Names of the theta components (config keys and table columns). */
 extern const char *const jade_theta_names[JADE_N_THETA];
+/* The parameter columns of the posterior outputs (jade sample, jade mcmc, jade validate):
+ * the six theta components, then the derived Omega_m = Omega_c + Omega_b and S_8 =
+ * sigma_8 sqrt(Omega_m / 0.3); their names and LaTeX labels (getdist .paramnames, no '$'). */
+#define JADE_N_PARAM_COLS (JADE_N_THETA + 2)
+extern const char *const jade_param_names[JADE_N_PARAM_COLS];
+extern const char *const jade_param_latex[JADE_N_PARAM_COLS];
 
 typedef enum { JADE_PRIOR_NORMAL, JADE_PRIOR_TRUNCNORMAL, JADE_PRIOR_UNIFORM } jade_prior_kind;
 typedef struct {

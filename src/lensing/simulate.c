@@ -10,6 +10,9 @@
 #include <string.h>
 
 const char *const jade_theta_names[JADE_N_THETA] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0"};
+const char *const jade_param_names[JADE_N_PARAM_COLS] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0", "Omega_m", "S_8"};
+const char *const jade_param_latex[JADE_N_PARAM_COLS] = {"\\Omega_{\\rm c}", "\\Omega_{\\rm b}", "\\sigma_8", "h",
+                                                         "n_{\\rm s}", "w_0", "\\Omega_{\\rm m}", "S_8"};
 
 /* The one validity rule for theta, shared by the config check (jade cosmo, observe, the
  * fiducial of every command) and the prior draws of jade simulate: closed ranges, except
