@@ -38,6 +38,10 @@ typedef struct {
 
 /* Read every top-level key the simulator needs (errors name key and file). */
 jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *out);
+/* sizeof of a public struct by name: "jade_sim_config", "jade_cosmo_params",
+ * "jade_survey_params", "jade_map_geometry", "jade_prior1d"; 0 for any other name. Lets a
+ * binding that mirrors these layouts (python/jade) check them against the library. */
+size_t jade_sim_struct_size(const char *name);
 
 void jade_theta_from_params(const jade_cosmo_params *p, double theta[JADE_N_THETA]);
 /* The config's cosmology with theta's six values substituted. */

@@ -144,6 +144,18 @@ static jade_status read_nz_file(jade_config *cfg, jade_survey_params *s) {
   return JADE_OK;
 }
 
+size_t jade_sim_struct_size(const char *name) {
+  static const struct {
+    const char *name;
+    size_t size;
+  } sizes[] = {{"jade_sim_config", sizeof(jade_sim_config)},       {"jade_cosmo_params", sizeof(jade_cosmo_params)},
+               {"jade_survey_params", sizeof(jade_survey_params)}, {"jade_map_geometry", sizeof(jade_map_geometry)},
+               {"jade_prior1d", sizeof(jade_prior1d)}};
+  for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
+    if (!strcmp(name, sizes[i].name)) return sizes[i].size;
+  return 0;
+}
+
 jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {
   memset(sc, 0, sizeof *sc);
   jade_cosmo_params *c = &sc->cosmo;
