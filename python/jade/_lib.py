@@ -2,15 +2,15 @@
 define (checked against the library's own sizeof), function signatures, and the error
 channel (a failed call raises JadeError with jade_last_error()'s message).
 
-Library search order: the environment variable JADE_LIB (a path to libjade.so), then the
-build folders of this source tree (JADE_BUILD_DIR, build/), then the system's loader path
-(libjade.so.<soversion> or libjade.so, as installed by `cmake --install`).
+Library search order: the environment variable JADE_LIB (a path to libjade.so); then, for a
+package installed by `cmake --install`, the installed library (jade/_install.py), or in the
+source tree its build folders (JADE_BUILD_DIR, build/); then the system's loader path.
 ctypes releases the GIL during every foreign call."""
 import ctypes
 import ctypes.util
 import os
 
-__all__ = ["JadeError", "lib", "check", "library_path"]
+__all__ = ["JadeError", "lib", "check", "library_path", "version"]
 
 # status codes of include/jade/core.h
 _STATUS = {1: "invalid", 2: "io", 3: "format", 4: "nomem", 5: "numeric", 6: "config", 7: "internal"}
@@ -33,6 +33,11 @@ def _candidates():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))  # python/jade -> the source tree
     out = []
+    try:  # written by cmake --install
+        from ._install import LIBDIR
+        out.append(os.path.normpath(os.path.join(here, LIBDIR, "libjade.so")))
+    except ImportError:
+        pass
     bd = os.environ.get("JADE_BUILD_DIR")
     for d in ([bd] if bd else []) + [os.path.join(root, "build")]:
         out.append(os.path.join(d, "libjade.so"))
@@ -64,6 +69,9 @@ lib, library_path = _load()
 
 lib.jade_last_error.restype = ctypes.c_char_p
 lib.jade_last_error.argtypes = []
+lib.jade_version.restype = ctypes.c_char_p
+lib.jade_version.argtypes = []
+version = lib.jade_version().decode()
 
 
 def check(status):
