@@ -15,6 +15,39 @@ __all__ = ["Config", "Cosmology", "Survey"]
 _TRANSFER = {"eh": 0, "eh_nowiggle": 1, "bbks": 2}
 
 
+class _Handle:
+    """Owner of one libjade object: created by a jade_*_create call, freed by close() (also
+    at garbage collection and at the end of a with block); use after close() raises."""
+
+    _free = None  # name of the jade_*_free function
+    _h = None
+
+    def _create(self, create):
+        h = ctypes.c_void_p()
+        check(create(ctypes.byref(h)))
+        self._h = h
+
+    @property
+    def handle(self):
+        if not self._h:
+            raise JadeError("jade.%s: used after close()" % type(self).__name__)
+        return self._h
+
+    def close(self):
+        if self._h:
+            getattr(lib, self._free)(self._h)
+            self._h = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _as_config(config):
     if config is None or isinstance(config, str):
         return Config(config)
@@ -23,15 +56,16 @@ def _as_config(config):
     raise TypeError("config: expected a preset name, a file path or a jade.Config, got %r" % (config,))
 
 
-class Config:
+class Config(_Handle):
     """A jade configuration: a built-in preset ('small' (the default), 'paper', ...) or an INI
     file, then overrides, as `--config` and `--set` of the command line: sets is a list of
     'key=value' strings or a dict."""
 
+    _free = "jade_config_free"
+
     def __init__(self, source=None, sets=()):
-        h = ctypes.c_void_p()
-        check(lib.jade_config_create(ctypes.byref(h)))
-        self._h = h
+        self._create(lib.jade_config_create)
+        h = self._h
         try:
             name = (source or "small").encode()
             if source is None or lib.jade_config_preset_text(name):
@@ -45,26 +79,10 @@ class Config:
             self.close()
             raise
 
-    def close(self):
-        if getattr(self, "_h", None):
-            lib.jade_config_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def _sim(self):
         """The simulator's reading of the keys (jade_sim_config_read): cosmology, survey, map."""
-        if not self._h:
-            raise JadeError("jade.Config: used after close()")
         sc = SimConfig()
-        check(lib.jade_sim_config_read(self._h, ctypes.byref(sc)))
+        check(lib.jade_sim_config_read(self.handle, ctypes.byref(sc)))
         return sc
 
 
@@ -77,10 +95,12 @@ def _vectorize(f, h, x, *extra):
     return float(out) if out.ndim == 0 else out
 
 
-class Survey:
+class Survey(_Handle):
     """Tomographic source bins: the config's Smail n(z) or its nz_file (Survey(config)), or a
     table file (Survey.from_nz_file). Overrides of the survey fields (n_bins, z_max,
     smail_alpha, smail_beta, smail_z0, sigma_z, n_gal, sigma_e) as keywords."""
+
+    _free = "jade_survey_free"
 
     def __init__(self, config=None, **overrides):
         p = _as_config(config)._sim().survey
@@ -88,35 +108,22 @@ class Survey:
             if k not in dict(SurveyParams._fields_) or k == "nz_file":
                 raise TypeError("jade.Survey: unknown field %r" % k)
             setattr(p, k, v)
-        self._init(lambda out: lib.jade_survey_create(ctypes.byref(p), out))
+        self._create(lambda out: lib.jade_survey_create(ctypes.byref(p), out))
 
     @classmethod
     def from_nz_file(cls, path, n_bins):
         """Bins from an n(z) table file (text, CSV or FITS; jade_survey_read_nz)."""
         s = cls.__new__(cls)
-        s._init(lambda out: lib.jade_survey_read_nz(str(path).encode(), int(n_bins), out))
+        s._create(lambda out: lib.jade_survey_read_nz(str(path).encode(), int(n_bins), out))
         return s
-
-    def _init(self, create):
-        h = ctypes.c_void_p()
-        check(create(ctypes.byref(h)))
-        self._h = h
-
-    def close(self):
-        if getattr(self, "_h", None):
-            lib.jade_survey_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
 
     @property
     def n_bins(self):
-        return lib.jade_survey_n_bins(self._h)
+        return lib.jade_survey_n_bins(self.handle)
 
     @property
     def z_max(self):
-        return lib.jade_survey_z_max(self._h)
+        return lib.jade_survey_z_max(self.handle)
 
     @property
     def pairs(self):
@@ -126,22 +133,24 @@ class Survey:
 
     def bin_density(self):
         """Galaxies per arcmin^2 in each bin."""
-        return np.array([lib.jade_survey_bin_density(self._h, b) for b in range(self.n_bins)])
+        return np.array([lib.jade_survey_bin_density(self.handle, b) for b in range(self.n_bins)])
 
     def pixel_noise(self, pixel_arcmin):
         """Per-pixel convergence noise sigma_e / sqrt(n_i A_pix) of each bin."""
-        return np.array([lib.jade_survey_pixel_noise(self._h, b, float(pixel_arcmin)) for b in range(self.n_bins)])
+        return np.array([lib.jade_survey_pixel_noise(self.handle, b, float(pixel_arcmin)) for b in range(self.n_bins)])
 
     def nz(self, z):
         """n_i(z) of every bin (unit integral), shape (n_bins,) + shape(z)."""
-        return np.array([_vectorize(lambda h, v, b=b: lib.jade_survey_nz(h, b, v), self._h, z) for b in range(self.n_bins)])
+        return np.array([_vectorize(lambda h, v, b=b: lib.jade_survey_nz(h, b, v), self.handle, z) for b in range(self.n_bins)])
 
 
-class Cosmology:
+class Cosmology(_Handle):
     """Flat (w0, wa)CDM cosmology (jade_cosmo): the config's (Cosmology(config)) with
     keyword overrides of jade_cosmo_params fields (Omega_c, Omega_b, h, n_s, sigma_8, w_0,
     w_a, T_cmb, N_eff, radiation, Omega_k, transfer = 'eh' | 'eh_nowiggle' | 'bbks').
     Units: k in h/Mpc, P in (Mpc/h)^3, distances in Mpc/h."""
+
+    _free = "jade_cosmo_free"
 
     def __init__(self, config=None, **params):
         p = _as_config(config)._sim().cosmo
@@ -153,9 +162,7 @@ class Cosmology:
                     raise ValueError("transfer: %r is not one of %s" % (v, ", ".join(_TRANSFER)))
                 v = _TRANSFER[v]
             setattr(p, k, v)
-        h = ctypes.c_void_p()
-        check(lib.jade_cosmo_create(ctypes.byref(p), ctypes.byref(h)))
-        self._h = h
+        self._create(lambda out: lib.jade_cosmo_create(ctypes.byref(p), out))
         self._p = p
 
     @classmethod
@@ -166,54 +173,46 @@ class Cosmology:
         base.update(params)
         return cls(Config("small"), **base)
 
-    def close(self):
-        if getattr(self, "_h", None):
-            lib.jade_cosmo_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
-
     @property
     def params(self):
         return {k: getattr(self._p, k) for k, _ in CosmoParams._fields_}
 
     @property
     def Omega_m(self):
-        return lib.jade_cosmo_Omega_m(self._h)
+        return lib.jade_cosmo_Omega_m(self.handle)
 
     def E(self, a):
         """H(a) / H0."""
-        return _vectorize(lib.jade_cosmo_E, self._h, a)
+        return _vectorize(lib.jade_cosmo_E, self.handle, a)
 
     def chi(self, a):
         """Comoving radial distance to scale factor a [Mpc/h]."""
-        return _vectorize(lib.jade_cosmo_chi, self._h, a)
+        return _vectorize(lib.jade_cosmo_chi, self.handle, a)
 
     def comoving_distance(self, z):
         """Comoving radial distance to redshift z [Mpc/h]."""
         return self.chi(1.0 / (1.0 + np.asarray(z, dtype=np.float64)))
 
     def a_of_chi(self, chi):
-        return _vectorize(lib.jade_cosmo_a_of_chi, self._h, chi)
+        return _vectorize(lib.jade_cosmo_a_of_chi, self.handle, chi)
 
     def growth(self, a):
         """Linear growth D(a), D(1) = 1."""
-        return _vectorize(lib.jade_cosmo_growth, self._h, a)
+        return _vectorize(lib.jade_cosmo_growth, self.handle, a)
 
     def growth_rate(self, a):
         """f = d ln D / d ln a."""
-        return _vectorize(lib.jade_cosmo_growth_rate, self._h, a)
+        return _vectorize(lib.jade_cosmo_growth_rate, self.handle, a)
 
     def pk(self, k, z=0.0, linear=False):
         """Matter power spectrum P(k, z) [(Mpc/h)^3] at k [h/Mpc]: halofit (Takahashi et al.
         2012) unless linear (Eisenstein & Hu 1998 / BBKS)."""
         f = lib.jade_cosmo_pk_lin if linear else lib.jade_cosmo_pk_nl
-        return _vectorize(f, self._h, k, 1.0 / (1.0 + float(z)))
+        return _vectorize(f, self.handle, k, 1.0 / (1.0 + float(z)))
 
     def sigma_R(self, R, z=0.0):
         """rms linear density in top-hat spheres of radius R [Mpc/h]."""
-        return _vectorize(lib.jade_cosmo_sigma_R, self._h, R, 1.0 / (1.0 + float(z)))
+        return _vectorize(lib.jade_cosmo_sigma_R, self.handle, R, 1.0 / (1.0 + float(z)))
 
     def cl(self, survey, ell, convergence=False, linear=False):
         """Limber C_ell of every bin pair, shape (len(ell), n_pairs), columns in
@@ -225,7 +224,7 @@ class Cosmology:
         npairs = len(survey.pairs)
         out = np.empty((ell.size, npairs), dtype=np.float64)
         dp = ctypes.POINTER(ctypes.c_double)
-        check(lib.jade_cosmo_limber_cl(self._h, survey._h, ell.size, ell.ctypes.data_as(dp), 1 if convergence else 0,
+        check(lib.jade_cosmo_limber_cl(self.handle, survey.handle, ell.size, ell.ctypes.data_as(dp), 1 if convergence else 0,
                                        0 if linear else 1, out.ctypes.data_as(dp)))
         return out
 
@@ -235,6 +234,6 @@ class Cosmology:
         if not (isinstance(theta_arcmin, (int, float)) and math.isfinite(theta_arcmin)):
             raise ValueError("theta_arcmin: expected a finite number")
         out = np.empty(JADE_MAX_BINS, dtype=np.float64)
-        check(lib.jade_cosmo_lognormal_shift(self._h, survey._h, float(theta_arcmin),
+        check(lib.jade_cosmo_lognormal_shift(self.handle, survey.handle, float(theta_arcmin),
                                              out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
         return out[:survey.n_bins].copy()

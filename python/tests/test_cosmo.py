@@ -153,6 +153,11 @@ def test_errors():
         except ValueError:
             continue
         raise AssertionError("non-finite input accepted")
+    with jade.Cosmology() as c2:
+        assert c2.Omega_m > 0
+    expect_error(lambda: c2.chi(0.5), "used after close()")
+    s.close()
+    expect_error(lambda: c.cl(s, [100.0]), "jade.Survey: used after close()")
     try:
         jade.Cosmology(Omega_x=1)
     except TypeError:
