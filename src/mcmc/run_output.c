@@ -244,7 +244,8 @@ static jade_status write_draws(const char *dir, const pooled *p, const char *obs
    * -log posterior (getdist needs one): it is left out, and counted in the header */
   double *cw = malloc(sizeof(double) * (size_t)(N ? N : 1)), *mlp = malloc(sizeof(double) * (size_t)(N ? N : 1));
   double *val = malloc(sizeof(double) * N_OUT_PAR * (size_t)(N ? N : 1));
-  char *comment = malloc(strlen(obs_path) + 1024);
+  const size_t clen = strlen(obs_path) + 1024;
+  char *comment = malloc(clen);
   if (!cw || !mlp || !val || !comment) st = jade_error(JADE_ERR_NOMEM, "mcmc: out of memory for the outputs");
   if (!st) {
     long m = 0;
@@ -256,13 +257,13 @@ static jade_status write_draws(const char *dir, const pooled *p, const char *obs
       memcpy(val + (size_t)m * N_OUT_PAR, row + C_TH, sizeof(double) * N_OUT_PAR);
       m++;
     }
-    sprintf(comment,
-            "jade " JADE_VERSION " mcmc: %d chains x %ld post-warm-up NUTS draws, chain after chain (theta.txt: with the chain index)\n"
-            "observation %s\n"
-            "weight: importance weight exp(log p_exact - log p_sampled), normalised to mean 1 (1 unless --theory emulator)\n"
-            "minuslogpost: -log of the exact joint density of the white-noise field and the free parameters at the draw\n"
-            "(unconstrained coordinates, up to a constant); %ld draws with a non-finite density (weight 0) left out",
-            p->C, S, obs_path, N - m);
+    snprintf(comment, clen,
+             "jade " JADE_VERSION " mcmc: %d chains x %ld post-warm-up NUTS draws, chain after chain (theta.txt: with the chain index)\n"
+             "observation %s\n"
+             "weight: importance weight exp(log p_exact - log p_sampled), normalised to mean 1 (1 unless --theory emulator)\n"
+             "minuslogpost: -log of the exact joint density of the white-noise field and the free parameters at the draw\n"
+             "(unconstrained coordinates, up to a constant); %ld draws with a non-finite density (weight 0) left out",
+             p->C, S, obs_path, N - m);
     snprintf(path, sizeof path, "%s/chain", dir);
     st = jade_chains_write(path, comment, N_OUT_PAR, jade_param_names, jade_param_latex, N_OUT_PAR - JADE_N_THETA, m, cw, mlp, val,
                            N_OUT_PAR);
