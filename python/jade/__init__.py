@@ -10,6 +10,7 @@ Errors of the library raise jade.JadeError carrying jade's message. The library 
 through JADE_LIB, then this source tree's build/ folder, then the system (python/jade/_lib.py)."""
 from ._lib import JadeError, library_path
 from ._lib import version as __version__
+from .chains import read_chain, write_chain
 from .cosmo import Config, Cosmology, Survey
 
-__all__ = ["JadeError", "Config", "Cosmology", "Survey", "library_path"]
+__all__ = ["JadeError", "Config", "Cosmology", "Survey", "library_path", "read_chain", "write_chain"]

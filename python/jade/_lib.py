@@ -158,3 +158,5 @@ _sig("jade_survey_bin_density", c_double, c_void_p, c_int)
 _sig("jade_survey_pixel_noise", c_double, c_void_p, c_int, c_double)
 _sig("jade_cosmo_limber_cl", c_int, c_void_p, c_void_p, c_int, _dp, c_int, c_int, _dp)
 _sig("jade_cosmo_lognormal_shift", c_int, c_void_p, c_void_p, c_double, _dp)
+_sig("jade_chains_write", c_int, c_char_p, c_char_p, c_int, _P(c_char_p), _P(c_char_p), c_int, ctypes.c_long, _dp, _dp, _dp,
+     ctypes.c_size_t)
