@@ -39,7 +39,8 @@ typedef struct {
 /* Read every top-level key the simulator needs (errors name key and file). */
 jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *out);
 /* sizeof of a public struct by name: "jade_sim_config", "jade_cosmo_params",
- * "jade_survey_params", "jade_map_geometry", "jade_prior1d"; 0 for any other name. Lets a
+ * "jade_survey_params", "jade_map_geometry", "jade_prior1d", "jade_observation"
+ * (jade/observation.h); 0 for any other name. Lets a
  * binding that mirrors these layouts (python/jade) check them against the library. */
 size_t jade_sim_struct_size(const char *name);
 

@@ -107,6 +107,12 @@ class Prior1d(ctypes.Structure):
     _fields_ = [("kind", c_int), ("mean", c_double), ("sd", c_double), ("lo", c_double), ("hi", c_double)]
 
 
+class Observation(ctypes.Structure):
+    _fields_ = [("n_bins", c_int), ("n_pix", c_int), ("size_deg", c_double), ("noise", c_double * JADE_MAX_BINS),
+                ("kappa", ctypes.POINTER(ctypes.c_float)), ("from_shear", c_int), ("mask", ctypes.POINTER(ctypes.c_float)),
+                ("noise_map", ctypes.POINTER(ctypes.c_float)), ("masked_fraction", c_double)]
+
+
 class SimConfig(ctypes.Structure):
     _fields_ = [("cosmo", CosmoParams), ("survey", SurveyParams), ("geom", MapGeometry), ("variance", c_int),
                 ("prior", Prior1d * JADE_N_THETA)]
@@ -115,7 +121,8 @@ class SimConfig(ctypes.Structure):
 lib.jade_sim_struct_size.restype = ctypes.c_size_t
 lib.jade_sim_struct_size.argtypes = [c_char_p]
 for _name, _cls in (("jade_cosmo_params", CosmoParams), ("jade_survey_params", SurveyParams),
-                    ("jade_map_geometry", MapGeometry), ("jade_prior1d", Prior1d), ("jade_sim_config", SimConfig)):
+                    ("jade_map_geometry", MapGeometry), ("jade_prior1d", Prior1d), ("jade_sim_config", SimConfig),
+                    ("jade_observation", Observation)):
     _n = lib.jade_sim_struct_size(_name.encode())
     if _n != ctypes.sizeof(_cls):
         raise ImportError("jade: %s is %d bytes in %s but %d in python/jade/_lib.py: the package does not match "
@@ -158,5 +165,21 @@ _sig("jade_survey_bin_density", c_double, c_void_p, c_int)
 _sig("jade_survey_pixel_noise", c_double, c_void_p, c_int, c_double)
 _sig("jade_cosmo_limber_cl", c_int, c_void_p, c_void_p, c_int, _dp, c_int, c_int, _dp)
 _sig("jade_cosmo_lognormal_shift", c_int, c_void_p, c_void_p, c_double, _dp)
+_fp = _P(ctypes.c_float)
+_sig("jade_simulator_create", c_int, _P(SimConfig), _P(c_void_p))
+_sig("jade_simulator_free", None, c_void_p)
+_sig("jade_simulator_run", c_int, c_void_p, _dp, ctypes.c_uint64, ctypes.c_uint64, _fp, _dp, _dp, _dp)
+_sig("jade_simulator_noise", None, c_void_p, _dp)
+_sig("jade_prior_draw", None, _P(SimConfig), ctypes.c_uint64, ctypes.c_uint64, _dp)
+_sig("jade_prior_logpdf", c_double, _P(SimConfig), _dp)
+_sig("jade_theta_check", c_int, _dp)
+_sig("jade_observation_make", c_int, _P(SimConfig), ctypes.c_uint64, c_char_p)
+_sig("jade_observation_read", c_int, c_char_p, _P(Observation))
+_sig("jade_observation_free", None, _P(Observation))
+_sig("jade_observation_read_truth", c_int, c_char_p, _dp, _P(_fp), _P(c_int), _P(c_int))
+_sig("jade_observation_truth_path", None, c_char_p, c_char_p, ctypes.c_size_t)
+libc = ctypes.CDLL(None)  # free() of the buffers the library hands over (same malloc)
+libc.free.restype = None
+libc.free.argtypes = [c_void_p]
 _sig("jade_chains_write", c_int, c_char_p, c_char_p, c_int, _P(c_char_p), _P(c_char_p), c_int, ctypes.c_long, _dp, _dp, _dp,
      ctypes.c_size_t)

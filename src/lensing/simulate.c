@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jade/observation.h"
+
 const char *const jade_theta_names[JADE_N_THETA] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0"};
 const char *const jade_param_names[JADE_N_PARAM_COLS] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0", "Omega_m", "S_8"};
 const char *const jade_param_latex[JADE_N_PARAM_COLS] = {"\\Omega_{\\rm c}", "\\Omega_{\\rm b}", "\\sigma_8", "h",
@@ -150,7 +152,7 @@ size_t jade_sim_struct_size(const char *name) {
     size_t size;
   } sizes[] = {{"jade_sim_config", sizeof(jade_sim_config)},       {"jade_cosmo_params", sizeof(jade_cosmo_params)},
                {"jade_survey_params", sizeof(jade_survey_params)}, {"jade_map_geometry", sizeof(jade_map_geometry)},
-               {"jade_prior1d", sizeof(jade_prior1d)}};
+               {"jade_prior1d", sizeof(jade_prior1d)},           {"jade_observation", sizeof(jade_observation)}};
   for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
     if (!strcmp(name, sizes[i].name)) return sizes[i].size;
   return 0;
