@@ -17,7 +17,10 @@ JADE = os.environ.get("JADE", "jade")
 
 
 def bits(x):
-    return np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
+    """the bits of x, which must be finite (NaN bits would compare equal)"""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    assert np.all(np.isfinite(x)), "non-finite values"
+    return x.view(np.uint64)
 
 
 def test_write_read_round_trip():

@@ -24,6 +24,8 @@ def cli(*args):
 
 
 def rows(*cols):
+    for c in cols:  # NaN in both would print the same: the comparison must not pass on it
+        assert np.all(np.isfinite(c)), "non-finite values: %s" % (c,)
     return [" ".join("%.10e" % v for v in row) for row in zip(*cols)]
 
 

@@ -25,7 +25,9 @@ def run_cli(*args):
 
 
 def bits(a):
+    """the bytes of a, which must be finite (NaN bytes would compare equal)"""
     a = np.ascontiguousarray(a)
+    assert np.all(np.isfinite(a)), "non-finite values"
     return a.view(np.uint8)
 
 
