@@ -3,8 +3,10 @@
  *
  * OUT/: maps.fits   float32 (draws, bins, n, n) convergence, WCS-like keys of the observation
  *       theta.txt   one draw per row: Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8
- *                   (np.loadtxt; getdist: MCSamples(samples=np.loadtxt(...), names=...))
  *       theta.npy   float64 (draws, 8), same columns
+ *       chain.txt, chain.paramnames, chain.npy: the same draws with weight (1) and
+ *                   minuslogpost (0: no density) columns, the layout of jade mcmc
+ *                   (include/jade/chains.h; numpy genfromtxt names=True, getdist)
  *       summary.txt mean, std, 16/50/84% quantiles per column (also printed)
  *       config.ini  the effective configuration (prior, survey: jade report's overlays)
  * OUT must not exist: everything is written into OUT.tmp.<pid>, renamed to OUT when complete
@@ -71,7 +73,7 @@ int jade_cmd_sample(int argc, char **argv) {
   jade_option opts[] = {
       {"model", "M", "trained model: a jade train MODELDIR or a .safetensors file", NULL, 0, 0, NULL, 0},
       {"obs", "OBS.fits", "observation (GAMMA1/GAMMA2 shear, converted by Kaiser-Squires, or KAPPA)", NULL, 0, 0, NULL, 0},
-      {"out", "DIR", "output directory (maps.fits, theta.txt, theta.npy, summary.txt); must not exist", NULL, 0, 0, NULL, 0},
+      {"out", "DIR", "output directory (maps.fits, chain.txt, chain.paramnames, chain.npy, theta.txt, theta.npy, summary.txt); must not exist", NULL, 0, 0, NULL, 0},
       {"config", "FILE", "configuration file or preset name for the [sample] defaults (default: the config stored "
                          "in the model over the built-in 'small' preset)", NULL, 0, 0, NULL, 0},
       {"set", "KEY=VALUE", "override one config key, e.g. sample.batch=32", NULL, 1, 0, NULL, 0},

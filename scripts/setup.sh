@@ -10,6 +10,9 @@ if [ "${JADE_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
 # For scripts/fuzz.sh (JADE_WITH_FUZZ=1): clang with libFuzzer and the sanitizer runtimes,
 # and LLVM's OpenMP runtime.
 if [ "${JADE_WITH_FUZZ:-0}" = 1 ]; then pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev); fi
+# For the Python package python/jade and its tests (JADE_WITH_PYTHON=1): numpy (required by
+# the package) and pytest (tests/test_python.sh runs the test files as scripts without it).
+if [ "${JADE_WITH_PYTHON:-0}" = 1 ]; then pkgs+=(python3-numpy python3-pytest); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -108,4 +108,18 @@ if $CC "${CFLAGS[@]}" -o "$T/prog_static" "$T/prog.c" $(pkg-config --cflags jade
 else
   echo "FAILED: compiling against the static library:"; cat "$T/cc.log"; fail=1
 fi
+# the Python package: installed beside the library, it loads the installed libjade.so (not
+# this build's) without JADE_LIB; skipped without numpy and for a sanitizer build
+PYDIR=$P/lib/python3/dist-packages
+check "[ -f $PYDIR/jade/__init__.py ] && [ -f $PYDIR/jade/_install.py ]" "Python package not installed in $PYDIR"
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null && ! grep -q '^JADE_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+  out=$(cd "$T" && env -u JADE_LIB -u JADE_BUILD_DIR PYTHONPATH="$PYDIR" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -c '
+import os, sys, jade
+c = jade.Cosmology(Omega_c=0.95, Omega_b=0.05, radiation=0)
+chi, ref = c.chi(0.25), 2 * 2997.92458 * (1 - 0.25 ** 0.5)
+print(os.path.realpath(jade.library_path), jade.__version__, abs(chi - ref) <= 1e-6 * ref)' 2>&1)
+  [ "$out" = "$(realpath "$LIBDIR/libjade.so") $ver True" ] || { echo "FAILED: installed Python package: $out"; fail=1; }
+else
+  echo "SKIP: the installed Python package (no numpy, or a sanitizer build)"
+fi
 exit $fail

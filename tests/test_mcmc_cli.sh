@@ -10,6 +10,7 @@ trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
 . "$(dirname "$0")/check_util.sh"
+. "$(dirname "$0")/check_chains.sh"
 GEOM=(--set n_pix=8 --set n_bins=2)
 run() { "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --chains 3 --warmup 40 --samples 30 \
           --seed 4 --quiet "$@"; }
@@ -17,7 +18,7 @@ run() { "$JADE" mcmc "${GEOM[@]}" --obs "$T/obs.fits" --free sigma_8,Omega_c --c
 "$JADE" observe "${GEOM[@]}" --seed 1 --out "$T/obs.fits" 2>/dev/null || { echo "observe failed"; exit 1; }
 
 OMP_NUM_THREADS=2 run --out "$T/m1" || { echo "mcmc failed"; exit 1; }
-for f in theta.txt mean.fits std.fits diagnostics.txt config.ini; do
+for f in chain.txt chain.paramnames chain.npy theta.txt mean.fits std.fits diagnostics.txt config.ini; do
   check "[ -s $T/m1/$f ]" "missing output $f"
 done
 check "[ ! -e $T/m1.partial ] && [ ! -e $T/m1/state.bin ]" "partial state left behind"
@@ -33,6 +34,10 @@ for key in 'sigma_8 ' 'S_8 ' 'max R-hat' 'ess_bulk' 'divergences:' 'tree depth c
            'gradient evaluations' 'wall time per effective sample of S_8' 'importance weights'; do
   check "grep -q '$key' $T/m1/diagnostics.txt" "diagnostics.txt lacks '$key'"
 done
+# chain.*: the layout of jade sample (include/jade/chains.h), the same draws as theta.txt,
+# -log posterior finite and weights averaging 1
+check_chain "$T/m1/chain" "$T/m1/theta.txt" 10 mcmc
+check "sed -n 2p $T/m1/chain.txt | grep -q '^# jade .* mcmc: 3 chains x 30 post-warm-up NUTS draws'" "chain.txt provenance line"
 check "grep -q '(fixed)' $T/m1/diagnostics.txt" "fixed parameters not marked in diagnostics.txt"
 # 3 chains x 30 draws cannot reach ESS 100 per chain: the verdict says so, the run warns, and
 # --strict turns it into exit status 4 with the outputs still written.
@@ -44,6 +49,7 @@ check "[ $rc = 4 ] && [ -s $T/st/theta.txt ] && echo \"\$err\" | grep -q 'WARNIN
 # Same draws with one thread.
 OMP_NUM_THREADS=1 run --out "$T/m2" || { echo "mcmc (1 thread) failed"; exit 1; }
 check "cmp -s $T/m1/theta.txt $T/m2/theta.txt" "1 vs 2 threads: theta.txt differs"
+check "cmp -s $T/m1/chain.npy $T/m2/chain.npy && cmp -s $T/m1/chain.txt $T/m2/chain.txt" "1 vs 2 threads: chain.* differs"
 # (FITS headers carry the checksum's time stamp: compare the data block)
 fdata() { tail -c 2880 "$1"; }
 check "cmp -s <(fdata $T/m1/mean.fits) <(fdata $T/m2/mean.fits)" "1 vs 2 threads: mean.fits data differs"
@@ -55,6 +61,7 @@ OMP_NUM_THREADS=1 run --out "$T/r" --max-iterations 30; rc=$?
 check "[ $rc = 3 ]" "second interruption: rc=$rc"
 OMP_NUM_THREADS=2 run --out "$T/r" || { echo "resume failed"; exit 1; }
 check "cmp -s $T/m1/theta.txt $T/r/theta.txt" "resumed run: theta.txt differs"
+check "cmp -s $T/m1/chain.npy $T/r/chain.npy" "resumed run: chain.npy differs"
 check "cmp -s <(fdata $T/m1/std.fits) <(fdata $T/r/std.fits)" "resumed run: std.fits data differs"
 # A different run must not resume someone else's partial output.
 OMP_NUM_THREADS=2 run --out "$T/x" --max-iterations 5 >/dev/null 2>&1

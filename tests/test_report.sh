@@ -14,6 +14,7 @@ trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAILED: $2"; fail=1; fi; }
 . "$(dirname "$0")/check_util.sh"
+. "$(dirname "$0")/check_chains.sh"
 export OMP_NUM_THREADS=1
 cd "$T" || exit 1
 
@@ -92,6 +93,9 @@ VER=$("$JADE" --version | cut -d' ' -f2)
 check "grep -q \"^project(jade VERSION $VER \" '$SRC/CMakeLists.txt'" "jade --version ($VER) differs from CMakeLists.txt's project(VERSION)"
 check "[ -s s/config.ini ] && grep -q '^prior_sigma_8 = ' s/config.ini" "sample wrote no config.ini"
 check "head -1 s/theta.txt | grep -q \"^# jade $VER sample\" && head -1 s/summary.txt | grep -q \"^# jade $VER sample\"" "sample text outputs lack the version"
+# the chain layout shared with jade mcmc (include/jade/chains.h): weight 1, minuslogpost 0
+check_chain s/chain s/theta.txt 9 sample
+check "sed -n 2p s/chain.txt | grep -q \"^# jade $VER sample\"" "chain.txt lacks the version line"
 check "grep -aq \"CREATOR = 'jade $VER'\" s/maps.fits && grep -aq \"CREATOR = 'jade $VER'\" obs.fits" "FITS outputs lack CREATOR"
 check "grep -q \"content=\\\"jade $VER\\\"\" s/report.html && grep -q \"id=\\\"provenance\\\">jade $VER; inputs: .*observation .*obs.fits.*configuration s/config.ini\" s/report.html" "report.html lacks the version / inputs"
 for f in maps corner power pdf; do
@@ -129,6 +133,7 @@ if "$JADE" mcmc --obs obs.fits --set n_pix=16 --out mc --chains 2 --warmup 10 --
   mkdir -p mc && { echo "# chain weight Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8"
     grep -v '^#' s/theta.txt | awk '{print NR % 2, 1, $0}'; } > mc/theta.txt
 fi
+[ -e mc/chain.txt ] && check_chain mc/chain mc/theta.txt 10 mcmc
 "$JADE" report mc --obs obs.fits --quiet || { echo "FAILED: report of an MCMC run"; fail=1; }
 check "[ -s mc/report.html ] && [ -s mc/corner.png ] && [ -s mc/trace.png ]" "MCMC report files"
 "$JADE" report s --mcmc mc --quiet || { echo "FAILED: report with an MCMC overlay"; fail=1; }

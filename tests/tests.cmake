@@ -27,6 +27,8 @@ set_tests_properties(test_nn_gemm_bf16 PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(test_sample_bf16 PROPERTIES SKIP_RETURN_CODE 77)
 # The full-disk test mounts a tmpfs: 77 (skipped) where mount is not permitted.
 set_tests_properties(test_full_disk PROPERTIES SKIP_RETURN_CODE 77)
+# The Python package's tests (77 = no python3-numpy, or a sanitizer build).
+set_tests_properties(test_python PROPERTIES SKIP_RETURN_CODE 77)
 # Optional PyTorch cross-check (77 = no python3-torch).
 set_tests_properties(test_torch_crosscheck PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200)
 # The longest tests start first (a clean clone has no timing history for ctest -j to use).

@@ -17,8 +17,10 @@
  * OUT/ (written into OUT.partial/, renamed when complete; a run with the same options over an
  * existing OUT.partial resumes from its last checkpoint, bit-identically):
  *   chain.txt        post-warm-up draws of all chains, chain after chain, in the layout of
- *                    `jade sample` (include/jade/chains.h): weight minuslogpost Omega_c Omega_b
- *                    sigma_8 h n_s w_0 Omega_m S_8; chain.paramnames, chain.npy
+ *                    `jade sample` (include/jade/chains.h): weight (importance weight, mean 1)
+ *                    minuslogpost (-log exact density of the sampled position, up to a
+ *                    constant) Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8; chain.paramnames,
+ *                    chain.npy. Draws with a non-finite density (weight 0) are left out.
  *   theta.txt        the same draws with the chain index: chain weight log_post Omega_c ...
  *                    S_8 (first line '# ' + names)
  *   mean.fits        posterior mean of the noise-free convergence (weighted), [bin][y][x]

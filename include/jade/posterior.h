@@ -17,9 +17,10 @@
 extern "C" {
 #endif
 
-/* Columns of the theta outputs: the six parameters, then Omega_m and S_8. */
-#define JADE_POSTERIOR_COLS (JADE_N_THETA + 2)
-extern const char *const jade_posterior_col_names[JADE_POSTERIOR_COLS];
+/* Columns of the theta outputs: the six parameters, then Omega_m and S_8 (jade/sim.h's
+ * jade_param_names, jade_param_latex). */
+#define JADE_POSTERIOR_COLS JADE_N_PARAM_COLS
+extern const char *const *const jade_posterior_col_names; /* = jade_param_names */
 
 typedef struct {
   long n_draws;      /* default 256 */
@@ -70,7 +71,9 @@ void jade_posterior_summary(const double *x, long n, int stride, jade_summary_st
 void jade_draw_moments(const float *x, size_t D, size_t n, float *mean, float *sd);
 
 /* Write DIR/maps.fits (4-D float32 (n_draws, bins, n, n), the observation's WCS-like keys),
- * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64, DIR/summary.txt and
+ * DIR/theta.txt, DIR/theta.npy (n_draws, JADE_POSTERIOR_COLS) float64, DIR/chain.txt,
+ * DIR/chain.paramnames, DIR/chain.npy (jade/chains.h: weight 1, minuslogpost 0, the same
+ * columns; the layout of jade mcmc), DIR/summary.txt and
  * (o->config_text) DIR/config.ini, each atomically, the text files under '#' lines naming the
  * jade version and the inputs. maps may be NULL (no maps.fits). */
 jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm,

@@ -14,6 +14,12 @@ extern "C" {
 #define JADE_N_THETA 6
 /* Names of the theta components (config keys and table columns). */
 extern const char *const jade_theta_names[JADE_N_THETA];
+/* The parameter columns of the posterior outputs (jade sample, jade mcmc, jade validate):
+ * the six theta components, then the derived Omega_m = Omega_c + Omega_b and S_8 =
+ * sigma_8 sqrt(Omega_m / 0.3); their names and LaTeX labels (getdist .paramnames, no '$'). */
+#define JADE_N_PARAM_COLS (JADE_N_THETA + 2)
+extern const char *const jade_param_names[JADE_N_PARAM_COLS];
+extern const char *const jade_param_latex[JADE_N_PARAM_COLS];
 
 typedef enum { JADE_PRIOR_NORMAL, JADE_PRIOR_TRUNCNORMAL, JADE_PRIOR_UNIFORM } jade_prior_kind;
 typedef struct {
@@ -32,6 +38,11 @@ typedef struct {
 
 /* Read every top-level key the simulator needs (errors name key and file). */
 jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *out);
+/* sizeof of a public struct by name: "jade_sim_config", "jade_cosmo_params",
+ * "jade_survey_params", "jade_map_geometry", "jade_prior1d", "jade_observation"
+ * (jade/observation.h); 0 for any other name. Lets a
+ * binding that mirrors these layouts (python/jade) check them against the library. */
+size_t jade_sim_struct_size(const char *name);
 
 void jade_theta_from_params(const jade_cosmo_params *p, double theta[JADE_N_THETA]);
 /* The config's cosmology with theta's six values substituted. */

@@ -13,10 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jade/chains.h"
 #include "jade/io.h"
 
-const char *const jade_posterior_col_names[JADE_POSTERIOR_COLS] = {"Omega_c", "Omega_b", "sigma_8", "h",
-                                                                    "n_s",     "w_0",     "Omega_m", "S_8"};
+const char *const *const jade_posterior_col_names = jade_param_names;
 
 void jade_posterior_options_default(jade_posterior_options *o) {
   memset(o, 0, sizeof *o);
@@ -417,6 +417,18 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm, 
   snprintf(path, sizeof path, "%s/theta.npy", dir);
   size_t shape[2] = {(size_t)n, (size_t)K};
   if ((st = jade_npy_write(path, JADE_F64, 2, shape, theta))) return st;
+  /* chain.txt, chain.paramnames, chain.npy (jade/chains.h; the layout of jade mcmc) */
+  size_t clen = strlen(tm->path) + strlen(obs_path) + 512;
+  char *comment = malloc(clen);
+  if (!comment) return jade_error(JADE_ERR_NOMEM, "out of memory");
+  snprintf(comment, clen,
+           "jade " JADE_VERSION " sample: %ld posterior draws, %d %s steps, seed %llu\nmodel %s (step %ld)\nobservation %s\n"
+           "weight 1 (independent draws); minuslogpost 0: the diffusion sampler gives no posterior density",
+           n, o->n_steps, jade_solver_name(o->solver), (unsigned long long)o->seed, tm->path, tm->step, obs_path);
+  snprintf(path, sizeof path, "%s/chain", dir);
+  st = jade_chains_write(path, comment, K, jade_param_names, jade_param_latex, K - JADE_N_THETA, n, NULL, NULL, theta, (size_t)K);
+  free(comment);
+  if (st) return st;
   /* summary.txt */
   snprintf(path, sizeof path, "%s/summary.txt", dir);
   if ((st = jade_text_open(path, &f))) return st;

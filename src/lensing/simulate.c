@@ -9,7 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jade/observation.h"
+
 const char *const jade_theta_names[JADE_N_THETA] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0"};
+const char *const jade_param_names[JADE_N_PARAM_COLS] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0", "Omega_m", "S_8"};
+const char *const jade_param_latex[JADE_N_PARAM_COLS] = {"\\Omega_{\\rm c}", "\\Omega_{\\rm b}", "\\sigma_8", "h",
+                                                         "n_{\\rm s}", "w_0", "\\Omega_{\\rm m}", "S_8"};
 
 /* The one validity rule for theta, shared by the config check (jade cosmo, observe, the
  * fiducial of every command) and the prior draws of jade simulate: closed ranges, except
@@ -139,6 +144,18 @@ static jade_status read_nz_file(jade_config *cfg, jade_survey_params *s) {
     if ((st = jade_config_set(cfg, assign)) || (st = jade_config_get_string(cfg, "nz_file", &v))) return st;
   }
   return JADE_OK;
+}
+
+size_t jade_sim_struct_size(const char *name) {
+  static const struct {
+    const char *name;
+    size_t size;
+  } sizes[] = {{"jade_sim_config", sizeof(jade_sim_config)},       {"jade_cosmo_params", sizeof(jade_cosmo_params)},
+               {"jade_survey_params", sizeof(jade_survey_params)}, {"jade_map_geometry", sizeof(jade_map_geometry)},
+               {"jade_prior1d", sizeof(jade_prior1d)},           {"jade_observation", sizeof(jade_observation)}};
+  for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
+    if (!strcmp(name, sizes[i].name)) return sizes[i].size;
+  return 0;
 }
 
 jade_status jade_sim_config_read(jade_config *cfg, jade_sim_config *sc) {

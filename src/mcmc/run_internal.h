@@ -9,8 +9,7 @@
 /* columns of a stored post-warm-up row */
 enum { C_TH = 0, C_OM = 6, C_S8 = 7, C_LP = 8, C_LW = 9, C_ACC = 10, C_STEP = 11, C_DEPTH = 12, C_NLF = 13,
        C_DIV = 14, C_ENERGY = 15, NCOL = 16 };
-#define N_OUT_PAR 8 /* six parameters, Omega_m, S_8 */
-extern const char *const mcmc_out_names[N_OUT_PAR];
+#define N_OUT_PAR JADE_N_PARAM_COLS /* six parameters, Omega_m, S_8: jade_param_names */
 
 typedef struct {
   int id;                   /* global chain index */

@@ -6,10 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jade/chains.h"
 #include "jade/io.h"
 #include "run_internal.h"
-
-const char *const mcmc_out_names[N_OUT_PAR] = {"Omega_c", "Omega_b", "sigma_8", "h", "n_s", "w_0", "Omega_m", "S_8"};
 
 /* Weighted mean and sd (population) of column col over all chains' rows with weights w. */
 static void weighted_moments(const double *rows, long n, const double *w, int col, double *mean, double *sd) {
@@ -61,7 +60,7 @@ static jade_status summarize_table(const char *path, par_summary *out) {
       for (int i = 0; i < N_OUT_PAR; i++) c2[i] = -1;
       for (char *tok = strtok(tmp, " \t\r\n,"); tok; tok = strtok(NULL, " \t\r\n,"), k++) {
         for (int i = 0; i < N_OUT_PAR; i++)
-          if (!strcmp(tok, mcmc_out_names[i])) c2[i] = k;
+          if (!strcmp(tok, jade_param_names[i])) c2[i] = k;
         if (!strcmp(tok, "weight")) w2 = k;
       }
       int found = 1;
@@ -116,7 +115,7 @@ static jade_status summarize_table(const char *path, par_summary *out) {
     }
     for (int i = 0; i < N_OUT_PAR && !st; i++)
       if (!isfinite(vals[(size_t)n * N_OUT_PAR + i]))
-        st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: %s is not finite", path, lineno, mcmc_out_names[i]);
+        st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: %s is not finite", path, lineno, jade_param_names[i]);
     n++;
   }
   fclose(f);
@@ -166,31 +165,34 @@ jade_status mcmc_write_compare(const char *mcmc_dir, const char *mcmc_name, cons
                           a, m.n, b, s.n);
   for (int j = 0; j < N_OUT_PAR; j++) {
     if (m.sd[j] > 0.0)
-      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g %.8g %.8g %.8g %+.5f %.5f\n", mcmc_out_names[j], m.mean[j], m.sd[j],
+      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g %.8g %.8g %.8g %+.5f %.5f\n", jade_param_names[j], m.mean[j], m.sd[j],
                               s.mean[j], s.sd[j], (s.mean[j] - m.mean[j]) / m.sd[j], s.sd[j] / m.sd[j]);
     else /* fixed in the NUTS run */
-      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g 0 %.8g %.8g nan nan   # fixed in the NUTS run\n", mcmc_out_names[j],
+      pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%-8s %.8g 0 %.8g %.8g nan nan   # fixed in the NUTS run\n", jade_param_names[j],
                               m.mean[j], s.mean[j], s.sd[j]);
   }
   return jade_write_file_atomic(out_path, buf);
 }
 
-jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, const jade_sim_config *sc,
-                                 const double *noise, const char *obs_path, const char *settings, double wall,
-                                 double wall_sampling, const jade_emulator *em, int n_refits,
-                                 jade_mcmc_health *health) {
+/* All chains' rows in chain order with their importance weights normalised to mean 1, the
+ * spread of the log weights and the Kish effective sample fraction. */
+typedef struct {
+  int C;
+  long S, N;     /* draws per chain, in all */
+  double *rows;  /* N x NCOL */
+  double *w;     /* N */
+  double lwsd, kish;
+} pooled;
+
+static jade_status pool_draws(const run_t *r, const chain_t *all, pooled *p) {
   const int C = r->n_chains;
   const long S = all[0].n_rows;
   const long N = S * C;
-  char path[4400];
-  jade_status st = JADE_OK;
-  /* all rows in chain order, weights normalised to mean 1 */
+  memset(p, 0, sizeof *p);
   double *rows = malloc(sizeof(double) * NCOL * (size_t)N), *w = malloc(sizeof(double) * (size_t)N);
-  double *x = malloc(sizeof(double) * (size_t)N);
-  if (!rows || !w || !x) {
+  if (!rows || !w) {
     free(rows);
     free(w);
-    free(x);
     return jade_error(JADE_ERR_NOMEM, "mcmc: out of memory for the outputs");
   }
   for (int c = 0; c < C; c++) memcpy(rows + (size_t)NCOL * S * c, all[c].rows, sizeof(double) * NCOL * S);
@@ -208,9 +210,22 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
     double d = rows[(size_t)i * NCOL + C_LW] - lwmean;
     lwsd += d * d / N;
   }
-  lwsd = sqrt(lwsd);
-  double kish = (double)N * N / sw2 / N; /* (sum w)^2 / sum w^2 / N with sum w = N */
-  /* theta.txt */
+  p->lwsd = sqrt(lwsd);
+  p->kish = (double)N * N / sw2 / N; /* (sum w)^2 / sum w^2 / N with sum w = N */
+  p->C = C;
+  p->S = S;
+  p->N = N;
+  p->rows = rows;
+  p->w = w;
+  return JADE_OK;
+}
+
+/* theta.txt (with the chain index) and chain.* (jade/chains.h, the layout of jade sample) */
+static jade_status write_draws(const char *dir, const pooled *p, const char *obs_path) {
+  const long N = p->N, S = p->S;
+  const double *rows = p->rows, *w = p->w;
+  char path[4400];
+  jade_status st;
   jade_text_file t;
   snprintf(path, sizeof path, "%s/theta.txt", dir);
   st = jade_text_open(path, &t);
@@ -224,9 +239,50 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
     }
     st = jade_text_commit(&t);
   }
-  /* maps: merge the chains' weighted moments (Chan, Golub & LeVeque 1979) */
-  float *mean_map = NULL, *std_map = NULL;
+  if (st) return st;
+  /* chain.*: a draw whose exact density is not finite has weight 0 and no finite
+   * -log posterior (getdist needs one): it is left out, and counted in the header */
+  double *cw = malloc(sizeof(double) * (size_t)(N ? N : 1)), *mlp = malloc(sizeof(double) * (size_t)(N ? N : 1));
+  double *val = malloc(sizeof(double) * N_OUT_PAR * (size_t)(N ? N : 1));
+  const size_t clen = strlen(obs_path) + 1024;
+  char *comment = malloc(clen);
+  if (!cw || !mlp || !val || !comment) st = jade_error(JADE_ERR_NOMEM, "mcmc: out of memory for the outputs");
   if (!st) {
+    long m = 0;
+    for (long i = 0; i < N; i++) {
+      const double *row = rows + (size_t)i * NCOL;
+      if (!isfinite(row[C_LP])) continue;
+      cw[m] = w[i];
+      mlp[m] = -row[C_LP];
+      memcpy(val + (size_t)m * N_OUT_PAR, row + C_TH, sizeof(double) * N_OUT_PAR);
+      m++;
+    }
+    snprintf(comment, clen,
+             "jade " JADE_VERSION " mcmc: %d chains x %ld post-warm-up NUTS draws, chain after chain (theta.txt: with the chain index)\n"
+             "observation %s\n"
+             "weight: importance weight exp(log p_exact - log p_sampled), normalised to mean 1 (1 unless --theory emulator)\n"
+             "minuslogpost: -log of the exact joint density of the white-noise field and the free parameters at the draw\n"
+             "(unconstrained coordinates, up to a constant); %ld draws with a non-finite density (weight 0) left out",
+             p->C, S, obs_path, N - m);
+    snprintf(path, sizeof path, "%s/chain", dir);
+    st = jade_chains_write(path, comment, N_OUT_PAR, jade_param_names, jade_param_latex, N_OUT_PAR - JADE_N_THETA, m, cw, mlp, val,
+                           N_OUT_PAR);
+  }
+  free(cw);
+  free(mlp);
+  free(val);
+  free(comment);
+  return st;
+}
+
+/* mean.fits, std.fits: the chains' weighted map moments merged (Chan, Golub & LeVeque 1979) */
+static jade_status write_maps(const char *dir, const run_t *r, const chain_t *all, const jade_sim_config *sc, const double *noise,
+                              long N) {
+  const int C = r->n_chains;
+  char path[4400];
+  jade_status st = JADE_OK;
+  float *mean_map = NULL, *std_map = NULL;
+  {
     mean_map = malloc(sizeof(float) * r->nmap);
     std_map = malloc(sizeof(float) * r->nmap);
     double *mu = calloc(r->nmap, sizeof(double)), *m2 = calloc(r->nmap, sizeof(double));
@@ -281,11 +337,22 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
   }
   free(mean_map);
   free(std_map);
-  /* diagnostics.txt */
-  if (!st) {
-    snprintf(path, sizeof path, "%s/diagnostics.txt", dir);
-    st = jade_text_open(path, &t);
-  }
+  return st;
+}
+
+/* diagnostics.txt; fills health */
+static jade_status write_diagnostics(const char *dir, const run_t *r, const chain_t *all, const pooled *p, const char *obs_path,
+                                     const char *settings, double wall, double wall_sampling, const jade_emulator *em,
+                                     int n_refits, jade_mcmc_health *health) {
+  const int C = p->C;
+  const long S = p->S, N = p->N;
+  const double *rows = p->rows, *w = p->w, lwsd = p->lwsd, kish = p->kish;
+  char path[4400];
+  jade_text_file t;
+  double *x = malloc(sizeof(double) * (size_t)(N ? N : 1));
+  if (!x) return jade_error(JADE_ERR_NOMEM, "mcmc: out of memory for the outputs");
+  snprintf(path, sizeof path, "%s/diagnostics.txt", dir);
+  jade_status st = jade_text_open(path, &t);
   if (!st) {
     FILE *f = t.f;
     fprintf(f, "# jade mcmc diagnostics: field-level NUTS on the explicit log-normal model\n");
@@ -309,7 +376,7 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
       weighted_moments(rows, N, w, j, &mu, &sd);
       int is_free = j >= JADE_N_THETA;
       for (int q = 0; q < r->n_free; q++) is_free |= r->free_idx[q] == j;
-      fprintf(f, "%-8s %12.6g %12.6g %10.3g %12.6g %12.6g %12.6g %8.4f %9.1f %9.1f%s\n", mcmc_out_names[j], mu, sd, sm.mcse_mean, sm.q05,
+      fprintf(f, "%-8s %12.6g %12.6g %10.3g %12.6g %12.6g %12.6g %8.4f %9.1f %9.1f%s\n", jade_param_names[j], mu, sd, sm.mcse_mean, sm.q05,
               sm.q50, sm.q95, sm.rhat, sm.ess_bulk, sm.ess_tail, is_free ? "" : "   (fixed)");
       if (is_free) {
         if (isfinite(sm.rhat)) worst_rhat = fmax(worst_rhat, sm.rhat);
@@ -317,10 +384,10 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
         /* the verdict sees NaN (not finite = not usable) */
         if (!(sm.rhat <= health->max_rhat)) {
           health->max_rhat = sm.rhat;
-          health->worst_rhat_name = mcmc_out_names[j];
+          health->worst_rhat_name = jade_param_names[j];
         }
         double e = fmin(sm.ess_bulk, sm.ess_tail);
-        if (!(e >= fmin(health->min_ess_bulk, health->min_ess_tail))) health->min_ess_name = mcmc_out_names[j];
+        if (!(e >= fmin(health->min_ess_bulk, health->min_ess_tail))) health->min_ess_name = jade_param_names[j];
         if (!(sm.ess_bulk >= health->min_ess_bulk)) health->min_ess_bulk = sm.ess_bulk;
         if (!(sm.ess_tail >= health->min_ess_tail)) health->min_ess_tail = sm.ess_tail;
       }
@@ -380,9 +447,20 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
     if (st) jade_text_abort(&t);
     else st = jade_text_commit(&t);
   }
-  free(rows);
-  free(w);
   free(x);
+  return st;
+}
+
+jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, const jade_sim_config *sc,
+                               const double *noise, const char *obs_path, const char *settings, double wall,
+                               double wall_sampling, const jade_emulator *em, int n_refits, jade_mcmc_health *health) {
+  pooled p;
+  jade_status st = pool_draws(r, all, &p);
+  if (!st) st = write_draws(dir, &p, obs_path);
+  if (!st) st = write_maps(dir, r, all, sc, noise, p.N);
+  if (!st) st = write_diagnostics(dir, r, all, &p, obs_path, settings, wall, wall_sampling, em, n_refits, health);
+  free(p.rows);
+  free(p.w);
   return st;
 }
 
