@@ -4,15 +4,13 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libfftw3-dev libopenblas-openmp-dev libgsl-dev libcfitsio-dev
-      libopenmpi-dev openmpi-bin libpng-dev)
+      libopenmpi-dev openmpi-bin libpng-dev
+      python3 python3-numpy python3-pytest)   # the Python package python/jade and its tests
 # Optional extras: chromium for the report screenshot test (JADE_WITH_CHROMIUM=1).
 if [ "${JADE_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
 # For scripts/fuzz.sh (JADE_WITH_FUZZ=1): clang with libFuzzer and the sanitizer runtimes,
 # and LLVM's OpenMP runtime.
 if [ "${JADE_WITH_FUZZ:-0}" = 1 ]; then pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev); fi
-# For the Python package python/jade and its tests (JADE_WITH_PYTHON=1): numpy (required by
-# the package) and pytest (tests/test_python.sh runs the test files as scripts without it).
-if [ "${JADE_WITH_PYTHON:-0}" = 1 ]; then pkgs+=(python3-numpy python3-pytest); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

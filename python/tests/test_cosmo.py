@@ -169,14 +169,5 @@ def test_errors():
 
 
 if __name__ == "__main__":
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
-    failed = 0
-    for n, f in tests:
-        try:
-            f()
-            print("ok     %s" % n)
-        except Exception as e:  # report every failure, then exit non-zero
-            failed += 1
-            print("FAILED %s: %s: %s" % (n, type(e).__name__, e))
-    print("%d of %d tests passed" % (len(tests) - failed, len(tests)))
-    sys.exit(1 if failed else 0)
+    import _runner
+    _runner.main(globals())

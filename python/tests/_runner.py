@@ -1,0 +1,17 @@
+"""Script mode for the test files when pytest is not installed: runs every test_* function
+of a module's globals, prints one line per test and exits non-zero if any failed."""
+import sys
+
+
+def main(namespace):
+    tests = [(n, f) for n, f in sorted(namespace.items()) if n.startswith("test_") and callable(f)]
+    failed = 0
+    for n, f in tests:
+        try:
+            f()
+            print("ok     %s" % n)
+        except Exception as e:
+            failed += 1
+            print("FAILED %s: %s: %s" % (n, type(e).__name__, e))
+    print("%d of %d tests passed" % (len(tests) - failed, len(tests)))
+    sys.exit(1 if failed else 0)
