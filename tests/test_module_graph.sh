@@ -66,7 +66,9 @@ inc_edges() {
 # ---- symbol graph: "A B" edges from the compiled objects ----
 sym_edges() {
   local objs
-  objs=$(find "$BUILD/CMakeFiles" -path '*/src/*/*.c.o' 2>/dev/null | grep -v '/tests/\|/app/\|/bench/\|/fuzz/' | grep 'jade')
+  # the library's object files (target jade_objects; objects left by an older layout of the
+  # build tree in other target folders are ignored)
+  objs=$(find "$BUILD/CMakeFiles/jade_objects.dir" -path '*/src/*/*.c.o' 2>/dev/null)
   if [ -z "$objs" ]; then echo "NOOBJ"; return; fi
   # module of an object: the folder under src/ in its path
   for o in $objs; do
