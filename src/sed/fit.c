@@ -155,8 +155,15 @@ jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, cons
 
 void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   jade_ens_options_default(&o->ens);
+  /* mixed moves and adaptive burn-in (docs/sed.md "Sampler"): half DE (10% of them mode hops),
+   * burn-in until >= 10 tau_max, capped at 3000 iterations */
+  o->ens.p_de = 0.5;
+  o->ens.burn_tau = 10.0;
+  o->ens.n_burn = 3000;
   o->n_init = 512;
-  o->n_opt = 1000;
+  o->n_opt = 600;
+  o->n_starts = 6;
+  o->mode_nats = 4.0;
   o->ball = 0.1;
   o->block = 16;
   o->verbose = 0;
@@ -179,19 +186,25 @@ static jade_status block_logp(void *ctx, size_t n, const size_t *gal, const doub
   return st;
 }
 
-/* Starts: n_init population draws (absolute magnitudes shared by all galaxies); for each galaxy
- * N is fitted in closed form (weighted least squares of the flux scale) and the best candidate
- * by likelihood is then improved by hill climbing on the full posterior (a (1+1) evolution
- * strategy with the 1/5th-success step rule, Rechenberg 1973). */
+#define MAX_STARTS 32
+
+/* Starts (multi-start optimisation): n_init population draws (absolute magnitudes shared by all
+ * galaxies); for each galaxy N is fitted in closed form (weighted least squares of the flux
+ * scale), and the n_starts best candidates by likelihood whose redshifts differ by > 0.05 (1 + z)
+ * are each improved by hill climbing on the full posterior (a (1+1) evolution strategy with the
+ * 1/5th-success step rule, Rechenberg 1973). Outputs per galaxy and start s (index g * K + s):
+ * the optimum xo, its log posterior lo and the final step. */
 static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const double *cand_th,
-                              const double *cand_abs, double *xbest, double *lbest, double *step_out) {
+                              const double *cand_abs, double *xo, double *lo, double *stp) {
   const jade_sed_posterior *P = bc->post;
-  int nb = jade_sed_photulator_n_bands(P->phot);
-  for (size_t g = 0; g < ng; g++) {
+  int nb = jade_sed_photulator_n_bands(P->phot), K = o->n_starts;
+  double *Lc = jade_alloc((size_t)o->n_init * sizeof(double)), *Nc = jade_alloc((size_t)o->n_init * sizeof(double));
+  size_t n = ng * (size_t)K;
+  size_t *gi = jade_alloc(n * sizeof(size_t));
+  double *y = jade_alloc(n * 16 * sizeof(double)), *ly = jade_alloc(n * sizeof(double));
+  jade_status st = Lc && Nc && gi && y && ly ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t g = 0; g < ng && !st; g++) {
     const double *fo = P->flux + (bc->g0 + g) * nb, *so = P->sigma + (bc->g0 + g) * nb;
-    double best = -INFINITY;
-    int bi = 0;
-    double bN = 0;
     for (int c = 0; c < o->n_init; c++) {
       double f0[JADE_SED_MAX_BANDS], sxy = 0, sxx = 0;
       for (int b = 0; b < nb; b++) {
@@ -203,53 +216,160 @@ static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_optio
       double A = sxx > 0 ? sxy / sxx : 0, N = A > 0 ? -2.5 * log10(A) : cand_th[(size_t)c * 16];
       double fm[JADE_SED_MAX_BANDS], sN = pow(10.0, -0.4 * N);
       for (int b = 0; b < nb; b++) fm[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * sN;
-      double L = jade_sed_loglike(&P->dm, fm, fo, so);
-      if (L > best) {
-        best = L;
-        bi = c;
-        bN = N;
-      }
+      Lc[c] = jade_sed_loglike(&P->dm, fm, fo, so);
+      Nc[c] = N;
     }
-    double th[16];
-    memcpy(th, cand_th + (size_t)bi * 16, sizeof th);
-    th[0] = bN;
-    jade_sed_theta_to_phi(th, xbest + g * 16);
-    for (int j = 1; j < 16; j++) /* keep strictly inside the box */
-      if (!isfinite(xbest[g * 16 + j])) xbest[g * 16 + j] = xbest[g * 16 + j] > 0 ? 6.0 : -6.0;
+    /* greedy: the best remaining candidate whose z is apart from those already picked (ties and
+     * order by index: deterministic); if fewer distinct redshifts exist, the next best overall */
+    int pick[MAX_STARTS], np = 0;
+    for (int pass = 0; pass < 2 && np < K; pass++)
+      while (np < K) {
+        int bi = -1;
+        for (int c = 0; c < o->n_init; c++) {
+          int ok = bi < 0 || Lc[c] > Lc[bi];
+          for (int q = 0; q < np && ok; q++) {
+            double zc = cand_th[(size_t)c * 16 + 15], zq = cand_th[(size_t)pick[q] * 16 + 15];
+            ok = c != pick[q] && (pass || fabs(zc - zq) > 0.05 * (1 + zq));
+          }
+          if (ok) bi = c;
+        }
+        if (bi < 0) break;
+        pick[np++] = bi;
+      }
+    for (int s = 0; s < K; s++) {
+      int c = pick[s < np ? s : 0];
+      double th[16];
+      memcpy(th, cand_th + (size_t)c * 16, sizeof th);
+      th[0] = Nc[c];
+      double *x = xo + (g * K + s) * 16;
+      jade_sed_theta_to_phi(th, x);
+      for (int j = 1; j < 16; j++) /* keep strictly inside the box */
+        if (!isfinite(x[j])) x[j] = x[j] > 0 ? 6.0 : -6.0;
+      gi[g * K + s] = g;
+      stp[g * K + s] = 0.3;
+    }
   }
-  size_t *gi = jade_alloc(ng * sizeof(size_t));
-  double *y = jade_alloc(ng * 16 * sizeof(double)), *ly = jade_alloc(ng * sizeof(double));
-  double *step = jade_alloc(ng * sizeof(double));
-  jade_status st = gi && y && ly && step ? JADE_OK : JADE_ERR_NOMEM;
-  for (size_t g = 0; g < ng && !st; g++) {
-    gi[g] = g;
-    step[g] = 0.3;
-  }
-  if (!st) st = block_logp(bc, ng, gi, xbest, lbest);
+  if (!st) st = block_logp(bc, n, gi, xo, lo);
   for (int it = 0; it < o->n_opt && !st; it++) {
     for (size_t g = 0; g < ng; g++) {
       uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->ens.first_id + bc->g0 + g);
-      double e[16];
-      jade_rng_normal_fill(o->ens.seed, stream, ((uint64_t)1 << 50) + (uint64_t)it * 16, 16, e);
-      for (int j = 0; j < 16; j++) y[g * 16 + j] = xbest[g * 16 + j] + step[g] * e[j];
+      for (int s = 0; s < K; s++) {
+        double e[16];
+        size_t r = g * K + s;
+        jade_rng_normal_fill(o->ens.seed, stream, ((uint64_t)1 << 50) + ((uint64_t)it * MAX_STARTS + s) * 16, 16, e);
+        for (int j = 0; j < 16; j++) y[r * 16 + j] = xo[r * 16 + j] + stp[r] * e[j];
+      }
     }
-    if ((st = block_logp(bc, ng, gi, y, ly))) break;
-    for (size_t g = 0; g < ng; g++) {
-      if (ly[g] > lbest[g]) {
-        lbest[g] = ly[g];
-        memcpy(xbest + g * 16, y + g * 16, 16 * sizeof(double));
-        step[g] = fmin(2.0, step[g] * 1.5);
+    if ((st = block_logp(bc, n, gi, y, ly))) break;
+    for (size_t r = 0; r < n; r++) {
+      if (ly[r] > lo[r]) {
+        lo[r] = ly[r];
+        memcpy(xo + r * 16, y + r * 16, 16 * sizeof(double));
+        stp[r] = fmin(2.0, stp[r] * 1.5);
       } else {
-        step[g] = fmax(1e-3, step[g] * 0.85);
+        stp[r] = fmax(1e-4, stp[r] * 0.85);
       }
     }
   }
-  if (!st)
-    for (size_t g = 0; g < ng; g++) step_out[g] = step[g];
+  free(Lc);
+  free(Nc);
   free(gi);
   free(y);
   free(ly);
-  free(step);
+  return st;
+}
+
+/* Walkers from the optima of one galaxy (K of them at xo, log posterior lo, final step stp):
+ * distinct optima (redshifts apart by > 0.02 (1 + z)) get a diagonal Laplace scale sigma_j =
+ * 1/sqrt(-d2 log p / d phi_j^2) (central second differences with h = max(step, 1e-3)), and those
+ * whose Laplace weight log p + sum_j log sigma_j is within mode_nats of the best share the W
+ * walkers in proportion to that weight (every kept mode in both half-ensembles); walker w starts
+ * at mode + min(ball, sigma_j) e_j. x0: W x 16. Returns the number of modes used. */
+static jade_status init_walkers(block_ctx *bc, size_t g, const jade_sed_fit_options *o, const double *xo,
+                                const double *lo, const double *stp, double *x0, int *n_modes) {
+  int K = o->n_starts, W = o->ens.n_walkers;
+  int ord[MAX_STARTS], keep[MAX_STARTS], nk = 0;
+  for (int s = 0; s < K; s++) ord[s] = s;
+  for (int a = 1; a < K; a++) /* insertion sort by log posterior, descending (stable) */
+    for (int b = a; b > 0 && lo[ord[b]] > lo[ord[b - 1]]; b--) {
+      int t = ord[b];
+      ord[b] = ord[b - 1];
+      ord[b - 1] = t;
+    }
+  for (int a = 0; a < K; a++) {
+    int s = ord[a], ok = isfinite(lo[s]);
+    double th[16], tq[16];
+    jade_sed_phi_to_theta(xo + s * 16, th);
+    for (int q = 0; q < nk && ok; q++) {
+      jade_sed_phi_to_theta(xo + keep[q] * 16, tq);
+      ok = fabs(th[15] - tq[15]) > 0.02 * (1 + tq[15]);
+    }
+    if (ok || (a == 0)) keep[nk++] = s;
+  }
+  /* second differences: 32 points per kept mode */
+  size_t np = (size_t)nk * 32;
+  double *pt = jade_alloc(np * 16 * sizeof(double)), *lp = jade_alloc(np * sizeof(double));
+  size_t *gi = jade_alloc(np * sizeof(size_t));
+  jade_status st = pt && lp && gi ? JADE_OK : JADE_ERR_NOMEM;
+  double sig[MAX_STARTS][16], lw[MAX_STARTS];
+  if (!st) {
+    for (int m = 0; m < nk; m++) {
+      double h = fmax(stp[keep[m]], 1e-3);
+      for (int j = 0; j < 16; j++)
+        for (int sgn = 0; sgn < 2; sgn++) {
+          size_t r = (size_t)m * 32 + j * 2 + sgn;
+          memcpy(pt + r * 16, xo + keep[m] * 16, 16 * sizeof(double));
+          pt[r * 16 + j] += sgn ? -h : h;
+          gi[r] = g;
+        }
+    }
+    st = block_logp(bc, np, gi, pt, lp);
+  }
+  int cnt[MAX_STARTS] = {0};
+  if (!st) {
+    double best = -INFINITY;
+    for (int m = 0; m < nk; m++) {
+      double h = fmax(stp[keep[m]], 1e-3), l0 = lo[keep[m]];
+      lw[m] = l0;
+      for (int j = 0; j < 16; j++) {
+        double d2 = (lp[(size_t)m * 32 + j * 2] - 2 * l0 + lp[(size_t)m * 32 + j * 2 + 1]) / (h * h);
+        sig[m][j] = d2 < 0 && isfinite(d2) ? 1.0 / sqrt(-d2) : h;
+        lw[m] += log(sig[m][j]);
+      }
+      best = fmax(best, lw[m]);
+    }
+    /* walker shares: W exp(lw - best) / sum over modes within mode_nats, at least 2 (one per
+     * half) for a kept mode, the rest to the best mode */
+    double tot = 0;
+    for (int m = 0; m < nk; m++) tot += lw[m] >= best - o->mode_nats ? exp(lw[m] - best) : 0;
+    int used = 0, bm = 0;
+    for (int m = 1; m < nk; m++)
+      if (lw[m] > lw[bm]) bm = m;
+    for (int m = 0; m < nk; m++) {
+      if (m == bm || !(lw[m] >= best - o->mode_nats)) continue;
+      int c = 2 * (int)floor(0.5 * W * exp(lw[m] - best) / tot);
+      if (c < 2) c = 2;
+      if (used + c > W - 2) c = 0;
+      cnt[m] = c;
+      used += c;
+    }
+    cnt[bm] += W - used;
+    /* walker w sits at position p = 2 (w mod H) + w / H in the interleaved order of the two halves */
+    int H = W / 2, nm = 0;
+    for (int m = 0; m < nk; m++) nm += cnt[m] > 0;
+    *n_modes = nm;
+    for (int w = 0; w < W; w++) {
+      int p = 2 * (w % H) + w / H, m = 0, cum = cnt[0];
+      while (p >= cum) cum += cnt[++m];
+      double e[16];
+      jade_rng_normal_fill(o->ens.seed, JADE_STREAM(JADE_RNG_MCMC, o->ens.first_id + bc->g0 + g),
+                           ((uint64_t)1 << 51) + (uint64_t)w * 16, 16, e);
+      for (int j = 0; j < 16; j++) x0[w * 16 + j] = xo[keep[m] * 16 + j] + fmin(o->ball, sig[m][j]) * e[j];
+    }
+  }
+  free(pt);
+  free(lp);
+  free(gi);
   return st;
 }
 
@@ -257,18 +377,25 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
                          jade_sed_summary *summ, float *chain, double *t_prior, double *t_like) {
   const jade_ens_options *eo = &o->ens;
   int W = eo->n_walkers, nb = jade_sed_photulator_n_bands(post->phot);
-  if (o->n_init < 1 || o->n_opt < 0 || !(o->ball > 0) || o->block < 1)
-    return jade_error(JADE_ERR_INVALID, "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu)", o->n_init,
-                      o->n_opt, o->ball, o->block);
+  if (o->n_init < 1 || o->n_opt < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
+      o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0))
+    return jade_error(JADE_ERR_INVALID,
+                      "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
+                      "n_init)], mode_nats %g >= 0)",
+                      o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
   double *cand_abs = jade_alloc((size_t)o->n_init * nb * sizeof(double));
-  double *x0 = jade_alloc(B * W * 16 * sizeof(double)), *xb = jade_alloc(B * 16 * sizeof(double));
-  double *lb = jade_alloc(B * sizeof(double)), *acc = jade_alloc(B * sizeof(double));
+  size_t K = (size_t)o->n_starts;
+  double *x0 = jade_alloc(B * W * 16 * sizeof(double)), *xb = jade_alloc(B * K * 16 * sizeof(double));
+  double *lb = jade_alloc(B * K * sizeof(double)), *acc = jade_alloc(B * K * sizeof(double));
+  jade_ens_stats *es = jade_alloc(B * sizeof(jade_ens_stats));
+  int *nmod = jade_alloc(B * sizeof(int));
   double *ch = jade_alloc(B * nkw * 16 * sizeof(double)), *th = jade_alloc(nkw * 16 * sizeof(double));
   double *col = jade_alloc(nkw * sizeof(double)), *mf = jade_alloc(nkw * sizeof(double));
-  jade_status st = cand_th && cand_abs && x0 && xb && lb && acc && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
+  jade_status st =
+      cand_th && cand_abs && x0 && xb && lb && acc && es && nmod && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
   /* candidate starts: jade's population without selection (seeded apart from the fit's walkers) */
   if (!st) st = jade_sed_population_draw(post->phot, eo->seed ^ 0x5eed5eedull, (size_t)o->n_init, 0, INFINITY, cand_th, NULL);
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
@@ -278,20 +405,12 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;
     bc.g0 = g0;
     if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc))) break;
-    /* the ball: sigma = min(ball, the hill climber's final step), which tracks the posterior's
-     * scale (high signal-to-noise photometry constrains phi to ~0.01: a 0.1 ball would leave the
-     * walkers far outside the typical set, with acceptance ~2%) */
-    for (size_t g = 0; g < ng; g++) {
-      double bs = fmin(o->ball, acc[g]);
-      for (int w = 0; w < W; w++) {
-        double e[16];
-        jade_rng_normal_fill(eo->seed, JADE_STREAM(JADE_RNG_MCMC, eo->first_id + g0 + g), ((uint64_t)1 << 51) + (uint64_t)w * 16, 16, e);
-        for (int j = 0; j < 16; j++) x0[(g * W + w) * 16 + j] = xb[g * 16 + j] + bs * e[j];
-      }
-    }
+    for (size_t g = 0; g < ng && !st; g++)
+      st = init_walkers(&bc, g, o, xb + g * K * 16, lb + g * K, acc + g * K, x0 + g * W * 16, nmod + g);
+    if (st) break;
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
-    if ((st = jade_ens_run(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, acc))) break;
+    if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) break;
     for (size_t g = 0; g < ng; g++) {
       jade_sed_summary *S = &summ[g0 + g];
       const double *c = ch + g * nkw * 16;
@@ -304,17 +423,27 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
           col[i] = j < 16 ? th[i * 16 + j] : (mass ? jade_sed_log10_mass(th + i * 16, mf[i]) : NAN);
         if (chain)
           for (size_t i = 0; i < nkw; i++) chain[((g0 + g) * nkw + i) * JADE_SED_NQ + j] = (float)col[i];
-        double probs[3] = {0.15865525393145707, 0.5, 0.8413447460685429}, q[3] = {NAN, NAN, NAN};
+        double probs[5] = {0.025, 0.15865525393145707, 0.5, 0.8413447460685429, 0.975};
+        double q[5] = {NAN, NAN, NAN, NAN, NAN};
         int finite = 1;
         for (size_t i = 0; i < nkw; i++) finite &= isfinite(col[i]);
-        if (finite) jade_mcmc_quantiles(col, nkw, probs, 3, q);
-        S->lo68[j] = q[0];
-        S->median[j] = q[1];
-        S->hi68[j] = q[2];
+        if (finite) jade_mcmc_quantiles(col, nkw, probs, 5, q);
+        S->lo95[j] = q[0];
+        S->lo68[j] = q[1];
+        S->median[j] = q[2];
+        S->hi68[j] = q[3];
+        S->hi95[j] = q[4];
       }
       for (int j = 0; j < 16; j++) S->tau[j] = jade_ens_autocorr_time(c + j, nk, W, 16, 5.0) * eo->thin;
-      S->accept = acc[g];
-      S->logp_start = lb[g];
+      S->accept = es[g].accept;
+      S->accept_stretch = es[g].accept_stretch;
+      S->accept_de = es[g].accept_de;
+      S->accept_hop = es[g].accept_hop;
+      S->n_burn = es[g].n_burn;
+      S->tau_burn = es[g].tau_burn;
+      S->n_modes = nmod[g];
+      S->logp_start = -INFINITY;
+      for (size_t s = 0; s < K; s++) S->logp_start = fmax(S->logp_start, lb[g * K + s]);
     }
     if (o->verbose) {
       char el[32];
@@ -331,6 +460,8 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   free(xb);
   free(lb);
   free(acc);
+  free(es);
+  free(nmod);
   free(ch);
   free(th);
   free(col);
