@@ -239,8 +239,9 @@ typedef struct {
   double gamma;      /* DE scale; 0: 2.38 / sqrt(2 d) (Nelson et al. 2014), jittered +-10% */
   double burn_tau;   /* adaptive burn-in: 0: exactly n_burn iterations; > 0: a galaxy's burn-in
                         ends at the first check (every burn_check iterations) where burn >=
-                        burn_tau x tau_max (estimated on the burn-in's second half) and tau_max
-                        changed by < 25% since the previous check; n_burn is then the cap */
+                        burn_tau x tau_max (estimated on the burn-in's second half, which must
+                        hold >= 10 tau_max) and tau_max changed by < 25% since the previous
+                        check; n_burn is then the cap */
   long burn_check;   /* iterations between burn-in checks (100) */
   uint64_t seed;
   uint64_t first_id; /* galaxy g draws from Philox stream first_id + g (0) */

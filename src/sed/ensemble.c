@@ -169,7 +169,10 @@ jade_status jade_ens_run_stats(jade_ens_logp_fn f, void *ctx, size_t n_gal, int 
                                               (size_t)d, 5.0);
             tm = isfinite(t) ? fmax(tm, t) : INFINITY;
           }
-          int settled = isfinite(tm) && nb >= o->burn_tau * tm && fabs(tm - tau_prev[g]) < 0.25 * tm;
+          /* an estimate from a window shorter than ~10 tau saturates near n/10 (the chain looks
+           * decorrelated only because it is short): require nb - h0 >= 10 tau as well */
+          int settled = isfinite(tm) && nb >= o->burn_tau * tm && (double)(nb - h0) >= 10.0 * tm &&
+                        fabs(tm - tau_prev[g]) < 0.25 * tm;
           tau_prev[g] = tm;
           if (settled || nb >= o->n_burn) {
             burn[g] = nb;
