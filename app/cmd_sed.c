@@ -177,7 +177,8 @@ static int cmd_fit(int argc, char **argv) {
       {"chain-thin", "K", "keep every K-th step in PREFIX_chains.npy (0: no chain file)", "10", 0, 0, NULL, 0},
       {"block", "B", "galaxies sampled together", "16", 0, 0, NULL, 0},
       {"n-init", "N", "candidate starts per galaxy", "512", 0, 0, NULL, 0},
-      {"n-opt", "N", "hill-climbing iterations towards the MAP from each start", "600", 0, 0, NULL, 0},
+      {"n-opt", "N", "hill-climbing iterations towards the MAP from each start", "300", 0, 0, NULL, 0},
+      {"n-lm", "N", "then Levenberg-Marquardt iterations from each start", "40", 0, 0, NULL, 0},
       {"max-galaxies", "N", "fit only the first N galaxies (0: all)", "0", 0, 0, NULL, 0},
       {"seed", "S", "random seed", "1", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -195,7 +196,7 @@ static int cmd_fit(int argc, char **argv) {
   o.models = jade_cli_opt(opts, "models")->value;
   o.catalogue = jade_cli_opt(opts, "catalogue")->value;
   o.out_prefix = jade_cli_opt(opts, "out")->value;
-  long w, steps, burn, ct, block, ni, no, mg, seed, ns;
+  long w, steps, burn, ct, block, ni, no, mg, seed, ns, nlm;
   double bt = 0, pde = 0;
   jade_sed_score *owned = NULL;
   jade_status st = o.catalogue && o.out_prefix ? JADE_OK
@@ -209,6 +210,7 @@ static int cmd_fit(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "n-init", 1, 10000000, &ni);
   if (!st) st = jade_cli_long(opts, "n-opt", 0, 10000000, &no);
   if (!st) st = jade_cli_long(opts, "n-starts", 1, 32, &ns);
+  if (!st) st = jade_cli_long(opts, "n-lm", 0, 1000000, &nlm);
   if (!st) st = jade_cli_double(opts, "burn-tau", 0, 1e6, &bt);
   if (!st) st = jade_cli_double(opts, "p-de", 0, 1, &pde);
   if (!st) st = jade_cli_long(opts, "max-galaxies", 0, 0x7fffffffffffffffL, &mg);
@@ -225,6 +227,7 @@ static int cmd_fit(int argc, char **argv) {
     o.fit.n_init = (int)ni;
     o.fit.n_opt = (int)no;
     o.fit.n_starts = (int)ns;
+    o.fit.n_lm = (int)nlm;
     o.fit.ens.burn_tau = bt;
     o.fit.ens.p_de = pde;
     o.fit.verbose = 1;

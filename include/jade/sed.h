@@ -319,14 +319,15 @@ typedef struct {
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
   int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
-  int n_opt;             /* hill-climbing iterations towards the MAP from each start (600) */
+  int n_opt;             /* hill-climbing iterations towards the MAP from each start (300) */
+  int n_lm;              /* then Levenberg-Marquardt iterations (Gauss-Newton, reweighted for the
+                            Student-t, forward-difference Jacobian: 17 points each) (40) */
   int n_starts;          /* independent optimisations per galaxy from the best candidates of
                             distinct redshifts (6) */
   double mode_nats;      /* optima within this many nats of the best (Laplace weight) share the
                             walkers in proportion to their Laplace weights (4) */
-  double ball;           /* initial ball around an optimum, in phi: per coordinate sigma_j =
-                            min(ball, 1/sqrt(-d2 log p/d phi_j^2)) (the conditional scale from
-                            central second differences) (0.1) */
+  double ball;           /* walkers start at mode + ball x a draw from the Laplace approximation
+                            N(mode, A^-1), A the Gauss-Newton precision at the mode (0.5) */
   size_t block;          /* galaxies sampled together (16) */
   int verbose;
 } jade_sed_fit_options;
