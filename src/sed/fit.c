@@ -437,7 +437,7 @@ static void init_walkers(size_t gid, const jade_sed_fit_options *o, const double
   for (int m = 0; m < nk; m++) tot += lw[m] >= best - o->mode_nats ? exp(lw[m] - best) : 0;
   int cnt[MAX_STARTS] = {0}, used = 0;
   for (int m = 0; m < nk; m++) {
-    if (m == bm || !(lw[m] >= best - o->mode_nats)) continue;
+    if (m == bm || !isfinite(best) || !(lw[m] >= best - o->mode_nats)) continue; /* no finite mode: all at bm */
     int c = 2 * (int)floor(0.5 * W * exp(lw[m] - best) / tot);
     if (c < 2) c = 2;
     if (used + c > W - 2) c = 0;
