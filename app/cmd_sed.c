@@ -169,11 +169,16 @@ static int cmd_fit(int argc, char **argv) {
       {"out", "PREFIX", "outputs PREFIX_summary.{fits,txt,npy}, PREFIX_chains.npy", NULL, 0, 0, NULL, 0},
       {"walkers", "W", "walkers per galaxy (even)", "32", 0, 0, NULL, 0},
       {"steps", "N", "iterations after burn-in", "1000", 0, 0, NULL, 0},
-      {"burn", "N", "burn-in iterations", "500", 0, 0, NULL, 0},
+      {"burn", "N", "burn-in iterations (with --burn-tau > 0: the cap)", "3000", 0, 0, NULL, 0},
+      {"burn-tau", "K", "adaptive burn-in: until >= K tau_max and tau settled (0: exactly --burn)", "10", 0, 0, NULL,
+       0},
+      {"p-de", "P", "fraction of differential-evolution moves (rest: stretch)", "0.5", 0, 0, NULL, 0},
+      {"n-starts", "K", "independent optimisations per galaxy (distinct redshifts)", "6", 0, 0, NULL, 0},
       {"chain-thin", "K", "keep every K-th step in PREFIX_chains.npy (0: no chain file)", "10", 0, 0, NULL, 0},
       {"block", "B", "galaxies sampled together", "16", 0, 0, NULL, 0},
       {"n-init", "N", "candidate starts per galaxy", "512", 0, 0, NULL, 0},
-      {"n-opt", "N", "hill-climbing iterations towards the MAP", "1000", 0, 0, NULL, 0},
+      {"n-opt", "N", "hill-climbing iterations towards the MAP from each start", "300", 0, 0, NULL, 0},
+      {"n-lm", "N", "then Levenberg-Marquardt iterations from each start", "40", 0, 0, NULL, 0},
       {"max-galaxies", "N", "fit only the first N galaxies (0: all)", "0", 0, 0, NULL, 0},
       {"seed", "S", "random seed", "1", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -191,7 +196,8 @@ static int cmd_fit(int argc, char **argv) {
   o.models = jade_cli_opt(opts, "models")->value;
   o.catalogue = jade_cli_opt(opts, "catalogue")->value;
   o.out_prefix = jade_cli_opt(opts, "out")->value;
-  long w, steps, burn, ct, block, ni, no, mg, seed;
+  long w, steps, burn, ct, block, ni, no, mg, seed, ns, nlm;
+  double bt = 0, pde = 0;
   jade_sed_score *owned = NULL;
   jade_status st = o.catalogue && o.out_prefix ? JADE_OK
                                                : jade_error(JADE_ERR_INVALID, "--catalogue CAT and --out PREFIX are required");
@@ -203,6 +209,10 @@ static int cmd_fit(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "block", 1, 100000, &block);
   if (!st) st = jade_cli_long(opts, "n-init", 1, 10000000, &ni);
   if (!st) st = jade_cli_long(opts, "n-opt", 0, 10000000, &no);
+  if (!st) st = jade_cli_long(opts, "n-starts", 1, 32, &ns);
+  if (!st) st = jade_cli_long(opts, "n-lm", 0, 1000000, &nlm);
+  if (!st) st = jade_cli_double(opts, "burn-tau", 0, 1e6, &bt);
+  if (!st) st = jade_cli_double(opts, "p-de", 0, 1, &pde);
   if (!st) st = jade_cli_long(opts, "max-galaxies", 0, 0x7fffffffffffffffL, &mg);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st) st = parse_prior(opts, &o.prior, &owned);
@@ -216,6 +226,10 @@ static int cmd_fit(int argc, char **argv) {
     o.fit.block = (size_t)block;
     o.fit.n_init = (int)ni;
     o.fit.n_opt = (int)no;
+    o.fit.n_starts = (int)ns;
+    o.fit.n_lm = (int)nlm;
+    o.fit.ens.burn_tau = bt;
+    o.fit.ens.p_de = pde;
     o.fit.verbose = 1;
     o.max_galaxies = (size_t)mg;
     st = jade_sed_fit_run(&o, &rep);
@@ -226,7 +240,9 @@ static int cmd_fit(int argc, char **argv) {
   printf("galaxies %zu  wall %.1f s (%.3f s per galaxy; prior %.1f s, likelihood %.1f s)\n", rep.n_gal, rep.seconds,
          rep.seconds / (rep.n_gal ? rep.n_gal : 1), rep.t_prior, rep.t_like);
   printf("median acceptance %.3f  median max-over-parameters tau %.1f steps\n", rep.accept_median, rep.tau_max_median);
-  if (!isnan(rep.cov_z)) printf("68%% coverage of the truth: z %.3f  log10 M* %.3f\n", rep.cov_z, rep.cov_m);
+  if (!isnan(rep.cov_z))
+    printf("68%% coverage of the truth: z %.3f  log10 M* %.3f\n95%% coverage of the truth: z %.3f  log10 M* %.3f\n",
+           rep.cov_z, rep.cov_m, rep.cov95_z, rep.cov95_m);
   return 0;
 }
 

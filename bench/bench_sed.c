@@ -92,6 +92,7 @@ int main(int argc, char **argv) {
     jade_sed_fit_options_default(&fo2);
     fo2.ens.n_steps = steps;
     fo2.ens.n_burn = burn;
+    fo2.ens.burn_tau = 0; /* a fixed burn-in: the printed iteration counts are the ones run */
     fo2.n_opt = 100;
     fo2.block = (size_t)n_gal;
     jade_sed_summary *S = calloc((size_t)n_gal, sizeof *S);
@@ -104,9 +105,9 @@ int main(int argc, char **argv) {
     double c = (cpu_now() - c0) / n_gal, tau = 0;
     for (int g = 0; g < n_gal; g++)
       for (int j = 0; j < 16; j++) tau = fmax(tau, S[g].tau[j]);
-    printf("%s prior: full chain (%d walkers x %ld steps + %ld burn-in, start search) %.3g core-s per galaxy; "
+    printf("%s prior: full chain (%d walkers x %ld steps + %ld burn-in, %d starts) %.3g core-s per galaxy; "
            "prior share %.0f%%; max tau %.0f steps\n",
-           k ? "diffusion" : "box", fo2.ens.n_walkers, steps, burn, c, 100 * tp / (tp + tl), tau);
+           k ? "diffusion" : "box", fo2.ens.n_walkers, steps, burn, fo2.n_starts, c, 100 * tp / (tp + tl), tau);
     free(S);
   }
   jade_sed_photulator_free(p);

@@ -3,7 +3,9 @@
  * + 1) within Monte Carlo error (the error from the measured autocorrelation time), the
  * autocorrelation-time estimator on AR(1) series (exact tau = (1 + phi)/(1 - phi)), NaN
  * densities as -inf (a NaN region is never entered), and batch independence (a galaxy's chain
- * is bit-identical alone or among others). */
+ * is bit-identical alone or among others); the same for the sampler mixing stretch and
+ * differential-evolution moves with the adaptive burn-in, and mode weights of a bimodal target
+ * (exact) recovered by the DE mode-hopping moves. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +69,8 @@ static void start(double *x0, size_t n_gal, int W, const target *t) {
                                   0.1 * jade_rng_normal(2, JADE_STREAM(JADE_RNG_TEST, 30), (g * W + w) * D + j);
 }
 
-static void test_gaussians(void) {
+/* p_de = 0: pure stretch, fixed burn-in; p_de > 0: mixed moves with the adaptive burn-in */
+static void test_gaussians(double p_de) {
   target t;
   make_target(&t);
   jade_ens_options o;
@@ -75,12 +78,36 @@ static void test_gaussians(void) {
   o.n_walkers = 32;
   o.n_steps = 3000;
   o.n_burn = 1000;
+  o.p_de = p_de;
+  if (p_de > 0) o.burn_tau = 10;
+  printf("-- correlated Gaussians, p_de %.2f%s\n", p_de, p_de > 0 ? ", adaptive burn-in" : "");
   int W = o.n_walkers;
   double *x0 = malloc(NG * W * D * sizeof(double)), acc[NG];
+  jade_ens_stats es[NG];
   size_t nk = (size_t)o.n_steps;
   double *ch = malloc(NG * nk * W * D * sizeof(double));
   start(x0, NG, W, &t);
-  CHECK_OK(jade_ens_run(logp_fn, &t, NG, D, x0, &o, ch, NULL, acc));
+  CHECK_OK(jade_ens_run_stats(logp_fn, &t, NG, D, x0, &o, ch, NULL, es));
+  for (int g = 0; g < NG; g++) {
+    acc[g] = es[g].accept;
+    if (p_de > 0) {
+      /* every move kind used and accepted sometimes; burn-in ended at a check within the cap */
+      CHECK(jade_test_in_ok(es[g].accept_stretch, 0.05, 0.95) && jade_test_in_ok(es[g].accept_de, 0.05, 0.95) &&
+                jade_test_in_ok(es[g].accept_hop, 0.0, 1.0),
+            "galaxy %d acceptance stretch %g de %g hop %g", g, es[g].accept_stretch, es[g].accept_de, es[g].accept_hop);
+      CHECK(es[g].n_burn >= o.burn_check && es[g].n_burn <= o.n_burn &&
+                (es[g].n_burn % o.burn_check == 0 || es[g].n_burn == o.n_burn),
+            "galaxy %d burn-in %ld", g, es[g].n_burn);
+      CHECK(es[g].n_burn == o.n_burn || jade_test_ge_ok((double)es[g].n_burn, o.burn_tau * es[g].tau_burn),
+            "galaxy %d burn-in %ld < %g tau (%g)", g, es[g].n_burn, o.burn_tau, es[g].tau_burn);
+      if (g == 0 || g == NG - 1)
+        printf("gaussian %d: burn-in %ld (tau %.1f), acceptance stretch %.2f de %.2f hop %.2f\n", g, es[g].n_burn,
+               es[g].tau_burn, es[g].accept_stretch, es[g].accept_de, es[g].accept_hop);
+    } else {
+      CHECK(es[g].n_burn == o.n_burn && isnan(es[g].accept_de) && jade_test_abs_ok(es[g].accept_stretch, es[g].accept, 0),
+            "pure stretch stats");
+    }
+  }
   double worst = 0;
   for (int g = 0; g < NG; g++) {
     const double *c = ch + (size_t)g * nk * W * D;
@@ -92,18 +119,18 @@ static void test_gaussians(void) {
       double var = t.L[g][j][j], neff = N / tau;
       /* z-scores: mean error / (sd / sqrt(neff)); variance error / (var sqrt(2/neff)) */
       double zm = fabs(m - t.mu[g][j]) / sqrt(var / neff), zv = fabs(v - var) / (var * sqrt(2.0 / neff));
-      worst = fmax(worst, fmax(zm, zv));
+      worst = jade_test_max(worst, jade_test_max(zm, zv));
       if (g == 0 || g == NG - 1)
         printf("gaussian %d dim %d: mean %.4f (exact %.4f) var %.4f (exact %.4f) tau %.1f acc %.2f z %.2f %.2f\n", g,
                j, m, t.mu[g][j], v, var, tau, acc[g], zm, zv);
       CHECK(tau > 1 && tau < 200, "tau %g", tau);
     }
     /* correlation of dims 0,1 */
-    CHECK(acc[g] > 0.2 && acc[g] < 0.8, "acceptance %g", acc[g]);
+    CHECK(jade_test_in_ok(acc[g], 0.2, 0.8), "acceptance %g", acc[g]);
   }
   printf("correlated Gaussians: worst z-score of means and variances over %d x %d = %.2f\n", NG, D, worst);
   /* 36 z-scores: max |z| < 4.5 fails with probability < 3e-4 if the sampler is right */
-  CHECK(worst < 4.5, "moments");
+  CHECK(jade_test_lt_ok(worst, 4.5), "moments");
 
   /* batch independence: galaxy 3 alone (first_id = 3) gives the same bytes */
   jade_ens_options o1 = o;
@@ -112,7 +139,7 @@ static void test_gaussians(void) {
   memcpy(t1.mu[0], t.mu[3], sizeof t.mu[3]);
   memcpy(t1.prec[0], t.prec[3], sizeof t.prec[3]);
   double *ch1 = malloc(nk * W * D * sizeof(double));
-  CHECK_OK(jade_ens_run(logp_fn, &t1, 1, D, x0 + 3 * W * D, &o1, ch1, NULL, NULL));
+  CHECK_OK(jade_ens_run_stats(logp_fn, &t1, 1, D, x0 + 3 * W * D, &o1, ch1, NULL, NULL));
   CHECK(!memcmp(ch1, ch + 3 * nk * W * D, nk * W * D * sizeof(double)), "galaxy 3 alone differs from in batch");
   free(ch1);
 
@@ -129,7 +156,7 @@ static void test_gaussians(void) {
   free(ch);
 }
 
-static void test_banana(void) {
+static void test_banana(double p_de) {
   target t;
   make_target(&t);
   t.banana = 1;
@@ -138,12 +165,15 @@ static void test_banana(void) {
   o.n_walkers = 32;
   o.n_steps = 4000;
   o.n_burn = 1000;
+  o.p_de = p_de;
+  if (p_de > 0) o.burn_tau = 10;
+  printf("-- banana, p_de %.2f\n", p_de);
   int W = o.n_walkers, NB = 4;
   double *x0 = malloc(NB * W * D * sizeof(double));
   size_t nk = (size_t)o.n_steps;
   double *ch = malloc(NB * nk * W * D * sizeof(double));
   start(x0, NB, W, &t);
-  CHECK_OK(jade_ens_run(logp_fn, &t, NB, D, x0, &o, ch, NULL, NULL));
+  CHECK_OK(jade_ens_run_stats(logp_fn, &t, NB, D, x0, &o, ch, NULL, NULL));
   const double ex_m[2] = {0, 0}, ex_v[2] = {1.0, 2 * 0.25 + 1};
   /* fourth central moments for the variance error: x1 ~ N(0,1): 3; x2 = b(x1^2-1) + e:
    * E x2^4 = b^4 E(x1^2-1)^4 + 6 b^2 E(x1^2-1)^2 + 3 = 60 b^4 + 12 b^2 + 3 */
@@ -159,12 +189,12 @@ static void test_banana(void) {
       double neff = N / tau;
       double zm = fabs(m - ex_m[j]) / sqrt(ex_v[j] / neff);
       double zv = fabs(v - ex_v[j]) / sqrt((ex_m4[j] - ex_v[j] * ex_v[j]) / neff);
-      worst = fmax(worst, fmax(zm, zv));
+      worst = jade_test_max(worst, jade_test_max(zm, zv));
       if (g == 0) printf("banana dim %d: mean %.4f (exact 0) var %.4f (exact %.4f) tau %.1f\n", j, m, v, ex_v[j], tau);
     }
   }
   printf("banana: worst z-score over %d ensembles x 2 moments x 2 dims = %.2f\n", NB, worst);
-  CHECK(worst < 4.0, "banana moments");
+  CHECK(jade_test_lt_ok(worst, 4.0), "banana moments");
   free(x0);
   free(ch);
 }
@@ -187,15 +217,86 @@ static void test_ar1(void) {
     double tau = jade_ens_autocorr_time(x, n, W, 1, 5.0), exact = (1 + phi) / (1 - phi);
     /* estimator sd ~ tau sqrt(2 (2M + 1) / (n W)) with M ~ 5 tau: 1% at phi = 0.9 */
     printf("AR(1) phi %.1f: tau %.3f exact %.3f\n", phi, tau, exact);
-    CHECK(fabs(tau / exact - 1) < 0.05, "AR(1) tau %g vs %g", tau, exact);
+    CHECK(jade_test_rel_ok(tau, exact, 0.05), "AR(1) tau %g vs %g", tau, exact);
     free(x);
   }
 }
 
+/* Bimodal target: weights (w, 1 - w) on two unit Gaussians in d = 2 whose means are 10 apart
+ * (x_0 = -5 and +5), so the mass of the right mode is exactly 1 - w (up to Phi(-5) ~ 3e-7 of
+ * overlap). The walkers start split evenly between the modes: stretch moves cannot cross the
+ * gap except through rare acceptances near x_0 = 0 (density e^-12.5), DE moves with gamma = 1 (x_k + x_i - x_j, x_i and x_j in different modes) can, so the
+ * mixed sampler must move the right share of walkers: the fraction of draws with x_0 > 0 equals
+ * 1 - w within Monte Carlo error (from the autocorrelation time of the indicator). */
+static jade_status bimodal_fn(void *ctx, size_t n, const size_t *gal, const double *x, double *lp) {
+  const double *w = ctx;
+  for (size_t i = 0; i < n; i++) {
+    double a = x[i * 2] + 5, b = x[i * 2] - 5, y2 = x[i * 2 + 1] * x[i * 2 + 1];
+    double la = log(w[gal[i]]) - 0.5 * (a * a + y2), lb = log(1 - w[gal[i]]) - 0.5 * (b * b + y2);
+    lp[i] = fmax(la, lb) + log1p(exp(-fabs(la - lb)));
+  }
+  return JADE_OK;
+}
+
+static void test_bimodal(void) {
+  enum { NBI = 3 };
+  const double w[NBI] = {0.2, 0.5, 0.75};
+  jade_ens_options o;
+  jade_ens_options_default(&o);
+  o.n_walkers = 32;
+  o.n_steps = 20000;
+  o.n_burn = 2000;
+  o.p_de = 0.5;
+  o.p_hop = 0.2;
+  int W = o.n_walkers;
+  size_t nk = (size_t)o.n_steps;
+  double *x0 = malloc(NBI * W * 2 * sizeof(double)), *ch = malloc(NBI * nk * W * 2 * sizeof(double));
+  double *ind = malloc(nk * W * sizeof(double));
+  for (int g = 0; g < NBI; g++)
+    for (int k = 0; k < W; k++) {
+      /* walker k: mode by its position in the two halves (both halves hold both modes) */
+      double m = (k % (W / 2)) % 2 ? 5.0 : -5.0;
+      for (int j = 0; j < 2; j++)
+        x0[(g * W + k) * 2 + j] = (j ? 0 : m) + jade_rng_normal(3, JADE_STREAM(JADE_RNG_TEST, 50), (g * W + k) * 2 + j);
+    }
+  jade_ens_stats es[NBI];
+  CHECK_OK(jade_ens_run_stats(bimodal_fn, (void *)w, NBI, 2, x0, &o, ch, NULL, es));
+  double worst = 0;
+  for (int g = 0; g < NBI; g++) {
+    const double *c = ch + (size_t)g * nk * W * 2;
+    double f = 0, N = (double)nk * W;
+    for (size_t i = 0; i < nk * W; i++) {
+      ind[i] = c[i * 2] > 0;
+      f += ind[i] / N;
+    }
+    double tau = jade_ens_autocorr_time(ind, nk, W, 1, 5.0), ex = 1 - w[g];
+    double se = sqrt(ex * (1 - ex) * tau / N), z = fabs(f - ex) / se;
+    printf("bimodal: weight of x0 > 0 %.4f (exact %.4f) +- %.4f (tau %.0f, hop acceptance %.3f) z %.2f\n", f, ex, se,
+           tau, es[g].accept_hop, z);
+    CHECK(jade_test_lt_ok(tau, 2000), "indicator tau %g: the modes are not mixing", tau);
+    worst = jade_test_max(worst, z);
+  }
+  /* 3 z-scores: max |z| < 3.5 fails with probability < 1.5e-3 if the sampler is right */
+  CHECK(jade_test_lt_ok(worst, 3.5), "bimodal weights");
+  /* pure stretch from the same start, for comparison (printed, not asserted): crossings are rare */
+  o.p_de = 0;
+  o.n_steps = 2000;
+  CHECK_OK(jade_ens_run_stats(bimodal_fn, (void *)w, NBI, 2, x0, &o, ch, NULL, NULL));
+  double f0 = 0;
+  for (size_t i = 0; i < (size_t)o.n_steps * W; i++) f0 += (ch[i * 2] > 0) / ((double)o.n_steps * W);
+  printf("bimodal, pure stretch (w = 0.2): weight of x0 > 0 %.4f (exact 0.8; the start split 0.5; 4000 iterations)\n", f0);
+  free(x0);
+  free(ch);
+  free(ind);
+}
+
 int main(void) {
   test_ar1();
-  test_gaussians();
-  test_banana();
+  test_gaussians(0.0);
+  test_gaussians(0.5);
+  test_banana(0.0);
+  test_banana(0.5);
+  test_bimodal();
   if (jade_test_failures) fprintf(stderr, "%d failures\n", jade_test_failures);
   return jade_test_failures ? 1 : 0;
 }

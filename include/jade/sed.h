@@ -233,10 +233,27 @@ typedef struct {
   long n_burn;       /* discarded iterations (500) */
   int thin;          /* keep every thin-th iteration (1) */
   double a;          /* stretch scale (2) */
+  double p_de;       /* probability of a differential-evolution move per walker update, else
+                        stretch (0: pure stretch) */
+  double p_hop;      /* among DE moves, probability of gamma = 1 (mode hopping) (0.1) */
+  double gamma;      /* DE scale; 0: 2.38 / sqrt(2 d) (Nelson et al. 2014), jittered +-10% */
+  double burn_tau;   /* adaptive burn-in: 0: exactly n_burn iterations; > 0: a galaxy's burn-in
+                        ends at the first check (every burn_check iterations) where burn >=
+                        burn_tau x tau_max (estimated on the burn-in's second half, which must
+                        hold >= 10 tau_max) and tau_max changed by < 25% since the previous
+                        check; n_burn is then the cap */
+  long burn_check;   /* iterations between burn-in checks (100) */
   uint64_t seed;
   uint64_t first_id; /* galaxy g draws from Philox stream first_id + g (0) */
 } jade_ens_options;
 void jade_ens_options_default(jade_ens_options *o);
+/* Per-galaxy statistics of a run (after burn-in): acceptance overall and per move kind (NaN if
+ * the move was not used), the burn-in length and the tau_max estimate that ended it. */
+typedef struct {
+  double accept, accept_stretch, accept_de, accept_hop;
+  long n_burn;
+  double tau_burn;
+} jade_ens_stats;
 /* Runs n_gal independent ensembles (all of dimension d) together: walkers of galaxy g start
  * at x0[(g * W + w) * d + j]. chain (may be NULL): n_gal x n_keep x W x d with n_keep =
  * n_steps / thin; logp_chain likewise (n_gal x n_keep x W, may be NULL); accept[g] acceptance
@@ -246,6 +263,13 @@ void jade_ens_options_default(jade_ens_options *o);
 jade_status jade_ens_run(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, const double *x0,
                          const jade_ens_options *o, double *chain, double *logp_chain,
                          double *accept);
+/* Same, with the moves mixed: each walker update is a stretch move (Goodman & Weare 2010) or,
+ * with probability p_de, a differential-evolution move y = x_k + gamma (x_i - x_j), i != j
+ * from the complementary half (ter Braak 2006; Nelson et al. 2014), accepted with
+ * min(1, p(y)/p(x)); stats[n_gal] (may be NULL). */
+jade_status jade_ens_run_stats(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, const double *x0,
+                               const jade_ens_options *o, double *chain, double *logp_chain,
+                               jade_ens_stats *stats);
 /* Integrated autocorrelation time of an ensemble chain x[(i * W + w) * stride] (n steps, W
  * walkers): the autocorrelation function averaged over walkers (emcee >= 3.0), tau = 1 +
  * 2 sum_{k=1}^{M} rho_k with the smallest M >= c tau(M) (Sokal's window, c = 5). */
@@ -284,15 +308,26 @@ jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, cons
 typedef struct {
   double median[JADE_SED_NQ], lo68[JADE_SED_NQ], hi68[JADE_SED_NQ]; /* 16th, 50th, 84th percentiles */
   double tau[JADE_SED_NPAR];  /* integrated autocorrelation time per parameter (steps) */
+  double lo95[JADE_SED_NQ], hi95[JADE_SED_NQ]; /* 2.5th and 97.5th percentiles */
   double accept;              /* acceptance fraction */
-  double logp_start;          /* log posterior at the optimised start */
+  double accept_stretch, accept_de, accept_hop; /* per move kind (NaN: not used) */
+  long n_burn;                /* burn-in iterations (adaptive: where tau settled) */
+  double tau_burn;            /* tau_max estimate that ended the burn-in */
+  int n_modes;                /* distinct optima the walkers started from */
+  double logp_start;          /* log posterior at the best optimised start */
 } jade_sed_summary;
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
   int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
-  int n_opt;             /* hill-climbing iterations towards the MAP (1000) */
-  double ball;           /* initial ball around the optimum, in phi: sigma = min(ball, the hill
-                            climber's final step size) (0.1) */
+  int n_opt;             /* hill-climbing iterations towards the MAP from each start (300) */
+  int n_lm;              /* then Levenberg-Marquardt iterations (Gauss-Newton, reweighted for the
+                            Student-t, forward-difference Jacobian: 17 points each) (40) */
+  int n_starts;          /* independent optimisations per galaxy from the best candidates of
+                            distinct redshifts (6) */
+  double mode_nats;      /* optima within this many nats of the best (Laplace weight) share the
+                            walkers in proportion to their Laplace weights (4) */
+  double ball;           /* walkers start at mode + ball x a draw from the Laplace approximation
+                            N(mode, A^-1), A the Gauss-Newton precision at the mode (0.5) */
   size_t block;          /* galaxies sampled together (16) */
   int verbose;
 } jade_sed_fit_options;
@@ -381,6 +416,7 @@ typedef struct {
   double cov_z, cov_m;       /* 68% interval coverage of the truth (NaN without truth) */
   double seconds, t_prior, t_like;
   double tau_max_median, accept_median;
+  double cov95_z, cov95_m;   /* 95% interval coverage */
 } jade_sed_fit_report;
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 

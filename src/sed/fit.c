@@ -155,9 +155,17 @@ jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, cons
 
 void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   jade_ens_options_default(&o->ens);
+  /* mixed moves and adaptive burn-in (docs/sed.md "Sampler"): half DE (10% of them mode hops),
+   * burn-in until >= 10 tau_max, capped at 3000 iterations */
+  o->ens.p_de = 0.5;
+  o->ens.burn_tau = 10.0;
+  o->ens.n_burn = 3000;
   o->n_init = 512;
-  o->n_opt = 1000;
-  o->ball = 0.1;
+  o->n_opt = 300;
+  o->n_lm = 40;
+  o->n_starts = 6;
+  o->mode_nats = 4.0;
+  o->ball = 0.5;
   o->block = 16;
   o->verbose = 0;
 }
@@ -179,19 +187,137 @@ static jade_status block_logp(void *ctx, size_t n, const size_t *gal, const doub
   return st;
 }
 
-/* Starts: n_init population draws (absolute magnitudes shared by all galaxies); for each galaxy
- * N is fitted in closed form (weighted least squares of the flux scale) and the best candidate
- * by likelihood is then improved by hill climbing on the full posterior (a (1+1) evolution
- * strategy with the 1/5th-success step rule, Rechenberg 1973). */
-static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const double *cand_th,
-                              const double *cand_abs, double *xbest, double *lbest, double *step_out) {
+#define MAX_STARTS 32
+
+/* Cholesky A = L L^T of a 16 x 16 matrix (row major, lower triangle written to L); 0 on success */
+static int chol16(const double *A, double *L) {
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j <= i; j++) {
+      double v = A[i * 16 + j];
+      for (int k = 0; k < j; k++) v -= L[i * 16 + k] * L[j * 16 + k];
+      if (i == j) {
+        if (!(v > 0)) return 1;
+        L[i * 16 + i] = sqrt(v);
+      } else {
+        L[i * 16 + j] = v / L[j * 16 + j];
+      }
+    }
+  for (int i = 0; i < 16; i++)
+    for (int j = i + 1; j < 16; j++) L[i * 16 + j] = 0;
+  return 0;
+}
+
+/* Levenberg-Marquardt on the posterior (Gauss-Newton with iteratively reweighted residuals for
+ * the Student-t: w_b = (nu + 1)/(nu + r_b^2), Lange, Little & Taylor 1989 JASA 84:881; the box
+ * prior's N(0, 1) terms on phi_1..15 as extra residuals): A = sum_b w_b a_b a_b^T + P,
+ * g = sum_b w_b r_b a_b - P phi, a_b = d f_b/d phi / s_b by forward differences (h = 1e-6), step
+ * (A + lambda diag A)^-1 g, accepted if the log posterior rises (Marquardt 1963). n_lm
+ * iterations on the n points xo (galaxy gi[r] of the block), then L[r] = chol(A) at the final
+ * point (the Laplace precision; zero matrix if not positive definite). */
+static jade_status lm_refine(block_ctx *bc, size_t n, const size_t *gi, int n_lm, double *xo, double *lo, double *L) {
   const jade_sed_posterior *P = bc->post;
   int nb = jade_sed_photulator_n_bands(P->phot);
-  for (size_t g = 0; g < ng; g++) {
+  const double h = 1e-6;
+  size_t m = n * 17;
+  double *ph = jade_alloc(m * 16 * sizeof(double)), *th = jade_alloc(m * 16 * sizeof(double));
+  double *mag = jade_alloc(m * (size_t)nb * sizeof(double)), *lam = jade_alloc(n * sizeof(double));
+  double *y = jade_alloc(n * 16 * sizeof(double)), *ly = jade_alloc(n * sizeof(double));
+  jade_status st = ph && th && mag && lam && y && ly ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t r = 0; r < n && !st; r++) lam[r] = 1e-3;
+  int box = P->prior->kind == JADE_SED_PRIOR_BOX;
+  for (int it = 0; it <= n_lm && !st; it++) {
+    for (size_t r = 0; r < n; r++)
+      for (int k = 0; k < 17; k++) {
+        double *q = ph + (r * 17 + k) * 16;
+        memcpy(q, xo + r * 16, 16 * sizeof(double));
+        if (k) q[k - 1] += h;
+      }
+    for (size_t i = 0; i < m; i++) jade_sed_phi_to_theta(ph + i * 16, th + i * 16);
+    double t0 = jade_time_now();
+    if ((st = jade_sed_photulator_mags(P->phot, th, m, mag, NULL))) break;
+    bc->t_like += jade_time_now() - t0;
+    for (size_t r = 0; r < n; r++) {
+      size_t g = bc->g0 + gi[r];
+      const double *fo = P->flux + g * nb, *so = P->sigma + g * nb, *x = xo + r * 16;
+      double A[256] = {0}, gr[16] = {0};
+      for (int b = 0; b < nb; b++) {
+        if (!(so[b] > 0) || !isfinite(so[b]) || !isfinite(fo[b])) continue;
+        double f0 = P->dm.zp[b] * jade_sed_mag_to_flux(mag[(r * 17) * nb + b]), fl = P->dm.error_floor * f0;
+        double sb = sqrt(so[b] * so[b] + fl * fl), rb = (fo[b] - f0) / sb, w = (P->dm.nu + 1) / (P->dm.nu + rb * rb);
+        double a[16];
+        for (int j = 0; j < 16; j++)
+          a[j] = (P->dm.zp[b] * jade_sed_mag_to_flux(mag[(r * 17 + 1 + j) * nb + b]) - f0) / (h * sb);
+        for (int i = 0; i < 16; i++) {
+          gr[i] += w * rb * a[i];
+          for (int j = 0; j <= i; j++) A[i * 16 + j] += w * a[i] * a[j];
+        }
+      }
+      for (int i = 1; i < 16; i++) {
+        A[i * 16 + i] += 1.0; /* N(0, 1) prior on phi_1..15 (an approximation for a diffusion prior) */
+        gr[i] -= x[i];
+      }
+      for (int i = 0; i < 16; i++)
+        for (int j = 0; j < i; j++) A[j * 16 + i] = A[i * 16 + j];
+      if (it == n_lm) {
+        if (chol16(A, L + r * 256)) memset(L + r * 256, 0, 256 * sizeof(double));
+        continue;
+      }
+      double B[256], C[256], v[16];
+      memcpy(B, A, sizeof B);
+      for (int i = 0; i < 16; i++) B[i * 16 + i] *= 1 + lam[r];
+      int bad = chol16(B, C);
+      /* solve C C^T d = g */
+      for (int i = 0; i < 16 && !bad; i++) {
+        double t = gr[i];
+        for (int k = 0; k < i; k++) t -= C[i * 16 + k] * v[k];
+        v[i] = t / C[i * 16 + i];
+      }
+      for (int i = 15; i >= 0 && !bad; i--) {
+        double t = v[i];
+        for (int k = i + 1; k < 16; k++) t -= C[k * 16 + i] * v[k];
+        v[i] = t / C[i * 16 + i];
+      }
+      for (int j = 0; j < 16; j++) y[r * 16 + j] = bad ? x[j] : x[j] + v[j];
+      if (box) y[r * 16] = fmin(P->prior->N_hi - 1e-9, fmax(P->prior->N_lo + 1e-9, y[r * 16]));
+    }
+    if (it == n_lm) break;
+    if ((st = block_logp(bc, n, gi, y, ly))) break;
+    for (size_t r = 0; r < n; r++) {
+      if (ly[r] > lo[r]) {
+        lo[r] = ly[r];
+        memcpy(xo + r * 16, y + r * 16, 16 * sizeof(double));
+        lam[r] = fmax(1e-7, lam[r] / 3);
+      } else {
+        lam[r] = fmin(1e7, lam[r] * 4);
+      }
+    }
+  }
+  free(ph);
+  free(th);
+  free(mag);
+  free(lam);
+  free(y);
+  free(ly);
+  return st;
+}
+
+/* Starts (multi-start optimisation): n_init population draws (absolute magnitudes shared by all
+ * galaxies); for each galaxy N is fitted in closed form (weighted least squares of the flux
+ * scale), and the n_starts best candidates by likelihood whose redshifts differ by > 0.05 (1 + z)
+ * are each improved by hill climbing on the full posterior (a (1+1) evolution strategy with the
+ * 1/5th-success step rule, Rechenberg 1973), then by Levenberg-Marquardt (lm_refine). Outputs per galaxy and start s (index g * K + s):
+ * the optimum xo, its log posterior lo and the final step. */
+static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const double *cand_th,
+                              const double *cand_abs, double *xo, double *lo, double *stp, double *Lap) {
+  const jade_sed_posterior *P = bc->post;
+  int nb = jade_sed_photulator_n_bands(P->phot), K = o->n_starts;
+  double *Lc = jade_alloc((size_t)o->n_init * sizeof(double)), *Nc = jade_alloc((size_t)o->n_init * sizeof(double));
+  size_t n = ng * (size_t)K;
+  size_t *gi = jade_alloc(n * sizeof(size_t));
+  double *y = jade_alloc(n * 16 * sizeof(double)), *ly = jade_alloc(n * sizeof(double));
+  jade_status st = Lc && Nc && gi && y && ly ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t g = 0; g < ng && !st; g++) {
     const double *fo = P->flux + (bc->g0 + g) * nb, *so = P->sigma + (bc->g0 + g) * nb;
-    double best = -INFINITY;
-    int bi = 0;
-    double bN = 0;
     for (int c = 0; c < o->n_init; c++) {
       double f0[JADE_SED_MAX_BANDS], sxy = 0, sxx = 0;
       for (int b = 0; b < nb; b++) {
@@ -203,72 +329,169 @@ static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_optio
       double A = sxx > 0 ? sxy / sxx : 0, N = A > 0 ? -2.5 * log10(A) : cand_th[(size_t)c * 16];
       double fm[JADE_SED_MAX_BANDS], sN = pow(10.0, -0.4 * N);
       for (int b = 0; b < nb; b++) fm[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * sN;
-      double L = jade_sed_loglike(&P->dm, fm, fo, so);
-      if (L > best) {
-        best = L;
-        bi = c;
-        bN = N;
-      }
+      Lc[c] = jade_sed_loglike(&P->dm, fm, fo, so);
+      Nc[c] = N;
     }
-    double th[16];
-    memcpy(th, cand_th + (size_t)bi * 16, sizeof th);
-    th[0] = bN;
-    jade_sed_theta_to_phi(th, xbest + g * 16);
-    for (int j = 1; j < 16; j++) /* keep strictly inside the box */
-      if (!isfinite(xbest[g * 16 + j])) xbest[g * 16 + j] = xbest[g * 16 + j] > 0 ? 6.0 : -6.0;
+    /* greedy: the best remaining candidate whose z is apart from those already picked (ties and
+     * order by index: deterministic); if fewer distinct redshifts exist, the next best overall */
+    int pick[MAX_STARTS], np = 0;
+    for (int pass = 0; pass < 2 && np < K; pass++)
+      while (np < K) {
+        int bi = -1;
+        for (int c = 0; c < o->n_init; c++) {
+          int ok = bi < 0 || Lc[c] > Lc[bi];
+          for (int q = 0; q < np && ok; q++) {
+            double zc = cand_th[(size_t)c * 16 + 15], zq = cand_th[(size_t)pick[q] * 16 + 15];
+            ok = c != pick[q] && (pass || fabs(zc - zq) > 0.05 * (1 + zq));
+          }
+          if (ok) bi = c;
+        }
+        if (bi < 0) break;
+        pick[np++] = bi;
+      }
+    for (int s = 0; s < K; s++) {
+      int c = pick[s < np ? s : 0];
+      double th[16];
+      memcpy(th, cand_th + (size_t)c * 16, sizeof th);
+      th[0] = Nc[c];
+      double *x = xo + (g * K + s) * 16;
+      jade_sed_theta_to_phi(th, x);
+      for (int j = 1; j < 16; j++) /* keep strictly inside the box */
+        if (!isfinite(x[j])) x[j] = x[j] > 0 ? 6.0 : -6.0;
+      gi[g * K + s] = g;
+      stp[g * K + s] = 0.3;
+    }
   }
-  size_t *gi = jade_alloc(ng * sizeof(size_t));
-  double *y = jade_alloc(ng * 16 * sizeof(double)), *ly = jade_alloc(ng * sizeof(double));
-  double *step = jade_alloc(ng * sizeof(double));
-  jade_status st = gi && y && ly && step ? JADE_OK : JADE_ERR_NOMEM;
-  for (size_t g = 0; g < ng && !st; g++) {
-    gi[g] = g;
-    step[g] = 0.3;
-  }
-  if (!st) st = block_logp(bc, ng, gi, xbest, lbest);
+  if (!st) st = block_logp(bc, n, gi, xo, lo);
   for (int it = 0; it < o->n_opt && !st; it++) {
     for (size_t g = 0; g < ng; g++) {
       uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->ens.first_id + bc->g0 + g);
-      double e[16];
-      jade_rng_normal_fill(o->ens.seed, stream, ((uint64_t)1 << 50) + (uint64_t)it * 16, 16, e);
-      for (int j = 0; j < 16; j++) y[g * 16 + j] = xbest[g * 16 + j] + step[g] * e[j];
+      for (int s = 0; s < K; s++) {
+        double e[16];
+        size_t r = g * K + s;
+        jade_rng_normal_fill(o->ens.seed, stream, ((uint64_t)1 << 50) + ((uint64_t)it * MAX_STARTS + s) * 16, 16, e);
+        for (int j = 0; j < 16; j++) y[r * 16 + j] = xo[r * 16 + j] + stp[r] * e[j];
+      }
     }
-    if ((st = block_logp(bc, ng, gi, y, ly))) break;
-    for (size_t g = 0; g < ng; g++) {
-      if (ly[g] > lbest[g]) {
-        lbest[g] = ly[g];
-        memcpy(xbest + g * 16, y + g * 16, 16 * sizeof(double));
-        step[g] = fmin(2.0, step[g] * 1.5);
+    if ((st = block_logp(bc, n, gi, y, ly))) break;
+    for (size_t r = 0; r < n; r++) {
+      if (ly[r] > lo[r]) {
+        lo[r] = ly[r];
+        memcpy(xo + r * 16, y + r * 16, 16 * sizeof(double));
+        stp[r] = fmin(2.0, stp[r] * 1.5);
       } else {
-        step[g] = fmax(1e-3, step[g] * 0.85);
+        stp[r] = fmax(1e-4, stp[r] * 0.85);
       }
     }
   }
-  if (!st)
-    for (size_t g = 0; g < ng; g++) step_out[g] = step[g];
+  if (!st) st = lm_refine(bc, n, gi, o->n_lm, xo, lo, Lap);
+  free(Lc);
+  free(Nc);
   free(gi);
   free(y);
   free(ly);
-  free(step);
   return st;
+}
+
+/* Walkers from the optima of one galaxy (K of them at xo, log posterior lo, final ES step stp,
+ * Laplace precision factors Lap = chol(A) from lm_refine): distinct optima (redshifts apart by
+ * > 0.02 (1 + z)) get the Laplace weight log p - sum_j log L_jj (log of p(mode) sqrt(det A^-1));
+ * those within mode_nats of the best share the W walkers in proportion to their weights (>= 2
+ * each, in both half-ensembles); walker w starts at mode + ball L^-T e, a draw from the Laplace
+ * approximation N(mode, A^-1) shrunk by ball (a diagonal ball of sigma = min(ball, step) if A
+ * was not positive definite). x0: W x 16; n_modes: the optima used. */
+static void init_walkers(size_t gid, const jade_sed_fit_options *o, const double *xo, const double *lo, const double *stp,
+                         const double *Lap, double *x0, int *n_modes) {
+  int K = o->n_starts, W = o->ens.n_walkers;
+  int ord[MAX_STARTS], keep[MAX_STARTS], nk = 0;
+  for (int s = 0; s < K; s++) ord[s] = s;
+  for (int a = 1; a < K; a++) /* insertion sort by log posterior, descending (stable) */
+    for (int b = a; b > 0 && lo[ord[b]] > lo[ord[b - 1]]; b--) {
+      int t = ord[b];
+      ord[b] = ord[b - 1];
+      ord[b - 1] = t;
+    }
+  for (int a = 0; a < K; a++) {
+    int s = ord[a], ok = isfinite(lo[s]);
+    double th[16], tq[16];
+    jade_sed_phi_to_theta(xo + s * 16, th);
+    for (int q = 0; q < nk && ok; q++) {
+      jade_sed_phi_to_theta(xo + keep[q] * 16, tq);
+      ok = fabs(th[15] - tq[15]) > 0.02 * (1 + tq[15]);
+    }
+    if (ok || a == 0) keep[nk++] = s;
+  }
+  double lw[MAX_STARTS], best = -INFINITY;
+  int lap[MAX_STARTS], bm = 0;
+  for (int m = 0; m < nk; m++) {
+    const double *L = Lap + (size_t)keep[m] * 256;
+    lap[m] = L[0] > 0;
+    lw[m] = lo[keep[m]];
+    for (int j = 0; j < 16; j++) lw[m] -= lap[m] ? log(L[j * 16 + j]) : -log(stp[keep[m]]);
+    if (lw[m] > lw[bm] || m == 0) bm = m;
+    best = fmax(best, lw[m]);
+  }
+  /* walker shares: W exp(lw - best) / sum over modes within mode_nats, at least 2 (one per half)
+   * for a kept mode, the rest to the best mode */
+  double tot = 0;
+  for (int m = 0; m < nk; m++) tot += lw[m] >= best - o->mode_nats ? exp(lw[m] - best) : 0;
+  int cnt[MAX_STARTS] = {0}, used = 0;
+  for (int m = 0; m < nk; m++) {
+    if (m == bm || !isfinite(best) || !(lw[m] >= best - o->mode_nats)) continue; /* no finite mode: all at bm */
+    int c = 2 * (int)floor(0.5 * W * exp(lw[m] - best) / tot);
+    if (c < 2) c = 2;
+    if (used + c > W - 2) c = 0;
+    cnt[m] = c;
+    used += c;
+  }
+  cnt[bm] += W - used;
+  int H = W / 2, nm = 0;
+  for (int m = 0; m < nk; m++) nm += cnt[m] > 0;
+  *n_modes = nm;
+  /* walker w sits at position p = 2 (w mod H) + w / H in the interleaved order of the two halves */
+  for (int w = 0; w < W; w++) {
+    int p = 2 * (w % H) + w / H, m = 0, cum = cnt[0];
+    while (p >= cum) cum += cnt[++m];
+    double e[16], u[16];
+    jade_rng_normal_fill(o->ens.seed, JADE_STREAM(JADE_RNG_MCMC, gid), ((uint64_t)1 << 51) + (uint64_t)w * 16, 16, e);
+    const double *L = Lap + (size_t)keep[m] * 256, *xm = xo + keep[m] * 16;
+    if (lap[m]) {
+      for (int i = 15; i >= 0; i--) { /* L^T u = e */
+        double t = e[i];
+        for (int k = i + 1; k < 16; k++) t -= L[k * 16 + i] * u[k];
+        u[i] = t / L[i * 16 + i];
+      }
+      for (int j = 0; j < 16; j++) x0[w * 16 + j] = xm[j] + o->ball * u[j];
+    } else {
+      for (int j = 0; j < 16; j++) x0[w * 16 + j] = xm[j] + fmin(o->ball, stp[keep[m]]) * e[j];
+    }
+  }
 }
 
 jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
                          jade_sed_summary *summ, float *chain, double *t_prior, double *t_like) {
   const jade_ens_options *eo = &o->ens;
   int W = eo->n_walkers, nb = jade_sed_photulator_n_bands(post->phot);
-  if (o->n_init < 1 || o->n_opt < 0 || !(o->ball > 0) || o->block < 1)
-    return jade_error(JADE_ERR_INVALID, "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu)", o->n_init,
-                      o->n_opt, o->ball, o->block);
+  if (o->n_init < 1 || o->n_opt < 0 || o->n_lm < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
+      o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0))
+    return jade_error(JADE_ERR_INVALID,
+                      "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
+                      "n_init)], mode_nats %g >= 0)",
+                      o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
   double *cand_abs = jade_alloc((size_t)o->n_init * nb * sizeof(double));
-  double *x0 = jade_alloc(B * W * 16 * sizeof(double)), *xb = jade_alloc(B * 16 * sizeof(double));
-  double *lb = jade_alloc(B * sizeof(double)), *acc = jade_alloc(B * sizeof(double));
+  size_t K = (size_t)o->n_starts;
+  double *x0 = jade_alloc(B * W * 16 * sizeof(double)), *xb = jade_alloc(B * K * 16 * sizeof(double));
+  double *lb = jade_alloc(B * K * sizeof(double)), *acc = jade_alloc(B * K * sizeof(double));
+  jade_ens_stats *es = jade_alloc(B * sizeof(jade_ens_stats));
+  double *lap = jade_alloc(B * K * 256 * sizeof(double));
+  int *nmod = jade_alloc(B * sizeof(int));
   double *ch = jade_alloc(B * nkw * 16 * sizeof(double)), *th = jade_alloc(nkw * 16 * sizeof(double));
   double *col = jade_alloc(nkw * sizeof(double)), *mf = jade_alloc(nkw * sizeof(double));
-  jade_status st = cand_th && cand_abs && x0 && xb && lb && acc && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
+  jade_status st =
+      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
   /* candidate starts: jade's population without selection (seeded apart from the fit's walkers) */
   if (!st) st = jade_sed_population_draw(post->phot, eo->seed ^ 0x5eed5eedull, (size_t)o->n_init, 0, INFINITY, cand_th, NULL);
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
@@ -277,21 +500,13 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   for (size_t g0 = 0; g0 < post->n_gal && !st; g0 += B) {
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;
     bc.g0 = g0;
-    if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc))) break;
-    /* the ball: sigma = min(ball, the hill climber's final step), which tracks the posterior's
-     * scale (high signal-to-noise photometry constrains phi to ~0.01: a 0.1 ball would leave the
-     * walkers far outside the typical set, with acceptance ~2%) */
-    for (size_t g = 0; g < ng; g++) {
-      double bs = fmin(o->ball, acc[g]);
-      for (int w = 0; w < W; w++) {
-        double e[16];
-        jade_rng_normal_fill(eo->seed, JADE_STREAM(JADE_RNG_MCMC, eo->first_id + g0 + g), ((uint64_t)1 << 51) + (uint64_t)w * 16, 16, e);
-        for (int j = 0; j < 16; j++) x0[(g * W + w) * 16 + j] = xb[g * 16 + j] + bs * e[j];
-      }
-    }
+    if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc, lap))) break;
+    for (size_t g = 0; g < ng; g++)
+      init_walkers(eo->first_id + g0 + g, o, xb + g * K * 16, lb + g * K, acc + g * K, lap + g * K * 256,
+                   x0 + g * W * 16, nmod + g);
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
-    if ((st = jade_ens_run(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, acc))) break;
+    if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) break;
     for (size_t g = 0; g < ng; g++) {
       jade_sed_summary *S = &summ[g0 + g];
       const double *c = ch + g * nkw * 16;
@@ -304,17 +519,27 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
           col[i] = j < 16 ? th[i * 16 + j] : (mass ? jade_sed_log10_mass(th + i * 16, mf[i]) : NAN);
         if (chain)
           for (size_t i = 0; i < nkw; i++) chain[((g0 + g) * nkw + i) * JADE_SED_NQ + j] = (float)col[i];
-        double probs[3] = {0.15865525393145707, 0.5, 0.8413447460685429}, q[3] = {NAN, NAN, NAN};
+        double probs[5] = {0.025, 0.15865525393145707, 0.5, 0.8413447460685429, 0.975};
+        double q[5] = {NAN, NAN, NAN, NAN, NAN};
         int finite = 1;
         for (size_t i = 0; i < nkw; i++) finite &= isfinite(col[i]);
-        if (finite) jade_mcmc_quantiles(col, nkw, probs, 3, q);
-        S->lo68[j] = q[0];
-        S->median[j] = q[1];
-        S->hi68[j] = q[2];
+        if (finite) jade_mcmc_quantiles(col, nkw, probs, 5, q);
+        S->lo95[j] = q[0];
+        S->lo68[j] = q[1];
+        S->median[j] = q[2];
+        S->hi68[j] = q[3];
+        S->hi95[j] = q[4];
       }
       for (int j = 0; j < 16; j++) S->tau[j] = jade_ens_autocorr_time(c + j, nk, W, 16, 5.0) * eo->thin;
-      S->accept = acc[g];
-      S->logp_start = lb[g];
+      S->accept = es[g].accept;
+      S->accept_stretch = es[g].accept_stretch;
+      S->accept_de = es[g].accept_de;
+      S->accept_hop = es[g].accept_hop;
+      S->n_burn = es[g].n_burn;
+      S->tau_burn = es[g].tau_burn;
+      S->n_modes = nmod[g];
+      S->logp_start = -INFINITY;
+      for (size_t s = 0; s < K; s++) S->logp_start = fmax(S->logp_start, lb[g * K + s]);
     }
     if (o->verbose) {
       char el[32];
@@ -331,6 +556,9 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   free(xb);
   free(lb);
   free(acc);
+  free(es);
+  free(lap);
+  free(nmod);
   free(ch);
   free(th);
   free(col);

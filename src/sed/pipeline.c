@@ -185,7 +185,7 @@ static double median_of(double *v, size_t n) {
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep) {
   char path[4200];
   memset(rep, 0, sizeof *rep);
-  rep->cov_z = rep->cov_m = NAN;
+  rep->cov_z = rep->cov_m = rep->cov95_z = rep->cov95_m = NAN;
   if (!o->catalogue || !o->out_prefix) return jade_error(JADE_ERR_INVALID, "sed fit: catalogue and output prefix needed");
   jade_sed_photulator *p = NULL;
   jade_sed_mass *ms = NULL;
@@ -232,7 +232,7 @@ jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_rep
   const char *qn[JADE_SED_NQ];
   for (int j = 0; j < 16; j++) qn[j] = jade_sed_param_name(j);
   qn[16] = "logM";
-  int nc = 1 + 3 * JADE_SED_NQ + 16 + 2 + 2;
+  int nc = 1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 6 + 2;
   if (!st) st = table_make(&t, nc, n);
   if (!st) {
     char buf[128];
@@ -246,17 +246,29 @@ jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_rep
       snprintf(buf, sizeof buf, "%s_HI68", qn[j]);
       t.names[c++] = strdup(buf);
     }
+    for (int j = 15; j < JADE_SED_NQ; j++) {
+      snprintf(buf, sizeof buf, "%s_LO95", qn[j]);
+      t.names[c++] = strdup(buf);
+      snprintf(buf, sizeof buf, "%s_HI95", qn[j]);
+      t.names[c++] = strdup(buf);
+    }
     for (int j = 0; j < 16; j++) {
       snprintf(buf, sizeof buf, "TAU_%s", qn[j]);
       t.names[c++] = strdup(buf);
     }
     t.names[c++] = strdup("ACCEPT");
     t.names[c++] = strdup("LOGP_START");
+    t.names[c++] = strdup("ACCEPT_STRETCH");
+    t.names[c++] = strdup("ACCEPT_DE");
+    t.names[c++] = strdup("ACCEPT_HOP");
+    t.names[c++] = strdup("N_BURN");
+    t.names[c++] = strdup("TAU_BURN");
+    t.names[c++] = strdup("N_MODES");
     t.names[c++] = strdup("TRUE_Z");
     t.names[c++] = strdup("TRUE_LOGM");
     const double *id = jade_sed_table_column(&cat, "ID");
     const double *tz = jade_sed_table_column(&cat, "TRUE_z"), *tm = jade_sed_table_column(&cat, "TRUE_LOGM");
-    size_t inz = 0, inm = 0;
+    size_t inz = 0, inm = 0, inz95 = 0, inm95 = 0;
     double *taus = jade_alloc(n * sizeof(double) + 8), *accs = jade_alloc(n * sizeof(double) + 8);
     for (size_t i = 0; i < n; i++) {
       c = 0;
@@ -266,6 +278,10 @@ jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_rep
         t.col[c++][i] = S[i].lo68[j];
         t.col[c++][i] = S[i].hi68[j];
       }
+      for (int j = 15; j < JADE_SED_NQ; j++) {
+        t.col[c++][i] = S[i].lo95[j];
+        t.col[c++][i] = S[i].hi95[j];
+      }
       double tmax = 0;
       for (int j = 0; j < 16; j++) {
         t.col[c++][i] = S[i].tau[j];
@@ -273,15 +289,25 @@ jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_rep
       }
       t.col[c++][i] = S[i].accept;
       t.col[c++][i] = S[i].logp_start;
+      t.col[c++][i] = S[i].accept_stretch;
+      t.col[c++][i] = S[i].accept_de;
+      t.col[c++][i] = S[i].accept_hop;
+      t.col[c++][i] = (double)S[i].n_burn;
+      t.col[c++][i] = S[i].tau_burn;
+      t.col[c++][i] = S[i].n_modes;
       t.col[c++][i] = tz ? tz[i] : NAN;
       t.col[c++][i] = tm ? tm[i] : NAN;
       if (tz) inz += tz[i] >= S[i].lo68[15] && tz[i] <= S[i].hi68[15];
       if (tm) inm += tm[i] >= S[i].lo68[16] && tm[i] <= S[i].hi68[16];
+      if (tz) inz95 += tz[i] >= S[i].lo95[15] && tz[i] <= S[i].hi95[15];
+      if (tm) inm95 += tm[i] >= S[i].lo95[16] && tm[i] <= S[i].hi95[16];
       if (taus) taus[i] = tmax;
       if (accs) accs[i] = S[i].accept;
     }
     if (tz && n) rep->cov_z = (double)inz / n;
     if (tm && n) rep->cov_m = (double)inm / n;
+    if (tz && n) rep->cov95_z = (double)inz95 / n;
+    if (tm && n) rep->cov95_m = (double)inm95 / n;
     if (taus) rep->tau_max_median = median_of(taus, n);
     if (accs) rep->accept_median = median_of(accs, n);
     free(taus);
