@@ -1,5 +1,6 @@
-"""Script mode for the test files when pytest is not installed: runs every test_* function
-of a module's globals, prints one line per test and exits non-zero if any failed."""
+"""Shared by the test files: expect_error, and the script mode used when pytest is not
+installed (main: runs every test_* function of a module's globals, prints one line per test
+and exits non-zero if any failed)."""
 import sys
 
 
@@ -15,3 +16,14 @@ def main(namespace):
             print("FAILED %s: %s: %s" % (n, type(e).__name__, e))
     print("%d of %d tests passed" % (len(tests) - failed, len(tests)))
     sys.exit(1 if failed else 0)
+
+
+def expect_error(fn, words):
+    """fn() must raise jade.JadeError whose message contains words."""
+    import jade
+    try:
+        fn()
+    except jade.JadeError as e:
+        assert words in str(e), "message %r lacks %r" % (str(e), words)
+        return
+    raise AssertionError("no JadeError (expected %r)" % words)

@@ -12,6 +12,7 @@ import tempfile
 import numpy as np
 
 import jade
+from _runner import expect_error
 
 JADE = os.environ.get("JADE", "jade")
 
@@ -53,15 +54,6 @@ def round_trip(d):
     jade.write_chain(root, vals, ["a", "b_1", "c"], ["a", "b", "c"])
     r = jade.read_chain(root)
     assert np.all(r["weight"] == 1.0) and np.all(r["minuslogpost"] == 0.0) and r["derived"] == []
-
-
-def expect_error(fn, words):
-    try:
-        fn()
-    except jade.JadeError as e:
-        assert words in str(e), "message %r lacks %r" % (str(e), words)
-        return
-    raise AssertionError("no JadeError (expected %r)" % words)
 
 
 def test_bad_input_writes_nothing():

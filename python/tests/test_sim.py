@@ -11,6 +11,7 @@ import tempfile
 import numpy as np
 
 import jade
+from _runner import expect_error
 
 JADE = os.environ.get("JADE", "jade")
 SETS = ["n_pix=16", "n_bins=3"]
@@ -69,15 +70,6 @@ def test_observe_matches_cli():
     for i in range(3):
         r = float(np.std(a["kappa"][i] - ka[i], dtype=np.float64))
         assert abs(r / a["noise"][i] - 1) < 4 / np.sqrt(2 * 256), (i, r, a["noise"][i])
-
-
-def expect_error(fn, words):
-    try:
-        fn()
-    except jade.JadeError as e:
-        assert words in str(e), "message %r lacks %r" % (str(e), words)
-        return
-    raise AssertionError("no JadeError (expected %r)" % words)
 
 
 def test_errors():
