@@ -37,6 +37,7 @@ jade_status jade_error(jade_status code, const char *fmt, ...)
 jade_status jade_error_context(jade_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *jade_last_error(void);
+
 void jade_clear_error(void);
 
 /* Allocation helpers that set the error channel on failure (return NULL). Memory from
@@ -111,6 +112,12 @@ void jade_rng_uniform_fill(uint64_t seed, uint64_t stream, uint64_t offset, size
 void jade_rng_normal_fill(uint64_t seed, uint64_t stream, uint64_t offset, size_t n, double *out);
 void jade_rng_normal_fill_f(uint64_t seed, uint64_t stream, uint64_t offset, size_t n, float *out);
 double jade_rng_normal(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* 64-bit identity hashes for resume checks (src/core/hash.c; not cryptographic):
+ * jade_hash_mix is MurmurHash3's finaliser; jade_hash_bytes hashes n bytes in 1 MiB blocks
+ * (in parallel, combined in order: the value does not depend on the thread count). */
+uint64_t jade_hash_mix(uint64_t x);
+uint64_t jade_hash_bytes(const void *data, size_t n);
 
 /* Wall-clock seconds (monotonic) for progress lines and benchmarks. */
 double jade_time_now(void);

@@ -191,11 +191,10 @@ jade_status jade_sampler_run(jade_sampler *s, int B, float *z, float *theta, con
 /* The same with a choice of solver (jade_sampler_run is JADE_SOLVER_HEUN). */
 jade_status jade_sampler_run_solver(jade_sampler *s, int B, float *z, float *theta, const float *cond,
                                     int cond_shared, jade_solver solver, int n_steps, float t_eps);
-/* Called by jade_sampler_run(_solver) after every network evaluation (evals = 1 network
- * evaluation of each draw) and the batch B (progress reports,
- * include/jade/progress.h); NULL removes it. */
-void jade_sampler_set_step_hook(jade_sampler *s, void (*hook)(int step, int evals, int B, void *user),
-                                void *user);
+/* Called by jade_sampler_run(_solver) after every network evaluation (one of each of the B
+ * draws; eval counts from 0 in each run): progress reports (include/jade/progress.h). NULL
+ * removes it. */
+void jade_sampler_set_eval_hook(jade_sampler *s, void (*hook)(int eval, int B, void *user), void *user);
 
 #ifdef __cplusplus
 }

@@ -251,12 +251,12 @@ struct jade_sampler {
   int P;
   float *work, *tb, *condb;
   const float *cond; /* condition of the current call (B, Ccond, H, W) */
-  void (*hook)(int step, int evals, int B, void *user);
+  void (*hook)(int eval, int B, void *user);
   void *hook_user;
   int evals_done; /* network evaluations in the current run (the hook's step) */
 };
 
-void jade_sampler_set_step_hook(jade_sampler *s, void (*hook)(int step, int evals, int B, void *user), void *user) {
+void jade_sampler_set_eval_hook(jade_sampler *s, void (*hook)(int eval, int B, void *user), void *user) {
   if (!s) return;
   s->hook = hook;
   s->hook_user = user;
@@ -298,7 +298,7 @@ static jade_status network_denoise(void *user, int B, const float *z, const floa
   jade_sampler *s = user;
   for (int b = 0; b < B; b++) s->tb[b] = t;
   jade_status st = jade_model_forward(s->m, B, z, th, s->tb, s->cond, xh, thh, NULL);
-  if (!st && s->hook) s->hook(s->evals_done++, 1, B, s->hook_user);
+  if (!st && s->hook) s->hook(s->evals_done++, B, s->hook_user);
   return st;
 }
 

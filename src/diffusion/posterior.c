@@ -66,11 +66,11 @@ typedef struct {
   jade_eta *eta;                   /* rank 0 with o->progress: the shared estimator, else NULL */
 } worker;
 
-/* after every network evaluation of a batch (jade_sampler_set_step_hook) */
-static void step_hook(int step, int evals, int B, void *user) {
-  (void)step;
+/* after every network evaluation of a batch (jade_sampler_set_eval_hook) */
+static void eval_hook(int eval, int B, void *user) {
+  (void)eval;
   worker *w = user;
-  const double work = (double)evals * B;
+  const double work = B; /* draw-evaluations */
   if (w->o->on_step) w->o->on_step(work, w->o->step_user);
   if (!w->eta) return;
 #pragma omp critical(jade_posterior_progress)
@@ -124,7 +124,7 @@ static jade_status worker_init(worker *w, jade_trained_model *tm, int copy, long
   w->th = jade_alloc((size_t)B * mc->n_params * sizeof(float));
   if (!w->z || !w->th) return jade_error(JADE_ERR_NOMEM, "posterior: out of memory (batch %ld)", B);
   st = jade_sampler_create(&w->s, w->m, (int)B);
-  if (!st) jade_sampler_set_step_hook(w->s, step_hook, w);
+  if (!st) jade_sampler_set_eval_hook(w->s, eval_hook, w);
   return st;
 }
 

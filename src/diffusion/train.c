@@ -799,9 +799,7 @@ static jade_status load_init_model(const char *path, const jade_model_config *mc
     goto fail;
   }
   const size_t n = jade_model_num_params(tm->model);
-  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 over the weight bytes (Fowler, Noll, Vo) */
-  const unsigned char *wb = (const unsigned char *)jade_model_params(tm->model);
-  for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ wb[i]) * 0x100000001b3ull;
+  const uint64_t h = jade_hash_bytes(jade_model_params(tm->model), n * sizeof(float));
   size_t len = strlen(*ident) + strlen(tm->path) + 96;
   char *id2 = malloc(len);
   if (!id2) {
