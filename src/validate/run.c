@@ -958,6 +958,11 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   int failed = 0;
   char msg[1024] = "";
   if (!st && limit > 0) {
+    /* whole observations per thread: each runs its network on 1 thread, also when fewer
+     * observations than threads are left (a resumed run), so that an observation's bytes do
+     * not depend on how many were left (threads inside the network change float rounding) */
+    const int saved_threads = omp_get_max_threads();
+    if (outer) omp_set_num_threads(1);
 #pragma omp parallel num_threads(nw) if (nw > 1)
     {
       worker *me = &W[nw > 1 ? omp_get_thread_num() : 0];
@@ -976,6 +981,7 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
         }
       }
     }
+    omp_set_num_threads(saved_threads);
     if (failed) st = jade_error(JADE_ERR_NUMERIC, "%s", msg);
   }
   free(todo);
