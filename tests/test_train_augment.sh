@@ -5,7 +5,8 @@
 # - train.rot90 (random transposes) changes nothing on transpose-symmetric maps (without flips) and changes
 #   the run on real maps; train.roll (random periodic shifts) changes nothing on constant maps
 #   and changes the run on real maps: the augmentations permute pixels by exact symmetries;
-# - checkpoints written by wall time (--checkpoint-minutes) leave the run unchanged;
+# - checkpoints written by wall time (--checkpoint-minutes) leave the run unchanged; a MODELDIR
+#   holding only a killed writer's temporary resumes as a fresh start;
 # - --init-from starts from a model's weights (with lr 0 they stay exactly those weights), a
 #   stopped --init-from run resumes bit-identically, and a resume with another starting model
 #   or a different network is refused.
@@ -82,4 +83,8 @@ check "same i1 i2 && cmp -s $T/i1/state.safetensors $T/i2/state.safetensors" "st
 check "! \"$JADE\" train --data $T/d32 --out $T/i3 ${TINY[*]} --init-from $T/r0 --set model.width=64 2>$T/err" \
   "--init-from a different network accepted"
 check "grep -q 'network differs' $T/err && [ ! -e $T/i3/model.safetensors ]" "--init-from a different network: $(cat "$T/err")"
+# a run killed while writing its first file left only a temporary: --resume starts it afresh
+mkdir -p "$T/k1" && echo partial > "$T/k1/config.ini.tmp.4242"
+train d32 k1 --resume
+check "same r0 k1 && [ ! -e $T/k1/config.ini.tmp.4242 ]" "--resume over a killed writer's temporary"
 exit $fail

@@ -147,6 +147,8 @@ void jade_sync_parent_dir(const char *path);
  * dir (not recursive). Only when no writer can be running, e.g. just before a finished
  * OUT.partial is renamed to OUT. */
 jade_status jade_remove_temporaries(const char *dir);
+/* Is name (no directory) such a temporary, "<name>.tmp.<digits>"? */
+int jade_is_temporary_name(const char *name);
 
 /* Remove a directory of files written by one run (its files, then itself; not recursive: a
  * subdirectory makes it fail). For a failed run's own output, never for a user's folder. */

@@ -854,13 +854,15 @@ static void first_difference(const char *a, const char *b, char *out, size_t n) 
   snprintf(out, n, "?");
 }
 
+/* Nothing in path but the temporaries of killed writers (a run killed while writing its
+ * first file has not started). */
 static int dir_is_empty(const char *path) {
   DIR *d = opendir(path);
   if (!d) return 0;
   struct dirent *e;
   int empty = 1;
   while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !jade_is_temporary_name(e->d_name)) {
       empty = 0;
       break;
     }

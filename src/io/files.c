@@ -208,7 +208,7 @@ double jade_json_number(const char *text, const char *key) {
 
 /* "<name>.tmp.<digits>": the temporary of an atomic writer (jade_text_open, the npy and FITS
  * writers) */
-static int is_temporary_name(const char *name) {
+int jade_is_temporary_name(const char *name) {
   const char *t = strstr(name, ".tmp.");
   if (!t || t == name) return 0;
   const char *d = t + 5;
@@ -229,7 +229,7 @@ jade_status jade_remove_temporaries(const char *dir) {
   char path[4400];
   jade_status st = JADE_OK;
   while ((e = readdir(d)))
-    if (is_temporary_name(e->d_name)) {
+    if (jade_is_temporary_name(e->d_name)) {
       snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
       struct stat sb;
       if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) != 0 && !st)
