@@ -6,7 +6,7 @@
 
 #include "cli.h"
 #include "jade/model.h"
-#include "jade/train.h"
+#include "jade/trained_model.h"
 
 int jade_cmd_model(int argc, char **argv) {
   jade_option opts[] = {{"out", "FILE", "write the model to this .safetensors file (must not exist)", NULL, 0, 0, NULL, 0},

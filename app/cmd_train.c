@@ -27,11 +27,6 @@ static void on_signal(int sig) {
   signal(sig, SIG_DFL); /* a second signal ends the process at once */
 }
 
-static int is_dir(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 /* The top-level keys (cosmology, survey, map, prior) of the dataset's config.ini over the
  * preset: the geometry and prior of the data, the [model] / [train] of the preset. */
 static jade_status load_top_level(jade_config *cfg, const char *path) {
@@ -110,7 +105,7 @@ int jade_cmd_train(int argc, char **argv) {
 
   if (!data) st = jade_error(JADE_ERR_INVALID, "--data DIR is required");
   if (!st && !out) st = jade_error(JADE_ERR_INVALID, "--out MODELDIR is required");
-  if (!st && !is_dir(data)) st = jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", data);
+  if (!st && !jade_path_is_dir(data)) st = jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", data);
   if (!st && jade_cli_same_file(data, out))
     st = jade_error(JADE_ERR_INVALID, "--out %s is the dataset directory --data %s: choose another --out", out, data);
   if (!st && jade_cli_opt(opts, "steps")->value) st = jade_cli_long(opts, "steps", 1, 1L << 38, &steps);

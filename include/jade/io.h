@@ -134,10 +134,12 @@ void jade_text_abort(jade_text_file *t);
 jade_status jade_write_file_atomic(const char *path, const char *text);
 
 /* Small helpers shared by the commands: the whole file as a NUL-terminated malloc'd string
- * (NULL, errno set, if it cannot be read or is not a regular file); whether a path exists;
+ * (NULL, errno set, if it cannot be read or is not a regular file); whether a path exists,
+ * whether it is a directory;
  * the number after "key": in a small JSON text (NaN if absent). */
 char *jade_read_text_file(const char *path);
 int jade_path_exists(const char *path);
+int jade_path_is_dir(const char *path);
 double jade_json_number(const char *text, const char *key);
 
 /* Best effort: make a rename durable by syncing the directory that contains path. */

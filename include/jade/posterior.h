@@ -11,7 +11,7 @@
 #include "jade/dist.h"
 #include "jade/observation.h"
 #include "jade/progress.h"
-#include "jade/train.h"
+#include "jade/trained_model.h"
 
 #ifdef __cplusplus
 extern "C" {

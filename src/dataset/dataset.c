@@ -8,11 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int is_dir(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 void jade_dataset_close(jade_dataset *ds) {
   if (!ds) return;
   jade_npy_release(&ds->theta);
@@ -24,7 +19,7 @@ jade_status jade_dataset_open(const char *dir, jade_dataset *ds) {
   memset(ds, 0, sizeof *ds);
   ds->size_deg = NAN;
   char p[4200];
-  if (!is_dir(dir)) return jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", dir);
+  if (!jade_path_is_dir(dir)) return jade_error(JADE_ERR_IO, "%s: dataset directory not found (make one with jade simulate)", dir);
   jade_status st;
   snprintf(p, sizeof p, "%s/theta.npy", dir);
   if ((st = jade_npy_read(p, 1, &ds->theta))) return st;

@@ -194,6 +194,11 @@ int jade_path_exists(const char *path) {
   return stat(path, &sb) == 0;
 }
 
+int jade_path_is_dir(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 double jade_json_number(const char *text, const char *key) {
   char pat[128];
   snprintf(pat, sizeof pat, "\"%s\"", key);
