@@ -131,7 +131,6 @@ int jade_cmd_sample(int argc, char **argv) {
   if (!st && jade_cli_opt(opts, "seed")->value) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st && jade_cli_opt(opts, "batch")->value) st = jade_cli_long(opts, "batch", 1, 1000000L, &batch);
   if (!st) st = jade_observation_read(obs_path, &obs);
-  if (!st) st = jade_observation_require_full(&obs, obs_path);
   if (!st) st = jade_posterior_check(tm, &obs, obs_path, jade_cli_opt(opts, "ignore-noise")->seen ? -1.0 : 0.01);
   if (st) goto done;
   po.n_draws = draws;
@@ -141,6 +140,9 @@ int jade_cmd_sample(int argc, char **argv) {
   po.seed = (uint64_t)seed;
   po.batch = (int)batch;
   po.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
+  po.mask = obs.mask;
+  po.noise_map = obs.noise_map;
+  po.noise = obs.noise;
   cfg_text = jade_config_dump(cfg);
   po.config_text = cfg_text;
   const size_t nx = (size_t)obs.n_bins * obs.n_pix * obs.n_pix;

@@ -43,13 +43,22 @@ typedef struct {
   /* the effective configuration (jade_config_dump), written by jade_posterior_write as
    * DIR/config.ini (prior and survey for jade report); NULL: not written */
   const char *config_text;
+  /* the observation's mask and per-pixel noise (bins, n, n) and per-bin noise (bins)
+   * (jade/observation.h), or NULL: all observed / noise[] / the training noise. A model with
+   * model.condition = masked conditions on them (jade/condition.h); a convergence-only model
+   * refuses masked pixels and ignores the noise. */
+  const float *mask;
+  const float *noise_map;
+  const double *noise;
 } jade_posterior_options;
 
 void jade_posterior_options_default(jade_posterior_options *o);
 
 /* Checks that an observation suits the model: same bins, pixels and patch size (relative
- * 1e-6), and per-bin noise within noise_rtol of the training noise (noise_rtol < 0: not
- * checked). Errors name both files and the mismatch. */
+ * 1e-6), no masked pixels unless the model is masked, and the noise: per bin within
+ * noise_rtol of the training noise, or for a masked model every observed pixel's noise
+ * within the training range of ratios (jade/condition.h; noise_rtol < 0: not checked).
+ * Errors name both files and the mismatch. */
 jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observation *obs,
                                  const char *obs_path, double noise_rtol);
 

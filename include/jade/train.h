@@ -31,7 +31,9 @@ enum {
   JADE_TRAIN_RNG_DROPOUT = 5, /* dropout masks (counter = step * n_micro + micro-batch) */
   JADE_TRAIN_RNG_VAL = 6,     /* fixed t / noise of the validation samples */
   JADE_TRAIN_RNG_ROT = 7,     /* per-step uniforms for the transposes (rot90) */
-  JADE_TRAIN_RNG_ROLL = 8     /* per-step uniforms for the periodic shifts (roll) */
+  JADE_TRAIN_RNG_ROLL = 8,    /* per-step uniforms for the periodic shifts (roll) */
+  JADE_TRAIN_RNG_MASK = 9,    /* per-step masks and noise maps (counter = step) */
+  JADE_TRAIN_RNG_VAL_MASK = 10 /* the fixed masks and noise maps of the validation samples */
 };
 
 typedef struct {
@@ -50,6 +52,11 @@ typedef struct {
   int rot90;             /* random transposes: with flip, all 8 symmetries of the square
                             (exact for a periodic grid with an isotropic spectrum) */
   int roll;              /* random periodic shifts (exact for maps on a periodic grid) */
+  /* model.condition = masked (docs/model.md "Masks and noise maps"): a fraction mask_prob
+   * of the samples gets a random mask (survey-edge strip and star holes) of up to mask_max
+   * of the area; every sample's noise is sigma_i exp(s + a g(x)), s ~ U(-noise_ln_scale,
+   * noise_ln_scale), a ~ U(0, noise_ln_field), g a smooth random field with max |g| = 1 */
+  double mask_prob, mask_max, noise_ln_scale, noise_ln_field;
   int theta_norm_dataset;
   double val_fraction;   /* held-out fraction (seeded permutation) */
   long val_max;          /* validation samples evaluated (the first val_max held-out ones) */

@@ -22,6 +22,11 @@ typedef struct {
   double map_std[JADE_MAX_BINS];
   double noise[JADE_MAX_BINS]; /* per-pixel convergence noise sigma_i of the training data */
   int theta_norm_dataset;      /* 0: theta moments of the prior, 1: of the training split */
+  /* condition layout (docs/model.md "Masks and noise maps"): 0 = the noisy convergence only
+   * (n_bins channels); 1 = "masked": 3 n_bins channels, m d / map_std, 1 - m, and
+   * m ln(sigma(x) / noise_i), with m the mask (1 observed) and sigma(x) the per-pixel noise */
+  int masked;
+  double noise_ln_max; /* masked layout: the largest |ln(sigma(x) / noise_i)| of the training */
 } jade_norm;
 
 /* Write a model file: the tensors of m's table taken from `weights` (a buffer laid out like

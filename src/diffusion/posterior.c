@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "jade/chains.h"
+#include "jade/condition.h"
 #include "jade/io.h"
 
 const char *const *const jade_posterior_col_names = jade_param_names;
@@ -39,6 +40,16 @@ jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observ
   for (int i = 0; i < obs->n_bins; i++)
     if (!(obs->noise[i] >= 0 && isfinite(obs->noise[i])))
       return jade_error(JADE_ERR_INVALID, "%s: noise of bin %d is %g, not a noise level (>= 0)", obs_path, i, obs->noise[i]);
+  if (n->masked || obs->mask) { /* per pixel (jade/condition.h) */
+    const size_t nc = (size_t)jade_condition_channels(n) * n->n_pix * n->n_pix;
+    float *cond = malloc(nc * sizeof *cond);
+    if (!cond) return jade_error(JADE_ERR_NOMEM, "out of memory");
+    char what[4400];
+    snprintf(what, sizeof what, "%s (model %s)", obs_path, tm->path);
+    jade_status st = jade_condition_build(n, obs->kappa, obs->mask, obs->noise_map, obs->noise, noise_rtol >= 0, what, cond);
+    free(cond);
+    if (st || n->masked) return st;
+  }
   if (noise_rtol >= 0)
     for (int i = 0; i < n->n_bins; i++)
       if (!(fabs(obs->noise[i] - n->noise[i]) <= noise_rtol * n->noise[i] + 1e-300))
@@ -181,7 +192,7 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
   if (nw > my_batches) nw = 1;
   if (nw < 1) nw = 1;
   worker *w = calloc((size_t)nw, sizeof *w);
-  float *cond = jade_alloc(nx * sizeof(float));
+  float *cond = jade_alloc((size_t)mc->cond_channels * npix * sizeof(float));
   jade_status st = (cond && w) ? JADE_OK : jade_error(JADE_ERR_NOMEM, "posterior: out of memory");
   /* progress: this rank's batches k = rank + j size, j < my_batches, in that order; the
    * last one may be short */
@@ -199,10 +210,9 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
     w[i].eta = eta;
   }
   if (!st) {
-    for (int c = 0; c < C; c++) {
-      const float inv = (float)(1.0 / n->map_std[c]);
-      for (size_t i = 0; i < npix; i++) cond[c * npix + i] = obs_kappa[c * npix + i] * inv;
-    }
+    st = jade_condition_build(n, obs_kappa, o->mask, o->noise_map, o->noise, 0, "observation", cond);
+  }
+  if (!st) {
     if (maps) memset(maps, 0, (size_t)o->n_draws * nx * sizeof(float));
     memset(theta, 0, (size_t)o->n_draws * JADE_POSTERIOR_COLS * sizeof(double));
   }

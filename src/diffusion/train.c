@@ -72,17 +72,22 @@ static jade_status open_data(trainer *T) {
   const jade_train_options *o = T->o;
   const jade_model_config *mc = &T->mc;
   const jade_dataset *ds = &T->ds;
-  if (ds->bins != mc->channels || ds->npix != mc->img_size || mc->cond_channels != mc->channels || mc->n_params != JADE_N_THETA)
+  const int masked = mc->cond_channels == 3 * mc->channels;
+  if (ds->bins != mc->channels || ds->npix != mc->img_size || (mc->cond_channels != mc->channels && !masked) ||
+      mc->n_params != JADE_N_THETA)
     return jade_error(JADE_ERR_INVALID, "%s: maps are %dx%d with %d bins but the configuration says n_pix = %d, n_bins = %d "
                       "(train with the dataset's own config.ini, or --set n_pix=%d n_bins=%d)",
                       o->data_dir, ds->npix, ds->npix, ds->bins, mc->img_size, mc->channels, ds->npix, ds->bins);
+  const jade_train_config *tc = T->tc;
+  if (!masked && (tc->mask_prob > 0 || tc->noise_ln_scale > 0 || tc->noise_ln_field > 0))
+    return jade_error(JADE_ERR_CONFIG, "train.mask_prob / train.noise_ln_scale / train.noise_ln_field need model.condition = masked "
+                      "(the condition channels that carry the mask and the noise map)");
   if (o->sim && (o->sim->geom.n_pix != ds->npix || o->sim->geom.n_bins != ds->bins))
     return jade_error(JADE_ERR_INVALID, "%s: dataset geometry does not match the configuration's n_pix / n_bins", o->data_dir);
   if (!(T->ident = train_identity(o->config_text ? o->config_text : ""))) return jade_error(JADE_ERR_NOMEM, "out of memory");
   jade_status st;
   if (o->init_from && (st = train_load_init_model(o->init_from, mc, ds, &T->init, &T->ident))) return st;
 
-  const jade_train_config *tc = T->tc;
   T->N = ds->n;
   T->n_val = (long)floor(tc->val_fraction * (double)T->N + 0.5);
   if (tc->val_fraction > 0 && T->n_val == 0) T->n_val = 1;
@@ -132,6 +137,8 @@ static jade_status restore(trainer *T) {
   jade_status st = train_compute_norm(T->tc, T->o, &T->ds, T->train_idx, T->n_train, &T->norm);
   if (st) return st;
   if (T->init) T->norm = T->init->norm; /* the network's units stay those it was trained in */
+  T->norm.masked = T->mc.cond_channels == 3 * T->mc.channels;
+  T->norm.noise_ln_max = T->norm.masked ? T->tc->noise_ln_scale + T->tc->noise_ln_field : 0;
   float *params = jade_model_params(T->m);
   if (T->resuming) {
     train_state_info info = {.data_hash = T->data_hash};
@@ -179,6 +186,8 @@ static jade_status create_workers(trainer *T) {
   proto.npix = T->ds.npix;
   proto.bins = T->ds.bins;
   proto.nx = T->ds.nx;
+  proto.cnx = (size_t)T->mc.cond_channels * T->ds.npix * T->ds.npix;
+  proto.masks = (jade_mask_config){T->tc->mask_prob, T->tc->mask_max, T->tc->noise_ln_scale, T->tc->noise_ln_field};
   proto.mb_cap = T->tc->micro_batch;
   const long my_micro = T->n_micro > T->d->rank ? (T->n_micro - T->d->rank + T->d->size - 1) / T->d->size : 0;
   int nw = o->workers > 0 ? o->workers : omp_get_max_threads();

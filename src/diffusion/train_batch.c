@@ -21,6 +21,8 @@ static void prepare_rows(train_worker *c, int B, uint64_t normal_stream, long st
   const uint64_t flip_stream = step >= 0 && tc->flip ? TRAIN_STREAM(JADE_TRAIN_RNG_FLIP, step) : 0;
   const uint64_t rot_stream = step >= 0 && tc->rot90 ? TRAIN_STREAM(JADE_TRAIN_RNG_ROT, step) : 0;
   const uint64_t roll_stream = step >= 0 && tc->roll ? TRAIN_STREAM(JADE_TRAIN_RNG_ROLL, step) : 0;
+  /* masks and noise maps: the step's stream, or fixed ones for validation */
+  const uint64_t mask_stream = step >= 0 ? TRAIN_STREAM(JADE_TRAIN_RNG_MASK, step) : TRAIN_STREAM(JADE_TRAIN_RNG_VAL_MASK, 0);
   const double *theta_all = c->ds->theta.data;
   float inv_std[JADE_MAX_BINS], nrel[JADE_MAX_BINS];
   for (int k = 0; k < bins; k++) {
@@ -30,7 +32,7 @@ static void prepare_rows(train_worker *c, int B, uint64_t normal_stream, long st
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; b++) {
     const uint64_t g = c->rows[b];
-    float *x = c->x + (size_t)b * nx, *z = c->z + (size_t)b * nx, *cd = c->cond + (size_t)b * nx;
+    float *x = c->x + (size_t)b * nx, *z = c->z + (size_t)b * nx, *cd = c->cond + (size_t)b * c->cnx;
     const float *k = jade_dataset_map(c->ds, c->ids[b], cd); /* cd: scratch until the noise below */
     const double *th = theta_all + (size_t)c->ids[b] * JADE_N_THETA;
     int fl = 0, fu = 0, tr = 0, dy = 0, dx = 0;
@@ -81,8 +83,21 @@ static void prepare_rows(train_worker *c, int B, uint64_t normal_stream, long st
       c->zth[(size_t)b * P + i] = t * tn + (1 - t) * eps_th[i];
     }
     for (size_t i = 0; i < nx; i++) z[i] = t * x[i] + (1 - t) * z[i];
-    for (int ch = 0; ch < bins; ch++)
-      for (size_t i = ch * npix; i < (ch + 1) * npix; i++) cd[i] = x[i] + nrel[ch] * cd[i];
+    if (!c->norm->masked) {
+      for (int ch = 0; ch < bins; ch++)
+        for (size_t i = ch * npix; i < (ch + 1) * npix; i++) cd[i] = x[i] + nrel[ch] * cd[i];
+    } else { /* jade/condition.h: m d / map_std, 1 - m, m ln(sigma / noise), noise sigma_i e^lnr */
+      float *mask = c->mask_buf + (size_t)b * 2 * npix, *lnr = mask + npix;
+      jade_random_mask_noise(&c->masks, n, seed, mask_stream, g * JADE_MASK_DRAWS, mask, lnr);
+      for (int ch = 0; ch < bins; ch++)
+        for (size_t p = 0; p < npix; p++) {
+          const size_t i = ch * npix + p;
+          const float m = mask[p];
+          cd[i] = m * (x[i] + nrel[ch] * expf(lnr[p]) * cd[i]);
+          cd[nx + i] = 1 - m;
+          cd[2 * nx + i] = m * lnr[p];
+        }
+    }
   }
 }
 
@@ -112,9 +127,11 @@ jade_status train_worker_init(train_worker *c, const train_worker *proto, jade_m
   *c = *proto;
   c->m = m;
   size_t bx = (size_t)c->mb_cap * c->nx * sizeof(float), bp = (size_t)c->mb_cap * c->P * sizeof(float);
+  size_t bc = (size_t)c->mb_cap * c->cnx * sizeof(float);
   c->x = jade_alloc(bx);
   c->z = jade_alloc(bx);
-  c->cond = jade_alloc(bx);
+  c->cond = jade_alloc(bc);
+  c->mask_buf = c->norm->masked ? jade_alloc((size_t)c->mb_cap * 2 * c->npix * c->npix * sizeof(float)) : NULL;
   c->xhat = jade_alloc(bx);
   c->dx = jade_alloc(bx);
   c->th = jade_alloc(bp);
@@ -124,7 +141,8 @@ jade_status train_worker_init(train_worker *c, const train_worker *proto, jade_m
   c->t = jade_alloc((size_t)c->mb_cap * sizeof(float));
   c->ids = malloc((size_t)c->mb_cap * sizeof(long));
   c->rows = malloc((size_t)c->mb_cap * sizeof(uint64_t));
-  if (!c->x || !c->z || !c->cond || !c->xhat || !c->dx || !c->th || !c->zth || !c->thhat || !c->dth || !c->t || !c->ids || !c->rows)
+  if (!c->x || !c->z || !c->cond || !c->xhat || !c->dx || !c->th || !c->zth || !c->thhat || !c->dth || !c->t || !c->ids || !c->rows ||
+      (c->norm->masked && !c->mask_buf))
     return jade_error(JADE_ERR_NOMEM, "out of memory for micro-batch buffers (train.micro_batch = %ld)", c->mb_cap);
   return JADE_OK;
 }
@@ -142,6 +160,7 @@ void train_worker_free(train_worker *c) {
   free(c->t);
   free(c->ids);
   free(c->rows);
+  free(c->mask_buf);
 }
 
 void train_sync_workers(train_worker *w, int first, int nw, const float *weights, size_t n) {

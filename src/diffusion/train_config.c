@@ -27,6 +27,15 @@ jade_status jade_model_config_read(jade_config *cfg, jade_model_config *mc) {
   if ((st = get_int(cfg, "n_pix", 4, 65536, &mc->img_size))) return st;
   if ((st = get_int(cfg, "n_bins", 1, JADE_MAX_BINS, &mc->channels))) return st;
   mc->cond_channels = mc->channels;
+  /* optional: "masked" adds a mask and a noise-map channel per bin (jade/trained_model.h) */
+  if (jade_config_has(cfg, "model.condition")) {
+    const char *cond;
+    if ((st = jade_config_get_string(cfg, "model.condition", &cond))) return st;
+    if (!strcmp(cond, "masked"))
+      mc->cond_channels = 3 * mc->channels;
+    else if (strcmp(cond, "kappa"))
+      return jade_error(JADE_ERR_CONFIG, "key 'model.condition' = '%s': expected 'kappa' or 'masked'", cond);
+  }
   mc->n_params = JADE_N_THETA;
   if ((st = get_int(cfg, "model.patch", 1, 1024, &mc->patch))) return st;
   if ((st = get_int(cfg, "model.cond_patch", 0, 1024, &mc->cond_patch))) return st;
@@ -88,6 +97,12 @@ jade_status jade_train_config_read(jade_config *cfg, jade_train_config *tc) {
   if (jade_config_has(cfg, "train.roll")) {
     L("roll", 0, 1, tc->roll);
   }
+  /* random masks and noise maps (model.condition = masked; docs/model.md) */
+  tc->mask_max = 0.3;
+  if (jade_config_has(cfg, "train.mask_prob")) D("mask_prob", 0, 1, tc->mask_prob);
+  if (jade_config_has(cfg, "train.mask_max")) D("mask_max", 0, 0.9, tc->mask_max);
+  if (jade_config_has(cfg, "train.noise_ln_scale")) D("noise_ln_scale", 0, 3, tc->noise_ln_scale);
+  if (jade_config_has(cfg, "train.noise_ln_field")) D("noise_ln_field", 0, 3, tc->noise_ln_field);
   if ((st = jade_config_get_string(cfg, "train.theta_norm", &s))) return st;
   if (!strcmp(s, "prior"))
     tc->theta_norm_dataset = 0;

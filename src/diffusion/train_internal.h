@@ -5,6 +5,7 @@
 #define JADE_TRAIN_INTERNAL_H
 #include <stdio.h>
 
+#include "jade/condition.h"
 #include "jade/dataset.h"
 #include "jade/nn.h"
 #include "jade/train.h"
@@ -45,12 +46,15 @@ typedef struct {
   const jade_norm *norm;
   jade_model *m;
   int P, npix, bins;
-  size_t nx;
+  size_t nx;         /* map values per row (bins n n) */
+  size_t cnx;        /* condition values per row (jade_condition_channels n n) */
   long mb_cap;
+  jade_mask_config masks; /* norm->masked: the random masks and noise maps */
   /* micro-batch buffers */
   float *x, *z, *cond, *xhat, *dx, *th, *zth, *thhat, *dth, *t;
   long *ids;
   uint64_t *rows;
+  float *mask_buf;   /* norm->masked: per row a mask and a ln noise ratio (2 n n) */
 } train_worker;
 
 /* Copy proto's settings and allocate the buffers for model m. */

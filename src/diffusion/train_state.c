@@ -38,6 +38,19 @@ jade_status train_load_init_model(const char *path, const jade_model_config *mc,
   jade_status st = jade_trained_model_load(path, &tm);
   if (st) return jade_error_context(st, "--init-from");
   jade_model *ref = NULL;
+  const jade_model_config *ic = jade_model_get_config(tm->model);
+  if (!tm->norm.masked && ic->cond_channels == ic->channels && mc->cond_channels == 3 * mc->channels) {
+    /* fine-tuning a convergence-only model into a masked one: the mask and noise-map
+     * channels start with zero input weights (jade_model_copy_expand_cond) */
+    if ((st = jade_model_create(&ref, mc))) goto fail;
+    if ((st = jade_model_copy_expand_cond(ref, tm->model))) {
+      jade_model_free(ref);
+      goto fail;
+    }
+    jade_model_free(tm->model);
+    tm->model = ref;
+    ref = NULL;
+  }
   if ((st = jade_model_create(&ref, mc))) goto fail;
   int nt = jade_model_num_tensors(ref), same = nt == jade_model_num_tensors(tm->model);
   for (int i = 0; i < nt && same; i++) {
@@ -294,7 +307,7 @@ jade_status train_compute_norm(const jade_train_config *tc, const jade_train_opt
 
 static int norm_equal(const jade_norm *a, const jade_norm *b) {
   if (a->n_bins != b->n_bins || a->n_pix != b->n_pix || a->size_deg != b->size_deg ||
-      a->theta_norm_dataset != b->theta_norm_dataset)
+      a->theta_norm_dataset != b->theta_norm_dataset || a->masked != b->masked || a->noise_ln_max != b->noise_ln_max)
     return 0;
   for (int i = 0; i < JADE_N_THETA; i++)
     if (a->theta_mean[i] != b->theta_mean[i] || a->theta_std[i] != b->theta_std[i]) return 0;

@@ -109,6 +109,10 @@ void train_meta_norm(metabuf *mb, const jade_norm *n) {
   train_meta_add(mb, "norm.n_bins", "%d", n->n_bins);
   train_meta_add(mb, "norm.n_pix", "%d", n->n_pix);
   train_meta_add(mb, "norm.size_deg", "%.17g", n->size_deg);
+  if (n->masked) { /* absent: the convergence-only condition of the first model files */
+    train_meta_add(mb, "norm.condition", "%s", "masked");
+    train_meta_add(mb, "norm.noise_ln_max", "%.17g", n->noise_ln_max);
+  }
 }
 
 void train_meta_flow(metabuf *mb, const jade_flow_config *f) {
@@ -215,6 +219,13 @@ jade_status jade_norm_from_meta(const jade_safetensors *st, jade_norm *n) {
       (s = jade_safetensors_meta_get(st, "norm.theta_norm", &tn)))
     return s;
   n->theta_norm_dataset = !strcmp(tn, "dataset");
+  const char *cond = jade_safetensors_meta(st, "norm.condition");
+  if (cond && strcmp(cond, "masked"))
+    return jade_error(JADE_ERR_FORMAT, "%s: metadata norm.condition = '%s': expected 'masked' (or no such key)",
+                      jade_safetensors_path(st), cond);
+  n->masked = cond != NULL;
+  if (n->masked && ((s = train_meta_doubles(st, "norm.noise_ln_max", 1, &n->noise_ln_max)) || !(n->noise_ln_max >= 0)))
+    return s ? s : jade_error(JADE_ERR_FORMAT, "%s: metadata norm.noise_ln_max invalid", jade_safetensors_path(st));
   for (int i = 0; i < JADE_N_THETA; i++)
     if (!(n->theta_std[i] > 0))
       return jade_error(JADE_ERR_FORMAT, "%s: metadata norm.theta_std[%d] = %g is not positive", jade_safetensors_path(st), i, n->theta_std[i]);
@@ -342,6 +353,9 @@ jade_status jade_trained_model_load(const char *path, jade_trained_model **out) 
   jade_model_config mc;
   if (!st) st = jade_model_config_from_meta(sf, &mc);
   if (!st) st = jade_norm_from_meta(sf, &tm->norm);
+  if (!st && mc.cond_channels != (tm->norm.masked ? 3 : 1) * mc.channels)
+    st = jade_error(JADE_ERR_FORMAT, "%s: %d condition channels do not fit its %s condition of %d bins", file, mc.cond_channels,
+                    tm->norm.masked ? "masked" : "convergence-only", mc.channels);
   if (!st && (mc.channels != tm->norm.n_bins || mc.img_size != tm->norm.n_pix || mc.n_params != JADE_N_THETA))
     st = jade_error(JADE_ERR_FORMAT, "%s: model geometry %dx%dx%d (P %d) does not match its normalisation (%d bins, %d pixels)",
                     file, mc.img_size, mc.img_size, mc.channels, mc.n_params, tm->norm.n_bins, tm->norm.n_pix);
