@@ -10,7 +10,7 @@
  *       summary.txt mean, std, 16/50/84% quantiles per column (also printed)
  *       config.ini  the effective configuration (prior, survey: jade report's overlays)
  * OUT must not exist: everything is written into OUT.tmp.<pid>, renamed to OUT when complete
- * (and removed on failure), so a failed run leaves nothing behind. */
+ * (and removed on failure), so a failed run leaves nothing behind (jade_posterior_run). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +42,11 @@ static void progress(const jade_progress *p, void *user) {
   fprintf(stderr, "%ssample: step %ld/%ld (%.0f%%), batch %ld/%ld done, %.3g draw-evaluations/s, %s left%s", ps->tty ? "\r" : "",
           p->steps_done, p->steps_total, 100.0 * p->work_done / p->work_total, p->tasks_done, p->tasks_total, p->rate, left,
           ps->tty ? "   " : "\n");
+}
+
+static void print_start(const char *text, void *user) {
+  (void)user;
+  fprintf(stderr, "jade sample: %s\n", text);
 }
 
 /* --config FILE / preset, else the config stored in the model over the 'small' preset (so
@@ -107,11 +112,7 @@ int jade_cmd_sample(int argc, char **argv) {
   long draws, steps, seed, batch;
   jade_trained_model *tm = NULL;
   jade_config *cfg = NULL;
-  jade_observation obs;
-  memset(&obs, 0, sizeof obs);
-  float *maps = NULL;
   double *theta = NULL;
-  char tmp_dir[4200] = "";
   char *cfg_text = NULL;
   jade_status st = JADE_OK;
   if (!model_path) st = jade_error(JADE_ERR_INVALID, "--model M is required");
@@ -130,58 +131,23 @@ int jade_cmd_sample(int argc, char **argv) {
   if (!st && jade_cli_opt(opts, "steps")->value) st = jade_cli_long(opts, "steps", 1, 1000000L, &steps);
   if (!st && jade_cli_opt(opts, "seed")->value) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st && jade_cli_opt(opts, "batch")->value) st = jade_cli_long(opts, "batch", 1, 1000000L, &batch);
-  if (!st) st = jade_observation_read(obs_path, &obs);
-  if (!st) st = jade_posterior_check(tm, &obs, obs_path, jade_cli_opt(opts, "ignore-noise")->seen ? -1.0 : 0.01);
+  if (!st) st = jade_solver_parse(jade_cli_opt(opts, "solver")->value, &po.solver);
+  if (!st && !(cfg_text = jade_config_dump(cfg))) st = jade_error(JADE_ERR_NOMEM, "out of memory");
   if (st) goto done;
   po.n_draws = draws;
   po.n_steps = (int)steps;
-  if ((st = jade_solver_parse(jade_cli_opt(opts, "solver")->value, &po.solver)))
-    goto done;
   po.seed = (uint64_t)seed;
   po.batch = (int)batch;
   po.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
-  po.mask = obs.mask;
-  po.noise_map = obs.noise_map;
-  po.noise = obs.noise;
-  cfg_text = jade_config_dump(cfg);
   po.config_text = cfg_text;
-  const size_t nx = (size_t)obs.n_bins * obs.n_pix * obs.n_pix;
-  theta = malloc((size_t)draws * JADE_POSTERIOR_COLS * sizeof *theta);
-  if (!no_maps) maps = malloc((size_t)draws * nx * sizeof *maps);
-  if (!theta || (!no_maps && !maps)) {
-    st = jade_error(JADE_ERR_NOMEM, "out of memory for %ld draws (try --no-maps)", draws);
-    goto done;
-  }
-  /* create the temporary output now, so an unwritable --out fails before the sampling */
-  if (dist.rank == 0) {
-    snprintf(tmp_dir, sizeof tmp_dir, "%s.tmp.%ld", out, (long)getpid());
-    st = jade_mkdir_p(tmp_dir);
-    if (st) tmp_dir[0] = 0;
-  }
-  if (jade_dist_max_int(&dist, st != JADE_OK)) {
-    if (!st) st = jade_error(JADE_ERR_IO, "rank 0 cannot create %s", out);
-    goto done;
-  }
   progress_state ps = {jade_time_now(), 0, isatty(2)};
   if (!quiet && dist.rank == 0) {
     po.progress = progress;
     po.user = &ps;
-    fprintf(stderr, "jade sample: %ld draws x %ld %s steps (%d network evaluations each), model %s (step %ld), matmul %s%s\n",
-            draws, steps, jade_solver_name(po.solver), jade_solver_evals(po.solver, (int)steps), tm->path, tm->step, jade_matmul_backend_name(jade_matmul_get_backend()),
-            obs.from_shear ? ", shear converted by Kaiser-Squires" : "");
   }
-  st = jade_posterior_sample(tm, obs.kappa, &po, &dist, maps, theta);
+  st = jade_posterior_run(tm, obs_path, out, jade_cli_opt(opts, "ignore-noise")->seen ? -1.0 : 0.01, !no_maps, &po, &dist,
+                          quiet ? NULL : print_start, NULL, &theta);
   if (!quiet && dist.rank == 0 && ps.tty) fprintf(stderr, "\n");
-  if (st) goto done;
-  if (dist.rank == 0) {
-    st = jade_posterior_write(tmp_dir, tm, &obs, obs_path, &po, maps, theta);
-    if (!st && rename(tmp_dir, out) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot rename %s into place: %s", out, tmp_dir, strerror(errno));
-    if (!st) {
-      tmp_dir[0] = 0;
-      jade_sync_parent_dir(out);
-    }
-  }
-  if (jade_dist_max_int(&dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to write %s", out);
   if (st) goto done;
   if (!quiet && dist.rank == 0) {
     double dt = jade_time_now() - ps.t0;
@@ -195,11 +161,8 @@ int jade_cmd_sample(int argc, char **argv) {
   }
 done:;
   int rc = st ? jade_cli_fail("sample") : 0;
-  if (tmp_dir[0]) jade_remove_dir(tmp_dir); /* leave nothing behind */
-  free(maps);
   free(theta);
   free(cfg_text);
-  jade_observation_free(&obs);
   jade_trained_model_free(tm);
   jade_config_free(cfg);
   jade_cli_free(opts);

@@ -90,6 +90,18 @@ jade_status jade_posterior_write(const char *dir, const jade_trained_model *tm,
                                  const jade_posterior_options *o, const float *maps,
                                  const double *theta);
 
+/* The whole `jade sample` pipeline: read the observation file (jade/observation.h),
+ * check it against the model (noise_rtol as in jade_posterior_check), sample with o (its
+ * mask / noise_map / noise are taken from the observation), and write out_dir with
+ * jade_posterior_write (maps.fits only if keep_maps) into out_dir.tmp.<pid>, renamed to
+ * out_dir when complete and removed on failure: out_dir must not exist. message (may be NULL;
+ * rank 0) receives one line describing the run before the sampling starts. theta_out (may be
+ * NULL) receives a malloc'd copy of the draws (n_draws, JADE_POSTERIOR_COLS) on every rank;
+ * the caller frees it. Collective over d. */
+jade_status jade_posterior_run(jade_trained_model *tm, const char *obs_path, const char *out_dir, double noise_rtol,
+                               int keep_maps, const jade_posterior_options *o, const jade_dist *d,
+                               void (*message)(const char *text, void *user), void *user, double **theta_out);
+
 #ifdef __cplusplus
 }
 #endif

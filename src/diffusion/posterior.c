@@ -479,3 +479,78 @@ void jade_draw_moments(const float *x, size_t D, size_t n, float *mean, float *s
     sd[i] = (float)(D > 1 ? sqrt(s2 / (double)(D - 1)) : 0);
   }
 }
+
+/* Rank 0 creates out_dir.tmp.<pid> (so an unwritable out_dir fails before the sampling);
+ * tmp receives its path, or "" when not created. Collective. */
+static jade_status make_temporary_dir(const char *out_dir, const jade_dist *d, char *tmp, size_t n) {
+  jade_status st = JADE_OK;
+  tmp[0] = 0;
+  if (d->rank == 0) {
+    if (jade_path_exists(out_dir)) {
+      st = jade_error(JADE_ERR_IO, "%s: already exists (choose another --out or remove it)", out_dir);
+    } else {
+      snprintf(tmp, n, "%s.tmp.%ld", out_dir, (long)getpid());
+      st = jade_mkdir_p(tmp);
+      if (st) tmp[0] = 0;
+    }
+  }
+  if (jade_dist_max_int(d, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 cannot create %s", out_dir);
+  return st;
+}
+
+jade_status jade_posterior_run(jade_trained_model *tm, const char *obs_path, const char *out_dir, double noise_rtol,
+                               int keep_maps, const jade_posterior_options *o_in, const jade_dist *d,
+                               void (*message)(const char *text, void *user), void *user, double **theta_out) {
+  jade_dist single = {0, 1, 0};
+  if (!d) d = &single;
+  if (theta_out) *theta_out = NULL;
+  jade_observation obs;
+  memset(&obs, 0, sizeof obs);
+  jade_posterior_options o = *o_in;
+  float *maps = NULL;
+  double *theta = NULL;
+  char tmp[4400] = "";
+  jade_status st = jade_observation_read(obs_path, &obs);
+  if (!st) st = jade_posterior_check(tm, &obs, obs_path, noise_rtol);
+  if (st) goto done;
+  o.mask = obs.mask;
+  o.noise_map = obs.noise_map;
+  o.noise = obs.noise;
+  const size_t nx = (size_t)obs.n_bins * obs.n_pix * obs.n_pix;
+  theta = malloc((size_t)o.n_draws * JADE_POSTERIOR_COLS * sizeof *theta);
+  if (keep_maps) maps = malloc((size_t)o.n_draws * nx * sizeof *maps);
+  if (!theta || (keep_maps && !maps)) {
+    st = jade_error(JADE_ERR_NOMEM, "out of memory for %ld draws%s", o.n_draws, keep_maps ? " (try without the maps)" : "");
+    goto done;
+  }
+  if ((st = make_temporary_dir(out_dir, d, tmp, sizeof tmp))) goto done;
+  if (message && d->rank == 0) {
+    char line[6000];
+    snprintf(line, sizeof line, "%ld draws x %d %s steps (%d network evaluations each), model %s (step %ld), matmul %s%s%s",
+             o.n_draws, o.n_steps, jade_solver_name(o.solver), jade_solver_evals(o.solver, o.n_steps), tm->path, tm->step,
+             jade_matmul_backend_name(jade_matmul_get_backend()), obs.from_shear ? ", shear converted by Kaiser-Squires" : "",
+             obs.masked_fraction > 0 ? ", masked pixels" : "");
+    message(line, user);
+  }
+  if ((st = jade_posterior_sample(tm, obs.kappa, &o, d, maps, theta))) goto done;
+  if (d->rank == 0) {
+    st = jade_posterior_write(tmp, tm, &obs, obs_path, &o, maps, theta);
+    if (!st && rename(tmp, out_dir) != 0)
+      st = jade_error(JADE_ERR_IO, "%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
+    if (!st) {
+      tmp[0] = 0;
+      jade_sync_parent_dir(out_dir);
+    }
+  }
+  if (jade_dist_max_int(d, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to write %s", out_dir);
+  if (!st && theta_out) {
+    *theta_out = theta;
+    theta = NULL;
+  }
+done:
+  if (tmp[0]) jade_remove_dir(tmp); /* leave nothing behind */
+  free(maps);
+  free(theta);
+  jade_observation_free(&obs);
+  return st;
+}
