@@ -12,9 +12,11 @@ from ._lib import JadeError, library_path
 from ._lib import version as __version__
 from .chains import read_chain, write_chain
 from .cosmo import Config, Cosmology, Survey
+from .mcmc import mcmc
 from .model import COLUMNS, Model, Posterior, matmul, set_matmul
 from .sim import THETA_NAMES, Simulator, observe, read_observation, read_truth
+from .validate import coverage, mira, mira_expected, tarp, validate
 
 __all__ = ["JadeError", "Config", "Cosmology", "Survey", "library_path", "read_chain", "write_chain", "THETA_NAMES", "Simulator",
            "observe", "read_observation", "read_truth", "COLUMNS", "Model", "Posterior", "matmul",
-           "set_matmul"]
+           "set_matmul", "mcmc", "coverage", "mira", "mira_expected", "tarp", "validate"]
