@@ -47,7 +47,8 @@ typedef struct {
 
 void jade_posterior_options_default(jade_posterior_options *o);
 /* sizeof of jade_posterior_options, jade_progress, jade_trained_model, jade_norm,
- * jade_flow_config, jade_model_config or jade_summary_stat by type name (0: unknown name), so
+ * jade_flow_config, jade_model_config, jade_summary_stat or jade_tensor_info by type name
+ * (0: unknown name), so
  * bindings in other languages (python/jade) can check their copies of the layouts. */
 size_t jade_posterior_struct_size(const char *name);
 

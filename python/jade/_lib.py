@@ -226,6 +226,11 @@ class PosteriorOptions(ctypes.Structure):
                 ("step_user", c_void_p), ("config_text", c_char_p)]
 
 
+class TensorInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char * 64), ("ndim", c_int), ("shape", c_int * 4), ("offset", c_size_t), ("numel", c_size_t),
+                ("decay", c_int)]
+
+
 class SummaryStat(ctypes.Structure):
     _fields_ = [(n, c_double) for n in ("mean", "std", "q16", "q50", "q84")]
 
@@ -306,7 +311,7 @@ class McmcRunResult(ctypes.Structure):
 for _fn, _structs in (("jade_posterior_struct_size", (("jade_model_config", ModelConfig), ("jade_norm", Norm),
                                                       ("jade_flow_config", FlowConfig), ("jade_trained_model", TrainedModel),
                                                       ("jade_progress", Progress), ("jade_posterior_options", PosteriorOptions),
-                                                      ("jade_summary_stat", SummaryStat))),
+                                                      ("jade_summary_stat", SummaryStat), ("jade_tensor_info", TensorInfo))),
                       ("jade_validate_struct_size", (("jade_mira_opts", MiraOpts), ("jade_mira_result", MiraResult),
                                                      ("jade_tarp_opts", TarpOpts), ("jade_tarp_result", TarpResult),
                                                      ("jade_coverage_result", CoverageResult),
@@ -335,6 +340,8 @@ _sig("jade_trained_model_load", c_int, c_char_p, _P(c_void_p))
 _sig("jade_trained_model_free", None, c_void_p)
 _sig("jade_model_num_params", c_size_t, c_void_p)
 _sig("jade_model_get_config", _P(ModelConfig), c_void_p)
+_sig("jade_model_num_tensors", c_int, c_void_p)
+_sig("jade_model_tensor", _P(TensorInfo), c_void_p, c_int)
 _sig("jade_solver_parse", c_int, c_char_p, _P(c_int))
 _sig("jade_solver_evals", c_int, c_int, c_int)
 _sig("jade_observation_require_full", c_int, _P(Observation), c_char_p)

@@ -102,7 +102,9 @@ class _Obs:
                           % (self.path, JADE_MAX_BINS, k.shape))
         k = np.ascontiguousarray(k, dtype=np.float32)
         nb, n = k.shape[0], k.shape[1]
-        nz = np.asarray(model.noise if noise is None else noise, dtype=np.float64).ravel()
+        if noise is None:  # the training noise (bins the model lacks fail the geometry check)
+            noise = np.concatenate([model.noise, np.zeros(JADE_MAX_BINS)])[:nb]
+        nz = np.asarray(noise, dtype=np.float64).ravel()
         if nz.size != nb:
             raise invalid("%s: %d noise levels given for %d bins" % (self.path, nz.size, nb))
         self.st.n_bins, self.st.n_pix = nb, n
@@ -211,8 +213,17 @@ class Model(_Handle):
 
     @property
     def num_params(self):
-        """Number of network weights (jade_model_num_params)."""
-        return lib.jade_model_num_params(self._st.model)
+        """Number of network weights (the sum over tensors())."""
+        return sum(int(np.prod(shape)) for shape in self.tensors().values())
+
+    def tensors(self):
+        """The network's named weight tensors: {name: shape}, in the model's order."""
+        mp = self._st.model
+        out = {}
+        for i in range(lib.jade_model_num_tensors(mp)):
+            t = lib.jade_model_tensor(mp, i).contents
+            out[t.name.decode()] = tuple(t.shape[:t.ndim])
+        return out
 
     @property
     def network(self):

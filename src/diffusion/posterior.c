@@ -25,7 +25,7 @@ size_t jade_posterior_struct_size(const char *name) {
   } sizes[] = {{"jade_posterior_options", sizeof(jade_posterior_options)}, {"jade_progress", sizeof(jade_progress)},
                {"jade_trained_model", sizeof(jade_trained_model)},         {"jade_norm", sizeof(jade_norm)},
                {"jade_flow_config", sizeof(jade_flow_config)},             {"jade_model_config", sizeof(jade_model_config)},
-               {"jade_summary_stat", sizeof(jade_summary_stat)}};
+               {"jade_summary_stat", sizeof(jade_summary_stat)},           {"jade_tensor_info", sizeof(jade_tensor_info)}};
   for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
     if (!strcmp(name, sizes[i].name)) return sizes[i].size;
   return 0;
