@@ -5,6 +5,9 @@
     s = jade.Survey("small")
     pk = c.pk(np.logspace(-3, 1, 100), z=0.5)
     cl = c.cl(s, np.geomspace(10, 5000, 50))         # (n_ell, n_pairs), columns s.pairs
+    post = jade.Model("models/small").sample("obs.fits", draws=64, steps=16, solver="dpm2m")
+    jade.mira(truths, draws), jade.tarp(truths, draws), jade.coverage(truths, draws)
+    jade.validate(model, "held", "val"), jade.mcmc("small", "obs.fits", "nuts")
 
 Errors of the library raise jade.JadeError carrying jade's message. The library is found
 through JADE_LIB, then this source tree's build/ folder, then the system (python/jade/_lib.py)."""
