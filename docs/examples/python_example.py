@@ -52,25 +52,24 @@ def derived(theta):
 def plot_maps(path, kappa_true, kappa_obs, mean, sd):
     nb = kappa_true.shape[0]
     rows = (("truth", kappa_true), ("observation", kappa_obs), ("posterior mean", mean), ("posterior sd", sd))
-    fig, axes = plt.subplots(len(rows), nb, figsize=(1.9 * nb, 1.9 * len(rows) + 0.3), squeeze=False)
-    for b in range(nb):
-        lim = np.percentile(np.abs(kappa_true[b]), 99)  # the same colour scale for truth, observation and mean
-        for r, (name, m) in enumerate(rows):
+    lim = np.percentile(np.abs(kappa_true), 99)  # one colour scale for truth, observation and mean
+    fig, axes = plt.subplots(len(rows), nb, figsize=(1.8 * nb + 0.8, 1.8 * len(rows) + 0.4), squeeze=False,
+                             constrained_layout=True)
+    for r, (name, m) in enumerate(rows):
+        for b in range(nb):
             ax = axes[r, b]
             if name == "posterior sd":
-                im = ax.imshow(m[b], cmap="magma", origin="lower", vmin=0)
+                im = ax.imshow(m[b], cmap="magma", origin="lower", vmin=0, vmax=sd.max())
             else:
                 im = ax.imshow(m[b], cmap="RdBu_r", origin="lower", vmin=-lim, vmax=lim)
             ax.set_xticks([])
             ax.set_yticks([])
             if b == 0:
-                ax.set_ylabel(name, fontsize=8)
+                ax.set_ylabel(name, fontsize=9)
             if r == 0:
                 ax.set_title("bin %d" % (b + 1), fontsize=9)
-            if b == nb - 1:
-                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+        fig.colorbar(im, ax=list(axes[r]), fraction=0.015, pad=0.01).ax.tick_params(labelsize=6)
     fig.suptitle(r"convergence $\kappa$: truth, noisy observation, and the diffusion posterior", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
