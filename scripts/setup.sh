@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libfftw3-dev libopenblas-openmp-dev libgsl-dev libcfitsio-dev
       libopenmpi-dev openmpi-bin libpng-dev
-      python3 python3-numpy python3-pytest)   # the Python package python/jade and its tests
+      python3 python3-numpy python3-pytest   # the Python package python/jade and its tests
+      python3-matplotlib)                    # its worked example (docs/python_example.md)
 # Optional extras: chromium for the report screenshot test (JADE_WITH_CHROMIUM=1).
 if [ "${JADE_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
 # For scripts/fuzz.sh (JADE_WITH_FUZZ=1): clang with libFuzzer and the sanitizer runtimes,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package python/jade (ctypes over this build's libjade.so) against the CLI:
 # python/tests/*.py under pytest when Debian's python3-pytest is installed, else each file
-# run as a script (its own runner). Skipped (77) without /usr/bin/python3 + numpy, and in
+# run as a script (its own runner); test_example.py runs docs/examples/python_example.py
+# --quick when matplotlib is installed. Skipped (77) without /usr/bin/python3 + numpy, and in
 # sanitizer builds (an ASan libjade.so cannot be loaded into an uninstrumented python3).
 set -u
 JADE=${JADE:?}

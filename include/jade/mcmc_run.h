@@ -86,6 +86,10 @@ typedef struct {
 } jade_mcmc_run_result;
 
 void jade_mcmc_run_options_default(jade_mcmc_run_options *o);
+/* sizeof of jade_mcmc_run_options, jade_mcmc_run_result, jade_mcmc_health or
+ * jade_mcmc_progress by type name (0: unknown name), so bindings in other languages
+ * (python/jade) can check their copies of the layouts. */
+size_t jade_mcmc_struct_size(const char *name);
 /* "Omega_c,sigma_8" (commas or spaces) -> increasing parameter indices. */
 jade_status jade_mcmc_parse_free(const char *list, int *n_free, int idx[JADE_N_THETA]);
 /* Run (or resume) the chains and write OUT (collective over o->dist). */

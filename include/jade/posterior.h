@@ -53,12 +53,17 @@ typedef struct {
 } jade_posterior_options;
 
 void jade_posterior_options_default(jade_posterior_options *o);
+/* sizeof of jade_posterior_options, jade_progress, jade_trained_model, jade_norm,
+ * jade_flow_config, jade_model_config, jade_summary_stat or jade_tensor_info by type name
+ * (0: unknown name), so
+ * bindings in other languages (python/jade) can check their copies of the layouts. */
+size_t jade_posterior_struct_size(const char *name);
 
 /* Checks that an observation suits the model: same bins, pixels and patch size (relative
- * 1e-6), no masked pixels unless the model is masked, and the noise: per bin within
- * noise_rtol of the training noise, or for a masked model every observed pixel's noise
- * within the training range of ratios (jade/condition.h; noise_rtol < 0: not checked).
- * Errors name both files and the mismatch. */
+ * 1e-6), finite convergence in every pixel (when obs->kappa is set), no masked pixels unless
+ * the model is masked, and the noise: per bin within noise_rtol of the training noise, or for
+ * a masked model every observed pixel's noise within the training range of ratios
+ * (jade/condition.h; noise_rtol < 0: not checked). Errors name both files and the mismatch. */
 jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observation *obs,
                                  const char *obs_path, double noise_rtol);
 

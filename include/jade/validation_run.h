@@ -66,6 +66,11 @@ typedef struct {
 } jade_validation_options;
 
 void jade_validation_options_default(jade_validation_options *o);
+/* sizeof of jade_validation_options, jade_validation_result and the option and result
+ * structs of jade/validate.h (jade_mira_opts, jade_mira_result, jade_tarp_opts,
+ * jade_tarp_result, jade_coverage_result) by type name (0: unknown name), so bindings in
+ * other languages (python/jade) can check their copies of the layouts. */
+size_t jade_validate_struct_size(const char *name);
 
 typedef struct {
   int finished;       /* OUT written */

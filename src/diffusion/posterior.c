@@ -19,6 +19,19 @@
 
 const char *const *const jade_posterior_col_names = jade_param_names;
 
+size_t jade_posterior_struct_size(const char *name) {
+  static const struct {
+    const char *name;
+    size_t size;
+  } sizes[] = {{"jade_posterior_options", sizeof(jade_posterior_options)}, {"jade_progress", sizeof(jade_progress)},
+               {"jade_trained_model", sizeof(jade_trained_model)},         {"jade_norm", sizeof(jade_norm)},
+               {"jade_flow_config", sizeof(jade_flow_config)},             {"jade_model_config", sizeof(jade_model_config)},
+               {"jade_summary_stat", sizeof(jade_summary_stat)},           {"jade_tensor_info", sizeof(jade_tensor_info)}};
+  for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
+    if (!strcmp(name, sizes[i].name)) return sizes[i].size;
+  return 0;
+}
+
 void jade_posterior_options_default(jade_posterior_options *o) {
   memset(o, 0, sizeof *o);
   o->n_draws = 256;
@@ -36,6 +49,14 @@ jade_status jade_posterior_check(const jade_trained_model *tm, const jade_observ
   if (!(fabs(obs->size_deg - n->size_deg) <= 1e-6 * n->size_deg))
     return jade_error(JADE_ERR_INVALID, "%s: observation covers %g deg but the model %s was trained on %g deg patches",
                       obs_path, obs->size_deg, tm->path, n->size_deg);
+  /* a NaN or Inf pixel would give non-finite draws after the whole integration: refused now */
+  if (obs->kappa) {
+    const size_t npix = (size_t)obs->n_pix * obs->n_pix;
+    for (size_t i = 0; i < (size_t)obs->n_bins * npix; i++)
+      if (!isfinite(obs->kappa[i]))
+        return jade_error(JADE_ERR_INVALID, "%s: the convergence of bin %d is %g at pixel (y %zu, x %zu): not a finite number",
+                          obs_path, (int)(i / npix), obs->kappa[i], i % npix / obs->n_pix, i % (size_t)obs->n_pix);
+  }
   /* a noise level is a standard deviation: negative, NaN or Inf is an error, --ignore-noise or not */
   for (int i = 0; i < obs->n_bins; i++)
     if (!(obs->noise[i] >= 0 && isfinite(obs->noise[i])))

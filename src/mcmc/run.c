@@ -14,6 +14,19 @@
 #include "jade/observation.h"
 #include "run_internal.h"
 
+size_t jade_mcmc_struct_size(const char *name) {
+  static const struct {
+    const char *name;
+    size_t size;
+  } sizes[] = {{"jade_mcmc_run_options", sizeof(jade_mcmc_run_options)},
+               {"jade_mcmc_run_result", sizeof(jade_mcmc_run_result)},
+               {"jade_mcmc_health", sizeof(jade_mcmc_health)},
+               {"jade_mcmc_progress", sizeof(jade_mcmc_progress)}};
+  for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
+    if (!strcmp(name, sizes[i].name)) return sizes[i].size;
+  return 0;
+}
+
 void jade_mcmc_run_options_default(jade_mcmc_run_options *o) {
   memset(o, 0, sizeof *o);
   o->n_chains = 4;

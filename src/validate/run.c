@@ -26,6 +26,22 @@
 #define K_COLS JADE_POSTERIOR_COLS /* 6 parameters, Omega_m, S_8 */
 #define N_EX_DRAWS 3               /* posterior draws shown in the example figure */
 
+size_t jade_validate_struct_size(const char *name) {
+  static const struct {
+    const char *name;
+    size_t size;
+  } sizes[] = {{"jade_validation_options", sizeof(jade_validation_options)},
+               {"jade_validation_result", sizeof(jade_validation_result)},
+               {"jade_mira_opts", sizeof(jade_mira_opts)},
+               {"jade_mira_result", sizeof(jade_mira_result)},
+               {"jade_tarp_opts", sizeof(jade_tarp_opts)},
+               {"jade_tarp_result", sizeof(jade_tarp_result)},
+               {"jade_coverage_result", sizeof(jade_coverage_result)}};
+  for (size_t i = 0; name && i < sizeof sizes / sizeof sizes[0]; i++)
+    if (!strcmp(name, sizes[i].name)) return sizes[i].size;
+  return 0;
+}
+
 void jade_validation_options_default(jade_validation_options *o) {
   memset(o, 0, sizeof *o);
   o->n_obs = 100;
