@@ -22,7 +22,7 @@ cosmo:     cosmo.h
 lensing:   lensing.h lognormal_grad.h sim.h observation.h catalog.h
 dataset:   dataset.h
 nn:        nn.h
-diffusion: model.h trained_model.h train.h posterior.h
+diffusion: model.h trained_model.h condition.h train.h posterior.h
 mcmc:      mcmc.h fieldpost.h mcmc_run.h
 validate:  validate.h validation_run.h
 report:    plot.h report.h

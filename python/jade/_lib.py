@@ -199,7 +199,8 @@ class ModelConfig(ctypes.Structure):
 class Norm(ctypes.Structure):
     _fields_ = [("n_bins", c_int), ("n_pix", c_int), ("size_deg", c_double), ("theta_mean", c_double * JADE_N_THETA),
                 ("theta_std", c_double * JADE_N_THETA), ("map_std", c_double * JADE_MAX_BINS),
-                ("noise", c_double * JADE_MAX_BINS), ("theta_norm_dataset", c_int)]
+                ("noise", c_double * JADE_MAX_BINS), ("theta_norm_dataset", c_int), ("masked", c_int),
+                ("noise_ln_max", c_double)]
 
 
 class FlowConfig(ctypes.Structure):
