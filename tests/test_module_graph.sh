@@ -19,7 +19,7 @@ OWNERS="
 core:      core.h config.h dist.h version.h progress.h
 io:        io.h safetensors.h chains.h
 cosmo:     cosmo.h
-lensing:   lensing.h lognormal_grad.h sim.h observation.h catalog.h
+lensing:   lensing.h lognormal_grad.h sim.h observation.h catalog.h mask.h
 dataset:   dataset.h
 nn:        nn.h
 diffusion: model.h trained_model.h condition.h train.h posterior.h

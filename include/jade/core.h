@@ -97,6 +97,7 @@ enum {
   JADE_RNG_MCMC = 6,       /* MCMC chains */
   JADE_RNG_VALIDATE = 7,   /* validation observations / bootstrap */
   JADE_RNG_INIT = 8,       /* network weight initialisation */
+  JADE_RNG_MASK = 9,       /* masks and noise maps of masked mock observations */
   JADE_RNG_TEST = 15
 };
 

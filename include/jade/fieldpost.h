@@ -3,7 +3,7 @@
  * and its gradient, for NUTS (jade/mcmc.h).
  *
  *   log p(u, z | d) = log prior(theta(u)) + log |dtheta/du| - |z|^2 / 2
- *                     - sum_i sum_x (d_i(x) - kappa_i(x; z, theta))^2 / (2 sigma_i^2)
+ *                     - sum_i sum_x m_i(x) (d_i(x) - kappa_i(x; z, theta))^2 / (2 sigma_i(x)^2)
  *
  * kappa(z, theta) is the simulator's map (jade_lngrad, identical to jade_lognormal_draw for
  * the same white noise) made from the C_ell table and the log-normal shifts lambda of the
@@ -118,6 +118,10 @@ typedef struct {
   int free_idx[JADE_N_THETA]; /* theta components sampled, increasing */
   const float *kappa_obs;     /* [n_bins][N][N] observed (noisy) convergence (copied) */
   const double *noise;        /* [n_bins] per-pixel noise sigma_i (> 0) */
+  const float *mask;          /* [n_bins][N][N] 1 observed / 0 masked, or NULL (all observed):
+                                 masked pixels drop out of the likelihood (their data unread) */
+  const float *noise_map;     /* [n_bins][N][N] per-pixel noise sigma (> 0 where observed), or
+                                 NULL: noise[i] everywhere in bin i */
   const jade_theory *theory;  /* exact theory (shared; must outlive the posterior) */
   double fd_step;             /* EXACT Jacobian step in units of each prior sd (1e-4 if 0) */
 } jade_fieldpost_setup;

@@ -15,6 +15,7 @@
  * W_0, S_8, OMEGA_M and LAMBDA<i>. */
 #ifndef JADE_OBSERVATION_H
 #define JADE_OBSERVATION_H
+#include "jade/mask.h"
 #include "jade/sim.h"
 
 #ifdef __cplusplus
@@ -23,6 +24,13 @@ extern "C" {
 
 /* Simulate at sc->cosmo with `seed` and write OBS.fits (path) and its truth file. */
 jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, const char *path);
+/* A masked mock (mc != NULL; mc NULL is jade_observation_make): a random mask and noise map
+ * from jade_random_mask_noise (Philox (seed, JADE_RNG_MASK)), the same in every bin, and
+ * convergence-space noise KAPPA = m (kappa + sigma(x) n(x)), sigma(x) = NOISE<i> e^lnr(x),
+ * masked pixels 0: HDUs KAPPA, MASK and NOISEMAP (no shear: Kaiser-Squires inversion would
+ * spread the mask's edges). */
+jade_status jade_observation_make_masked(const jade_sim_config *sc, uint64_t seed, const jade_mask_config *mc,
+                                         const char *path);
 /* "dir/obs.fits" -> "dir/obs_truth.fits" */
 void jade_observation_truth_path(const char *path, char *out, size_t out_len);
 
@@ -40,9 +48,6 @@ typedef struct {
 /* Read an observation: shear if present (converted with Kaiser-Squires), else KAPPA. */
 jade_status jade_observation_read(const char *path, jade_observation *obs);
 void jade_observation_free(jade_observation *obs);
-/* For inference with a model that assumes full coverage and uniform noise per bin: an error
- * naming the file if the observation has masked pixels. */
-jade_status jade_observation_require_full(const jade_observation *obs, const char *path);
 /* Read theta from a truth file (NaN-free; error if keys missing). */
 jade_status jade_observation_read_truth(const char *truth_path, double theta[JADE_N_THETA], float **kappa,
                                         int *n_bins, int *n_pix);

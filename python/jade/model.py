@@ -311,7 +311,6 @@ class Model(_Handle):
             raise JadeError("%s: already exists (choose another out or remove it)" % os.fspath(out), 2)
         o = _Obs(obs, self, noise, size_deg)
         try:
-            check(lib.jade_observation_require_full(ctypes.byref(o.st), o.path.encode()))
             check(lib.jade_posterior_check(self.handle, ctypes.byref(o.st), o.path.encode(), float(noise_rtol)))
             nb, npx = o.st.n_bins, o.st.n_pix
             theta = np.empty((po.n_draws, JADE_POSTERIOR_COLS), dtype=np.float64)

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "jade/io.h"
+#include "jade/lensing.h"
+#include "jade/mask.h"
 
 void jade_observation_truth_path(const char *path, char *out, size_t out_len) {
   size_t n = strlen(path);
@@ -65,7 +67,63 @@ static int geometry_keys(const jade_sim_config *sc, const double *noise, uint64_
   return n;
 }
 
+/* Masked mock (mc != NULL): KAPPA = m (kappa + sigma(x) n(x)) with sigma(x) = noise_i e^lnr(x),
+ * the convergence-space noise model of the field-level likelihood and of masked training
+ * (jade/condition.h); masked pixels hold 0. */
+static void masked_convergence(const jade_sim_config *sc, const jade_mask_config *mc, uint64_t seed, const float *kappa,
+                               const double *noise, float *ke, float *mask, float *sigma) {
+  const int nb = sc->geom.n_bins, np = sc->geom.n_pix;
+  const size_t npix = (size_t)np * np;
+  float *lnr = sigma + (size_t)(nb - 1) * npix; /* scratch: the last bin's slot, filled last */
+  jade_random_mask_noise(mc, np, seed, JADE_STREAM(JADE_RNG_MASK, 0), 0, mask, lnr);
+  for (int b = nb - 1; b >= 0; b--) /* the same mask and noise pattern in every bin */
+    for (size_t p = 0; p < npix; p++) {
+      sigma[b * npix + p] = (float)(noise[b] * exp((double)lnr[p]));
+      mask[b * npix + p] = mask[p];
+    }
+  for (int b = 0; b < nb; b++) {
+    float *k = ke + b * npix;
+    memset(k, 0, npix * sizeof(float));
+    jade_add_noise(k, npix, 1.0, seed, JADE_STREAM(JADE_RNG_SHAPE, 2 * b), 0); /* unit normals */
+    for (size_t p = 0; p < npix; p++) {
+      const size_t q = b * npix + p;
+      k[p] = mask[q] > 0.5f ? kappa[q] + sigma[q] * k[p] : 0.0f;
+    }
+  }
+}
+
+static jade_status write_truth(const jade_sim_config *sc, const char *path, jade_fits_key *k, int nk, const double *theta,
+                               const double *lambda, const float *kappa) {
+  static const char *const tkeys[JADE_N_THETA] = {"OMEGA_C", "OMEGA_B", "SIGMA_8", "H", "N_S", "W_0"};
+  const int nb = sc->geom.n_bins;
+  long dims[3] = {sc->geom.n_pix, sc->geom.n_pix, nb};
+  char tpath[4200];
+  jade_observation_truth_path(path, tpath, sizeof tpath);
+  for (int i = 0; i < JADE_N_THETA; i++) k[nk++] = keyd(tkeys[i], theta[i], jade_theta_names[i]);
+  k[nk++] = keyd("OMEGA_M", jade_theta_omega_m(theta), "Omega_c + Omega_b");
+  k[nk++] = keyd("S_8", jade_theta_s8(theta), "sigma_8 sqrt(Omega_m/0.3)");
+  for (int i = 0; i < nb; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "LAMBDA%d", i);
+    k[nk++] = keyd(name, lambda[i], "log-normal shift of bin");
+  }
+  jade_fits_writer *w = NULL;
+  jade_status st = jade_fits_writer_open(tpath, &w);
+  if (!st) st = jade_fits_writer_add_image(w, "KAPPA", 3, dims, kappa, k, nk);
+  if (!w) return st;
+  if (st) {
+    jade_fits_writer_abort(w);
+    return st;
+  }
+  return jade_fits_writer_close(w);
+}
+
 jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, const char *path) {
+  return jade_observation_make_masked(sc, seed, NULL, path);
+}
+
+jade_status jade_observation_make_masked(const jade_sim_config *sc, uint64_t seed, const jade_mask_config *mc,
+                                         const char *path) {
   const int nb = sc->geom.n_bins, np = sc->geom.n_pix;
   const size_t npix = (size_t)np * np, len = (size_t)nb * npix;
   jade_simulator *sim = NULL;
@@ -80,20 +138,23 @@ jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, cons
   if (!st) jade_simulator_noise(sim, noise);
   /* Shear from convergence (Kaiser & Squires 1993), then white shape noise on each
    * component: sigma_i = sigma_e / sqrt(n_i A_pix) (spec/simulator.md). */
-  for (int b = 0; b < nb && !st; b++) {
+  for (int b = 0; b < nb && !st && !mc; b++) {
     st = jade_ks_kappa_to_shear(np, kappa + b * npix, g1 + b * npix, g2 + b * npix);
     if (st) break;
     jade_add_noise(g1 + b * npix, npix, noise[b], seed, JADE_STREAM(JADE_RNG_SHAPE, 2 * b), 0);
     jade_add_noise(g2 + b * npix, npix, noise[b], seed, JADE_STREAM(JADE_RNG_SHAPE, 2 * b + 1), 0);
     st = jade_ks_shear_to_kappa(np, g1 + b * npix, g2 + b * npix, ke + b * npix, NULL);
   }
+  if (!st && mc) masked_convergence(sc, mc, seed, kappa, noise, ke, g1, g2); /* g1: mask, g2: noise map */
   jade_fits_key k[64];
   int nk = geometry_keys(sc, noise, seed, k);
   long dims[3] = {np, np, nb};
   if (!st) st = jade_fits_writer_open(path, &w);
-  if (!st) st = jade_fits_writer_add_image(w, "GAMMA1", 3, dims, g1, k, nk);
-  if (!st) st = jade_fits_writer_add_image(w, "GAMMA2", 3, dims, g2, k, nk);
+  if (!st && !mc) st = jade_fits_writer_add_image(w, "GAMMA1", 3, dims, g1, k, nk);
+  if (!st && !mc) st = jade_fits_writer_add_image(w, "GAMMA2", 3, dims, g2, k, nk);
   if (!st) st = jade_fits_writer_add_image(w, "KAPPA", 3, dims, ke, k, nk);
+  if (!st && mc) st = jade_fits_writer_add_image(w, "MASK", 3, dims, g1, k, nk);
+  if (!st && mc) st = jade_fits_writer_add_image(w, "NOISEMAP", 3, dims, g2, k, nk);
   if (w) {
     if (st)
       jade_fits_writer_abort(w);
@@ -101,26 +162,7 @@ jade_status jade_observation_make(const jade_sim_config *sc, uint64_t seed, cons
       st = jade_fits_writer_close(w);
     w = NULL;
   }
-  /* The truth. */
-  char tpath[4200];
-  jade_observation_truth_path(path, tpath, sizeof tpath);
-  static const char *const tkeys[JADE_N_THETA] = {"OMEGA_C", "OMEGA_B", "SIGMA_8", "H", "N_S", "W_0"};
-  for (int i = 0; i < JADE_N_THETA; i++) k[nk++] = keyd(tkeys[i], theta[i], jade_theta_names[i]);
-  k[nk++] = keyd("OMEGA_M", jade_theta_omega_m(theta), "Omega_c + Omega_b");
-  k[nk++] = keyd("S_8", jade_theta_s8(theta), "sigma_8 sqrt(Omega_m/0.3)");
-  for (int i = 0; i < nb; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "LAMBDA%d", i);
-    k[nk++] = keyd(name, lambda[i], "log-normal shift of bin");
-  }
-  if (!st) st = jade_fits_writer_open(tpath, &w);
-  if (!st) st = jade_fits_writer_add_image(w, "KAPPA", 3, dims, kappa, k, nk);
-  if (w) {
-    if (st)
-      jade_fits_writer_abort(w);
-    else
-      st = jade_fits_writer_close(w);
-  }
+  if (!st) st = write_truth(sc, path, k, nk, theta, lambda, kappa);
   if (st) remove(path); /* never leave an observation without its truth */
   jade_simulator_free(sim);
   free(kappa);
@@ -304,15 +346,6 @@ void jade_observation_free(jade_observation *obs) {
   free(obs->mask);
   free(obs->noise_map);
   obs->kappa = obs->mask = obs->noise_map = NULL;
-}
-
-jade_status jade_observation_require_full(const jade_observation *obs, const char *path) {
-  if (obs->masked_fraction > 0)
-    return jade_error(JADE_ERR_INVALID,
-                      "%s: %.1f%% of the pixels are masked (MASK extension): the model and the field-level "
-                      "likelihood assume full coverage; inference on masked maps is not supported yet",
-                      path, 100.0 * obs->masked_fraction);
-  return JADE_OK;
 }
 
 jade_status jade_observation_read_truth(const char *truth_path, double theta[JADE_N_THETA], float **kappa,

@@ -774,7 +774,7 @@ struct jade_fieldpost {
   double fixed[JADE_N_THETA], sd[JADE_N_THETA], fd_step;
   int nb, n, np, n_ell;
   size_t npix, nmap;
-  double *dobs, inv_s2[JADE_MAX_BINS];
+  double *dobs, *inv_var; /* observed map; m(x) / sigma(x)^2 per pixel (0 where masked) */
   const jade_theory *theory;
   const jade_emulator *em;
   jade_fp_mode mode;
@@ -792,6 +792,7 @@ void jade_fieldpost_free(jade_fieldpost *fp) {
   if (!fp) return;
   jade_lngrad_free(fp->lg);
   free(fp->dobs);
+  free(fp->inv_var);
   free(fp->kappa);
   free(fp->kbar);
   free(fp->cl);
@@ -803,6 +804,31 @@ void jade_fieldpost_free(jade_fieldpost *fp) {
   free(fp->dphi);
   free(fp->yem);
   free(fp);
+}
+
+/* The data term's inputs: d(x) and w(x) = m(x) / sigma(x)^2 (spec mcmc.md: Gaussian pixel noise;
+ * a masked pixel has w = 0 and its data are not read, so they may be anything, NaN included). */
+static jade_status set_data(jade_fieldpost *fp, const jade_fieldpost_setup *s) {
+  size_t n_obs = 0;
+  for (size_t i = 0; i < fp->nmap; i++) {
+    int b = (int)(i / fp->npix);
+    float m = s->mask ? s->mask[i] : 1.0f;
+    if (m != 0.0f && m != 1.0f)
+      return jade_error(JADE_ERR_INVALID, "field posterior: mask value %g at element %zu (expected 0 or 1)", m, i);
+    fp->dobs[i] = 0.0;
+    fp->inv_var[i] = 0.0;
+    if (m == 0.0f) continue;
+    double sigma = s->noise_map ? (double)s->noise_map[i] : s->noise[b];
+    if (!(sigma > 0.0) || !isfinite(sigma))
+      return jade_error(JADE_ERR_INVALID, "field posterior: noise sigma %g at element %zu (bin %d) must be finite and > 0", sigma, i, b);
+    fp->dobs[i] = s->kappa_obs[i];
+    if (!isfinite(fp->dobs[i]))
+      return jade_error(JADE_ERR_INVALID, "field posterior: observed convergence is not finite at element %zu", i);
+    fp->inv_var[i] = 1.0 / (sigma * sigma);
+    n_obs++;
+  }
+  if (n_obs == 0) return jade_error(JADE_ERR_INVALID, "field posterior: every pixel is masked");
+  return JADE_OK;
 }
 
 jade_status jade_fieldpost_create(const jade_fieldpost_setup *s, jade_fieldpost **out) {
@@ -840,6 +866,7 @@ jade_status jade_fieldpost_create(const jade_fieldpost_setup *s, jade_fieldpost 
   fp->mode = JADE_FP_EXACT;
   size_t ncl = (size_t)fp->n_ell * fp->np;
   fp->dobs = malloc(sizeof(double) * fp->nmap);
+  fp->inv_var = malloc(sizeof(double) * fp->nmap);
   fp->kappa = malloc(sizeof(double) * fp->nmap);
   fp->kbar = malloc(sizeof(double) * fp->nmap);
   fp->cl = malloc(sizeof(double) * ncl);
@@ -849,21 +876,18 @@ jade_status jade_fieldpost_create(const jade_fieldpost_setup *s, jade_fieldpost 
   fp->ybar = malloc(sizeof(double) * (ncl + fp->nb));
   fp->yem = malloc(sizeof(double) * (ncl + fp->nb));
   jade_status st = JADE_OK;
-  if (!fp->dobs || !fp->kappa || !fp->kbar || !fp->cl || !fp->clbar || !fp->clp || !fp->clm || !fp->ybar || !fp->yem)
+  if (!fp->dobs || !fp->inv_var || !fp->kappa || !fp->kbar || !fp->cl || !fp->clbar || !fp->clp || !fp->clm || !fp->ybar || !fp->yem)
     st = jade_error(JADE_ERR_NOMEM, "field posterior: out of memory");
   if (!st) st = jade_lngrad_create(g, s->sc->variance, &fp->lg);
   if (st) {
     jade_fieldpost_free(fp);
     return st;
   }
-  for (size_t i = 0; i < fp->nmap; i++) {
-    fp->dobs[i] = s->kappa_obs[i];
-    if (!isfinite(fp->dobs[i])) {
-      jade_fieldpost_free(fp);
-      return jade_error(JADE_ERR_INVALID, "field posterior: observed convergence is not finite at element %zu", i);
-    }
+  st = set_data(fp, s);
+  if (st) {
+    jade_fieldpost_free(fp);
+    return st;
   }
-  for (int i = 0; i < fp->nb; i++) fp->inv_s2[i] = 1.0 / (s->noise[i] * s->noise[i]);
   *out = fp;
   return JADE_OK;
 }
@@ -1026,13 +1050,14 @@ static jade_status logp_impl(jade_fieldpost *fp, const double *x, double *logp, 
   double ll = 0.0, zz = 0.0;
   for (int b = 0; b < fp->nb; b++) {
     const double *d = fp->dobs + b * fp->npix, *kp = fp->kappa + b * fp->npix;
+    const double *w = fp->inv_var + b * fp->npix;
     double *kb = fp->kbar + b * fp->npix, s = 0.0;
     for (size_t m = 0; m < fp->npix; m++) {
       double r = d[m] - kp[m];
-      s += r * r;
-      kb[m] = r * fp->inv_s2[b];
+      kb[m] = r * w[m];
+      s += r * kb[m];
     }
-    ll -= 0.5 * s * fp->inv_s2[b];
+    ll -= 0.5 * s;
   }
   for (size_t m = 0; m < fp->nmap; m++) zz += z[m] * z[m];
   *logp = lprior + lj_sum - 0.5 * zz + ll;

@@ -361,7 +361,6 @@ static jade_status setup(driver *D) {
   const char *obs_path = o->obs_path;
   jade_observation *obs = &D->obs;
   jade_status st = jade_observation_read(obs_path, obs);
-  if (!st) st = jade_observation_require_full(obs, obs_path);
   if (!st && (obs->n_bins != sc->geom.n_bins || obs->n_pix != sc->geom.n_pix ||
               fabs(obs->size_deg - sc->geom.size_deg) > 1e-6 * sc->geom.size_deg))
     st = jade_error(JADE_ERR_INVALID,
@@ -392,6 +391,14 @@ static jade_status setup(driver *D) {
     const unsigned char *nb = (const unsigned char *)&obs->noise[i];
     for (size_t j = 0; j < sizeof(double); j++) h = (h ^ nb[j]) * 1099511628211ull;
   }
+  const float *extra[2] = {obs->mask, obs->noise_map}; /* a mask or noise map changes the likelihood */
+  for (int e = 0; e < 2; e++) {
+    const unsigned char *eb = (const unsigned char *)extra[e];
+    for (size_t i = 0; eb && i < R->nmap * sizeof(float); i++) h = (h ^ eb[i]) * 1099511628211ull;
+  }
+  if (obs->masked_fraction > 0 || obs->noise_map)
+    note(D, "note: %s: %.1f%% of the pixels masked%s; the likelihood uses the mask and the per-pixel noise", obs_path,
+         100.0 * obs->masked_fraction, obs->noise_map ? ", per-pixel noise map" : "");
   char fr[256] = "";
   for (int i = 0; i < R->n_free; i++) {
     strcat(fr, i ? "," : "");
@@ -416,7 +423,8 @@ static jade_status create_chains(driver *D) {
   run_t *R = D->r;
   jade_status st = jade_theory_create_cosmo(o->sim, &D->theory_obj);
   D->theory = D->theory_obj;
-  jade_fieldpost_setup fs = {.sc = o->sim, .n_free = R->n_free, .kappa_obs = D->obs.kappa, .noise = D->obs.noise, .theory = D->theory_obj};
+  jade_fieldpost_setup fs = {.sc = o->sim, .n_free = R->n_free, .kappa_obs = D->obs.kappa, .noise = D->obs.noise,
+                          .mask = D->obs.mask, .noise_map = D->obs.noise_map, .theory = D->theory_obj};
   memcpy(fs.free_idx, R->free_idx, sizeof fs.free_idx);
   D->fs = fs;
   if (!st) st = jade_fieldpost_create(&D->fs, &D->fp0);
