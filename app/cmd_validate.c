@@ -66,6 +66,10 @@ int jade_cmd_validate(int argc, char **argv) {
       {"keep-draws", NULL, "also write truths, observations and all draws (theta and maps) as .npy", NULL, 0, 0, NULL, 0},
       {"max-obs", "K", "stop after K new observations on each rank (exit code 3; rerun to resume); 0 = no limit", "0", 0, 0, NULL, 0},
       {"inner-threads", NULL, "threads inside the sampler instead of whole observations per thread", NULL, 0, 0, NULL, 0},
+      {"mask-prob", "P", "masked observations (a model with model.condition = masked): fraction with a random mask", NULL, 0, 0, NULL, 0},
+      {"mask-max", "F", "largest masked fraction of an observation (0-0.9; default 0.3 with --mask-prob)", NULL, 0, 0, NULL, 0},
+      {"noise-ln-scale", "S", "per-observation noise scale e^U(-S, S) around the dataset's noise", NULL, 0, 0, NULL, 0},
+      {"noise-ln-field", "A", "smooth noise variation over the field, ln amplitude U(0, A)", NULL, 0, 0, NULL, 0},
       {"ignore-noise", NULL, "validate even if the dataset's noise differs from the training noise", NULL, 0, 0, NULL, 0},
       {"no-report", NULL, "do not draw the figures and report.html", NULL, 0, 0, NULL, 0},
       {"quiet", NULL, "no progress line or summary", NULL, 0, 0, NULL, 0},
@@ -110,6 +114,13 @@ int jade_cmd_validate(int argc, char **argv) {
   vo.threads = jade_cli_opt(opts, "inner-threads")->seen ? 1 : 0;
   vo.noise_rtol = jade_cli_opt(opts, "ignore-noise")->seen ? -1.0 : 0.01;
   vo.no_report = jade_cli_opt(opts, "no-report")->seen;
+  if (jade_cli_opt(opts, "mask-prob")->seen) {
+    vo.masks.mask_max = 0.3;
+    if (!st) st = jade_cli_double(opts, "mask-prob", 0.0, 1.0, &vo.masks.mask_prob);
+  }
+  if (!st && jade_cli_opt(opts, "mask-max")->seen) st = jade_cli_double(opts, "mask-max", 0.0, 0.9, &vo.masks.mask_max);
+  if (!st && jade_cli_opt(opts, "noise-ln-scale")->seen) st = jade_cli_double(opts, "noise-ln-scale", 0.0, 3.0, &vo.masks.noise_ln_scale);
+  if (!st && jade_cli_opt(opts, "noise-ln-field")->seen) st = jade_cli_double(opts, "noise-ln-field", 0.0, 3.0, &vo.masks.noise_ln_field);
   vo.dist = &dist;
   progress_state ps = {0, isatty(2), &vo};
   if (!quiet && dist.rank == 0) {

@@ -115,6 +115,23 @@ bad() {
 head -c 1000 "$T/m/model.safetensors" > "$T/trunc.safetensors"
 cp "$T/m/model.safetensors" "$T/garbled.safetensors"; printf 'XXXX' | dd of="$T/garbled.safetensors" bs=1 seek=20 conv=notrunc 2>/dev/null
 printf 'not a fits file' > "$T/garbage.fits"
+# ---- masks: a masked model fine-tuned from the full-map one samples masked observations and
+# validates on masked ones; the full-map model refuses both ----
+train --out "$T/mm" --steps 20 --init-from "$T/m" --set model.condition=masked --set train.mask_prob=0.7 \
+  --set train.noise_ln_scale=0.1 --set train.noise_ln_field=0.1 || { echo "masked fine-tune failed"; exit 1; }
+"$JADE" observe --seed 3 --set n_pix=16 --mask-max 0.3 --noise-ln-field 0.15 --out "$T/mobs.fits" 2>/dev/null \
+  || { echo "observe --mask-max failed"; exit 1; }
+"$JADE" sample --model "$T/mm" --obs "$T/mobs.fits" --draws 6 --steps 3 --batch 4 --seed 1 --quiet --out "$T/ms" \
+  || { echo "FAILED: masked sample"; fail=1; }
+check "[ -s $T/ms/theta.txt ]" "masked sample: no theta.txt"
+"$JADE" validate --model "$T/mm" --data "$T/data" --n-obs 4 --draws 8 --steps 3 --mask-prob 1 --noise-ln-field 0.15 \
+  --no-report --quiet --out "$T/mv" || { echo "FAILED: masked validate"; fail=1; }
+check "grep -q '\"pixel_cov68_masked\": 0\.[0-9]' $T/mv/summary.json && grep -q '\"masked_fraction\": 0\.[0-9]' $T/mv/summary.json" \
+  "masked validate: summary.json lacks the masked coverage"
+bad "masked obs, full-map model" sample --model "$T/m" --obs "$T/mobs.fits" --draws 2 --steps 2 --out "$T/bad"
+bad "masked validate, full model" validate --model "$T/m" --data "$T/data" --n-obs 2 --draws 4 --mask-prob 1 --out "$T/bad"
+bad "noise beyond the training"  validate --model "$T/mm" --data "$T/data" --n-obs 2 --draws 4 --noise-ln-field 0.5 --out "$T/bad"
+
 bad "missing --data dir"         train --data "$T/nope" --out "$T/bad"
 bad "no --out"                   train --data "$T/data"
 bad "unknown [train] key"        train --data "$T/data" --out "$T/bad" --set train.lr=1

@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 /* The condition (jade_condition_channels(norm), n, n) of an observation: d (bins, n, n)
- * noisy convergence, mask (bins, n, n) or NULL (all observed), sigma (bins, n, n) per-pixel
+ * noisy convergence (NULL: zeros, to check the mask and noise alone), mask (bins, n, n) or NULL (all observed), sigma (bins, n, n) per-pixel
  * noise or NULL: noise[i] everywhere in bin i (noise NULL too: the training noise). A convergence-only model refuses masked pixels (an
  * error naming `what`) and ignores sigma; a masked model refuses a noise ratio beyond its training range
  * (|ln(sigma / noise_i)| > noise_ln_max + 0.01) unless noise_check is 0, and non-positive or

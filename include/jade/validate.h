@@ -38,7 +38,8 @@ enum {
   JADE_VALTAG_MIRA = 1,      /* MIRA: centre c at offsets 0..q-1, chosen draw at offset q */
   JADE_VALTAG_TARP = 2,      /* TARP: reference point at offsets 0..q-1 */
   JADE_VALTAG_MIRA_BOOT = 3, /* bootstrap replicate b of MIRA: T indices at offsets 0..T-1 */
-  JADE_VALTAG_TARP_BOOT = 4  /* bootstrap replicate b of TARP */
+  JADE_VALTAG_TARP_BOOT = 4, /* bootstrap replicate b of TARP */
+  JADE_VALTAG_MASK = 5       /* jade_validation_run: mask and noise map of observation t */
 };
 
 /* Per-dimension rescaling applied before distances are taken: z = (x - lo) * inv, with

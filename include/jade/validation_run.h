@@ -6,7 +6,7 @@
  *  1. the observation: kappa_t + sigma_b n, n ~ N(0, 1) from Philox (seed,
  *     JADE_STREAM(JADE_RNG_VALIDATE, JADE_VALIDATE_ID(0, t))), element b n^2 + i for pixel i
  *     of bin b, sigma_b the dataset's noise.npy (the model's training noise model:
- *     convergence plus white noise);
+ *     convergence plus white noise); with `masks` set, a random mask and noise map too;
  *  2. `draws` posterior samples with the posterior library (Heun, `steps` steps), sampling
  *     seed (seed << 32) | t, i.e. `jade sample --seed` of that value reproduces them;
  *  3. per-observation statistics with jade/validate.h: MIRA p and TARP counts of the joint
@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "jade/dist.h"
+#include "jade/mask.h"
 #include "jade/model.h"
 #include "jade/progress.h"
 
@@ -63,6 +64,12 @@ typedef struct {
    * rank (include/jade/progress.h: tasks are observations), from one thread at a time */
   jade_progress_fn progress;
   void *user;
+  /* masked observations (a model trained with model.condition = masked; jade/mask.h): all
+   * zero (the default) gives full maps at the dataset's noise. Otherwise observation t has
+   * the mask and ln noise ratio of jade_random_mask_noise(&masks, n, seed,
+   * JADE_STREAM(JADE_RNG_VALIDATE, JADE_VALIDATE_ID(JADE_VALTAG_MASK, t)), 0) in every bin and
+   * is m (kappa_t + sigma_b e^lnr n) with the same n as above, masked pixels 0. */
+  jade_mask_config masks;
 } jade_validation_options;
 
 void jade_validation_options_default(jade_validation_options *o);

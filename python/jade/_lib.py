@@ -270,11 +270,16 @@ class CoverageResult(ctypes.Structure):
 START_FN = ctypes.CFUNCTYPE(None, c_long, c_long, c_int, c_void_p)
 
 
+class MaskConfig(ctypes.Structure):  # jade/mask.h
+    _fields_ = [("mask_prob", c_double), ("mask_max", c_double), ("noise_ln_scale", c_double), ("noise_ln_field", c_double)]
+
+
 class ValidationOptions(ctypes.Structure):
     _fields_ = [("model_path", c_char_p), ("data_dir", c_char_p), ("out_dir", c_char_p), ("n_obs", c_long), ("draws", c_long),
                 ("steps", c_int), ("solver", c_int), ("batch", c_int), ("seed", c_uint64), ("keep_draws", c_int),
                 ("max_obs", c_long), ("n_boot", c_int), ("n_hist", c_int), ("threads", c_int), ("noise_rtol", c_double),
-                ("no_report", c_int), ("dist", c_void_p), ("start", START_FN), ("progress", PROGRESS_FN), ("user", c_void_p)]
+                ("no_report", c_int), ("dist", c_void_p), ("start", START_FN), ("progress", PROGRESS_FN), ("user", c_void_p),
+                ("masks", MaskConfig)]
 
 
 class ValidationResult(ctypes.Structure):

@@ -123,14 +123,17 @@ def coverage(truths, draws, dims=None, n_rank_bins=0):
 
 
 def validate(model, data_dir, out_dir, n_obs=100, draws=100, steps=32, solver="heun", batch=64, seed=0, n_boot=100,
-             hist_bins=40, keep_draws=False, max_obs=0, threads=0, noise_rtol=0.01, no_report=False, progress=None, start=None):
+             hist_bins=40, keep_draws=False, max_obs=0, threads=0, noise_rtol=0.01, no_report=False, progress=None, start=None,
+             masks=None):
     """The validation run of `jade validate` (jade_validation_run) with the CLI's defaults:
     model a MODELDIR / .safetensors path or a jade.Model (its file), data_dir a held-out
     `jade simulate` dataset, out_dir the output (must not exist; out_dir.partial is resumed;
     max_obs > 0 stops after that many new observations); threads 1 is --inner-threads,
     noise_rtol < 0 --ignore-noise. progress: a callable receiving the dict of
     jade_progress (tasks are observations); start: a callable receiving {'todo', 'n_mine',
-    'workers'} once the inputs are checked. Returns {'finished', 'n_done', 'n_obs',
+    'workers'} once the inputs are checked. masks: None (full maps) or a dict of
+    jade_mask_config's mask_prob, mask_max, noise_ln_scale, noise_ln_field (masked observations
+    for a model trained with model.condition = masked; `jade validate --mask-prob ...`). Returns {'finished', 'n_done', 'n_obs',
     'mira_joint', 'mira_joint_err', 'mira_expected', 'seconds', 'summary' (summary.json as a
     dict, None unless finished)}."""
     mp = model.path if isinstance(model, Model) else os.fspath(model)
@@ -149,6 +152,10 @@ def validate(model, data_dir, out_dir, n_obs=100, draws=100, steps=32, solver="h
     o.keep_draws, o.no_report = int(bool(keep_draws)), int(bool(no_report))
     o.threads = _int("threads", threads, 0, 1 << 30)
     o.noise_rtol = float(noise_rtol)
+    for key, value in (masks or {}).items():
+        if key not in ("mask_prob", "mask_max", "noise_ln_scale", "noise_ln_field"):
+            raise invalid("masks: unknown key %r (mask_prob, mask_max, noise_ln_scale, noise_ln_field)" % key)
+        setattr(o.masks, key, float(value))
     pcb = progress_callback(progress)
     scb = _start_callback(start)
     if progress is not None:

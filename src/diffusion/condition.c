@@ -23,7 +23,7 @@ jade_status jade_condition_build(const jade_norm *norm, const float *d, const fl
     }
     for (int i = 0; i < B; i++) {
       const float inv = (float)(1.0 / norm->map_std[i]);
-      for (size_t p = 0; p < np; p++) cond[i * np + p] = d[i * np + p] * inv;
+      for (size_t p = 0; p < np; p++) cond[i * np + p] = d ? d[i * np + p] * inv : 0.0f;
     }
     return JADE_OK;
   }
@@ -47,7 +47,7 @@ jade_status jade_condition_build(const jade_norm *norm, const float *d, const fl
                             exp(-norm->noise_ln_max), exp(norm->noise_ln_max));
         r = (float)lr;
       }
-      cond[k] = m ? d[k] * inv : 0.0f;
+      cond[k] = m && d ? d[k] * inv : 0.0f;
       cond[(size_t)B * np + k] = (float)(1 - m);
       cond[(size_t)2 * B * np + k] = r;
     }

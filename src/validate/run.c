@@ -60,7 +60,7 @@ typedef struct {
   size_t npix, nx, q;
   /* offsets into the record */
   size_t o_index, o_seconds, o_mira, o_tarp, o_truth, o_mean, o_std, o_rank, o_in68, o_in95, o_z, o_pix, o_ell, o_pow,
-      o_hist, o_mom, len;
+      o_hist, o_mom, o_mask, len;
 } layout;
 
 static void make_layout(layout *L, int nb, int np, int NB, int NH) {
@@ -90,6 +90,7 @@ static void make_layout(layout *L, int nb, int np, int NB, int NH) {
   L->o_pow = o, o += (size_t)L->npairs * NB * 4; /* [pair][band]: truth, draws mean, q16, q84 */
   L->o_hist = o, o += (size_t)nb * NH * 2;       /* [bin][h]: truth counts, draws mean counts */
   L->o_mom = o, o += (size_t)nb * 4;             /* [bin]: truth var, truth skew, draws mean var, mean skew */
+  L->o_mask = o, o += 3;   /* masked fraction; pixel coverage 68%, 95% over the masked pixels (NaN: none) */
   L->len = o;
 }
 
@@ -161,12 +162,30 @@ static void truth_joint(const run_ctx *c, long t, float *out) {
   for (int j = 0; j < JADE_N_THETA; j++) out[L->nx + j] = (float)((th[j] - c->norm.theta_mean[j]) / c->norm.theta_std[j]);
 }
 
-/* The noisy observation of simulation t (physical convergence). */
-static void make_observation(const run_ctx *c, long t, float *obs) {
+static int masks_on(const jade_mask_config *m) { return m->mask_prob > 0 || m->noise_ln_scale > 0 || m->noise_ln_field > 0; }
+
+/* The noisy observation of simulation t (physical convergence); with masks (masks_on), its
+ * mask and per-pixel noise (bins, n, n; lnr: n*n scratch) and the masked fraction returned:
+ * obs = m (kappa + sigma n) (jade/validation_run.h). */
+static double make_observation(const run_ctx *c, long t, float *obs, float *mask, float *sigma, float *lnr) {
   const layout *L = &c->L;
   memcpy(obs, c->kappa_all + (size_t)t * L->nx, L->nx * sizeof(float));
   const uint64_t stream = JADE_STREAM(JADE_RNG_VALIDATE, JADE_VALIDATE_ID(0, (uint64_t)t));
-  for (int b = 0; b < L->nb; b++) jade_add_noise(obs + b * L->npix, L->npix, c->noise[b], c->o->seed, stream, (uint64_t)b * L->npix);
+  if (!masks_on(&c->o->masks)) {
+    for (int b = 0; b < L->nb; b++) jade_add_noise(obs + b * L->npix, L->npix, c->noise[b], c->o->seed, stream, (uint64_t)b * L->npix);
+    return 0.0;
+  }
+  const uint64_t mstream = JADE_STREAM(JADE_RNG_VALIDATE, JADE_VALIDATE_ID(JADE_VALTAG_MASK, (uint64_t)t));
+  const double f = jade_random_mask_noise(&c->o->masks, L->np, c->o->seed, mstream, 0, mask, lnr);
+  for (int b = L->nb - 1; b >= 0; b--) /* bin 0's slot holds the drawn mask: fill it last */
+    for (size_t i = 0; i < L->npix; i++) {
+      const size_t k = b * L->npix + i;
+      const double s = c->noise[b] * exp((double)lnr[i]);
+      sigma[k] = (float)s;
+      mask[k] = mask[i];
+      obs[k] = (float)(mask[k] > 0.5f ? obs[k] + s * jade_rng_normal(c->o->seed, stream, k) : 0.0);
+    }
+  return f;
 }
 
 static void record_path(const run_ctx *c, long t, char *out, size_t n) {
@@ -177,7 +196,7 @@ static void record_path(const run_ctx *c, long t, char *out, size_t n) {
 
 typedef struct {
   jade_trained_model *tm;
-  float *obs, *maps, *joint, *thf, *thn, *tj;
+  float *obs, *maps, *joint, *thf, *thn, *tj, *mask, *sigma, *lnr;
   double *theta, *pw, *rec, *cl, *ellm, *hist;
   long *cnt;
   int *prank;
@@ -211,6 +230,9 @@ static void obs_step(double work, void *user) { obs_event(user, 1, work); }
 static void worker_free(worker *w) {
   jade_trained_model_free(w->tm);
   free(w->obs);
+  free(w->mask);
+  free(w->sigma);
+  free(w->lnr);
   free(w->maps);
   free(w->joint);
   free(w->thf);
@@ -237,6 +259,9 @@ static jade_status worker_init(worker *w, const run_ctx *c) {
   jade_status st = jade_trained_model_load(c->o->model_path, &w->tm);
   if (st) return st;
   w->obs = malloc(L->nx * sizeof(float));
+  w->mask = malloc(L->nx * sizeof(float));
+  w->sigma = malloc(L->nx * sizeof(float));
+  w->lnr = malloc(L->npix * sizeof(float));
   w->maps = malloc(D * L->nx * sizeof(float));
   w->joint = malloc(D * L->q * sizeof(float));
   w->thf = malloc(D * K_COLS * sizeof(float));
@@ -253,7 +278,7 @@ static jade_status worker_init(worker *w, const run_ctx *c) {
   w->pin68 = malloc(L->nx);
   w->pin95 = malloc(L->nx);
   w->pz = malloc(L->nx * sizeof(double));
-  if (!w->obs || !w->maps || !w->joint || !w->thf || !w->thn || !w->tj || !w->theta || !w->pw || !w->rec || !w->cl ||
+  if (!w->obs || !w->mask || !w->sigma || !w->lnr || !w->maps || !w->joint || !w->thf || !w->thn || !w->tj || !w->theta || !w->pw || !w->rec || !w->cl ||
       !w->ellm || !w->hist || !w->cnt || !w->prank || !w->pin68 || !w->pin95 || !w->pz)
     return jade_error(JADE_ERR_NOMEM, "validate: out of memory for %zu draws of %zu values", D, L->q);
   return JADE_OK;
@@ -288,7 +313,8 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   rec[L->o_index] = (double)t;
   double t0 = jade_time_now();
   /* 1. observation, 2. posterior draws */
-  make_observation(c, t, w->obs);
+  const int masked = masks_on(&o->masks);
+  rec[L->o_mask] = make_observation(c, t, w->obs, w->mask, w->sigma, w->lnr);
   jade_posterior_options po;
   jade_posterior_options_default(&po);
   po.n_draws = o->draws;
@@ -299,6 +325,11 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   po.threads = inner_threads ? 0 : 1;
   po.on_step = obs_step;
   po.step_user = w;
+  if (masked) {
+    po.mask = w->mask;
+    po.noise_map = w->sigma;
+  }
+  po.noise = c->noise;
   jade_status st = jade_posterior_sample(w->tm, w->obs, &po, NULL, w->maps, w->theta);
   if (st) return jade_error_context(st, "observation %ld", t);
   rec[L->o_seconds] = jade_time_now() - t0;
@@ -339,6 +370,15 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   rec[L->o_pix] = c68 / (double)nx;
   rec[L->o_pix + 1] = c95 / (double)nx;
   rec[L->o_pix + 2] = z2 / (double)nx;
+  double m68 = 0, m95 = 0, nm = 0; /* the same over the masked pixels only */
+  for (size_t i = 0; masked && i < nx; i++)
+    if (!(w->mask[i] > 0.5f)) {
+      m68 += w->pin68[i];
+      m95 += w->pin95[i];
+      nm++;
+    }
+  rec[L->o_mask + 1] = nm > 0 ? m68 / nm : NAN;
+  rec[L->o_mask + 2] = nm > 0 ? m95 / nm : NAN;
   /* 3c. power spectra: truth, and draws' mean and 16/84% per pair and band */
   const int NB = L->NB, np = L->np;
   for (int i = 0; i < L->nb; i++)
@@ -450,14 +490,17 @@ static jade_status open_dataset(const jade_validation_options *o, jade_dataset *
 }
 
 static char *run_identity(const jade_validation_options *o, const jade_trained_model *tm) {
-  size_t n = strlen(o->model_path) + strlen(o->data_dir) + 512;
+  size_t n = strlen(o->model_path) + strlen(o->data_dir) + 768;
   char *s = malloc(n);
-  if (s)
-    snprintf(s, n,
-             "# jade validate run\nmodel = %s\nmodel_step = %ld\ndata = %s\nn_obs = %ld\ndraws = %ld\nsteps = %d\n"
-             "solver = %s\nbatch = %d\nseed = %llu\nkeep_draws = %d\nn_hist = %d\nmatmul = %s\n",
-             o->model_path, tm->step, o->data_dir, o->n_obs, o->draws, o->steps, jade_solver_name(o->solver), o->batch,
-             (unsigned long long)o->seed, o->keep_draws, o->n_hist, jade_matmul_backend_name(jade_matmul_get_backend()));
+  if (!s) return NULL;
+  int k = snprintf(s, n,
+                   "# jade validate run\nmodel = %s\nmodel_step = %ld\ndata = %s\nn_obs = %ld\ndraws = %ld\nsteps = %d\n"
+                   "solver = %s\nbatch = %d\nseed = %llu\nkeep_draws = %d\nn_hist = %d\nmatmul = %s\n",
+                   o->model_path, tm->step, o->data_dir, o->n_obs, o->draws, o->steps, jade_solver_name(o->solver), o->batch,
+                   (unsigned long long)o->seed, o->keep_draws, o->n_hist, jade_matmul_backend_name(jade_matmul_get_backend()));
+  if (masks_on(&o->masks) && k > 0 && (size_t)k < n) /* masked runs only: unmasked runs keep their identity */
+    snprintf(s + k, n - (size_t)k, "mask_prob = %.17g\nmask_max = %.17g\nnoise_ln_scale = %.17g\nnoise_ln_field = %.17g\n",
+             o->masks.mask_prob, o->masks.mask_max, o->masks.noise_ln_scale, o->masks.noise_ln_field);
   return s;
 }
 
@@ -572,7 +615,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   static const char *const grp[4] = {"truth", "mean", "std", "rank"};
   for (int g = 0; g < 4; g++)
     for (int j = 0; j < K_COLS; j++) fprintf(f.f, " %s_%s", grp[g], jade_posterior_col_names[j]);
-  fprintf(f.f, "\n");
+  fprintf(f.f, " masked_fraction\n");
   for (size_t t = 0; t < T; t++) {
     const double *r = R + t * L->len;
     fprintf(f.f, "%zu %.3f %.6f %.6f %.6f %.6f %.6f %.6f %.5f %.5f", t, r[L->o_seconds], r[L->o_mira], r[L->o_mira + 1],
@@ -581,7 +624,7 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
     const size_t offs[4] = {L->o_truth, L->o_mean, L->o_std, L->o_rank};
     for (int g = 0; g < 4; g++)
       for (int j = 0; j < K_COLS; j++) fprintf(f.f, g == 3 ? " %.0f" : " %.8g", r[offs[g] + j]);
-    fprintf(f.f, "\n");
+    fprintf(f.f, " %.5f\n", r[L->o_mask]);
   }
   if ((st = jade_text_commit(&f))) goto out;
   /* power.txt: per spectrum and band, over observations */
@@ -669,6 +712,21 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
     pixz2 += r[L->o_pix + 2] / T;
     secs += r[L->o_seconds];
   }
+  /* masked runs: mean masked fraction; pixel coverage of masked and of observed pixels, each
+   * pooled over the observations' pixels */
+  double mfrac = 0, m68 = 0, m95 = 0, nmask = 0, all68 = 0, all95 = 0;
+  for (size_t t = 0; t < T; t++) {
+    const double *r = R + t * L->len, nm_t = r[L->o_mask] * (double)L->nx;
+    mfrac += r[L->o_mask] / T;
+    all68 += r[L->o_pix] * (double)L->nx;
+    all95 += r[L->o_pix + 1] * (double)L->nx;
+    if (nm_t > 0 && isfinite(r[L->o_mask + 1])) {
+      m68 += r[L->o_mask + 1] * nm_t;
+      m95 += r[L->o_mask + 2] * nm_t;
+      nmask += nm_t;
+    }
+  }
+  const double nobs_pix = (double)T * (double)L->nx - nmask;
   /* config.ini: the model's configuration (prior and survey for jade report) */
   if (tm->config_text && tm->config_text[0]) {
     snprintf(path, sizeof path, "%s/config.ini", dir);
@@ -738,6 +796,20 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
   json_num(f.f, pix95);
   fprintf(f.f, ",\n  \"pixel_mean_z2\": ");
   json_num(f.f, pixz2);
+  if (masks_on(&o->masks)) {
+    fprintf(f.f, ",\n  \"masks\": {\"mask_prob\": %.10g, \"mask_max\": %.10g, \"noise_ln_scale\": %.10g, \"noise_ln_field\": %.10g}",
+            o->masks.mask_prob, o->masks.mask_max, o->masks.noise_ln_scale, o->masks.noise_ln_field);
+    fprintf(f.f, ",\n  \"masked_fraction\": ");
+    json_num(f.f, mfrac);
+    fprintf(f.f, ",\n  \"pixel_cov68_masked\": ");
+    json_num(f.f, nmask > 0 ? m68 / nmask : NAN);
+    fprintf(f.f, ",\n  \"pixel_cov95_masked\": ");
+    json_num(f.f, nmask > 0 ? m95 / nmask : NAN);
+    fprintf(f.f, ",\n  \"pixel_cov68_observed\": ");
+    json_num(f.f, nobs_pix > 0 ? (all68 - m68) / nobs_pix : NAN);
+    fprintf(f.f, ",\n  \"pixel_cov95_observed\": ");
+    json_num(f.f, nobs_pix > 0 ? (all95 - m95) / nobs_pix : NAN);
+  }
   fprintf(f.f, ",\n  \"power_auto_ratio\": ");
   json_num(f.f, pow_rom_n ? pow_rom_sum / pow_rom_n : NAN);
   fprintf(f.f, ",\n  \"power_auto_ratio_median\": ");
@@ -774,13 +846,14 @@ static jade_status write_truths(const run_ctx *c) {
   const size_t T = (size_t)c->o->n_obs;
   char path[4400];
   double *th = malloc(T * K_COLS * sizeof(double));
-  float *obs = malloc(T * L->nx * sizeof(float));
-  jade_status st = th && obs ? JADE_OK : jade_error(JADE_ERR_NOMEM, "out of memory");
+  float *obs = malloc(T * L->nx * sizeof(float)), *mask = malloc(L->nx * sizeof(float)), *sigma = malloc(L->nx * sizeof(float)),
+        *lnr = malloc(L->npix * sizeof(float));
+  jade_status st = th && obs && mask && sigma && lnr ? JADE_OK : jade_error(JADE_ERR_NOMEM, "out of memory");
   for (size_t t = 0; t < T && !st; t++) {
     memcpy(th + t * K_COLS, c->theta_all + t * JADE_N_THETA, JADE_N_THETA * sizeof(double));
     th[t * K_COLS + JADE_N_THETA] = jade_theta_omega_m(th + t * K_COLS);
     th[t * K_COLS + JADE_N_THETA + 1] = jade_theta_s8(th + t * K_COLS);
-    make_observation(c, (long)t, obs + t * L->nx);
+    make_observation(c, (long)t, obs + t * L->nx, mask, sigma, lnr);
   }
   size_t sh2[2] = {T, K_COLS}, sh4[4] = {T, (size_t)L->nb, (size_t)L->np, (size_t)L->np};
   snprintf(path, sizeof path, "%s/truth_theta.npy", c->partial);
@@ -791,6 +864,9 @@ static jade_status write_truths(const run_ctx *c) {
   if (!st) st = jade_npy_write(path, JADE_F32, 4, sh4, obs);
   free(th);
   free(obs);
+  free(mask);
+  free(sigma);
+  free(lnr);
   return st;
 }
 
@@ -858,6 +934,21 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
       st = jade_error_context(st, "held-out dataset");
       goto done;
     }
+  }
+  if (masks_on(&o->masks)) { /* what the model can condition on (jade/condition.h) */
+    const jade_mask_config *m = &o->masks;
+    if (!(m->mask_prob >= 0 && m->mask_prob <= 1 && m->mask_max >= 0 && m->mask_max <= 0.9 && m->noise_ln_scale >= 0 &&
+          m->noise_ln_field >= 0 && isfinite(m->noise_ln_scale) && isfinite(m->noise_ln_field)))
+      st = jade_error(JADE_ERR_INVALID, "validate: masks: mask_prob %g (0-1), mask_max %g (0-0.9), noise_ln_scale %g and "
+                      "noise_ln_field %g (>= 0) out of range", m->mask_prob, m->mask_max, m->noise_ln_scale, m->noise_ln_field);
+    else if (!tm->norm.masked)
+      st = jade_error(JADE_ERR_INVALID, "%s: masked observations need a model trained with model.condition = masked "
+                      "(this one conditions on full convergence maps)", o->model_path);
+    else if (m->noise_ln_scale + m->noise_ln_field > tm->norm.noise_ln_max + 1e-9)
+      st = jade_error(JADE_ERR_INVALID, "%s: noise ratios up to e^%g requested, the model was trained up to e^%g "
+                      "(noise_ln_scale + noise_ln_field <= %g)", o->model_path, m->noise_ln_scale + m->noise_ln_field,
+                      tm->norm.noise_ln_max, tm->norm.noise_ln_max);
+    if (st) goto done;
   }
   jade_power_spectrum_bands(ds.npix, c.size_deg, &c.n_bands, &c.ell_min, &c.ell_max);
   make_layout(&c.L, ds.bins, ds.npix, c.n_bands, o->n_hist);
