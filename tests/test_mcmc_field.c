@@ -512,6 +512,39 @@ static void toy_nuts(toy_problem *p, int n_free, const int *free_idx, int n_chai
   free(draws);
 }
 
+/* Posterior moments of Omega_c and sigma_8 from log densities lpg[a G + b] on the grid
+ * Omega_c = 1.3 (a + 0.5) / G, sigma_8 = 0.1 + 1.5 (b + 0.5) / G (max lmax), against NUTS
+ * draws dr (component j at dr + j C S): within 4.5 Monte Carlo standard errors (mean and
+ * sd), R-hat < 1.02, bulk ESS > 300. */
+static void check_grid_moments(const char *label, const double *lpg, int G, double lmax, const double *dr, int C, long S,
+                               const int *idx) {
+  double s0 = 0, so = 0, so2 = 0, ss = 0, ss2 = 0, edge = 0.0;
+  for (int a = 0; a < G; a++)
+    for (int b = 0; b < G; b++) {
+      double w = exp(lpg[a * G + b] - lmax), oc = 1.3 * (a + 0.5) / G, s8 = 0.1 + 1.5 * (b + 0.5) / G;
+      s0 += w;
+      so += w * oc;
+      so2 += w * oc * oc;
+      ss += w * s8;
+      ss2 += w * s8 * s8;
+      if (a == G - 1 || b == 0 || b == G - 1) jade_test_max_err(&edge, w);
+    }
+  CHECK_LT(edge, 1e-6, "%s: quadrature grid does not contain the posterior (edge weight %g)", label, edge);
+  double mu[2] = {so / s0, ss / s0}, sd[2] = {sqrt(so2 / s0 - mu[0] * mu[0]), sqrt(ss2 / s0 - mu[1] * mu[1])};
+  for (int j = 0; j < 2; j++) {
+    jade_mcmc_summary sm;
+    CHECK_OK(jade_mcmc_summarize(dr + (size_t)j * C * S, C, S, &sm));
+    CHECK_LT(fabs(sm.mean - mu[j]), 4.5 * sm.mcse_mean, "%s %s: NUTS mean %.5f +- %.5f, exact %.5f", label, jade_theta_names[idx[j]],
+             sm.mean, sm.mcse_mean, mu[j]);
+    CHECK_LT(fabs(sm.sd - sd[j]), 4.5 * sm.mcse_sd, "%s %s: NUTS sd %.5f +- %.5f, exact %.5f", label, jade_theta_names[idx[j]], sm.sd,
+             sm.mcse_sd, sd[j]);
+    CHECK(jade_test_lt_ok(sm.rhat, 1.02) && jade_test_gt_ok(sm.ess_bulk, 300), "%s %s: R-hat %.4f, bulk ESS %.0f", label,
+          jade_theta_names[idx[j]], sm.rhat, sm.ess_bulk);
+    printf("%s %-8s NUTS %.5f +- %.5f (sd %.5f), exact %.5f (sd %.5f), ESS %.0f\n", label, jade_theta_names[idx[j]], sm.mean,
+           sm.mcse_mean, sm.sd, mu[j], sd[j], sm.ess_bulk);
+  }
+}
+
 /* ------------------------------------------------------------ 5. NUTS vs exact marginal */
 static void test_nuts_gaussian_limit(void) {
   toy_problem p;
@@ -541,7 +574,7 @@ static void test_nuts_gaussian_limit(void) {
       lk[m] = 2.0 * M_PI / L * sqrt((double)fx * fx + (double)fy * fy);
     }
   const int G = 240;
-  double s0 = 0, so = 0, so2 = 0, ss = 0, ss2 = 0, *lpg = malloc(8 * G * G), lmax = -INFINITY;
+  double *lpg = malloc(8 * G * G), lmax = -INFINITY;
   for (int a = 0; a < G; a++)
     for (int b = 0; b < G; b++) {
       double th[JADE_N_THETA];
@@ -557,32 +590,7 @@ static void test_nuts_gaussian_limit(void) {
       lpg[a * G + b] = lp;
       lmax = jade_test_max(lmax, lp);
     }
-  double edge = 0.0;
-  for (int a = 0; a < G; a++)
-    for (int b = 0; b < G; b++) {
-      double w = exp(lpg[a * G + b] - lmax), oc = 1.3 * (a + 0.5) / G, s8 = 0.1 + 1.5 * (b + 0.5) / G;
-      s0 += w;
-      so += w * oc;
-      so2 += w * oc * oc;
-      ss += w * s8;
-      ss2 += w * s8 * s8;
-      if (a == G - 1 || b == 0 || b == G - 1) jade_test_max_err(&edge, w);
-    }
-  CHECK_LT(edge, 1e-6, "quadrature grid does not contain the posterior (edge weight %g)", edge);
-  double mu[2] = {so / s0, ss / s0}, sd[2] = {sqrt(so2 / s0 - mu[0] * mu[0]), sqrt(ss2 / s0 - mu[1] * mu[1])};
-  for (int j = 0; j < 2; j++) {
-    jade_mcmc_summary sm;
-    CHECK_OK(jade_mcmc_summarize(dr + (size_t)j * C * S, C, S, &sm));
-    /* within 4.5 Monte Carlo standard errors (mean) and 4.5 (sd), R-hat < 1.02 */
-    CHECK_LT(fabs(sm.mean - mu[j]), 4.5 * sm.mcse_mean, "Gaussian limit %s: NUTS mean %.5f +- %.5f, exact %.5f",
-          jade_theta_names[idx[j]], sm.mean, sm.mcse_mean, mu[j]);
-    CHECK_LT(fabs(sm.sd - sd[j]), 4.5 * sm.mcse_sd, "Gaussian limit %s: NUTS sd %.5f +- %.5f, exact %.5f", jade_theta_names[idx[j]],
-          sm.sd, sm.mcse_sd, sd[j]);
-    CHECK(jade_test_lt_ok(sm.rhat, 1.02) && jade_test_gt_ok(sm.ess_bulk, 300), "Gaussian limit %s: R-hat %.4f, bulk ESS %.0f", jade_theta_names[idx[j]], sm.rhat,
-          sm.ess_bulk);
-    printf("Gaussian limit %-8s NUTS %.5f +- %.5f (sd %.5f), exact %.5f (sd %.5f), ESS %.0f\n", jade_theta_names[idx[j]], sm.mean,
-           sm.mcse_mean, sm.sd, mu[j], sd[j], sm.ess_bulk);
-  }
+  check_grid_moments("Gaussian limit", lpg, G, lmax, dr, C, S, idx);
   free(lpg);
   free(dr);
   toy_free(&p);
@@ -666,7 +674,7 @@ static void test_nuts_masked(void) {
     lk[m] = 2.0 * M_PI / L * sqrt((double)fx * fx + (double)fy * fy);
   }
   const int G = 120;
-  double s0 = 0, so = 0, so2 = 0, ss = 0, ss2 = 0, *lpg = malloc(8 * G * G), lmax = -INFINITY, edge = 0.0;
+  double *lpg = malloc(8 * G * G), lmax = -INFINITY;
   for (int a = 0; a < G; a++)
     for (int b = 0; b < G; b++) {
       double th[JADE_N_THETA], cl[TOY_NELL], lam[1];
@@ -678,31 +686,7 @@ static void test_nuts_masked(void) {
       lpg[a * G + b] = jade_prior_logpdf(&p.sc, th) + masked_gaussian_loglike(n, pk, cosk, obs_idx, n_o, d, s2, A);
       lmax = jade_test_max(lmax, lpg[a * G + b]);
     }
-  for (int a = 0; a < G; a++)
-    for (int b = 0; b < G; b++) {
-      double w = exp(lpg[a * G + b] - lmax), oc = 1.3 * (a + 0.5) / G, s8 = 0.1 + 1.5 * (b + 0.5) / G;
-      s0 += w;
-      so += w * oc;
-      so2 += w * oc * oc;
-      ss += w * s8;
-      ss2 += w * s8 * s8;
-      if (a == G - 1 || b == 0 || b == G - 1) jade_test_max_err(&edge, w);
-    }
-  CHECK_LT(edge, 1e-6, "masked: quadrature grid does not contain the posterior (edge weight %g)", edge);
-  double mu[2] = {so / s0, ss / s0}, sd[2] = {sqrt(so2 / s0 - mu[0] * mu[0]), sqrt(ss2 / s0 - mu[1] * mu[1])};
-  for (int j = 0; j < 2; j++) {
-    jade_mcmc_summary sm;
-    CHECK_OK(jade_mcmc_summarize(dr + (size_t)j * C * S, C, S, &sm));
-    /* as test 5: within 4.5 Monte Carlo standard errors, R-hat < 1.02 */
-    CHECK_LT(fabs(sm.mean - mu[j]), 4.5 * sm.mcse_mean, "masked %s: NUTS mean %.5f +- %.5f, exact %.5f", jade_theta_names[idx[j]],
-             sm.mean, sm.mcse_mean, mu[j]);
-    CHECK_LT(fabs(sm.sd - sd[j]), 4.5 * sm.mcse_sd, "masked %s: NUTS sd %.5f +- %.5f, exact %.5f", jade_theta_names[idx[j]], sm.sd,
-             sm.mcse_sd, sd[j]);
-    CHECK(jade_test_lt_ok(sm.rhat, 1.02) && jade_test_gt_ok(sm.ess_bulk, 300), "masked %s: R-hat %.4f, bulk ESS %.0f",
-          jade_theta_names[idx[j]], sm.rhat, sm.ess_bulk);
-    printf("masked (18/64), noise map: %-8s NUTS %.5f +- %.5f (sd %.5f), exact %.5f (sd %.5f), ESS %.0f\n", jade_theta_names[idx[j]],
-           sm.mean, sm.mcse_mean, sm.sd, mu[j], sd[j], sm.ess_bulk);
-  }
+  check_grid_moments("masked (18/64), noise map:", lpg, G, lmax, dr, C, S, idx);
   free(A);
   free(cosk);
   free(lpg);
