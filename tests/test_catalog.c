@@ -15,6 +15,7 @@
 #include <fitsio.h>
 
 #include "jade/catalog.h"
+#include "jade/config.h"
 #include "jade/core.h"
 #include "jade/io.h"
 #include "jade/observation.h"
@@ -379,6 +380,62 @@ static void test_observation_files(void) {
   printf("observation files: MASK/NOISEMAP round trip; primary-HDU kappa cube with CDELT (arcmin) and NOISEMAP\n");
 }
 
+/* A masked mock (jade observe --mask-max): one mask and one noise pattern in every bin, noise
+ * ratios within the drawn range and varying over the field, masked convergence 0, and the
+ * observed pixels' noise consistent with the noise map (chi^2 per pixel ~ 1). */
+static void test_masked_mock(void) {
+  jade_config *cfg;
+  CHECK_OK(jade_config_create(&cfg));
+  CHECK_OK(jade_config_load_preset(cfg, "small"));
+  jade_sim_config sc;
+  CHECK_OK(jade_sim_config_read(cfg, &sc));
+  jade_config_free(cfg);
+  jade_mask_config mc = {.mask_prob = 1, .mask_max = 0.3, .noise_ln_scale = 0.2, .noise_ln_field = 0.2};
+  char p[4200], tp[4300];
+  snprintf(p, sizeof p, "%s/masked.fits", test_dir);
+  uint64_t seed = 11;
+  jade_observation obs;
+  double theta[JADE_N_THETA];
+  float *truth = NULL;
+  int nb, n;
+  for (;; seed++) { /* a seed whose drawn masked fraction is not tiny */
+    CHECK_OK(jade_observation_make_masked(&sc, seed, &mc, p));
+    CHECK_OK(jade_observation_read(p, &obs));
+    if (obs.masked_fraction > 0.03) break;
+    jade_observation_free(&obs);
+  }
+  jade_observation_truth_path(p, tp, sizeof tp);
+  CHECK_OK(jade_observation_read_truth(tp, theta, &truth, &nb, &n));
+  const size_t npix = (size_t)n * n;
+  CHECK(obs.mask && obs.noise_map && !obs.from_shear && nb == obs.n_bins, "masked mock: MASK / NOISEMAP / KAPPA expected");
+  double lo = INFINITY, hi = -INFINITY, chi2 = 0, n_obs = 0, dev = 0;
+  for (int b = 0; b < nb; b++)
+    for (size_t i = 0; i < npix; i++) {
+      const size_t k = b * npix + i;
+      CHECK(obs.mask[k] == obs.mask[i], "bin %d pixel %zu: the mask differs from bin 0's", b, i);
+      const double lr = log(obs.noise_map[k] / obs.noise[b]), lr0 = log(obs.noise_map[i] / obs.noise[0]);
+      jade_test_max_err(&dev, fabs(lr - lr0));
+      lo = fmin(lo, lr);
+      hi = fmax(hi, lr);
+      if (obs.mask[k] == 0) {
+        CHECK(obs.kappa[k] == 0, "masked pixel %zu holds %g", k, obs.kappa[k]);
+        continue;
+      }
+      const double r = (obs.kappa[k] - truth[k]) / obs.noise_map[k];
+      chi2 += r * r;
+      n_obs++;
+    }
+  /* float rounding of sigma: ln ratios agree across bins to ~1e-7 */
+  CHECK_LE(dev, 1e-6, "the noise pattern differs between bins by %g in ln sigma", dev);
+  CHECK(lo >= -0.4 - 1e-6 && hi <= 0.4 + 1e-6 && hi - lo > 0.02, "ln noise ratios in [%g, %g]: expected a varying field within +-0.4",
+        lo, hi);
+  /* chi^2 / n of n_obs ~ 25,000 unit normals: 1 +- sqrt(2 / n) = 0.009; 5 sigma */
+  CHECK_LE(fabs(chi2 / n_obs - 1), 5 * sqrt(2 / n_obs), "chi^2 per observed pixel %g (noise map inconsistent with the noise)",
+           chi2 / n_obs);
+  jade_observation_free(&obs);
+  free(truth);
+}
+
 int main(void) {
   test_dir_create("catalog");
   test_gnomonic();
@@ -386,5 +443,6 @@ int main(void) {
   test_noisy_and_mask();
   test_readers();
   test_observation_files();
+  test_masked_mock();
   TEST_RETURN();
 }

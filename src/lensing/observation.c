@@ -70,17 +70,19 @@ static int geometry_keys(const jade_sim_config *sc, const double *noise, uint64_
 /* Masked mock (mc != NULL): KAPPA = m (kappa + sigma(x) n(x)) with sigma(x) = noise_i e^lnr(x),
  * the convergence-space noise model of the field-level likelihood and of masked training
  * (jade/condition.h); masked pixels hold 0. */
-static void masked_convergence(const jade_sim_config *sc, const jade_mask_config *mc, uint64_t seed, const float *kappa,
-                               const double *noise, float *ke, float *mask, float *sigma) {
+static jade_status masked_convergence(const jade_sim_config *sc, const jade_mask_config *mc, uint64_t seed, const float *kappa,
+                                      const double *noise, float *ke, float *mask, float *sigma) {
   const int nb = sc->geom.n_bins, np = sc->geom.n_pix;
   const size_t npix = (size_t)np * np;
-  float *lnr = sigma + (size_t)(nb - 1) * npix; /* scratch: the last bin's slot, filled last */
+  float *lnr = malloc(npix * sizeof(float));
+  if (!lnr) return jade_error(JADE_ERR_NOMEM, "out of memory");
   jade_random_mask_noise(mc, np, seed, JADE_STREAM(JADE_RNG_MASK, 0), 0, mask, lnr);
-  for (int b = nb - 1; b >= 0; b--) /* the same mask and noise pattern in every bin */
+  for (int b = nb - 1; b >= 0; b--) /* the same mask and noise pattern in every bin (bin 0's slot last) */
     for (size_t p = 0; p < npix; p++) {
       sigma[b * npix + p] = (float)(noise[b] * exp((double)lnr[p]));
       mask[b * npix + p] = mask[p];
     }
+  free(lnr);
   for (int b = 0; b < nb; b++) {
     float *k = ke + b * npix;
     memset(k, 0, npix * sizeof(float));
@@ -90,6 +92,7 @@ static void masked_convergence(const jade_sim_config *sc, const jade_mask_config
       k[p] = mask[q] > 0.5f ? kappa[q] + sigma[q] * k[p] : 0.0f;
     }
   }
+  return JADE_OK;
 }
 
 static jade_status write_truth(const jade_sim_config *sc, const char *path, jade_fits_key *k, int nk, const double *theta,
@@ -145,7 +148,7 @@ jade_status jade_observation_make_masked(const jade_sim_config *sc, uint64_t see
     jade_add_noise(g2 + b * npix, npix, noise[b], seed, JADE_STREAM(JADE_RNG_SHAPE, 2 * b + 1), 0);
     st = jade_ks_shear_to_kappa(np, g1 + b * npix, g2 + b * npix, ke + b * npix, NULL);
   }
-  if (!st && mc) masked_convergence(sc, mc, seed, kappa, noise, ke, g1, g2); /* g1: mask, g2: noise map */
+  if (!st && mc) st = masked_convergence(sc, mc, seed, kappa, noise, ke, g1, g2); /* g1: mask, g2: noise map */
   jade_fits_key k[64];
   int nk = geometry_keys(sc, noise, seed, k);
   long dims[3] = {np, np, nb};
