@@ -4,6 +4,7 @@
  * (jade observe --mask-max). */
 #ifndef JADE_MASK_H
 #define JADE_MASK_H
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -29,6 +30,10 @@ typedef struct {
  * Returns the masked fraction. */
 double jade_random_mask_noise(const jade_mask_config *mc, int n, uint64_t seed, uint64_t stream, uint64_t base, float *mask,
                               float *lnr);
+
+/* The same pattern in every bin: mask (n_bins, npix), whose bin-0 slot holds the mask
+ * jade_random_mask_noise drew, copied to every bin; sigma (n_bins, npix) = noise[b] e^lnr. */
+void jade_mask_noise_bins(int n_bins, size_t npix, const double *noise, const float *lnr, float *mask, float *sigma);
 
 #ifdef __cplusplus
 }

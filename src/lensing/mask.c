@@ -95,3 +95,11 @@ double jade_random_mask_noise(const jade_mask_config *mc, int n, uint64_t seed, 
   }
   return (double)count / (double)np;
 }
+
+void jade_mask_noise_bins(int n_bins, size_t npix, const double *noise, const float *lnr, float *mask, float *sigma) {
+  for (int b = n_bins - 1; b >= 0; b--) /* bin 0's slot (the drawn mask) last */
+    for (size_t p = 0; p < npix; p++) {
+      sigma[b * npix + p] = (float)(noise[b] * exp((double)lnr[p]));
+      mask[b * npix + p] = mask[p];
+    }
+}

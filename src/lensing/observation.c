@@ -77,11 +77,7 @@ static jade_status masked_convergence(const jade_sim_config *sc, const jade_mask
   float *lnr = malloc(npix * sizeof(float));
   if (!lnr) return jade_error(JADE_ERR_NOMEM, "out of memory");
   jade_random_mask_noise(mc, np, seed, JADE_STREAM(JADE_RNG_MASK, 0), 0, mask, lnr);
-  for (int b = nb - 1; b >= 0; b--) /* the same mask and noise pattern in every bin (bin 0's slot last) */
-    for (size_t p = 0; p < npix; p++) {
-      sigma[b * npix + p] = (float)(noise[b] * exp((double)lnr[p]));
-      mask[b * npix + p] = mask[p];
-    }
+  jade_mask_noise_bins(nb, npix, noise, lnr, mask, sigma);
   free(lnr);
   for (int b = 0; b < nb; b++) {
     float *k = ke + b * npix;

@@ -177,14 +177,9 @@ static double make_observation(const run_ctx *c, long t, float *obs, float *mask
   }
   const uint64_t mstream = JADE_STREAM(JADE_RNG_VALIDATE, JADE_VALIDATE_ID(JADE_VALTAG_MASK, (uint64_t)t));
   const double f = jade_random_mask_noise(&c->o->masks, L->np, c->o->seed, mstream, 0, mask, lnr);
-  for (int b = L->nb - 1; b >= 0; b--) /* bin 0's slot holds the drawn mask: fill it last */
-    for (size_t i = 0; i < L->npix; i++) {
-      const size_t k = b * L->npix + i;
-      const double s = c->noise[b] * exp((double)lnr[i]);
-      sigma[k] = (float)s;
-      mask[k] = mask[i];
-      obs[k] = (float)(mask[k] > 0.5f ? obs[k] + s * jade_rng_normal(c->o->seed, stream, k) : 0.0);
-    }
+  jade_mask_noise_bins(L->nb, L->npix, c->noise, lnr, mask, sigma);
+  for (size_t k = 0; k < L->nx; k++)
+    obs[k] = mask[k] > 0.5f ? (float)(obs[k] + (double)sigma[k] * jade_rng_normal(c->o->seed, stream, k)) : 0.0f;
   return f;
 }
 
