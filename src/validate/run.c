@@ -130,6 +130,14 @@ static void json_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+/* ",\n  \"key\": value" for each of the n keys (json_num values) */
+static void json_fields(FILE *f, const char *const *key, const double *val, int n) {
+  for (int i = 0; i < n; i++) {
+    fprintf(f, ",\n  \"%s\": ", key[i]);
+    json_num(f, val[i]);
+  }
+}
+
 /* ---------------------------------------------------------------- the run's shared state */
 
 typedef struct {
@@ -299,16 +307,13 @@ static jade_status write_example(const run_ctx *c, worker *w, long t) {
   return st;
 }
 
-static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_threads) {
+/* 1. the observation of simulation t, 2. its posterior draws (w->maps, w->theta, physical
+ * units); the record gets the masked fraction and the sampling time. */
+static jade_status sample_observation(const run_ctx *c, worker *w, long t, int inner_threads) {
   const jade_validation_options *o = c->o;
   const layout *L = &c->L;
-  const size_t D = (size_t)o->draws, nx = L->nx, npix = L->npix, q = L->q;
   double *rec = w->rec;
-  memset(rec, 0, L->len * sizeof *rec);
-  rec[L->o_index] = (double)t;
   double t0 = jade_time_now();
-  /* 1. observation, 2. posterior draws */
-  const int masked = masks_on(&o->masks);
   rec[L->o_mask] = make_observation(c, t, w->obs, w->mask, w->sigma, w->lnr);
   jade_posterior_options po;
   jade_posterior_options_default(&po);
@@ -320,7 +325,7 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   po.threads = inner_threads ? 0 : 1;
   po.on_step = obs_step;
   po.step_user = w;
-  if (masked) {
+  if (masks_on(&o->masks)) {
     po.mask = w->mask;
     po.noise_map = w->sigma;
   }
@@ -328,8 +333,14 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   jade_status st = jade_posterior_sample(w->tm, w->obs, &po, NULL, w->maps, w->theta);
   if (st) return jade_error_context(st, "observation %ld", t);
   rec[L->o_seconds] = jade_time_now() - t0;
-  const float *tk = c->kappa_all + (size_t)t * nx;
-  /* 3a. parameters: truth, mean, std, coverage (physical units, 6 + Omega_m + S_8) */
+  return JADE_OK;
+}
+
+/* 3a. parameters: truth, mean, std, coverage (physical units, 6 + Omega_m + S_8) */
+static jade_status parameter_stats(const run_ctx *c, worker *w, long t) {
+  const layout *L = &c->L;
+  const size_t D = (size_t)c->o->draws;
+  double *rec = w->rec;
   double truth[K_COLS];
   float truthf[K_COLS];
   memcpy(truth, c->theta_all + (size_t)t * JADE_N_THETA, JADE_N_THETA * sizeof(double));
@@ -347,15 +358,25 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   int rank[K_COLS];
   unsigned char in68[K_COLS], in95[K_COLS];
   double z[K_COLS];
-  if ((st = jade_coverage_truth(truthf, w->thf, D, K_COLS, NULL, K_COLS, rank, in68, in95, z))) return st;
+  jade_status st = jade_coverage_truth(truthf, w->thf, D, K_COLS, NULL, K_COLS, rank, in68, in95, z);
+  if (st) return st;
   for (int j = 0; j < K_COLS; j++) {
     rec[L->o_rank + j] = rank[j];
     rec[L->o_in68 + j] = in68[j];
     rec[L->o_in95 + j] = in95[j];
     rec[L->o_z + j] = z[j];
   }
-  /* 3b. per-pixel coverage of the maps */
-  if ((st = jade_coverage_truth(tk, w->maps, D, nx, NULL, nx, w->prank, w->pin68, w->pin95, w->pz))) return st;
+  return JADE_OK;
+}
+
+/* 3b. per-pixel coverage of the maps (truth maps tk): 68%, 95% and mean z^2 over all pixels,
+ * and the coverage over the masked pixels only */
+static jade_status pixel_stats(const run_ctx *c, worker *w, const float *tk) {
+  const layout *L = &c->L;
+  const size_t D = (size_t)c->o->draws, nx = L->nx;
+  double *rec = w->rec;
+  jade_status st = jade_coverage_truth(tk, w->maps, D, nx, NULL, nx, w->prank, w->pin68, w->pin95, w->pz);
+  if (st) return st;
   double c68 = 0, c95 = 0, z2 = 0;
   for (size_t i = 0; i < nx; i++) {
     c68 += w->pin68[i];
@@ -365,6 +386,7 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   rec[L->o_pix] = c68 / (double)nx;
   rec[L->o_pix + 1] = c95 / (double)nx;
   rec[L->o_pix + 2] = z2 / (double)nx;
+  const int masked = masks_on(&c->o->masks);
   double m68 = 0, m95 = 0, nm = 0; /* the same over the masked pixels only */
   for (size_t i = 0; masked && i < nx; i++)
     if (!(w->mask[i] > 0.5f)) {
@@ -374,8 +396,16 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
     }
   rec[L->o_mask + 1] = nm > 0 ? m68 / nm : NAN;
   rec[L->o_mask + 2] = nm > 0 ? m95 / nm : NAN;
-  /* 3c. power spectra: truth, and draws' mean and 16/84% per pair and band */
+  return JADE_OK;
+}
+
+/* 3c. power spectra: truth, and draws' mean and 16/84% per pair and band */
+static jade_status power_stats(const run_ctx *c, worker *w, const float *tk) {
+  const layout *L = &c->L;
+  const size_t D = (size_t)c->o->draws, nx = L->nx, npix = L->npix;
   const int NB = L->NB, np = L->np;
+  double *rec = w->rec;
+  jade_status st;
   for (int i = 0; i < L->nb; i++)
     for (int j = i; j < L->nb; j++) {
       const int p = jade_pair_index(L->nb, i, j);
@@ -402,7 +432,14 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
         r[3] = ok ? quantile_sort(v, D, 0.84) : NAN;
       }
     }
-  /* 3d. one-point histograms and moments */
+  return JADE_OK;
+}
+
+/* 3d. one-point histograms and moments (variance, skewness) per bin: truth, draws' mean */
+static void onepoint_stats(const run_ctx *c, worker *w, const float *tk) {
+  const layout *L = &c->L;
+  const size_t D = (size_t)c->o->draws, nx = L->nx, npix = L->npix;
+  double *rec = w->rec;
   for (int b = 0; b < L->nb; b++) {
     const double *e = c->edges + (size_t)b * (L->NH + 1);
     double *ht = rec + L->o_hist + (size_t)b * L->NH * 2;
@@ -423,13 +460,13 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
     rec[L->o_mom + 4 * b + 2] = sv / (double)D;
     rec[L->o_mom + 4 * b + 3] = ss / (double)D;
   }
-  /* outputs that need the physical draws */
-  if (t == 0 && (st = write_example(c, w, t))) return st;
-  if (o->keep_draws) {
-    if ((st = jade_npy_writer_put_rows(c->w_dtheta, (size_t)t, 1, w->theta))) return st;
-    if ((st = jade_npy_writer_put_rows(c->w_dmaps, (size_t)t, 1, w->maps))) return st;
-  }
-  /* 4. normalised units: maps-only (in place), theta-only, joint */
+}
+
+/* 4. normalised units: maps-only (in place), theta-only, joint; and truth t's joint vector
+ * (w->tj) */
+static void normalise_draws(const run_ctx *c, worker *w, long t) {
+  const layout *L = &c->L;
+  const size_t D = (size_t)c->o->draws, nx = L->nx, npix = L->npix, q = L->q;
   for (size_t d = 0; d < D; d++) {
     float *m = w->maps + d * nx, *jr = w->joint + d * q;
     for (int b = 0; b < L->nb; b++) {
@@ -444,8 +481,15 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
     }
   }
   truth_joint(c, t, w->tj);
-  /* 5. MIRA (no rescaling, as the paper) and TARP (leave-one-out min-max over the truths) */
+}
+
+/* 5. MIRA (no rescaling, as the paper) and TARP (leave-one-out min-max over the truths) */
+static jade_status mira_tarp(const run_ctx *c, worker *w, long t) {
+  const layout *L = &c->L;
+  const size_t D = (size_t)c->o->draws, nx = L->nx, q = L->q;
+  double *rec = w->rec;
   long cnt;
+  jade_status st;
   if ((st = jade_mira_truth(w->tj, w->joint, D, q, NULL, JADE_METRIC_EUCLIDEAN, c->seed_joint, (size_t)t, &rec[L->o_mira])) ||
       (st = jade_mira_truth(w->tj + nx, w->thn, D, JADE_N_THETA, NULL, JADE_METRIC_EUCLIDEAN, c->seed_theta, (size_t)t,
                             &rec[L->o_mira + 1])) ||
@@ -461,6 +505,29 @@ static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_th
   if ((st = jade_tarp_truth(w->tj, w->maps, D, nx, &c->mm_maps, JADE_METRIC_EUCLIDEAN, c->seed_maps, (size_t)t, &cnt)))
     return st;
   rec[L->o_tarp + 2] = (double)cnt;
+  return JADE_OK;
+}
+
+/* Observation t on worker w: draws, statistics and metrics into the record w->rec, written
+ * last; the example figure's data (t = 0) and the --keep-draws rows on the way. */
+static jade_status process_obs(const run_ctx *c, worker *w, long t, int inner_threads) {
+  const layout *L = &c->L;
+  const float *tk = c->kappa_all + (size_t)t * L->nx;
+  double *rec = w->rec;
+  memset(rec, 0, L->len * sizeof *rec);
+  rec[L->o_index] = (double)t;
+  jade_status st;
+  if ((st = sample_observation(c, w, t, inner_threads))) return st;
+  if ((st = parameter_stats(c, w, t)) || (st = pixel_stats(c, w, tk)) || (st = power_stats(c, w, tk))) return st;
+  onepoint_stats(c, w, tk);
+  /* outputs that need the physical draws */
+  if (t == 0 && (st = write_example(c, w, t))) return st;
+  if (c->o->keep_draws) {
+    if ((st = jade_npy_writer_put_rows(c->w_dtheta, (size_t)t, 1, w->theta))) return st;
+    if ((st = jade_npy_writer_put_rows(c->w_dmaps, (size_t)t, 1, w->maps))) return st;
+  }
+  normalise_draws(c, w, t);
+  if ((st = mira_tarp(c, w, t))) return st;
   /* 6. the record, last: its presence marks the observation done */
   char path[4400];
   record_path(c, t, path, sizeof path);
@@ -516,29 +583,45 @@ static jade_status write_tarp_table(const char *dir, const char *name, const jad
   return jade_text_commit(&f);
 }
 
-static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, double seconds_total, jade_validation_result *res) {
-  const jade_validation_options *o = c->o;
+/* The three vectors the metrics are computed on, and their metric seeds. */
+static const char *const part_names[3] = {"joint", "theta", "maps"};
+static uint64_t part_seed(const run_ctx *c, int k) { return k == 0 ? c->seed_joint : k == 1 ? c->seed_theta : c->seed_maps; }
+
+/* The calibration metrics over all observations; owns its results. */
+typedef struct {
+  jade_mira_result mira[3]; /* joint, theta, maps */
+  jade_tarp_result tarp[3];
+  jade_coverage_result cov; /* per parameter */
+} run_metrics;
+
+static void run_metrics_free(run_metrics *m) {
+  for (int k = 0; k < 3; k++) {
+    jade_mira_result_free(&m->mira[k]);
+    jade_tarp_result_free(&m->tarp[k]);
+  }
+  jade_coverage_result_free(&m->cov);
+}
+
+/* Aggregates over the observations that summary.json reports besides the metrics. */
+typedef struct {
+  double pix68, pix95, pixz2, secs;            /* mean pixel coverage and z^2; sampling seconds */
+  double mfrac, m68, m95, nmask, all68, all95; /* masked runs (pixel_summary) */
+  double pow_ratio, pow_ratio_median, pow_in68; /* auto spectra (write_power_table) */
+} run_summary;
+
+/* OUT.partial/name opened for writing (jade_text_commit publishes it). */
+static jade_status open_table(const run_ctx *c, const char *name, jade_text_file *f) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s", c->partial, name);
+  return jade_text_open(path, f);
+}
+
+/* All T records into R (T, L->len), each checked to be the record of its observation. */
+static jade_status read_records(const run_ctx *c, double *R) {
   const layout *L = &c->L;
-  const size_t T = (size_t)o->n_obs, S = (size_t)o->draws;
-  const int NB = L->NB, NH = L->NH, nb = L->nb;
-  const char *dir = c->partial;
+  const size_t T = (size_t)c->o->n_obs;
   char path[4400];
   jade_status st = JADE_OK;
-  double *R = malloc(T * L->len * sizeof(double)), *pow_r = NULL;
-  double *p3 = malloc(3 * T * sizeof(double)), *zz = malloc(T * K_COLS * sizeof(double));
-  long *cnt3 = malloc(3 * T * sizeof(long));
-  int *rk = malloc(T * K_COLS * sizeof(int));
-  unsigned char *i68 = malloc(T * K_COLS), *i95 = malloc(T * K_COLS);
-  jade_mira_result mira[3];
-  jade_tarp_result tarp[3];
-  jade_coverage_result cov;
-  memset(mira, 0, sizeof mira);
-  memset(tarp, 0, sizeof tarp);
-  memset(&cov, 0, sizeof cov);
-  if (!R || !p3 || !zz || !cnt3 || !rk || !i68 || !i95) {
-    st = jade_error(JADE_ERR_NOMEM, "out of memory");
-    goto out;
-  }
   for (size_t t = 0; t < T && !st; t++) {
     jade_npy a;
     record_path(c, (long)t, path, sizeof path);
@@ -549,10 +632,15 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
       memcpy(R + t * L->len, a.data, L->len * sizeof(double));
     jade_npy_release(&a);
   }
-  if (st) goto out;
-  /* records are files of a resumable run: the fields used as integers must be integers in
-   * range (a NaN or 1e300 cast to int is undefined behaviour) */
-  for (size_t t = 0; t < T && !st; t++) {
+  return st;
+}
+
+/* records are files of a resumable run: the fields used as integers must be integers in
+ * range (a NaN or 1e300 cast to int is undefined behaviour) */
+static jade_status check_records(const run_ctx *c, const double *R) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs, S = (size_t)c->o->draws;
+  for (size_t t = 0; t < T; t++) {
     const double *r = R + t * L->len;
     int ok = 1;
     for (int k = 0; k < 3; k++) ok &= r[L->o_tarp + k] >= 0 && r[L->o_tarp + k] <= (double)S && r[L->o_tarp + k] == floor(r[L->o_tarp + k]);
@@ -561,12 +649,26 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
       ok &= (r[L->o_in68 + j] == 0 || r[L->o_in68 + j] == 1) && (r[L->o_in95 + j] == 0 || r[L->o_in95 + j] == 1);
     }
     if (!ok) {
+      char path[4400];
       record_path(c, (long)t, path, sizeof path);
-      st = jade_error(JADE_ERR_FORMAT, "%s: corrupt record (ranks, counts or coverage flags out of range)", path);
+      return jade_error(JADE_ERR_FORMAT, "%s: corrupt record (ranks, counts or coverage flags out of range)", path);
     }
   }
-  if (st) goto out;
-  for (size_t t = 0; t < T; t++) {
+  return JADE_OK;
+}
+
+/* MIRA and TARP of the joint, theta and maps vectors (and the tables tarp_<part>.txt), and
+ * the per-parameter coverage, from the records R. */
+static jade_status compute_metrics(const run_ctx *c, const double *R, run_metrics *m) {
+  const jade_validation_options *o = c->o;
+  const layout *L = &c->L;
+  const size_t T = (size_t)o->n_obs, S = (size_t)o->draws;
+  double *p3 = malloc(3 * T * sizeof(double)), *zz = malloc(T * K_COLS * sizeof(double));
+  long *cnt3 = malloc(3 * T * sizeof(long));
+  int *rk = malloc(T * K_COLS * sizeof(int));
+  unsigned char *i68 = malloc(T * K_COLS), *i95 = malloc(T * K_COLS);
+  jade_status st = p3 && zz && cnt3 && rk && i68 && i95 ? JADE_OK : jade_error(JADE_ERR_NOMEM, "out of memory");
+  for (size_t t = 0; t < T && !st; t++) {
     const double *r = R + t * L->len;
     for (int k = 0; k < 3; k++) {
       p3[k * T + t] = r[L->o_mira + k];
@@ -579,33 +681,47 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
       zz[t * K_COLS + j] = r[L->o_z + j];
     }
   }
-  const uint64_t seeds[3] = {c->seed_joint, c->seed_theta, c->seed_maps};
-  static const char *const part[3] = {"joint", "theta", "maps"};
   jade_tarp_opts to;
   jade_tarp_opts_default(&to);
   to.n_boot = o->n_boot;
   for (int k = 0; k < 3 && !st; k++) {
-    st = jade_mira_summarise(p3 + k * T, T, S, o->n_boot, seeds[k], &mira[k]);
-    to.seed = seeds[k];
-    if (!st) st = jade_tarp_summarise(cnt3 + k * T, T, S, &to, &tarp[k]);
-    if (!st) st = write_tarp_table(dir, part[k], &tarp[k]);
+    st = jade_mira_summarise(p3 + k * T, T, S, o->n_boot, part_seed(c, k), &m->mira[k]);
+    to.seed = part_seed(c, k);
+    if (!st) st = jade_tarp_summarise(cnt3 + k * T, T, S, &to, &m->tarp[k]);
+    if (!st) st = write_tarp_table(c->partial, part_names[k], &m->tarp[k]);
   }
-  if (!st) st = jade_coverage_summarise(rk, i68, i95, zz, T, S, NULL, K_COLS, 0, &cov);
-  if (st) goto out;
-  /* coverage.txt */
+  if (!st) st = jade_coverage_summarise(rk, i68, i95, zz, T, S, NULL, K_COLS, 0, &m->cov);
+  free(p3);
+  free(zz);
+  free(cnt3);
+  free(rk);
+  free(i68);
+  free(i95);
+  return st;
+}
+
+/* coverage.txt: the per-parameter calibration */
+static jade_status write_coverage_table(const run_ctx *c, const jade_coverage_result *cov) {
+  const size_t T = (size_t)c->o->n_obs, S = (size_t)c->o->draws;
   jade_text_file f;
-  snprintf(path, sizeof path, "%s/coverage.txt", dir);
-  if ((st = jade_text_open(path, &f))) goto out;
+  jade_status st = open_table(c, "coverage.txt", &f);
+  if (st) return st;
   fprintf(f.f, "# jade " JADE_VERSION " validate: per-parameter calibration over %zu observations x %zu draws (offset = mean of (posterior mean - truth) / posterior sd)\n", T, S);
   fprintf(f.f, "# column cov68 cov68_se cov95 cov95_se mean_offset mean_offset_se mean_z2 mean_z2_se rank_chi2 rank_chi2_p\n");
   for (int j = 0; j < K_COLS; j++)
-    fprintf(f.f, "%-8s %.4f %.4f %.4f %.4f %+.4f %.4f %.4f %.4f %.3f %.4g\n", jade_posterior_col_names[j], cov.cov68[j],
-            cov.cov68_se[j], cov.cov95[j], cov.cov95_se[j], cov.offset[j], cov.offset_se[j], cov.z2[j], cov.z2_se[j],
-            cov.rank_chi2[j], cov.rank_pvalue[j]);
-  if ((st = jade_text_commit(&f))) goto out;
-  /* per_obs.txt */
-  snprintf(path, sizeof path, "%s/per_obs.txt", dir);
-  if ((st = jade_text_open(path, &f))) goto out;
+    fprintf(f.f, "%-8s %.4f %.4f %.4f %.4f %+.4f %.4f %.4f %.4f %.3f %.4g\n", jade_posterior_col_names[j], cov->cov68[j],
+            cov->cov68_se[j], cov->cov95[j], cov->cov95_se[j], cov->offset[j], cov->offset_se[j], cov->z2[j], cov->z2_se[j],
+            cov->rank_chi2[j], cov->rank_pvalue[j]);
+  return jade_text_commit(&f);
+}
+
+/* per_obs.txt: one row per observation */
+static jade_status write_per_obs(const run_ctx *c, const double *R) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs, S = (size_t)c->o->draws;
+  jade_text_file f;
+  jade_status st = open_table(c, "per_obs.txt", &f);
+  if (st) return st;
   fprintf(f.f, "# jade " JADE_VERSION " validate: one row per observation (dataset index); MIRA p and TARP f = count/draws of the joint, theta and maps vectors; physical theta\n# index seconds p_joint p_theta p_maps f_joint f_theta f_maps pixel_cov68 pixel_cov95");
   static const char *const grp[4] = {"truth", "mean", "std", "rank"};
   for (int g = 0; g < 4; g++)
@@ -621,21 +737,28 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
       for (int j = 0; j < K_COLS; j++) fprintf(f.f, g == 3 ? " %.0f" : " %.8g", r[offs[g] + j]);
     fprintf(f.f, " %.5f\n", r[L->o_mask]);
   }
-  if ((st = jade_text_commit(&f))) goto out;
-  /* power.txt: per spectrum and band, over observations */
-  /* summary: auto spectra, per band sum of the draws' means / sum of the truths (averaged over
-   * bands), and the median over observations and bands of the per-observation ratio (the
-   * mean of per-observation ratios is dominated by the few truths with almost no power) */
+  return jade_text_commit(&f);
+}
+
+/* power.txt: per spectrum and band, over observations; and into s the summary of the auto
+ * spectra: per band sum of the draws' means / sum of the truths (averaged over bands), and
+ * the median over observations and bands of the per-observation ratio (the mean of
+ * per-observation ratios is dominated by the few truths with almost no power) */
+static jade_status write_power_table(const run_ctx *c, const double *R, run_summary *s) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs;
+  const int NB = L->NB, nb = L->nb;
   double pow_rom_sum = 0, pow_in68 = 0;
   long pow_rom_n = 0, pow_in68_n = 0;
   size_t pow_nr = 0;
-  pow_r = malloc(sizeof(double) * ((size_t)nb * NB * T + 1));
-  if (!pow_r) {
-    st = jade_error(JADE_ERR_NOMEM, "out of memory for the power summary");
-    goto out;
+  double *pow_r = malloc(sizeof(double) * ((size_t)nb * NB * T + 1));
+  if (!pow_r) return jade_error(JADE_ERR_NOMEM, "out of memory for the power summary");
+  jade_text_file f;
+  jade_status st = open_table(c, "power.txt", &f);
+  if (st) {
+    free(pow_r);
+    return st;
   }
-  snprintf(path, sizeof path, "%s/power.txt", dir);
-  if ((st = jade_text_open(path, &f))) goto out;
   fprintf(f.f, "# jade " JADE_VERSION " validate: binned power spectra C_ell of the posterior draws vs the truth, over %zu observations\n"
                "# ratio = (mean over draws of C_ell) / C_ell(truth) per observation; ratio_mean, ratio_sd over observations;\n"
                "# ratio_of_means = sum of draws' means / sum of truths; in68 = fraction of observations whose truth lies\n"
@@ -671,10 +794,22 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
         pow_in68_n += (long)T;
       }
     }
-  if ((st = jade_text_commit(&f))) goto out;
-  /* pdf.txt and moments */
-  snprintf(path, sizeof path, "%s/pdf.txt", dir);
-  if ((st = jade_text_open(path, &f))) goto out;
+  st = jade_text_commit(&f);
+  s->pow_ratio = pow_rom_n ? pow_rom_sum / pow_rom_n : NAN;
+  s->pow_ratio_median = pow_nr ? quantile_sort(pow_r, pow_nr, 0.5) : NAN;
+  s->pow_in68 = pow_in68_n ? pow_in68 / pow_in68_n : NAN;
+  free(pow_r);
+  return st;
+}
+
+/* pdf.txt: the one-point PDF per bin, and the moments */
+static jade_status write_pdf_table(const run_ctx *c, const double *R) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs, S = (size_t)c->o->draws;
+  const int NH = L->NH, nb = L->nb;
+  jade_text_file f;
+  jade_status st = open_table(c, "pdf.txt", &f);
+  if (st) return st;
   fprintf(f.f, "# jade " JADE_VERSION " validate: one-point PDF of the convergence (density per unit kappa), pooled over %zu observations;\n"
                "# draws: mean over the %zu draws of each observation\n# bin lo hi truth_density draws_density\n", T, S);
   for (int b = 0; b < nb; b++) {
@@ -697,141 +832,179 @@ static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, dou
       for (int k = 0; k < 4; k++) m[k] += R[t * L->len + L->o_mom + 4 * b + k] / T;
     fprintf(f.f, "# moments %d %.6e %.6e %.5f %.5f\n", b, m[0], m[2], m[1], m[3]);
   }
-  if ((st = jade_text_commit(&f))) goto out;
-  /* summary.json */
-  double pix68 = 0, pix95 = 0, pixz2 = 0, secs = 0;
+  return jade_text_commit(&f);
+}
+
+/* The pixel coverage over observations and the total sampling time; masked runs: mean masked
+ * fraction; pixel coverage of masked and of observed pixels, each pooled over the
+ * observations' pixels */
+static void pixel_summary(const run_ctx *c, const double *R, run_summary *s) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs;
   for (size_t t = 0; t < T; t++) {
     const double *r = R + t * L->len;
-    pix68 += r[L->o_pix] / T;
-    pix95 += r[L->o_pix + 1] / T;
-    pixz2 += r[L->o_pix + 2] / T;
-    secs += r[L->o_seconds];
+    s->pix68 += r[L->o_pix] / T;
+    s->pix95 += r[L->o_pix + 1] / T;
+    s->pixz2 += r[L->o_pix + 2] / T;
+    s->secs += r[L->o_seconds];
   }
-  /* masked runs: mean masked fraction; pixel coverage of masked and of observed pixels, each
-   * pooled over the observations' pixels */
-  double mfrac = 0, m68 = 0, m95 = 0, nmask = 0, all68 = 0, all95 = 0;
   for (size_t t = 0; t < T; t++) {
     const double *r = R + t * L->len, nm_t = r[L->o_mask] * (double)L->nx;
-    mfrac += r[L->o_mask] / T;
-    all68 += r[L->o_pix] * (double)L->nx;
-    all95 += r[L->o_pix + 1] * (double)L->nx;
+    s->mfrac += r[L->o_mask] / T;
+    s->all68 += r[L->o_pix] * (double)L->nx;
+    s->all95 += r[L->o_pix + 1] * (double)L->nx;
     if (nm_t > 0 && isfinite(r[L->o_mask + 1])) {
-      m68 += r[L->o_mask + 1] * nm_t;
-      m95 += r[L->o_mask + 2] * nm_t;
-      nmask += nm_t;
+      s->m68 += r[L->o_mask + 1] * nm_t;
+      s->m95 += r[L->o_mask + 2] * nm_t;
+      s->nmask += nm_t;
     }
   }
-  const double nobs_pix = (double)T * (double)L->nx - nmask;
-  /* config.ini: the model's configuration (prior and survey for jade report) */
-  if (tm->config_text && tm->config_text[0]) {
-    snprintf(path, sizeof path, "%s/config.ini", dir);
-    if ((st = jade_text_open(path, &f))) goto out;
-    fprintf(f.f, "# jade %s validate: the configuration of the model %s\n%s", JADE_VERSION, o->model_path, tm->config_text);
-    if ((st = jade_text_commit(&f))) goto out;
-  }
-  snprintf(path, sizeof path, "%s/summary.json", dir);
-  if ((st = jade_text_open(path, &f))) goto out;
-  fprintf(f.f, "{\n  \"format\": \"jade-validation-1\",\n  \"jade_version\": \"%s\",\n  \"model\": ", JADE_VERSION);
-  json_str(f.f, o->model_path);
-  fprintf(f.f, ",\n  \"model_step\": %ld,\n  \"data\": ", tm->step);
-  json_str(f.f, o->data_dir);
-  fprintf(f.f, ",\n  \"n_obs\": %zu,\n  \"draws\": %zu,\n  \"steps\": %d,\n  \"solver\": \"%s\",\n  \"batch\": %d,\n  \"seed\": %llu,\n", T,
-          S, o->steps, jade_solver_name(o->solver), o->batch, (unsigned long long)o->seed);
-  fprintf(f.f, "  \"matmul\": \"%s\",\n", jade_matmul_backend_name(jade_matmul_get_backend()));
-  fprintf(f.f, "  \"n_bins\": %d,\n  \"n_pix\": %d,\n  \"size_deg\": %.10g,\n  \"q_joint\": %zu,\n  \"q_theta\": %d,\n  \"q_maps\": %zu,\n",
+}
+
+/* config.ini: the model's configuration (prior and survey for jade report) */
+static jade_status write_model_config(const run_ctx *c, const jade_trained_model *tm) {
+  if (!tm->config_text || !tm->config_text[0]) return JADE_OK;
+  jade_text_file f;
+  jade_status st = open_table(c, "config.ini", &f);
+  if (st) return st;
+  fprintf(f.f, "# jade %s validate: the configuration of the model %s\n%s", JADE_VERSION, c->o->model_path, tm->config_text);
+  return jade_text_commit(&f);
+}
+
+/* summary.json, first part: the run (model, data, options, geometry, normalisation) */
+static void json_run(FILE *f, const run_ctx *c, const jade_trained_model *tm) {
+  const jade_validation_options *o = c->o;
+  const layout *L = &c->L;
+  const int nb = L->nb;
+  fprintf(f, "{\n  \"format\": \"jade-validation-1\",\n  \"jade_version\": \"%s\",\n  \"model\": ", JADE_VERSION);
+  json_str(f, o->model_path);
+  fprintf(f, ",\n  \"model_step\": %ld,\n  \"data\": ", tm->step);
+  json_str(f, o->data_dir);
+  fprintf(f, ",\n  \"n_obs\": %zu,\n  \"draws\": %zu,\n  \"steps\": %d,\n  \"solver\": \"%s\",\n  \"batch\": %d,\n  \"seed\": %llu,\n",
+          (size_t)o->n_obs, (size_t)o->draws, o->steps, jade_solver_name(o->solver), o->batch, (unsigned long long)o->seed);
+  fprintf(f, "  \"matmul\": \"%s\",\n", jade_matmul_backend_name(jade_matmul_get_backend()));
+  fprintf(f, "  \"n_bins\": %d,\n  \"n_pix\": %d,\n  \"size_deg\": %.10g,\n  \"q_joint\": %zu,\n  \"q_theta\": %d,\n  \"q_maps\": %zu,\n",
           nb, L->np, c->size_deg, L->q, JADE_N_THETA, L->nx);
-  fprintf(f.f, "  \"map_std\": [");
-  for (int b = 0; b < nb; b++) fprintf(f.f, "%s%.17g", b ? ", " : "", c->norm.map_std[b]);
-  fprintf(f.f, "],\n  \"theta_mean\": [");
-  for (int j = 0; j < JADE_N_THETA; j++) fprintf(f.f, "%s%.17g", j ? ", " : "", c->norm.theta_mean[j]);
-  fprintf(f.f, "],\n  \"theta_std\": [");
-  for (int j = 0; j < JADE_N_THETA; j++) fprintf(f.f, "%s%.17g", j ? ", " : "", c->norm.theta_std[j]);
-  fprintf(f.f, "],\n");
-  fprintf(f.f, "  \"units\": \"MIRA and TARP use the model's normalised units: maps kappa / map_std per bin (field mean not "
-               "removed), parameters (theta - theta_mean) / theta_std of the model's normalisation; joint = all map pixels "
-               "(bin, y, x) then the 6 parameters. Coverage, ranks and offsets use physical values.\",\n");
-  fprintf(f.f, "  \"mira_norm\": \"none (paper)\",\n  \"tarp_norm\": \"min-max over the other truths (leave-one-out)\",\n");
-  fprintf(f.f, "  \"n_boot\": %d,\n", o->n_boot);
+  fprintf(f, "  \"map_std\": [");
+  for (int b = 0; b < nb; b++) fprintf(f, "%s%.17g", b ? ", " : "", c->norm.map_std[b]);
+  fprintf(f, "],\n  \"theta_mean\": [");
+  for (int j = 0; j < JADE_N_THETA; j++) fprintf(f, "%s%.17g", j ? ", " : "", c->norm.theta_mean[j]);
+  fprintf(f, "],\n  \"theta_std\": [");
+  for (int j = 0; j < JADE_N_THETA; j++) fprintf(f, "%s%.17g", j ? ", " : "", c->norm.theta_std[j]);
+  fprintf(f, "],\n");
+  fprintf(f, "  \"units\": \"MIRA and TARP use the model's normalised units: maps kappa / map_std per bin (field mean not "
+             "removed), parameters (theta - theta_mean) / theta_std of the model's normalisation; joint = all map pixels "
+             "(bin, y, x) then the 6 parameters. Coverage, ranks and offsets use physical values.\",\n");
+  fprintf(f, "  \"mira_norm\": \"none (paper)\",\n  \"tarp_norm\": \"min-max over the other truths (leave-one-out)\",\n");
+  fprintf(f, "  \"n_boot\": %d,\n", o->n_boot);
+}
+
+/* summary.json, second part: MIRA, TARP and the per-parameter coverage */
+static void json_metrics(FILE *f, const run_ctx *c, const run_metrics *m) {
   for (int k = 0; k < 3; k++) {
-    fprintf(f.f, "  \"mira_%s\": ", part[k]);
-    json_num(f.f, mira[k].score);
-    fprintf(f.f, ",\n  \"mira_%s_err\": ", part[k]);
-    json_num(f.f, mira[k].err);
-    fprintf(f.f, ",\n  \"mira_%s_seed\": %llu,\n", part[k], (unsigned long long)seeds[k]);
+    fprintf(f, "  \"mira_%s\": ", part_names[k]);
+    json_num(f, m->mira[k].score);
+    fprintf(f, ",\n  \"mira_%s_err\": ", part_names[k]);
+    json_num(f, m->mira[k].err);
+    fprintf(f, ",\n  \"mira_%s_seed\": %llu,\n", part_names[k], (unsigned long long)part_seed(c, k));
   }
-  fprintf(f.f, "  \"mira_expected\": ");
-  json_num(f.f, jade_mira_expected(S));
-  fprintf(f.f, ",\n");
+  fprintf(f, "  \"mira_expected\": ");
+  json_num(f, jade_mira_expected((size_t)c->o->draws));
+  fprintf(f, ",\n");
   for (int k = 0; k < 3; k++) {
-    const double v[6] = {tarp[k].max_dev, tarp[k].max_dev_err, tarp[k].area, tarp[k].area_err, tarp[k].signed_area,
-                         tarp[k].signed_area_err};
+    const jade_tarp_result *t = &m->tarp[k];
+    const double v[6] = {t->max_dev, t->max_dev_err, t->area, t->area_err, t->signed_area, t->signed_area_err};
     static const char *const nm[6] = {"max_dev", "max_dev_err", "area", "area_err", "signed_area", "signed_area_err"};
-    for (int m = 0; m < 6; m++) {
-      fprintf(f.f, "  \"tarp_%s_%s\": ", part[k], nm[m]);
-      json_num(f.f, v[m]);
-      fprintf(f.f, ",\n");
+    for (int i = 0; i < 6; i++) {
+      fprintf(f, "  \"tarp_%s_%s\": ", part_names[k], nm[i]);
+      json_num(f, v[i]);
+      fprintf(f, ",\n");
     }
   }
-  fprintf(f.f, "  \"coverage\": {\n");
+  const jade_coverage_result *cov = &m->cov;
+  fprintf(f, "  \"coverage\": {\n");
   for (int j = 0; j < K_COLS; j++) {
     static const char *const key[9] = {"cov68", "cov68_se", "cov95", "cov95_se", "mean_offset", "mean_offset_se",
                                         "mean_z2", "rank_chi2", "rank_chi2_p"};
-    const double val[9] = {cov.cov68[j], cov.cov68_se[j], cov.cov95[j], cov.cov95_se[j], cov.offset[j],
-                           cov.offset_se[j], cov.z2[j], cov.rank_chi2[j], cov.rank_pvalue[j]};
-    fprintf(f.f, "    \"%s\": {", jade_posterior_col_names[j]);
+    const double val[9] = {cov->cov68[j], cov->cov68_se[j], cov->cov95[j], cov->cov95_se[j], cov->offset[j],
+                           cov->offset_se[j], cov->z2[j], cov->rank_chi2[j], cov->rank_pvalue[j]};
+    fprintf(f, "    \"%s\": {", jade_posterior_col_names[j]);
     for (int k = 0; k < 9; k++) {
-      fprintf(f.f, "%s\"%s\": ", k ? ", " : "", key[k]);
-      json_num(f.f, val[k]);
+      fprintf(f, "%s\"%s\": ", k ? ", " : "", key[k]);
+      json_num(f, val[k]);
     }
-    fprintf(f.f, "}%s\n", j + 1 < K_COLS ? "," : "");
+    fprintf(f, "}%s\n", j + 1 < K_COLS ? "," : "");
   }
-  fprintf(f.f, "  },\n  \"rank_bins\": %d,\n  \"pixel_cov68\": ", cov.n_rank_bins);
-  json_num(f.f, pix68);
-  fprintf(f.f, ",\n  \"pixel_cov95\": ");
-  json_num(f.f, pix95);
-  fprintf(f.f, ",\n  \"pixel_mean_z2\": ");
-  json_num(f.f, pixz2);
+  fprintf(f, "  },\n  \"rank_bins\": %d", cov->n_rank_bins);
+}
+
+/* summary.json, last part: pixel coverage (masked runs: masked and observed pixels), power
+ * spectra, timings */
+static void json_maps(FILE *f, const run_ctx *c, const run_summary *s, double seconds_total) {
+  const jade_validation_options *o = c->o;
+  const size_t T = (size_t)o->n_obs;
+  static const char *const kpix[3] = {"pixel_cov68", "pixel_cov95", "pixel_mean_z2"};
+  const double vpix[3] = {s->pix68, s->pix95, s->pixz2};
+  json_fields(f, kpix, vpix, 3);
   if (masks_on(&o->masks)) {
-    fprintf(f.f, ",\n  \"masks\": {\"mask_prob\": %.10g, \"mask_max\": %.10g, \"noise_ln_scale\": %.10g, \"noise_ln_field\": %.10g}",
+    const double nobs_pix = (double)T * (double)c->L.nx - s->nmask;
+    fprintf(f, ",\n  \"masks\": {\"mask_prob\": %.10g, \"mask_max\": %.10g, \"noise_ln_scale\": %.10g, \"noise_ln_field\": %.10g}",
             o->masks.mask_prob, o->masks.mask_max, o->masks.noise_ln_scale, o->masks.noise_ln_field);
-    fprintf(f.f, ",\n  \"masked_fraction\": ");
-    json_num(f.f, mfrac);
-    fprintf(f.f, ",\n  \"pixel_cov68_masked\": ");
-    json_num(f.f, nmask > 0 ? m68 / nmask : NAN);
-    fprintf(f.f, ",\n  \"pixel_cov95_masked\": ");
-    json_num(f.f, nmask > 0 ? m95 / nmask : NAN);
-    fprintf(f.f, ",\n  \"pixel_cov68_observed\": ");
-    json_num(f.f, nobs_pix > 0 ? (all68 - m68) / nobs_pix : NAN);
-    fprintf(f.f, ",\n  \"pixel_cov95_observed\": ");
-    json_num(f.f, nobs_pix > 0 ? (all95 - m95) / nobs_pix : NAN);
+    static const char *const kmask[5] = {"masked_fraction", "pixel_cov68_masked", "pixel_cov95_masked", "pixel_cov68_observed",
+                                         "pixel_cov95_observed"};
+    const double vmask[5] = {s->mfrac, s->nmask > 0 ? s->m68 / s->nmask : NAN, s->nmask > 0 ? s->m95 / s->nmask : NAN,
+                             nobs_pix > 0 ? (s->all68 - s->m68) / nobs_pix : NAN,
+                             nobs_pix > 0 ? (s->all95 - s->m95) / nobs_pix : NAN};
+    json_fields(f, kmask, vmask, 5);
   }
-  fprintf(f.f, ",\n  \"power_auto_ratio\": ");
-  json_num(f.f, pow_rom_n ? pow_rom_sum / pow_rom_n : NAN);
-  fprintf(f.f, ",\n  \"power_auto_ratio_median\": ");
-  json_num(f.f, pow_nr ? quantile_sort(pow_r, pow_nr, 0.5) : NAN);
-  fprintf(f.f, ",\n  \"power_in68\": ");
-  json_num(f.f, pow_in68_n ? pow_in68 / pow_in68_n : NAN);
-  fprintf(f.f, ",\n  \"ell_bands\": %d,\n  \"ell_min\": %.6g,\n  \"ell_max\": %.6g,\n", NB, c->ell_min, c->ell_max);
-  fprintf(f.f, "  \"sampling_seconds\": %.3f,\n  \"seconds_per_obs\": %.4f,\n  \"wall_seconds_last_run\": %.3f\n}\n", secs,
-          secs / T, seconds_total);
-  if ((st = jade_text_commit(&f))) goto out;
-  res->mira_joint = mira[0].score;
-  res->mira_joint_err = mira[0].err;
-  res->mira_expected = jade_mira_expected(S);
-out:
-  for (int k = 0; k < 3; k++) {
-    jade_mira_result_free(&mira[k]);
-    jade_tarp_result_free(&tarp[k]);
+  static const char *const kpow[3] = {"power_auto_ratio", "power_auto_ratio_median", "power_in68"};
+  const double vpow[3] = {s->pow_ratio, s->pow_ratio_median, s->pow_in68};
+  json_fields(f, kpow, vpow, 3);
+  fprintf(f, ",\n  \"ell_bands\": %d,\n  \"ell_min\": %.6g,\n  \"ell_max\": %.6g,\n", c->L.NB, c->ell_min, c->ell_max);
+  fprintf(f, "  \"sampling_seconds\": %.3f,\n  \"seconds_per_obs\": %.4f,\n  \"wall_seconds_last_run\": %.3f\n}\n", s->secs,
+          s->secs / T, seconds_total);
+}
+
+/* summary.json */
+static jade_status write_summary_json(const run_ctx *c, const jade_trained_model *tm, const run_metrics *m, const run_summary *s,
+                                      double seconds_total) {
+  jade_text_file f;
+  jade_status st = open_table(c, "summary.json", &f);
+  if (st) return st;
+  json_run(f.f, c, tm);
+  json_metrics(f.f, c, m);
+  json_maps(f.f, c, s, seconds_total);
+  return jade_text_commit(&f);
+}
+
+/* All records -> the metrics and tables, config.ini and summary.json in OUT.partial; res gets
+ * the joint MIRA score. */
+static jade_status summarise(const run_ctx *c, const jade_trained_model *tm, double seconds_total, jade_validation_result *res) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs;
+  double *R = malloc(T * L->len * sizeof(double));
+  run_metrics m;
+  run_summary s;
+  memset(&m, 0, sizeof m);
+  memset(&s, 0, sizeof s);
+  jade_status st = R ? JADE_OK : jade_error(JADE_ERR_NOMEM, "out of memory");
+  if (!st) st = read_records(c, R);
+  if (!st) st = check_records(c, R);
+  if (!st) st = compute_metrics(c, R, &m);
+  if (!st) st = write_coverage_table(c, &m.cov);
+  if (!st) st = write_per_obs(c, R);
+  if (!st) st = write_power_table(c, R, &s);
+  if (!st) st = write_pdf_table(c, R);
+  if (!st) pixel_summary(c, R, &s);
+  if (!st) st = write_model_config(c, tm);
+  if (!st) st = write_summary_json(c, tm, &m, &s, seconds_total);
+  if (!st) {
+    res->mira_joint = m.mira[0].score;
+    res->mira_joint_err = m.mira[0].err;
+    res->mira_expected = jade_mira_expected((size_t)c->o->draws);
   }
-  jade_coverage_result_free(&cov);
+  run_metrics_free(&m);
   free(R);
-  free(pow_r);
-  free(p3);
-  free(zz);
-  free(cnt3);
-  free(rk);
-  free(i68);
-  free(i95);
   return st;
 }
 
@@ -878,6 +1051,284 @@ static jade_status open_draw_writers(run_ctx *c, const size_t sh_dt[3], const si
   return st;
 }
 
+/* The options' ranges, and OUT not there yet. */
+static jade_status check_options(const jade_validation_options *o) {
+  if (!o->model_path || !o->data_dir || !o->out_dir)
+    return jade_error(JADE_ERR_INVALID, "validate: model, data and output paths are required");
+  if (o->n_obs < 2) return jade_error(JADE_ERR_INVALID, "validate: at least 2 observations are needed (got %ld)", o->n_obs);
+  if (o->draws < 2 || o->steps < 1 || o->batch < 1 || o->n_hist < 2 || o->n_boot < 0)
+    return jade_error(JADE_ERR_INVALID, "validate: draws >= 2, steps >= 1, batch >= 1, histogram bins >= 2 required");
+  if (o->seed >= (1ull << 31)) return jade_error(JADE_ERR_INVALID, "validate: seed must be < 2^31");
+  if (jade_path_exists(o->out_dir))
+    return jade_error(JADE_ERR_IO, "%s: already exists (choose another output or remove it)", o->out_dir);
+  return JADE_OK;
+}
+
+/* Masked runs: what the model can condition on (jade/condition.h). */
+static jade_status check_masks(const jade_validation_options *o, const jade_trained_model *tm) {
+  const jade_mask_config *m = &o->masks;
+  if (!masks_on(m)) return JADE_OK;
+  if (!(m->mask_prob >= 0 && m->mask_prob <= 1 && m->mask_max >= 0 && m->mask_max <= 0.9 && m->noise_ln_scale >= 0 &&
+        m->noise_ln_field >= 0 && isfinite(m->noise_ln_scale) && isfinite(m->noise_ln_field)))
+    return jade_error(JADE_ERR_INVALID, "validate: masks: mask_prob %g (0-1), mask_max %g (0-0.9), noise_ln_scale %g and "
+                      "noise_ln_field %g (>= 0) out of range", m->mask_prob, m->mask_max, m->noise_ln_scale, m->noise_ln_field);
+  if (!tm->norm.masked)
+    return jade_error(JADE_ERR_INVALID, "%s: masked observations need a model trained with model.condition = masked "
+                      "(this one conditions on full convergence maps)", o->model_path);
+  if (m->noise_ln_scale + m->noise_ln_field > tm->norm.noise_ln_max + 1e-9)
+    return jade_error(JADE_ERR_INVALID, "%s: noise ratios up to e^%g requested, the model was trained up to e^%g "
+                      "(noise_ln_scale + noise_ln_field <= %g)", o->model_path, m->noise_ln_scale + m->noise_ln_field,
+                      tm->norm.noise_ln_max, tm->norm.noise_ln_max);
+  return JADE_OK;
+}
+
+/* The held-out dataset against the model: enough simulations, the geometry and noise the
+ * model was trained on (jade_posterior_check), and the masks it can condition on. */
+static jade_status check_dataset(const run_ctx *c, const jade_trained_model *tm, const jade_dataset *ds) {
+  const jade_validation_options *o = c->o;
+  if (o->n_obs > ds->n)
+    return jade_error(JADE_ERR_INVALID, "%s: has %ld simulations, fewer than --n-obs %ld", o->data_dir, ds->n, o->n_obs);
+  jade_observation fake;
+  memset(&fake, 0, sizeof fake);
+  fake.n_bins = ds->bins;
+  fake.n_pix = ds->npix;
+  fake.size_deg = c->size_deg;
+  memcpy(fake.noise, c->noise, sizeof c->noise);
+  jade_status st = jade_posterior_check(tm, &fake, o->data_dir, o->noise_rtol);
+  if (st) return jade_error_context(st, "held-out dataset");
+  return check_masks(o, tm);
+}
+
+/* histogram edges per bin: the range of the truths' convergence, padded by 5% */
+static void histogram_edges(run_ctx *c) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs;
+  for (int b = 0; b < L->nb; b++) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t t = 0; t < T; t++) {
+      const float *k = c->kappa_all + t * L->nx + b * L->npix;
+      for (size_t i = 0; i < L->npix; i++) {
+        lo = fmin(lo, k[i]);
+        hi = fmax(hi, k[i]);
+      }
+    }
+    double pad = 0.05 * (hi - lo);
+    if (!(pad > 0)) pad = 1e-3;
+    lo -= pad;
+    hi += pad;
+    for (int h = 0; h <= L->NH; h++) c->edges[(size_t)b * (L->NH + 1) + h] = lo + (hi - lo) * h / L->NH;
+  }
+}
+
+/* truths in normalised units -> leave-one-out min-max for TARP (c->mm, and its views into
+ * the joint vector c->mm_maps, c->mm_theta); histogram edges (c->edges) */
+static jade_status prepare_truths(run_ctx *c) {
+  const layout *L = &c->L;
+  const size_t T = (size_t)c->o->n_obs;
+  float *truths = malloc(T * L->q * sizeof(float));
+  c->edges = malloc((size_t)L->nb * (L->NH + 1) * sizeof(double));
+  if (!truths || !c->edges) {
+    free(truths);
+    return jade_error(JADE_ERR_NOMEM, "validate: out of memory for %zu truths of %zu values", T, L->q);
+  }
+  for (size_t t = 0; t < T; t++) truth_joint(c, (long)t, truths + t * L->q);
+  jade_status st = jade_minmax_compute(truths, NULL, T, 1, L->q, JADE_NORM_TRUTHS, &c->mm);
+  free(truths);
+  if (st) return st;
+  c->mm_maps = c->mm;
+  c->mm_maps.q = L->nx;
+  c->mm_theta = c->mm;
+  c->mm_theta.q = JADE_N_THETA;
+  c->mm_theta.lo1 += L->nx;
+  c->mm_theta.lo2 += L->nx;
+  c->mm_theta.hi1 += L->nx;
+  c->mm_theta.hi2 += L->nx;
+  c->mm_theta.arglo += L->nx;
+  c->mm_theta.arghi += L->nx;
+  histogram_edges(c);
+  return JADE_OK;
+}
+
+/* Rank 0: OUT.partial created with run.txt (the run's identity ident) or, when it exists,
+ * checked to be this run's; its records/ folder. */
+static jade_status claim_partial(const run_ctx *c, const char *ident) {
+  char path[4400];
+  jade_status st = JADE_OK;
+  snprintf(path, sizeof path, "%s/run.txt", c->partial);
+  if (jade_path_exists(c->partial)) {
+    char *prev = jade_read_text_file(path);
+    if (!prev || strcmp(prev, ident) != 0)
+      st = jade_error(JADE_ERR_IO, "%s: exists from a different run (model, data or options differ); remove it to start over",
+                      c->partial);
+    free(prev);
+  } else {
+    st = jade_mkdir_p(c->partial);
+    if (!st) st = jade_write_file_atomic(path, ident);
+  }
+  snprintf(path, sizeof path, "%s/records", c->partial);
+  if (!st) st = jade_mkdir_p(path);
+  return st;
+}
+
+/* OUT.partial: rank 0 creates or checks it; then everyone opens the shared files */
+static jade_status prepare_partial(run_ctx *c, const jade_trained_model *tm, const jade_dist *dist) {
+  const jade_validation_options *o = c->o;
+  const layout *L = &c->L;
+  const size_t T = (size_t)o->n_obs;
+  char *ident = run_identity(o, tm);
+  if (!ident) return jade_error(JADE_ERR_NOMEM, "out of memory");
+  size_t sh_dt[3] = {T, (size_t)o->draws, K_COLS}, sh_dm[5] = {T, (size_t)o->draws, (size_t)L->nb, (size_t)L->np, (size_t)L->np};
+  jade_status st = JADE_OK;
+  if (dist->rank == 0) {
+    st = claim_partial(c, ident);
+    if (!st && o->keep_draws) st = open_draw_writers(c, sh_dt, sh_dm, 1);
+  }
+  free(ident);
+  if (jade_dist_max_int(dist, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_IO, "rank 0 failed to prepare %s", c->partial);
+  if (dist->rank != 0 && o->keep_draws) st = open_draw_writers(c, sh_dt, sh_dm, 0);
+  if (jade_dist_max_int(dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "another rank failed to open %s", c->partial);
+  return st;
+}
+
+/* --keep-draws: the shared draws files closed; the first error kept (st, then theirs). */
+static jade_status close_draw_writers(run_ctx *c, jade_status st) {
+  jade_npy_writer **w[2] = {&c->w_dtheta, &c->w_dmaps};
+  for (int k = 0; k < 2; k++)
+    if (*w[k]) {
+      jade_status s2 = jade_npy_writer_close(*w[k]);
+      *w[k] = NULL;
+      if (!st) st = s2;
+    }
+  return st;
+}
+
+/* This rank's observations (rank, rank + size, ...) without a record yet into todo; returns
+ * how many, *n_mine: all of the rank's observations. */
+static long list_todo(const run_ctx *c, const jade_dist *dist, long *todo, long *n_mine) {
+  char path[4400];
+  long n_todo = 0;
+  *n_mine = 0;
+  for (long t = dist->rank; t < c->o->n_obs; t += dist->size) {
+    (*n_mine)++;
+    record_path(c, t, path, sizeof path);
+    if (!jade_path_exists(path)) todo[n_todo++] = t;
+  }
+  return n_todo;
+}
+
+/* Observations todo[0..limit-1] on the nw workers W, whole observations per thread (outer)
+ * or one after the other with threads inside the network; the first error's message kept. */
+static jade_status run_workers(const run_ctx *c, worker *W, int nw, const long *todo, long limit, int outer) {
+  int failed = 0;
+  char msg[1024] = "";
+  /* whole observations per thread: each runs its network on 1 thread, also when fewer
+   * observations than threads are left (a resumed run), so that an observation's bytes do
+   * not depend on how many were left (threads inside the network change float rounding) */
+  const int saved_threads = omp_get_max_threads();
+  if (outer) omp_set_num_threads(1);
+#pragma omp parallel num_threads(nw) if (nw > 1)
+  {
+    worker *me = &W[nw > 1 ? omp_get_thread_num() : 0];
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < limit; k++) {
+      if (failed) continue;
+      obs_event(me, 0, 0);
+      jade_status s2 = process_obs(c, me, todo[k], !outer);
+      if (!s2) obs_event(me, 2, 0);
+#pragma omp critical(jade_validate)
+      {
+        if (s2 && !failed) {
+          failed = 1;
+          snprintf(msg, sizeof msg, "%s", jade_last_error());
+        }
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
+  return failed ? jade_error(JADE_ERR_NUMERIC, "%s", msg) : JADE_OK;
+}
+
+/* This rank's share: up to --max-obs of its n_todo observations still to do (todo; n_mine in
+ * all), on worker threads with a model each; progress and the start callback from rank 0.
+ * *stopped: --max-obs left some for a later run. */
+static jade_status run_observations(const run_ctx *c, const jade_dist *dist, const long *todo, long n_todo, long n_mine,
+                                    int *stopped) {
+  const jade_validation_options *o = c->o;
+  long limit = o->max_obs > 0 && o->max_obs < n_todo ? o->max_obs : n_todo;
+  *stopped = limit < n_todo;
+  /* threads: whole observations per thread when the rank has enough of them (decided from
+   * the rank's total, not what is left, so a resumed run integrates the same way) */
+  int nthr = omp_get_max_threads();
+  int outer = o->threads != 1 && nthr > 1 && n_mine >= nthr;
+  int nw = outer ? (int)(limit < nthr ? (limit > 0 ? limit : 1) : nthr) : 1;
+  worker *W = calloc((size_t)nw, sizeof *W);
+  jade_eta *eta = NULL;
+  jade_status st = W ? JADE_OK : jade_error(JADE_ERR_NOMEM, "out of memory");
+  /* progress: this rank's `limit` observations, each ceil(draws / batch) batches of the
+   * sampler, one progress step per network evaluation */
+  if (!st && dist->rank == 0 && o->progress && limit > 0) {
+    const long nb = (o->draws + o->batch - 1) / o->batch;
+    const int evals = jade_solver_evals(o->solver, o->steps);
+    const double work = (double)o->draws * evals;
+    st = jade_eta_create(nw, limit, work, work, nb * evals, jade_time_now(), &eta);
+  }
+  for (int i = 0; i < nw && !st && limit > 0; i++) {
+    st = worker_init(&W[i], c);
+    W[i].id = i;
+    W[i].eta = eta;
+    W[i].o = o;
+  }
+  if (!st && dist->rank == 0 && o->start) o->start(limit, n_mine, nw, o->user);
+  if (!st && limit > 0) st = run_workers(c, W, nw, todo, limit, outer);
+  for (int i = 0; W && i < nw; i++) worker_free(&W[i]);
+  jade_eta_free(eta);
+  free(W);
+  return st;
+}
+
+/* How many of the run's records exist (every rank's observations). */
+static long count_records(const run_ctx *c) {
+  char path[4400];
+  long have = 0;
+  for (long t = 0; t < c->o->n_obs; t++) {
+    record_path(c, t, path, sizeof path);
+    have += jade_path_exists(path);
+  }
+  return have;
+}
+
+/* Rank 0, every record there: the summary, the --keep-draws truths and the report in
+ * OUT.partial, which then, without run.txt and temporaries, becomes OUT. On failure run.txt
+ * is put back: OUT.partial stays resumable. */
+static jade_status publish(const run_ctx *c, const jade_trained_model *tm, double seconds_total, jade_validation_result *res) {
+  const jade_validation_options *o = c->o;
+  char path[4400];
+  jade_status st = summarise(c, tm, seconds_total, res);
+  if (!st && o->keep_draws) st = write_truths(c);
+  snprintf(path, sizeof path, "%s/run.txt", c->partial);
+  char *idtext = jade_read_text_file(path);
+  if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+  if (!st && !o->no_report) {
+    jade_report_options ro;
+    jade_report_options_default(&ro);
+    ro.kind = JADE_REPORT_VALIDATION;
+    ro.name = o->out_dir;
+    char html[4400];
+    st = jade_report_write(c->partial, &ro, html, sizeof html);
+  }
+  if (st && idtext) /* leave the partial directory resumable */
+    jade_write_file_atomic(path, idtext);
+  free(idtext);
+  /* temporaries of killed runs must not end up in OUT */
+  if (!st) st = jade_remove_temporaries(c->partial);
+  snprintf(path, sizeof path, "%s/records", c->partial);
+  if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
+  if (!st && rename(c->partial, o->out_dir) != 0)
+    st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", c->partial, o->out_dir, strerror(errno));
+  if (!st) jade_sync_parent_dir(o->out_dir);
+  return st;
+}
+
 jade_status jade_validation_run(const jade_validation_options *o, jade_validation_result *res) {
   jade_dist single = {0, 1, 0};
   const jade_dist *dist = o->dist ? o->dist : &single;
@@ -890,22 +1341,8 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   jade_dataset ds;
   memset(&ds, 0, sizeof ds);
   jade_trained_model *tm = NULL;
-  char *ident = NULL;
-  float *truths = NULL;
-  worker *W = NULL;
-  jade_eta *eta = NULL;
-  int nw = 0;
-  char path[4400];
-  jade_status st = JADE_OK;
-
-  if (!o->model_path || !o->data_dir || !o->out_dir)
-    return jade_error(JADE_ERR_INVALID, "validate: model, data and output paths are required");
-  if (o->n_obs < 2) return jade_error(JADE_ERR_INVALID, "validate: at least 2 observations are needed (got %ld)", o->n_obs);
-  if (o->draws < 2 || o->steps < 1 || o->batch < 1 || o->n_hist < 2 || o->n_boot < 0)
-    return jade_error(JADE_ERR_INVALID, "validate: draws >= 2, steps >= 1, batch >= 1, histogram bins >= 2 required");
-  if (o->seed >= (1ull << 31)) return jade_error(JADE_ERR_INVALID, "validate: seed must be < 2^31");
-  if (jade_path_exists(o->out_dir))
-    return jade_error(JADE_ERR_IO, "%s: already exists (choose another output or remove it)", o->out_dir);
+  jade_status st = check_options(o);
+  if (st) return st;
   snprintf(c.partial, sizeof c.partial, "%s.partial", o->out_dir);
 
   if ((st = jade_trained_model_load(o->model_path, &tm))) goto done;
@@ -913,242 +1350,37 @@ jade_status jade_validation_run(const jade_validation_options *o, jade_validatio
   if ((st = open_dataset(o, &ds, &c))) goto done;
   c.theta_all = ds.theta.data;
   c.kappa_all = ds.kappa.data;
-  const long N = ds.n;
-  if (o->n_obs > N) {
-    st = jade_error(JADE_ERR_INVALID, "%s: has %ld simulations, fewer than --n-obs %ld", o->data_dir, N, o->n_obs);
-    goto done;
-  }
-  {
-    jade_observation fake;
-    memset(&fake, 0, sizeof fake);
-    fake.n_bins = ds.bins;
-    fake.n_pix = ds.npix;
-    fake.size_deg = c.size_deg;
-    memcpy(fake.noise, c.noise, sizeof c.noise);
-    if ((st = jade_posterior_check(tm, &fake, o->data_dir, o->noise_rtol))) {
-      st = jade_error_context(st, "held-out dataset");
-      goto done;
-    }
-  }
-  if (masks_on(&o->masks)) { /* what the model can condition on (jade/condition.h) */
-    const jade_mask_config *m = &o->masks;
-    if (!(m->mask_prob >= 0 && m->mask_prob <= 1 && m->mask_max >= 0 && m->mask_max <= 0.9 && m->noise_ln_scale >= 0 &&
-          m->noise_ln_field >= 0 && isfinite(m->noise_ln_scale) && isfinite(m->noise_ln_field)))
-      st = jade_error(JADE_ERR_INVALID, "validate: masks: mask_prob %g (0-1), mask_max %g (0-0.9), noise_ln_scale %g and "
-                      "noise_ln_field %g (>= 0) out of range", m->mask_prob, m->mask_max, m->noise_ln_scale, m->noise_ln_field);
-    else if (!tm->norm.masked)
-      st = jade_error(JADE_ERR_INVALID, "%s: masked observations need a model trained with model.condition = masked "
-                      "(this one conditions on full convergence maps)", o->model_path);
-    else if (m->noise_ln_scale + m->noise_ln_field > tm->norm.noise_ln_max + 1e-9)
-      st = jade_error(JADE_ERR_INVALID, "%s: noise ratios up to e^%g requested, the model was trained up to e^%g "
-                      "(noise_ln_scale + noise_ln_field <= %g)", o->model_path, m->noise_ln_scale + m->noise_ln_field,
-                      tm->norm.noise_ln_max, tm->norm.noise_ln_max);
-    if (st) goto done;
-  }
+  if ((st = check_dataset(&c, tm, &ds))) goto done;
   jade_power_spectrum_bands(ds.npix, c.size_deg, &c.n_bands, &c.ell_min, &c.ell_max);
   make_layout(&c.L, ds.bins, ds.npix, c.n_bands, o->n_hist);
-  const layout *L = &c.L;
-  const size_t T = (size_t)o->n_obs;
   c.seed_joint = o->seed * 4 + 1;
   c.seed_theta = o->seed * 4 + 2;
   c.seed_maps = o->seed * 4 + 3;
-
-  /* truths in normalised units -> leave-one-out min-max for TARP; histogram edges */
-  truths = malloc(T * L->q * sizeof(float));
-  c.edges = malloc((size_t)L->nb * (L->NH + 1) * sizeof(double));
-  if (!truths || !c.edges) {
-    st = jade_error(JADE_ERR_NOMEM, "validate: out of memory for %zu truths of %zu values", T, L->q);
-    goto done;
-  }
-  for (size_t t = 0; t < T; t++) truth_joint(&c, (long)t, truths + t * L->q);
-  if ((st = jade_minmax_compute(truths, NULL, T, 1, L->q, JADE_NORM_TRUTHS, &c.mm))) goto done;
-  free(truths);
-  truths = NULL;
-  c.mm_maps = c.mm;
-  c.mm_maps.q = L->nx;
-  c.mm_theta = c.mm;
-  c.mm_theta.q = JADE_N_THETA;
-  c.mm_theta.lo1 += L->nx;
-  c.mm_theta.lo2 += L->nx;
-  c.mm_theta.hi1 += L->nx;
-  c.mm_theta.hi2 += L->nx;
-  c.mm_theta.arglo += L->nx;
-  c.mm_theta.arghi += L->nx;
-  for (int b = 0; b < L->nb; b++) {
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t t = 0; t < T; t++) {
-      const float *k = c.kappa_all + t * L->nx + b * L->npix;
-      for (size_t i = 0; i < L->npix; i++) {
-        lo = fmin(lo, k[i]);
-        hi = fmax(hi, k[i]);
-      }
-    }
-    double pad = 0.05 * (hi - lo);
-    if (!(pad > 0)) pad = 1e-3;
-    lo -= pad;
-    hi += pad;
-    for (int h = 0; h <= L->NH; h++) c.edges[(size_t)b * (L->NH + 1) + h] = lo + (hi - lo) * h / L->NH;
-  }
-
-  /* OUT.partial: rank 0 creates or checks it; then everyone opens the shared files */
-  if (!(ident = run_identity(o, tm))) {
-    st = jade_error(JADE_ERR_NOMEM, "out of memory");
-    goto done;
-  }
-  size_t sh_dt[3] = {T, (size_t)o->draws, K_COLS}, sh_dm[5] = {T, (size_t)o->draws, (size_t)L->nb, (size_t)L->np, (size_t)L->np};
-  if (dist->rank == 0) {
-    snprintf(path, sizeof path, "%s/run.txt", c.partial);
-    if (jade_path_exists(c.partial)) {
-      char *prev = jade_read_text_file(path);
-      if (!prev || strcmp(prev, ident) != 0)
-        st = jade_error(JADE_ERR_IO, "%s: exists from a different run (model, data or options differ); remove it to start over",
-                        c.partial);
-      free(prev);
-    } else {
-      st = jade_mkdir_p(c.partial);
-      if (!st) st = jade_write_file_atomic(path, ident);
-    }
-    snprintf(path, sizeof path, "%s/records", c.partial);
-    if (!st) st = jade_mkdir_p(path);
-    if (!st && o->keep_draws) st = open_draw_writers(&c, sh_dt, sh_dm, 1);
-  }
-  if (jade_dist_max_int(dist, st != JADE_OK)) {
-    if (!st) st = jade_error(JADE_ERR_IO, "rank 0 failed to prepare %s", c.partial);
-    goto done;
-  }
-  if (dist->rank != 0 && o->keep_draws) st = open_draw_writers(&c, sh_dt, sh_dm, 0);
-  if (jade_dist_max_int(dist, st != JADE_OK)) {
-    if (!st) st = jade_error(JADE_ERR_IO, "another rank failed to open %s", c.partial);
-    goto done;
-  }
+  if ((st = prepare_truths(&c)) || (st = prepare_partial(&c, tm, dist))) goto done;
 
   /* this rank's observations still to do */
-  long n_mine = 0, *todo = malloc(T * sizeof(long)), n_todo = 0;
+  long n_mine = 0, *todo = malloc((size_t)o->n_obs * sizeof(long));
   if (!todo) {
     st = jade_error(JADE_ERR_NOMEM, "out of memory");
     goto done;
   }
-  for (long t = dist->rank; t < (long)T; t += dist->size) {
-    n_mine++;
-    record_path(&c, t, path, sizeof path);
-    if (!jade_path_exists(path)) todo[n_todo++] = t;
-  }
-  long limit = o->max_obs > 0 && o->max_obs < n_todo ? o->max_obs : n_todo;
-  int stopped = limit < n_todo;
-  /* threads: whole observations per thread when the rank has enough of them (decided from
-   * the rank's total, not what is left, so a resumed run integrates the same way) */
-  int nthr = omp_get_max_threads();
-  int outer = o->threads != 1 && nthr > 1 && n_mine >= nthr;
-  nw = outer ? (int)(limit < nthr ? (limit > 0 ? limit : 1) : nthr) : 1;
-  W = calloc((size_t)nw, sizeof *W);
-  if (!W) st = jade_error(JADE_ERR_NOMEM, "out of memory");
-  /* progress: this rank's `limit` observations, each ceil(draws / batch) batches of the
-   * sampler, one progress step per network evaluation */
-  if (!st && dist->rank == 0 && o->progress && limit > 0) {
-    const long nb = (o->draws + o->batch - 1) / o->batch;
-    const int evals = jade_solver_evals(o->solver, o->steps);
-    const double work = (double)o->draws * evals;
-    st = jade_eta_create(nw, limit, work, work, nb * evals, jade_time_now(), &eta);
-  }
-  for (int i = 0; i < nw && !st && limit > 0; i++) {
-    st = worker_init(&W[i], &c);
-    W[i].id = i;
-    W[i].eta = eta;
-    W[i].o = o;
-  }
-  if (!st && dist->rank == 0 && o->start) o->start(limit, n_mine, nw, o->user);
-  int failed = 0;
-  char msg[1024] = "";
-  if (!st && limit > 0) {
-    /* whole observations per thread: each runs its network on 1 thread, also when fewer
-     * observations than threads are left (a resumed run), so that an observation's bytes do
-     * not depend on how many were left (threads inside the network change float rounding) */
-    const int saved_threads = omp_get_max_threads();
-    if (outer) omp_set_num_threads(1);
-#pragma omp parallel num_threads(nw) if (nw > 1)
-    {
-      worker *me = &W[nw > 1 ? omp_get_thread_num() : 0];
-#pragma omp for schedule(dynamic, 1)
-      for (long k = 0; k < limit; k++) {
-        if (failed) continue;
-        obs_event(me, 0, 0);
-        jade_status s2 = process_obs(&c, me, todo[k], !outer);
-        if (!s2) obs_event(me, 2, 0);
-#pragma omp critical(jade_validate)
-        {
-          if (s2 && !failed) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s", jade_last_error());
-          }
-        }
-      }
-    }
-    omp_set_num_threads(saved_threads);
-    if (failed) st = jade_error(JADE_ERR_NUMERIC, "%s", msg);
-  }
+  const long n_todo = list_todo(&c, dist, todo, &n_mine);
+  int stopped = 0;
+  st = run_observations(&c, dist, todo, n_todo, n_mine, &stopped);
   free(todo);
-  if (c.w_dtheta) {
-    jade_status s2 = jade_npy_writer_close(c.w_dtheta);
-    c.w_dtheta = NULL;
-    if (!st) st = s2;
-  }
-  if (c.w_dmaps) {
-    jade_status s2 = jade_npy_writer_close(c.w_dmaps);
-    c.w_dmaps = NULL;
-    if (!st) st = s2;
-  }
+  st = close_draw_writers(&c, st);
   if (jade_dist_max_int(dist, st != JADE_OK)) {
     if (!st) st = jade_error(JADE_ERR_IO, "validation failed on another rank");
     goto done;
   }
-  /* count the records (all ranks) */
-  long have = 0;
-  for (size_t t = 0; t < T; t++) {
-    record_path(&c, (long)t, path, sizeof path);
-    have += jade_path_exists(path);
-  }
-  res->n_done = have;
-  res->n_obs = (long)T;
-  if (jade_dist_max_int(dist, stopped) || have < (long)T) goto done; /* not finished: resume later */
-  if (dist->rank == 0) {
-    st = summarise(&c, tm, jade_time_now() - t_start, res);
-    if (!st && o->keep_draws) st = write_truths(&c);
-    snprintf(path, sizeof path, "%s/run.txt", c.partial);
-    char *idtext = jade_read_text_file(path);
-    snprintf(path, sizeof path, "%s/run.txt", c.partial);
-    if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    if (!st && !o->no_report) {
-      jade_report_options ro;
-      jade_report_options_default(&ro);
-      ro.kind = JADE_REPORT_VALIDATION;
-      ro.name = o->out_dir;
-      char html[4400];
-      st = jade_report_write(c.partial, &ro, html, sizeof html);
-    }
-    if (st && idtext) { /* leave the partial directory resumable */
-      snprintf(path, sizeof path, "%s/run.txt", c.partial);
-      jade_write_file_atomic(path, idtext);
-    }
-    free(idtext);
-    /* temporaries of killed runs must not end up in OUT */
-    if (!st) st = jade_remove_temporaries(c.partial);
-    snprintf(path, sizeof path, "%s/records", c.partial);
-    if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
-    if (!st && rename(c.partial, o->out_dir) != 0)
-      st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", c.partial, o->out_dir, strerror(errno));
-    if (!st) jade_sync_parent_dir(o->out_dir);
-    if (!st) res->finished = 1;
-  }
+  res->n_done = count_records(&c);
+  res->n_obs = o->n_obs;
+  if (jade_dist_max_int(dist, stopped) || res->n_done < o->n_obs) goto done; /* not finished: resume later */
+  if (dist->rank == 0) st = publish(&c, tm, jade_time_now() - t_start, res);
   if (jade_dist_max_int(dist, st != JADE_OK) && !st) st = jade_error(JADE_ERR_IO, "rank 0 failed to finish %s", o->out_dir);
   res->finished = !st;
 done:
-  if (c.w_dtheta) jade_npy_writer_close(c.w_dtheta);
-  if (c.w_dmaps) jade_npy_writer_close(c.w_dmaps);
-  for (int i = 0; W && i < nw; i++) worker_free(&W[i]);
-  jade_eta_free(eta);
-  free(W);
-  free(truths);
-  free(ident);
+  close_draw_writers(&c, st);
   free(c.edges);
   jade_minmax_free(&c.mm);
   jade_dataset_close(&ds);
