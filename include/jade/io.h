@@ -149,6 +149,12 @@ void jade_sync_parent_dir(const char *path);
  * dir (not recursive). Only when no writer can be running, e.g. just before a finished
  * OUT.partial is renamed to OUT. */
 jade_status jade_remove_temporaries(const char *dir);
+/* unlink(path), with an error naming the file when it fails. */
+jade_status jade_remove_file(const char *path);
+/* Publish a finished run: remove the temporaries of killed writers from partial (the run's
+ * OUT.partial directory), rename it to out_dir and sync the parent directory, so that OUT
+ * appears complete or not at all. */
+jade_status jade_publish_dir(const char *partial, const char *out_dir);
 /* Is name (no directory) such a temporary, "<name>.tmp.<digits>"? */
 int jade_is_temporary_name(const char *name);
 

@@ -259,13 +259,10 @@ static jade_status publish(sim_run *R, const double *noise) {
   if (!st) st = jade_npy_write(path, JADE_F64, 1, sh_noise, noise);
   if (!st) st = write_meta(R->partial, o->sim, o->seed, n, o->fixed, o->f16, noise);
   snprintf(path, sizeof path, "%s/done.npy", R->partial);
-  if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+  if (!st) st = jade_remove_file(path);
   snprintf(path, sizeof path, "%s/run.txt", R->partial);
-  if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-  if (!st) st = jade_remove_temporaries(R->partial); /* of killed runs */
-  if (!st && rename(R->partial, o->out_dir) != 0)
-    st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", R->partial, o->out_dir, strerror(errno));
-  if (!st) jade_sync_parent_dir(o->out_dir);
+  if (!st) st = jade_remove_file(path);
+  if (!st) st = jade_publish_dir(R->partial, o->out_dir);
   return st;
 }
 

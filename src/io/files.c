@@ -244,6 +244,19 @@ jade_status jade_remove_temporaries(const char *dir) {
   return st;
 }
 
+jade_status jade_remove_file(const char *path) {
+  if (unlink(path) != 0) return jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+  return JADE_OK;
+}
+
+jade_status jade_publish_dir(const char *partial, const char *out_dir) {
+  jade_status st = jade_remove_temporaries(partial); /* of killed runs */
+  if (!st && rename(partial, out_dir) != 0)
+    st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", partial, out_dir, strerror(errno));
+  if (!st) jade_sync_parent_dir(out_dir);
+  return st;
+}
+
 jade_status jade_remove_dir(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return jade_error(JADE_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));

@@ -712,13 +712,10 @@ static jade_status finish_rank0(driver *D, const unsigned char *recs, size_t rec
     st = mcmc_write_compare(D->partial, o->out_dir, o->compare_dir, path);
   }
   snprintf(path, sizeof path, "%s/state.bin", D->partial);
-  if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+  if (!st) st = jade_remove_file(path);
   snprintf(path, sizeof path, "%s/run.txt", D->partial);
-  if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-  if (!st) st = jade_remove_temporaries(D->partial); /* of killed runs */
-  if (!st && rename(D->partial, o->out_dir) != 0)
-    st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", D->partial, o->out_dir, strerror(errno));
-  if (!st) jade_sync_parent_dir(o->out_dir);
+  if (!st) st = jade_remove_file(path);
+  if (!st) st = jade_publish_dir(D->partial, o->out_dir);
   return st;
 }
 

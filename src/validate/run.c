@@ -1307,7 +1307,7 @@ static jade_status publish(const run_ctx *c, const jade_trained_model *tm, doubl
   if (!st && o->keep_draws) st = write_truths(c);
   snprintf(path, sizeof path, "%s/run.txt", c->partial);
   char *idtext = jade_read_text_file(path);
-  if (!st && unlink(path) != 0) st = jade_error(JADE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+  if (!st) st = jade_remove_file(path);
   if (!st && !o->no_report) {
     jade_report_options ro;
     jade_report_options_default(&ro);
@@ -1320,12 +1320,9 @@ static jade_status publish(const run_ctx *c, const jade_trained_model *tm, doubl
     jade_write_file_atomic(path, idtext);
   free(idtext);
   /* temporaries of killed runs must not end up in OUT */
-  if (!st) st = jade_remove_temporaries(c->partial);
   snprintf(path, sizeof path, "%s/records", c->partial);
   if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
-  if (!st && rename(c->partial, o->out_dir) != 0)
-    st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", c->partial, o->out_dir, strerror(errno));
-  if (!st) jade_sync_parent_dir(o->out_dir);
+  if (!st) st = jade_publish_dir(c->partial, o->out_dir);
   return st;
 }
 
