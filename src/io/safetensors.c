@@ -541,6 +541,96 @@ void jade_safetensors_free(jade_safetensors *st) {
   free(st);
 }
 
+/* mmap the whole file read-only (at least the 8-byte header length and "{}"). */
+static jade_status map_file(const char *path, void **map, size_t *size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return jade_error(JADE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    return jade_error(JADE_ERR_IO, "%s: not a regular file", path);
+  }
+  *size = (size_t)sb.st_size;
+  if (*size < 8 + 2) {
+    close(fd);
+    return jade_error(JADE_ERR_FORMAT, "%s: not a safetensors file (%zu bytes: too short)", path, *size);
+  }
+  *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (*map == MAP_FAILED) return jade_error(JADE_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+  return JADE_OK;
+}
+
+/* The header's entries after its '{': __metadata__ and the tensors, whose byte ranges go to
+ * *offs (grown as needed; the caller frees it). Errors are left in ps->st. */
+static void parse_header_entries(parser *ps, jade_safetensors *st, uint64_t (**offs)[2]) {
+  int cap_offs = 0, have_meta = 0;
+  if (expect(ps, '}')) return;
+  for (;;) {
+    char *k = parse_string(ps);
+    if (!k) break;
+    if (!expect(ps, ':')) {
+      free(k);
+      perr(ps, "expected ':'");
+      break;
+    }
+    if (!strcmp(k, "__metadata__")) {
+      free(k);
+      if (have_meta) {
+        perr(ps, "__metadata__ appears twice");
+        break;
+      }
+      have_meta = 1;
+      if (parse_metadata(ps, st)) break;
+    } else {
+      if (st->n_t >= cap_offs) {
+        cap_offs = cap_offs ? 2 * cap_offs : 64;
+        void *no = realloc(*offs, (size_t)cap_offs * sizeof **offs);
+        if (!no) {
+          free(k);
+          ps->st = jade_error(JADE_ERR_NOMEM, "%s: out of memory", ps->path);
+          break;
+        }
+        *offs = no;
+      }
+      if (parse_tensor(ps, st, k, (*offs)[st->n_t])) break;
+    }
+    if (expect(ps, '}')) break;
+    if (!expect(ps, ',')) {
+      perr(ps, "expected ',' or '}'");
+      break;
+    }
+  }
+}
+
+/* The tensors' byte ranges must cover the data_len bytes after the header exactly, without
+ * holes or overlaps; then each tensor's data pointer is set into data. */
+static jade_status check_data_coverage(jade_safetensors *st, const uint64_t (*offs)[2], const unsigned char *data,
+                                       uint64_t data_len) {
+  const char *path = st->path;
+  jade_status s = JADE_OK;
+  span *sp = malloc(((size_t)st->n_t + 1) * sizeof *sp);
+  if (!sp) return jade_error(JADE_ERR_NOMEM, "%s: out of memory", path);
+  for (int i = 0; i < st->n_t; i++) sp[i] = (span){offs[i][0], offs[i][1], i};
+  qsort(sp, (size_t)st->n_t, sizeof *sp, span_cmp);
+  uint64_t pos = 0;
+  for (int i = 0; !s && i < st->n_t; i++) {
+    if (sp[i].begin != pos)
+      s = jade_error(JADE_ERR_FORMAT, "%s: corrupt safetensors: tensor '%s' starts at byte %llu, expected %llu (%s)", path,
+                     st->t[sp[i].index].name, (unsigned long long)sp[i].begin, (unsigned long long)pos,
+                     sp[i].begin > pos ? "hole" : "overlap");
+    pos = sp[i].end;
+  }
+  if (!s && pos != data_len)
+    s = jade_error(JADE_ERR_FORMAT, "%s: %s: tensors cover %llu bytes but the file holds %llu after the header", path,
+                   pos > data_len ? "truncated safetensors file" : "corrupt safetensors file", (unsigned long long)pos,
+                   (unsigned long long)data_len);
+  for (int i = 0; !s && i < st->n_t; i++) st->t[i].data = data + offs[i][0];
+  free(sp);
+  return s;
+}
+
 jade_status jade_safetensors_read(const char *path, jade_safetensors **out) {
   *out = NULL;
   if (!path || !path[0]) return jade_error(JADE_ERR_INVALID, "safetensors: empty path");
@@ -548,30 +638,12 @@ jade_status jade_safetensors_read(const char *path, jade_safetensors **out) {
   jade_safetensors *st = calloc(1, sizeof *st);
   if (!st) return jade_error(JADE_ERR_NOMEM, "%s: out of memory", path);
   snprintf(st->path, sizeof st->path, "%s", path);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
+  void *map = NULL;
+  size_t size = 0;
+  jade_status ms = map_file(path, &map, &size);
+  if (ms) {
     free(st);
-    return jade_error(JADE_ERR_IO, "%s: cannot open: %s", path, strerror(e));
-  }
-  struct stat sb;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    close(fd);
-    free(st);
-    return jade_error(JADE_ERR_IO, "%s: not a regular file", path);
-  }
-  size_t size = (size_t)sb.st_size;
-  if (size < 8 + 2) {
-    close(fd);
-    free(st);
-    return jade_error(JADE_ERR_FORMAT, "%s: not a safetensors file (%zu bytes: too short)", path, size);
-  }
-  void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int e = errno;
-  close(fd);
-  if (map == MAP_FAILED) {
-    free(st);
-    return jade_error(JADE_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+    return ms;
   }
   st->map = map;
   st->map_len = size;
@@ -590,72 +662,14 @@ jade_status jade_safetensors_read(const char *path, jade_safetensors **out) {
     goto done;
   }
   uint64_t (*offs)[2] = NULL;
-  int cap_offs = 0, have_meta = 0;
   ps.p++;
-  if (!expect(&ps, '}')) {
-    for (;;) {
-      char *k = parse_string(&ps);
-      if (!k) break;
-      if (!expect(&ps, ':')) {
-        free(k);
-        perr(&ps, "expected ':'");
-        break;
-      }
-      if (!strcmp(k, "__metadata__")) {
-        free(k);
-        if (have_meta) {
-          perr(&ps, "__metadata__ appears twice");
-          break;
-        }
-        have_meta = 1;
-        if (parse_metadata(&ps, st)) break;
-      } else {
-        if (st->n_t >= cap_offs) {
-          cap_offs = cap_offs ? 2 * cap_offs : 64;
-          void *no = realloc(offs, (size_t)cap_offs * sizeof *offs);
-          if (!no) {
-            free(k);
-            ps.st = jade_error(JADE_ERR_NOMEM, "%s: out of memory", path);
-            break;
-          }
-          offs = no;
-        }
-        if (parse_tensor(&ps, st, k, offs[st->n_t])) break;
-      }
-      if (expect(&ps, '}')) break;
-      if (!expect(&ps, ',')) {
-        perr(&ps, "expected ',' or '}'");
-        break;
-      }
-    }
-  }
+  parse_header_entries(&ps, st, &offs);
   if (!ps.st) {
     skip_ws(&ps);
     if (ps.p != ps.end) perr(&ps, "trailing bytes after the JSON object");
   }
   s = ps.st;
-  if (!s) {
-    /* The byte buffer must be covered exactly, without holes or overlaps. */
-    uint64_t data_len = size - 8 - hl;
-    span *sp = malloc(((size_t)st->n_t + 1) * sizeof *sp);
-    if (!sp) s = jade_error(JADE_ERR_NOMEM, "%s: out of memory", path);
-    for (int i = 0; !s && i < st->n_t; i++) sp[i] = (span){offs[i][0], offs[i][1], i};
-    if (!s) qsort(sp, (size_t)st->n_t, sizeof *sp, span_cmp);
-    uint64_t pos = 0;
-    for (int i = 0; !s && i < st->n_t; i++) {
-      if (sp[i].begin != pos)
-        s = jade_error(JADE_ERR_FORMAT, "%s: corrupt safetensors: tensor '%s' starts at byte %llu, expected %llu (%s)",
-                       path, st->t[sp[i].index].name, (unsigned long long)sp[i].begin, (unsigned long long)pos,
-                       sp[i].begin > pos ? "hole" : "overlap");
-      pos = sp[i].end;
-    }
-    if (!s && pos != data_len)
-      s = jade_error(JADE_ERR_FORMAT, "%s: %s: tensors cover %llu bytes but the file holds %llu after the header",
-                     path, pos > data_len ? "truncated safetensors file" : "corrupt safetensors file",
-                     (unsigned long long)pos, (unsigned long long)data_len);
-    for (int i = 0; !s && i < st->n_t; i++) st->t[i].data = b + 8 + hl + offs[i][0];
-    free(sp);
-  }
+  if (!s) s = check_data_coverage(st, (const uint64_t(*)[2])offs, b + 8 + hl, size - 8 - hl);
   free(offs);
 done:
   if (s) {
