@@ -307,6 +307,85 @@ jade_status jade_survey_create_tabulated(int n_bins, int n_z, const double *z, c
  * than the maximum (so a table with too many bins is recognised). */
 #define NZ_MAX_COLS (2 + 2 * (JADE_MAX_BINS + 1))
 
+/* The columns of an n(z) table: the redshift column and the bins' columns in order. */
+typedef struct {
+  const double *z, *bin[JADE_MAX_BINS + 1];
+  const char *zname, *binname[JADE_MAX_BINS + 1];
+} nz_columns;
+
+/* Pick the redshift column ('z' or 'z_mid') and the bin columns ('binN' or 'bin_N', numbered
+ * from 1 without gaps, exactly n_bins of them) among the columns read. */
+static jade_status match_nz_columns(const char *path, int n_bins, double *const *cols, const char *const *names,
+                                    nz_columns *nc) {
+  memset(nc, 0, sizeof *nc);
+  if (cols[0] && cols[1])
+    return jade_error(JADE_ERR_FORMAT, "n(z) table %s: has both a 'z' and a 'z_mid' column (keep one)", path);
+  nc->z = cols[0] ? cols[0] : cols[1];
+  nc->zname = cols[0] ? names[0] : names[1];
+  if (!nc->z)
+    return jade_error(JADE_ERR_FORMAT, "n(z) table %s: no redshift column: name it 'z' (or 'z_mid'), with one column "
+                      "per bin named bin1 .. bin%d", path, n_bins);
+  int n_found = 0;
+  for (int b = 0; b <= JADE_MAX_BINS; b++) {
+    double *a = cols[2 + b], *u = cols[3 + JADE_MAX_BINS + b];
+    if (a && u)
+      return jade_error(JADE_ERR_FORMAT, "n(z) table %s: has both '%s' and '%s' (keep one)", path, names[2 + b],
+                        names[3 + JADE_MAX_BINS + b]);
+    nc->bin[b] = a ? a : u;
+    nc->binname[b] = a ? names[2 + b] : names[3 + JADE_MAX_BINS + b];
+    if (nc->bin[b]) {
+      if (b > n_found)
+        return jade_error(JADE_ERR_FORMAT, "n(z) table %s: has a column '%s' but no 'bin%d' (bins are numbered from 1)",
+                          path, nc->binname[b], n_found + 1);
+      n_found++;
+    }
+  }
+  if (n_found == 0)
+    return jade_error(JADE_ERR_FORMAT, "n(z) table %s: no n(z) columns: name them bin1 .. bin%d (n_bins = %d)", path,
+                      n_bins, n_bins);
+  if (n_found != n_bins)
+    return jade_error(JADE_ERR_FORMAT, "n(z) table %s has %d bin column%s (bin1%s%.0d) but the config has n_bins = %d",
+                      path, n_found, n_found == 1 ? "" : "s", n_found == 1 ? "" : " .. bin", n_found == 1 ? 0 : n_found,
+                      n_bins);
+  return JADE_OK;
+}
+
+/* Rows: at least 3 (the spline), at most 1e7; z in [0, 100] and increasing. */
+static jade_status check_nz_redshifts(const char *path, const nz_columns *nc, size_t rows) {
+  if (rows < 3)
+    return jade_error(JADE_ERR_FORMAT, "n(z) table %s: %zu row%s; the spline needs at least 3 redshifts", path, rows,
+                      rows == 1 ? "" : "s");
+  if (rows > 10000000)
+    return jade_error(JADE_ERR_FORMAT, "n(z) table %s: %zu rows, more than the 1e7 an n(z) can need", path, rows);
+  const double *zc = nc->z;
+  for (size_t r = 0; r < rows; r++) {
+    if (!(zc[r] >= 0.0 && zc[r] <= 100.0))
+      return jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu: z = %g must be in [0, 100]", path,
+                        nc->zname, r + 1, zc[r]);
+    if (r > 0 && !(zc[r] > zc[r - 1]))
+      return jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu: z = %g is not above the previous row's %g "
+                        "(z must increase)", path, nc->zname, r + 1, zc[r], zc[r - 1]);
+  }
+  return JADE_OK;
+}
+
+/* nz[b * rows + r] = the bins' values, each non-negative and not zero everywhere. */
+static jade_status copy_nz_bins(const char *path, const nz_columns *nc, int n_bins, size_t rows, double *nz) {
+  for (int b = 0; b < n_bins; b++) {
+    double sum = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+      double v = nc->bin[b][r];
+      if (v < 0.0)
+        return jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu (z = %g): n(z) = %g is negative", path,
+                          nc->binname[b], r + 1, nc->z[r], v);
+      sum += v;
+      nz[(size_t)b * rows + r] = v;
+    }
+    if (!(sum > 0.0)) return jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' is zero in every row", path, nc->binname[b]);
+  }
+  return JADE_OK;
+}
+
 jade_status jade_survey_read_nz(const char *path, int n_bins, jade_survey **out) {
   if (!out) return jade_error(JADE_ERR_INVALID, "jade_survey_read_nz: out is NULL");
   *out = NULL;
@@ -327,95 +406,19 @@ jade_status jade_survey_read_nz(const char *path, int n_bins, jade_survey **out)
   size_t rows = 0;
   jade_status st = jade_table_read_hdu(path, "NZ_SOURCE", NZ_MAX_COLS, names, required, cols, &rows);
   if (st) return jade_error_context(st, "n(z) table");
-  const double *zc = NULL, *bc[JADE_MAX_BINS + 1] = {0};
-  const char *zname = NULL, *bname[JADE_MAX_BINS + 1] = {0};
-  int n_found = 0;
+  nz_columns nc;
   double *nz = NULL;
-  if (cols[0] && cols[1]) {
-    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: has both a 'z' and a 'z_mid' column (keep one)", path);
-    goto done;
+  st = match_nz_columns(path, n_bins, cols, names, &nc);
+  if (!st) st = check_nz_redshifts(path, &nc, rows);
+  if (!st) {
+    nz = malloc(sizeof(double) * rows * (size_t)n_bins);
+    if (!nz) st = jade_error(JADE_ERR_NOMEM, "n(z) table %s: out of memory", path);
   }
-  zc = cols[0] ? cols[0] : cols[1];
-  zname = cols[0] ? names[0] : names[1];
-  if (!zc) {
-    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: no redshift column: name it 'z' (or 'z_mid'), with one column "
-                    "per bin named bin1 .. bin%d", path, n_bins);
-    goto done;
+  if (!st) st = copy_nz_bins(path, &nc, n_bins, rows, nz);
+  if (!st) {
+    st = jade_survey_create_interp(n_bins, (int)rows, nc.z, nz, JADE_NZ_SPLINE, out);
+    if (st) st = jade_error_context(st, "n(z) table %s", path);
   }
-  for (int b = 0; b <= JADE_MAX_BINS; b++) {
-    double *a = cols[2 + b], *u = cols[3 + JADE_MAX_BINS + b];
-    if (a && u) {
-      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: has both '%s' and '%s' (keep one)", path, names[2 + b],
-                      names[3 + JADE_MAX_BINS + b]);
-      goto done;
-    }
-    bc[b] = a ? a : u;
-    bname[b] = a ? names[2 + b] : names[3 + JADE_MAX_BINS + b];
-    if (bc[b]) {
-      if (b > n_found) {
-        st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: has a column '%s' but no 'bin%d' (bins are numbered from 1)",
-                        path, bname[b], n_found + 1);
-        goto done;
-      }
-      n_found++;
-    }
-  }
-  if (n_found != n_bins) {
-    if (n_found == 0)
-      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: no n(z) columns: name them bin1 .. bin%d (n_bins = %d)", path,
-                      n_bins, n_bins);
-    else
-      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s has %d bin column%s (bin1%s%.0d) but the config has n_bins = %d",
-                      path, n_found, n_found == 1 ? "" : "s", n_found == 1 ? "" : " .. bin", n_found == 1 ? 0 : n_found,
-                      n_bins);
-    goto done;
-  }
-  if (rows < 3) {
-    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: %zu row%s; the spline needs at least 3 redshifts", path, rows,
-                    rows == 1 ? "" : "s");
-    goto done;
-  }
-  if (rows > 10000000) {
-    st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: %zu rows, more than the 1e7 an n(z) can need", path, rows);
-    goto done;
-  }
-  for (size_t r = 0; r < rows; r++) {
-    if (!(zc[r] >= 0.0 && zc[r] <= 100.0)) {
-      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu: z = %g must be in [0, 100]", path, zname,
-                      r + 1, zc[r]);
-      goto done;
-    }
-    if (r > 0 && !(zc[r] > zc[r - 1])) {
-      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu: z = %g is not above the previous row's %g "
-                      "(z must increase)", path, zname, r + 1, zc[r], zc[r - 1]);
-      goto done;
-    }
-  }
-  nz = malloc(sizeof(double) * rows * (size_t)n_bins);
-  if (!nz) {
-    st = jade_error(JADE_ERR_NOMEM, "n(z) table %s: out of memory", path);
-    goto done;
-  }
-  for (int b = 0; b < n_bins; b++) {
-    double sum = 0.0;
-    for (size_t r = 0; r < rows; r++) {
-      double v = bc[b][r];
-      if (v < 0.0) {
-        st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' row %zu (z = %g): n(z) = %g is negative", path,
-                        bname[b], r + 1, zc[r], v);
-        goto done;
-      }
-      sum += v;
-      nz[(size_t)b * rows + r] = v;
-    }
-    if (!(sum > 0.0)) {
-      st = jade_error(JADE_ERR_FORMAT, "n(z) table %s: column '%s' is zero in every row", path, bname[b]);
-      goto done;
-    }
-  }
-  st = jade_survey_create_interp(n_bins, (int)rows, zc, nz, JADE_NZ_SPLINE, out);
-  if (st) st = jade_error_context(st, "n(z) table %s", path);
-done:
   free(nz);
   for (int c = 0; c < NZ_MAX_COLS; c++) free(cols[c]);
   return st;
