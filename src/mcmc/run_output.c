@@ -36,6 +36,79 @@ typedef struct {
 
 /* Read a theta.txt ('#' + column names first; rows of numbers) and summarise the eight
  * parameters (Omega_m, S_8 computed when absent; a 'weight' column is used if present). */
+/* A '#' line naming the columns (text after the '#'): if it names the six parameters, their
+ * columns (and Omega_m, S_8, weight when present) go to col / wcol, the column count to ncols;
+ * returns whether it did. */
+static int read_table_header(const char *text, int col[N_OUT_PAR], int *wcol, int *ncols) {
+  char tmp[8192];
+  snprintf(tmp, sizeof tmp, "%s", text);
+  int k = 0, c2[N_OUT_PAR], w2 = -1;
+  for (int i = 0; i < N_OUT_PAR; i++) c2[i] = -1;
+  for (char *tok = strtok(tmp, " \t\r\n,"); tok; tok = strtok(NULL, " \t\r\n,"), k++) {
+    for (int i = 0; i < N_OUT_PAR; i++)
+      if (!strcmp(tok, jade_param_names[i])) c2[i] = k;
+    if (!strcmp(tok, "weight")) w2 = k;
+  }
+  for (int i = 0; i < JADE_N_THETA; i++)
+    if (c2[i] < 0) return 0;
+  memcpy(col, c2, sizeof c2);
+  *wcol = w2;
+  *ncols = k;
+  return 1;
+}
+
+/* One data line of ncols numbers -> the N_OUT_PAR parameters (Omega_m and S_8 derived when
+ * the table lacks them) and the weight (1 without a weight column). */
+static jade_status read_table_row(const char *path, long lineno, char *p, const int col[N_OUT_PAR], int wcol, int ncols,
+                                  double *par, double *weight) {
+  double v[256];
+  int k = 0;
+  char *end;
+  while (k < 256) {
+    errno = 0;
+    double x = strtod(p, &end);
+    if (end == p) break;
+    v[k++] = x;
+    p = end;
+  }
+  while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+  if (*p || k != ncols) return jade_error(JADE_ERR_FORMAT, "%s: line %ld: expected %d numbers", path, lineno, ncols);
+  double th[JADE_N_THETA];
+  for (int i = 0; i < JADE_N_THETA; i++) th[i] = v[col[i]];
+  for (int i = 0; i < JADE_N_THETA; i++) par[i] = th[i];
+  par[6] = col[6] >= 0 ? v[col[6]] : jade_theta_omega_m(th);
+  par[7] = col[7] >= 0 ? v[col[7]] : jade_theta_s8(th);
+  *weight = wcol >= 0 ? v[wcol] : 1.0;
+  if (!(*weight >= 0.0) || !isfinite(*weight)) return jade_error(JADE_ERR_FORMAT, "%s: line %ld: weight %g", path, lineno, *weight);
+  for (int i = 0; i < N_OUT_PAR; i++)
+    if (!isfinite(par[i])) return jade_error(JADE_ERR_FORMAT, "%s: line %ld: %s is not finite", path, lineno, jade_param_names[i]);
+  return JADE_OK;
+}
+
+/* Weighted mean and sd of each of the N_OUT_PAR columns of vals (n rows): with weights the
+ * population sd (as the weighted NUTS summaries), unweighted the n - 1 estimate. */
+static jade_status table_moments(const char *path, const double *vals, const double *wts, long n, int weighted,
+                                 par_summary *out) {
+  double sw = 0.0;
+  for (long i = 0; i < n; i++) sw += wts[i];
+  if (!(sw > 0.0)) return jade_error(JADE_ERR_FORMAT, "%s: all weights are zero", path);
+  for (int j = 0; j < N_OUT_PAR; j++) {
+    double s = 0.0, v = 0.0;
+    int constant = 1;
+    for (long i = 0; i < n; i++) s += wts[i] * vals[(size_t)i * N_OUT_PAR + j];
+    double mu = s / sw;
+    for (long i = 0; i < n; i++) {
+      double d = vals[(size_t)i * N_OUT_PAR + j] - mu;
+      v += wts[i] * d * d;
+      constant &= vals[(size_t)i * N_OUT_PAR + j] == vals[j];
+    }
+    out->mean[j] = constant ? vals[j] : mu;
+    out->sd[j] = constant ? 0.0 : sqrt(v / sw * (weighted ? 1.0 : (double)n / (n - 1)));
+  }
+  out->n = n;
+  return JADE_OK;
+}
+
 static jade_status summarize_table(const char *path, par_summary *out) {
   FILE *f = fopen(path, "r");
   if (!f) return jade_error(JADE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -50,47 +123,13 @@ static jade_status summarize_table(const char *path, par_summary *out) {
     lineno++;
     char *p = line;
     while (*p == ' ' || *p == '\t') p++;
-    if (*p == '#') {
-      if (have_header) continue;
-      /* column names */
-      char tmp[8192];
-      snprintf(tmp, sizeof tmp, "%s", p + 1);
-      int k = 0;
-      int c2[N_OUT_PAR], w2 = -1;
-      for (int i = 0; i < N_OUT_PAR; i++) c2[i] = -1;
-      for (char *tok = strtok(tmp, " \t\r\n,"); tok; tok = strtok(NULL, " \t\r\n,"), k++) {
-        for (int i = 0; i < N_OUT_PAR; i++)
-          if (!strcmp(tok, jade_param_names[i])) c2[i] = k;
-        if (!strcmp(tok, "weight")) w2 = k;
-      }
-      int found = 1;
-      for (int i = 0; i < JADE_N_THETA; i++) found &= c2[i] >= 0;
-      if (found) {
-        memcpy(col, c2, sizeof col);
-        wcol = w2;
-        ncols = k;
-        have_header = 1;
-      }
+    if (*p == '#') { /* the first '#' line naming the parameters is the header */
+      if (!have_header) have_header = read_table_header(p + 1, col, &wcol, &ncols);
       continue;
     }
     if (*p == '\n' || *p == 0) continue;
     if (!have_header) {
       st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: data before a '#' header naming Omega_c Omega_b sigma_8 h n_s w_0", path, lineno);
-      break;
-    }
-    double v[256];
-    int k = 0;
-    char *end;
-    while (k < 256) {
-      errno = 0;
-      double x = strtod(p, &end);
-      if (end == p) break;
-      v[k++] = x;
-      p = end;
-    }
-    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
-    if (*p || k != ncols) {
-      st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: expected %d numbers", path, lineno, ncols);
       break;
     }
     if (n == cap) {
@@ -103,44 +142,13 @@ static jade_status summarize_table(const char *path, par_summary *out) {
         break;
       }
     }
-    double th[JADE_N_THETA];
-    for (int i = 0; i < JADE_N_THETA; i++) th[i] = v[col[i]];
-    for (int i = 0; i < JADE_N_THETA; i++) vals[(size_t)n * N_OUT_PAR + i] = th[i];
-    vals[(size_t)n * N_OUT_PAR + 6] = col[6] >= 0 ? v[col[6]] : jade_theta_omega_m(th);
-    vals[(size_t)n * N_OUT_PAR + 7] = col[7] >= 0 ? v[col[7]] : jade_theta_s8(th);
-    wts[n] = wcol >= 0 ? v[wcol] : 1.0;
-    if (!(wts[n] >= 0.0) || !isfinite(wts[n])) {
-      st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: weight %g", path, lineno, wts[n]);
-      break;
-    }
-    for (int i = 0; i < N_OUT_PAR && !st; i++)
-      if (!isfinite(vals[(size_t)n * N_OUT_PAR + i]))
-        st = jade_error(JADE_ERR_FORMAT, "%s: line %ld: %s is not finite", path, lineno, jade_param_names[i]);
+    st = read_table_row(path, lineno, p, col, wcol, ncols, vals + (size_t)n * N_OUT_PAR, wts + n);
     n++;
   }
   fclose(f);
   if (!st && !have_header) st = jade_error(JADE_ERR_FORMAT, "%s: no '#' header naming Omega_c Omega_b sigma_8 h n_s w_0", path);
   if (!st && n < 2) st = jade_error(JADE_ERR_FORMAT, "%s: %ld draws (need at least 2)", path, n);
-  if (!st) {
-    double sw = 0.0;
-    for (long i = 0; i < n; i++) sw += wts[i];
-    if (!(sw > 0.0)) st = jade_error(JADE_ERR_FORMAT, "%s: all weights are zero", path);
-    for (int j = 0; j < N_OUT_PAR && !st; j++) {
-      double s = 0.0, v = 0.0;
-      int constant = 1;
-      for (long i = 0; i < n; i++) s += wts[i] * vals[(size_t)i * N_OUT_PAR + j];
-      double mu = s / sw;
-      for (long i = 0; i < n; i++) {
-        double d = vals[(size_t)i * N_OUT_PAR + j] - mu;
-        v += wts[i] * d * d;
-        constant &= vals[(size_t)i * N_OUT_PAR + j] == vals[j];
-      }
-      /* weighted: the population sd (as the weighted NUTS summaries); unweighted: n - 1 */
-      out->mean[j] = constant ? vals[j] : mu;
-      out->sd[j] = constant ? 0.0 : sqrt(v / sw * (wcol >= 0 ? 1.0 : (double)n / (n - 1)));
-    }
-    out->n = n;
-  }
+  if (!st) st = table_moments(path, vals, wts, n, wcol >= 0, out);
   free(vals);
   free(wts);
   return st;
