@@ -62,6 +62,33 @@ static jade_status load_top_level(jade_config *cfg, const char *path) {
   return st;
 }
 
+/* The run's configuration: --config (a preset or a file; default the 'small' preset with the
+ * dataset's top-level keys), then every --set, then --steps. */
+static jade_status assemble_config(const char *cfg_path, const char *data, const jade_option *sets, long steps,
+                                   jade_config **out) {
+  jade_config *cfg = NULL;
+  jade_status st = jade_config_create(&cfg);
+  if (st) return st;
+  if (cfg_path && jade_config_preset_text(cfg_path)) {
+    st = jade_config_load_preset(cfg, cfg_path);
+  } else if (cfg_path) {
+    st = jade_config_load_file(cfg, cfg_path);
+  } else {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/config.ini", data);
+    st = jade_config_load_preset(cfg, "small");
+    if (!st) st = load_top_level(cfg, p);
+  }
+  for (int i = 0; !st && sets && i < sets->n_values; i++) st = jade_config_set(cfg, sets->values[i]);
+  if (!st && steps) {
+    char a[64];
+    snprintf(a, sizeof a, "train.steps=%ld", steps);
+    st = jade_config_set(cfg, a);
+  }
+  *out = cfg;
+  return st;
+}
+
 int jade_cmd_train(int argc, char **argv) {
   jade_option opts[] = {
       {"config", "FILE", "configuration file or preset name (default: the built-in 'small' preset with the "
@@ -113,25 +140,7 @@ int jade_cmd_train(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "workers", 0, 64, &workers);
   double ckpt_min = 0;
   if (!st) st = jade_cli_double(opts, "checkpoint-minutes", 0, 1e6, &ckpt_min);
-  if (!st) st = jade_config_create(&cfg);
-  if (!st) {
-    if (cfg_path && jade_config_preset_text(cfg_path)) {
-      st = jade_config_load_preset(cfg, cfg_path);
-    } else if (cfg_path) {
-      st = jade_config_load_file(cfg, cfg_path);
-    } else {
-      char p[4200];
-      snprintf(p, sizeof p, "%s/config.ini", data);
-      st = jade_config_load_preset(cfg, "small");
-      if (!st) st = load_top_level(cfg, p);
-    }
-  }
-  for (int i = 0; !st && sets && i < sets->n_values; i++) st = jade_config_set(cfg, sets->values[i]);
-  if (!st && steps) {
-    char a[64];
-    snprintf(a, sizeof a, "train.steps=%ld", steps);
-    st = jade_config_set(cfg, a);
-  }
+  if (!st) st = assemble_config(cfg_path, data, sets, steps, &cfg);
   if (!st) st = jade_sim_config_read(cfg, &sc);
   if (!st) st = jade_model_config_read(cfg, &mc);
   if (!st) st = jade_train_config_read(cfg, &tc);
