@@ -643,6 +643,16 @@ static int choose_pairs(int nb, int *pi, int *pj) {
   return n;
 }
 
+/* Places panel s at bin pair (i, j) and titles it ("bin 1", "bins 1 x 2"). */
+static void spec_panel_pair(spec_panel *s, int i, int j) {
+  s->pi = i;
+  s->pj = j;
+  if (i == j)
+    snprintf(s->title, sizeof s->title, "bin %d", i + 1);
+  else
+    snprintf(s->title, sizeof s->title, "bins %d x %d", i + 1, j + 1);
+}
+
 /* Everything a posterior report (sample or mcmc) shows. */
 typedef struct {
   const char *dir;
@@ -725,13 +735,8 @@ static void power_section(page *pg, const post_maps *m, long max_draws) {
   for (int k = 0; k < npairs; k++) {
     spec_panel *s = &sp[k];
     s->nb = NB;
-    s->pi = pi[k];
-    s->pj = pj[k];
+    spec_panel_pair(s, pi[k], pj[k]);
     s->noise = m->noise && pi[k] == pj[k] ? m->noise[pi[k]] * m->noise[pi[k]] * pix_sr : NAN;
-    if (pi[k] == pj[k])
-      snprintf(s->title, sizeof s->title, "bin %d", pi[k] + 1);
-    else
-      snprintf(s->title, sizeof s->title, "bins %d x %d", pi[k] + 1, pj[k] + 1);
     const size_t oi = (size_t)pi[k] * npix, oj = (size_t)pj[k] * npix;
     for (size_t d = 0; d < D; d++) {
       jade_power_spectrum(m->np, m->size_deg, m->draws + d * nx + oi, m->draws + d * nx + oj, NB, lmin, lmax, 1, ell, cl, cnt);
@@ -1105,10 +1110,209 @@ static double *prior_rows(const jade_sim_config *sc) {
 
 /* ---------------------------------------------------------------- sample and mcmc reports */
 
+/* The draws that stand for the posterior: the resample by weight when the draws carry unequal
+ * importance weights, the rows of theta.txt otherwise (NULL when there are none). */
+static const double *post_theta(const post_dir *p) {
+  return p->theta_w ? p->theta_w : p->theta;
+}
+
+/* Reads the posterior output dir, the --mcmc overlay (M stays empty without one) and the
+ * observation, and checks that their maps agree; P's patch size falls back to the observation's. */
+static jade_status posterior_load(const char *dir, const jade_report_options *o, int mcmc, post_dir *P, post_dir *M,
+                                  obs_info *oi, sbuf *notes) {
+  jade_status st = post_dir_read(dir, mcmc, P);
+  if (!st && o->mcmc_dir) st = jade_error_context(post_dir_read(o->mcmc_dir, 1, M), "--mcmc %s", o->mcmc_dir);
+  if (!st) st = obs_load(o->obs_path, P->obs_recorded, dir, oi, notes);
+  if (st) return st;
+  if (oi->have_obs && P->nb && (oi->obs.n_bins != P->nb || oi->obs.n_pix != P->np))
+    return jade_error(JADE_ERR_INVALID, "%s: observation has %d bins of %d pixels but the posterior maps in %s have %d of %d",
+                      oi->path, oi->obs.n_bins, oi->obs.n_pix, dir, P->nb, P->np);
+  if (M->nb && P->nb && (M->nb != P->nb || M->np != P->np))
+    return jade_error(JADE_ERR_INVALID, "%s: MCMC maps have %d bins of %d pixels, the posterior %d of %d", o->mcmc_dir, M->nb,
+                      M->np, P->nb, P->np);
+  if (!(P->size_deg > 0) && oi->have_obs) P->size_deg = oi->obs.size_deg;
+  return JADE_OK;
+}
+
+/* The overview: how many draws and maps, the observation, the notes so far and theta.txt's
+ * comment lines. */
+static void posterior_overview(page *pg, const post_dir *P, const obs_info *oi, const sbuf *notes, int mcmc) {
+  sbuf *b = &pg->body;
+  sb_printf(b, "<h2>Overview</h2>\n<p>%zu posterior %s", P->n, mcmc ? "draws (all chains)" : "draws");
+  if (P->maps) sb_printf(b, " with maps of %d bins x %d x %d pixels", P->nb, P->np, P->np);
+  sb_printf(b, ". Observation: ");
+  if (oi->have_obs) {
+    sb_printf(b, "<code>");
+    sb_html(b, oi->path);
+    sb_printf(b, "</code>%s", oi->have_truth ? " (truth known)" : " (no truth file beside it)");
+  } else
+    sb_printf(b, "not available");
+  sb_printf(b, ".</p>\n");
+  if (notes->n) {
+    sb_printf(b, "<p class=\"note\">");
+    sb_html(b, notes->s);
+    sb_printf(b, "</p>\n");
+  }
+  if (P->tab.comments.s) {
+    sb_printf(b, "<pre>");
+    sb_html(b, P->tab.comments.s);
+    sb_printf(b, "</pre>\n");
+  }
+}
+
+/* The maps figure (when there are posterior maps): truth, observation, posterior mean and std,
+ * the standardised residual, the MCMC overlay's mean and std, and up to three draws. */
+static void posterior_maps(page *pg, const post_dir *P, const post_dir *M, const obs_info *oi, int mcmc) {
+  if (!P->mean) return;
+  const size_t nx = (size_t)P->nb * P->np * P->np;
+  float *resid = NULL;
+  map_col cols[13];
+  int nc = 0;
+  if (oi->have_truth) cols[nc++] = (map_col){"truth", oi->truth, 0};
+  if (oi->have_obs) cols[nc++] = (map_col){"observation", oi->obs.kappa, 1};
+  cols[nc++] = (map_col){mcmc ? "MCMC mean" : "posterior mean", P->mean, 0};
+  if (P->sd) cols[nc++] = (map_col){mcmc ? "MCMC std" : "posterior std", P->sd, 2};
+  if (P->sd && oi->have_truth) resid = residual_maps(P->mean, oi->truth, P->sd, nx);
+  if (resid) cols[nc++] = (map_col){"(mean-truth)/sd", resid, 3};
+  if (M->mean) cols[nc++] = (map_col){"MCMC mean", M->mean, 0};
+  if (M->sd) cols[nc++] = (map_col){"MCMC std", M->sd, 2};
+  for (size_t d = 0; P->maps && d < P->D && d < 3; d++) {
+    static const char *const dn[3] = {"draw 1", "draw 2", "draw 3"};
+    cols[nc++] = (map_col){dn[d], P->maps + d * nx, 0};
+  }
+  sb_printf(&pg->body, "<h2>Convergence maps</h2>\n");
+  maps_figure(pg, "maps.png",
+              "Rows: tomographic bins. Truth, posterior mean and draws share one colour scale per bin (viridis, 0.5-99.5% of "
+              "their pixels); the observation (noisy, Kaiser-Squires convergence) has its own; standard deviations use magma "
+              "from 0; the residual (mean - truth) / sd (when the truth is known) RdBu from -3 to 3 (about 68% of the pixels "
+              "within +-1 for a calibrated posterior). Axes in degrees from the patch corner, y = 0 at the bottom.",
+              P->nb, P->np, P->size_deg, cols, nc);
+  free(resid);
+}
+
+/* The parameter table and the corner plot: the posterior (or MCMC) draws, the MCMC overlay and
+ * the prior (NULL: none). */
+static void posterior_parameters(page *pg, const post_dir *P, const post_dir *M, const double *truth, const double *prior,
+                                 int mcmc) {
+  sbuf *b = &pg->body;
+  const char *who = mcmc ? "MCMC" : "JADE";
+  sb_printf(b, "<h2>Cosmological parameters</h2>\n");
+  const double *Pth = post_theta(P), *Mth = post_theta(M);
+  theta_table(pg, Pth, P->n, truth, Mth, M->n, who, prior);
+  if (P->theta_w || M->theta_w)
+    sb_printf(b, "<p class=\"note\">MCMC draws carry importance weights (weight column): the table and corner plot use a "
+                 "systematic resample by weight.</p>\n");
+  jade_corner_set sets[3] = {{Pth, P->n, NCOL, mcmc ? C_MCMC : C_JADE, who, JADE_CORNER_FILLED}};
+  int nsets = 1;
+  if (M->theta) sets[nsets++] = (jade_corner_set){Mth, M->n, NCOL, C_MCMC, "MCMC", JADE_CORNER_FILLED};
+  if (prior) sets[nsets++] = (jade_corner_set){prior, PRIOR_DRAWS, NCOL, C_PRIOR, "prior", JADE_CORNER_PRIOR};
+  char cap[1200];
+  snprintf(cap, sizeof cap,
+           "Corner plot: 1-D histograms and 2-D 68%%/95%% highest-density regions of %s%s%s%s. The regions are those of an "
+           "adaptive Gaussian kernel density (Scott's rule, Scott 1992: kernel covariance n^(-1/3) times the draws' covariance, "
+           "each kernel scaled by Abramson's square-root law, wider in the tails), which does not break into islands at a "
+           "hundred draws. Omega_m is left out (it follows from Omega_c and Omega_b; S8 = sigma8 sqrt(Omega_m/0.3) is shown); "
+           "constant columns are skipped.",
+           mcmc ? "the MCMC draws" : "the JADE posterior draws", M->theta ? " and the MCMC draws (orange)" : "",
+           truth ? ", truth in red" : "",
+           prior ? "; the prior's marginal density (dashed grey: a kernel density of 20000 prior draws; where the posterior follows "
+                   "it, the data do not constrain the parameter)" : "");
+  corner_figure(pg, "corner.png", cap, sets, nsets, truth);
+}
+
+/* MCMC traces per chain of every sampled parameter (C: an MCMC run's draws, theta.txt with a
+ * chain column); nothing when the chains cannot be told apart. */
+static void trace_figure(page *pg, const post_dir *C, const double *truth) {
+  int chain_col = table_col(&C->tab, "chain");
+  if (chain_col < 0 || C->n != C->tab.nrow) return;
+  int nshow = 0, show[NCOL];
+  for (int j = 0; j < NCOL; j++) {
+    if (j == 6) continue;
+    int varies = 0;
+    for (size_t i = 1; i < C->n && !varies; i++) varies = C->theta[i * NCOL + j] != C->theta[j];
+    if (varies) show[nshow++] = j;
+  }
+  int nchains = 0;
+  for (size_t i = 0; i < C->n; i++) {
+    int ch = (int)C->tab.v[i * C->tab.ncol + chain_col];
+    if (ch + 1 > nchains) nchains = ch + 1;
+  }
+  if (!nshow || nchains <= 0 || nchains >= 1000) return;
+  jade_image im;
+  const int pw = 1000, ph = 90, mx = 90, gy = 22;
+  if (jade_image_init(&im, mx + pw + 20, 20 + nshow * (ph + gy) + 30, 0xFFFFFF)) return;
+  static const jade_rgb pal[8] = {0x1F77B4, 0xFF7F0E, 0x2CA02C, 0xD62728, 0x9467BD, 0x8C564B, 0xE377C2, 0x7F7F7F};
+  double *xs = malloc(C->n * sizeof(double)), *ys = malloc(C->n * sizeof(double));
+  long maxlen = 0;
+  for (int ch = 0; ch < nchains; ch++) {
+    long len = 0;
+    for (size_t i = 0; i < C->n; i++) len += (int)C->tab.v[i * C->tab.ncol + chain_col] == ch;
+    if (len > maxlen) maxlen = len;
+  }
+  for (int k = 0; xs && ys && k < nshow; k++) {
+    int j = show[k];
+    double lo = jade_plot_quantile(C->theta + j, C->n, NCOL, 0.0), hi = jade_plot_quantile(C->theta + j, C->n, NCOL, 1.0);
+    double pad = 0.05 * (hi - lo) + 1e-12;
+    jade_axes ax;
+    jade_axes_init(&ax, &im, mx, 12 + k * (ph + gy), pw, ph, 0, (double)maxlen, lo - pad, hi + pad, 0, 0);
+    for (int ch = 0; ch < nchains; ch++) {
+      int m = 0;
+      for (size_t i = 0; i < C->n; i++)
+        if ((int)C->tab.v[i * C->tab.ncol + chain_col] == ch) xs[m] = m, ys[m] = C->theta[i * NCOL + j], m++;
+      jade_axes_plot(&ax, xs, ys, m, pal[ch % 8], 1, 0);
+    }
+    if (truth) jade_axes_hline(&ax, truth[j], 0xC0392B, 1.5, 6);
+    jade_axes_decorate(&ax, NULL, k == nshow - 1 ? "draw within chain" : NULL, col_label[j], k == nshow - 1 ? 0 : JADE_AX_NO_XLABELS);
+  }
+  free(xs);
+  free(ys);
+  char cap[1200];
+  snprintf(cap, sizeof cap, "MCMC traces of every sampled parameter, one colour per chain (%d chains)%s.", nchains,
+           truth ? "; truth dashed red" : "");
+  save_fig(pg, &im, "trace.png", cap);
+}
+
+/* The MCMC run's diagnostics.txt and compare.txt (in mdir), verbatim, where they exist. */
+static void mcmc_files(page *pg, const char *mdir) {
+  static const char *const extra[2] = {"diagnostics.txt", "compare.txt"};
+  for (int k = 0; k < 2; k++) {
+    char cpath[4400];
+    snprintf(cpath, sizeof cpath, "%s/%s", mdir, extra[k]);
+    char *ct = slurp(cpath, NULL);
+    if (!ct) continue;
+    sb_printf(&pg->body, "<h3>MCMC %s</h3>\n<pre>", extra[k]);
+    sb_html(&pg->body, ct);
+    sb_printf(&pg->body, "</pre>\n");
+    free(ct);
+  }
+}
+
+/* Two-point (power spectra) and one-point (PDF) statistics of the posterior maps, with the
+ * observation's, the truth's, the MCMC overlay's and the theory at the posterior mean. */
+static void posterior_statistics(page *pg, const post_dir *P, const post_dir *M, const obs_info *oi, const run_cfg *rc,
+                                 int mcmc, long max_draws) {
+  post_maps pm = {pg->dir, P->nb, P->np, P->size_deg, P->maps, P->D, P->mean, P->sd, oi->have_obs ? oi->obs.kappa : NULL,
+                  oi->have_truth ? oi->truth : NULL, oi->have_truth ? oi->truth_theta : NULL, M->mean, M->sd,
+                  mcmc ? "MCMC" : "JADE", rc->ok ? &rc->sc : NULL, {0}, oi->have_obs ? oi->obs.noise : NULL};
+  const double *Pth = post_theta(P);
+  for (int j = 0; j < JADE_N_THETA; j++) {
+    jade_summary_stat ss;
+    jade_posterior_summary(Pth + j, (long)P->n, NCOL, &ss);
+    pm.theta_mean[j] = ss.mean;
+  }
+  if (P->maps || P->mean) {
+    sb_printf(&pg->body, "<h2>Two-point statistics</h2>\n");
+    power_section(pg, &pm, max_draws);
+  }
+  if (P->maps) {
+    sb_printf(&pg->body, "<h2>One-point statistics</h2>\n");
+    pdf_section(pg, &pm, max_draws);
+  }
+}
+
 static jade_status report_posterior(const char *dir, const jade_report_options *o, int mcmc, char *html_path, size_t hn) {
   post_dir P, M;
   obs_info oi;
-  float *resid = NULL;
   double *prior = NULL;
   run_cfg rc;
   memset(&rc, 0, sizeof rc);
@@ -1116,22 +1320,9 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
   memset(&oi, 0, sizeof oi);
   page pg = {.dir = dir, .st = JADE_OK};
   sbuf notes = {0};
-  jade_status st = post_dir_read(dir, mcmc, &P);
-  if (!st && o->mcmc_dir) st = jade_error_context(post_dir_read(o->mcmc_dir, 1, &M), "--mcmc %s", o->mcmc_dir);
-  if (!st) st = obs_load(o->obs_path, P.obs_recorded, dir, &oi, &notes);
+  jade_status st = posterior_load(dir, o, mcmc, &P, &M, &oi, &notes);
   if (st) goto out;
-  if (oi.have_obs && P.nb && (oi.obs.n_bins != P.nb || oi.obs.n_pix != P.np)) {
-    st = jade_error(JADE_ERR_INVALID, "%s: observation has %d bins of %d pixels but the posterior maps in %s have %d of %d", oi.path,
-                    oi.obs.n_bins, oi.obs.n_pix, dir, P.nb, P.np);
-    goto out;
-  }
-  if (M.nb && P.nb && (M.nb != P.nb || M.np != P.np)) {
-    st = jade_error(JADE_ERR_INVALID, "%s: MCMC maps have %d bins of %d pixels, the posterior %d of %d", o->mcmc_dir, M.nb, M.np, P.nb, P.np);
-    goto out;
-  }
-  if (!(P.size_deg > 0) && oi.have_obs) P.size_deg = oi.obs.size_deg;
   const double *truth = oi.have_truth ? oi.truth_theta : NULL;
-  const char *who = mcmc ? "MCMC" : "JADE";
   /* provenance (before the first figure: every PNG records it) */
   page_input(&pg, mcmc ? "MCMC run" : "posterior draws", dir);
   page_input(&pg, "model", P.model_recorded);
@@ -1143,157 +1334,14 @@ static jade_status report_posterior(const char *dir, const jade_report_options *
     st = jade_error(JADE_ERR_NOMEM, "out of memory");
     goto out;
   }
-  sbuf *b = &pg.body;
-  /* overview */
-  sb_printf(b, "<h2>Overview</h2>\n<p>%zu posterior %s", P.n, mcmc ? "draws (all chains)" : "draws");
-  if (P.maps) sb_printf(b, " with maps of %d bins x %d x %d pixels", P.nb, P.np, P.np);
-  sb_printf(b, ". Observation: ");
-  if (oi.have_obs) {
-    sb_printf(b, "<code>");
-    sb_html(b, oi.path);
-    sb_printf(b, "</code>%s", oi.have_truth ? " (truth known)" : " (no truth file beside it)");
-  } else
-    sb_printf(b, "not available");
-  sb_printf(b, ".</p>\n");
-  if (notes.n) {
-    sb_printf(b, "<p class=\"note\">");
-    sb_html(b, notes.s);
-    sb_printf(b, "</p>\n");
-  }
-  if (P.tab.comments.s) {
-    sb_printf(b, "<pre>");
-    sb_html(b, P.tab.comments.s);
-    sb_printf(b, "</pre>\n");
-  }
-  /* maps */
-  if (P.mean) {
-    const size_t nx = (size_t)P.nb * P.np * P.np;
-    map_col cols[13];
-    int nc = 0;
-    if (oi.have_truth) cols[nc++] = (map_col){"truth", oi.truth, 0};
-    if (oi.have_obs) cols[nc++] = (map_col){"observation", oi.obs.kappa, 1};
-    cols[nc++] = (map_col){mcmc ? "MCMC mean" : "posterior mean", P.mean, 0};
-    if (P.sd) cols[nc++] = (map_col){mcmc ? "MCMC std" : "posterior std", P.sd, 2};
-    if (P.sd && oi.have_truth) resid = residual_maps(P.mean, oi.truth, P.sd, nx);
-    if (resid) cols[nc++] = (map_col){"(mean-truth)/sd", resid, 3};
-    if (M.mean) cols[nc++] = (map_col){"MCMC mean", M.mean, 0};
-    if (M.sd) cols[nc++] = (map_col){"MCMC std", M.sd, 2};
-    for (size_t d = 0; P.maps && d < P.D && d < 3; d++) {
-      static const char *const dn[3] = {"draw 1", "draw 2", "draw 3"};
-      cols[nc++] = (map_col){dn[d], P.maps + d * nx, 0};
-    }
-    sb_printf(b, "<h2>Convergence maps</h2>\n");
-    maps_figure(&pg, "maps.png",
-                "Rows: tomographic bins. Truth, posterior mean and draws share one colour scale per bin (viridis, 0.5-99.5% of "
-                "their pixels); the observation (noisy, Kaiser-Squires convergence) has its own; standard deviations use magma "
-                "from 0; the residual (mean - truth) / sd (when the truth is known) RdBu from -3 to 3 (about 68% of the pixels "
-                "within +-1 for a calibrated posterior). Axes in degrees from the patch corner, y = 0 at the bottom.",
-                P.nb, P.np, P.size_deg, cols, nc);
-  }
-  /* parameters */
-  sb_printf(b, "<h2>Cosmological parameters</h2>\n");
-  const double *Pth = P.theta_w ? P.theta_w : P.theta, *Mth = M.theta_w ? M.theta_w : M.theta;
-  theta_table(&pg, Pth, P.n, truth, Mth, M.n, who, prior);
-  if (P.theta_w || M.theta_w)
-    sb_printf(b, "<p class=\"note\">MCMC draws carry importance weights (weight column): the table and corner plot use a "
-                 "systematic resample by weight.</p>\n");
-  jade_corner_set sets[3] = {{Pth, P.n, NCOL, mcmc ? C_MCMC : C_JADE, who, JADE_CORNER_FILLED}};
-  int nsets = 1;
-  if (M.theta) sets[nsets++] = (jade_corner_set){Mth, M.n, NCOL, C_MCMC, "MCMC", JADE_CORNER_FILLED};
-  if (prior) sets[nsets++] = (jade_corner_set){prior, PRIOR_DRAWS, NCOL, C_PRIOR, "prior", JADE_CORNER_PRIOR};
-  char cap[1200];
-  snprintf(cap, sizeof cap,
-           "Corner plot: 1-D histograms and 2-D 68%%/95%% highest-density regions of %s%s%s%s. The regions are those of an "
-           "adaptive Gaussian kernel density (Scott's rule, Scott 1992: kernel covariance n^(-1/3) times the draws' covariance, "
-           "each kernel scaled by Abramson's square-root law, wider in the tails), which does not break into islands at a "
-           "hundred draws. Omega_m is left out (it follows from Omega_c and Omega_b; S8 = sigma8 sqrt(Omega_m/0.3) is shown); "
-           "constant columns are skipped.",
-           mcmc ? "the MCMC draws" : "the JADE posterior draws", M.theta ? " and the MCMC draws (orange)" : "",
-           truth ? ", truth in red" : "",
-           prior ? "; the prior's marginal density (dashed grey: a kernel density of 20000 prior draws; where the posterior follows "
-                   "it, the data do not constrain the parameter)" : "");
-  corner_figure(&pg, "corner.png", cap, sets, nsets, truth);
+  posterior_overview(&pg, &P, &oi, &notes, mcmc);
+  posterior_maps(&pg, &P, &M, &oi, mcmc);
+  posterior_parameters(&pg, &P, &M, truth, prior, mcmc);
   if (mcmc || M.theta) {
-    /* traces per chain */
-    const post_dir *C = mcmc ? &P : &M;
-    int chain_col = table_col(&C->tab, "chain");
-    if (chain_col >= 0 && C->n == C->tab.nrow) {
-      int nshow = 0, show[NCOL];
-      for (int j = 0; j < NCOL; j++) {
-        if (j == 6) continue;
-        int varies = 0;
-        for (size_t i = 1; i < C->n && !varies; i++) varies = C->theta[i * NCOL + j] != C->theta[j];
-        if (varies) show[nshow++] = j;
-      }
-      int nchains = 0;
-      for (size_t i = 0; i < C->n; i++) {
-        int ch = (int)C->tab.v[i * C->tab.ncol + chain_col];
-        if (ch + 1 > nchains) nchains = ch + 1;
-      }
-      if (nshow && nchains > 0 && nchains < 1000) {
-        jade_image im;
-        const int pw = 1000, ph = 90, mx = 90, gy = 22;
-        if (!jade_image_init(&im, mx + pw + 20, 20 + nshow * (ph + gy) + 30, 0xFFFFFF)) {
-          static const jade_rgb pal[8] = {0x1F77B4, 0xFF7F0E, 0x2CA02C, 0xD62728, 0x9467BD, 0x8C564B, 0xE377C2, 0x7F7F7F};
-          double *xs = malloc(C->n * sizeof(double)), *ys = malloc(C->n * sizeof(double));
-          long maxlen = 0;
-          for (int ch = 0; ch < nchains; ch++) {
-            long len = 0;
-            for (size_t i = 0; i < C->n; i++) len += (int)C->tab.v[i * C->tab.ncol + chain_col] == ch;
-            if (len > maxlen) maxlen = len;
-          }
-          for (int k = 0; xs && ys && k < nshow; k++) {
-            int j = show[k];
-            double lo = jade_plot_quantile(C->theta + j, C->n, NCOL, 0.0), hi = jade_plot_quantile(C->theta + j, C->n, NCOL, 1.0);
-            double pad = 0.05 * (hi - lo) + 1e-12;
-            jade_axes ax;
-            jade_axes_init(&ax, &im, mx, 12 + k * (ph + gy), pw, ph, 0, (double)maxlen, lo - pad, hi + pad, 0, 0);
-            for (int ch = 0; ch < nchains; ch++) {
-              int m = 0;
-              for (size_t i = 0; i < C->n; i++)
-                if ((int)C->tab.v[i * C->tab.ncol + chain_col] == ch) xs[m] = m, ys[m] = C->theta[i * NCOL + j], m++;
-              jade_axes_plot(&ax, xs, ys, m, pal[ch % 8], 1, 0);
-            }
-            if (truth) jade_axes_hline(&ax, truth[j], 0xC0392B, 1.5, 6);
-            jade_axes_decorate(&ax, NULL, k == nshow - 1 ? "draw within chain" : NULL, col_label[j], k == nshow - 1 ? 0 : JADE_AX_NO_XLABELS);
-          }
-          free(xs);
-          free(ys);
-          snprintf(cap, sizeof cap, "MCMC traces of every sampled parameter, one colour per chain (%d chains)%s.", nchains,
-                   truth ? "; truth dashed red" : "");
-          save_fig(&pg, &im, "trace.png", cap);
-        }
-      }
-    }
-    static const char *const extra[2] = {"diagnostics.txt", "compare.txt"};
-    for (int k = 0; k < 2; k++) {
-      char cpath[4400];
-      snprintf(cpath, sizeof cpath, "%s/%s", mcmc ? dir : o->mcmc_dir, extra[k]);
-      char *ct = slurp(cpath, NULL);
-      if (!ct) continue;
-      sb_printf(b, "<h3>MCMC %s</h3>\n<pre>", extra[k]);
-      sb_html(b, ct);
-      sb_printf(b, "</pre>\n");
-      free(ct);
-    }
+    trace_figure(&pg, mcmc ? &P : &M, truth);
+    mcmc_files(&pg, mcmc ? dir : o->mcmc_dir);
   }
-  /* two-point and one-point statistics */
-  post_maps pm = {dir, P.nb, P.np, P.size_deg, P.maps, P.D, P.mean, P.sd, oi.have_obs ? oi.obs.kappa : NULL,
-                  oi.have_truth ? oi.truth : NULL, truth, M.mean, M.sd, who, rc.ok ? &rc.sc : NULL, {0},
-                  oi.have_obs ? oi.obs.noise : NULL};
-  for (int j = 0; j < JADE_N_THETA; j++) {
-    jade_summary_stat ss;
-    jade_posterior_summary(Pth + j, (long)P.n, NCOL, &ss);
-    pm.theta_mean[j] = ss.mean;
-  }
-  if (P.maps || P.mean) {
-    sb_printf(b, "<h2>Two-point statistics</h2>\n");
-    power_section(&pg, &pm, o->max_draws);
-  }
-  if (P.maps) {
-    sb_printf(b, "<h2>One-point statistics</h2>\n");
-    pdf_section(&pg, &pm, o->max_draws);
-  }
+  posterior_statistics(&pg, &P, &M, &oi, &rc, mcmc, o->max_draws);
   char title[300], sub[8800];
   snprintf(title, sizeof title, "jade %s report", mcmc ? "MCMC" : "posterior");
   snprintf(sub, sizeof sub, "%s%s%s", o->name ? o->name : dir, o->mcmc_dir ? " with MCMC overlay " : "", o->mcmc_dir ? o->mcmc_dir : "");
@@ -1306,7 +1354,6 @@ out:
   post_dir_free(&P);
   post_dir_free(&M);
   obs_info_free(&oi);
-  free(resid);
   free(prior);
   return st;
 }
@@ -1328,52 +1375,57 @@ static char *json_string(const char *text, const char *key) {
   return b.s;
 }
 
-static jade_status report_validation(const char *dir, const jade_report_options *o, char *html_path, size_t hn) {
-  page pg = {.dir = dir, .st = JADE_OK};
-  double *prior = NULL;
-  sbuf *b = &pg.body;
-  char path[4400], cap[1200];
-  table tt[3], cov, po, pw, pdf;
-  memset(tt, 0, sizeof tt);
-  memset(&cov, 0, sizeof cov);
-  memset(&po, 0, sizeof po);
-  memset(&pw, 0, sizeof pw);
-  memset(&pdf, 0, sizeof pdf);
-  jade_npy exm, ext;
-  memset(&exm, 0, sizeof exm);
-  memset(&ext, 0, sizeof ext);
+/* The TARP / MIRA vectors of jade validate: tarp_PART.txt and the mira_PART keys of summary.json. */
+static const char *const tarp_part[3] = {"joint", "theta", "maps"};
+
+/* The files of a jade validate output the report reads. */
+typedef struct {
+  char *js;               /* summary.json */
+  table tarp[3];          /* tarp_joint.txt, tarp_theta.txt, tarp_maps.txt */
+  table cov, po, pw, pdf; /* coverage.txt, per_obs.txt, power.txt, pdf.txt */
+} val_dir;
+
+static void val_dir_free(val_dir *v) {
+  free(v->js);
+  for (int k = 0; k < 3; k++) table_free(&v->tarp[k]);
+  table_free(&v->cov);
+  table_free(&v->po);
+  table_free(&v->pw);
+  table_free(&v->pdf);
+  memset(v, 0, sizeof *v);
+}
+
+/* summary.json and the tables of a validation output; the first file missing or malformed is
+ * the error (v is freed by the caller either way). */
+static jade_status val_dir_read(const char *dir, val_dir *v) {
+  char path[4400];
+  memset(v, 0, sizeof *v);
   snprintf(path, sizeof path, "%s/summary.json", dir);
-  char *js = slurp(path, NULL), *model = NULL, *data = NULL;
-  jade_status st = js ? JADE_OK : jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  static const char *const part[3] = {"joint", "theta", "maps"};
+  v->js = slurp(path, NULL);
+  jade_status st = v->js ? JADE_OK : jade_error(JADE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
   for (int k = 0; k < 3 && !st; k++) {
-    snprintf(path, sizeof path, "%s/tarp_%s.txt", dir, part[k]);
-    st = table_read(path, &tt[k]);
-    if (!st && tt[k].ncol != 6) st = jade_error(JADE_ERR_FORMAT, "%s: expected 6 columns", path);
+    snprintf(path, sizeof path, "%s/tarp_%s.txt", dir, tarp_part[k]);
+    st = table_read(path, &v->tarp[k]);
+    if (!st && v->tarp[k].ncol != 6) st = jade_error(JADE_ERR_FORMAT, "%s: expected 6 columns", path);
   }
   snprintf(path, sizeof path, "%s/coverage.txt", dir);
-  if (!st) st = table_read(path, &cov);
-  if (!st && (cov.ncol != 11 || cov.nrow != NCOL)) st = jade_error(JADE_ERR_FORMAT, "%s: expected %d rows of 11 columns", path, NCOL);
+  if (!st) st = table_read(path, &v->cov);
+  if (!st && (v->cov.ncol != 11 || v->cov.nrow != NCOL))
+    st = jade_error(JADE_ERR_FORMAT, "%s: expected %d rows of 11 columns", path, NCOL);
   snprintf(path, sizeof path, "%s/per_obs.txt", dir);
-  if (!st) st = table_read(path, &po);
+  if (!st) st = table_read(path, &v->po);
   snprintf(path, sizeof path, "%s/power.txt", dir);
-  if (!st) st = table_read(path, &pw);
+  if (!st) st = table_read(path, &v->pw);
   snprintf(path, sizeof path, "%s/pdf.txt", dir);
-  if (!st) st = table_read(path, &pdf);
-  if (st) goto out;
-  model = json_string(js, "model");
-  data = json_string(js, "data");
-  page_input(&pg, "validation run", dir);
-  page_input(&pg, "model", model);
-  page_input(&pg, "held-out data", data);
-  sbuf vnotes = {0};
-  run_cfg rc;
-  run_cfg_load(dir, &rc, &pg, &vnotes);
-  free(vnotes.s);
-  prior = rc.ok ? prior_rows(&rc.sc) : NULL;
+  if (!st) st = table_read(path, &v->pdf);
+  return st;
+}
+
+/* The headline numbers: observations and draws, and the MIRA scores of the joint vector, the
+ * parameters and the maps against the calibrated expectation. */
+static void mira_section(page *pg, const char *js) {
+  sbuf *b = &pg->body;
   const double T = jade_json_number(js, "n_obs"), S = jade_json_number(js, "draws");
-  const int nb = (int)jade_json_number(js, "n_bins");
-  /* ---- headline numbers ---- */
   sb_printf(b, "<h2>Calibration over held-out simulations</h2>\n<p>%.0f observations x %.0f posterior draws (%.0f Heun steps); "
                "model step %.0f.</p>\n",
             T, S, jade_json_number(js, "steps"), jade_json_number(js, "model_step"));
@@ -1381,8 +1433,8 @@ static jade_status report_validation(const char *dir, const jade_report_options 
   const double mexp = jade_json_number(js, "mira_expected");
   for (int k = 0; k < 3; k++) {
     char key[64], kerr[64];
-    snprintf(key, sizeof key, "mira_%s", part[k]);
-    snprintf(kerr, sizeof kerr, "mira_%s_err", part[k]);
+    snprintf(key, sizeof key, "mira_%s", tarp_part[k]);
+    snprintf(kerr, sizeof kerr, "mira_%s_err", tarp_part[k]);
     double v = jade_json_number(js, key), e = jade_json_number(js, kerr);
     sb_printf(b, "<tr><td>%s</td><td class=\"%s\">%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n",
               k == 0 ? "joint (maps + parameters)" : k == 1 ? "parameters" : "maps", fabs(v - mexp) <= 2 * e + 1e-9 ? "good" : "bad", v,
@@ -1400,50 +1452,55 @@ static jade_status report_validation(const char *dir, const jade_report_options 
     }
   }
   sb_printf(b, "</p>\n");
-  /* TARP figure */
-  {
-    jade_image im;
-    const int pw_ = 300, ph = 300, mx = 80, gx = 60;
-    if (!jade_image_init(&im, mx + 3 * (pw_ + gx), ph + 110, 0xFFFFFF)) {
-      for (int k = 0; k < 3; k++) {
-        const table *t = &tt[k];
-        size_t n = t->nrow;
-        double *a = malloc(6 * n * sizeof(double));
-        if (!a) break;
-        for (size_t r = 0; r < n; r++)
-          for (int c = 0; c < 6; c++) a[c * n + r] = t->v[r * 6 + c];
-        jade_axes ax;
-        jade_axes_init(&ax, &im, mx + k * (pw_ + gx), 40, pw_, ph, 0, 1, 0, 1, 0, 0);
-        jade_axes_band(&ax, a, a + 4 * n, a + 5 * n, (int)n, C_JADE, 0.15);
-        jade_axes_band(&ax, a, a + 2 * n, a + 3 * n, (int)n, C_JADE, 0.3);
-        double d[2] = {0, 1};
-        jade_axes_plot(&ax, d, d, 2, C_TRUTH, 1.2, 6);
-        jade_axes_plot(&ax, a, a + n, (int)n, C_JADE, 2, 0);
-        char key[64], kerr[64], title[96];
-        snprintf(key, sizeof key, "mira_%s", part[k]);
-        snprintf(kerr, sizeof kerr, "mira_%s_err", part[k]);
-        snprintf(title, sizeof title, "%s: MIRA %.3f\xC2\xB1%.3f", part[k], jade_json_number(js, key), jade_json_number(js, kerr));
-        jade_axes_decorate(&ax, title, "credibility level \xCE\xB1", k == 0 ? "expected coverage" : NULL, JADE_AX_GRID);
-        if (k == 0) {
-          jade_legend_entry le[3] = {{"TARP ECP", C_JADE, 0, 0}, {"68%/95% bootstrap", C_JADE, 0, 1}, {"calibrated", C_TRUTH, 6, 0}};
-          ax.scale = 1;
-          jade_axes_legend(&ax, le, 3, 1);
-        }
-        free(a);
-      }
-      snprintf(cap, sizeof cap,
-               "TARP expected coverage (Lemos et al. 2023) of the joint vector, the parameters alone and the maps alone, with 68%% "
-               "and 95%% bootstrap bands over the truths; the diagonal is calibrated, above it under-confident, below "
-               "over-confident. Titles give the MIRA score of the same vector. Max deviation (joint): %.3f, signed area %.3f.",
-               jade_json_number(js, "tarp_joint_max_dev"), jade_json_number(js, "tarp_joint_signed_area"));
-      save_fig(&pg, &im, "tarp.png", cap);
+}
+
+/* The TARP expected-coverage curves of the three vectors with their bootstrap bands. */
+static void tarp_figure(page *pg, const table tt[3], const char *js) {
+  jade_image im;
+  const int pw_ = 300, ph = 300, mx = 80, gx = 60;
+  if (jade_image_init(&im, mx + 3 * (pw_ + gx), ph + 110, 0xFFFFFF)) return;
+  for (int k = 0; k < 3; k++) {
+    const table *t = &tt[k];
+    size_t n = t->nrow;
+    double *a = malloc(6 * n * sizeof(double));
+    if (!a) break;
+    for (size_t r = 0; r < n; r++)
+      for (int c = 0; c < 6; c++) a[c * n + r] = t->v[r * 6 + c];
+    jade_axes ax;
+    jade_axes_init(&ax, &im, mx + k * (pw_ + gx), 40, pw_, ph, 0, 1, 0, 1, 0, 0);
+    jade_axes_band(&ax, a, a + 4 * n, a + 5 * n, (int)n, C_JADE, 0.15);
+    jade_axes_band(&ax, a, a + 2 * n, a + 3 * n, (int)n, C_JADE, 0.3);
+    double d[2] = {0, 1};
+    jade_axes_plot(&ax, d, d, 2, C_TRUTH, 1.2, 6);
+    jade_axes_plot(&ax, a, a + n, (int)n, C_JADE, 2, 0);
+    char key[64], kerr[64], title[96];
+    snprintf(key, sizeof key, "mira_%s", tarp_part[k]);
+    snprintf(kerr, sizeof kerr, "mira_%s_err", tarp_part[k]);
+    snprintf(title, sizeof title, "%s: MIRA %.3f\xC2\xB1%.3f", tarp_part[k], jade_json_number(js, key), jade_json_number(js, kerr));
+    jade_axes_decorate(&ax, title, "credibility level \xCE\xB1", k == 0 ? "expected coverage" : NULL, JADE_AX_GRID);
+    if (k == 0) {
+      jade_legend_entry le[3] = {{"TARP ECP", C_JADE, 0, 0}, {"68%/95% bootstrap", C_JADE, 0, 1}, {"calibrated", C_TRUTH, 6, 0}};
+      ax.scale = 1;
+      jade_axes_legend(&ax, le, 3, 1);
     }
+    free(a);
   }
-  /* coverage table */
+  char cap[1200];
+  snprintf(cap, sizeof cap,
+           "TARP expected coverage (Lemos et al. 2023) of the joint vector, the parameters alone and the maps alone, with 68%% "
+           "and 95%% bootstrap bands over the truths; the diagonal is calibrated, above it under-confident, below "
+           "over-confident. Titles give the MIRA score of the same vector. Max deviation (joint): %.3f, signed area %.3f.",
+           jade_json_number(js, "tarp_joint_max_dev"), jade_json_number(js, "tarp_joint_signed_area"));
+  save_fig(pg, &im, "tarp.png", cap);
+}
+
+/* The per-parameter coverage table (coverage.txt) and the maps' pixel coverage. */
+static void coverage_table(page *pg, const table *cov, const char *js) {
+  sbuf *b = &pg->body;
   sb_printf(b, "<h2>Per-parameter calibration</h2>\n<table><tr><th>parameter</th><th>68%% coverage</th><th>95%% coverage</th>"
                "<th>mean offset (sd)</th><th>mean z&sup2;</th><th>rank &chi;&sup2; p-value</th></tr>\n");
   for (int j = 0; j < NCOL; j++) {
-    const double *r = cov.v + (size_t)j * 11;
+    const double *r = cov->v + (size_t)j * 11;
     int ok68 = fabs(r[1] - 0.6827) <= 2 * r[2] + 1e-9, ok95 = fabs(r[3] - 0.95) <= 2 * r[4] + 1e-9;
     sb_printf(b, "<tr><td>%s</td><td class=\"%s\">%.3f &plusmn; %.3f</td><td class=\"%s\">%.3f &plusmn; %.3f</td><td>%+.3f &plusmn; %.3f</td>"
                  "<td>%.2f</td><td class=\"%s\">%.3g</td></tr>\n",
@@ -1455,146 +1512,172 @@ static jade_status report_validation(const char *dir, const jade_report_options 
                "calibrated (above: too narrow); SBC rank histogram &chi;&sup2; (Talts et al. 2018). Maps: per-pixel 68%% coverage "
                "%.3f, 95%% coverage %.3f.</p>\n",
             jade_json_number(js, "pixel_cov68"), jade_json_number(js, "pixel_cov95"));
-  /* rank histograms and recovery */
-  int ci[4][NCOL];
+}
+
+/* Columns of per_obs.txt per parameter j: c[0][j] truth, c[1][j] posterior mean, c[2][j] sd,
+ * c[3][j] rank of the truth among the draws; ok when every one is there. */
+typedef struct {
+  int ok;
+  int c[4][NCOL];
+} po_cols;
+
+static void po_cols_find(const table *po, po_cols *pc) {
   for (int j = 0; j < NCOL; j++) {
     static const char *const grp[4] = {"truth", "mean", "std", "rank"};
     for (int g = 0; g < 4; g++) {
       char nm[64];
       snprintf(nm, sizeof nm, "%s_%s", grp[g], jade_posterior_col_names[j]);
-      ci[g][j] = table_col(&po, nm);
+      pc->c[g][j] = table_col(po, nm);
     }
   }
-  int have_cols = 1;
+  pc->ok = 1;
   for (int g = 0; g < 4; g++)
-    for (int j = 0; j < NCOL; j++) have_cols &= ci[g][j] >= 0;
-  if (have_cols) {
-    const size_t n = po.nrow;
-    jade_image im;
-    const int pw_ = 230, ph = 150, mx = 110, gx = 90, gy = 70;
-    if (!jade_image_init(&im, mx + 4 * (pw_ + gx), 30 + 2 * (ph + gy), 0xFFFFFF)) {
-      int nbins = (int)(S + 1 < 20 ? S + 1 : 20);
-      for (int j = 0; j < NCOL; j++) {
-        double edges[21], cnt[20] = {0}, hmax = 0;
-        for (int k = 0; k <= nbins; k++) edges[k] = (S + 1) * k / nbins;
-        for (size_t r = 0; r < n; r++) {
-          double rk = po.v[r * po.ncol + ci[3][j]];
-          int k = (int)floor(rk * nbins / (S + 1));
-          if (k >= 0 && k < nbins) cnt[k]++;
-        }
-        for (int k = 0; k < nbins; k++) hmax = fmax(hmax, cnt[k]);
-        double expc = (double)n / nbins, sdc = sqrt(expc * (1 - 1.0 / nbins));
-        jade_axes ax;
-        jade_axes_init(&ax, &im, mx + (j % 4) * (pw_ + gx), 26 + (j / 4) * (ph + gy), pw_, ph, 0, S + 1, 0,
-                       fmax(hmax, expc + 2.5 * sdc) * 1.1, 0, 0);
-        double xb[2] = {0, S + 1}, lo[2] = {expc - 2 * sdc, expc - 2 * sdc}, hi[2] = {expc + 2 * sdc, expc + 2 * sdc};
-        jade_axes_band(&ax, xb, lo, hi, 2, 0x999999, 0.25);
-        jade_axes_hline(&ax, expc, 0x555555, 1, 5);
-        jade_axes_stairs(&ax, edges, cnt, nbins, C_JADE, 1.5, 0.3);
-        jade_axes_decorate(&ax, col_label[j], j >= 4 ? "rank of the truth" : NULL, j % 4 == 0 ? "observations" : NULL, 0);
-      }
-      snprintf(cap, sizeof cap,
-               "SBC rank histograms (Talts et al. 2018): rank of the truth among the %.0f draws of each observation; uniform (dashed, "
-               "grey band 2 sd) when calibrated; U-shaped: too narrow; hump: too wide; sloped: biased.",
-               S);
-      save_fig(&pg, &im, "ranks.png", cap);
+    for (int j = 0; j < NCOL; j++) pc->ok &= pc->c[g][j] >= 0;
+}
+
+/* Layout of the 2 x 4 grids of per-parameter panels (rank histograms, recovery). */
+enum { GRID_PW = 230, GRID_PH = 150, GRID_MX = 110, GRID_GX = 90, GRID_GY = 70 };
+
+/* SBC rank histograms of every parameter (S draws per observation). */
+static void ranks_figure(page *pg, const table *po, const po_cols *pc, double S) {
+  const size_t n = po->nrow;
+  const int pw_ = GRID_PW, ph = GRID_PH, mx = GRID_MX, gx = GRID_GX, gy = GRID_GY;
+  jade_image im;
+  if (jade_image_init(&im, mx + 4 * (pw_ + gx), 30 + 2 * (ph + gy), 0xFFFFFF)) return;
+  int nbins = (int)(S + 1 < 20 ? S + 1 : 20);
+  for (int j = 0; j < NCOL; j++) {
+    double edges[21], cnt[20] = {0}, hmax = 0;
+    for (int k = 0; k <= nbins; k++) edges[k] = (S + 1) * k / nbins;
+    for (size_t r = 0; r < n; r++) {
+      double rk = po->v[r * po->ncol + pc->c[3][j]];
+      int k = (int)floor(rk * nbins / (S + 1));
+      if (k >= 0 && k < nbins) cnt[k]++;
     }
-    if (!jade_image_init(&im, mx + 4 * (pw_ + gx), 30 + 2 * (ph + 60 + gy), 0xFFFFFF)) {
-      double *x = malloc(4 * n * sizeof(double));
-      for (int j = 0; x && j < NCOL; j++) {
-        double *y = x + n, *lo = y + n, *hi = lo + n, mn = INFINITY, mxv = -INFINITY;
-        for (size_t r = 0; r < n; r++) {
-          const double *row = po.v + r * po.ncol;
-          x[r] = row[ci[0][j]];
-          y[r] = row[ci[1][j]];
-          lo[r] = y[r] - row[ci[2][j]];
-          hi[r] = y[r] + row[ci[2][j]];
-          mn = fmin(mn, fmin(x[r], lo[r]));
-          mxv = fmax(mxv, fmax(x[r], hi[r]));
-        }
-        double pad = 0.05 * (mxv - mn);
-        jade_axes ax;
-        jade_axes_init(&ax, &im, mx + (j % 4) * (pw_ + gx), 26 + (j / 4) * (ph + 60 + gy), pw_, ph + 40, mn - pad, mxv + pad, mn - pad,
-                       mxv + pad, 0, 0);
-        double d[2] = {mn - pad, mxv + pad};
-        jade_axes_plot(&ax, d, d, 2, C_TRUTH, 1, 6);
-        jade_axes_errorbars(&ax, x, y, lo, hi, (int)n, C_JADE, 1);
-        jade_axes_scatter(&ax, x, y, (int)n, 2.2, C_JADE, 0.9);
-        jade_axes_decorate(&ax, col_label[j], "truth", j % 4 == 0 ? "posterior mean" : NULL, JADE_AX_GRID);
-      }
-      free(x);
-      save_fig(&pg, &im, "recovery.png", "Posterior mean +- 1 sd against the truth for every held-out observation; dashed: equality. "
-                                         "Parameters the data do not constrain stay near the prior mean (flat rows).");
+    for (int k = 0; k < nbins; k++) hmax = fmax(hmax, cnt[k]);
+    double expc = (double)n / nbins, sdc = sqrt(expc * (1 - 1.0 / nbins));
+    jade_axes ax;
+    jade_axes_init(&ax, &im, mx + (j % 4) * (pw_ + gx), 26 + (j / 4) * (ph + gy), pw_, ph, 0, S + 1, 0,
+                   fmax(hmax, expc + 2.5 * sdc) * 1.1, 0, 0);
+    double xb[2] = {0, S + 1}, lo[2] = {expc - 2 * sdc, expc - 2 * sdc}, hi[2] = {expc + 2 * sdc, expc + 2 * sdc};
+    jade_axes_band(&ax, xb, lo, hi, 2, 0x999999, 0.25);
+    jade_axes_hline(&ax, expc, 0x555555, 1, 5);
+    jade_axes_stairs(&ax, edges, cnt, nbins, C_JADE, 1.5, 0.3);
+    jade_axes_decorate(&ax, col_label[j], j >= 4 ? "rank of the truth" : NULL, j % 4 == 0 ? "observations" : NULL, 0);
+  }
+  char cap[1200];
+  snprintf(cap, sizeof cap,
+           "SBC rank histograms (Talts et al. 2018): rank of the truth among the %.0f draws of each observation; uniform (dashed, "
+           "grey band 2 sd) when calibrated; U-shaped: too narrow; hump: too wide; sloped: biased.",
+           S);
+  save_fig(pg, &im, "ranks.png", cap);
+}
+
+/* Posterior mean +- sd against the truth of every parameter, one point per observation. */
+static void recovery_figure(page *pg, const table *po, const po_cols *pc) {
+  const size_t n = po->nrow;
+  const int pw_ = GRID_PW, ph = GRID_PH, mx = GRID_MX, gx = GRID_GX, gy = GRID_GY;
+  jade_image im;
+  if (jade_image_init(&im, mx + 4 * (pw_ + gx), 30 + 2 * (ph + 60 + gy), 0xFFFFFF)) return;
+  double *x = malloc(4 * n * sizeof(double));
+  for (int j = 0; x && j < NCOL; j++) {
+    double *y = x + n, *lo = y + n, *hi = lo + n, mn = INFINITY, mxv = -INFINITY;
+    for (size_t r = 0; r < n; r++) {
+      const double *row = po->v + r * po->ncol;
+      x[r] = row[pc->c[0][j]];
+      y[r] = row[pc->c[1][j]];
+      lo[r] = y[r] - row[pc->c[2][j]];
+      hi[r] = y[r] + row[pc->c[2][j]];
+      mn = fmin(mn, fmin(x[r], lo[r]));
+      mxv = fmax(mxv, fmax(x[r], hi[r]));
+    }
+    double pad = 0.05 * (mxv - mn);
+    jade_axes ax;
+    jade_axes_init(&ax, &im, mx + (j % 4) * (pw_ + gx), 26 + (j / 4) * (ph + 60 + gy), pw_, ph + 40, mn - pad, mxv + pad, mn - pad,
+                   mxv + pad, 0, 0);
+    double d[2] = {mn - pad, mxv + pad};
+    jade_axes_plot(&ax, d, d, 2, C_TRUTH, 1, 6);
+    jade_axes_errorbars(&ax, x, y, lo, hi, (int)n, C_JADE, 1);
+    jade_axes_scatter(&ax, x, y, (int)n, 2.2, C_JADE, 0.9);
+    jade_axes_decorate(&ax, col_label[j], "truth", j % 4 == 0 ? "posterior mean" : NULL, JADE_AX_GRID);
+  }
+  free(x);
+  save_fig(pg, &im, "recovery.png", "Posterior mean +- 1 sd against the truth for every held-out observation; dashed: equality. "
+                                    "Parameters the data do not constrain stay near the prior mean (flat rows).");
+}
+
+/* Power spectra of the draws relative to the truth's (power.txt: 10 columns) over the T
+ * observations, every pair of the nb bins. */
+static void power_ratio_section(page *pg, const table *pw, int nb, double T) {
+  int pi[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], pj[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], npairs = choose_pairs(nb, pi, pj);
+  spec_panel *sp = calloc((size_t)npairs, sizeof *sp);
+  if (!sp) return;
+  double in68 = 0;
+  long nin = 0;
+  for (int k = 0; k < npairs; k++) {
+    spec_panel *s = &sp[k];
+    spec_panel_pair(s, pi[k], pj[k]);
+    s->noise = NAN;
+    for (size_t r = 0; r < pw->nrow && s->nb < 64; r++) {
+      const double *row = pw->v + r * 10;
+      if ((int)row[0] != pi[k] || (int)row[1] != pj[k]) continue;
+      s->ell[s->nb] = row[3];
+      s->mean[s->nb] = row[6];
+      s->lo[s->nb] = row[6] - row[7];
+      s->hi[s->nb] = row[6] + row[7];
+      in68 += row[9];
+      nin++;
+      s->nb++;
     }
   }
-  /* power-spectrum ratios */
-  if (pw.ncol == 10 && nb > 0) {
-    int pi[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], pj[JADE_MAX_BINS * (JADE_MAX_BINS + 1) / 2], npairs = choose_pairs(nb, pi, pj);
-    spec_panel *sp = calloc((size_t)npairs, sizeof *sp);
-    double in68 = 0;
-    long nin = 0;
-    for (int k = 0; sp && k < npairs; k++) {
-      spec_panel *s = &sp[k];
-      s->pi = pi[k];
-      s->pj = pj[k];
-      s->noise = NAN;
-      if (pi[k] == pj[k])
-        snprintf(s->title, sizeof s->title, "bin %d", pi[k] + 1);
-      else
-        snprintf(s->title, sizeof s->title, "bins %d x %d", pi[k] + 1, pj[k] + 1);
-      for (size_t r = 0; r < pw.nrow && s->nb < 64; r++) {
-        const double *row = pw.v + r * 10;
-        if ((int)row[0] != pi[k] || (int)row[1] != pj[k]) continue;
-        s->ell[s->nb] = row[3];
-        s->mean[s->nb] = row[6];
-        s->lo[s->nb] = row[6] - row[7];
-        s->hi[s->nb] = row[6] + row[7];
-        in68 += row[9];
-        nin++;
-        s->nb++;
-      }
-    }
-    if (sp) {
-      sb_printf(b, "<h2>Two-point statistics</h2>\n");
-      snprintf(cap, sizeof cap,
-               "Power spectra of the posterior draws relative to the truth: per observation, the draws' mean C_l divided by the "
-               "truth's, averaged over the %.0f observations (line) with the spread over observations (band, 1 sd); 1 (dashed) is "
-               "unbiased. The truth lies inside the draws' 16-84%% range in %.1f%% of (observation, band) cases shown (68%% "
-               "expected for calibrated draws; power.txt has every pair).",
-               T, nin ? 100 * in68 / nin : NAN);
-      spectra_figure(&pg, "power.png", cap, sp, npairs, nb, 0, 0, 0, 0, 1);
-      free(sp);
+  sb_printf(&pg->body, "<h2>Two-point statistics</h2>\n");
+  char cap[1200];
+  snprintf(cap, sizeof cap,
+           "Power spectra of the posterior draws relative to the truth: per observation, the draws' mean C_l divided by the "
+           "truth's, averaged over the %.0f observations (line) with the spread over observations (band, 1 sd); 1 (dashed) is "
+           "unbiased. The truth lies inside the draws' 16-84%% range in %.1f%% of (observation, band) cases shown (68%% "
+           "expected for calibrated draws; power.txt has every pair).",
+           T, nin ? 100 * in68 / nin : NAN);
+  spectra_figure(pg, "power.png", cap, sp, npairs, nb, 0, 0, 0, 0, 1);
+  free(sp);
+}
+
+/* The one-point PDF of draws and truths (pdf.txt: 5 columns) pooled over the T observations,
+ * one panel per bin. */
+static void pdf_pooled_section(page *pg, const table *pdf, int nb, double T) {
+  pdf_panel *pp = calloc((size_t)nb, sizeof *pp);
+  if (!pp) return;
+  for (int bb = 0; bb < nb; bb++) {
+    pdf_panel *p = &pp[bb];
+    snprintf(p->title, sizeof p->title, "bin %d", bb + 1);
+    for (size_t r = 0; r < pdf->nrow && p->nh < 128; r++) {
+      const double *row = pdf->v + r * 5;
+      if ((int)row[0] != bb) continue;
+      p->edges[p->nh] = row[1];
+      p->edges[p->nh + 1] = row[2];
+      p->truth[p->nh] = row[3];
+      p->mean[p->nh] = row[4];
+      p->nh++;
     }
   }
-  /* one-point PDF */
-  if (pdf.ncol == 5 && nb > 0) {
-    pdf_panel *pp = calloc((size_t)nb, sizeof *pp);
-    for (int bb = 0; pp && bb < nb; bb++) {
-      pdf_panel *p = &pp[bb];
-      snprintf(p->title, sizeof p->title, "bin %d", bb + 1);
-      for (size_t r = 0; r < pdf.nrow && p->nh < 128; r++) {
-        const double *row = pdf.v + r * 5;
-        if ((int)row[0] != bb) continue;
-        p->edges[p->nh] = row[1];
-        p->edges[p->nh + 1] = row[2];
-        p->truth[p->nh] = row[3];
-        p->mean[p->nh] = row[4];
-        p->nh++;
-      }
-    }
-    if (pp) {
-      sb_printf(b, "<h2>One-point statistics</h2>\n");
-      snprintf(cap, sizeof cap, "One-point PDF of the convergence pooled over the %.0f observations: posterior draws (blue) vs the truths "
-                                "(black), log scale. pdf.txt also lists the variance and skewness of draws and truths.",
-               T);
-      pdf_figure(&pg, "pdf.png", cap, pp, nb, 1, 0);
-      free(pp);
-    }
-  }
-  /* example observation */
-  snprintf(path, sizeof path, "%s/example_maps.npy", dir);
-  char tpath[4400];
-  snprintf(tpath, sizeof tpath, "%s/example_theta.npy", dir);
+  sb_printf(&pg->body, "<h2>One-point statistics</h2>\n");
+  char cap[1200];
+  snprintf(cap, sizeof cap, "One-point PDF of the convergence pooled over the %.0f observations: posterior draws (blue) vs the truths "
+                            "(black), log scale. pdf.txt also lists the variance and skewness of draws and truths.",
+           T);
+  pdf_figure(pg, "pdf.png", cap, pp, nb, 1, 0);
+  free(pp);
+}
+
+/* Held-out observation 0 (example_maps.npy: truth, observation, mean, std, draws; when its shape
+ * is sound): its maps, and the corner plot of its draws (example_theta.npy) against its truth
+ * (row 0 of per_obs.txt, pc) and the prior (NULL: none). */
+static void example_section(page *pg, const char *js, const table *po, const po_cols *pc, const double *prior) {
+  char path[4400], tpath[4400];
+  jade_npy exm, ext;
+  memset(&exm, 0, sizeof exm);
+  memset(&ext, 0, sizeof ext);
+  snprintf(path, sizeof path, "%s/example_maps.npy", pg->dir);
+  snprintf(tpath, sizeof tpath, "%s/example_theta.npy", pg->dir);
   if (exists(path) && !jade_npy_read(path, 1, &exm) && exm.ndim == 4 && exm.dtype == JADE_F32 && exm.shape[0] >= 4 &&
       exm.shape[1] >= 1 && exm.shape[1] <= JADE_MAX_BINS && exm.shape[2] == exm.shape[3] && exm.shape[2] >= 1 &&
       exm.shape[2] <= 65536) {
@@ -1611,42 +1694,71 @@ static jade_status report_validation(const char *dir, const jade_report_options 
     if (resid) cols[nc++] = (map_col){"(mean-truth)/sd", resid, 3};
     static const char *const dn[3] = {"draw 1", "draw 2", "draw 3"};
     for (size_t d = 4; d < exm.shape[0] && d < 7; d++) cols[nc++] = (map_col){dn[d - 4], e + d * nx, 0};
-    sb_printf(b, "<h2>Example: held-out observation 0</h2>\n");
-    maps_figure(&pg, "example_maps.png",
+    sb_printf(&pg->body, "<h2>Example: held-out observation 0</h2>\n");
+    maps_figure(pg, "example_maps.png",
                 "The first held-out simulation: truth, its noisy observation, posterior mean, standard deviation, the residual (mean "
                 "- truth) / sd (RdBu, -3 to 3: about 68% of the pixels within +-1 for a calibrated posterior) and draws (one row "
                 "per bin; shared colour scale for truth, mean and draws; axes in degrees, y = 0 at the bottom).",
                 enb, enp, jade_json_number(js, "size_deg"), cols, nc);
     free(resid);
-    if (exists(tpath) && !jade_npy_read(tpath, 1, &ext) && ext.ndim == 2 && ext.dtype == JADE_F64 && ext.shape[1] == NCOL && have_cols) {
+    if (exists(tpath) && !jade_npy_read(tpath, 1, &ext) && ext.ndim == 2 && ext.dtype == JADE_F64 && ext.shape[1] == NCOL && pc->ok) {
       double truth[NCOL];
-      for (int j = 0; j < NCOL; j++) truth[j] = po.v[ci[0][j]];
+      for (int j = 0; j < NCOL; j++) truth[j] = po->v[pc->c[0][j]];
       jade_corner_set set[2] = {{ext.data, ext.shape[0], NCOL, C_JADE, "JADE", JADE_CORNER_FILLED},
                                 {prior, PRIOR_DRAWS, NCOL, C_PRIOR, "prior", JADE_CORNER_PRIOR}};
-      corner_figure(&pg, "example_corner.png",
+      corner_figure(pg, "example_corner.png",
                     "Corner plot of the posterior draws of held-out observation 0 (truth in red; prior marginals dashed grey when "
                     "the run's config.ini is there; 2-D regions of an adaptive Gaussian kernel density, Scott's rule).",
                     set, prior ? 2 : 1, truth);
     }
   }
+  jade_npy_release(&exm);
+  jade_npy_release(&ext);
+}
+
+static jade_status report_validation(const char *dir, const jade_report_options *o, char *html_path, size_t hn) {
+  page pg = {.dir = dir, .st = JADE_OK};
+  double *prior = NULL;
+  char *model = NULL, *data = NULL;
+  val_dir v;
+  jade_status st = val_dir_read(dir, &v);
+  if (st) goto out;
+  model = json_string(v.js, "model");
+  data = json_string(v.js, "data");
+  page_input(&pg, "validation run", dir);
+  page_input(&pg, "model", model);
+  page_input(&pg, "held-out data", data);
+  sbuf vnotes = {0};
+  run_cfg rc;
+  run_cfg_load(dir, &rc, &pg, &vnotes);
+  free(vnotes.s);
+  prior = rc.ok ? prior_rows(&rc.sc) : NULL;
+  const double T = jade_json_number(v.js, "n_obs"), S = jade_json_number(v.js, "draws");
+  const int nb = (int)jade_json_number(v.js, "n_bins");
+  mira_section(&pg, v.js);
+  tarp_figure(&pg, v.tarp, v.js);
+  coverage_table(&pg, &v.cov, v.js);
+  /* rank histograms and recovery */
+  po_cols pc;
+  po_cols_find(&v.po, &pc);
+  if (pc.ok) {
+    ranks_figure(&pg, &v.po, &pc, S);
+    recovery_figure(&pg, &v.po, &pc);
+  }
+  if (v.pw.ncol == 10 && nb > 0) power_ratio_section(&pg, &v.pw, nb, T);
+  if (v.pdf.ncol == 5 && nb > 0) pdf_pooled_section(&pg, &v.pdf, nb, T);
+  example_section(&pg, v.js, &v.po, &pc, prior);
   jade_clear_error();
   char sub[4400];
   snprintf(sub, sizeof sub, "%s: model %s, held-out data %s", o->name ? o->name : dir, model ? model : "?", data ? data : "?");
   st = page_write(&pg, "jade validation report", sub, html_path, hn);
 out:
   if (st) page_discard(&pg);
-  free(js);
+  val_dir_free(&v);
   free(model);
   free(data);
   free(pg.body.s);
   free(pg.inputs.s);
-  for (int k = 0; k < 3; k++) table_free(&tt[k]);
-  table_free(&cov);
-  table_free(&po);
-  table_free(&pw);
-  table_free(&pdf);
-  jade_npy_release(&exm);
-  jade_npy_release(&ext);
   free(prior);
   return st;
 }

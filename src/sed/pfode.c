@@ -80,50 +80,50 @@ static const double A[7][6] = {{0},
                                {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}};
 static const double E[7] = {71.0 / 57600, 0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200, 22.0 / 525, -1.0 / 40};
 
-/* Integrates the nb states y (nb x D) from t0 to t1 (either direction). */
-static jade_status integrate(pf_ws *w, size_t nb, const size_t *gidx, double *y, double t0, double t1) {
+/* Scratch of one integrate() call, allocated once for all its steps. */
+typedef struct {
+  double t1, dir;              /* end time; +1 forward, -1 backward */
+  double *k[7];                /* stage derivatives (DOPRI5: k[0] rows per point, the others gathered) */
+  double *ys, *ya, *errv;      /* trial state; DOPRI5: the active points' y gathered, k7 (FSAL) */
+  double *tc, *hc, *ts, *tmpd; /* per point: time reached, step size, stage time, scratch */
+  size_t *act, *gact;          /* DOPRI5: active points and their global indices */
+} ode_buf;
+
+/* Classical RK4 with n_steps uniform steps from t0 to t1 (the last step ends on t1 exactly). */
+static jade_status rk4_solve(pf_ws *w, size_t nb, const size_t *gidx, double *y, double t0, ode_buf *b) {
+  const size_t SD = nb * (size_t)w->D;
+  double *const *k = b->k;
+  double *ys = b->ys, *ts = b->ts, t1 = b->t1;
+  jade_status st;
+  int n = w->o->n_steps;
+  double h = (t1 - t0) / n;
+  for (int step = 0; step < n; step++) {
+    double ta = t0 + step * h;
+    for (size_t i = 0; i < nb; i++) ts[i] = ta;
+    if ((st = rhs(w, nb, gidx, ts, y, k[0]))) return st;
+    for (size_t q = 0; q < SD; q++) ys[q] = y[q] + 0.5 * h * k[0][q];
+    for (size_t i = 0; i < nb; i++) ts[i] = ta + 0.5 * h;
+    if ((st = rhs(w, nb, gidx, ts, ys, k[1]))) return st;
+    for (size_t q = 0; q < SD; q++) ys[q] = y[q] + 0.5 * h * k[1][q];
+    if ((st = rhs(w, nb, gidx, ts, ys, k[2]))) return st;
+    for (size_t q = 0; q < SD; q++) ys[q] = y[q] + h * k[2][q];
+    for (size_t i = 0; i < nb; i++) ts[i] = step == n - 1 ? t1 : ta + h;
+    if ((st = rhs(w, nb, gidx, ts, ys, k[3]))) return st;
+    for (size_t q = 0; q < SD; q++) y[q] += h / 6.0 * (k[0][q] + 2 * k[1][q] + 2 * k[2][q] + k[3][q]);
+  }
+  return JADE_OK;
+}
+
+/* DOPRI5: k1 into k[0] and the initial step size of every point into hc (Hairer et al. II.4,
+ * as torchdiffeq); b->tc holds t0 for every point. */
+static jade_status dopri5_initial_step(pf_ws *w, size_t nb, const size_t *gidx, const double *y, double t0, ode_buf *b) {
   int D = w->D;
   const jade_pfode_options *o = w->o;
-  size_t SD = nb * (size_t)D;
-  double *buf = jade_alloc((10 * SD + 6 * nb) * sizeof(double) + 64);
-  size_t *act = jade_alloc(2 * nb * sizeof(size_t) + 8);
-  if (!buf || !act) {
-    free(buf);
-    free(act);
-    return JADE_ERR_NOMEM;
-  }
-  double *k[7];
-  for (int s = 0; s < 7; s++) k[s] = buf + s * SD;
-  double *ys = buf + 7 * SD, *ynew = buf + 8 * SD, *errv = buf + 9 * SD;
-  double *tc = buf + 10 * SD, *hc = tc + nb, *ts = hc + nb, *tmpd = ts + nb;
-  size_t *gact = act + nb;
-  jade_status st = JADE_OK;
-  const double dir = t1 >= t0 ? 1.0 : -1.0, span = fabs(t1 - t0);
-  for (size_t i = 0; i < nb; i++) tc[i] = t0;
-
-  if (o->method == JADE_ODE_RK4) {
-    /* classical RK4, n_steps uniform steps */
-    int n = o->n_steps;
-    double h = (t1 - t0) / n;
-    for (int step = 0; step < n; step++) {
-      double ta = t0 + step * h;
-      for (size_t i = 0; i < nb; i++) ts[i] = ta;
-      if ((st = rhs(w, nb, gidx, ts, y, k[0]))) goto done;
-      for (size_t q = 0; q < SD; q++) ys[q] = y[q] + 0.5 * h * k[0][q];
-      for (size_t i = 0; i < nb; i++) ts[i] = ta + 0.5 * h;
-      if ((st = rhs(w, nb, gidx, ts, ys, k[1]))) goto done;
-      for (size_t q = 0; q < SD; q++) ys[q] = y[q] + 0.5 * h * k[1][q];
-      if ((st = rhs(w, nb, gidx, ts, ys, k[2]))) goto done;
-      for (size_t q = 0; q < SD; q++) ys[q] = y[q] + h * k[2][q];
-      for (size_t i = 0; i < nb; i++) ts[i] = step == n - 1 ? t1 : ta + h;
-      if ((st = rhs(w, nb, gidx, ts, ys, k[3]))) goto done;
-      for (size_t q = 0; q < SD; q++) y[q] += h / 6.0 * (k[0][q] + 2 * k[1][q] + 2 * k[2][q] + k[3][q]);
-    }
-    goto done;
-  }
-
-  /* ---- DOPRI5: k1 and the initial step (Hairer et al. II.4, as torchdiffeq) ---- */
-  if ((st = rhs(w, nb, gidx, tc, y, k[0]))) goto done;
+  double *const *k = b->k;
+  double *ys = b->ys, *hc = b->hc, *ts = b->ts, *tmpd = b->tmpd, dir = b->dir;
+  const double span = fabs(b->t1 - t0);
+  jade_status st;
+  if ((st = rhs(w, nb, gidx, b->tc, y, k[0]))) return st;
   for (size_t i = 0; i < nb; i++) {
     const double *yi = y + i * D, *fi = k[0] + i * D;
     double d0 = 0, d1 = 0;
@@ -140,7 +140,7 @@ static jade_status integrate(pf_ws *w, size_t nb, const size_t *gidx, double *y,
     for (int j = 0; j < D; j++) ys[i * D + j] = yi[j] + dir * h0 * fi[j];
     ts[i] = t0 + dir * h0;
   }
-  if ((st = rhs(w, nb, gidx, ts, ys, k[1]))) goto done;
+  if ((st = rhs(w, nb, gidx, ts, ys, k[1]))) return st;
   for (size_t i = 0; i < nb; i++) {
     const double *yi = y + i * D;
     double d2 = 0;
@@ -155,85 +155,132 @@ static jade_status integrate(pf_ws *w, size_t nb, const size_t *gidx, double *y,
     else h1 = pow(0.01 / fmax(d1, d2), 1.0 / 5.0);
     hc[i] = fmin(fmin(100 * hc[i], h1), span);
   }
+  return JADE_OK;
+}
 
-  {
-    size_t n_act = nb;
-    long *nsteps = (long *)tmpd; /* reuse: counts per point (stored in doubles' memory) */
-    for (size_t i = 0; i < nb; i++) {
-      act[i] = i;
-      nsteps[i] = 0;
+/* One DOPRI5 step of the n_act active points: gathers their y and k1 (rows a), clips each step
+ * to t1, and evaluates stages 2..6 into k[1..5] and k7 = f(t+h, ys) (FSAL) into errv, with ys
+ * the 5th-order solution and ts its time. */
+static jade_status dopri5_stages(pf_ws *w, size_t n_act, const size_t *gidx, const double *y, ode_buf *b) {
+  int D = w->D;
+  double *const *k = b->k;
+  double *ys = b->ys, *ya = b->ya, *tc = b->tc, *hc = b->hc, *ts = b->ts, t1 = b->t1, dir = b->dir;
+  const size_t *act = b->act;
+  size_t *gact = b->gact;
+  jade_status st;
+  for (size_t a = 0; a < n_act; a++) {
+    size_t i = act[a];
+    gact[a] = gidx[i];
+    double rem = fabs(t1 - tc[i]);
+    if (hc[i] > rem) hc[i] = rem;
+    memcpy(ya + a * D, y + i * D, (size_t)D * sizeof(double));
+    /* k1 is kept per point in k[0] at row i (FSAL); gather it into k[6] */
+    memcpy(k[6] + a * D, k[0] + i * D, (size_t)D * sizeof(double));
+  }
+  /* stages 2..6 into k[1..5] (rows a), stage 7 after */
+  const double *K1 = k[6];
+  for (int s = 1; s < 7; s++) {
+    for (size_t a = 0; a < n_act; a++) {
+      size_t i = act[a];
+      double h = dir * hc[i];
+      ts[a] = s == 6 ? tc[i] + h : tc[i] + C[s] * h;
+      if (s == 6 && fabs(t1 - ts[a]) < 1e-14 * (1 + fabs(t1))) ts[a] = t1;
+      for (int j = 0; j < D; j++) {
+        double acc = A[s][0] * K1[a * D + j];
+        for (int r = 1; r < s; r++) acc += A[s][r] * k[r][a * D + j];
+        ys[a * D + j] = ya[a * D + j] + h * acc;
+      }
     }
-    /* The active points' rows are gathered into the first n_act rows of the stage buffers. */
-    double *ya = ynew; /* gathered y */
-    while (n_act > 0) {
-      for (size_t a = 0; a < n_act; a++) {
-        size_t i = act[a];
-        gact[a] = gidx[i];
-        double rem = fabs(t1 - tc[i]);
-        if (hc[i] > rem) hc[i] = rem;
-        memcpy(ya + a * D, y + i * D, (size_t)D * sizeof(double));
-        /* k1 is kept per point in k[0] at row i (FSAL); gather it into k[6] */
-        memcpy(k[6] + a * D, k[0] + i * D, (size_t)D * sizeof(double));
-      }
-      /* stages 2..6 into k[1..5] (rows a), stage 7 after */
-      double *K1 = k[6];
-      for (int s = 1; s < 7; s++) {
-        for (size_t a = 0; a < n_act; a++) {
-          size_t i = act[a];
-          double h = dir * hc[i];
-          ts[a] = s == 6 ? tc[i] + h : tc[i] + C[s] * h;
-          if (s == 6 && fabs(t1 - ts[a]) < 1e-14 * (1 + fabs(t1))) ts[a] = t1;
-          for (int j = 0; j < D; j++) {
-            double acc = A[s][0] * K1[a * D + j];
-            for (int r = 1; r < s; r++) acc += A[s][r] * k[r][a * D + j];
-            ys[a * D + j] = ya[a * D + j] + h * acc;
-          }
-        }
-        if (s < 6) {
-          if ((st = rhs(w, n_act, gact, ts, ys, k[s]))) goto done;
-        }
-      }
-      /* ys = 5th-order solution; k7 = f(t+h, ys) (FSAL) into errv */
-      if ((st = rhs(w, n_act, gact, ts, ys, errv))) goto done;
-      size_t n_next = 0;
-      for (size_t a = 0; a < n_act; a++) {
-        size_t i = act[a];
-        double h = dir * hc[i];
-        double err2 = 0;
-        for (int j = 0; j < D; j++) {
-          double e = E[0] * K1[a * D + j] + E[2] * k[2][a * D + j] + E[3] * k[3][a * D + j] +
-                     E[4] * k[4][a * D + j] + E[5] * k[5][a * D + j] + E[6] * errv[a * D + j];
-          e *= h;
-          double tol = o->atol + o->rtol * fmax(fabs(ya[a * D + j]), fabs(ys[a * D + j]));
-          err2 += (e / tol) * (e / tol);
-        }
-        double ratio = sqrt(err2 / D);
-        if (!isfinite(ratio)) {
-          st = jade_error(JADE_ERR_NUMERIC, "PF-ODE: non-finite state at t = %g (point %zu)", tc[i], gidx[i]);
-          goto done;
-        }
-        int accept = ratio <= 1.0;
-        if (accept) {
-          tc[i] = ts[a];
-          memcpy(y + i * D, ys + a * D, (size_t)D * sizeof(double));
-          memcpy(k[0] + i * D, errv + a * D, (size_t)D * sizeof(double));
-        }
-        double factor = ratio == 0 ? 10.0 : fmin(10.0, fmax(accept ? 1.0 : 0.2, 0.9 * pow(ratio, -0.2)));
-        hc[i] *= factor;
-        if (++nsteps[i] > o->max_steps) {
-          st = jade_error(JADE_ERR_NUMERIC, "PF-ODE: more than %ld steps (point %zu, t = %g)", o->max_steps,
-                          gidx[i], tc[i]);
-          goto done;
-        }
-        if (!(accept && tc[i] == t1)) act[n_next++] = i;
-      }
-      /* k[0] rows of still-active points must not be overwritten by gathered data: they are
-       * per-point rows indexed by i, while k[1..5] and errv are gathered (row a <= i). K1 lives
-       * in k[6]. Rows a of k[0] are untouched by the stages, so FSAL data survive. */
-      n_act = n_next;
+    if (s < 6) {
+      if ((st = rhs(w, n_act, gact, ts, ys, k[s]))) return st;
     }
   }
-done:
+  /* ys = 5th-order solution; k7 = f(t+h, ys) (FSAL) into errv */
+  return rhs(w, n_act, gact, ts, ys, b->errv);
+}
+
+/* After dopri5_stages: the error norm of each active point, accept (y, t and the FSAL k1 in k[0]
+ * row i) or reject, the next step size; the points still short of t1 stay in act[0..*n_act). */
+static jade_status dopri5_update(pf_ws *w, size_t *n_act, const size_t *gidx, double *y, long *nsteps, ode_buf *b) {
+  int D = w->D;
+  const jade_pfode_options *o = w->o;
+  double *const *k = b->k;
+  double *ys = b->ys, *ya = b->ya, *errv = b->errv, *tc = b->tc, *hc = b->hc, *ts = b->ts;
+  const double *K1 = k[6], t1 = b->t1, dir = b->dir;
+  size_t *act = b->act, n_next = 0;
+  for (size_t a = 0; a < *n_act; a++) {
+    size_t i = act[a];
+    double h = dir * hc[i];
+    double err2 = 0;
+    for (int j = 0; j < D; j++) {
+      double e = E[0] * K1[a * D + j] + E[2] * k[2][a * D + j] + E[3] * k[3][a * D + j] +
+                 E[4] * k[4][a * D + j] + E[5] * k[5][a * D + j] + E[6] * errv[a * D + j];
+      e *= h;
+      double tol = o->atol + o->rtol * fmax(fabs(ya[a * D + j]), fabs(ys[a * D + j]));
+      err2 += (e / tol) * (e / tol);
+    }
+    double ratio = sqrt(err2 / D);
+    if (!isfinite(ratio))
+      return jade_error(JADE_ERR_NUMERIC, "PF-ODE: non-finite state at t = %g (point %zu)", tc[i], gidx[i]);
+    int accept = ratio <= 1.0;
+    if (accept) {
+      tc[i] = ts[a];
+      memcpy(y + i * D, ys + a * D, (size_t)D * sizeof(double));
+      memcpy(k[0] + i * D, errv + a * D, (size_t)D * sizeof(double));
+    }
+    double factor = ratio == 0 ? 10.0 : fmin(10.0, fmax(accept ? 1.0 : 0.2, 0.9 * pow(ratio, -0.2)));
+    hc[i] *= factor;
+    if (++nsteps[i] > o->max_steps)
+      return jade_error(JADE_ERR_NUMERIC, "PF-ODE: more than %ld steps (point %zu, t = %g)", o->max_steps, gidx[i],
+                        tc[i]);
+    if (!(accept && tc[i] == t1)) act[n_next++] = i;
+  }
+  /* k[0] rows of still-active points must not be overwritten by gathered data: they are
+   * per-point rows indexed by i, while k[1..5] and errv are gathered (row a <= i). K1 lives
+   * in k[6]. Rows a of k[0] are untouched by the stages, so FSAL data survive. */
+  *n_act = n_next;
+  return JADE_OK;
+}
+
+/* DOPRI5 from t0 to b->t1 with one adaptive step size per point, until every point is there. */
+static jade_status dopri5_solve(pf_ws *w, size_t nb, const size_t *gidx, double *y, double t0, ode_buf *b) {
+  jade_status st = dopri5_initial_step(w, nb, gidx, y, t0, b);
+  if (st) return st;
+  size_t n_act = nb;
+  long *nsteps = (long *)b->tmpd; /* reuse: counts per point (stored in doubles' memory) */
+  for (size_t i = 0; i < nb; i++) {
+    b->act[i] = i;
+    nsteps[i] = 0;
+  }
+  /* The active points' rows are gathered into the first n_act rows of the stage buffers. */
+  while (n_act > 0) {
+    if ((st = dopri5_stages(w, n_act, gidx, y, b))) return st;
+    if ((st = dopri5_update(w, &n_act, gidx, y, nsteps, b))) return st;
+  }
+  return JADE_OK;
+}
+
+/* Integrates the nb states y (nb x D) from t0 to t1 (either direction). */
+static jade_status integrate(pf_ws *w, size_t nb, const size_t *gidx, double *y, double t0, double t1) {
+  size_t SD = nb * (size_t)w->D;
+  double *buf = jade_alloc((10 * SD + 6 * nb) * sizeof(double) + 64);
+  size_t *act = jade_alloc(2 * nb * sizeof(size_t) + 8);
+  if (!buf || !act) {
+    free(buf);
+    free(act);
+    return JADE_ERR_NOMEM;
+  }
+  ode_buf b = {.t1 = t1, .dir = t1 >= t0 ? 1.0 : -1.0, .act = act, .gact = act + nb};
+  for (int s = 0; s < 7; s++) b.k[s] = buf + s * SD;
+  b.ys = buf + 7 * SD;
+  b.ya = buf + 8 * SD;
+  b.errv = buf + 9 * SD;
+  b.tc = buf + 10 * SD;
+  b.hc = b.tc + nb;
+  b.ts = b.hc + nb;
+  b.tmpd = b.ts + nb;
+  for (size_t i = 0; i < nb; i++) b.tc[i] = t0;
+  jade_status st = w->o->method == JADE_ODE_RK4 ? rk4_solve(w, nb, gidx, y, t0, &b) : dopri5_solve(w, nb, gidx, y, t0, &b);
   free(buf);
   free(act);
   return st;
