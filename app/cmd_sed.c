@@ -1,7 +1,8 @@
 /* jade sed: galaxy SED fitting under a diffusion-model population prior (pop-cosmos).
  *   jade sed train-prior  train jade's own population prior (denoising score matching)
  *   jade sed mock         mock catalogue: prior -> emulators -> uncertainty model
- *   jade sed fit          catalogue -> chains and per-galaxy summaries */
+ *   jade sed fit          catalogue -> chains and per-galaxy summaries
+ *   jade sed convert-pt   a published pop-cosmos population model (.pt) -> jade's prior format */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,18 +247,63 @@ static int cmd_fit(int argc, char **argv) {
   return 0;
 }
 
+static int cmd_convert_pt(int argc, char **argv) {
+  jade_option opts[] = {{"out", "PRIOR.safetensors", "output prior (jade's score-model format)", NULL, 0, 0, NULL, 0},
+                        END_OPT};
+  const char *pos[1] = {NULL};
+  int npos = 0;
+  int r = jade_cli_parse(argc, argv, "jade sed convert-pt IN.pt --out PRIOR.safetensors",
+                         "Convert a published pop-cosmos population model (catalogueModel*.pt: a torch.save zip of a\n"
+                         "CatalogueGenerator, or of a flowfusion PopulationModelDiffusion) into jade's prior format,\n"
+                         "reading its tensors without executing its pickle. Use the result with --prior.",
+                         opts, pos, 1, &npos);
+  const char *in = npos == 1 ? pos[0] : NULL, *outp = jade_cli_opt(opts, "out")->value;
+  if (!r && (!in || !outp)) {
+    fprintf(stderr, "jade sed convert-pt: expected IN.pt and --out PRIOR.safetensors (see --help)\n");
+    r = -1;
+  }
+  if (r) { /* --help (0) or a usage error (2) */
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
+  jade_sed_score *s = NULL;
+  jade_sed_pt_info info;
+  jade_status st = jade_sed_score_from_pt(in, &s, &info);
+  if (!st) {
+    char desc[512];
+    snprintf(desc, sizeof desc, "converted by jade sed convert-pt from %s (%s)", in,
+             info.prefix[0] ? "population_model of a pop_cosmos CatalogueGenerator" : "flowfusion population model");
+    st = jade_sed_score_save(s, outp, desc);
+  }
+  if (!st) {
+    const jade_sed_score_config *c = jade_sed_score_get_config(s);
+    printf("read %s%s%s\n", in, info.prefix[0] ? ": " : "", info.prefix);
+    printf("  network: %d Linear layers, %d -> %d x %d -> %d (time embedding %d frequencies), activation %s\n",
+           info.n_layers, info.in_features, c->n_hidden, c->width, c->dim, c->n_freq, info.activation);
+    printf("  SDE: %s beta_min %.17g beta_max %.17g T %.17g epsilon %.17g; no_sigma %s\n", info.sde, c->sde.beta_min,
+           c->sde.beta_max, c->sde.T, c->sde.eps, c->no_sigma ? "True" : "False");
+    printf("wrote %s\n", outp);
+  }
+  jade_sed_score_free(s);
+  jade_cli_free(opts);
+  if (st) return jade_cli_fail("sed convert-pt");
+  return 0;
+}
+
 int jade_cmd_sed(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f, "usage: jade sed <train-prior|mock|fit> [options]   (jade sed <sub> --help)\n"
+    fprintf(f, "usage: jade sed <train-prior|mock|fit|convert-pt> [options]   (jade sed <sub> --help)\n"
                "  train-prior  train jade's own population prior (denoising score matching)\n"
                "  mock         mock catalogue: prior -> pop-cosmos emulators -> uncertainty model\n"
-               "  fit          catalogue -> chains and per-galaxy summaries (affine-invariant ensemble)\n");
+               "  fit          catalogue -> chains and per-galaxy summaries (affine-invariant ensemble)\n"
+               "  convert-pt   a published pop-cosmos population model (.pt) -> jade's prior format\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "train-prior")) return cmd_train_prior(argc - 1, argv + 1);
   if (!strcmp(argv[1], "mock")) return cmd_mock(argc - 1, argv + 1);
   if (!strcmp(argv[1], "fit")) return cmd_fit(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "convert-pt")) return cmd_convert_pt(argc - 1, argv + 1);
   fprintf(stderr, "jade sed: unknown subcommand '%s'\n", argv[1]);
   return 2;
 }

@@ -17,7 +17,7 @@ fail=0
 # module: the public headers it implements
 OWNERS="
 core:      core.h config.h dist.h version.h progress.h
-io:        io.h safetensors.h chains.h
+io:        io.h safetensors.h chains.h torchpt.h
 cosmo:     cosmo.h
 lensing:   lensing.h lognormal_grad.h sim.h observation.h catalog.h mask.h
 dataset:   dataset.h

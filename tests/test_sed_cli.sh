@@ -28,4 +28,17 @@ printf 'ID,x\n0,1\n' > "$T/bad.csv"
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/bad.csv" --out "$T/bad" 2> "$T/err"; then echo "bad catalogue accepted"; exit 1; fi
 grep -q "bad.csv" "$T/err"
 [ ! -e "$T/bad_summary.fits" ]
+# convert-pt: a (fake, tests/data/popcosmos/make_fake_pt.py) published population model -> a
+# jade prior that mock and fit load with --prior
+D=${JADE_TEST_DATA:-$SRC/tests/data}/popcosmos
+"$JADE" sed convert-pt "$D/fake_tanh.pt" --out "$T/conv.safetensors" > "$T/conv.log"
+grep -q "3 Linear layers, 24 -> 2 x 8 -> 16" "$T/conv.log" && grep -q "VPSDE beta_min 0.1" "$T/conv.log"
+"$JADE" sed mock --models "$M" --out "$T/cm.fits" --n 2 --source prior --prior "$T/conv.safetensors" --seed 3
+test -s "$T/cm.fits"
+# bad input: one line naming the file and what is missing, exit 1, nothing written
+if "$JADE" sed convert-pt "$D/bad_missing.pt" --out "$T/bad.safetensors" 2> "$T/err"; then echo "bad .pt accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "bad_missing.pt: population_model.model.NN.1.bias not found" "$T/err"
+[ ! -e "$T/bad.safetensors" ] && ! ls "$T" | grep -q "bad.safetensors"
+set +e; "$JADE" sed convert-pt --out "$T/bad.safetensors" 2> /dev/null; rc=$?; set -e
+[ "$rc" = 2 ] || { echo "convert-pt without IN.pt: exit $rc"; exit 1; }
 echo ok

@@ -117,6 +117,21 @@ double *jade_sed_score_shift(jade_sed_score *s);
 double *jade_sed_score_scale(jade_sed_score *s);
 double *jade_sed_score_cond_shift(jade_sed_score *s);
 double *jade_sed_score_cond_scale(jade_sed_score *s);
+/* A published pop-cosmos population model read from its PyTorch file (catalogueModel*.pt, a
+ * pickled pop_cosmos CatalogueGenerator, or a pickled flowfusion PopulationModelDiffusion)
+ * without executing the pickle (jade/torchpt.h): population_model.model.{W, pi, NN.k.weight,
+ * NN.k.bias}, population_model.{shift, scale}, population_model.sde.{beta_min, beta_max, T,
+ * epsilon} (VPSDE only), population_model.score_model.no_sigma and the class of
+ * population_model.model.activation (Tanh or SiLU). Refused with a one-line error: other SDEs
+ * or activations, conditional inputs, hidden layers of unequal widths, missing entries. */
+typedef struct {
+  char prefix[32];      /* "population_model" or "" (the file is the population model itself) */
+  char activation[128]; /* class name, e.g. torch.nn.modules.activation.Tanh */
+  char sde[128];        /* class name, e.g. flowfusion.diffusion.VPSDE */
+  int n_layers;         /* Linear layers (hidden + output) */
+  int in_features;      /* 2 n_freq + dim */
+} jade_sed_pt_info;
+jade_status jade_sed_score_from_pt(const char *path, jade_sed_score **out, jade_sed_pt_info *info);
 /* Score at n points (each with its own time t[i]): out[i * d + j]. c: n x n_cond normalised
  * conditionals or NULL when n_cond == 0. Thread-safe. */
 jade_status jade_sed_score_eval(const jade_sed_score *s, size_t n, const double *t, const double *x,
