@@ -11,7 +11,7 @@ SEP=$'\n--JADE-FUZZ-FILE--\n'
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 OMP_NUM_THREADS=1
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-mkdir -p "$OUT"/{fuzz_config,fuzz_npy,fuzz_fits,fuzz_safetensors,fuzz_dataset,fuzz_mcmc_state,fuzz_catalog}
+mkdir -p "$OUT"/{fuzz_config,fuzz_npy,fuzz_fits,fuzz_safetensors,fuzz_dataset,fuzz_mcmc_state,fuzz_catalog,fuzz_torchpt}
 G=(--set n_pix=8 --set n_bins=2)
 
 # data: observation + truth, a dataset, a tiny trained model with its state, an mcmc state
@@ -44,6 +44,9 @@ cp "$W/m/state.safetensors" "$OUT/fuzz_safetensors/state.safetensors"
 # fuzz_dataset: theta.npy, kappa.npy, noise.npy, meta.json in one input
 { cat "$W/data/theta.npy"; printf '%s' "$SEP"; cat "$W/data/kappa.npy"; printf '%s' "$SEP"; cat "$W/data/noise.npy"
   printf '%s' "$SEP"; cat "$W/data/meta.json"; } > "$OUT/fuzz_dataset/data"
+
+# fuzz_torchpt: the fake pop-cosmos torch.save files of the tests (tests/data/popcosmos/make_fake_pt.py)
+cp "$SRC"/tests/data/popcosmos/fake_*.pt "$OUT/fuzz_torchpt/"
 
 # fuzz_mcmc_state: the state file
 cp "$W/mc.partial/state.bin" "$OUT/fuzz_mcmc_state/state.bin"
