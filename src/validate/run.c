@@ -1305,9 +1305,6 @@ static jade_status publish(const run_ctx *c, const jade_trained_model *tm, doubl
   char path[4400];
   jade_status st = summarise(c, tm, seconds_total, res);
   if (!st && o->keep_draws) st = write_truths(c);
-  snprintf(path, sizeof path, "%s/run.txt", c->partial);
-  char *idtext = jade_read_text_file(path);
-  if (!st) st = jade_remove_file(path);
   if (!st && !o->no_report) {
     jade_report_options ro;
     jade_report_options_default(&ro);
@@ -1316,12 +1313,13 @@ static jade_status publish(const run_ctx *c, const jade_trained_model *tm, doubl
     char html[4400];
     st = jade_report_write(c->partial, &ro, html, sizeof html);
   }
-  if (st && idtext) /* leave the partial directory resumable */
-    jade_write_file_atomic(path, idtext);
-  free(idtext);
   /* temporaries of killed runs must not end up in OUT */
   snprintf(path, sizeof path, "%s/records", c->partial);
   if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
+  /* the run's identity goes last, just before the rename: a run killed anywhere before it
+   * leaves OUT.partial resumable (it then only redoes the summary and the report) */
+  snprintf(path, sizeof path, "%s/run.txt", c->partial);
+  if (!st) st = jade_remove_file(path);
   if (!st) st = jade_publish_dir(c->partial, o->out_dir);
   return st;
 }
