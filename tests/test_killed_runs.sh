@@ -118,6 +118,17 @@ mkdir -p "$T/val_pub"
 mv "$T/val_pub/out" "$T/val_pub/out.partial" && cp "$T/run_id.txt" "$T/val_pub/out.partial/run.txt"
 (cd "$T/val_pub" && "$JADE" "${VAL[@]}") || { echo "FAILED: validate: a run killed before its rename does not resume"; fail=1; }
 same_files "$T/val_ref/out" "$T/val_pub/out" '^\./records/|per_obs.txt|summary.json'
+# A run killed while creating OUT.partial (before its run.txt): only a temporary is there, so
+# the next run starts afresh; a directory with other files and no run.txt is refused.
+rm -rf "$T/val_new" && mkdir -p "$T/val_new/out.partial" && echo x > "$T/val_new/out.partial/run.txt.tmp.12345"
+(cd "$T/val_new" && "$JADE" "${VAL[@]}") || { echo "FAILED: validate: a run killed while creating OUT.partial does not restart"; fail=1; }
+same_files "$T/val_ref/out" "$T/val_new/out" '^\./records/|per_obs.txt|summary.json'
+rm -rf "$T/sim_new" && mkdir -p "$T/sim_new/out.partial" && echo x > "$T/sim_new/out.partial/run.txt.tmp.12345"
+(cd "$T/sim_new" && "$JADE" "${SIM[@]}") || { echo "FAILED: simulate: a run killed while creating OUT.partial does not restart"; fail=1; }
+same_files "$T/sim_ref/out" "$T/sim_new/out"
+rm -rf "$T/val_other" && mkdir -p "$T/val_other/out.partial" && echo x > "$T/val_other/out.partial/notes.txt"
+msg=$(cd "$T/val_other" && "$JADE" "${VAL[@]}" 2>&1) && { echo "FAILED: validate: accepted a foreign out.partial"; fail=1; }
+case $msg in *"exists from a different run"*) ;; *) echo "FAILED: validate: foreign out.partial: '$msg'"; fail=1 ;; esac
 
 # ---- jade mcmc: rerunning the same command resumes OUT.partial ----
 "$JADE" observe --set n_pix=8 --set n_bins=2 --seed 1 --out "$T/o8.fits" 2>/dev/null || { echo "observe failed"; exit 1; }

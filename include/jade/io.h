@@ -155,6 +155,13 @@ jade_status jade_remove_file(const char *path);
  * OUT.partial directory), rename it to out_dir and sync the parent directory, so that OUT
  * appears complete or not at all. */
 jade_status jade_publish_dir(const char *partial, const char *out_dir);
+/* A resumable run's OUT.partial directory holds run.txt, the run's identity text. Check:
+ * when partial exists with run.txt == ident, *exists = 1 (resume it); when it exists but holds
+ * nothing except temporaries (a run killed while creating it, before run.txt was written), it is
+ * removed and *exists = 0; otherwise (another run's) an error naming what may differ
+ * (e.g. "config, seed or --n"). Create: partial (with parents) and its run.txt. */
+jade_status jade_run_dir_check(const char *partial, const char *ident, const char *what_differs, int *exists);
+jade_status jade_run_dir_create(const char *partial, const char *ident);
 /* Is name (no directory) such a temporary, "<name>.tmp.<digits>"? */
 int jade_is_temporary_name(const char *name);
 

@@ -107,17 +107,11 @@ static jade_status open_partial(sim_run *R, const char *ident) {
   char path[4300];
   jade_status st = JADE_OK;
   if (R->dist->rank == 0) {
-    int resumed = jade_path_exists(R->partial);
-    snprintf(path, sizeof path, "%s/run.txt", R->partial);
-    if (resumed) {
-      char *prev = jade_read_text_file(path);
-      if (!prev || strcmp(prev, ident) != 0)
-        st = jade_error(JADE_ERR_IO, "%s: exists from a different run (config, seed or --n differ); remove it to start over", R->partial);
-      free(prev);
-    } else {
-      st = jade_mkdir_p(R->partial);
-      R->created = st == JADE_OK;
-      if (!st) st = jade_write_file_atomic(path, ident);
+    int resumed = 0;
+    st = jade_run_dir_check(R->partial, ident, "config, seed or --n", &resumed);
+    if (!st && !resumed) {
+      st = jade_run_dir_create(R->partial, ident);
+      R->created = jade_path_exists(R->partial);
       snprintf(path, sizeof path, "%s/config.ini", R->partial);
       if (!st) st = jade_write_file_atomic(path, R->o->config_text);
     }

@@ -257,6 +257,43 @@ jade_status jade_publish_dir(const char *partial, const char *out_dir) {
   return st;
 }
 
+/* Does dir hold nothing but temporaries of killed writers? */
+static int only_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  int only = 1;
+  while (only && (e = readdir(d)))
+    only = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || jade_is_temporary_name(e->d_name);
+  closedir(d);
+  return only;
+}
+
+jade_status jade_run_dir_check(const char *partial, const char *ident, const char *what_differs, int *exists) {
+  *exists = 0;
+  if (!jade_path_exists(partial)) return JADE_OK;
+  char path[4400];
+  snprintf(path, sizeof path, "%s/run.txt", partial);
+  char *prev = jade_read_text_file(path);
+  jade_status st = JADE_OK;
+  if (!prev && only_temporaries(partial)) /* killed while being created: start afresh */
+    return jade_remove_dir(partial);
+  if (!prev || strcmp(prev, ident) != 0)
+    st = jade_error(JADE_ERR_IO, "%s: exists from a different run (%s differ); remove it to start over", partial, what_differs);
+  else
+    *exists = 1;
+  free(prev);
+  return st;
+}
+
+jade_status jade_run_dir_create(const char *partial, const char *ident) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/run.txt", partial);
+  jade_status st = jade_mkdir_p(partial);
+  if (!st) st = jade_write_file_atomic(path, ident);
+  return st;
+}
+
 jade_status jade_remove_dir(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return jade_error(JADE_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));

@@ -478,15 +478,9 @@ static jade_status resume_or_start(driver *D) {
   snprintf(D->partial, sizeof D->partial, "%s.partial", o->out_dir);
   snprintf(D->state_path, sizeof D->state_path, "%s/state.bin", D->partial);
   int resumed = 0, have_partial = 0;
-  if (dist->rank == 0 && jade_path_exists(D->partial)) {
-    have_partial = 1;
-    snprintf(path, sizeof path, "%s/run.txt", D->partial);
-    char *prev = jade_read_text_file(path);
-    if (!prev || strcmp(prev, D->ident) != 0)
-      st = jade_error(JADE_ERR_IO, "%s: exists from a different run (config, observation or options differ); remove it to start over",
-                      D->partial);
-    free(prev);
-    resumed = jade_path_exists(D->state_path);
+  if (dist->rank == 0) {
+    st = jade_run_dir_check(D->partial, D->ident, "config, observation or options", &have_partial);
+    resumed = have_partial && jade_path_exists(D->state_path);
   }
   if (jade_dist_max_int(dist, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_IO, "rank 0 failed to check %s", D->partial);
   resumed = jade_dist_max_int(dist, resumed);
@@ -516,9 +510,7 @@ static jade_status resume_or_start(driver *D) {
   st = start_chains(D, D->fp0, o->obs_path, o->init_truth, (long)o->seed, &D->ncfg);
   if (jade_dist_max_int(dist, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_NUMERIC, "another rank failed to start its chains");
   if (!have_partial && dist->rank == 0) {
-    st = jade_mkdir_p(D->partial);
-    snprintf(path, sizeof path, "%s/run.txt", D->partial);
-    if (!st) st = jade_write_file_atomic(path, D->ident);
+    st = jade_run_dir_create(D->partial, D->ident);
     snprintf(path, sizeof path, "%s/config.ini", D->partial);
     if (!st) st = jade_write_file_atomic(path, o->config_text);
   }

@@ -1153,18 +1153,9 @@ static jade_status prepare_truths(run_ctx *c) {
  * checked to be this run's; its records/ folder. */
 static jade_status claim_partial(const run_ctx *c, const char *ident) {
   char path[4400];
-  jade_status st = JADE_OK;
-  snprintf(path, sizeof path, "%s/run.txt", c->partial);
-  if (jade_path_exists(c->partial)) {
-    char *prev = jade_read_text_file(path);
-    if (!prev || strcmp(prev, ident) != 0)
-      st = jade_error(JADE_ERR_IO, "%s: exists from a different run (model, data or options differ); remove it to start over",
-                      c->partial);
-    free(prev);
-  } else {
-    st = jade_mkdir_p(c->partial);
-    if (!st) st = jade_write_file_atomic(path, ident);
-  }
+  int exists = 0;
+  jade_status st = jade_run_dir_check(c->partial, ident, "model, data or options", &exists);
+  if (!st && !exists) st = jade_run_dir_create(c->partial, ident);
   snprintf(path, sizeof path, "%s/records", c->partial);
   if (!st) st = jade_mkdir_p(path);
   return st;
