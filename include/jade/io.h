@@ -152,8 +152,8 @@ jade_status jade_remove_temporaries(const char *dir);
 /* unlink(path), with an error naming the file when it fails. */
 jade_status jade_remove_file(const char *path);
 /* Publish a finished run: remove the temporaries of killed writers from partial (the run's
- * OUT.partial directory), rename it to out_dir and sync the parent directory, so that OUT
- * appears complete or not at all. */
+ * OUT.partial directory) and its run.txt (last, so that a run killed before stays resumable),
+ * rename it to out_dir and sync the parent directory: OUT appears complete or not at all. */
 jade_status jade_publish_dir(const char *partial, const char *out_dir);
 /* A resumable run's OUT.partial directory holds run.txt, the run's identity text. Check:
  * when partial exists with run.txt == ident, *exists = 1 (resume it); when it exists but holds

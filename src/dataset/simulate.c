@@ -254,8 +254,6 @@ static jade_status publish(sim_run *R, const double *noise) {
   if (!st) st = write_meta(R->partial, o->sim, o->seed, n, o->fixed, o->f16, noise);
   snprintf(path, sizeof path, "%s/done.npy", R->partial);
   if (!st) st = jade_remove_file(path);
-  snprintf(path, sizeof path, "%s/run.txt", R->partial);
-  if (!st) st = jade_remove_file(path);
   if (!st) st = jade_publish_dir(R->partial, o->out_dir);
   return st;
 }

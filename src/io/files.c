@@ -251,6 +251,9 @@ jade_status jade_remove_file(const char *path) {
 
 jade_status jade_publish_dir(const char *partial, const char *out_dir) {
   jade_status st = jade_remove_temporaries(partial); /* of killed runs */
+  char path[4400];
+  snprintf(path, sizeof path, "%s/run.txt", partial); /* last: until here the run stays resumable */
+  if (!st) st = jade_remove_file(path);
   if (!st && rename(partial, out_dir) != 0)
     st = jade_error(JADE_ERR_IO, "%s: cannot rename to %s: %s", partial, out_dir, strerror(errno));
   if (!st) jade_sync_parent_dir(out_dir);

@@ -705,8 +705,6 @@ static jade_status finish_rank0(driver *D, const unsigned char *recs, size_t rec
   }
   snprintf(path, sizeof path, "%s/state.bin", D->partial);
   if (!st) st = jade_remove_file(path);
-  snprintf(path, sizeof path, "%s/run.txt", D->partial);
-  if (!st) st = jade_remove_file(path);
   if (!st) st = jade_publish_dir(D->partial, o->out_dir);
   return st;
 }

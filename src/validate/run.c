@@ -1307,10 +1307,8 @@ static jade_status publish(const run_ctx *c, const jade_trained_model *tm, doubl
   /* temporaries of killed runs must not end up in OUT */
   snprintf(path, sizeof path, "%s/records", c->partial);
   if (!st && jade_path_exists(path)) st = jade_remove_temporaries(path);
-  /* the run's identity goes last, just before the rename: a run killed anywhere before it
-   * leaves OUT.partial resumable (it then only redoes the summary and the report) */
-  snprintf(path, sizeof path, "%s/run.txt", c->partial);
-  if (!st) st = jade_remove_file(path);
+  /* publish_dir removes run.txt last: a run killed anywhere before leaves OUT.partial
+   * resumable (it then only redoes the summary and the report) */
   if (!st) st = jade_publish_dir(c->partial, o->out_dir);
   return st;
 }
