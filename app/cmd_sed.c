@@ -1,5 +1,6 @@
 /* jade sed: galaxy SED fitting under a diffusion-model population prior (pop-cosmos).
  *   jade sed train-prior  train jade's own population prior (denoising score matching)
+ *   jade sed distil-prior a fast surrogate of a diffusion prior's log-density
  *   jade sed mock         mock catalogue: prior -> emulators -> uncertainty model
  *   jade sed fit          catalogue -> chains and per-galaxy summaries
  *   jade sed convert-pt   a published pop-cosmos population model (.pt) -> jade's prior format */
@@ -84,10 +85,21 @@ static int cmd_train_prior(int argc, char **argv) {
   return 0;
 }
 
-/* --prior box | PRIOR.safetensors, --n-range LO,HI, --ode-tol */
-static jade_status parse_prior(jade_option *opts, jade_sed_prior *pr, jade_sed_score **owned) {
+/* What parse_prior loaded (freed by prior_owned_free). */
+typedef struct {
+  jade_sed_score *score;
+  jade_sed_surrogate *surrogate;
+} prior_owned;
+
+static void prior_owned_free(prior_owned *o) {
+  jade_sed_score_free(o->score);
+  jade_sed_surrogate_free(o->surrogate);
+}
+
+/* --prior box | PRIOR.safetensors | SURROGATE.safetensors, --n-range LO,HI, --ode-tol */
+static jade_status parse_prior(jade_option *opts, jade_sed_prior *pr, prior_owned *owned) {
   const char *v = jade_cli_opt(opts, "prior")->value;
-  *owned = NULL;
+  memset(owned, 0, sizeof *owned);
   jade_sed_prior_default(pr);
   double tol;
   jade_status st = jade_cli_double(opts, "ode-tol", 1e-12, 1.0, &tol);
@@ -97,18 +109,26 @@ static jade_status parse_prior(jade_option *opts, jade_sed_prior *pr, jade_sed_s
   if (nr && (sscanf(nr, "%lf,%lf", &pr->N_lo, &pr->N_hi) != 2 || !(pr->N_hi > pr->N_lo)))
     return jade_error(JADE_ERR_INVALID, "--n-range '%s': expected LO,HI with LO < HI", nr);
   if (!v || !strcmp(v, "box")) return JADE_OK;
-  st = jade_sed_score_load(v, owned);
+  if (jade_sed_is_surrogate_file(v)) {
+    st = jade_sed_surrogate_load(v, &owned->surrogate);
+    if (st) return st;
+    pr->kind = JADE_SED_PRIOR_SURROGATE;
+    pr->surrogate = owned->surrogate;
+    return JADE_OK;
+  }
+  st = jade_sed_score_load(v, &owned->score);
   if (st) return st;
-  if (jade_sed_score_get_config(*owned)->dim != 16 || jade_sed_score_get_config(*owned)->n_cond)
+  if (jade_sed_score_get_config(owned->score)->dim != 16 || jade_sed_score_get_config(owned->score)->n_cond)
     return jade_error(JADE_ERR_INVALID, "--prior %s: not a 16-parameter unconditional score model", v);
   pr->kind = JADE_SED_PRIOR_DIFFUSION;
-  pr->score = *owned;
+  pr->score = owned->score;
   return JADE_OK;
 }
 
 #define PRIOR_OPTIONS                                                                                          \
-  {"prior", "box|PRIOR.safetensors", "prior: the box (uniform parameters, N uniform in --n-range) or a "      \
-                                     "diffusion prior from `jade sed train-prior`", "box", 0, 0, NULL, 0},    \
+  {"prior", "box|PRIOR.safetensors", "prior: the box (uniform parameters, N uniform in --n-range), a "       \
+                                     "diffusion prior from `jade sed train-prior` or its surrogate from "      \
+                                     "`jade sed distil-prior` (fast)", "box", 0, 0, NULL, 0},                  \
   {"n-range", "LO,HI", "range of N for the box prior", "10,25", 0, 0, NULL, 0},                               \
   {"ode-tol", "TOL", "atol = rtol of the diffusion prior's PF-ODE (Dormand-Prince)", "1e-5", 0, 0, NULL, 0}
 
@@ -137,7 +157,8 @@ static int cmd_mock(int argc, char **argv) {
   o.models = jade_cli_opt(opts, "models")->value;
   o.out = jade_cli_opt(opts, "out")->value;
   long n, seed;
-  jade_sed_score *owned = NULL;
+  prior_owned owned;
+  memset(&owned, 0, sizeof owned);
   jade_status st = o.out ? JADE_OK : jade_error(JADE_ERR_INVALID, "--out CAT.fits is required");
   if (!st) st = jade_cli_long(opts, "n", 1, 100000000, &n);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
@@ -155,7 +176,7 @@ static int cmd_mock(int argc, char **argv) {
     o.seed = (uint64_t)seed;
     st = jade_sed_mock(&o);
   }
-  jade_sed_score_free(owned);
+  prior_owned_free(&owned);
   jade_cli_free(opts);
   if (st) return jade_cli_fail("sed mock");
   fprintf(stderr, "jade sed mock: wrote %s (%zu galaxies)\n", o.out, o.n);
@@ -182,6 +203,10 @@ static int cmd_fit(int argc, char **argv) {
       {"n-lm", "N", "then Levenberg-Marquardt iterations from each start", "40", 0, 0, NULL, 0},
       {"max-galaxies", "N", "fit only the first N galaxies (0: all)", "0", 0, 0, NULL, 0},
       {"seed", "S", "random seed", "1", 0, 0, NULL, 0},
+      {"prior-check", "PRIOR.safetensors", "with a surrogate --prior: the exact diffusion prior, to check per galaxy "
+       "by importance weights on --check-draws chain points (columns PRIOR_ESS, PRIOR_DZ, PRIOR_DLOGM)", NULL, 0, 0,
+       NULL, 0},
+      {"check-draws", "K", "chain points per galaxy for --prior-check", "64", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
       END_OPT};
   int r = jade_cli_parse(argc, argv, "jade sed fit --catalogue CAT --out PREFIX [options]",
@@ -199,7 +224,8 @@ static int cmd_fit(int argc, char **argv) {
   o.out_prefix = jade_cli_opt(opts, "out")->value;
   long w, steps, burn, ct, block, ni, no, mg, seed, ns, nlm;
   double bt = 0, pde = 0;
-  jade_sed_score *owned = NULL;
+  prior_owned owned;
+  memset(&owned, 0, sizeof owned);
   jade_status st = o.catalogue && o.out_prefix ? JADE_OK
                                                : jade_error(JADE_ERR_INVALID, "--catalogue CAT and --out PREFIX are required");
   if (!st) st = jade_cli_long(opts, "walkers", 4, 100000, &w);
@@ -217,6 +243,26 @@ static int cmd_fit(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "max-galaxies", 0, 0x7fffffffffffffffL, &mg);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st) st = parse_prior(opts, &o.prior, &owned);
+  /* --prior-check: the exact prior, with the same ODE options */
+  const char *pc = jade_cli_opt(opts, "prior-check")->value;
+  jade_sed_score *check_score = NULL;
+  jade_sed_prior check;
+  long cd = 64;
+  if (!st) st = jade_cli_long(opts, "check-draws", 2, 1000000, &cd);
+  if (!st && pc) {
+    if (o.prior.kind != JADE_SED_PRIOR_SURROGATE)
+      st = jade_error(JADE_ERR_INVALID, "--prior-check %s: needs a surrogate --prior (from jade sed distil-prior)", pc);
+    if (!st) st = jade_sed_score_load(pc, &check_score);
+    if (!st && (jade_sed_score_get_config(check_score)->dim != 16 || jade_sed_score_get_config(check_score)->n_cond))
+      st = jade_error(JADE_ERR_INVALID, "--prior-check %s: not a 16-parameter unconditional score model", pc);
+    if (!st) {
+      check = o.prior;
+      check.kind = JADE_SED_PRIOR_DIFFUSION;
+      check.score = check_score;
+      o.fit.check_prior = &check;
+      o.fit.check_draws = (int)cd;
+    }
+  }
   jade_sed_fit_report rep;
   if (!st) {
     o.fit.ens.n_walkers = (int)w;
@@ -235,7 +281,8 @@ static int cmd_fit(int argc, char **argv) {
     o.max_galaxies = (size_t)mg;
     st = jade_sed_fit_run(&o, &rep);
   }
-  jade_sed_score_free(owned);
+  prior_owned_free(&owned);
+  jade_sed_score_free(check_score);
   jade_cli_free(opts);
   if (st) return jade_cli_fail("sed fit");
   printf("galaxies %zu  wall %.1f s (%.3f s per galaxy; prior %.1f s, likelihood %.1f s)\n", rep.n_gal, rep.seconds,
@@ -244,6 +291,85 @@ static int cmd_fit(int argc, char **argv) {
   if (!isnan(rep.cov_z))
     printf("68%% coverage of the truth: z %.3f  log10 M* %.3f\n95%% coverage of the truth: z %.3f  log10 M* %.3f\n",
            rep.cov_z, rep.cov_m, rep.cov95_z, rep.cov95_m);
+  if (!isnan(rep.check_ess_median))
+    printf("surrogate prior vs exact (importance weights on %ld draws per galaxy): median ESS/draws %.3f, rms shift "
+           "of the mean z %.3f sd, log10 M* %.3f sd\n", cd, rep.check_ess_median, rep.check_dz_rms, rep.check_dm_rms);
+  return 0;
+}
+
+static int cmd_distil_prior(int argc, char **argv) {
+  jade_option opts[] = {
+      {"prior", "PRIOR.safetensors", "diffusion prior (from `jade sed train-prior` or `convert-pt`)", NULL, 0, 0, NULL,
+       0},
+      {"out", "SURROGATE.safetensors", "output surrogate (use it with --prior in `jade sed fit`)", NULL, 0, 0, NULL, 0},
+      {"labels", "FILE.npy", "label cache, resumed when present [default: OUT.labels.npy]", NULL, 0, 0, NULL, 0},
+      {"n-train", "N", "training points", "20000", 0, 0, NULL, 0},
+      {"n-test", "N", "held-out points", "2000", 0, 0, NULL, 0},
+      {"tail-frac", "F", "fraction of points moved into the prior's tails", "0.5", 0, 0, NULL, 0},
+      {"sigma-range", "LO,HI", "tail moves: sigma log-uniform in LO..HI (units of the prior's sd)", "0.05,1", 0, 0,
+       NULL, 0},
+      {"label-tol", "TOL", "atol = rtol of the labels' PF-ODE (Dormand-Prince, exact trace)", "1e-6", 0, 0, NULL, 0},
+      {"width", "W", "hidden units", "128", 0, 0, NULL, 0},
+      {"layers", "L", "hidden layers", "3", 0, 0, NULL, 0},
+      {"steps", "N", "Adam steps", "30000", 0, 0, NULL, 0},
+      {"batch", "B", "batch size", "256", 0, 0, NULL, 0},
+      {"lr", "LR", "Adam learning rate (cosine decay to lr/50)", "0.002", 0, 0, NULL, 0},
+      {"seed", "S", "random seed", "1", 0, 0, NULL, 0},
+      END_OPT};
+  int r = jade_cli_parse(argc, argv, "jade sed distil-prior --prior PRIOR.safetensors --out SURROGATE.safetensors",
+                         "Fit a fast surrogate of a diffusion prior's log-density (a Gaussian plus an MLP, least\n"
+                         "squares on exact PF-ODE log-densities of prior draws and tail points), so that fits need\n"
+                         "no ODE solve per likelihood evaluation; prints its held-out error.",
+                         opts, NULL, 0, NULL);
+  if (r) {
+    jade_cli_free(opts);
+    return r > 0 ? 0 : 2;
+  }
+  jade_sed_distil_options o;
+  jade_sed_distil_options_default(&o);
+  o.prior = jade_cli_opt(opts, "prior")->value;
+  o.out = jade_cli_opt(opts, "out")->value;
+  o.labels = jade_cli_opt(opts, "labels")->value;
+  long ntr, nte, width, layers, steps, batch, seed;
+  double tol;
+  const char *sr = jade_cli_opt(opts, "sigma-range")->value;
+  jade_status st = o.prior && o.out ? JADE_OK : jade_error(JADE_ERR_INVALID, "--prior and --out are required");
+  if (!st) st = jade_cli_long(opts, "n-train", 100, 100000000, &ntr);
+  if (!st) st = jade_cli_long(opts, "n-test", 0, 100000000, &nte);
+  if (!st) st = jade_cli_double(opts, "tail-frac", 0, 1, &o.tail_frac);
+  if (!st && (sscanf(sr, "%lf,%lf", &o.sigma_lo, &o.sigma_hi) != 2 || !(o.sigma_lo > 0) || !(o.sigma_hi >= o.sigma_lo)))
+    st = jade_error(JADE_ERR_INVALID, "--sigma-range '%s': expected LO,HI with 0 < LO <= HI", sr);
+  if (!st) st = jade_cli_double(opts, "label-tol", 1e-12, 1.0, &tol);
+  if (!st) st = jade_cli_long(opts, "width", 1, 8192, &width);
+  if (!st) st = jade_cli_long(opts, "layers", 1, 10, &layers);
+  if (!st) st = jade_cli_long(opts, "steps", 0, 100000000, &steps);
+  if (!st) st = jade_cli_long(opts, "batch", 1, 65536, &batch);
+  if (!st) st = jade_cli_double(opts, "lr", 1e-8, 1.0, &o.fit.lr);
+  if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
+  jade_sed_distil_report rep;
+  if (!st) {
+    o.n_train = (size_t)ntr;
+    o.n_test = (size_t)nte;
+    o.ode.atol = o.ode.rtol = tol;
+    o.width = (int)width;
+    o.layers = (int)layers;
+    o.fit.steps = steps;
+    o.fit.batch = (int)batch;
+    o.fit.seed = o.seed = (uint64_t)seed;
+    o.verbose = 1;
+    st = jade_sed_distil_prior(&o, &rep);
+  }
+  jade_cli_free(opts);
+  if (st) return jade_cli_fail("sed distil-prior");
+  printf("labels: %.1f s (%.4f s per point); fit: %.1f s; %zu of %zu training points in the domain, rms %.4f nats\n",
+         rep.seconds_labels, rep.label_seconds_per_point, rep.seconds_fit, rep.n_fit, rep.n_train, rep.train_rms);
+  if (rep.n_test_prior + rep.n_test_tail)
+    printf("held-out error (nats): prior draws (%zu) mean %+.4f sd %.4f max|e-mean| %.4f; tails (%zu) mean %+.4f sd "
+           "%.4f max %.4f\n  the Gaussian alone: sd %.4f (prior draws), %.4f (tails)\n",
+           rep.n_test_prior, rep.prior_mean, rep.prior_sd, rep.prior_max, rep.n_test_tail, rep.tail_mean, rep.tail_sd,
+           rep.tail_max, rep.gauss_prior_sd, rep.gauss_tail_sd);
+  if (rep.n_test_outside) printf("  %zu held-out points outside the domain (not counted)\n", rep.n_test_outside);
+  printf("wrote %s\n", o.out);
   return 0;
 }
 
@@ -293,14 +419,16 @@ static int cmd_convert_pt(int argc, char **argv) {
 int jade_cmd_sed(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f, "usage: jade sed <train-prior|mock|fit|convert-pt> [options]   (jade sed <sub> --help)\n"
+    fprintf(f, "usage: jade sed <train-prior|distil-prior|mock|fit|convert-pt> [options]   (jade sed <sub> --help)\n"
                "  train-prior  train jade's own population prior (denoising score matching)\n"
+               "  distil-prior a fast surrogate of a diffusion prior's log-density for fits\n"
                "  mock         mock catalogue: prior -> pop-cosmos emulators -> uncertainty model\n"
                "  fit          catalogue -> chains and per-galaxy summaries (affine-invariant ensemble)\n"
                "  convert-pt   a published pop-cosmos population model (.pt) -> jade's prior format\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "train-prior")) return cmd_train_prior(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "distil-prior")) return cmd_distil_prior(argc - 1, argv + 1);
   if (!strcmp(argv[1], "mock")) return cmd_mock(argc - 1, argv + 1);
   if (!strcmp(argv[1], "fit")) return cmd_fit(argc - 1, argv + 1);
   if (!strcmp(argv[1], "convert-pt")) return cmd_convert_pt(argc - 1, argv + 1);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # jade sed mock / fit end to end on a tiny catalogue (seconds): files written, shapes, the fit's
 # redshift medians inside the box, the same catalogue as CSV gives the same summary, and bad
-# input fails with a one-line error and no output.
+# input fails with a one-line error and no output; convert-pt, distil-prior (resumed labels)
+# and a fit under the surrogate with its importance-weight check.
 set -euo pipefail
 JADE=${JADE:-build/jade}
 SRC=${JADE_SOURCE_DIR:-.}
@@ -41,4 +42,24 @@ if "$JADE" sed convert-pt "$D/bad_missing.pt" --out "$T/bad.safetensors" 2> "$T/
 [ ! -e "$T/bad.safetensors" ] && ! ls "$T" | grep -q "bad.safetensors"
 set +e; "$JADE" sed convert-pt --out "$T/bad.safetensors" 2> /dev/null; rc=$?; set -e
 [ "$rc" = 2 ] || { echo "convert-pt without IN.pt: exit $rc"; exit 1; }
+# distil-prior: a surrogate of that prior; fit with it and check it against the exact prior by
+# importance weights (columns PRIOR_ESS, PRIOR_DZ, PRIOR_DLOGM); a second run reuses the labels
+DIS=(--prior "$T/conv.safetensors" --n-train 200 --n-test 50 --label-tol 1e-4 --width 16 --layers 1 --steps 100)
+"$JADE" sed distil-prior "${DIS[@]}" --out "$T/sur.safetensors" > "$T/dis.log"
+cat "$T/dis.log"
+test -s "$T/sur.safetensors.labels.npy" && grep -q "held-out error" "$T/dis.log"
+"$JADE" sed distil-prior "${DIS[@]}" --out "$T/sur2.safetensors" --labels "$T/sur.safetensors.labels.npy" > "$T/dis2.log"
+grep -q "(nan s per point)" "$T/dis2.log" || { echo "labels were not reused"; cat "$T/dis2.log"; exit 1; }
+cmp "$T/sur.safetensors" "$T/sur2.safetensors"
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/s" --prior "$T/sur.safetensors" \
+  --prior-check "$T/conv.safetensors" --check-draws 8 --n-starts 2 --n-lm 5 --max-galaxies 2 > "$T/slog"
+grep -q "surrogate prior vs exact" "$T/slog"
+awk 'NR==1{for(i=2;i<=NF;i++) if($i=="PRIOR_ESS") c=i-1} NR>1{ if(!($c>0 && $c<=1)) {print "PRIOR_ESS " $c; exit 1}}' "$T/s_summary.txt"
+# --prior-check needs a surrogate prior; a surrogate cannot draw mocks
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/bad" --prior-check "$T/conv.safetensors" 2> "$T/err"; then
+  echo "--prior-check with the box prior accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "needs a surrogate --prior" "$T/err"
+if "$JADE" sed mock --models "$M" --out "$T/bad.fits" --n 2 --source prior --prior "$T/sur.safetensors" 2> "$T/err"; then
+  echo "mock from a surrogate accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && [ ! -e "$T/bad.fits" ]
 echo ok

@@ -290,11 +290,61 @@ jade_status jade_ens_run_stats(jade_ens_logp_fn f, void *ctx, size_t n_gal, int 
  * 2 sum_{k=1}^{M} rho_k with the smallest M >= c tau(M) (Sokal's window, c = 5). */
 double jade_ens_autocorr_time(const double *x, size_t n, int W, size_t stride, double c);
 
+/* ---- surrogate of a diffusion prior's log-density ------------------------------------------ */
+/* A fast stand-in for the PF-ODE log-density of a 16-d diffusion prior, so that the ODE leaves
+ * the sampler's inner loop (jade's addition, issue 13 item 7). In x = (phi - shift)/scale:
+ *   log q(x) = log N(x; mu, C) + f(v, log(1 + v^2)),   v_j = (x_j - center_j) / spread_j,
+ * with center, spread the median and 1.4826 x MAD of the training points, mu, C the moments of
+ * those within `clip` robust sds in every coordinate (the fit's domain), and f an MLP (32 ->
+ * width x layers, SiLU -> 1, output layer started at zero) fitted by least squares on the domain
+ * to the residual log p(x) - log N(x; mu, C) of exact PF-ODE log-densities. The log(1 + v^2)
+ * inputs let f follow heavy-tailed marginals; far out the Gaussian keeps the tails proper.
+ * log q(phi) = log q(x) - sum_j log scale_j. */
+typedef struct jade_sed_surrogate jade_sed_surrogate;
+jade_status jade_sed_surrogate_create(int width, int layers, uint64_t seed, jade_sed_surrogate **out);
+void jade_sed_surrogate_free(jade_sed_surrogate *s);
+/* jade's format: tensors shift, scale, mu, L_inv (16 x 16, lower: Linv (x - mu) is white
+ * under the Gaussian), center, spread, NN.k.weight, NN.k.bias; metadata format =
+ * jade-sed-surrogate-1, width, layers, clip and a description. */
+jade_status jade_sed_surrogate_save(const jade_sed_surrogate *s, const char *path, const char *description);
+jade_status jade_sed_surrogate_load(const char *path, jade_sed_surrogate **out);
+/* 1 if the safetensors file at path is a surrogate (metadata format), 0 otherwise. */
+int jade_sed_is_surrogate_file(const char *path);
+/* log q(phi) of n points phi (n x 16); -inf where phi is not finite. Thread-safe. */
+jade_status jade_sed_surrogate_logp(const jade_sed_surrogate *s, size_t n, const double *phi, double *lp);
+/* 1 if phi (16) lies in the fit's domain (every |v_j| <= clip), else 0. */
+int jade_sed_surrogate_in_domain(const jade_sed_surrogate *s, const double *phi);
+typedef struct {
+  long steps;     /* Adam steps (30000) */
+  int batch;      /* 256 */
+  double lr;      /* 2e-3, cosine decay to lr/50 */
+  double clip;    /* the domain: |v_j| <= clip robust sds (8) */
+  uint64_t seed;
+  int verbose;    /* progress every 5000 steps on stderr */
+} jade_sed_surrogate_fit_options;
+void jade_sed_surrogate_fit_options_default(jade_sed_surrogate_fit_options *o);
+/* Fits s to n points phi (n x 16) with log-densities logp (in phi): shift and scale are taken
+ * from the arguments, center and spread from all points, mu and C from the points in the
+ * domain, then f by Adam on their mean squared error (batches in 8 fixed chunks: the result
+ * does not depend on the thread count). rms (may be NULL): root-mean-square error over the
+ * domain's points at the end; n_fit (may be NULL): how many points were in the domain. */
+jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, size_t n, const double *phi, const double *logp,
+                                   const double shift[16], const double scale[16],
+                                   const jade_sed_surrogate_fit_options *o, double *rms, size_t *n_fit);
+/* Squared-error loss sum_i (log q(phi_i) - logp_i)^2 / B over B points and its gradient with
+ * respect to f's parameters (for gradient checks); n_params gives the gradient's length. */
+size_t jade_sed_surrogate_n_params(const jade_sed_surrogate *s);
+jade_status jade_sed_surrogate_loss(const jade_sed_surrogate *s, int B, const double *phi, const double *logp,
+                                    double *loss, double *grad);
+void jade_sed_surrogate_get_params(const jade_sed_surrogate *s, double *p);
+void jade_sed_surrogate_set_params(jade_sed_surrogate *s, const double *p);
+
 /* ---- priors over phi and the per-galaxy posterior ----------------------------------------- */
-typedef enum { JADE_SED_PRIOR_BOX = 0, JADE_SED_PRIOR_DIFFUSION = 1 } jade_sed_prior_kind;
+typedef enum { JADE_SED_PRIOR_BOX = 0, JADE_SED_PRIOR_DIFFUSION = 1, JADE_SED_PRIOR_SURROGATE = 2 } jade_sed_prior_kind;
 typedef struct {
   jade_sed_prior_kind kind;
   const jade_sed_score *score; /* DIFFUSION: a 16-d model over x = (phi - shift)/scale */
+  const jade_sed_surrogate *surrogate; /* SURROGATE: its fast log-density stand-in */
   jade_pfode_options ode;      /* its PF-ODE options */
   double N_lo, N_hi;           /* BOX: N ~ U(N_lo, N_hi); theta_1..15 uniform on the box, i.e.
                                   phi_j ~ N(0, 1) */
@@ -306,6 +356,8 @@ jade_status jade_sed_prior_logp(const jade_sed_prior *pr, size_t n, const double
 /* n draws of theta from the prior (DIFFUSION: PF-ODE samples from x(T) ~ N(0, I)); Philox
  * (seed, JADE_RNG_PRIOR, first_id + i). */
 jade_status jade_sed_prior_sample(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *theta);
+/* The same draws as phi (n x 16), before the map to theta (BOX or DIFFUSION). */
+jade_status jade_sed_prior_sample_phi(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *phi);
 
 typedef struct {
   const jade_sed_photulator *phot;
@@ -330,6 +382,11 @@ typedef struct {
   double tau_burn;            /* tau_max estimate that ended the burn-in */
   int n_modes;                /* distinct optima the walkers started from */
   double logp_start;          /* log posterior at the best optimised start */
+  /* check of the prior used (a surrogate) against the exact one (NaN when not checked):
+   * importance weights w = p_exact / p_used on check_draws chain points; their effective sample
+   * size / draws (1: the priors agree), and the weighted minus unweighted mean of z and
+   * log10 M* in units of their posterior sd (Monte Carlo noise ~ sqrt(1/ESS - 1/draws)) */
+  double check_ess, check_dz, check_dm;
 } jade_sed_summary;
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
@@ -344,6 +401,9 @@ typedef struct {
   double ball;           /* walkers start at mode + ball x a draw from the Laplace approximation
                             N(mode, A^-1), A the Gauss-Newton precision at the mode (0.5) */
   size_t block;          /* galaxies sampled together (16) */
+  const jade_sed_prior *check_prior; /* NULL, or the exact prior behind the one fitted with
+                                        (its surrogate): per-galaxy check, see jade_sed_summary */
+  int check_draws;       /* chain points per galaxy for that check (64) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);
@@ -396,6 +456,41 @@ typedef struct {
 void jade_sed_train_prior_options_default(jade_sed_train_prior_options *o);
 jade_status jade_sed_train_prior(const jade_sed_train_prior_options *o, double *final_loss);
 
+/* `jade sed distil-prior`: a surrogate for a diffusion prior. Points: n_train + n_test draws
+ * phi_i from the prior (PF-ODE samples, Philox (seed, JADE_RNG_PRIOR, i)), of which a fraction
+ * tail_frac is moved to phi_i + scale * sigma_i * eps_i with sigma_i log-uniform in [sigma_lo,
+ * sigma_hi] (the prior's tails, where a likelihood can pull a posterior); labels: the exact
+ * PF-ODE log-density (`ode`, exact trace). The last n_test points are held out. Labels are
+ * kept in `labels` (.npy, n x 18: phi, log p, done flag), filled chunk by chunk, so an
+ * interrupted run resumes where it stopped; a labels file made with other options is refused. */
+typedef struct {
+  const char *prior;       /* score model .safetensors */
+  const char *out;         /* surrogate .safetensors */
+  const char *labels;      /* label cache .npy (NULL: OUT.labels.npy) */
+  size_t n_train, n_test;  /* 20000, 2000 */
+  double tail_frac;        /* 0.5 */
+  double sigma_lo, sigma_hi; /* 0.05, 1 */
+  jade_pfode_options ode;  /* labels: DOPRI5, atol = rtol = 1e-7, exact trace */
+  int width, layers;       /* 128, 3 */
+  jade_sed_surrogate_fit_options fit;
+  uint64_t seed;
+  int verbose;
+} jade_sed_distil_options;
+void jade_sed_distil_options_default(jade_sed_distil_options *o);
+/* Errors of the surrogate against the exact labels on the held-out points in the fit's domain,
+ * split into prior draws and moved (tail) points: mean (a constant offset, harmless in a
+ * posterior), standard deviation (what moves a posterior), largest |error - mean|; the
+ * Gaussian baseline's standard deviation alone for comparison; points outside the domain;
+ * label and fit times. */
+typedef struct {
+  size_t n_train, n_fit, n_test_prior, n_test_tail, n_test_outside;
+  double train_rms;
+  double prior_mean, prior_sd, prior_max, tail_mean, tail_sd, tail_max;
+  double gauss_prior_sd, gauss_tail_sd;
+  double seconds_labels, seconds_fit, label_seconds_per_point;
+} jade_sed_distil_report;
+jade_status jade_sed_distil_prior(const jade_sed_distil_options *o, jade_sed_distil_report *rep);
+
 typedef enum { JADE_SED_SOURCE_POPULATION = 0, JADE_SED_SOURCE_PRIOR = 1 } jade_sed_mock_source;
 typedef struct {
   const char *models;      /* folder with the pop-cosmos networks */
@@ -432,6 +527,8 @@ typedef struct {
   double seconds, t_prior, t_like;
   double tau_max_median, accept_median;
   double cov95_z, cov95_m;   /* 95% interval coverage */
+  double check_ess_median;   /* with fit.check_prior: median importance ESS / draws (NaN without) */
+  double check_dz_rms, check_dm_rms; /* rms over galaxies of the z and log10 M* mean shifts (sd) */
 } jade_sed_fit_report;
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 

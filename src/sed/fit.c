@@ -31,6 +31,10 @@ jade_status jade_sed_prior_logp(const jade_sed_prior *pr, size_t n, const double
     }
     return JADE_OK;
   }
+  if (pr->kind == JADE_SED_PRIOR_SURROGATE) {
+    if (!pr->surrogate) return jade_error(JADE_ERR_INVALID, "surrogate prior: no surrogate given");
+    return jade_sed_surrogate_logp(pr->surrogate, n, phi, lp);
+  }
   const jade_sed_score *s = pr->score;
   if (!s || jade_sed_score_get_config(s)->dim != 16)
     return jade_error(JADE_ERR_INVALID, "diffusion prior: a 16-dimensional score model is needed");
@@ -67,9 +71,9 @@ jade_status jade_sed_prior_logp(const jade_sed_prior *pr, size_t n, const double
   return st;
 }
 
-jade_status jade_sed_prior_sample(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *theta) {
-  double *phi = jade_alloc(n * 16 * sizeof(double) + 8);
-  if (!phi) return JADE_ERR_NOMEM;
+jade_status jade_sed_prior_sample_phi(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *phi) {
+  if (pr->kind == JADE_SED_PRIOR_SURROGATE)
+    return jade_error(JADE_ERR_INVALID, "prior draws need the diffusion prior itself, not its surrogate");
   jade_status st = JADE_OK;
   for (size_t i = 0; i < n; i++)
     jade_rng_normal_fill(seed, JADE_STREAM(JADE_RNG_PRIOR, first_id + i), 0, 16, phi + i * 16);
@@ -91,6 +95,13 @@ jade_status jade_sed_prior_sample(const jade_sed_prior *pr, uint64_t seed, uint6
     }
     free(x);
   }
+  return st;
+}
+
+jade_status jade_sed_prior_sample(const jade_sed_prior *pr, uint64_t seed, uint64_t first_id, size_t n, double *theta) {
+  double *phi = jade_alloc(n * 16 * sizeof(double) + 8);
+  if (!phi) return JADE_ERR_NOMEM;
+  jade_status st = jade_sed_prior_sample_phi(pr, seed, first_id, n, phi);
   if (!st)
     for (size_t i = 0; i < n; i++) jade_sed_phi_to_theta(phi + i * 16, theta + i * 16);
   free(phi);
@@ -167,6 +178,8 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->mode_nats = 4.0;
   o->ball = 0.5;
   o->block = 16;
+  o->check_prior = NULL;
+  o->check_draws = 64;
   o->verbose = 0;
 }
 
@@ -468,16 +481,104 @@ static void init_walkers(size_t gid, const jade_sed_fit_options *o, const double
   }
 }
 
+/* Quantiles, autocorrelation times and sampler statistics of galaxy g0 + g (chain c: nk x W x
+ * 16 in phi) into S and, when chain != NULL, its float32 chain of theta and log10 M*; th, col, mf:
+ * work of nk W points. */
+static jade_status summarise_galaxy(const jade_sed_mass *mass, const jade_ens_options *eo, size_t nk, const double *c,
+                                    float *chain, jade_sed_summary *S, double *th, double *col, double *mf) {
+  size_t W = (size_t)eo->n_walkers, nkw = nk * W;
+  for (size_t i = 0; i < nkw; i++) jade_sed_phi_to_theta(c + i * 16, th + i * 16);
+  if (mass) {
+    jade_status st = jade_sed_mass_frac(mass, th, nkw, mf);
+    if (st) return st;
+  }
+  for (int j = 0; j < JADE_SED_NQ; j++) {
+    for (size_t i = 0; i < nkw; i++) col[i] = j < 16 ? th[i * 16 + j] : (mass ? jade_sed_log10_mass(th + i * 16, mf[i]) : NAN);
+    if (chain)
+      for (size_t i = 0; i < nkw; i++) chain[i * JADE_SED_NQ + j] = (float)col[i];
+    double probs[5] = {0.025, 0.15865525393145707, 0.5, 0.8413447460685429, 0.975};
+    double q[5] = {NAN, NAN, NAN, NAN, NAN};
+    int finite = 1;
+    for (size_t i = 0; i < nkw; i++) finite &= isfinite(col[i]);
+    if (finite) jade_mcmc_quantiles(col, nkw, probs, 5, q);
+    S->lo95[j] = q[0];
+    S->lo68[j] = q[1];
+    S->median[j] = q[2];
+    S->hi68[j] = q[3];
+    S->hi95[j] = q[4];
+  }
+  for (int j = 0; j < 16; j++) S->tau[j] = jade_ens_autocorr_time(c + j, nk, (int)W, 16, 5.0) * eo->thin;
+  return JADE_OK;
+}
+
+/* weighted minus unweighted mean of v (n) in units of its sd */
+static double weighted_shift(const double *v, const double *w, size_t n) {
+  double m = 0, m2 = 0, mw = 0, sw = 0;
+  for (size_t i = 0; i < n; i++) {
+    m += v[i] / (double)n;
+    mw += w[i] * v[i];
+    sw += w[i];
+  }
+  for (size_t i = 0; i < n; i++) m2 += (v[i] - m) * (v[i] - m) / (double)(n - 1);
+  return (mw / sw - m) / sqrt(m2);
+}
+
+/* The check of the prior fitted with (a surrogate) against o->check_prior on o->check_draws
+ * evenly spaced chain points of each of the ng galaxies of a block (chains ch: ng x nkw x 16 in
+ * phi): importance weights, their effective sample size and the shifts of the z and log10 M*
+ * means (jade_sed_summary). */
+static jade_status prior_check(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
+                               size_t ng, size_t nkw, const double *ch, jade_sed_summary *summ) {
+  size_t K = (size_t)o->check_draws, n = ng * K;
+  if (K < 2 || !nkw) return JADE_OK;
+  double *phi = jade_alloc(n * 16 * sizeof(double)), *th = jade_alloc(n * 16 * sizeof(double));
+  double *lu = jade_alloc(n * sizeof(double)), *le = jade_alloc(n * sizeof(double));
+  double *mf = jade_alloc(n * sizeof(double)), *w = jade_alloc(K * sizeof(double)), *v = jade_alloc(K * sizeof(double));
+  jade_status st = phi && th && lu && le && mf && w && v ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t g = 0; g < ng && !st; g++)
+    for (size_t k = 0; k < K; k++) {
+      size_t i = (size_t)(((double)k + 0.5) * (double)nkw / (double)K);
+      memcpy(phi + (g * K + k) * 16, ch + (g * nkw + i) * 16, 16 * sizeof(double));
+      jade_sed_phi_to_theta(phi + (g * K + k) * 16, th + (g * K + k) * 16);
+    }
+  if (!st) st = jade_sed_prior_logp(post->prior, n, phi, lu);
+  if (!st) st = jade_sed_prior_logp(o->check_prior, n, phi, le);
+  if (!st && mass) st = jade_sed_mass_frac(mass, th, n, mf);
+  for (size_t g = 0; g < ng && !st; g++) {
+    double mx = -INFINITY, s1 = 0, s2 = 0;
+    for (size_t k = 0; k < K; k++) mx = fmax(mx, le[g * K + k] - lu[g * K + k]);
+    for (size_t k = 0; k < K; k++) {
+      w[k] = isfinite(mx) ? exp(le[g * K + k] - lu[g * K + k] - mx) : 0;
+      s1 += w[k];
+      s2 += w[k] * w[k];
+    }
+    jade_sed_summary *S = &summ[g];
+    S->check_ess = s2 > 0 ? s1 * s1 / s2 / (double)K : 0;
+    for (size_t k = 0; k < K; k++) v[k] = th[(g * K + k) * 16 + 15];
+    S->check_dz = s1 > 0 ? weighted_shift(v, w, K) : NAN;
+    for (size_t k = 0; k < K && mass; k++) v[k] = jade_sed_log10_mass(th + (g * K + k) * 16, mf[g * K + k]);
+    S->check_dm = s1 > 0 && mass ? weighted_shift(v, w, K) : NAN;
+  }
+  free(phi);
+  free(th);
+  free(lu);
+  free(le);
+  free(mf);
+  free(w);
+  free(v);
+  return st;
+}
+
 jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
                          jade_sed_summary *summ, float *chain, double *t_prior, double *t_like) {
   const jade_ens_options *eo = &o->ens;
   int W = eo->n_walkers, nb = jade_sed_photulator_n_bands(post->phot);
   if (o->n_init < 1 || o->n_opt < 0 || o->n_lm < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
-      o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0))
+      o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0)
     return jade_error(JADE_ERR_INVALID,
                       "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
-                      "n_init)], mode_nats %g >= 0)",
-                      o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats);
+                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0)",
+                      o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -507,30 +608,10 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
     if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) break;
-    for (size_t g = 0; g < ng; g++) {
+    for (size_t g = 0; g < ng && !st; g++) {
       jade_sed_summary *S = &summ[g0 + g];
-      const double *c = ch + g * nkw * 16;
-      for (size_t i = 0; i < nkw; i++) jade_sed_phi_to_theta(c + i * 16, th + i * 16);
-      if (mass) {
-        if ((st = jade_sed_mass_frac(mass, th, nkw, mf))) break;
-      }
-      for (int j = 0; j < JADE_SED_NQ; j++) {
-        for (size_t i = 0; i < nkw; i++)
-          col[i] = j < 16 ? th[i * 16 + j] : (mass ? jade_sed_log10_mass(th + i * 16, mf[i]) : NAN);
-        if (chain)
-          for (size_t i = 0; i < nkw; i++) chain[((g0 + g) * nkw + i) * JADE_SED_NQ + j] = (float)col[i];
-        double probs[5] = {0.025, 0.15865525393145707, 0.5, 0.8413447460685429, 0.975};
-        double q[5] = {NAN, NAN, NAN, NAN, NAN};
-        int finite = 1;
-        for (size_t i = 0; i < nkw; i++) finite &= isfinite(col[i]);
-        if (finite) jade_mcmc_quantiles(col, nkw, probs, 5, q);
-        S->lo95[j] = q[0];
-        S->lo68[j] = q[1];
-        S->median[j] = q[2];
-        S->hi68[j] = q[3];
-        S->hi95[j] = q[4];
-      }
-      for (int j = 0; j < 16; j++) S->tau[j] = jade_ens_autocorr_time(c + j, nk, W, 16, 5.0) * eo->thin;
+      st = summarise_galaxy(mass, eo, nk, ch + g * nkw * 16, chain ? chain + (g0 + g) * nkw * JADE_SED_NQ : NULL, S, th,
+                            col, mf);
       S->accept = es[g].accept;
       S->accept_stretch = es[g].accept_stretch;
       S->accept_de = es[g].accept_de;
@@ -540,7 +621,9 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       S->n_modes = nmod[g];
       S->logp_start = -INFINITY;
       for (size_t s = 0; s < K; s++) S->logp_start = fmax(S->logp_start, lb[g * K + s]);
+      S->check_ess = S->check_dz = S->check_dm = NAN;
     }
+    if (!st && o->check_prior) st = prior_check(post, mass, o, ng, nkw, ch, summ + g0);
     if (o->verbose) {
       char el[32];
       jade_format_duration(jade_time_now() - tstart, el, sizeof el);

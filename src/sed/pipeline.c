@@ -203,9 +203,9 @@ static jade_status fit_photometry(const char *catalogue, const jade_sed_table *c
 }
 
 /* Columns of the fit summary: ID, median and 68% interval of every quantity, 95% intervals of z
- * and log M, the autocorrelation time of each parameter, the sampler's diagnostics, and the
- * truths (NaN when the catalogue has none). */
-#define SUMMARY_NCOL (1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 6 + 2)
+ * and log M, the autocorrelation time of each parameter, the sampler's diagnostics, the
+ * truths (NaN when the catalogue has none) and the check of a surrogate prior (NaN without). */
+#define SUMMARY_NCOL (1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 6 + 2 + 3)
 
 /* The names of the summary columns (t from table_make with SUMMARY_NCOL columns). */
 static void summary_names(jade_sed_table *t) {
@@ -233,9 +233,10 @@ static void summary_names(jade_sed_table *t) {
     snprintf(buf, sizeof buf, "TAU_%s", qn[j]);
     t->names[c++] = strdup(buf);
   }
-  static const char *const diag[10] = {"ACCEPT",  "LOGP_START", "ACCEPT_STRETCH", "ACCEPT_DE", "ACCEPT_HOP",
-                                       "N_BURN",  "TAU_BURN",   "N_MODES",        "TRUE_Z",    "TRUE_LOGM"};
-  for (int k = 0; k < 10; k++) t->names[c++] = strdup(diag[k]);
+  static const char *const diag[13] = {"ACCEPT",  "LOGP_START", "ACCEPT_STRETCH", "ACCEPT_DE", "ACCEPT_HOP",
+                                       "N_BURN",  "TAU_BURN",   "N_MODES",        "TRUE_Z",    "TRUE_LOGM",
+                                       "PRIOR_ESS", "PRIOR_DZ", "PRIOR_DLOGM"};
+  for (int k = 0; k < 13; k++) t->names[c++] = strdup(diag[k]);
 }
 
 /* Row i of the summary from galaxy i's summary s (id, true z and log M: NaN when unknown);
@@ -267,6 +268,9 @@ static double summary_row(jade_sed_table *t, size_t i, const jade_sed_summary *s
   t->col[c++][i] = s->n_modes;
   t->col[c++][i] = tz;
   t->col[c++][i] = tm;
+  t->col[c++][i] = s->check_ess;
+  t->col[c++][i] = s->check_dz;
+  t->col[c++][i] = s->check_dm;
   return tmax;
 }
 
@@ -293,6 +297,18 @@ static void summary_fill(jade_sed_table *t, const jade_sed_table *cat, const jad
   if (tm && n) rep->cov95_m = (double)inm95 / n;
   if (taus) rep->tau_max_median = median_of(taus, n);
   if (accs) rep->accept_median = median_of(accs, n);
+  /* the surrogate check, when it was run */
+  double sz = 0, sm = 0;
+  size_t nc = 0;
+  for (size_t i = 0; i < n && accs; i++)
+    if (!isnan(S[i].check_ess)) {
+      accs[nc++] = S[i].check_ess;
+      sz += S[i].check_dz * S[i].check_dz;
+      sm += S[i].check_dm * S[i].check_dm;
+    }
+  rep->check_ess_median = nc ? median_of(accs, nc) : NAN;
+  rep->check_dz_rms = nc ? sqrt(sz / (double)nc) : NAN;
+  rep->check_dm_rms = nc ? sqrt(sm / (double)nc) : NAN;
   free(taus);
   free(accs);
 }
