@@ -309,6 +309,9 @@ static int cmd_distil_prior(int argc, char **argv) {
       {"sigma-range", "LO,HI", "tail moves: sigma log-uniform in LO..HI (units of the prior's sd)", "0.05,1", 0, 0,
        NULL, 0},
       {"label-tol", "TOL", "atol = rtol of the labels' PF-ODE (Dormand-Prince, exact trace)", "1e-6", 0, 0, NULL, 0},
+      {"grad-copies", "K", "gradient points per training point, labelled by the score at t = eps (0: none)", "8", 0,
+       0, NULL, 0},
+      {"grad-weight", "W", "weight of the gradient term in the loss", "1", 0, 0, NULL, 0},
       {"width", "W", "hidden units", "128", 0, 0, NULL, 0},
       {"layers", "L", "hidden layers", "3", 0, 0, NULL, 0},
       {"steps", "N", "Adam steps", "30000", 0, 0, NULL, 0},
@@ -346,6 +349,10 @@ static int cmd_distil_prior(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "batch", 1, 65536, &batch);
   if (!st) st = jade_cli_double(opts, "lr", 1e-8, 1.0, &o.fit.lr);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
+  long gc = 8;
+  if (!st) st = jade_cli_long(opts, "grad-copies", 0, 1000, &gc);
+  if (!st) st = jade_cli_double(opts, "grad-weight", 0, 1e6, &o.fit.grad_weight);
+  o.grad_copies = (size_t)gc;
   jade_sed_distil_report rep;
   if (!st) {
     o.n_train = (size_t)ntr;
@@ -369,6 +376,9 @@ static int cmd_distil_prior(int argc, char **argv) {
            rep.n_test_prior, rep.prior_mean, rep.prior_sd, rep.prior_max, rep.n_test_tail, rep.tail_mean, rep.tail_sd,
            rep.tail_max, rep.gauss_prior_sd, rep.gauss_tail_sd);
   if (rep.n_test_outside) printf("  %zu held-out points outside the domain (not counted)\n", rep.n_test_outside);
+  if (rep.n_grad)
+    printf("gradient labels: %zu points; held-out rms of d log q/dx - score %.4f (rms of the score %.4f)\n",
+           rep.n_grad, rep.grad_rms, rep.grad_norm_rms);
   printf("wrote %s\n", o.out);
   return 0;
 }

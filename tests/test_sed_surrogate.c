@@ -33,6 +33,22 @@ static double mixture_logp(const double *x) {
   return m + log(exp(l1 - m) + exp(l2 - m));
 }
 
+/* d log p / dx of the mixture (responsibility-weighted component scores) */
+static void mixture_grad(const double *x, double *g) {
+  double q1 = 0, q2 = 0;
+  for (int j = 0; j < D; j++) {
+    double a = j == 0 ? 1.2 : j == 3 ? 0.8 : 0.0;
+    q1 += (x[j] - a) * (x[j] - a);
+    q2 += (x[j] + a) * (x[j] + a) / 0.25;
+  }
+  double l1 = log(0.6) - 0.5 * q1, l2 = log(0.4) - 0.5 * q2 - D * log(0.5), m = fmax(l1, l2);
+  double r1 = exp(l1 - m) / (exp(l1 - m) + exp(l2 - m)), r2 = 1 - r1;
+  for (int j = 0; j < D; j++) {
+    double a = j == 0 ? 1.2 : j == 3 ? 0.8 : 0.0;
+    g[j] = -r1 * (x[j] - a) - r2 * (x[j] + a) / 0.25;
+  }
+}
+
 static void mixture_points(uint64_t stream, size_t n, double *x, double *lp) {
   for (size_t i = 0; i < n; i++) {
     int comp = jade_rng_uniform(7, JADE_STREAM(JADE_RNG_TEST, stream), 1000000 + i) < 0.6;
@@ -44,12 +60,16 @@ static void mixture_points(uint64_t stream, size_t n, double *x, double *lp) {
   }
 }
 
+/* the loss gradient (value and gradient terms) against central finite differences, and
+ * d log q / d phi against finite differences of log q */
 static void test_gradient(void) {
   jade_sed_surrogate *s;
   CHECK_OK(jade_sed_surrogate_create(12, 2, 3, &s));
-  enum { B = 10, NF = 40 };
-  double x[NF * D], y[NF];
+  enum { B = 10, BG = 7, NF = 40 };
+  double x[NF * D], y[NF], xg[BG * D], tg[BG * D], yg[BG];
   mixture_points(1, NF, x, y);
+  mixture_points(5, BG, xg, yg);
+  for (int i = 0; i < BG; i++) mixture_grad(xg + i * D, tg + i * D);
   double shift[D], scale[D];
   for (int j = 0; j < D; j++) {
     shift[j] = 0.1 * j;
@@ -59,20 +79,23 @@ static void test_gradient(void) {
   jade_sed_surrogate_fit_options_default(&fo);
   fo.steps = 20; /* moves the output layer away from zero, so every gradient is non-trivial */
   fo.batch = 8;
-  CHECK_OK(jade_sed_surrogate_fit(s, NF, x, y, shift, scale, &fo, NULL, NULL));
+  fo.batch_grad = 4;
+  jade_sed_surrogate_data dat = {NF, x, y, BG, xg, tg};
+  CHECK_OK(jade_sed_surrogate_fit(s, &dat, shift, scale, &fo, NULL, NULL));
   size_t P = jade_sed_surrogate_n_params(s);
   double *p = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double)), loss;
   jade_sed_surrogate_get_params(s, p);
-  CHECK_OK(jade_sed_surrogate_loss(s, B, x, y, &loss, g));
+  CHECK_OK(jade_sed_surrogate_loss(s, B, x, y, BG, xg, tg, 0.7, &loss, g));
   double emax = 0;
+  const double h = 1e-6;
   for (size_t q = 0; q < P; q += 3) {
-    double keep = p[q], h = 1e-6, lp, lm;
+    double keep = p[q], lp, lm;
     p[q] = keep + h;
     jade_sed_surrogate_set_params(s, p);
-    CHECK_OK(jade_sed_surrogate_loss(s, B, x, y, &lp, NULL));
+    CHECK_OK(jade_sed_surrogate_loss(s, B, x, y, BG, xg, tg, 0.7, &lp, NULL));
     p[q] = keep - h;
     jade_sed_surrogate_set_params(s, p);
-    CHECK_OK(jade_sed_surrogate_loss(s, B, x, y, &lm, NULL));
+    CHECK_OK(jade_sed_surrogate_loss(s, B, x, y, BG, xg, tg, 0.7, &lm, NULL));
     p[q] = keep;
     double fd = (lp - lm) / (2 * h);
     /* central differences: truncation ~h^2 |f'''| (relative ~1e-10), rounding ~eps loss / h
@@ -81,9 +104,26 @@ static void test_gradient(void) {
     jade_test_max_err(&emax, fabs(fd - g[q]) / bound);
   }
   jade_sed_surrogate_set_params(s, p);
-  printf("surrogate loss gradient: max |finite difference - gradient| / (1e-6 |fd| + 1e3 eps loss / h) = %.2g over %zu "
-         "of %zu parameters (loss %.3f)\n", emax, (P + 2) / 3, P, loss);
+  printf("surrogate loss gradient (value + gradient terms): max |finite difference - gradient| / (1e-6 |fd| + 1e3 eps "
+         "loss / h) = %.2g over %zu of %zu parameters (loss %.3f)\n", emax, (P + 2) / 3, P, loss);
   CHECK_LT(emax, 1.0, "surrogate gradient");
+  /* d log q / d phi */
+  double lq[2], gq[2 * D], e2 = 0;
+  CHECK_OK(jade_sed_surrogate_grad(s, 2, x, lq, gq));
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < D; j++) {
+      double xp[D], xm[D], lpp, lmm;
+      memcpy(xp, x + i * D, sizeof xp);
+      memcpy(xm, x + i * D, sizeof xm);
+      xp[j] += 1e-5;
+      xm[j] -= 1e-5;
+      CHECK_OK(jade_sed_surrogate_logp(s, 1, xp, &lpp));
+      CHECK_OK(jade_sed_surrogate_logp(s, 1, xm, &lmm));
+      double fd = (lpp - lmm) / 2e-5;
+      jade_test_max_err(&e2, fabs(fd - gq[i * D + j]) / (1e-6 * fabs(fd) + 1e3 * DBL_EPSILON * (1 + fabs(lq[i])) / 1e-5));
+    }
+  printf("d log q / d phi vs finite differences: max error %.2g (same units)\n", e2);
+  CHECK_LT(e2, 1.0, "surrogate input gradient");
   free(p);
   free(g);
   jade_sed_surrogate_free(s);
@@ -105,7 +145,8 @@ static void test_gaussian_part(void) {
   jade_sed_surrogate_fit_options fo;
   jade_sed_surrogate_fit_options_default(&fo);
   fo.steps = 0;
-  CHECK_OK(jade_sed_surrogate_fit(s, N, x, y, shift, scale, &fo, NULL, NULL));
+  jade_sed_surrogate_data dat = {N, x, y, 0, NULL, NULL};
+  CHECK_OK(jade_sed_surrogate_fit(s, &dat, shift, scale, &fo, NULL, NULL));
   /* moments in phi, and log N(phi) via the inverse by Gauss-Jordan */
   double mu[D] = {0}, C[D][D] = {{0}}, A[D][2 * D];
   for (int i = 0; i < N; i++)
@@ -140,22 +181,30 @@ static void test_gaussian_part(void) {
 
 /* Fit the mixture's exact log-density; held-out error against it, 1 vs 2 threads, save/load. */
 static void test_fit_mixture(void) {
-  enum { N = 4000, M = 500 };
+  enum { N = 1000, M = 500 };
   double *x = malloc(N * D * sizeof(double)), *y = malloc(N * sizeof(double));
   double *xt = malloc(M * D * sizeof(double)), *yt = malloc(M * sizeof(double));
   mixture_points(3, N, x, y);
   mixture_points(4, M, xt, yt);
+  /* gradient labels at more points (exact here; the score at t = eps in the pipeline) */
+  enum { NG = 8000 };
+  double *xg = malloc(NG * D * sizeof(double)), *tg = malloc(NG * D * sizeof(double)), *yg = malloc(NG * sizeof(double));
+  mixture_points(6, NG, xg, yg);
+  for (int i = 0; i < NG; i++) mixture_grad(xg + i * D, tg + i * D);
+  jade_sed_surrogate_data dat = {N, x, y, NG, xg, tg}, dat0 = {N, x, y, 0, NULL, NULL};
   double shift[D] = {0}, scale[D];
   for (int j = 0; j < D; j++) scale[j] = 1;
   jade_sed_surrogate_fit_options fo;
   jade_sed_surrogate_fit_options_default(&fo);
   fo.steps = 3000;
+  fo.batch = 128;
+  fo.batch_grad = 128;
   jade_sed_surrogate *s[2], *g;
   double rms[2];
   for (int t = 0; t < 2; t++) {
     omp_set_num_threads(t + 1);
     CHECK_OK(jade_sed_surrogate_create(64, 2, 5, &s[t]));
-    CHECK_OK(jade_sed_surrogate_fit(s[t], N, x, y, shift, scale, &fo, &rms[t], NULL));
+    CHECK_OK(jade_sed_surrogate_fit(s[t], &dat, shift, scale, &fo, &rms[t], NULL));
   }
   size_t P = jade_sed_surrogate_n_params(s[0]);
   double *p0 = malloc(P * sizeof(double)), *p1 = malloc(P * sizeof(double));
@@ -164,7 +213,7 @@ static void test_fit_mixture(void) {
   CHECK(!memcmp(p0, p1, P * sizeof(double)), "surrogate fit differs between 1 and 2 threads");
   fo.steps = 0;
   CHECK_OK(jade_sed_surrogate_create(64, 2, 5, &g));
-  CHECK_OK(jade_sed_surrogate_fit(g, N, x, y, shift, scale, &fo, NULL, NULL));
+  CHECK_OK(jade_sed_surrogate_fit(g, &dat0, shift, scale, &fo, NULL, NULL));
   double *q = malloc(M * sizeof(double)), *qg = malloc(M * sizeof(double));
   CHECK_OK(jade_sed_surrogate_logp(s[0], M, xt, q));
   CHECK_OK(jade_sed_surrogate_logp(g, M, xt, qg));
@@ -220,6 +269,9 @@ static void test_fit_mixture(void) {
   unlink(path);
   free(x);
   free(y);
+  free(xg);
+  free(tg);
+  free(yg);
   free(xt);
   free(yt);
   free(p0);

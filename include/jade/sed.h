@@ -314,28 +314,44 @@ int jade_sed_is_surrogate_file(const char *path);
 jade_status jade_sed_surrogate_logp(const jade_sed_surrogate *s, size_t n, const double *phi, double *lp);
 /* 1 if phi (16) lies in the fit's domain (every |v_j| <= clip), else 0. */
 int jade_sed_surrogate_in_domain(const jade_sed_surrogate *s, const double *phi);
+/* jade_sed_surrogate_grad: log q and d log q / d phi (n x 16) at n finite points. */
+jade_status jade_sed_surrogate_grad(const jade_sed_surrogate *s, size_t n, const double *phi, double *lp, double *grad);
 typedef struct {
-  long steps;     /* Adam steps (30000) */
-  int batch;      /* 256 */
-  double lr;      /* 2e-3, cosine decay to lr/50 */
-  double clip;    /* the domain: |v_j| <= clip robust sds (8) */
+  long steps;       /* Adam steps (30000) */
+  int batch;        /* value points per step (256) */
+  int batch_grad;   /* gradient points per step (256; unused without gradient labels) */
+  double grad_weight; /* weight of the gradient term (1) */
+  double lr;        /* 2e-3, cosine decay to lr/50 */
+  double clip;      /* the domain: |v_j| <= clip robust sds (8) */
   uint64_t seed;
-  int verbose;    /* progress every 5000 steps on stderr */
+  int verbose;      /* progress every 5000 steps on stderr */
 } jade_sed_surrogate_fit_options;
 void jade_sed_surrogate_fit_options_default(jade_sed_surrogate_fit_options *o);
-/* Fits s to n points phi (n x 16) with log-densities logp (in phi): shift and scale are taken
- * from the arguments, center and spread from all points, mu and C from the points in the
- * domain, then f by Adam on their mean squared error (batches in 8 fixed chunks: the result
- * does not depend on the thread count). rms (may be NULL): root-mean-square error over the
- * domain's points at the end; n_fit (may be NULL): how many points were in the domain. */
-jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, size_t n, const double *phi, const double *logp,
-                                   const double shift[16], const double scale[16],
-                                   const jade_sed_surrogate_fit_options *o, double *rms, size_t *n_fit);
-/* Squared-error loss sum_i (log q(phi_i) - logp_i)^2 / B over B points and its gradient with
- * respect to f's parameters (for gradient checks); n_params gives the gradient's length. */
+/* Training data: n points phi (n x 16) with log-densities logp (in phi), and optionally n_grad
+ * points phi_grad with gradient labels dlogp = d log p / d phi (n_grad x 16; e.g. the score
+ * model at t = eps, cheap: one network evaluation instead of a PF-ODE solve). */
+typedef struct {
+  size_t n;
+  const double *phi, *logp;
+  size_t n_grad;
+  const double *phi_grad, *dlogp;
+} jade_sed_surrogate_data;
+/* Fits s: shift and scale are taken from the arguments, center and spread from the value
+ * points, mu and C from the value points in the domain, then f by Adam on the loss
+ *   mean_i (log q(phi_i) - logp_i)^2 + grad_weight mean_k |d log q/dx_k - t_k|^2 / 16
+ * over the points in the domain (t_k = dlogp_k scale: the gradient labels in x), batches in 8
+ * fixed chunks (the result does not depend on the thread count). rms (may be NULL): root-mean-
+ * square value error over the domain's value points at the end; n_fit (may be NULL): how many
+ * value points were in the domain. */
+jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, const jade_sed_surrogate_data *d, const double shift[16],
+                                   const double scale[16], const jade_sed_surrogate_fit_options *o, double *rms,
+                                   size_t *n_fit);
+/* That loss on one batch (Bv value points, Bg gradient points) and its gradient with respect to
+ * f's parameters (for gradient checks); n_params gives the gradient's length. */
 size_t jade_sed_surrogate_n_params(const jade_sed_surrogate *s);
-jade_status jade_sed_surrogate_loss(const jade_sed_surrogate *s, int B, const double *phi, const double *logp,
-                                    double *loss, double *grad);
+jade_status jade_sed_surrogate_loss(const jade_sed_surrogate *s, int Bv, const double *phi, const double *logp, int Bg,
+                                    const double *phig, const double *dlogp, double grad_weight, double *loss,
+                                    double *grad);
 void jade_sed_surrogate_get_params(const jade_sed_surrogate *s, double *p);
 void jade_sed_surrogate_set_params(jade_sed_surrogate *s, const double *p);
 
@@ -470,7 +486,9 @@ typedef struct {
   size_t n_train, n_test;  /* 20000, 2000 */
   double tail_frac;        /* 0.5 */
   double sigma_lo, sigma_hi; /* 0.05, 1 */
-  jade_pfode_options ode;  /* labels: DOPRI5, atol = rtol = 1e-7, exact trace */
+  jade_pfode_options ode;  /* labels: DOPRI5, atol = rtol = 1e-6, exact trace */
+  size_t grad_copies;      /* gradient points per training point (the point and copies moved as
+                              for the tails), labelled by the score at t = eps (8; 0: none) */
   int width, layers;       /* 128, 3 */
   jade_sed_surrogate_fit_options fit;
   uint64_t seed;
@@ -487,6 +505,8 @@ typedef struct {
   double train_rms;
   double prior_mean, prior_sd, prior_max, tail_mean, tail_sd, tail_max;
   double gauss_prior_sd, gauss_tail_sd;
+  size_t n_grad;            /* gradient points */
+  double grad_rms, grad_norm_rms; /* held-out rms of d log q/dx - s(x, eps), and of s itself */
   double seconds_labels, seconds_fit, label_seconds_per_point;
 } jade_sed_distil_report;
 jade_status jade_sed_distil_prior(const jade_sed_distil_options *o, jade_sed_distil_report *rep);

@@ -113,10 +113,48 @@ void jade_sed_surrogate_set_params(jade_sed_surrogate *s, const double *p) {
 
 /* ---- forward / backward on B points ------------------------------------------------------ */
 
-/* Work of one chunk of up to B points: features (B x 32), then per hidden layer z and h
- * (B x width), the output (B), and two B x width gradient buffers. */
+/* Work of one chunk of up to B points, as named views: features u (B x 32), per hidden layer
+ * z and h (B x width), the output (B), two B x width buffers for backward; for the gradient
+ * terms: dq/du (B x 32), the direction c (B x 32), per hidden layer the tangents zdot, hdot
+ * (B x width), and four B x width adjoint buffers. */
+typedef struct {
+  double *u, *z, *h, *out, *d1, *d2;
+  double *gu, *c, *zd, *hd, *hb, *hdb, *hb2, *hdb2;
+} views;
+
 static size_t work_size(const jade_sed_surrogate *s, size_t B) {
-  return B * SUR_F + 2 * (size_t)s->layers * B * s->width + B + 2 * B * (size_t)s->width;
+  size_t BW = B * (size_t)s->width, H = (size_t)s->layers;
+  return B * SUR_F + 2 * H * BW + B + 2 * BW + 2 * B * SUR_F + 2 * H * BW + 4 * BW;
+}
+
+static views view(const jade_sed_surrogate *s, size_t B, double *w) {
+  size_t BW = B * (size_t)s->width, H = (size_t)s->layers;
+  views v;
+  v.u = w;
+  v.z = v.u + B * SUR_F;
+  v.h = v.z + H * BW;
+  v.out = v.h + H * BW;
+  v.d1 = v.out + B;
+  v.d2 = v.d1 + BW;
+  v.gu = v.d2 + BW;
+  v.c = v.gu + B * SUR_F;
+  v.zd = v.c + B * SUR_F;
+  v.hd = v.zd + H * BW;
+  v.hb = v.hd + H * BW;
+  v.hdb = v.hb + BW;
+  v.hb2 = v.hdb + BW;
+  v.hdb2 = v.hb2 + BW;
+  return v;
+}
+
+/* SiLU z sigmoid(z) and its first two derivatives */
+static inline double silu_d1(double z) {
+  double g = sed_sigmoid(z);
+  return g * (1.0 + z * (1.0 - g));
+}
+static inline double silu_d2(double z) {
+  double g = sed_sigmoid(z);
+  return g * (1.0 - g) * (2.0 + z * (1.0 - 2.0 * g));
 }
 
 /* The MLP's features u (B x 32: v_j, then log(1 + v_j^2), which lets f follow the heavy-tailed
@@ -145,17 +183,26 @@ static void features(const jade_sed_surrogate *s, size_t B, const double *phi, d
 static void forward(const jade_sed_surrogate *s, size_t B, const double *phi, double *lp, double *work) {
   const sed_mlp *m = &s->net;
   size_t W = (size_t)s->width;
-  double *u = work, *z = u + B * SUR_F, *h = z + (size_t)s->layers * B * W, *out = h + (size_t)s->layers * B * W;
-  features(s, B, phi, u, lp);
-  const double *in = u;
+  views v = view(s, B, work);
+  features(s, B, phi, v.u, lp);
+  const double *in = v.u;
   for (int l = 0; l < s->layers; l++) {
-    double *zl = z + (size_t)l * B * W, *hl = h + (size_t)l * B * W;
+    double *zl = v.z + (size_t)l * B * W, *hl = v.h + (size_t)l * B * W;
     sed_linear(B, m->dims[l], (int)W, in, m->W[l], m->b[l], zl);
     for (size_t q = 0; q < B * W; q++) hl[q] = zl[q] * sed_sigmoid(zl[q]);
     in = hl;
   }
-  sed_linear(B, (int)W, 1, in, m->W[s->layers], m->b[s->layers], out);
-  for (size_t i = 0; i < B; i++) lp[i] += out[i];
+  sed_linear(B, (int)W, 1, in, m->W[s->layers], m->b[s->layers], v.out);
+  for (size_t i = 0; i < B; i++) lp[i] += v.out[i];
+}
+
+/* offsets of each layer's parameters (W then b) in the flat parameter vector */
+static void param_offsets(const sed_mlp *m, size_t *off) {
+  size_t o = 0;
+  for (int l = 0; l < m->n_layers; l++) {
+    off[l] = o;
+    o += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
+  }
 }
 
 /* Gradient (added into grad) of sum_i c_i f(u_i) given dL/df_i = c_i in c (B), after forward. */
@@ -163,17 +210,14 @@ static void backward(const jade_sed_surrogate *s, size_t B, const double *c, dou
   const sed_mlp *m = &s->net;
   size_t W = (size_t)s->width;
   int L = m->n_layers;
-  double *u = work, *z = u + B * SUR_F, *h = z + (size_t)s->layers * B * W, *out = h + (size_t)s->layers * B * W;
-  double *dcur = out + B, *dnext = dcur + B * W;
-  size_t off[SED_MAX_LAYERS], o = 0;
-  for (int l = 0; l < L; l++) {
-    off[l] = o;
-    o += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
-  }
+  views v = view(s, B, work);
+  double *dcur = v.d1, *dnext = v.d2;
+  size_t off[SED_MAX_LAYERS];
+  param_offsets(m, off);
   memcpy(dcur, c, B * sizeof(double));
   for (int l = L - 1; l >= 0; l--) {
     int in = m->dims[l], nout = m->dims[l + 1];
-    const double *hin = l == 0 ? u : h + (size_t)(l - 1) * B * W;
+    const double *hin = l == 0 ? v.u : v.h + (size_t)(l - 1) * B * W;
     double *gW = grad + off[l], *gb = gW + (size_t)nout * in;
     /* dL/dW_l += dcur^T h_{l-1}: (out x B)(B x in) */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, in, (int)B, 1.0, dcur, nout, hin, in, 1.0, gW, in);
@@ -182,15 +226,125 @@ static void backward(const jade_sed_surrogate *s, size_t B, const double *c, dou
     if (l == 0) break;
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, in, nout, 1.0, dcur, nout, m->W[l], in, 0.0, dnext,
                 in);
-    const double *zl = z + (size_t)(l - 1) * B * W;
-    for (size_t q = 0; q < B * (size_t)in; q++) {
-      double sg = sed_sigmoid(zl[q]);
-      dnext[q] *= sg * (1.0 + zl[q] * (1.0 - sg)); /* SiLU' */
-    }
+    const double *zl = v.z + (size_t)(l - 1) * B * W;
+    for (size_t q = 0; q < B * (size_t)in; q++) dnext[q] *= silu_d1(zl[q]);
     double *t = dcur;
     dcur = dnext;
     dnext = t;
   }
+}
+
+/* d log q / dx (B x 16, x = (phi - shift)/scale) after forward: the Gaussian's -C^-1 (x - mu)
+ * plus the chain rule through the features of df/du (kept in v.gu). */
+static void grad_x(const jade_sed_surrogate *s, size_t B, const double *phi, double *work, double *gx) {
+  const sed_mlp *m = &s->net;
+  size_t W = (size_t)s->width;
+  int H = s->layers;
+  views v = view(s, B, work);
+  /* df/du: backward from a unit output gradient */
+  double *dcur = v.d1, *dnext = v.d2;
+  for (size_t i = 0; i < B; i++) memcpy(dcur + i * W, m->W[H], W * sizeof(double));
+  for (int l = H - 1; l >= 0; l--) {
+    const double *zl = v.z + (size_t)l * B * W;
+    for (size_t q = 0; q < B * W; q++) dcur[q] *= silu_d1(zl[q]);
+    int in = m->dims[l];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, in, (int)W, 1.0, dcur, (int)W, m->W[l], in, 0.0,
+                l == 0 ? v.gu : dnext, in);
+    double *t = dcur;
+    dcur = dnext;
+    dnext = t;
+  }
+  for (size_t i = 0; i < B; i++) {
+    double d[SUR_D], w[SUR_D];
+    for (int j = 0; j < SUR_D; j++) d[j] = (phi[i * SUR_D + j] - s->shift[j]) / s->scale[j] - s->mu[j];
+    for (int j = 0; j < SUR_D; j++) {
+      w[j] = 0;
+      for (int k = 0; k <= j; k++) w[j] += s->Linv[j * SUR_D + k] * d[k];
+    }
+    for (int j = 0; j < SUR_D; j++) {
+      double g = 0, vj = v.u[i * SUR_F + j];
+      for (int k = j; k < SUR_D; k++) g -= s->Linv[k * SUR_D + j] * w[k]; /* -Linv^T Linv (x - mu) */
+      g += (v.gu[i * SUR_F + j] + v.gu[i * SUR_F + SUR_D + j] * 2 * vj / (1 + vj * vj)) / s->spread[j];
+      gx[i * SUR_D + j] = g;
+    }
+  }
+}
+
+/* Gradient (added into grad) of sum_i a_i . d log q / dx (u_i) with a (B x 16) fixed, after
+ * forward: the direction c = J_features a in u, a tangent pass (zdot, hdot) and the reverse pass
+ * through both (second derivatives of SiLU enter through z). */
+static void grad_x_backward(const jade_sed_surrogate *s, size_t B, const double *a, double *grad, double *work) {
+  const sed_mlp *m = &s->net;
+  size_t W = (size_t)s->width;
+  int H = s->layers;
+  views v = view(s, B, work);
+  size_t off[SED_MAX_LAYERS];
+  param_offsets(m, off);
+  for (size_t i = 0; i < B; i++)
+    for (int j = 0; j < SUR_D; j++) {
+      double vj = v.u[i * SUR_F + j], aj = a[i * SUR_D + j] / s->spread[j];
+      v.c[i * SUR_F + j] = aj;
+      v.c[i * SUR_F + SUR_D + j] = aj * 2 * vj / (1 + vj * vj);
+    }
+  /* tangent: zdot_l = hdot_{l-1} W_l^T, hdot_l = silu'(z_l) zdot_l, hdot_{-1} = c */
+  const double *hin = v.c;
+  for (int l = 0; l < H; l++) {
+    double *zd = v.zd + (size_t)l * B * W, *hd = v.hd + (size_t)l * B * W;
+    const double *zl = v.z + (size_t)l * B * W;
+    int in = m->dims[l];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)W, in, 1.0, hin, in, m->W[l], in, 0.0, zd, (int)W);
+    for (size_t q = 0; q < B * W; q++) hd[q] = silu_d1(zl[q]) * zd[q];
+    hin = hd;
+  }
+  /* reverse of fdot = sum_i w_out . hdot_{H-1,i}: adjoints hb (of h) and hdb (of hdot) */
+  double *gWo = grad + off[H];
+  const double *hdl = v.hd + (size_t)(H - 1) * B * W;
+  for (size_t i = 0; i < B; i++)
+    for (size_t k = 0; k < W; k++) gWo[k] += hdl[i * W + k];
+  double *hb = v.hb, *hdb = v.hdb, *hb2 = v.hb2, *hdb2 = v.hdb2;
+  memset(hb, 0, B * W * sizeof(double));
+  for (size_t i = 0; i < B; i++) memcpy(hdb + i * W, m->W[H], W * sizeof(double));
+  for (int l = H - 1; l >= 0; l--) {
+    const double *zl = v.z + (size_t)l * B * W, *zd = v.zd + (size_t)l * B * W;
+    /* zdot_bar = hdot_bar silu'(z) (into hdb); z_bar = h_bar silu'(z) + hdot_bar silu''(z) zdot (into hb) */
+    for (size_t q = 0; q < B * W; q++) {
+      double d1 = silu_d1(zl[q]);
+      hb[q] = hb[q] * d1 + hdb[q] * silu_d2(zl[q]) * zd[q];
+      hdb[q] *= d1;
+    }
+    int in = m->dims[l];
+    const double *h_in = l == 0 ? v.u : v.h + (size_t)(l - 1) * B * W;
+    const double *hd_in = l == 0 ? v.c : v.hd + (size_t)(l - 1) * B * W;
+    double *gW = grad + off[l], *gb = gW + W * (size_t)in;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)W, in, (int)B, 1.0, hdb, (int)W, hd_in, in, 1.0, gW, in);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)W, in, (int)B, 1.0, hb, (int)W, h_in, in, 1.0, gW, in);
+    for (size_t i = 0; i < B; i++)
+      for (size_t k = 0; k < W; k++) gb[k] += hb[i * W + k];
+    if (l == 0) break;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, in, (int)W, 1.0, hdb, (int)W, m->W[l], in, 0.0, hdb2,
+                in);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, in, (int)W, 1.0, hb, (int)W, m->W[l], in, 0.0, hb2, in);
+    double *t = hb;
+    hb = hb2;
+    hb2 = t;
+    t = hdb;
+    hdb = hdb2;
+    hdb2 = t;
+  }
+}
+
+jade_status jade_sed_surrogate_grad(const jade_sed_surrogate *s, size_t n, const double *phi, double *lp, double *grad) {
+  const size_t chunk = 64;
+  double *work = jade_alloc(work_size(s, chunk) * sizeof(double));
+  if (!work) return JADE_ERR_NOMEM;
+  for (size_t i0 = 0; i0 < n; i0 += chunk) {
+    size_t m = n - i0 < chunk ? n - i0 : chunk;
+    forward(s, m, phi + i0 * SUR_D, lp + i0, work);
+    grad_x(s, m, phi + i0 * SUR_D, work, grad + i0 * SUR_D);
+    for (size_t q = i0 * SUR_D; q < (i0 + m) * SUR_D; q++) grad[q] /= s->scale[q % SUR_D]; /* d/dphi */
+  }
+  free(work);
+  return JADE_OK;
 }
 
 jade_status jade_sed_surrogate_logp(const jade_sed_surrogate *s, size_t n, const double *phi, double *lp) {
@@ -232,9 +386,17 @@ jade_status jade_sed_surrogate_logp(const jade_sed_surrogate *s, size_t n, const
 
 /* ---- the least-squares fit --------------------------------------------------------------- */
 
+/* One batch: Bv value points (phi, logp) and Bg gradient points (phig, dlogp: d log p / d phi),
+ * with the weight of the gradient term. */
 typedef struct {
-  size_t cap;
-  double *work, *lp, *c, *g;
+  int Bv, Bg;
+  const double *phi, *logp, *phig, *dlogp;
+  double lambda;
+} batch;
+
+typedef struct {
+  size_t capv, capg;
+  double *work, *lp, *c, *gx, *g;
 } chunk_ws;
 
 static void ws_free(chunk_ws *w) {
@@ -242,20 +404,24 @@ static void ws_free(chunk_ws *w) {
     free(w[c].work);
     free(w[c].lp);
     free(w[c].c);
+    free(w[c].gx);
     free(w[c].g);
   }
 }
 
-static jade_status ws_alloc(const jade_sed_surrogate *s, int B, chunk_ws *w) {
+static jade_status ws_alloc(const jade_sed_surrogate *s, int Bv, int Bg, chunk_ws *w) {
   memset(w, 0, SUR_CHUNKS * sizeof *w);
-  size_t cap = ((size_t)B + SUR_CHUNKS - 1) / SUR_CHUNKS, P = jade_sed_surrogate_n_params(s);
+  size_t capv = ((size_t)Bv + SUR_CHUNKS - 1) / SUR_CHUNKS, capg = ((size_t)Bg + SUR_CHUNKS - 1) / SUR_CHUNKS;
+  size_t cap = capv > capg ? capv : capg, P = jade_sed_surrogate_n_params(s);
   for (int c = 0; c < SUR_CHUNKS; c++) {
-    w[c].cap = cap;
-    w[c].work = jade_alloc(work_size(s, cap) * sizeof(double));
-    w[c].lp = jade_alloc(cap * sizeof(double));
-    w[c].c = jade_alloc(cap * sizeof(double));
+    w[c].capv = capv;
+    w[c].capg = capg;
+    w[c].work = jade_alloc(work_size(s, cap ? cap : 1) * sizeof(double));
+    w[c].lp = jade_alloc((cap + 1) * sizeof(double));
+    w[c].c = jade_alloc((cap + 1) * sizeof(double));
+    w[c].gx = jade_alloc((capg + 1) * SUR_D * sizeof(double));
     w[c].g = jade_alloc(P * sizeof(double));
-    if (!w[c].work || !w[c].lp || !w[c].c || !w[c].g) {
+    if (!w[c].work || !w[c].lp || !w[c].c || !w[c].gx || !w[c].g) {
       ws_free(w);
       return JADE_ERR_NOMEM;
     }
@@ -263,35 +429,53 @@ static jade_status ws_alloc(const jade_sed_surrogate *s, int B, chunk_ws *w) {
   return JADE_OK;
 }
 
-/* Loss sum (q_i - y_i)^2 / B and its gradient over the B points phi (B x 16), cut into fixed
- * chunks evaluated in parallel and summed in chunk order. */
-static void loss_chunked(const jade_sed_surrogate *s, int B, const double *phi, const double *y, double *loss,
-                         double *grad, chunk_ws *w) {
-  size_t cap = w[0].cap, P = jade_sed_surrogate_n_params(s);
-  double part[SUR_CHUNKS] = {0};
-  int par = (size_t)B * (size_t)s->width >= 16384;
-#pragma omp parallel for schedule(static, 1) if (par)
-  for (int c = 0; c < SUR_CHUNKS; c++) {
-    size_t i0 = (size_t)c * cap;
-    if (i0 >= (size_t)B) continue;
-    size_t nb = (size_t)B - i0 < cap ? (size_t)B - i0 : cap;
-    forward(s, nb, phi + i0 * SUR_D, w[c].lp, w[c].work);
-    double acc = 0;
+/* chunk c's share [*i0, *i0 + return) of B points cut into chunks of cap */
+static size_t chunk_range(int c, size_t cap, int B, size_t *i0) {
+  *i0 = (size_t)c * cap;
+  return *i0 >= (size_t)B ? 0 : ((size_t)B - *i0 < cap ? (size_t)B - *i0 : cap);
+}
+
+/* Chunk c's part of the loss sum_i (q_i - y_i)^2 / Bv + lambda sum_k |d log q/dx_k - t_k|^2 /
+ * (16 Bg) (t: the gradient labels in x) and, if grad, its gradient into w->g. */
+static double chunk_loss(const jade_sed_surrogate *s, const batch *bt, int c, int grad, chunk_ws *w) {
+  size_t P = jade_sed_surrogate_n_params(s), i0, nb;
+  double acc = 0;
+  if (grad) memset(w->g, 0, P * sizeof(double));
+  if ((nb = chunk_range(c, w->capv, bt->Bv, &i0))) {
+    forward(s, nb, bt->phi + i0 * SUR_D, w->lp, w->work);
     for (size_t i = 0; i < nb; i++) {
-      double r = w[c].lp[i] - y[i0 + i];
-      acc += r * r;
-      w[c].c[i] = 2.0 * r / B;
+      double r = w->lp[i] - bt->logp[i0 + i];
+      acc += r * r / bt->Bv;
+      w->c[i] = 2.0 * r / bt->Bv;
     }
-    part[c] = acc / B;
-    if (grad) {
-      memset(w[c].g, 0, P * sizeof(double));
-      backward(s, nb, w[c].c, w[c].g, w[c].work);
-    }
+    if (grad) backward(s, nb, w->c, w->g, w->work);
   }
+  if ((nb = chunk_range(c, w->capg, bt->Bg, &i0))) {
+    const double *ph = bt->phig + i0 * SUR_D, *t = bt->dlogp + i0 * SUR_D;
+    double f = bt->lambda / (SUR_D * (double)bt->Bg);
+    forward(s, nb, ph, w->lp, w->work);
+    grad_x(s, nb, ph, w->work, w->gx);
+    for (size_t q = 0; q < nb * SUR_D; q++) {
+      double r = w->gx[q] - t[q] * s->scale[q % SUR_D];
+      acc += f * r * r;
+      w->gx[q] = 2.0 * f * r;
+    }
+    if (grad) grad_x_backward(s, nb, w->gx, w->g, w->work);
+  }
+  return acc;
+}
+
+/* The batch's loss and gradient, cut into fixed chunks evaluated in parallel and summed in chunk
+ * order (thread-count independent). */
+static void loss_chunked(const jade_sed_surrogate *s, const batch *bt, double *loss, double *grad, chunk_ws *w) {
+  size_t P = jade_sed_surrogate_n_params(s);
+  double part[SUR_CHUNKS] = {0};
+  int par = (size_t)(bt->Bv + 3 * bt->Bg) * (size_t)s->width >= 16384;
+#pragma omp parallel for schedule(static, 1) if (par)
+  for (int c = 0; c < SUR_CHUNKS; c++) part[c] = chunk_loss(s, bt, c, grad != NULL, &w[c]);
   double L = 0;
   if (grad) memset(grad, 0, P * sizeof(double));
   for (int c = 0; c < SUR_CHUNKS; c++) {
-    if ((size_t)c * cap >= (size_t)B) break;
     L += part[c];
     if (grad)
       for (size_t q = 0; q < P; q++) grad[q] += w[c].g[q];
@@ -299,13 +483,15 @@ static void loss_chunked(const jade_sed_surrogate *s, int B, const double *phi, 
   *loss = L;
 }
 
-jade_status jade_sed_surrogate_loss(const jade_sed_surrogate *s, int B, const double *phi, const double *logp,
-                                    double *loss, double *grad) {
-  if (B < 1) return jade_error(JADE_ERR_INVALID, "surrogate loss: batch %d", B);
+jade_status jade_sed_surrogate_loss(const jade_sed_surrogate *s, int Bv, const double *phi, const double *logp, int Bg,
+                                    const double *phig, const double *dlogp, double grad_weight, double *loss,
+                                    double *grad) {
+  if (Bv < 0 || Bg < 0 || Bv + Bg < 1) return jade_error(JADE_ERR_INVALID, "surrogate loss: batch %d + %d", Bv, Bg);
   chunk_ws w[SUR_CHUNKS];
-  jade_status st = ws_alloc(s, B, w);
+  jade_status st = ws_alloc(s, Bv, Bg, w);
   if (st) return st;
-  loss_chunked(s, B, phi, logp, loss, grad, w);
+  batch bt = {Bv, Bg, phi, logp, phig, dlogp, grad_weight};
+  loss_chunked(s, &bt, loss, grad, w);
   ws_free(w);
   return JADE_OK;
 }
@@ -313,6 +499,8 @@ jade_status jade_sed_surrogate_loss(const jade_sed_surrogate *s, int B, const do
 void jade_sed_surrogate_fit_options_default(jade_sed_surrogate_fit_options *o) {
   o->steps = 30000;
   o->batch = 256;
+  o->batch_grad = 256;
+  o->grad_weight = 1.0;
   o->lr = 2e-3;
   o->clip = 8.0;
   o->seed = 1;
@@ -386,68 +574,68 @@ int jade_sed_surrogate_in_domain(const jade_sed_surrogate *s, const double *phi)
   return 1;
 }
 
-jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, size_t n, const double *phi, const double *logp,
-                                   const double shift[16], const double scale[16],
-                                   const jade_sed_surrogate_fit_options *o, double *rms, size_t *n_fit) {
-  int B = o->batch;
-  if (n < 2 * SUR_D || B < 1 || o->steps < 0 || !(o->lr > 0) || !(o->clip > 0))
-    return jade_error(JADE_ERR_INVALID, "surrogate fit: bad options (points %zu, batch %d, steps %ld, lr %g, clip %g)",
-                      n, B, o->steps, o->lr, o->clip);
-  for (size_t q = 0; q < n * SUR_D; q++)
-    if (!isfinite(phi[q])) return jade_error(JADE_ERR_NUMERIC, "surrogate fit: point %zu is not finite", q / SUR_D);
+/* indices of the points of phi (n x 16) inside the domain */
+static size_t domain_index(const jade_sed_surrogate *s, size_t n, const double *phi, size_t *idx) {
+  size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (!isfinite(logp[i])) return jade_error(JADE_ERR_NUMERIC, "surrogate fit: log-density %zu is not finite", i);
-  for (int j = 0; j < SUR_D; j++) {
-    if (!(scale[j] > 0) || !isfinite(shift[j]))
-      return jade_error(JADE_ERR_INVALID, "surrogate fit: shift/scale %d invalid", j);
-    s->shift[j] = shift[j];
-    s->scale[j] = scale[j];
+    if (jade_sed_surrogate_in_domain(s, phi + i * SUR_D)) idx[k++] = i;
+  return k;
+}
+
+static jade_status check_data(const jade_sed_surrogate_data *d, const jade_sed_surrogate_fit_options *o) {
+  if (d->n < 2 * SUR_D || o->batch < 1 || o->batch_grad < 0 || o->steps < 0 || !(o->lr > 0) || !(o->clip > 0) ||
+      !(o->grad_weight >= 0))
+    return jade_error(JADE_ERR_INVALID,
+                      "surrogate fit: bad options (points %zu, batches %d + %d, steps %ld, lr %g, clip %g, gradient "
+                      "weight %g)", d->n, o->batch, o->batch_grad, o->steps, o->lr, o->clip, o->grad_weight);
+  for (size_t q = 0; q < d->n * SUR_D; q++)
+    if (!isfinite(d->phi[q])) return jade_error(JADE_ERR_NUMERIC, "surrogate fit: point %zu is not finite", q / SUR_D);
+  for (size_t i = 0; i < d->n; i++)
+    if (!isfinite(d->logp[i])) return jade_error(JADE_ERR_NUMERIC, "surrogate fit: log-density %zu is not finite", i);
+  for (size_t q = 0; q < d->n_grad * SUR_D; q++)
+    if (!isfinite(d->phi_grad[q]) || !isfinite(d->dlogp[q]))
+      return jade_error(JADE_ERR_NUMERIC, "surrogate fit: gradient point %zu is not finite", q / SUR_D);
+  return JADE_OK;
+}
+
+/* B random members of idx (n) into the batch arrays: Philox (seed, stream) counters from base */
+static void draw(uint64_t seed, uint64_t stream, uint64_t base, int B, const size_t *idx, size_t n, const double *x,
+                 const double *y, int ydim, double *xb, double *yb) {
+  for (int i = 0; i < B; i++) {
+    size_t r = (size_t)(jade_rng_uniform(seed, stream, base + (uint64_t)i) * (double)n);
+    r = idx[r >= n ? n - 1 : r];
+    memcpy(xb + (size_t)i * SUR_D, x + r * SUR_D, SUR_D * sizeof(double));
+    memcpy(yb + (size_t)i * ydim, y + r * ydim, (size_t)ydim * sizeof(double));
   }
-  s->clip = o->clip;
-  jade_status st = robust_scales(s, n, phi);
-  if (st) return st;
-  /* the domain: points within clip robust sds in every coordinate (the far outliers of a
-   * diffusion model's samples, tens of nats below the bulk, are left to the Gaussian's tails) */
-  size_t *idx = jade_alloc(n * sizeof(size_t) + 8), ni = 0;
-  if (!idx) return JADE_ERR_NOMEM;
-  for (size_t i = 0; i < n; i++)
-    if (jade_sed_surrogate_in_domain(s, phi + i * SUR_D)) idx[ni++] = i;
-  if (n_fit) *n_fit = ni;
-  if (ni < 2 * SUR_D) {
-    free(idx);
-    return jade_error(JADE_ERR_NUMERIC, "surrogate fit: only %zu of %zu points within %g robust sd", ni, n, o->clip);
-  }
-  st = fit_gaussian(s, ni, idx, phi);
-  if (st) {
-    free(idx);
-    return st;
-  }
+}
+
+/* Adam (Kingma & Ba 2015) with a cosine decay to lr/50 on the loss of random batches. */
+static jade_status adam(jade_sed_surrogate *s, const jade_sed_surrogate_data *d, const size_t *iv, size_t nv,
+                        const size_t *ig, size_t ng, const jade_sed_surrogate_fit_options *o) {
+  int Bv = o->batch, Bg = ng ? o->batch_grad : 0;
   size_t P = jade_sed_surrogate_n_params(s);
   double *p = jade_alloc(P * sizeof(double)), *g = jade_alloc(P * sizeof(double));
   double *m1 = jade_calloc(P, sizeof(double)), *m2 = jade_calloc(P, sizeof(double));
-  double *xb = jade_alloc((size_t)B * SUR_D * sizeof(double)), *yb = jade_alloc((size_t)B * sizeof(double));
+  double *xb = jade_alloc((size_t)(Bv + 1) * SUR_D * sizeof(double)), *yb = jade_alloc((size_t)(Bv + 1) * sizeof(double));
+  double *xg = jade_alloc((size_t)(Bg + 1) * SUR_D * sizeof(double)), *tg = jade_alloc((size_t)(Bg + 1) * SUR_D * sizeof(double));
   chunk_ws w[SUR_CHUNKS];
   memset(w, 0, sizeof w);
-  st = p && g && m1 && m2 && xb && yb ? ws_alloc(s, B, w) : JADE_ERR_NOMEM;
+  jade_status st = p && g && m1 && m2 && xb && yb && xg && tg ? ws_alloc(s, Bv, Bg, w) : JADE_ERR_NOMEM;
   if (!st) jade_sed_surrogate_get_params(s, p);
   const uint64_t stream = JADE_STREAM(JADE_RNG_TRAIN, 0x5a6);
   const double b1 = 0.9, b2 = 0.999, aeps = 1e-8;
   double t0 = jade_time_now(), recent = 0;
+  batch bt = {Bv, Bg, xb, yb, xg, tg, o->grad_weight};
   for (long step = 0; !st && step < o->steps; step++) {
-    for (int i = 0; i < B; i++) {
-      size_t r = (size_t)(jade_rng_uniform(o->seed, stream, ((uint64_t)step << 32) + (uint64_t)i) * (double)ni);
-      r = idx[r >= ni ? ni - 1 : r];
-      memcpy(xb + (size_t)i * SUR_D, phi + r * SUR_D, SUR_D * sizeof(double));
-      yb[i] = logp[r];
-    }
+    draw(o->seed, stream, (uint64_t)step << 32, Bv, iv, nv, d->phi, d->logp, 1, xb, yb);
+    if (Bg) draw(o->seed, stream, ((uint64_t)step << 32) + (1u << 30), Bg, ig, ng, d->phi_grad, d->dlogp, SUR_D, xg, tg);
     double loss;
-    loss_chunked(s, B, xb, yb, &loss, g, w);
+    loss_chunked(s, &bt, &loss, g, w);
     if (!isfinite(loss)) {
       st = jade_error(JADE_ERR_NUMERIC, "surrogate fit: loss is not finite at step %ld", step);
       break;
     }
     recent = step ? 0.999 * recent + 0.001 * loss : loss;
-    /* cosine decay to lr/50 */
     double lr = o->lr * (0.02 + 0.98 * 0.5 * (1.0 + cos(M_PI * (double)step / (double)o->steps)));
     double c1 = 1.0 - pow(b1, (double)(step + 1)), c2 = 1.0 - pow(b2, (double)(step + 1));
     for (size_t q = 0; q < P; q++) {
@@ -459,22 +647,10 @@ jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, size_t n, const double
     if (o->verbose && (step + 1) % 5000 == 0) {
       char el[32];
       jade_format_duration(jade_time_now() - t0, el, sizeof el);
-      fprintf(stderr, "surrogate fit: step %ld/%ld, running rms %.4f nats, lr %.2e (%s)\n", step + 1, o->steps,
-              sqrt(recent), lr, el);
+      fprintf(stderr, "surrogate fit: step %ld/%ld, running loss %.4f, lr %.2e (%s)\n", step + 1, o->steps, recent, lr,
+              el);
     }
   }
-  if (!st && rms) {
-    double *q = jade_alloc(n * sizeof(double) + 8);
-    if (!q) st = JADE_ERR_NOMEM;
-    else {
-      st = jade_sed_surrogate_logp(s, n, phi, q);
-      double acc = 0;
-      for (size_t k = 0; k < ni; k++) acc += (q[idx[k]] - logp[idx[k]]) * (q[idx[k]] - logp[idx[k]]);
-      *rms = sqrt(acc / (double)ni);
-      free(q);
-    }
-  }
-  free(idx);
   ws_free(w);
   free(p);
   free(g);
@@ -482,6 +658,47 @@ jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, size_t n, const double
   free(m2);
   free(xb);
   free(yb);
+  free(xg);
+  free(tg);
+  return st;
+}
+
+jade_status jade_sed_surrogate_fit(jade_sed_surrogate *s, const jade_sed_surrogate_data *d, const double shift[16],
+                                   const double scale[16], const jade_sed_surrogate_fit_options *o, double *rms,
+                                   size_t *n_fit) {
+  jade_status st = check_data(d, o);
+  if (st) return st;
+  for (int j = 0; j < SUR_D; j++) {
+    if (!(scale[j] > 0) || !isfinite(shift[j]))
+      return jade_error(JADE_ERR_INVALID, "surrogate fit: shift/scale %d invalid", j);
+    s->shift[j] = shift[j];
+    s->scale[j] = scale[j];
+  }
+  s->clip = o->clip;
+  if ((st = robust_scales(s, d->n, d->phi))) return st;
+  /* the domain: points within clip robust sds in every coordinate (the far outliers of a
+   * diffusion model's samples, tens of nats below the bulk, are left to the Gaussian's tails) */
+  size_t *iv = jade_alloc(d->n * sizeof(size_t) + 8), *ig = jade_alloc(d->n_grad * sizeof(size_t) + 8);
+  if (!iv || !ig) st = JADE_ERR_NOMEM;
+  size_t nv = st ? 0 : domain_index(s, d->n, d->phi, iv), ng = st ? 0 : domain_index(s, d->n_grad, d->phi_grad, ig);
+  if (n_fit) *n_fit = nv;
+  if (!st && nv < 2 * SUR_D)
+    st = jade_error(JADE_ERR_NUMERIC, "surrogate fit: only %zu of %zu points within %g robust sd", nv, d->n, o->clip);
+  if (!st) st = fit_gaussian(s, nv, iv, d->phi);
+  if (!st) st = adam(s, d, iv, nv, ig, ng, o);
+  if (!st && rms) {
+    double *q = jade_alloc(d->n * sizeof(double) + 8);
+    if (!q) st = JADE_ERR_NOMEM;
+    else {
+      st = jade_sed_surrogate_logp(s, d->n, d->phi, q);
+      double acc = 0;
+      for (size_t k = 0; k < nv; k++) acc += (q[iv[k]] - d->logp[iv[k]]) * (q[iv[k]] - d->logp[iv[k]]);
+      *rms = sqrt(acc / (double)nv);
+      free(q);
+    }
+  }
+  free(iv);
+  free(ig);
   return st;
 }
 
