@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jade/dist.h"
 #include "jade/sed.h"
 
 #define END_OPT {NULL, NULL, NULL, NULL, 0, 0, NULL, 0}
@@ -209,14 +210,14 @@ static int cmd_fit(int argc, char **argv) {
       {"check-draws", "K", "chain points per galaxy for --prior-check", "64", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
       END_OPT};
-  int r = jade_cli_parse(argc, argv, "jade sed fit --catalogue CAT --out PREFIX [options]",
+  jade_dist dist;
+  int r = jade_cli_start(&argc, &argv, "sed fit", "jade sed fit --catalogue CAT --out PREFIX [options]",
                          "Fit every galaxy of a catalogue: the 16 pop-cosmos parameters under the prior, emulated\n"
-                         "photometry, Student-t (nu 2) likelihood; affine-invariant ensemble over many galaxies.",
-                         opts, NULL, 0, NULL);
-  if (r) {
-    jade_cli_free(opts);
-    return r > 0 ? 0 : 2;
-  }
+                         "photometry, Student-t (nu 2) likelihood; affine-invariant ensemble over many galaxies.\n"
+                         "Blocks are written as they finish: an interrupted run resumes (same options); under\n"
+                         "mpirun the blocks are split over the ranks.",
+                         opts, &dist);
+  if (r >= 0) return r;
   jade_sed_fit_run_options o;
   jade_sed_fit_run_options_default(&o);
   o.models = jade_cli_opt(opts, "models")->value;
@@ -277,14 +278,22 @@ static int cmd_fit(int argc, char **argv) {
     o.fit.n_lm = (int)nlm;
     o.fit.ens.burn_tau = bt;
     o.fit.ens.p_de = pde;
-    o.fit.verbose = 1;
     o.max_galaxies = (size_t)mg;
+    o.prior_name = jade_cli_opt(opts, "prior")->value;
+    o.dist = &dist;
+    o.fit.verbose = dist.rank == 0;
     st = jade_sed_fit_run(&o, &rep);
   }
   prior_owned_free(&owned);
   jade_sed_score_free(check_score);
   jade_cli_free(opts);
-  if (st) return jade_cli_fail("sed fit");
+  if (st) {
+    r = jade_cli_fail("sed fit");
+    jade_dist_finalize(&dist);
+    return r;
+  }
+  jade_dist_finalize(&dist);
+  if (dist.rank != 0) return 0;
   printf("galaxies %zu  wall %.1f s (%.3f s per galaxy; prior %.1f s, likelihood %.1f s)\n", rep.n_gal, rep.seconds,
          rep.seconds / (rep.n_gal ? rep.n_gal : 1), rep.t_prior, rep.t_like);
   printf("median acceptance %.3f  median max-over-parameters tau %.1f steps\n", rep.accept_median, rep.tau_max_median);
@@ -309,8 +318,8 @@ static int cmd_distil_prior(int argc, char **argv) {
       {"sigma-range", "LO,HI", "tail moves: sigma log-uniform in LO..HI (units of the prior's sd)", "0.05,1", 0, 0,
        NULL, 0},
       {"label-tol", "TOL", "atol = rtol of the labels' PF-ODE (Dormand-Prince, exact trace)", "1e-6", 0, 0, NULL, 0},
-      {"grad-copies", "K", "gradient points per training point, labelled by the score at t = eps (0: none)", "8", 0,
-       0, NULL, 0},
+      {"grad-copies", "K", "gradient points per training point, labelled by the score at t = eps (0: none; see "
+       "docs/sed.md before using it)", "0", 0, 0, NULL, 0},
       {"grad-weight", "W", "weight of the gradient term in the loss", "1", 0, 0, NULL, 0},
       {"width", "W", "hidden units", "128", 0, 0, NULL, 0},
       {"layers", "L", "hidden layers", "3", 0, 0, NULL, 0},
@@ -349,7 +358,7 @@ static int cmd_distil_prior(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "batch", 1, 65536, &batch);
   if (!st) st = jade_cli_double(opts, "lr", 1e-8, 1.0, &o.fit.lr);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
-  long gc = 8;
+  long gc = 0;
   if (!st) st = jade_cli_long(opts, "grad-copies", 0, 1000, &gc);
   if (!st) st = jade_cli_double(opts, "grad-weight", 0, 1e6, &o.fit.grad_weight);
   o.grad_copies = (size_t)gc;

@@ -1,8 +1,9 @@
 /* Speed of the pop-cosmos SED fit pieces, in CPU-core-seconds (run with OMP_NUM_THREADS=1 for
  * per-core figures): photometry emulators per point, the diffusion prior's PF-ODE log-density
  * per point (exact trace vs Hutchinson, DOPRI5 at 1e-5), and a full ensemble chain per galaxy
- * (walkers x (burn + steps) posterior evaluations) under the box and the diffusion prior.
- *   bench_sed MODELS_DIR [PRIOR.safetensors] [n_gal] [steps] [burn]
+ * (walkers x (burn + steps) posterior evaluations) under the box prior, the diffusion prior and
+ * its surrogate (`jade sed distil-prior`).
+ *   bench_sed MODELS_DIR [PRIOR.safetensors|-] [n_gal] [steps] [burn] [SURROGATE.safetensors]
  * Prints one line per measurement; ratios are from the same run. */
 #include <math.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@ static double cpu_now(void) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: bench_sed MODELS_DIR [PRIOR.safetensors] [n_gal] [steps] [burn]\n");
+    fprintf(stderr, "usage: bench_sed MODELS_DIR [PRIOR.safetensors|-] [n_gal] [steps] [burn] [SURROGATE.safetensors]\n");
     return 2;
   }
   char path[4200];
@@ -32,6 +33,11 @@ int main(int argc, char **argv) {
   }
   jade_sed_score *prior = NULL;
   if (argc > 2 && strcmp(argv[2], "-") && jade_sed_score_load(argv[2], &prior)) {
+    fprintf(stderr, "%s\n", jade_last_error());
+    return 1;
+  }
+  jade_sed_surrogate *sur = NULL;
+  if (argc > 6 && jade_sed_surrogate_load(argv[6], &sur)) {
     fprintf(stderr, "%s\n", jade_last_error());
     return 1;
   }
@@ -65,6 +71,17 @@ int main(int argc, char **argv) {
            t_exact, t_hutch, t_exact / t_hutch, t_exact / t_phot);
     free(phi);
   }
+  if (sur) {
+    double *phi = malloc(NP * 16 * sizeof(double)), *lp = malloc(NP * sizeof(double));
+    for (int i = 0; i < NP; i++) jade_sed_theta_to_phi(th + i * 16, phi + i * 16);
+    c0 = cpu_now();
+    for (int r = 0; r < reps; r++) jade_sed_surrogate_logp(sur, NP, phi, lp);
+    double t_sur = (cpu_now() - c0) / (reps * NP);
+    printf("surrogate prior log q: %.3g core-s per point (%.0fx faster than the exact PF-ODE; %.2f of the photometry)\n",
+           t_sur, t_exact / t_sur, t_sur / t_phot);
+    free(phi);
+    free(lp);
+  }
   /* full chains on mock galaxies drawn from jade's population */
   snprintf(path, sizeof path, "%s/noise_model.safetensors", argv[1]);
   jade_sed_score *nm;
@@ -78,14 +95,19 @@ int main(int argc, char **argv) {
   jade_pfode_options_default(&ode);
   double *fo = malloc(n_gal * 26 * sizeof(double)), *sg = malloc(n_gal * 26 * sizeof(double));
   jade_sed_mock_photometry(p, nm, &dm, &ode, 5, 0, (size_t)n_gal, th, NULL, fo, sg);
-  for (int k = 0; k < (prior ? 2 : 1); k++) {
+  static const char *const kind[3] = {"box", "diffusion", "surrogate"};
+  for (int k = 0; k < 3; k++) {
+    if ((k == 1 && !prior) || (k == 2 && !sur)) continue;
     jade_sed_prior pr;
     jade_sed_prior_default(&pr);
     pr.N_lo = 0;
     pr.N_hi = 40;
-    if (k) {
+    if (k == 1) {
       pr.kind = JADE_SED_PRIOR_DIFFUSION;
       pr.score = prior;
+    } else if (k == 2) {
+      pr.kind = JADE_SED_PRIOR_SURROGATE;
+      pr.surrogate = sur;
     }
     jade_sed_posterior post = {.phot = p, .prior = &pr, .dm = dm, .n_gal = (size_t)n_gal, .flux = fo, .sigma = sg};
     jade_sed_fit_options fo2;
@@ -107,11 +129,12 @@ int main(int argc, char **argv) {
       for (int j = 0; j < 16; j++) tau = fmax(tau, S[g].tau[j]);
     printf("%s prior: full chain (%d walkers x %ld steps + %ld burn-in, %d starts) %.3g core-s per galaxy; "
            "prior share %.0f%%; max tau %.0f steps\n",
-           k ? "diffusion" : "box", fo2.ens.n_walkers, steps, burn, fo2.n_starts, c, 100 * tp / (tp + tl), tau);
+           kind[k], fo2.ens.n_walkers, steps, burn, fo2.n_starts, c, 100 * tp / (tp + tl), tau);
     free(S);
   }
   jade_sed_photulator_free(p);
   jade_sed_score_free(prior);
+  jade_sed_surrogate_free(sur);
   jade_sed_score_free(nm);
   free(th);
   free(mag);

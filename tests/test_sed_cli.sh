@@ -62,4 +62,44 @@ if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/bad" --prior-
 if "$JADE" sed mock --models "$M" --out "$T/bad.fits" --n 2 --source prior --prior "$T/sur.safetensors" 2> "$T/err"; then
   echo "mock from a surrogate accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && [ ! -e "$T/bad.fits" ]
+# blocks of one galaxy: the same outputs with 2 MPI ranks; an interrupted run (the partial
+# files of its first block only) resumes to the same outputs; a partial fit of other options
+# is refused
+FB=(--models "$M" --walkers 8 --steps 20 --burn 10 --n-init 64 --n-opt 20 --n-lm 5 --n-starts 2 --n-range 14,18
+    --chain-thin 5 --block 1 --catalogue "$T/cat.fits")
+OMP_NUM_THREADS=1 "$JADE" sed fit "${FB[@]}" --out "$T/b1" > /dev/null 2>&1
+ls "$T" | grep -q "b1_.*partial" && { echo "partial files left"; exit 1; }
+if [ "${JADE_WITH_MPI:-0}" = 1 ] && command -v mpirun >/dev/null; then
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe \
+    -np 2 "$JADE" sed fit "${FB[@]}" --out "$T/b2" > /dev/null 2>&1 || { echo "mpirun sed fit failed"; exit 1; }
+  for f in summary.txt summary.npy chains.npy; do cmp "$T/b1_$f" "$T/b2_$f" || { echo "1 vs 2 ranks: $f differs"; exit 1; }; done
+else
+  echo "note: MPI not available, 2-rank check skipped"
+fi
+# a run stopped after its first block: keep only that block's rows (the others zeroed = not done)
+OMP_NUM_THREADS=1 "$JADE" sed fit "${FB[@]}" --out "$T/b3" > /dev/null 2>&1 &
+pid=$!
+# the done flag of galaxy 0: the first float64 after the .npy header (10 + HEADER_LEN bytes)
+flag0() {
+  local f=$1 hl
+  [ -s "$f" ] || { echo 0; return; }
+  hl=$(od -A n -t u2 -j 8 -N 2 "$f" | tr -d ' ')
+  od -A n -t f8 -j $((10 + hl)) -N 8 "$f" | tr -d ' '
+}
+for i in $(seq 1 1200); do
+  [ "$(flag0 "$T/b3_summary.partial.npy")" = 1 ] && break
+  sleep 0.05
+done
+kill -9 $pid 2> /dev/null; wait $pid 2> /dev/null || true
+if [ -e "$T/b3_summary.partial.npy" ]; then
+  echo "resuming a fit stopped with galaxy 0 done (flag $(flag0 "$T/b3_summary.partial.npy"))"
+  OMP_NUM_THREADS=1 "$JADE" sed fit "${FB[@]}" --out "$T/b3" > /dev/null 2>&1
+  for f in summary.txt summary.npy chains.npy; do cmp "$T/b1_$f" "$T/b3_$f" || { echo "resumed fit: $f differs"; exit 1; }; done
+else
+  echo "note: the fit finished before it could be interrupted"
+fi
+# a partial fit made with other options: refused with one line naming the file
+printf 'other\n' > "$T/b4_fit.partial.txt"
+if "$JADE" sed fit "${FB[@]}" --out "$T/b4" 2> "$T/err"; then echo "foreign partial fit accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "b4_fit.partial.txt: a partial fit with other options" "$T/err"
 echo ok

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "jade/core.h"
+#include "jade/dist.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -488,7 +489,9 @@ typedef struct {
   double sigma_lo, sigma_hi; /* 0.05, 1 */
   jade_pfode_options ode;  /* labels: DOPRI5, atol = rtol = 1e-6, exact trace */
   size_t grad_copies;      /* gradient points per training point (the point and copies moved as
-                              for the tails), labelled by the score at t = eps (8; 0: none) */
+                              for the tails), labelled by the score at t = eps (0: none, the
+                              default: on jade's prior these labels disagree with the PF-ODE
+                              density near the selection edge, docs/sed.md) */
   int width, layers;       /* 128, 3 */
   jade_sed_surrogate_fit_options fit;
   uint64_t seed;
@@ -535,12 +538,18 @@ typedef struct {
   jade_sed_fit_options fit;
   int chain_thin;          /* extra thinning of the written chains (10); 0: no chain file */
   size_t max_galaxies;     /* 0: all */
+  const char *prior_name;  /* the prior's file (part of the resume key; NULL: box) */
+  const jade_dist *dist;   /* NULL: one process; else blocks split round-robin over ranks */
 } jade_sed_fit_run_options;
 void jade_sed_fit_run_options_default(jade_sed_fit_run_options *o);
 /* Reads the catalogue (F_<band>, E_<band> columns; optional TRUE_Z, TRUE_LOGM), fits every
  * galaxy, writes PREFIX_summary.{fits,txt,npy} and PREFIX_chains.npy (float32, n_gal x n_keep
  * x walkers x 17: theta and log10 M*). With truth columns, the 68% coverage of z and log10 M*
- * is returned in cov_z, cov_m (NaN otherwise). */
+ * is returned in cov_z, cov_m (NaN otherwise). Blocks of fit.block galaxies are written as
+ * they finish to PREFIX_summary.partial.npy and PREFIX_chains.partial.npy (with the run's key
+ * in PREFIX_fit.partial.txt): a run started again with the same options resumes at the blocks
+ * not yet done, other options are refused. With dist, blocks go round-robin to the ranks
+ * (collective; results identical to one process); rank 0 writes the outputs. */
 typedef struct {
   size_t n_gal;
   double cov_z, cov_m;       /* 68% interval coverage of the truth (NaN without truth) */

@@ -38,6 +38,11 @@ double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_
 jade_status sed_st_copy(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1,
                         double *dst);
 
+/* dir/file (dir NULL: models/popcosmos) */
+void sed_model_path(char *buf, size_t n, const char *dir, const char *file);
+/* A table of nc zeroed columns of nr rows (names unset). */
+jade_status sed_table_make(jade_sed_table *t, int nc, size_t nr);
+
 static inline double sed_sigmoid(double u) {
   /* stable for large |u| */
   if (u >= 0) return 1.0 / (1.0 + exp(-u));
