@@ -10,31 +10,9 @@
 #include "jade/safetensors.h"
 #include "score_internal.h"
 
-size_t jade_sed_score_n_params(const jade_sed_score *s) {
-  size_t n = 0;
-  for (int l = 0; l < s->net.n_layers; l++) n += (size_t)s->net.dims[l + 1] * (s->net.dims[l] + 1);
-  return n;
-}
-
-void jade_sed_score_get_params(const jade_sed_score *s, double *p) {
-  for (int l = 0; l < s->net.n_layers; l++) {
-    size_t nw = (size_t)s->net.dims[l + 1] * s->net.dims[l];
-    memcpy(p, s->net.W[l], nw * sizeof(double));
-    p += nw;
-    memcpy(p, s->net.b[l], (size_t)s->net.dims[l + 1] * sizeof(double));
-    p += s->net.dims[l + 1];
-  }
-}
-
-void jade_sed_score_set_params(jade_sed_score *s, const double *p) {
-  for (int l = 0; l < s->net.n_layers; l++) {
-    size_t nw = (size_t)s->net.dims[l + 1] * s->net.dims[l];
-    memcpy(s->net.W[l], p, nw * sizeof(double));
-    p += nw;
-    memcpy(s->net.b[l], p, (size_t)s->net.dims[l + 1] * sizeof(double));
-    p += s->net.dims[l + 1];
-  }
-}
+size_t jade_sed_score_n_params(const jade_sed_score *s) { return sed_mlp_n_params(&s->net); }
+void jade_sed_score_get_params(const jade_sed_score *s, double *p) { sed_mlp_get_params(&s->net, p); }
+void jade_sed_score_set_params(jade_sed_score *s, const double *p) { sed_mlp_set_params(&s->net, p); }
 
 /* Loss and gradient for one batch; work from sed_score_work_size(s, B, 0) plus 3 B H. */
 static jade_status dsm_batch(const jade_sed_score *s, int B, int Btot, const double *x0, const double *t,
@@ -233,7 +211,6 @@ jade_status jade_dsm_train(jade_sed_score *s, const double *y, size_t n, const j
   }
   jade_sed_score_get_params(s, p);
   const uint64_t stream = JADE_STREAM(JADE_RNG_TRAIN, 0x5ed);
-  const double b1 = 0.9, b2 = 0.999, aeps = 1e-8;
   double recent = 0;
   long n_recent = 0;
   double t_start = jade_time_now();
@@ -258,13 +235,7 @@ jade_status jade_dsm_train(jade_sed_score *s, const double *y, size_t n, const j
       n_recent++;
     }
     double lr = o->lr * (0.05 + 0.95 * 0.5 * (1.0 + cos(M_PI * (double)step / (double)o->steps)));
-    double c1 = 1.0 - pow(b1, (double)(step + 1)), c2 = 1.0 - pow(b2, (double)(step + 1));
-    for (size_t q = 0; q < P; q++) {
-      double gq = g[q] + o->weight_decay * p[q];
-      m1[q] = b1 * m1[q] + (1 - b1) * gq;
-      m2[q] = b2 * m2[q] + (1 - b2) * gq * gq;
-      p[q] -= lr * (m1[q] / c1) / (sqrt(m2[q] / c2) + aeps);
-    }
+    sed_adam_step(P, p, g, m1, m2, lr, step, o->weight_decay);
     jade_sed_score_set_params(s, p);
     if (o->verbose && (step + 1) % 1000 == 0) {
       char el[32];

@@ -36,6 +36,44 @@ void sed_mlp_free(sed_mlp *m) {
   memset(m, 0, sizeof *m);
 }
 
+size_t sed_mlp_n_params(const sed_mlp *m) {
+  size_t n = 0;
+  for (int l = 0; l < m->n_layers; l++) n += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
+  return n;
+}
+
+void sed_mlp_get_params(const sed_mlp *m, double *p) {
+  for (int l = 0; l < m->n_layers; l++) {
+    size_t nw = (size_t)m->dims[l + 1] * m->dims[l];
+    memcpy(p, m->W[l], nw * sizeof(double));
+    p += nw;
+    memcpy(p, m->b[l], (size_t)m->dims[l + 1] * sizeof(double));
+    p += m->dims[l + 1];
+  }
+}
+
+void sed_mlp_set_params(sed_mlp *m, const double *p) {
+  for (int l = 0; l < m->n_layers; l++) {
+    size_t nw = (size_t)m->dims[l + 1] * m->dims[l];
+    memcpy(m->W[l], p, nw * sizeof(double));
+    p += nw;
+    memcpy(m->b[l], p, (size_t)m->dims[l + 1] * sizeof(double));
+    p += m->dims[l + 1];
+  }
+}
+
+void sed_adam_step(size_t P, double *p, const double *g, double *m1, double *m2, double lr, long step, double wd) {
+  /* Kingma & Ba 2015, Alg. 1 (beta1 0.9, beta2 0.999, eps 1e-8); L2 weight decay wd added to g */
+  const double b1 = 0.9, b2 = 0.999, aeps = 1e-8;
+  double c1 = 1.0 - pow(b1, (double)(step + 1)), c2 = 1.0 - pow(b2, (double)(step + 1));
+  for (size_t q = 0; q < P; q++) {
+    double gq = g[q] + wd * p[q];
+    m1[q] = b1 * m1[q] + (1 - b1) * gq;
+    m2[q] = b2 * m2[q] + (1 - b2) * gq * gq;
+    p[q] -= lr * (m1[q] / c1) / (sqrt(m2[q] / c2) + aeps);
+  }
+}
+
 int sed_mlp_max_width(const sed_mlp *m) {
   int w = 0;
   for (int l = 0; l <= m->n_layers; l++)

@@ -25,6 +25,12 @@ typedef struct {
 int sed_mlp_alloc(sed_mlp *m, int n_layers, const int *dims, const sed_act *act);
 void sed_mlp_free(sed_mlp *m);
 int sed_mlp_max_width(const sed_mlp *m);
+/* All weights and biases, layer by layer (W then b), as one flat vector. */
+size_t sed_mlp_n_params(const sed_mlp *m);
+void sed_mlp_get_params(const sed_mlp *m, double *p);
+void sed_mlp_set_params(sed_mlp *m, const double *p);
+/* One Adam step (Kingma & Ba 2015) on P parameters; step counts from 0; wd: L2 weight decay. */
+void sed_adam_step(size_t P, double *p, const double *g, double *m1, double *m2, double lr, long step, double wd);
 /* Y (n x dims[L]) from X (n x dims[0]); work: 2 n max_width doubles. */
 void sed_mlp_forward(const sed_mlp *m, size_t n, const double *X, double *Y, double *work);
 /* act(h) in place over n values of a layer with `units` units (per-unit alpha/beta). */

@@ -85,31 +85,9 @@ void jade_sed_surrogate_free(jade_sed_surrogate *s) {
   free(s);
 }
 
-size_t jade_sed_surrogate_n_params(const jade_sed_surrogate *s) {
-  size_t n = 0;
-  for (int l = 0; l < s->net.n_layers; l++) n += (size_t)s->net.dims[l + 1] * (s->net.dims[l] + 1);
-  return n;
-}
-
-void jade_sed_surrogate_get_params(const jade_sed_surrogate *s, double *p) {
-  for (int l = 0; l < s->net.n_layers; l++) {
-    size_t nw = (size_t)s->net.dims[l + 1] * s->net.dims[l];
-    memcpy(p, s->net.W[l], nw * sizeof(double));
-    p += nw;
-    memcpy(p, s->net.b[l], (size_t)s->net.dims[l + 1] * sizeof(double));
-    p += s->net.dims[l + 1];
-  }
-}
-
-void jade_sed_surrogate_set_params(jade_sed_surrogate *s, const double *p) {
-  for (int l = 0; l < s->net.n_layers; l++) {
-    size_t nw = (size_t)s->net.dims[l + 1] * s->net.dims[l];
-    memcpy(s->net.W[l], p, nw * sizeof(double));
-    p += nw;
-    memcpy(s->net.b[l], p, (size_t)s->net.dims[l + 1] * sizeof(double));
-    p += s->net.dims[l + 1];
-  }
-}
+size_t jade_sed_surrogate_n_params(const jade_sed_surrogate *s) { return sed_mlp_n_params(&s->net); }
+void jade_sed_surrogate_get_params(const jade_sed_surrogate *s, double *p) { sed_mlp_get_params(&s->net, p); }
+void jade_sed_surrogate_set_params(jade_sed_surrogate *s, const double *p) { sed_mlp_set_params(&s->net, p); }
 
 /* ---- forward / backward on B points ------------------------------------------------------ */
 
@@ -623,7 +601,6 @@ static jade_status adam(jade_sed_surrogate *s, const jade_sed_surrogate_data *d,
   jade_status st = p && g && m1 && m2 && xb && yb && xg && tg ? ws_alloc(s, Bv, Bg, w) : JADE_ERR_NOMEM;
   if (!st) jade_sed_surrogate_get_params(s, p);
   const uint64_t stream = JADE_STREAM(JADE_RNG_TRAIN, 0x5a6);
-  const double b1 = 0.9, b2 = 0.999, aeps = 1e-8;
   double t0 = jade_time_now(), recent = 0;
   batch bt = {Bv, Bg, xb, yb, xg, tg, o->grad_weight};
   for (long step = 0; !st && step < o->steps; step++) {
@@ -637,12 +614,7 @@ static jade_status adam(jade_sed_surrogate *s, const jade_sed_surrogate_data *d,
     }
     recent = step ? 0.999 * recent + 0.001 * loss : loss;
     double lr = o->lr * (0.02 + 0.98 * 0.5 * (1.0 + cos(M_PI * (double)step / (double)o->steps)));
-    double c1 = 1.0 - pow(b1, (double)(step + 1)), c2 = 1.0 - pow(b2, (double)(step + 1));
-    for (size_t q = 0; q < P; q++) {
-      m1[q] = b1 * m1[q] + (1 - b1) * g[q];
-      m2[q] = b2 * m2[q] + (1 - b2) * g[q] * g[q];
-      p[q] -= lr * (m1[q] / c1) / (sqrt(m2[q] / c2) + aeps);
-    }
+    sed_adam_step(P, p, g, m1, m2, lr, step, 0.0);
     jade_sed_surrogate_set_params(s, p);
     if (o->verbose && (step + 1) % 5000 == 0) {
       char el[32];
