@@ -520,7 +520,7 @@ static double weighted_shift(const double *v, const double *w, size_t n) {
     sw += w[i];
   }
   for (size_t i = 0; i < n; i++) m2 += (v[i] - m) * (v[i] - m) / (double)(n - 1);
-  return (mw / sw - m) / sqrt(m2);
+  return m2 > 0 ? (mw / sw - m) / sqrt(m2) : 0.0;
 }
 
 /* The check of the prior fitted with (a surrogate) against o->check_prior on o->check_draws

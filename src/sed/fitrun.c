@@ -219,10 +219,11 @@ static void run_key(const jade_sed_fit_run_options *o, size_t n, char *buf, size
            f->mode_nats, o->chain_thin, f->check_prior != NULL, f->check_draws);
 }
 
-/* OUT_fit.partial.txt holds the key: written by rank 0 when absent; a different key is refused. */
-static jade_status run_key_check(const jade_dist *d, const char *path, const char *key) {
-  jade_status st = JADE_OK;
-  if (d->rank == 0) {
+/* OUT_fit.partial.txt holds the key: written by rank 0 when absent; a different key is refused.
+ * Collective: every rank calls it, with the status it has so far (st), and all leave failed if
+ * any rank failed. */
+static jade_status run_key_check(const jade_dist *d, const char *path, const char *key, jade_status st) {
+  if (!st && d->rank == 0) {
     FILE *f = fopen(path, "r");
     if (f) {
       char old[4096] = "";
@@ -236,7 +237,7 @@ static jade_status run_key_check(const jade_dist *d, const char *path, const cha
       st = jade_write_file_atomic(path, key);
   }
   int bad = jade_dist_max_int(d, st != JADE_OK);
-  if (bad && !st) st = jade_error(JADE_ERR_INVALID, "%s: another rank refused the partial fit", path);
+  if (bad && !st) st = jade_error(JADE_ERR_INVALID, "%s: another rank failed before the fit", path);
   return st;
 }
 
@@ -283,14 +284,18 @@ static jade_status fit_block(const jade_sed_fit_run_options *o, const jade_sed_p
   return st;
 }
 
-/* Rank 0 builds the final table from the partial summary and writes it; every rank computes
- * the report from it. */
+/* Every rank reads the partial summary into the final table and computes the report from it;
+ * then rank 0 writes the outputs and removes the partial files (collective: a barrier). */
 static jade_status finish(const jade_sed_fit_run_options *o, const jade_dist *d, const char *psum, const char *pch,
                           const char *pkey, run_io *io, jade_sed_fit_report *rep) {
   jade_npy a;
-  jade_status st = jade_npy_read(psum, 0, &a);
-  if (st) return st;
   jade_sed_table t;
+  memset(&t, 0, sizeof t);
+  jade_status st = jade_npy_read(psum, 0, &a);
+  if (st) {
+    jade_dist_barrier(d);
+    return st;
+  }
   st = sed_table_make(&t, (int)io->ncol, io->n);
   const double *rows = a.data;
   for (size_t i = 0; i < io->n && !st; i++) {
@@ -303,6 +308,7 @@ static jade_status finish(const jade_sed_fit_run_options *o, const jade_dist *d,
     summary_names(&t);
     report_from_table(&t, rep);
   }
+  jade_dist_barrier(d); /* every rank has read the partial summary before rank 0 removes it */
   if (!st && d->rank == 0) {
     st = summary_write(o->out_prefix, &t);
     char path[4200];
@@ -375,7 +381,7 @@ jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_rep
   snprintf(pch, sizeof pch, "%s_chains.partial.npy", o->out_prefix);
   snprintf(pkey, sizeof pkey, "%s_fit.partial.txt", o->out_prefix);
   run_key(o, n, key, sizeof key);
-  if (!st) st = run_key_check(d, pkey, key);
+  st = run_key_check(d, pkey, key, st);
   if (!st) st = done_flags(psum, n, io.ncol, done);
   size_t shape_s[2] = {n, io.ncol + 1}, shape_c[4] = {n, io.nk2, io.W, JADE_SED_NQ};
   if (!st) st = jade_npy_writer_open(psum, JADE_F64, 2, shape_s, 1, &io.sum);
