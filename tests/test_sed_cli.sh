@@ -98,6 +98,12 @@ if [ -e "$T/b3_summary.partial.npy" ]; then
 else
   echo "note: the fit finished before it could be interrupted"
 fi
+# the HTML report of a fit: table, truths figure, a corner plot and photometry per galaxy
+mkdir "$T/rep" && cp "$T"/b1_summary.fits "$T"/b1_chains.npy "$T/rep/"
+"$JADE" report "$T/rep" --catalogue "$T/cat.fits" --models "$M" --quiet
+for f in report.html sed_truth.png sed_galaxy0.png sed_galaxy2.png; do test -s "$T/rep/$f" || { echo "report: $f missing"; exit 1; }; done
+[ "$(grep -o 'data:image/png;base64' "$T/rep/report.html" | wc -l)" = 4 ] || { echo "report: expected 4 figures"; exit 1; }
+grep -q "coverage of the true z" "$T/rep/report.html"
 # a partial fit made with other options: refused with one line naming the file
 printf 'other\n' > "$T/b4_fit.partial.txt"
 if "$JADE" sed fit "${FB[@]}" --out "$T/b4" 2> "$T/err"; then echo "foreign partial fit accepted"; exit 1; fi

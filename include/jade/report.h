@@ -12,6 +12,10 @@
  *    PDFs, and the first observation's maps and corner plot.
  *  - a `jade mcmc` output (theta.txt with a chain column, mean.fits / std.fits, compare.txt):
  *    maps, corner plot, traces per chain, the comparison text.
+ *  - a `jade sed fit` output in DIR (NAME_summary.fits, NAME_chains.npy; the first NAME by
+ *    name): sampler diagnostics and coverage table, posterior medians vs truths (mocks), and
+ *    for the first 4 galaxies a corner plot (z, log10 M*, dust2, log10 Z) and the photometry
+ *    against the emulators at the posterior medians (with the catalogue).
  * Reading is driven by the column names of theta.txt's last '#' header line, so extra columns
  * (chain, weights) are fine. */
 #ifndef JADE_REPORT_H
@@ -29,7 +33,8 @@ typedef enum {
   JADE_REPORT_SAMPLE = 1,
   JADE_REPORT_VALIDATION = 2,
   JADE_REPORT_MCMC = 3,
-  JADE_REPORT_TRAINING = 4 /* a jade train MODELDIR: loss curves and the config */
+  JADE_REPORT_TRAINING = 4, /* a jade train MODELDIR: loss curves and the config */
+  JADE_REPORT_SED = 5       /* a jade sed fit (DIR/NAME_summary.fits, NAME_chains.npy) */
 } jade_report_kind;
 
 typedef struct {
@@ -38,6 +43,8 @@ typedef struct {
   const char *mcmc_dir; /* jade mcmc output to overlay on a sample report (NULL: none) */
   long max_draws;       /* draws used for power spectra and PDFs (default 256) */
   const char *name;     /* directory name shown on the page (NULL: DIR) */
+  const char *catalogue;  /* sed: the fitted catalogue (photometry panels, truths; NULL: none) */
+  const char *sed_models; /* sed: folder of the pop-cosmos emulators (NULL: models/popcosmos) */
 } jade_report_options;
 
 void jade_report_options_default(jade_report_options *o);

@@ -2,6 +2,7 @@
  * (include/jade/report.h). */
 #include "jade/report.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fitsio.h>
 #include <math.h>
@@ -17,6 +18,7 @@
 #include "jade/observation.h"
 #include "jade/plot.h"
 #include "jade/posterior.h"
+#include "jade/sed.h"
 #include "jade/sim.h"
 
 #define NCOL JADE_POSTERIOR_COLS
@@ -1937,6 +1939,232 @@ static jade_status report_training(const char *dir, const jade_report_options *o
   return st;
 }
 
+/* ---------------------------------------------------------------- jade sed fit */
+
+/* DIR/NAME of the first (by name) NAME_summary.fits in dir, or "" */
+static void sed_prefix(const char *dir, char *prefix, size_t n) {
+  static const char suf[] = "_summary.fits";
+  const size_t ls = sizeof suf - 1;
+  char best[256] = "";
+  prefix[0] = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name);
+    if (l > ls && l < sizeof best && !strcmp(e->d_name + l - ls, suf) && (!best[0] || strcmp(e->d_name, best) < 0))
+      snprintf(best, sizeof best, "%s", e->d_name);
+  }
+  closedir(d);
+  if (!best[0]) return;
+  best[strlen(best) - ls] = 0;
+  snprintf(prefix, n, "%s/%s", dir, best);
+}
+
+/* Medians with 68% intervals against the truths: z (left) and log10 M* (right). */
+static void sed_truth_figure(page *pg, const jade_sed_table *t) {
+  const char *q[2] = {"z", "logM"}, *tn[2] = {"TRUE_Z", "TRUE_LOGM"}, *lab[2] = {"true z", "true log10 M* [Msun]"};
+  const size_t n = t->n_rows;
+  jade_image im;
+  if (jade_image_init(&im, 1060, 500, 0xFFFFFF)) return;
+  for (int k = 0; k < 2; k++) {
+    char c[3][64];
+    snprintf(c[0], 64, "%s_MED", q[k]);
+    snprintf(c[1], 64, "%s_LO68", q[k]);
+    snprintf(c[2], 64, "%s_HI68", q[k]);
+    const double *tr = jade_sed_table_column(t, tn[k]), *m = jade_sed_table_column(t, c[0]);
+    const double *lo = jade_sed_table_column(t, c[1]), *hi = jade_sed_table_column(t, c[2]);
+    double a = INFINITY, b = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+      if (isfinite(tr[i]) && isfinite(lo[i]) && isfinite(hi[i])) {
+        a = fmin(a, fmin(tr[i], lo[i]));
+        b = fmax(b, fmax(tr[i], hi[i]));
+      }
+    if (!(b > a)) {
+      a = 0;
+      b = 1;
+    }
+    double pad = 0.05 * (b - a), line[2] = {a - pad, b + pad};
+    jade_axes ax;
+    jade_axes_init(&ax, &im, 90 + k * 520, 40, 400, 380, line[0], line[1], line[0], line[1], 0, 0);
+    jade_axes_decorate(&ax, k ? "stellar mass" : "redshift", lab[k], "posterior median, 68% interval", JADE_AX_GRID);
+    jade_axes_plot(&ax, line, line, 2, C_TRUTH, 1.0, 4);
+    jade_axes_errorbars(&ax, tr, m, lo, hi, (int)n, C_JADE, 1.2);
+    jade_axes_scatter(&ax, tr, m, (int)n, 3.0, C_JADE, 0.9);
+  }
+  save_fig(pg, &im, "sed_truth.png",
+           "Recovery on a mock catalogue: each galaxy's posterior median and 68% interval against its true redshift "
+           "(left) and surviving stellar mass (right); dashed: equality. About 68% of the bars should cross the line.");
+}
+
+/* Galaxy g: a corner plot of z, log10 M*, dust2 and log10 Z from the chains (float32, n x nk x
+ * W x 17) with the truths, and its photometry (AB magnitudes with 1-sigma errors) against the
+ * emulators at the posterior medians (when the catalogue and the emulators are given). */
+static void sed_galaxy_figure(page *pg, const jade_sed_table *t, const jade_npy *ch, size_t g,
+                              const jade_sed_table *cat, const jade_sed_photulator *ph) {
+  static const int cols[4] = {15, 16, 8, 1};
+  static const char *const names[4] = {"z", "log M*", "dust2", "log Z"};
+  static const char *const truths[4] = {"TRUE_Z", "TRUE_LOGM", "TRUE_dust2", "TRUE_log10Z"};
+  size_t rows = ch->shape[1] * ch->shape[2];
+  double *x = jade_alloc(rows * JADE_SED_NQ * sizeof(double) + 8);
+  if (!x) return;
+  const float *src = (const float *)ch->data + g * rows * JADE_SED_NQ;
+  for (size_t q = 0; q < rows * JADE_SED_NQ; q++) x[q] = src[q];
+  double tr[JADE_SED_NQ];
+  for (int j = 0; j < JADE_SED_NQ; j++) tr[j] = NAN;
+  for (int k = 0; k < 4; k++) {
+    const double *c = cat ? jade_sed_table_column(cat, truths[k]) : NULL;
+    if (!c) c = jade_sed_table_column(t, truths[k]);
+    tr[cols[k]] = c ? c[g] : NAN;
+  }
+  const double size = 120 + 128.0 * 4;
+  jade_image im;
+  if (jade_image_init(&im, (int)size + 640, (int)size + 10, 0xFFFFFF)) {
+    free(x);
+    return;
+  }
+  jade_corner_set set = {x, rows, JADE_SED_NQ, C_JADE, "posterior", JADE_CORNER_FILLED};
+  double trc[4];
+  for (int k = 0; k < 4; k++) trc[k] = tr[cols[k]];
+  jade_corner_plot(&im, 4, 6, size, 4, cols, names, &set, 1, trc);
+  free(x);
+  if (cat && ph) {
+    int nb = jade_sed_photulator_n_bands(ph);
+    double th[16], mag[JADE_SED_MAX_BANDS], bi[JADE_SED_MAX_BANDS], mo[JADE_SED_MAX_BANDS], lo[JADE_SED_MAX_BANDS],
+        hi[JADE_SED_MAX_BANDS], mm[JADE_SED_MAX_BANDS], a = INFINITY, b = -INFINITY;
+    for (int j = 0; j < 16; j++) {
+      char name[64];
+      snprintf(name, sizeof name, "%s_MED", jade_sed_param_name(j));
+      th[j] = jade_sed_table_column(t, name)[g];
+    }
+    int ok = jade_sed_photulator_mags(ph, th, 1, mag, NULL) == JADE_OK;
+    for (int b2 = 0; b2 < nb && ok; b2++) {
+      char fn[128], en[128];
+      snprintf(fn, sizeof fn, "F_%s", jade_sed_photulator_band(ph, b2));
+      snprintf(en, sizeof en, "E_%s", jade_sed_photulator_band(ph, b2));
+      const double *f = jade_sed_table_column(cat, fn), *e = jade_sed_table_column(cat, en);
+      bi[b2] = b2;
+      mm[b2] = mag[b2];
+      mo[b2] = lo[b2] = hi[b2] = NAN;
+      if (f && e && f[g] > 0 && e[g] > 0) { /* AB magnitudes of nanomaggies: 22.5 - 2.5 log10 f */
+        mo[b2] = 22.5 - 2.5 * log10(f[g]);
+        lo[b2] = mo[b2] - 1.0857 * e[g] / f[g];
+        hi[b2] = mo[b2] + 1.0857 * e[g] / f[g];
+      }
+      a = fmin(a, fmin(mm[b2], isfinite(lo[b2]) ? lo[b2] : mm[b2]));
+      b = fmax(b, fmax(mm[b2], isfinite(hi[b2]) ? fmin(hi[b2], mm[b2] + 3) : mm[b2]));
+    }
+    if (ok && b > a) {
+      jade_axes ax;
+      jade_axes_init(&ax, &im, size + 70, 60, 540, 380, -1, nb, a - 0.3, b + 0.3, 0, 0);
+      jade_axes_decorate(&ax, "photometry", "band (emulator order, u to IRAC)", "AB magnitude (fainter up)", JADE_AX_GRID);
+      jade_axes_errorbars(&ax, bi, mo, lo, hi, nb, C_TRUTH, 1.2);
+      jade_axes_scatter(&ax, bi, mo, nb, 3.0, C_TRUTH, 1.0);
+      jade_axes_plot(&ax, bi, mm, nb, C_MCMC, 1.5, 0);
+      jade_legend_entry le[2] = {{"observed", C_TRUTH, 0, 0}, {"model at the posterior medians", C_MCMC, 0, 0}};
+      jade_axes_legend(&ax, le, 2, 1);
+    }
+  }
+  char file[32], cap[256];
+  snprintf(file, sizeof file, "sed_galaxy%zu.png", g);
+  snprintf(cap, sizeof cap, "Galaxy %zu: posterior of redshift, stellar mass, dust and metallicity (68%% and 95%% regions, "
+           "truth as lines when known) and its photometry against the emulators at the posterior medians.", g);
+  save_fig(pg, &im, file, cap);
+}
+
+/* The summary table of a fit (n galaxies): sampler diagnostics, coverage, the surrogate check. */
+static void sed_table(page *pg, const jade_sed_table *t) {
+  const size_t n = t->n_rows;
+  const char *cn[6] = {"ACCEPT", "N_BURN", "TAU_z", "N_MODES", "PRIOR_ESS", "PRIOR_DZ"};
+  const char *what[6] = {"acceptance", "burn-in iterations", "autocorrelation time of z (steps)", "modes started from",
+                         "surrogate check: importance ESS / draws", "surrogate check: shift of the mean z (sd)"};
+  sb_printf(&pg->body, "<h2>Catalogue</h2>\n<table><tr><th>quantity (over %zu galaxies)</th><th>median</th>"
+                       "<th>16%%</th><th>84%%</th></tr>\n", n);
+  double *v = jade_alloc(n * sizeof(double) + 8);
+  for (int k = 0; k < 6 && v; k++) {
+    const double *c = jade_sed_table_column(t, cn[k]);
+    size_t m = 0;
+    for (size_t i = 0; c && i < n; i++)
+      if (isfinite(c[i])) v[m++] = c[i];
+    if (!m) continue;
+    sb_printf(&pg->body, "<tr><td>%s</td><td>%.3g</td><td>%.3g</td><td>%.3g</td></tr>\n", what[k],
+              jade_plot_quantile(v, m, 1, 0.5), jade_plot_quantile(v, m, 1, 0.16), jade_plot_quantile(v, m, 1, 0.84));
+  }
+  const char *q[2] = {"z", "logM"}, *tn[2] = {"TRUE_Z", "TRUE_LOGM"};
+  for (int k = 0; k < 2; k++) {
+    char a[64], b[64], a9[64], b9[64];
+    snprintf(a, 64, "%s_LO68", q[k]);
+    snprintf(b, 64, "%s_HI68", q[k]);
+    snprintf(a9, 64, "%s_LO95", q[k]);
+    snprintf(b9, 64, "%s_HI95", q[k]);
+    const double *tr = jade_sed_table_column(t, tn[k]), *lo = jade_sed_table_column(t, a), *hi = jade_sed_table_column(t, b);
+    const double *lo9 = jade_sed_table_column(t, a9), *hi9 = jade_sed_table_column(t, b9);
+    size_t m = 0, in = 0, in9 = 0;
+    for (size_t i = 0; tr && i < n; i++)
+      if (isfinite(tr[i])) {
+        m++;
+        in += tr[i] >= lo[i] && tr[i] <= hi[i];
+        in9 += tr[i] >= lo9[i] && tr[i] <= hi9[i];
+      }
+    if (m)
+      sb_printf(&pg->body, "<tr><td>coverage of the true %s: 68%% / 95%% intervals</td><td>%.3f / %.3f</td>"
+                           "<td colspan=\"2\">%zu galaxies with truth; binomial sd %.3f / %.3f</td></tr>\n",
+                k ? "log10 M*" : "z", (double)in / m, (double)in9 / m, m, sqrt(0.68 * 0.32 / m), sqrt(0.95 * 0.05 / m));
+  }
+  sb_printf(&pg->body, "</table>\n");
+  free(v);
+}
+
+static jade_status report_sed(const char *dir, const jade_report_options *o, char *html_path, size_t hn) {
+  char prefix[4400], path[4600];
+  sed_prefix(dir, prefix, sizeof prefix);
+  if (!prefix[0]) return jade_error(JADE_ERR_FORMAT, "%s: no NAME_summary.fits of jade sed fit", dir);
+  snprintf(path, sizeof path, "%s_summary.fits", prefix);
+  jade_sed_table t, cat;
+  memset(&cat, 0, sizeof cat);
+  jade_status st = jade_sed_table_read(path, &t);
+  if (st) return st;
+  page pg = {.dir = dir, .st = JADE_OK};
+  page_input(&pg, "fit summary", path);
+  jade_sed_photulator *ph = NULL;
+  if (o->catalogue) {
+    page_input(&pg, "catalogue", o->catalogue);
+    st = jade_sed_table_read(o->catalogue, &cat);
+    char pp[4400];
+    snprintf(pp, sizeof pp, "%s/photulator_cosmos26.safetensors", o->sed_models ? o->sed_models : "models/popcosmos");
+    if (!st) st = jade_sed_photulator_load(pp, NULL, 0, &ph);
+  }
+  if (!st) sed_table(&pg, &t);
+  const double *tz = jade_sed_table_column(&t, "TRUE_Z");
+  int truth = 0;
+  for (size_t i = 0; tz && i < t.n_rows; i++) truth |= isfinite(tz[i]);
+  if (!st && truth) sed_truth_figure(&pg, &t);
+  jade_npy ch;
+  snprintf(path, sizeof path, "%s_chains.npy", prefix);
+  if (!st && exists(path)) {
+    st = jade_npy_read(path, 0, &ch);
+    if (!st && (ch.dtype != JADE_F32 || ch.ndim != 4 || ch.shape[0] != t.n_rows || ch.shape[3] != JADE_SED_NQ))
+      st = jade_error(JADE_ERR_FORMAT, "%s: not the chains of %s_summary.fits", path, prefix);
+    if (!st) {
+      page_input(&pg, "chains", path);
+      sb_printf(&pg.body, "<h2>Galaxies</h2>\n");
+      for (size_t g = 0; g < t.n_rows && g < 4; g++)
+        sed_galaxy_figure(&pg, &t, &ch, g, o->catalogue ? &cat : NULL, ph);
+      jade_npy_release(&ch);
+    }
+  }
+  char sub[4600];
+  snprintf(sub, sizeof sub, "jade sed fit %s: %zu galaxies", prefix, t.n_rows);
+  if (!st) st = page_write(&pg, "jade sed fit report", sub, html_path, hn);
+  if (st) page_discard(&pg);
+  jade_sed_table_free(&t);
+  jade_sed_table_free(&cat);
+  jade_sed_photulator_free(ph);
+  free(pg.body.s);
+  free(pg.inputs.s);
+  return st;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 jade_status jade_report_detect(const char *dir, jade_report_kind *kind) {
@@ -1956,6 +2184,12 @@ jade_status jade_report_detect(const char *dir, jade_report_kind *kind) {
   snprintf(mpath, sizeof mpath, "%s/model.safetensors", dir);
   if (exists(path) && exists(mpath)) {
     *kind = JADE_REPORT_TRAINING;
+    return JADE_OK;
+  }
+  char sp[4400];
+  sed_prefix(dir, sp, sizeof sp);
+  if (sp[0]) {
+    *kind = JADE_REPORT_SED;
     return JADE_OK;
   }
   snprintf(path, sizeof path, "%s/theta.txt", dir);
@@ -1988,6 +2222,7 @@ jade_status jade_report_write(const char *dir, const jade_report_options *o, cha
     case JADE_REPORT_VALIDATION: return report_validation(dir, o, html_path, n);
     case JADE_REPORT_MCMC: return report_posterior(dir, o, 1, html_path, n);
     case JADE_REPORT_TRAINING: return report_training(dir, o, html_path, n);
+    case JADE_REPORT_SED: return report_sed(dir, o, html_path, n);
     default: return report_posterior(dir, o, 0, html_path, n);
   }
 }
