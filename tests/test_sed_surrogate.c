@@ -329,6 +329,10 @@ static void test_distil_pipeline(void) {
   CHECK(!memcmp(la, lb, sizeof la), "resumed run gives another surrogate");
   printf("distil pipeline: held-out sd %.3f nats (prior draws), %.3f (tails); Gaussian alone %.3f, %.3f\n", r1.prior_sd,
          r1.tail_sd, r1.gauss_prior_sd, r1.gauss_tail_sd);
+  o.ode.atol = o.ode.rtol = 2e-4; /* another tolerance (other PF-ODE samples, other labels): refused */
+  CHECK(jade_sed_distil_prior(&o, &r2) != JADE_OK, "a cache of another tolerance must be refused");
+  printf("  refused: %s\n", jade_last_error());
+  o.ode.atol = o.ode.rtol = 1e-4;
   o.seed = 2; /* other points: the cache must be refused */
   CHECK(jade_sed_distil_prior(&o, &r2) != JADE_OK, "a cache of other options must be refused");
   printf("  refused: %s\n", jade_last_error());

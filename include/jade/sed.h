@@ -478,8 +478,9 @@ jade_status jade_sed_train_prior(const jade_sed_train_prior_options *o, double *
  * tail_frac is moved to phi_i + scale * sigma_i * eps_i with sigma_i log-uniform in [sigma_lo,
  * sigma_hi] (the prior's tails, where a likelihood can pull a posterior); labels: the exact
  * PF-ODE log-density (`ode`, exact trace). The last n_test points are held out. Labels are
- * kept in `labels` (.npy, n x 18: phi, log p, done flag), filled chunk by chunk, so an
- * interrupted run resumes where it stopped; a labels file made with other options is refused. */
+ * kept in `labels` (.npy, n x 18: phi, log p, the label's tolerance or 0 while not computed),
+ * filled chunk by chunk, so an interrupted run resumes where it stopped; a labels file of other
+ * points or another tolerance is refused. */
 typedef struct {
   const char *prior;       /* score model .safetensors */
   const char *out;         /* surrogate .safetensors */

@@ -9,7 +9,7 @@
 #include "jade/io.h"
 #include "jade/sed.h"
 
-#define LABEL_COLS 18 /* phi (16), log p, done flag */
+#define LABEL_COLS 18 /* phi (16), log p, the label's ODE tolerance (0: not computed yet) */
 #define LABEL_CHUNK 256
 
 static int file_exists(const char *path) {
@@ -78,26 +78,30 @@ static jade_status label_points(const jade_sed_distil_options *o, const jade_sed
   jade_status st = JADE_OK;
   size_t done = 0;
   for (size_t i = 0; i < n && !st; i++) {
-    if (rows[i * LABEL_COLS + 17] != 1.0) continue;
+    double tol = rows[i * LABEL_COLS + 17];
+    if (tol == 0) continue;
     if (memcmp(rows + i * LABEL_COLS, phi + i * 16, 16 * sizeof(double)))
       st = jade_error(JADE_ERR_FORMAT, "%s: label cache made with other options (point %zu differs); remove it", path, i);
+    else if (tol != o->ode.rtol)
+      st = jade_error(JADE_ERR_FORMAT, "%s: labels computed at tolerance %g, not %g; remove it or use another --labels",
+                      path, tol, o->ode.rtol);
     done++;
   }
   double t0 = jade_time_now(), t_last = t0;
   size_t computed = 0;
   for (size_t c0 = 0; c0 < n && !st; c0 += LABEL_CHUNK) {
     size_t m = n - c0 < LABEL_CHUNK ? n - c0 : LABEL_CHUNK, todo = 0;
-    for (size_t i = c0; i < c0 + m; i++) todo += rows[i * LABEL_COLS + 17] != 1.0;
+    for (size_t i = c0; i < c0 + m; i++) todo += rows[i * LABEL_COLS + 17] == 0;
     if (!todo) continue;
     double lp[LABEL_CHUNK];
     st = jade_sed_prior_logp(pr, m, phi + c0 * 16, lp);
     for (size_t i = 0; i < m && !st; i++) {
       if (!isfinite(lp[i])) st = jade_error(JADE_ERR_NUMERIC, "distil: log-density of point %zu is not finite", c0 + i);
       double *r = rows + (c0 + i) * LABEL_COLS;
-      if (r[17] == 1.0) continue;
+      if (r[17] != 0) continue;
       memcpy(r, phi + (c0 + i) * 16, 16 * sizeof(double));
       r[16] = lp[i];
-      r[17] = 1.0;
+      r[17] = o->ode.rtol;
       done++;
     }
     computed += m;
