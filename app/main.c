@@ -1,10 +1,7 @@
 /* jade command-line interface: dispatch to the subcommands in app/cmd_*.c. */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "jade/core.h"
@@ -31,29 +28,10 @@ static void usage(FILE *f) {
           JADE_VERSION_STRING);
   for (const jade_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
   fprintf(f, "\nenvironment:\n  OMP_NUM_THREADS  threads per process\n"
-             "  JADE_MATMUL      auto (default: bf16 kernel if the CPU has AVX512-BF16), f32 or bf16\n"
-             "  OPENBLAS_CORETYPE  OpenBLAS kernels (unset: OpenBLAS's choice, or SkylakeX / Haswell where\n"
-             "                   it would fall back to Prescott on a CPU with AVX-512 / AVX2)\n");
-}
-
-/* OpenBLAS picks its kernels when it is loaded, from the CPU model; version 0.3.21 (Debian 12)
- * does not know recent Intel cores (e.g. family 6 model 207) and falls back to its Prescott
- * (SSE3) kernels: a jade sed fit then costs 1.6x more core-seconds (bench_sed, 3.26 vs 1.99 per
- * galaxy). When OPENBLAS_CORETYPE is not set and OpenBLAS chose Prescott on a CPU with AVX-512
- * (AVX2), jade runs itself again with OPENBLAS_CORETYPE=SkylakeX (Haswell); a value set by the
- * user is always kept. */
-static void openblas_kernels(char **argv) {
-  if (getenv("OPENBLAS_CORETYPE")) return;
-  const char *core = openblas_get_corename();
-  if (!core || strcasecmp(core, "prescott")) return;
-  const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : NULL;
-  if (!want || setenv("OPENBLAS_CORETYPE", want, 1)) return;
-  execv("/proc/self/exe", argv); /* returns only on failure: go on with Prescott */
-  unsetenv("OPENBLAS_CORETYPE");
+             "  JADE_MATMUL      auto (default: bf16 kernel if the CPU has AVX512-BF16), f32 or bf16\n");
 }
 
 int main(int argc, char **argv) {
-  openblas_kernels(argv);
   if (argc < 2) {
     usage(stderr);
     return 2;
