@@ -2,7 +2,8 @@
  * per-core figures): photometry emulators per point, the diffusion prior's PF-ODE log-density
  * per point (exact trace vs Hutchinson, DOPRI5 at 1e-5), and a full ensemble chain per galaxy
  * (walkers x (burn + steps) posterior evaluations) under the box prior, the diffusion prior and
- * its surrogate (`jade sed distil-prior`).
+ * its surrogate (`jade sed distil-prior`), with float32 emulators, and the box prior again with
+ * float64 emulators; the emulators' float32 paths against OpenBLAS's sgemm on the same shapes.
  *   bench_sed MODELS_DIR [PRIOR.safetensors|-] [n_gal] [steps] [burn] [SURROGATE.safetensors]
  * Prints one line per measurement; ratios are from the same run. */
 #include <math.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cblas.h>
 
 #include "jade/sed.h"
 
@@ -51,6 +54,38 @@ int main(int argc, char **argv) {
   for (int r = 0; r < reps; r++) jade_sed_photulator_mags(p, th, NP, mag, NULL);
   double t_phot = (cpu_now() - c0) / (reps * NP);
   printf("photometry (26 emulators, float64): %.3g core-s per point\n", t_phot);
+  /* the float32 paths, and the machine's own sgemm on the same shapes (128 x 128 hidden layers,
+   * 4 per band, batches of 128 points) as the yardstick of this CPU's float32 rate */
+  double flop_pt = 0;
+  {
+    const int dims[6] = {15, 128, 128, 128, 128, 1};
+    for (int l = 0; l < 5; l++) flop_pt += 2.0 * dims[l] * dims[l + 1];
+    flop_pt *= 26;
+  }
+  for (int pi = 1; pi <= 2; pi++) {
+    jade_sed_emu_precision prec = pi == 1 ? JADE_SED_EMU_F32 : JADE_SED_EMU_F32_PORTABLE;
+    c0 = cpu_now();
+    for (int r = 0; r < reps * 4; r++) jade_sed_photulator_mags_prec(p, prec, th, NP, mag, NULL);
+    double t32 = (cpu_now() - c0) / (reps * 4 * NP);
+    printf("photometry (26 emulators, %s): %.3g core-s per point (%.1fx float64; %.1f GFLOP/s)\n",
+           jade_sed_emu_precision_name(prec), t32, t_phot / t32, flop_pt / t32 * 1e-9);
+  }
+  {
+    enum { M = 128, K = 128, N = 128 };
+    float *A = malloc(M * K * sizeof(float)), *B = malloc(K * N * sizeof(float)), *C = malloc(M * N * sizeof(float));
+    for (int i = 0; i < M * K; i++) A[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+    for (int i = 0; i < K * N; i++) B[i] = (float)((i * 53 % 97) - 48) / 48.0f;
+    int nrep = 20000;
+    c0 = cpu_now();
+    for (int r = 0; r < nrep; r++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    double t = (cpu_now() - c0) / nrep;
+    printf("OpenBLAS sgemm 128 x 128 x 128 (this CPU's float32 yardstick; OPENBLAS_CORETYPE=%s): %.1f GFLOP/s\n",
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", 2.0 * M * N * K / t * 1e-9);
+    free(A);
+    free(B);
+    free(C);
+  }
   double t_exact = NAN, t_hutch = NAN;
   if (prior) {
     jade_sed_prior pr;
@@ -96,7 +131,8 @@ int main(int argc, char **argv) {
   double *fo = malloc(n_gal * 26 * sizeof(double)), *sg = malloc(n_gal * 26 * sizeof(double));
   jade_sed_mock_photometry(p, nm, &dm, &ode, 5, 0, (size_t)n_gal, th, NULL, fo, sg);
   static const char *const kind[3] = {"box", "diffusion", "surrogate"};
-  for (int k = 0; k < 3; k++) {
+  /* k = 0..2 with the float32 emulators (the default); k = 3: box prior with float64 emulators */
+  for (int k = 0; k < 4; k++) {
     if ((k == 1 && !prior) || (k == 2 && !sur)) continue;
     jade_sed_prior pr;
     jade_sed_prior_default(&pr);
@@ -117,6 +153,7 @@ int main(int argc, char **argv) {
     fo2.ens.burn_tau = 0; /* a fixed burn-in: the printed iteration counts are the ones run */
     fo2.n_opt = 100;
     fo2.block = (size_t)n_gal;
+    if (k == 3) fo2.emulators = JADE_SED_EMU_F64;
     jade_sed_summary *S = calloc((size_t)n_gal, sizeof *S);
     double tp, tl;
     c0 = cpu_now();
@@ -127,9 +164,10 @@ int main(int argc, char **argv) {
     double c = (cpu_now() - c0) / n_gal, tau = 0;
     for (int g = 0; g < n_gal; g++)
       for (int j = 0; j < 16; j++) tau = fmax(tau, S[g].tau[j]);
-    printf("%s prior: full chain (%d walkers x %ld steps + %ld burn-in, %d starts) %.3g core-s per galaxy; "
-           "prior share %.0f%%; max tau %.0f steps\n",
-           kind[k], fo2.ens.n_walkers, steps, burn, fo2.n_starts, c, 100 * tp / (tp + tl), tau);
+    printf("%s prior, %s emulators: full chain (%d walkers x %ld steps + %ld burn-in, %d starts) %.3g core-s per "
+           "galaxy; prior share %.0f%%; max tau %.0f steps\n",
+           kind[k % 3], jade_sed_emu_precision_name(fo2.emulators), fo2.ens.n_walkers, steps, burn, fo2.n_starts, c,
+           100 * tp / (tp + tl), tau);
     free(S);
   }
   jade_sed_photulator_free(p);

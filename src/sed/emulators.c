@@ -42,11 +42,15 @@ struct jade_sed_photulator {
   double pshift[15], pscale[15];
   double mshift[JADE_SED_MAX_BANDS], mscale[JADE_SED_MAX_BANDS], f_b[JADE_SED_MAX_BANDS];
   sed_mlp net[JADE_SED_MAX_BANDS];
+  sed_mlp_f32 net32[JADE_SED_MAX_BANDS]; /* float32 copies (JADE_SED_EMU_F32) */
 };
 
 void jade_sed_photulator_free(jade_sed_photulator *p) {
   if (!p) return;
-  for (int b = 0; b < JADE_SED_MAX_BANDS; b++) sed_mlp_free(&p->net[b]);
+  for (int b = 0; b < JADE_SED_MAX_BANDS; b++) {
+    sed_mlp_free(&p->net[b]);
+    sed_mlp_f32_free(&p->net32[b]);
+  }
   free(p);
 }
 
@@ -99,6 +103,10 @@ jade_status jade_sed_photulator_load(const char *path, const char *const *bands,
       if ((s = sed_st_copy(st, key, 1, (size_t)o, 0, m->alpha[k]))) goto fail;
       snprintf(key, sizeof key, "%s.beta.%d", bands[b], k);
       if ((s = sed_st_copy(st, key, 1, (size_t)o, 0, m->beta[k]))) goto fail;
+    }
+    if (!sed_mlp_f32_from(&p->net32[b], m)) {
+      s = JADE_ERR_NOMEM;
+      goto fail;
     }
     snprintf(key, sizeof key, "%s.magnitudes_shift", bands[b]);
     if ((s = sed_st_copy(st, key, 1, 1, 0, &p->mshift[b]))) goto fail;
@@ -173,6 +181,69 @@ jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double 
     free(y);
   }
   return fail ? jade_error(JADE_ERR_NOMEM, "photulator: out of memory") : JADE_OK;
+}
+
+const char *jade_sed_emu_precision_name(jade_sed_emu_precision p) {
+  switch (p) {
+    case JADE_SED_EMU_F64: return "f64";
+    case JADE_SED_EMU_F32: return "f32";
+    case JADE_SED_EMU_F32_PORTABLE: return "f32-portable";
+  }
+  return "?";
+}
+
+#define PHOT32_CHUNK 128
+/* float32 path: chunks of PHOT32_CHUNK points in parallel, each point's result independent of
+ * the chunking (src/sed/mlp_f32.c). */
+static jade_status mags_f32(const jade_sed_photulator *p, int avx512, const double *theta16, size_t n, double *mag,
+                            double *absmag) {
+  size_t nch = (n + PHOT32_CHUNK - 1) / PHOT32_CHUNK;
+  int fail = 0;
+#pragma omp parallel if (nch > 1)
+  {
+    float *x = jade_calloc(PHOT32_CHUNK * 15, sizeof(float));
+    float *work = jade_alloc(2 * PHOT32_CHUNK * 128 * sizeof(float) + 64);
+    float *y = jade_alloc(PHOT32_CHUNK * sizeof(float));
+    if (!x || !work || !y) {
+#pragma omp atomic write
+      fail = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (size_t ci = 0; ci < nch; ci++) {
+      if (!x || !work || !y) continue;
+      size_t i0 = ci * PHOT32_CHUNK, m = n - i0 < PHOT32_CHUNK ? n - i0 : PHOT32_CHUNK;
+      size_t m_pad = (m + 3) & ~(size_t)3;
+      for (size_t i = 0; i < m; i++) {
+        double t15[15];
+        theta15(theta16 + (i0 + i) * 16, t15);
+        for (int j = 0; j < 15; j++) x[i * 15 + j] = (float)((t15[j] - p->pshift[j]) / p->pscale[j]);
+      }
+      for (size_t i = m * 15; i < m_pad * 15; i++) x[i] = 0.0f; /* pad rows of the 4-row tiles */
+      for (int b = 0; b < p->nb; b++) {
+        sed_mlp_f32_forward(&p->net32[b], m, x, y, work, avx512);
+        for (size_t i = 0; i < m; i++) {
+          double am = (double)y[i] * p->mscale[b] + p->mshift[b];
+          if (absmag) absmag[(i0 + i) * p->nb + b] = am;
+          if (mag) mag[(i0 + i) * p->nb + b] = am + theta16[(i0 + i) * 16];
+        }
+      }
+    }
+    free(x);
+    free(work);
+    free(y);
+  }
+  return fail ? jade_error(JADE_ERR_NOMEM, "photulator: out of memory") : JADE_OK;
+}
+
+jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
+                                          const double *theta16, size_t n, double *mag, double *absmag) {
+  if (n == 0) return JADE_OK;
+  switch (prec) {
+    case JADE_SED_EMU_F64: return jade_sed_photulator_mags(p, theta16, n, mag, absmag);
+    case JADE_SED_EMU_F32: return mags_f32(p, 1, theta16, n, mag, absmag);
+    case JADE_SED_EMU_F32_PORTABLE: return mags_f32(p, 0, theta16, n, mag, absmag);
+  }
+  return jade_error(JADE_ERR_INVALID, "photulator: unknown precision %d", (int)prec);
 }
 
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,

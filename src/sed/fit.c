@@ -140,7 +140,7 @@ static jade_status post_eval(const jade_sed_posterior *P, size_t n, const size_t
   double t1 = jade_time_now();
   if (!st) {
     for (size_t i = 0; i < n; i++) jade_sed_phi_to_theta(phi + i * 16, th + i * 16);
-    st = jade_sed_photulator_mags(P->phot, th, n, mag, NULL);
+    st = jade_sed_photulator_mags_prec(P->phot, P->emu, th, n, mag, NULL);
   }
   if (!st)
     for (size_t i = 0; i < n; i++) {
@@ -180,6 +180,7 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->block = 16;
   o->check_prior = NULL;
   o->check_draws = 64;
+  o->emulators = JADE_SED_EMU_F32;
   o->verbose = 0;
 }
 
@@ -223,14 +224,18 @@ static int chol16(const double *A, double *L) {
 /* Levenberg-Marquardt on the posterior (Gauss-Newton with iteratively reweighted residuals for
  * the Student-t: w_b = (nu + 1)/(nu + r_b^2), Lange, Little & Taylor 1989 JASA 84:881; the box
  * prior's N(0, 1) terms on phi_1..15 as extra residuals): A = sum_b w_b a_b a_b^T + P,
- * g = sum_b w_b r_b a_b - P phi, a_b = d f_b/d phi / s_b by forward differences (h = 1e-6), step
+ * g = sum_b w_b r_b a_b - P phi, a_b = d f_b/d phi / s_b by forward differences (h below), step
  * (A + lambda diag A)^-1 g, accepted if the log posterior rises (Marquardt 1963). n_lm
  * iterations on the n points xo (galaxy gi[r] of the block), then L[r] = chol(A) at the final
  * point (the Laplace precision; zero matrix if not positive definite). */
 static jade_status lm_refine(block_ctx *bc, size_t n, const size_t *gi, int n_lm, double *xo, double *lo, double *L) {
   const jade_sed_posterior *P = bc->post;
   int nb = jade_sed_photulator_n_bands(P->phot);
-  const double h = 1e-6;
+  /* forward-difference step: float64 emulators resolve 1e-6; float32 ones carry ~4e-6 mag of
+   * rounding (tests/test_sed_popcosmos.c), so their step is 3e-3, where rounding and truncation
+   * (~h x curvature) errors of the Jacobian are both ~1e-3 relative for well-measured directions */
+  int f32 = P->emu != JADE_SED_EMU_F64;
+  const double h = f32 ? 3e-3 : 1e-6;
   size_t m = n * 17;
   double *ph = jade_alloc(m * 16 * sizeof(double)), *th = jade_alloc(m * 16 * sizeof(double));
   double *mag = jade_alloc(m * (size_t)nb * sizeof(double)), *lam = jade_alloc(n * sizeof(double));
@@ -247,7 +252,7 @@ static jade_status lm_refine(block_ctx *bc, size_t n, const size_t *gi, int n_lm
       }
     for (size_t i = 0; i < m; i++) jade_sed_phi_to_theta(ph + i * 16, th + i * 16);
     double t0 = jade_time_now();
-    if ((st = jade_sed_photulator_mags(P->phot, th, m, mag, NULL))) break;
+    if ((st = jade_sed_photulator_mags_prec(P->phot, P->emu, th, m, mag, NULL))) break;
     bc->t_like += jade_time_now() - t0;
     for (size_t r = 0; r < n; r++) {
       size_t g = bc->g0 + gi[r];
@@ -574,11 +579,13 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   const jade_ens_options *eo = &o->ens;
   int W = eo->n_walkers, nb = jade_sed_photulator_n_bands(post->phot);
   if (o->n_init < 1 || o->n_opt < 0 || o->n_lm < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
-      o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0)
+      o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0 ||
+      o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE)
     return jade_error(JADE_ERR_INVALID,
                       "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
-                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0)",
-                      o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws);
+                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d)",
+                      o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
+                      (int)o->emulators);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -596,7 +603,9 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   /* candidate starts: jade's population without selection (seeded apart from the fit's walkers) */
   if (!st) st = jade_sed_population_draw(post->phot, eo->seed ^ 0x5eed5eedull, (size_t)o->n_init, 0, INFINITY, cand_th, NULL);
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
-  block_ctx bc = {.post = post};
+  jade_sed_posterior post_emu = *post; /* the chains' arithmetic */
+  post_emu.emu = o->emulators;
+  block_ctx bc = {.post = &post_emu};
   double tstart = jade_time_now();
   for (size_t g0 = 0; g0 < post->n_gal && !st; g0 += B) {
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;

@@ -38,6 +38,25 @@ void sed_act_apply(sed_act a, const double *alpha, const double *beta, size_t n,
 /* Y = X W^T + b: X (n x in), W (out x in), Y (n x out). */
 void sed_linear(size_t n, int in, int out, const double *X, const double *W, const double *b, double *Y);
 
+/* float32 copy of an MLP whose layers are all Alsing-activated and whose last layer has one
+ * unit (a Photulator band), for the fast path of src/sed/mlp_f32.c. W[l] is (in x out). */
+typedef struct {
+  int n_layers;
+  int dims[SED_MAX_LAYERS + 1];
+  float *W[SED_MAX_LAYERS], *b[SED_MAX_LAYERS], *alpha[SED_MAX_LAYERS], *beta[SED_MAX_LAYERS];
+  float *buf; /* owns all of the above */
+} sed_mlp_f32;
+/* 1 on success; 0 if out of memory or m is not of that kind. */
+int sed_mlp_f32_from(sed_mlp_f32 *f, const sed_mlp *m);
+void sed_mlp_f32_free(sed_mlp_f32 *f);
+int sed_mlp_f32_max_width(const sed_mlp_f32 *f);
+/* 1 if the AVX-512 kernel is compiled in and the CPU has AVX-512F. */
+int sed_mlp_f32_avx512_available(void);
+/* Y (n) from X (n_pad x dims[0], n_pad = n rounded up to a multiple of 4; the pad rows must be
+ * finite); work: 2 n_pad max_width floats. avx512: use the AVX-512 kernel where the CPU has it
+ * (else the portable C path). */
+void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int avx512);
+
 /* Copy an F32 tensor of the given shape into a new double array (NULL + error on failure). */
 double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1);
 /* The same into dst. */

@@ -1,0 +1,247 @@
+/* float32 forward pass of an Alsing-activated MLP (the Photulator emulators, Alsing et al. 2020
+ * ApJS 249:5, eq. 8): an AVX-512 kernel chosen at run time and a portable C path.
+ *
+ * In the AVX-512 kernel each output element is b_j + sum_k x_k W_kj accumulated in k order (one
+ * fused multiply-add per term), so a row's result does not depend on which other rows share its
+ * tile or chunk: bytes are the same for any number of threads on one machine. The portable path
+ * takes the products from OpenBLAS's sgemm (whose kernels depend on the batch's shape; chunks of
+ * a fixed size keep it independent of the thread count, as in the float64 path) and the same exp
+ * polynomial in plain C. The two paths round differently, so
+ * they agree to float32 precision, not bit for bit. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "sed_internal.h"
+
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8))
+#define SED_HAVE_AVX512_KERNEL 1
+#include <immintrin.h>
+#else
+#define SED_HAVE_AVX512_KERNEL 0
+#endif
+
+void sed_mlp_f32_free(sed_mlp_f32 *f) {
+  if (!f) return;
+  free(f->buf);
+  memset(f, 0, sizeof *f);
+}
+
+int sed_mlp_f32_from(sed_mlp_f32 *f, const sed_mlp *m) {
+  memset(f, 0, sizeof *f);
+  if (m->n_layers < 1 || m->n_layers > SED_MAX_LAYERS || m->dims[m->n_layers] != 1) return 0;
+  size_t total = 0;
+  for (int l = 0; l < m->n_layers; l++) {
+    if (m->act[l] != SED_ACT_ALSING) return 0;
+    total += (size_t)m->dims[l] * m->dims[l + 1] + 3 * (size_t)m->dims[l + 1];
+  }
+  f->buf = jade_alloc(total * sizeof(float) + 64);
+  if (!f->buf) return 0;
+  f->n_layers = m->n_layers;
+  memcpy(f->dims, m->dims, sizeof f->dims);
+  float *p = f->buf;
+  for (int l = 0; l < m->n_layers; l++) {
+    int in = m->dims[l], out = m->dims[l + 1];
+    f->W[l] = p; /* (in, out): row k holds the weights from input k to every unit */
+    for (int k = 0; k < in; k++)
+      for (int j = 0; j < out; j++) p[(size_t)k * out + j] = (float)m->W[l][(size_t)j * in + k];
+    p += (size_t)in * out;
+    f->b[l] = p;
+    f->alpha[l] = p + out;
+    f->beta[l] = p + 2 * out;
+    for (int j = 0; j < out; j++) {
+      f->b[l][j] = (float)m->b[l][j];
+      f->alpha[l][j] = (float)m->alpha[l][j];
+      f->beta[l][j] = (float)m->beta[l][j];
+    }
+    p += 3 * (size_t)out;
+  }
+  return 1;
+}
+
+int sed_mlp_f32_max_width(const sed_mlp_f32 *f) {
+  int w = 0;
+  for (int l = 0; l <= f->n_layers; l++) w = f->dims[l] > w ? f->dims[l] : w;
+  return w;
+}
+
+/* ---- portable path ---- */
+/* exp(x) by the same reduction and polynomial as the AVX-512 kernel below, in plain C that
+ * vectorises (no libm call): round(x / ln 2) by adding and removing 1.5 * 2^23, 2^n built from
+ * its exponent bits. x is clamped to [-87, 88] so 2^n stays a normal number. */
+static inline float exp_portable(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693145751953125f;
+  r = r - n * 1.428606765330187e-06f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) * 8388608; /* (n + 127) << 23 */
+  float two_n;
+  memcpy(&two_n, &bits, sizeof two_n);
+  return p * two_n;
+}
+
+/* (beta + (1 - beta) sigmoid(alpha h)) h */
+static inline float alsing_f32(float h, float alpha, float beta) {
+  float s = 1.0f / (1.0f + exp_portable(-alpha * h));
+  return (beta + (1.0f - beta) * s) * h;
+}
+
+/* the products by OpenBLAS (single-threaded inside the caller's parallel region), then the
+ * activation in a loop the compiler vectorises */
+static void layer_portable(size_t n, int in, int out, const float *X, const float *W, const float *b,
+                           const float *al, const float *be, float *Y) {
+  for (size_t i = 0; i < n; i++) memcpy(Y + i * out, b, (size_t)out * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, out, in, 1.0f, X, in, W, out, 1.0f, Y, out);
+  for (size_t i = 0; i < n; i++) {
+    float *y = Y + i * out;
+#pragma omp simd
+    for (int j = 0; j < out; j++) y[j] = alsing_f32(y[j], al[j], be[j]);
+  }
+}
+
+#if SED_HAVE_AVX512_KERNEL
+#define TGT __attribute__((target("avx512f")))
+
+/* exp(x) for |x| <= 88: 2^n e^r with n = round(x / ln 2), r = x - n ln 2 (ln 2 split in a high
+ * and a low part, Cody & Waite 1980), e^r by its Taylor polynomial to degree 7 (|r| <= ln2/2:
+ * truncation error < 3e-9 relative), and 2^n applied by vscalefps (exact). Inputs are clamped
+ * to [-88, 88], where the result stays finite and sigmoid(-88) ~ 6e-39. */
+TGT static inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-88.0f), _mm512_min_ps(_mm512_set1_ps(88.0f), x));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+TGT static inline __m512 alsing_avx512(__m512 h, __m512 alpha, __m512 beta) {
+  __m512 one = _mm512_set1_ps(1.0f);
+  __m512 e = exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), alpha), h));
+  /* 1 / (1 + e): rcp14 (relative error < 2^-14) and one Newton step (error ~2^-28, below float
+   * rounding); for e = inf rcp14 gives 0 and the Newton step keeps it 0 */
+  __m512 d = _mm512_add_ps(one, e), r0 = _mm512_rcp14_ps(d);
+  __m512 s = _mm512_mul_ps(r0, _mm512_fnmadd_ps(d, r0, _mm512_set1_ps(2.0f)));
+  return _mm512_mul_ps(_mm512_fmadd_ps(_mm512_sub_ps(one, beta), s, beta), h);
+}
+
+/* Y (n x out) = act(X (n x in) W (in x out) + b), n a multiple of 4, out a multiple of 64:
+ * tiles of 4 rows x 64 columns (16 accumulators); the 64 columns of W stay in L1 while the row
+ * tiles stream past them. */
+TGT static void layer_avx512(size_t n, int in, int out, const float *X, const float *W, const float *b,
+                             const float *al, const float *be, float *Y) {
+  for (int j0 = 0; j0 < out; j0 += 64) {
+    __m512 bj[4], aj[4], ej[4];
+    for (int c = 0; c < 4; c++) {
+      bj[c] = _mm512_loadu_ps(b + j0 + 16 * c);
+      aj[c] = _mm512_loadu_ps(al + j0 + 16 * c);
+      ej[c] = _mm512_loadu_ps(be + j0 + 16 * c);
+    }
+    for (size_t i0 = 0; i0 < n; i0 += 4) {
+      /* written out: 16 accumulators in registers (a loop over rows stays in memory at -O2) */
+      __m512 a00 = bj[0], a01 = bj[1], a02 = bj[2], a03 = bj[3], a10 = bj[0], a11 = bj[1], a12 = bj[2], a13 = bj[3];
+      __m512 a20 = bj[0], a21 = bj[1], a22 = bj[2], a23 = bj[3], a30 = bj[0], a31 = bj[1], a32 = bj[2], a33 = bj[3];
+      const float *x0 = X + i0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
+      for (int k = 0; k < in; k++) {
+        const float *w = W + (size_t)k * out + j0;
+        __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32),
+               w3 = _mm512_loadu_ps(w + 48);
+        __m512 x = _mm512_set1_ps(x0[k]);
+        a00 = _mm512_fmadd_ps(x, w0, a00);
+        a01 = _mm512_fmadd_ps(x, w1, a01);
+        a02 = _mm512_fmadd_ps(x, w2, a02);
+        a03 = _mm512_fmadd_ps(x, w3, a03);
+        x = _mm512_set1_ps(x1[k]);
+        a10 = _mm512_fmadd_ps(x, w0, a10);
+        a11 = _mm512_fmadd_ps(x, w1, a11);
+        a12 = _mm512_fmadd_ps(x, w2, a12);
+        a13 = _mm512_fmadd_ps(x, w3, a13);
+        x = _mm512_set1_ps(x2[k]);
+        a20 = _mm512_fmadd_ps(x, w0, a20);
+        a21 = _mm512_fmadd_ps(x, w1, a21);
+        a22 = _mm512_fmadd_ps(x, w2, a22);
+        a23 = _mm512_fmadd_ps(x, w3, a23);
+        x = _mm512_set1_ps(x3[k]);
+        a30 = _mm512_fmadd_ps(x, w0, a30);
+        a31 = _mm512_fmadd_ps(x, w1, a31);
+        a32 = _mm512_fmadd_ps(x, w2, a32);
+        a33 = _mm512_fmadd_ps(x, w3, a33);
+      }
+      float *y = Y + i0 * out + j0;
+#define STORE_ROW(r, c0, c1, c2, c3)                                               \
+  _mm512_storeu_ps(y + (size_t)(r) * out, alsing_avx512(c0, aj[0], ej[0]));       \
+  _mm512_storeu_ps(y + (size_t)(r) * out + 16, alsing_avx512(c1, aj[1], ej[1]));  \
+  _mm512_storeu_ps(y + (size_t)(r) * out + 32, alsing_avx512(c2, aj[2], ej[2]));  \
+  _mm512_storeu_ps(y + (size_t)(r) * out + 48, alsing_avx512(c3, aj[3], ej[3]))
+      STORE_ROW(0, a00, a01, a02, a03);
+      STORE_ROW(1, a10, a11, a12, a13);
+      STORE_ROW(2, a20, a21, a22, a23);
+      STORE_ROW(3, a30, a31, a32, a33);
+#undef STORE_ROW
+    }
+  }
+}
+
+/* the last layer (out = 1): per row the dot product in 16 lanes, reduced in a fixed order */
+TGT static void head_avx512(size_t n, int in, const float *X, const float *W, float b, float al, float be,
+                            float *Y) {
+  for (size_t i = 0; i < n; i++) {
+    __m512 acc = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= in; k += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(X + i * in + k), _mm512_loadu_ps(W + k), acc);
+    float s = b + _mm512_reduce_add_ps(acc);
+    for (; k < in; k++) s += X[i * in + k] * W[k];
+    Y[i] = alsing_f32(s, al, be);
+  }
+}
+
+static int cpu_avx512(void) { return __builtin_cpu_supports("avx512f") != 0; }
+#else
+static int cpu_avx512(void) { return 0; }
+#endif
+
+int sed_mlp_f32_avx512_available(void) { return cpu_avx512(); }
+
+void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int avx512) {
+  size_t n_pad = (n + 3) & ~(size_t)3, mw = (size_t)sed_mlp_f32_max_width(f);
+  float *a = work, *c = work + n_pad * mw;
+  const float *in = X;
+  avx512 = avx512 && cpu_avx512();
+  for (int l = 0; l < f->n_layers; l++) {
+    int di = f->dims[l], dout = f->dims[l + 1];
+    float *out = l == f->n_layers - 1 ? Y : (l % 2 == 0 ? a : c);
+#if SED_HAVE_AVX512_KERNEL
+    if (avx512 && dout % 64 == 0) {
+      layer_avx512(n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out);
+      in = out;
+      continue;
+    }
+    if (avx512 && dout == 1) {
+      head_avx512(n, di, in, f->W[l], f->b[l][0], f->alpha[l][0], f->beta[l][0], out);
+      in = out;
+      continue;
+    }
+#endif
+    layer_portable(l == f->n_layers - 1 ? n : n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out);
+    in = out;
+  }
+}
