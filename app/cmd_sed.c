@@ -208,6 +208,9 @@ static int cmd_fit(int argc, char **argv) {
        "by importance weights on --check-draws chain points (columns PRIOR_ESS, PRIOR_DZ, PRIOR_DLOGM)", NULL, 0, 0,
        NULL, 0},
       {"check-draws", "K", "chain points per galaxy for --prior-check", "64", 0, 0, NULL, 0},
+      {"anneal", "S", "stages of tempered sampling before the burn-in (a global search; 0: none)", "0", 0, 0, NULL, 0},
+      {"anneal-iters", "N", "iterations per annealing stage", "50", 0, 0, NULL, 0},
+      {"anneal-beta0", "B", "likelihood power of the first annealing stage (geometric to 1)", "0.01", 0, 0, NULL, 0},
       {"emulators", "f32|f64", "arithmetic of the photometry emulators in the chains (f32: an AVX-512 kernel, ~10x "
        "faster; f64: the reference)", "f32", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -246,6 +249,14 @@ static int cmd_fit(int argc, char **argv) {
   if (!st) st = jade_cli_long(opts, "max-galaxies", 0, 0x7fffffffffffffffL, &mg);
   if (!st) st = jade_cli_long(opts, "seed", 0, 0x7fffffffffffffffL, &seed);
   if (!st) st = parse_prior(opts, &o.prior, &owned);
+  long ans = 0, ani = 50;
+  double anb = 0.01;
+  if (!st) st = jade_cli_long(opts, "anneal", 0, 1000, &ans);
+  if (!st) st = jade_cli_long(opts, "anneal-iters", 1, 1000000, &ani);
+  if (!st) st = jade_cli_double(opts, "anneal-beta0", 1e-12, 0.999999, &anb);
+  o.fit.anneal_stages = (int)ans;
+  o.fit.anneal_iters = (int)ani;
+  o.fit.anneal_beta0 = anb;
   const char *emu = jade_cli_opt(opts, "emulators")->value;
   if (!st && !strcmp(emu, "f32")) o.fit.emulators = JADE_SED_EMU_F32;
   else if (!st && !strcmp(emu, "f64")) o.fit.emulators = JADE_SED_EMU_F64;

@@ -435,6 +435,10 @@ typedef struct {
   int check_draws;       /* chain points per galaxy for that check (64) */
   jade_sed_emu_precision emulators; /* arithmetic of the emulators in the optimiser and the
                                        chains (F32) */
+  int anneal_stages;     /* before the burn-in, stages of tempered sampling (prior x likelihood^beta,
+                            beta geometric from anneal_beta0 to 1): a global search (0: none) */
+  int anneal_iters;      /* iterations per stage (50) */
+  double anneal_beta0;   /* first stage's beta (0.01) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);

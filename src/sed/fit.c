@@ -129,8 +129,9 @@ double jade_sed_loglike(const jade_sed_data_model *m, const double *f_model, con
 }
 
 /* log posterior of phi for galaxies g[i]; seconds in the prior / likelihood added to tp, tl */
+/* log prior + beta x log likelihood (beta = 1: the posterior; < 1: tempered, for annealing) */
 static jade_status post_eval(const jade_sed_posterior *P, size_t n, const size_t *g, const double *phi, double *lp,
-                             double *tp, double *tl) {
+                             double *tp, double *tl, double beta) {
   int nb = jade_sed_photulator_n_bands(P->phot);
   double *th = jade_alloc(n * 16 * sizeof(double) + 8), *mag = jade_alloc(n * (size_t)nb * sizeof(double) + 8);
   double *lpr = jade_alloc(n * sizeof(double) + 8);
@@ -150,7 +151,7 @@ static jade_status post_eval(const jade_sed_posterior *P, size_t n, const size_t
         continue;
       }
       for (int b = 0; b < nb; b++) f[b] = jade_sed_mag_to_flux(mag[i * nb + b]);
-      lp[i] = lpr[i] + jade_sed_loglike(&P->dm, f, P->flux + g[i] * nb, P->sigma + g[i] * nb);
+      lp[i] = lpr[i] + beta * jade_sed_loglike(&P->dm, f, P->flux + g[i] * nb, P->sigma + g[i] * nb);
     }
   if (tp) *tp += t1 - t0;
   if (tl) *tl += jade_time_now() - t1;
@@ -161,7 +162,7 @@ static jade_status post_eval(const jade_sed_posterior *P, size_t n, const size_t
 }
 
 jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, const double *phi, double *lp) {
-  return post_eval(ctx, n, gal, phi, lp, NULL, NULL);
+  return post_eval(ctx, n, gal, phi, lp, NULL, NULL, 1.0);
 }
 
 void jade_sed_fit_options_default(jade_sed_fit_options *o) {
@@ -181,13 +182,17 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->check_prior = NULL;
   o->check_draws = 64;
   o->emulators = JADE_SED_EMU_F32;
+  o->anneal_stages = 0;
+  o->anneal_iters = 50;
+  o->anneal_beta0 = 0.01;
   o->verbose = 0;
 }
 
 typedef struct {
   const jade_sed_posterior *post;
   double t_prior, t_like;
-  size_t g0; /* first galaxy of the block */
+  size_t g0;   /* first galaxy of the block */
+  double beta; /* likelihood temperature (1; < 1 while annealing) */
 } block_ctx;
 
 /* the posterior of the galaxies of one block (local indices), timing prior and likelihood */
@@ -196,7 +201,7 @@ static jade_status block_logp(void *ctx, size_t n, const size_t *gal, const doub
   size_t *g = jade_alloc(n * sizeof(size_t) + 8);
   if (!g) return JADE_ERR_NOMEM;
   for (size_t i = 0; i < n; i++) g[i] = gal[i] + b->g0;
-  jade_status st = post_eval(b->post, n, g, phi, lp, &b->t_prior, &b->t_like);
+  jade_status st = post_eval(b->post, n, g, phi, lp, &b->t_prior, &b->t_like, b->beta);
   free(g);
   return st;
 }
@@ -574,18 +579,44 @@ static jade_status prior_check(const jade_sed_posterior *post, const jade_sed_ma
   return st;
 }
 
+/* Annealing before the burn-in (a global search: the walkers leave the optimiser's modes when
+ * the likelihood is flattened, and settle again as it sharpens): stages k = 0..S-1 target
+ * prior x likelihood^beta_k, beta_k = beta_0^(1 - k/S) (geometric, as in parallel tempering,
+ * Vousden et al. 2016 MNRAS 455:1919), each anneal_iters ensemble iterations from the previous
+ * stage's final walkers, with its own Philox seed. x0 (ng x W x 16) is replaced by the last
+ * stage's walkers; work: ng x W x 16 doubles. */
+static jade_status anneal(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
+                          double *x0, double *work) {
+  int W = eo->n_walkers, S = o->anneal_stages;
+  jade_status st = JADE_OK;
+  for (int k = 0; k < S && !st; k++) {
+    jade_ens_options ea = *eo;
+    ea.n_burn = 0;
+    ea.burn_tau = 0;
+    ea.n_steps = o->anneal_iters;
+    ea.thin = o->anneal_iters; /* keep only the last iteration */
+    ea.seed = eo->seed ^ (0xa22ea1ull * (uint64_t)(k + 1));
+    bc->beta = pow(o->anneal_beta0, 1.0 - (double)k / S);
+    st = jade_ens_run_stats(block_logp, bc, ng, 16, x0, &ea, work, NULL, NULL);
+    if (!st) memcpy(x0, work, ng * (size_t)W * 16 * sizeof(double));
+  }
+  bc->beta = 1.0;
+  return st;
+}
+
 jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
                          jade_sed_summary *summ, float *chain, double *t_prior, double *t_like) {
   const jade_ens_options *eo = &o->ens;
   int W = eo->n_walkers, nb = jade_sed_photulator_n_bands(post->phot);
   if (o->n_init < 1 || o->n_opt < 0 || o->n_lm < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
       o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0 ||
-      o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE)
+      o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE || o->anneal_stages < 0 ||
+      (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))))
     return jade_error(JADE_ERR_INVALID,
                       "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
-                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d)",
+                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g)",
                       o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
-                      (int)o->emulators);
+                      (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -605,7 +636,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
   jade_sed_posterior post_emu = *post; /* the chains' arithmetic */
   post_emu.emu = o->emulators;
-  block_ctx bc = {.post = &post_emu};
+  block_ctx bc = {.post = &post_emu, .beta = 1.0};
   double tstart = jade_time_now();
   for (size_t g0 = 0; g0 < post->n_gal && !st; g0 += B) {
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;
@@ -616,6 +647,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
                    x0 + g * W * 16, nmod + g);
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
+    if (o->anneal_stages > 0 && (st = anneal(&bc, ng, o, &e2, x0, ch))) break;
     if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) break;
     for (size_t g = 0; g < ng && !st; g++) {
       jade_sed_summary *S = &summ[g0 + g];
