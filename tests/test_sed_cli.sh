@@ -24,6 +24,12 @@ awk 'NR==1{for(i=2;i<=NF;i++) if($i=="z_MED") c=i-1} NR>1{ if(!($c>=0 && $c<=6))
 awk 'NR==1{sub(/^# /,""); gsub(/ /,","); print; next}{gsub(/ /,","); print}' "$T/cat.txt" > "$T/cat.csv"
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.csv" --out "$T/g" > /dev/null
 cmp "$T/f_summary.txt" "$T/g_summary.txt" || { echo "CSV and FITS catalogues give different fits"; exit 1; }
+# float64 emulators: the same fit runs (float32 is the default); an unknown arithmetic is refused
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/d" --emulators f64 > /dev/null
+test -s "$T/d_summary.txt"
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --emulators f16 2> "$T/err"; then
+  echo "--emulators f16 accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "f16" "$T/err" && [ ! -e "$T/e_summary.txt" ]
 # a catalogue without the flux columns: clear error, non-zero exit, no outputs
 printf 'ID,x\n0,1\n' > "$T/bad.csv"
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/bad.csv" --out "$T/bad" 2> "$T/err"; then echo "bad catalogue accepted"; exit 1; fi
@@ -62,11 +68,11 @@ if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/bad" --prior-
 if "$JADE" sed mock --models "$M" --out "$T/bad.fits" --n 2 --source prior --prior "$T/sur.safetensors" 2> "$T/err"; then
   echo "mock from a surrogate accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && [ ! -e "$T/bad.fits" ]
-# blocks of one galaxy: the same outputs with 2 MPI ranks; an interrupted run (the partial
-# files of its first block only) resumes to the same outputs; a partial fit of other options
-# is refused
+# blocks of one galaxy (with annealing stages): the same outputs with 2 MPI ranks; an
+# interrupted run (the partial files of its first block only) resumes to the same outputs; a
+# partial fit of other options is refused
 FB=(--models "$M" --walkers 8 --steps 20 --burn 10 --n-init 64 --n-opt 20 --n-lm 5 --n-starts 2 --n-range 14,18
-    --chain-thin 5 --block 1 --catalogue "$T/cat.fits")
+    --chain-thin 5 --block 1 --anneal 2 --anneal-iters 4 --catalogue "$T/cat.fits")
 OMP_NUM_THREADS=1 "$JADE" sed fit "${FB[@]}" --out "$T/b1" > /dev/null 2>&1
 ls "$T" | grep -q "b1_.*partial" && { echo "partial files left"; exit 1; }
 if [ "${JADE_WITH_MPI:-0}" = 1 ] && command -v mpirun >/dev/null; then
