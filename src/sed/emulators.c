@@ -142,47 +142,6 @@ static void theta15(const double *t16, double *t15) {
   t15[7] = sqrt(t16[8] > 0 ? t16[8] : 0.0);
 }
 
-#define PHOT_CHUNK 64
-/* Chunks of PHOT_CHUNK points in parallel (OpenMP); each point's result does not depend on the
- * chunking (row-independent products). */
-jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double *theta16, size_t n,
-                                     double *mag, double *absmag) {
-  if (n == 0) return JADE_OK;
-  size_t nch = (n + PHOT_CHUNK - 1) / PHOT_CHUNK;
-  int fail = 0;
-#pragma omp parallel if (nch > 1)
-  {
-    double *x = jade_alloc(PHOT_CHUNK * 15 * sizeof(double));
-    double *work = jade_alloc(2 * PHOT_CHUNK * 128 * sizeof(double));
-    double *y = jade_alloc(PHOT_CHUNK * sizeof(double));
-    if (!x || !work || !y) {
-#pragma omp atomic write
-      fail = 1;
-    }
-#pragma omp for schedule(dynamic, 1)
-    for (size_t ci = 0; ci < nch; ci++) {
-      if (!x || !work || !y) continue;
-      size_t i0 = ci * PHOT_CHUNK, m = n - i0 < PHOT_CHUNK ? n - i0 : PHOT_CHUNK;
-      for (size_t i = 0; i < m; i++) {
-        theta15(theta16 + (i0 + i) * 16, x + i * 15);
-        for (int j = 0; j < 15; j++) x[i * 15 + j] = (x[i * 15 + j] - p->pshift[j]) / p->pscale[j];
-      }
-      for (int b = 0; b < p->nb; b++) {
-        sed_mlp_forward(&p->net[b], m, x, y, work);
-        for (size_t i = 0; i < m; i++) {
-          double am = y[i] * p->mscale[b] + p->mshift[b];
-          if (absmag) absmag[(i0 + i) * p->nb + b] = am;
-          if (mag) mag[(i0 + i) * p->nb + b] = am + theta16[(i0 + i) * 16];
-        }
-      }
-    }
-    free(x);
-    free(work);
-    free(y);
-  }
-  return fail ? jade_error(JADE_ERR_NOMEM, "photulator: out of memory") : JADE_OK;
-}
-
 const char *jade_sed_emu_precision_name(jade_sed_emu_precision p) {
   switch (p) {
     case JADE_SED_EMU_F64: return "f64";
@@ -192,58 +151,70 @@ const char *jade_sed_emu_precision_name(jade_sed_emu_precision p) {
   return "?";
 }
 
+/* Chunks of points in parallel (OpenMP; 64 points in float64, 128 in float32); each point's
+ * result does not depend on the thread count (fixed chunks), and in the float32 AVX-512 kernel
+ * not on the chunking either (src/sed/mlp_f32.c). */
+#define PHOT_CHUNK 64
 #define PHOT32_CHUNK 128
-/* float32 path: chunks of PHOT32_CHUNK points in parallel, each point's result independent of
- * the chunking (src/sed/mlp_f32.c). */
-static jade_status mags_f32(const jade_sed_photulator *p, int avx512, const double *theta16, size_t n, double *mag,
-                            double *absmag) {
-  size_t nch = (n + PHOT32_CHUNK - 1) / PHOT32_CHUNK;
+jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
+                                          const double *theta16, size_t n, double *mag, double *absmag) {
+  if (prec != JADE_SED_EMU_F64 && prec != JADE_SED_EMU_F32 && prec != JADE_SED_EMU_F32_PORTABLE)
+    return jade_error(JADE_ERR_INVALID, "photulator: unknown precision %d", (int)prec);
+  if (n == 0) return JADE_OK;
+  int f32 = prec != JADE_SED_EMU_F64, avx512 = prec == JADE_SED_EMU_F32;
+  size_t C = f32 ? PHOT32_CHUNK : PHOT_CHUNK, nch = (n + C - 1) / C;
   int fail = 0;
 #pragma omp parallel if (nch > 1)
   {
-    float *x = jade_calloc(PHOT32_CHUNK * 15, sizeof(float));
-    float *work = jade_alloc(2 * PHOT32_CHUNK * 128 * sizeof(float) + 64);
-    float *y = jade_alloc(PHOT32_CHUNK * sizeof(float));
-    if (!x || !work || !y) {
+    double *x = jade_alloc(C * 15 * sizeof(double)), *y = jade_alloc(C * sizeof(double));
+    double *work = f32 ? NULL : jade_alloc(2 * C * 128 * sizeof(double));
+    float *xf = f32 ? jade_calloc(C * 15, sizeof(float)) : NULL, *yf = f32 ? jade_alloc(C * sizeof(float)) : NULL;
+    float *wf = f32 ? jade_alloc(2 * C * 128 * sizeof(float) + 64) : NULL;
+    int ok = x && y && (f32 ? xf && yf && wf : work != NULL);
+    if (!ok) {
 #pragma omp atomic write
       fail = 1;
     }
 #pragma omp for schedule(dynamic, 1)
     for (size_t ci = 0; ci < nch; ci++) {
-      if (!x || !work || !y) continue;
-      size_t i0 = ci * PHOT32_CHUNK, m = n - i0 < PHOT32_CHUNK ? n - i0 : PHOT32_CHUNK;
-      size_t m_pad = (m + 3) & ~(size_t)3;
+      if (!ok) continue;
+      size_t i0 = ci * C, m = n - i0 < C ? n - i0 : C;
       for (size_t i = 0; i < m; i++) {
-        double t15[15];
-        theta15(theta16 + (i0 + i) * 16, t15);
-        for (int j = 0; j < 15; j++) x[i * 15 + j] = (float)((t15[j] - p->pshift[j]) / p->pscale[j]);
+        theta15(theta16 + (i0 + i) * 16, x + i * 15);
+        for (int j = 0; j < 15; j++) x[i * 15 + j] = (x[i * 15 + j] - p->pshift[j]) / p->pscale[j];
       }
-      for (size_t i = m * 15; i < m_pad * 15; i++) x[i] = 0.0f; /* pad rows of the 4-row tiles */
+      if (f32) {
+        size_t m_pad = (m + 3) & ~(size_t)3;
+        for (size_t i = 0; i < m * 15; i++) xf[i] = (float)x[i];
+        for (size_t i = m * 15; i < m_pad * 15; i++) xf[i] = 0.0f; /* pad rows of the 4-row tiles */
+      }
       for (int b = 0; b < p->nb; b++) {
-        sed_mlp_f32_forward(&p->net32[b], m, x, y, work, avx512);
+        if (f32) {
+          sed_mlp_f32_forward(&p->net32[b], m, xf, yf, wf, avx512);
+          for (size_t i = 0; i < m; i++) y[i] = yf[i];
+        } else {
+          sed_mlp_forward(&p->net[b], m, x, y, work);
+        }
         for (size_t i = 0; i < m; i++) {
-          double am = (double)y[i] * p->mscale[b] + p->mshift[b];
+          double am = y[i] * p->mscale[b] + p->mshift[b];
           if (absmag) absmag[(i0 + i) * p->nb + b] = am;
           if (mag) mag[(i0 + i) * p->nb + b] = am + theta16[(i0 + i) * 16];
         }
       }
     }
     free(x);
-    free(work);
     free(y);
+    free(work);
+    free(xf);
+    free(yf);
+    free(wf);
   }
   return fail ? jade_error(JADE_ERR_NOMEM, "photulator: out of memory") : JADE_OK;
 }
 
-jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
-                                          const double *theta16, size_t n, double *mag, double *absmag) {
-  if (n == 0) return JADE_OK;
-  switch (prec) {
-    case JADE_SED_EMU_F64: return jade_sed_photulator_mags(p, theta16, n, mag, absmag);
-    case JADE_SED_EMU_F32: return mags_f32(p, 1, theta16, n, mag, absmag);
-    case JADE_SED_EMU_F32_PORTABLE: return mags_f32(p, 0, theta16, n, mag, absmag);
-  }
-  return jade_error(JADE_ERR_INVALID, "photulator: unknown precision %d", (int)prec);
+jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double *theta16, size_t n, double *mag,
+                                     double *absmag) {
+  return jade_sed_photulator_mags_prec(p, JADE_SED_EMU_F64, theta16, n, mag, absmag);
 }
 
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
