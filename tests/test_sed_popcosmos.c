@@ -134,6 +134,103 @@ static void test_photulator(void) {
   jade_sed_mass_free(m);
 }
 
+/* The exact Jacobian of the magnitudes and the gradient of the log posterior (box prior,
+ * Student-t with zero points and an error floor) against central finite differences of the
+ * float64 values (step h = 1e-5; for log p, h and 2h combined by Richardson extrapolation):
+ * truncation O(h^2) for the Jacobian, O(h^4) for log p, rounding ~1e-16 |f| / h ~ 1e-9 for
+ * |log p| ~ 100: agreement to 1e-6 of the gradient's scale. */
+static void test_posterior_grad(void) {
+  jade_sed_photulator *p;
+  CHECK_OK(jade_sed_photulator_load(model_path("photulator_cosmos26.safetensors"), NULL, 0, &p));
+  double ref[5 * 120];
+  int n = test_read_table(jade_test_data("popcosmos/photulator_ref.txt"), 120, ref, 5);
+  CHECK(n == 5, "%d cases", n);
+  enum { NB = 26 };
+  double flux[5 * NB], sig[5 * NB];
+  for (int i = 0; i < n; i++)
+    for (int b = 0; b < NB; b++) {
+      double f = jade_sed_mag_to_flux(ref[i * 120 + 42 + b]);
+      sig[i * NB + b] = 0.05 * f + 1e-3;
+      flux[i * NB + b] = f * (1.0 + 0.03 * ((b % 5) - 2)); /* off the model: residuals r ~ +-1 */
+    }
+  jade_sed_prior pr;
+  jade_sed_prior_default(&pr);
+  pr.N_lo = 0;
+  pr.N_hi = 40;
+  jade_sed_data_model dm;
+  jade_sed_data_model_default(&dm, NB);
+  dm.error_floor = 0.03;
+  for (int b = 0; b < NB; b++) dm.zp[b] = 1.0 + 0.01 * (b % 3);
+  jade_sed_posterior post = {.phot = p, .prior = &pr, .dm = dm, .n_gal = (size_t)n, .flux = flux, .sigma = sig};
+  const double h = 1e-5;
+  double worst_j = 0, worst_g = 0;
+  for (int i = 0; i < n; i++) {
+    double th[16], phi[16], mag[NB], jac[NB * 16];
+    memcpy(th, ref + i * 120, sizeof th);
+    CHECK_OK(jade_sed_photulator_jacobian(p, th, mag, jac));
+    double mref[NB];
+    CHECK_OK(jade_sed_photulator_mags(p, th, 1, mref, NULL));
+    CHECK(maxabs_diff(mag, mref, NB) < 1e-12, "jacobian's magnitudes");
+    double scale_j = 0, err_j = 0;
+    for (int j = 0; j < 16; j++) {
+      double tp[16], tm[16], mp[NB], mm[NB];
+      memcpy(tp, th, sizeof th);
+      memcpy(tm, th, sizeof th);
+      double hj = h * fmax(1.0, fabs(th[j]));
+      tp[j] += hj;
+      tm[j] -= hj;
+      CHECK_OK(jade_sed_photulator_mags(p, tp, 1, mp, NULL));
+      CHECK_OK(jade_sed_photulator_mags(p, tm, 1, mm, NULL));
+      for (int b = 0; b < NB; b++) {
+        double fd = (mp[b] - mm[b]) / (2 * hj), e = fabs(fd - jac[b * 16 + j]);
+        scale_j = fmax(scale_j, fabs(fd));
+        if (!(e <= err_j)) err_j = isnan(e) ? INFINITY : e;
+      }
+    }
+    worst_j = fmax(worst_j, err_j / scale_j);
+    /* the gradient at the truth and at a point moved off it */
+    double lo[16], hi[16], ti[16];
+    jade_sed_param_bounds(lo, hi);
+    memcpy(ti, th, sizeof ti);
+    for (int j = 1; j < 16; j++) /* a reference point on the box's edge has phi = -inf: move it inside */
+      ti[j] = fmin(hi[j] - 1e-3 * (hi[j] - lo[j]), fmax(lo[j] + 1e-3 * (hi[j] - lo[j]), th[j]));
+    for (int k = 0; k < 2; k++) {
+      jade_sed_theta_to_phi(ti, phi);
+      if (k)
+        for (int j = 1; j < 16; j++) phi[j] += 0.1 * ((j % 3) - 1);
+      double lp, g[16], lp0;
+      size_t gi = (size_t)i;
+      CHECK_OK(jade_sed_posterior_logp_grad(&post, gi, phi, &lp, g));
+      CHECK_OK(jade_sed_posterior_logp(&post, 1, &gi, phi, &lp0));
+      CHECK(fabs(lp - lp0) <= 1e-9 * (1 + fabs(lp0)), "log p %.12g vs %.12g", lp, lp0);
+      double scale = 0, err = 0;
+      for (int j = 0; j < 16; j++) {
+        /* central differences at h and 2h combined by Richardson (error O(h^4)) */
+        double d[2];
+        for (int q = 0; q < 2; q++) {
+          double pp[16], pm[16], lpp, lpm, hq = h * (1 + q);
+          memcpy(pp, phi, sizeof pp);
+          memcpy(pm, phi, sizeof pm);
+          pp[j] += hq;
+          pm[j] -= hq;
+          CHECK_OK(jade_sed_posterior_logp(&post, 1, &gi, pp, &lpp));
+          CHECK_OK(jade_sed_posterior_logp(&post, 1, &gi, pm, &lpm));
+          d[q] = (lpp - lpm) / (2 * hq);
+        }
+        double fd = (4 * d[0] - d[1]) / 3, e = fabs(fd - g[j]);
+        scale = fmax(scale, fabs(fd));
+        if (!(e <= err)) err = isnan(e) ? INFINITY : e;
+      }
+      worst_g = fmax(worst_g, err / scale);
+    }
+  }
+  printf("posterior gradient: magnitude Jacobian vs finite differences %.2g, log-posterior gradient %.2g "
+         "(relative to the largest component)\n",
+         worst_j, worst_g);
+  CHECK(worst_j < 1e-6 && worst_g < 1e-6, "exact gradients vs finite differences");
+  jade_sed_photulator_free(p);
+}
+
 static void test_noise_model(void) {
   jade_sed_score *nm;
   CHECK_OK(jade_sed_noise_model_load(model_path("noise_model.safetensors"), &nm));
@@ -225,6 +322,7 @@ int main(void) {
   const char *td = getenv("JADE_TEST_DATA");
   snprintf(model_dir, sizeof model_dir, "%s/../../models/popcosmos", td ? td : "tests/data");
   test_photulator();
+  test_posterior_grad();
   test_noise_model();
   if (jade_test_failures) fprintf(stderr, "%d failures\n", jade_test_failures);
   return jade_test_failures ? 1 : 0;

@@ -62,6 +62,10 @@ const char *jade_sed_emu_precision_name(jade_sed_emu_precision p);
 /* jade_sed_photulator_mags in the given arithmetic (inputs and outputs stay float64). */
 jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
                                           const double *theta16, size_t n, double *mag, double *absmag);
+/* One point, float64: its magnitudes mag[nb] and their Jacobian jac[b * 16 + j] = d mag_b /
+ * d theta16_j by reverse mode through each band's network (exact, unlike finite differences). */
+jade_status jade_sed_photulator_jacobian(const jade_sed_photulator *p, const double *theta16, double *mag,
+                                        double *jac);
 /* Magnitudes of band b only (mag[i] = NN_b + N_i). */
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
                                           double *mag);
@@ -399,6 +403,14 @@ typedef struct {
 /* log posterior of phi (n x 16) for galaxies gal[i] (a jade_ens_logp_fn; ctx = posterior);
  * with the times spent in the prior and in the likelihood accumulated if ctx timing enabled. */
 jade_status jade_sed_posterior_logp(void *ctx, size_t n, const size_t *gal, const double *phi, double *lp);
+
+/* One point of galaxy g: the log posterior (as jade_sed_posterior_logp, float64 emulators) and
+ * its gradient d/d phi (16), exact (reverse mode through the emulators, the Student-t
+ * likelihood with zero points and error floor, phi -> theta and the prior). Box and surrogate
+ * priors (the exact diffusion prior has no cheap gradient: JADE_ERR_INVALID). Outside the
+ * prior's support: lp = -inf and a zero gradient. */
+jade_status jade_sed_posterior_logp_grad(const jade_sed_posterior *P, size_t g, const double *phi, double *lp,
+                                         double *grad);
 
 #define JADE_SED_NQ 17 /* the 16 parameters and log10 stellar mass */
 typedef struct {

@@ -217,6 +217,29 @@ jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double 
   return jade_sed_photulator_mags_prec(p, JADE_SED_EMU_F64, theta16, n, mag, absmag);
 }
 
+jade_status jade_sed_photulator_jacobian(const jade_sed_photulator *p, const double *theta16, double *mag,
+                                        double *jac) {
+  size_t nw = 0;
+  for (int b = 0; b < p->nb; b++) nw = nw > sed_mlp_grad_work(&p->net[b]) ? nw : sed_mlp_grad_work(&p->net[b]);
+  double *work = jade_alloc(nw * sizeof(double));
+  if (!work) return JADE_ERR_NOMEM;
+  double t15[15], x[15], gx[15];
+  theta15(theta16, t15);
+  for (int j = 0; j < 15; j++) x[j] = (t15[j] - p->pshift[j]) / p->pscale[j];
+  /* d t15[7] / d dust2 = 1 / (2 sqrt(dust2)) (0 on the box edge) */
+  double dsq = theta16[8] > 0 ? 0.5 / sqrt(theta16[8]) : 0.0;
+  for (int b = 0; b < p->nb; b++) {
+    double y = sed_mlp_value_grad(&p->net[b], x, gx, work);
+    mag[b] = y * p->mscale[b] + p->mshift[b] + theta16[0];
+    double *J = jac + (size_t)b * 16;
+    J[0] = 1.0; /* m = NN + N */
+    for (int j = 1; j < 16; j++) J[j] = gx[j - 1] * p->mscale[b] / p->pscale[j - 1];
+    J[8] *= dsq;
+  }
+  free(work);
+  return JADE_OK;
+}
+
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
                                           double *mag) {
   if (b < 0 || b >= p->nb) return jade_error(JADE_ERR_INVALID, "photulator: band %d of %d", b, p->nb);

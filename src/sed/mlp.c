@@ -155,3 +155,71 @@ double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_
   }
   return d;
 }
+
+/* derivative of the activation at pre-activation z (unit u) */
+static double act_deriv(sed_act a, const double *alpha, const double *beta, int u, double z) {
+  switch (a) {
+    case SED_ACT_LINEAR: return 1.0;
+    case SED_ACT_TANH: {
+      double t = tanh(z);
+      return 1.0 - t * t;
+    }
+    case SED_ACT_SILU: {
+      double sg = sed_sigmoid(z);
+      return sg * (1.0 + z * (1.0 - sg));
+    }
+    case SED_ACT_ALSING: {
+      /* d/dz (beta + (1 - beta) s(alpha z)) z = beta + (1 - beta) (s + alpha z s (1 - s)) */
+      double sg = sed_sigmoid(alpha[u] * z);
+      return beta[u] + (1.0 - beta[u]) * (sg + alpha[u] * z * sg * (1.0 - sg));
+    }
+  }
+  return NAN;
+}
+
+size_t sed_mlp_grad_work(const sed_mlp *m) {
+  size_t w = 0;
+  for (int l = 0; l <= m->n_layers; l++) w += (size_t)m->dims[l];
+  return 2 * w + 2 * (size_t)sed_mlp_max_width(m);
+}
+
+double sed_mlp_value_grad(const sed_mlp *m, const double *x, double *gx, double *work) {
+  /* forward, keeping every layer's pre-activation z_l and output a_l (a_0 = x) */
+  int L = m->n_layers, mw = sed_mlp_max_width(m);
+  size_t off[SED_MAX_LAYERS + 2], tot = 0;
+  for (int l = 0; l <= L; l++) {
+    off[l] = tot;
+    tot += (size_t)m->dims[l];
+  }
+  double *z = work, *a = work + tot, *d = work + 2 * tot, *e = d + mw;
+  memcpy(a, x, (size_t)m->dims[0] * sizeof(double));
+  for (int l = 0; l < L; l++) {
+    int in = m->dims[l], out = m->dims[l + 1];
+    const double *ai = a + off[l];
+    double *zo = z + off[l + 1], *ao = a + off[l + 1];
+    for (int j = 0; j < out; j++) {
+      double v = m->b[l][j];
+      const double *w = m->W[l] + (size_t)j * in;
+      for (int k = 0; k < in; k++) v += w[k] * ai[k];
+      zo[j] = v;
+    }
+    memcpy(ao, zo, (size_t)out * sizeof(double));
+    sed_act_apply(m->act[l], m->alpha[l], m->beta[l], 1, out, ao);
+  }
+  /* reverse: d = dy/da_l, then dy/dz_l = d act'(z_l), dy/da_{l-1} = W_l^T (dy/dz_l) */
+  int out = m->dims[L];
+  for (int j = 0; j < out; j++) d[j] = 1.0; /* one output unit: dy/dy */
+  for (int l = L - 1; l >= 0; l--) {
+    int in = m->dims[l], o = m->dims[l + 1];
+    const double *zo = z + off[l + 1];
+    for (int j = 0; j < o; j++) d[j] *= act_deriv(m->act[l], m->alpha[l], m->beta[l], j, zo[j]);
+    for (int k = 0; k < in; k++) e[k] = 0;
+    for (int j = 0; j < o; j++) {
+      const double *w = m->W[l] + (size_t)j * in;
+      for (int k = 0; k < in; k++) e[k] += w[k] * d[j];
+    }
+    memcpy(d, e, (size_t)in * sizeof(double));
+  }
+  memcpy(gx, d, (size_t)m->dims[0] * sizeof(double));
+  return a[off[L]];
+}

@@ -33,6 +33,10 @@ void sed_mlp_set_params(sed_mlp *m, const double *p);
 void sed_adam_step(size_t P, double *p, const double *g, double *m1, double *m2, double lr, long step, double wd);
 /* Y (n x dims[L]) from X (n x dims[0]); work: 2 n max_width doubles. */
 void sed_mlp_forward(const sed_mlp *m, size_t n, const double *X, double *Y, double *work);
+/* One point of a network with one output unit: returns y = f(x) and writes gx = dy/dx
+ * (dims[0]) by reverse mode; work: sed_mlp_grad_work(m) doubles. */
+double sed_mlp_value_grad(const sed_mlp *m, const double *x, double *gx, double *work);
+size_t sed_mlp_grad_work(const sed_mlp *m);
 /* act(h) in place over n values of a layer with `units` units (per-unit alpha/beta). */
 void sed_act_apply(sed_act a, const double *alpha, const double *beta, size_t n, int units, double *h);
 /* Y = X W^T + b: X (n x in), W (out x in), Y (n x out). */
