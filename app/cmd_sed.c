@@ -314,6 +314,11 @@ static int cmd_fit(int argc, char **argv) {
   printf("galaxies %zu  wall %.1f s (%.3f s per galaxy; prior %.1f s, likelihood %.1f s)\n", rep.n_gal, rep.seconds,
          rep.seconds / (rep.n_gal ? rep.n_gal : 1), rep.t_prior, rep.t_like);
   printf("median acceptance %.3f  median max-over-parameters tau %.1f steps\n", rep.accept_median, rep.tau_max_median);
+  if (rep.n_short)
+    fprintf(stderr,
+            "jade sed fit: warning: %zu of %zu galaxies kept fewer than 50 tau_max iterations (emcee's criterion): "
+            "their tau and intervals are not reliable; fit again with more --steps\n",
+            rep.n_short, rep.n_gal);
   if (!isnan(rep.cov_z))
     printf("68%% coverage of the truth: z %.3f  log10 M* %.3f\n95%% coverage of the truth: z %.3f  log10 M* %.3f\n",
            rep.cov_z, rep.cov_m, rep.cov95_z, rep.cov95_m);

@@ -12,8 +12,10 @@ trap 'rm -rf "$T"' EXIT
 "$JADE" sed mock --models "$M" --out "$T/cat.fits" --n 3 --source prior --n-range 14,18 --seed 4
 test -s "$T/cat.fits" && test -s "$T/cat.txt"
 FIT=(--models "$M" --walkers 8 --steps 20 --burn 10 --n-init 64 --n-opt 20 --n-range 14,18 --chain-thin 5)
-"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/f" > "$T/log"
-cat "$T/log"
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/f" > "$T/log" 2> "$T/warn"
+cat "$T/log" "$T/warn"
+# 20 kept iterations are far fewer than 50 tau: the fit says so
+grep -q "fewer than 50 tau_max" "$T/warn" || { echo "no warning about short chains"; exit 1; }
 for f in f_summary.fits f_summary.txt f_summary.npy f_chains.npy; do test -s "$T/$f"; done
 rows=$(grep -vc '^#' "$T/f_summary.txt")
 [ "$rows" = 3 ] || { echo "summary rows $rows"; exit 1; }

@@ -589,6 +589,8 @@ typedef struct {
   double cov95_z, cov95_m;   /* 95% interval coverage */
   double check_ess_median;   /* with fit.check_prior: median importance ESS / draws (NaN without) */
   double check_dz_rms, check_dm_rms; /* rms over galaxies of the z and log10 M* mean shifts (sd) */
+  size_t n_short;            /* galaxies whose kept chain is shorter than 50 tau_max (emcee's
+                                criterion; their tau estimate and intervals are not reliable) */
 } jade_sed_fit_report;
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 

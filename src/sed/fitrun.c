@@ -153,8 +153,9 @@ static jade_status summary_write(const char *prefix, const jade_sed_table *t) {
 
 
 /* The report from the finished table: coverage of the truths (when present), medians of the
- * largest tau and of the acceptance, and the surrogate check (when run). */
-static void report_from_table(const jade_sed_table *t, jade_sed_fit_report *rep) {
+ * largest tau and of the acceptance, the galaxies whose n_steps kept iterations are fewer than
+ * 50 tau_max, and the surrogate check (when run). */
+static void report_from_table(const jade_sed_table *t, long n_steps, jade_sed_fit_report *rep) {
   size_t n = t->n_rows;
   const double *zl = jade_sed_table_column(t, "z_LO68"), *zh = jade_sed_table_column(t, "z_HI68");
   const double *ml = jade_sed_table_column(t, "logM_LO68"), *mh = jade_sed_table_column(t, "logM_HI68");
@@ -184,6 +185,7 @@ static void report_from_table(const jade_sed_table *t, jade_sed_fit_report *rep)
     }
     if (taus) taus[i] = tmax;
     if (accs) accs[i] = acc[i];
+    rep->n_short += !((double)n_steps >= 50.0 * tmax);
   }
   rep->cov_z = nz ? (double)inz / nz : NAN;
   rep->cov95_z = nz ? (double)inz9 / nz : NAN;
@@ -307,7 +309,7 @@ static jade_status finish(const jade_sed_fit_run_options *o, const jade_dist *d,
   jade_npy_release(&a);
   if (!st) {
     summary_names(&t);
-    report_from_table(&t, rep);
+    report_from_table(&t, o->fit.ens.n_steps, rep);
   }
   jade_dist_barrier(d); /* every rank has read the partial summary before rank 0 removes it */
   if (!st && d->rank == 0) {
