@@ -290,7 +290,105 @@ static void test_bimodal(void) {
   free(ind);
 }
 
+/* gradient of the correlated-Gaussian targets (and of the banana), batched for jade_hmc_run */
+static jade_status grad_fn(void *ctx, size_t n, const size_t *gal, const double *x, double *lp, double *grad) {
+  const target *t = ctx;
+  jade_status st = logp_fn(ctx, n, gal, x, lp);
+  for (size_t i = 0; i < n && !st; i++) {
+    const double *xi = x + i * D;
+    double *gi = grad + i * D;
+    if (t->banana) {
+      double b = 0.5, r = xi[1] - b * (xi[0] * xi[0] - 1.0);
+      gi[0] = -xi[0] + r * 2 * b * xi[0];
+      gi[1] = -r;
+      gi[2] = -xi[2];
+      continue;
+    }
+    size_t g = gal[i];
+    for (int j = 0; j < D; j++) {
+      gi[j] = 0;
+      for (int k = 0; k < D; k++) gi[j] -= t->prec[g][j][k] * (xi[k] - t->mu[g][k]);
+    }
+  }
+  return st;
+}
+
+/* HMC in lockstep: moments of the 6 correlated Gaussians (scales 0.1 to 6, rho -0.9 to 0.85)
+ * and of the banana against the exact values, with the walkers' autocorrelation time for the
+ * Monte Carlo error; a problem alone gives the same bytes as in the batch. */
+static void test_hmc(void) {
+  target t;
+  make_target(&t);
+  jade_hmc_options o;
+  jade_hmc_options_default(&o);
+  o.n_chains = 8;
+  o.n_warmup = 500;
+  o.n_steps = 1500;
+  o.n_leapfrog = 8;
+  o.target_accept = 0.9;
+  int C = o.n_chains;
+  size_t nk = (size_t)o.n_steps;
+  double *x0 = malloc(NG * C * D * sizeof(double)), *ch = malloc(NG * nk * C * D * sizeof(double));
+  jade_hmc_stats hs[NG];
+  double worst = 0;
+  for (int ban = 0; ban < 2; ban++) {
+    t.banana = ban;
+    start(x0, NG, C, &t);
+    CHECK_OK(jade_hmc_run(grad_fn, &t, NG, D, x0, NULL, &o, ch, hs));
+    for (int g = 0; g < NG; g++) {
+      const double *c = ch + (size_t)g * nk * C * D;
+      for (int j = 0; j < D; j++) {
+        /* exact moments; banana (a = 1, b = 0.5): x0 ~ N(0, 1), x1 = b (x0^2 - 1) + N(0, 1):
+         * mean 0, var b^2 Var(x0^2) + 1 = 2 b^2 + 1 */
+        double mu = ban ? 0.0 : t.mu[g][j], var = ban ? (j == 1 ? 1.5 : 1.0) : t.L[g][j][j];
+        double tau = jade_ens_autocorr_time(c + j, nk, C, D, 5.0);
+        double m = 0, v = 0, N = (double)nk * C;
+        for (size_t i = 0; i < nk * C; i++) m += c[i * D + j] / N;
+        for (size_t i = 0; i < nk * C; i++) v += (c[i * D + j] - m) * (c[i * D + j] - m) / (N - 1);
+        /* HMC draws can be anti-correlated in x (tau < 1) and correlated in x^2 (energy): the
+         * variance's error comes from the series (x - m)^2 and its own autocorrelation time;
+         * tau >= 1 is taken for both (conservative) */
+        double *sq = malloc(nk * C * sizeof(double)), vs = 0, ms = 0;
+        for (size_t i = 0; i < nk * C; i++) ms += (sq[i] = (c[i * D + j] - m) * (c[i * D + j] - m)) / N;
+        for (size_t i = 0; i < nk * C; i++) vs += (sq[i] - ms) * (sq[i] - ms) / (N - 1);
+        double tau2 = jade_ens_autocorr_time(sq, nk, C, 1, 5.0);
+        free(sq);
+        double neff = N / fmax(tau, 1.0), neff2 = N / fmax(tau2, 1.0);
+        double zm = fabs(m - mu) / sqrt(var / neff), zv = fabs(v - var) / sqrt(vs / neff2);
+        worst = jade_test_max(worst, jade_test_max(zm, zv));
+        if (g == 0 || g == NG - 1)
+          printf("hmc %s %d dim %d: mean %.4f (exact %.4f) var %.4f (exact %.4f) tau %.1f (x^2: %.1f) acc %.2f step %.3g "
+                 "z %.2f %.2f\n",
+                 ban ? "banana" : "gaussian", g, j, m, mu, v, var, tau, tau2, hs[g].accept, hs[g].step_size, zm, zv);
+        CHECK(jade_test_lt_ok(tau, 50) && jade_test_lt_ok(tau2, 50), "hmc tau %g, of x^2 %g", tau, tau2);
+      }
+      /* no divergence on a Gaussian; the banana's tails (gradient ~ x0^3) allow a few */
+      CHECK(jade_test_in_ok(hs[g].accept, 0.6, 0.99) && hs[g].divergent <= (ban ? (long)(0.02 * C * nk) : 0),
+            "hmc problem %d acceptance %g, %ld divergent", g, hs[g].accept, hs[g].divergent);
+    }
+  }
+  printf("hmc: worst z-score of means and variances over 2 x %d x %d = %.2f\n", NG, D, worst);
+  /* 36 z-scores: max |z| < 4.5 fails with probability < 3e-4 if the sampler is right */
+  CHECK(jade_test_lt_ok(worst, 4.5), "hmc moments");
+  /* batch independence: problem 3 alone (first_id 3) gives the same bytes */
+  t.banana = 0;
+  start(x0, NG, C, &t);
+  CHECK_OK(jade_hmc_run(grad_fn, &t, NG, D, x0, NULL, &o, ch, NULL));
+  jade_hmc_options o1 = o;
+  o1.first_id = 3;
+  target t1 = t;
+  memcpy(t1.mu[0], t.mu[3], sizeof t.mu[3]);
+  memcpy(t1.prec[0], t.prec[3], sizeof t.prec[3]);
+  double *ch1 = malloc(nk * C * D * sizeof(double));
+  CHECK_OK(jade_hmc_run(grad_fn, &t1, 1, D, x0 + 3 * C * D, NULL, &o1, ch1, NULL));
+  CHECK(!memcmp(ch1, ch + 3 * nk * C * D, nk * C * D * sizeof(double)), "hmc: problem 3 alone differs from in batch");
+  free(ch1);
+  free(x0);
+  free(ch);
+}
+
 int main(void) {
+  test_hmc();
   test_ar1();
   test_gaussians(0.0);
   test_gaussians(0.5);

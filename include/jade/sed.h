@@ -301,6 +301,36 @@ jade_status jade_ens_run(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, con
 jade_status jade_ens_run_stats(jade_ens_logp_fn f, void *ctx, size_t n_gal, int d, const double *x0,
                                const jade_ens_options *o, double *chain, double *logp_chain,
                                jade_ens_stats *stats);
+/* ---- Hamiltonian Monte Carlo in lockstep over many problems (src/sed/hmc.c) -------------- */
+/* Log densities and their gradients at n points x (n x d) of problems prob[i]: lp[i] and
+ * grad[i * d + j]. A non-finite lp is treated as -inf. */
+typedef jade_status (*jade_grad_batch_fn)(void *ctx, size_t n, const size_t *prob, const double *x, double *lp,
+                                          double *grad);
+typedef struct {
+  int n_chains;         /* per problem (4) */
+  long n_warmup;        /* adaptation iterations, discarded (500) */
+  long n_steps;         /* kept iterations (500) */
+  int n_leapfrog;       /* leapfrog steps per transition (16); step size jittered by U(0.8, 1.2) */
+  double step_size;     /* initial step size (0.1) */
+  double target_accept; /* dual-averaging target of the mean acceptance (0.8) */
+  uint64_t seed;
+  uint64_t first_id;    /* problem g draws from Philox stream first_id + g (0) */
+} jade_hmc_options;
+void jade_hmc_options_default(jade_hmc_options *o);
+typedef struct {
+  double accept;    /* mean acceptance probability after warm-up */
+  double step_size; /* adapted step size */
+  long divergent;   /* divergent transitions after warm-up */
+} jade_hmc_stats;
+/* Runs n_prob x n_chains chains: chain c of problem g starts at x0[(g * C + c) * d + j];
+ * inv_mass0 (n_prob x d, may be NULL: ones) the initial diagonal inverse mass. Warm-up adapts a
+ * step size per problem (dual averaging on the mean acceptance over its chains) and a diagonal
+ * inverse mass from the draws of its chains (Stan's windows). chain (may be NULL): n_prob x
+ * n_steps x C x d; stats[n_prob] (may be NULL). Every leapfrog step of all chains is one call of
+ * f; the result does not depend on the batch or the thread count. */
+jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
+                         const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats);
+
 /* Integrated autocorrelation time of an ensemble chain x[(i * W + w) * stride] (n steps, W
  * walkers): the autocorrelation function averaged over walkers (emcee >= 3.0), tau = 1 +
  * 2 sum_{k=1}^{M} rho_k with the smallest M >= c tau(M) (Sokal's window, c = 5). */

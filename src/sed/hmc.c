@@ -1,0 +1,226 @@
+/* Hamiltonian Monte Carlo in lockstep over many chains of many independent problems (galaxies):
+ * every leapfrog step of every chain is one batched gradient call, so the target's cost is paid
+ * in large batches (the emulators' weights are read once per batch, not once per point).
+ *
+ * Per problem: a step size adapted during warm-up by dual averaging towards a target mean
+ * acceptance (Hoffman & Gelman 2014, JMLR 15:1593, Alg. 5, applied to the mean acceptance over
+ * the problem's chains) and a diagonal inverse mass matrix re-estimated from the warm-up draws of
+ * all its chains at the end of Stan-style slow windows (Stan Reference Manual, "HMC algorithm
+ * parameters": regularised variance n/(n+5) var + 1e-3 x 5/(n+5)). Each transition: momentum
+ * p ~ N(0, M), L leapfrog steps (Neal 2011, "MCMC using Hamiltonian dynamics", eq. 5.18-5.20) with
+ * the step size jittered by U(0.8, 1.2), Metropolis accept with min(1, exp(-dH)); a non-finite
+ * or > 1000 energy error is a divergence (rejected). Randomness: Philox keyed by (seed, problem
+ * first_id + g, chain, iteration), so results do not depend on the batch or the thread count. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jade/sed.h"
+
+void jade_hmc_options_default(jade_hmc_options *o) {
+  o->n_chains = 4;
+  o->n_warmup = 500;
+  o->n_steps = 500;
+  o->n_leapfrog = 16;
+  o->step_size = 0.1;
+  o->target_accept = 0.8;
+  o->seed = 1;
+  o->first_id = 0;
+}
+
+/* warm-up windows (Stan's defaults scaled to n_warmup: 15% fast, slow windows doubling, 10%
+ * fast): 1 at the iterations that end a slow window */
+static int window_end(long it, long nw) {
+  long init = (long)(0.15 * nw), term = (long)(0.1 * nw), end = nw - term, w = 25, start = init;
+  if (nw < 40) return 0;
+  while (start < end) {
+    long stop = start + w;
+    if (stop + 2 * w > end) stop = end; /* the last slow window takes the rest */
+    if (it + 1 == stop) return 1;
+    start = stop;
+    w *= 2;
+  }
+  return 0;
+}
+
+jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
+                         const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats) {
+  int C = o->n_chains, L = o->n_leapfrog;
+  if (C < 1 || d < 1 || o->n_warmup < 0 || o->n_steps < 1 || L < 1 || !(o->step_size > 0) ||
+      !(o->target_accept > 0 && o->target_accept < 1))
+    return jade_error(JADE_ERR_INVALID,
+                      "hmc: bad options (chains %d >= 1, d %d, warm-up %ld >= 0, steps %ld >= 1, leapfrog %d >= 1, "
+                      "step size %g > 0, target acceptance %g in (0, 1))",
+                      C, d, o->n_warmup, o->n_steps, L, o->step_size, o->target_accept);
+  if (n_prob == 0) return JADE_OK;
+  size_t nc = n_prob * (size_t)C, nd = nc * d;
+  double *X = jade_alloc(nd * sizeof(double)), *G = jade_alloc(nd * sizeof(double)), *LPX = jade_alloc(nc * sizeof(double));
+  double *Y = jade_alloc(nd * sizeof(double)), *GY = jade_alloc(nd * sizeof(double)), *LPY = jade_alloc(nc * sizeof(double));
+  double *P = jade_alloc(nd * sizeof(double)), *H0 = jade_alloc(nc * sizeof(double)), *eps = jade_alloc(nc * sizeof(double));
+  double *minv = jade_alloc(n_prob * d * sizeof(double)), *step = jade_alloc(n_prob * sizeof(double));
+  /* dual averaging state per problem (Hoffman & Gelman Alg. 5): mu, H-bar, log eps-bar */
+  double *mu = jade_alloc(n_prob * sizeof(double)), *hbar = jade_alloc(n_prob * sizeof(double));
+  double *lebar = jade_alloc(n_prob * sizeof(double));
+  /* warm-up moments of the current window (Welford over all chains' draws) */
+  double *wm = jade_calloc(n_prob * d, sizeof(double)), *wv = jade_calloc(n_prob * d, sizeof(double));
+  long *wn = jade_calloc(n_prob, sizeof(long));
+  double *acc_sum = jade_calloc(n_prob, sizeof(double));
+  long *ndiv = jade_calloc(n_prob, sizeof(long));
+  size_t *prob = jade_alloc(nc * sizeof(size_t));
+  jade_status st = X && G && LPX && Y && GY && LPY && P && H0 && eps && minv && step && mu && hbar && lebar && wm && wv &&
+                           wn && acc_sum && ndiv && prob
+                       ? JADE_OK
+                       : JADE_ERR_NOMEM;
+  if (st) goto done;
+  memcpy(X, x0, nd * sizeof(double));
+  for (size_t q = 0; q < nd; q++)
+    if (!isfinite(X[q])) {
+      st = jade_error(JADE_ERR_NUMERIC, "hmc: initial position of chain %zu is not finite", q / d);
+      goto done;
+    }
+  for (size_t i = 0; i < nc; i++) prob[i] = i / C;
+  for (size_t g = 0; g < n_prob; g++) {
+    for (int j = 0; j < d; j++) minv[g * d + j] = inv_mass0 ? inv_mass0[g * d + j] : 1.0;
+    step[g] = o->step_size;
+    mu[g] = log(10 * o->step_size);
+    hbar[g] = 0;
+    lebar[g] = 0;
+  }
+  if ((st = f(ctx, nc, prob, X, LPX, G))) goto done;
+  for (size_t i = 0; i < nc; i++)
+    if (!(LPX[i] > -INFINITY)) {
+      st = jade_error(JADE_ERR_NUMERIC, "hmc: chain %zu of problem %zu starts where the density is 0", i % C, i / C);
+      goto done;
+    }
+  long n_iter = o->n_warmup + o->n_steps, da_t = 0;
+  for (long it = 0; it < n_iter; it++) {
+    int warm = it < o->n_warmup;
+    /* momenta and jittered step sizes */
+    for (size_t i = 0; i < nc; i++) {
+      size_t g = i / C;
+      uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+      uint64_t base = ((uint64_t)1 << 54) + (((uint64_t)it * (uint64_t)C + i % C) << 8);
+      jade_rng_normal_fill(o->seed, stream, base, (size_t)d, P + i * d);
+      eps[i] = step[g] * (0.8 + 0.4 * jade_rng_uniform(o->seed, stream, base + 200));
+      double k = 0;
+      for (int j = 0; j < d; j++) {
+        P[i * d + j] /= sqrt(minv[g * d + j]); /* p ~ N(0, M), M = 1 / minv */
+        k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
+      }
+      H0[i] = -LPX[i] + 0.5 * k;
+    }
+    memcpy(Y, X, nd * sizeof(double));
+    memcpy(GY, G, nd * sizeof(double));
+    for (int l = 0; l < L && !st; l++) {
+      for (size_t i = 0; i < nc; i++) {
+        size_t g = i / C;
+        for (int j = 0; j < d; j++) {
+          P[i * d + j] += 0.5 * eps[i] * GY[i * d + j];
+          Y[i * d + j] += eps[i] * minv[g * d + j] * P[i * d + j];
+        }
+      }
+      st = f(ctx, nc, prob, Y, LPY, GY);
+      for (size_t i = 0; i < nc && !st; i++)
+        for (int j = 0; j < d; j++) P[i * d + j] += 0.5 * eps[i] * GY[i * d + j];
+    }
+    if (st) goto done;
+    double *asum = jade_calloc(n_prob, sizeof(double));
+    if (!asum) {
+      st = JADE_ERR_NOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < nc; i++) {
+      size_t g = i / C;
+      uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+      uint64_t base = ((uint64_t)1 << 54) + (((uint64_t)it * (uint64_t)C + i % C) << 8);
+      double k = 0;
+      for (int j = 0; j < d; j++) k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
+      double dH = (-LPY[i] + 0.5 * k) - H0[i];
+      int div = !(dH < 1000);
+      double a = div ? 0.0 : fmin(1.0, exp(-dH));
+      if (!warm) ndiv[g] += div;
+      asum[g] += a;
+      if (!div && jade_rng_uniform(o->seed, stream, base + 201) < a) {
+        memcpy(X + i * d, Y + i * d, (size_t)d * sizeof(double));
+        memcpy(G + i * d, GY + i * d, (size_t)d * sizeof(double));
+        LPX[i] = LPY[i];
+      }
+    }
+    /* warm-up adaptation; the window ends are the same for every problem (lockstep) */
+    int in_slow = warm && it >= (long)(0.15 * o->n_warmup) && it < o->n_warmup - (long)(0.1 * o->n_warmup);
+    int wend = warm && window_end(it, o->n_warmup);
+    if (warm) da_t++;
+    for (size_t g = 0; g < n_prob; g++) {
+      double abar = asum[g] / C;
+      if (!warm) {
+        acc_sum[g] += abar;
+        continue;
+      }
+      /* dual averaging (gamma 0.05, t0 10, kappa 0.75) */
+      double m = (double)da_t;
+      hbar[g] = (1 - 1 / (m + 10)) * hbar[g] + (o->target_accept - abar) / (m + 10);
+      double le = mu[g] - sqrt(m) / 0.05 * hbar[g];
+      double w = pow(m, -0.75);
+      lebar[g] = w * le + (1 - w) * lebar[g];
+      step[g] = exp(le);
+      if (in_slow) /* window moments of the draws of all chains (Welford) */
+        for (int c = 0; c < C; c++) {
+          const double *x = X + (g * C + c) * d;
+          wn[g]++;
+          for (int j = 0; j < d; j++) {
+            double dl = x[j] - wm[g * d + j];
+            wm[g * d + j] += dl / wn[g];
+            wv[g * d + j] += dl * (x[j] - wm[g * d + j]);
+          }
+        }
+      if (wend) {
+        double n = (double)wn[g];
+        for (int j = 0; j < d; j++) {
+          if (n > 1) minv[g * d + j] = n / (n + 5) * (wv[g * d + j] / (n - 1)) + 1e-3 * 5 / (n + 5);
+          wm[g * d + j] = wv[g * d + j] = 0;
+        }
+        wn[g] = 0;
+        /* new metric: restart the step-size adaptation from the current step */
+        mu[g] = log(10 * step[g]);
+        hbar[g] = 0;
+        lebar[g] = 0;
+      }
+      if (it + 1 == o->n_warmup) step[g] = exp(lebar[g]);
+    }
+    if (wend) da_t = 0;
+    free(asum);
+    if (!warm && chain) {
+      long k = it - o->n_warmup;
+      for (size_t g = 0; g < n_prob; g++)
+        memcpy(chain + ((g * o->n_steps + k) * C) * (size_t)d, X + g * C * (size_t)d, (size_t)C * d * sizeof(double));
+    }
+  }
+  if (stats)
+    for (size_t g = 0; g < n_prob; g++) {
+      stats[g].accept = acc_sum[g] / o->n_steps;
+      stats[g].step_size = step[g];
+      stats[g].divergent = ndiv[g];
+    }
+done:
+  free(X);
+  free(G);
+  free(LPX);
+  free(Y);
+  free(GY);
+  free(LPY);
+  free(P);
+  free(H0);
+  free(eps);
+  free(minv);
+  free(step);
+  free(mu);
+  free(hbar);
+  free(lebar);
+  free(wm);
+  free(wv);
+  free(wn);
+  free(acc_sum);
+  free(ndiv);
+  free(prob);
+  return st;
+}
