@@ -211,6 +211,10 @@ static int cmd_fit(int argc, char **argv) {
       {"anneal", "S", "stages of tempered sampling before the burn-in (a global search; 0: none)", "0", 0, 0, NULL, 0},
       {"anneal-iters", "N", "iterations per annealing stage", "50", 0, 0, NULL, 0},
       {"anneal-beta0", "B", "likelihood power of the first annealing stage (geometric to 1)", "0.01", 0, 0, NULL, 0},
+      {"sampler", "ensemble|hmc", "ensemble (affine-invariant, any prior) or hmc (exact gradients, box or surrogate "
+       "prior: --walkers chains per galaxy, --burn warm-up, --steps kept; e.g. --walkers 4 --burn 300 --steps 400)",
+       "ensemble", 0, 0, NULL, 0},
+      {"leapfrog", "L", "leapfrog steps per HMC transition", "16", 0, 0, NULL, 0},
       {"emulators", "f32|f64", "arithmetic of the photometry emulators in the chains (f32: an AVX-512 kernel, ~10x "
        "faster; f64: the reference)", "f32", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -257,6 +261,13 @@ static int cmd_fit(int argc, char **argv) {
   o.fit.anneal_stages = (int)ans;
   o.fit.anneal_iters = (int)ani;
   o.fit.anneal_beta0 = anb;
+  const char *smp = jade_cli_opt(opts, "sampler")->value;
+  long lf = 16;
+  if (!st) st = jade_cli_long(opts, "leapfrog", 1, 100000, &lf);
+  o.fit.hmc_leapfrog = (int)lf;
+  if (!st && !strcmp(smp, "ensemble")) o.fit.sampler = JADE_SED_SAMPLER_ENSEMBLE;
+  else if (!st && !strcmp(smp, "hmc")) o.fit.sampler = JADE_SED_SAMPLER_HMC;
+  else if (!st) st = jade_error(JADE_ERR_INVALID, "--sampler %s: expected ensemble or hmc", smp);
   const char *emu = jade_cli_opt(opts, "emulators")->value;
   if (!st && !strcmp(emu, "f32")) o.fit.emulators = JADE_SED_EMU_F32;
   else if (!st && !strcmp(emu, "f64")) o.fit.emulators = JADE_SED_EMU_F64;

@@ -459,6 +459,7 @@ typedef struct {
    * log10 M* in units of their posterior sd (Monte Carlo noise ~ sqrt(1/ESS - 1/draws)) */
   double check_ess, check_dz, check_dm;
 } jade_sed_summary;
+typedef enum { JADE_SED_SAMPLER_ENSEMBLE = 0, JADE_SED_SAMPLER_HMC = 1 } jade_sed_sampler;
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
   int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
@@ -481,6 +482,10 @@ typedef struct {
                             beta geometric from anneal_beta0 to 1): a global search (0: none) */
   int anneal_iters;      /* iterations per stage (50) */
   double anneal_beta0;   /* first stage's beta (0.01) */
+  jade_sed_sampler sampler; /* ENSEMBLE (default) or HMC: then ens.n_walkers chains per galaxy,
+                               ens.n_burn warm-up and ens.n_steps kept iterations (burn_tau,
+                               p_de unused), float64 exact gradients; box or surrogate prior */
+  int hmc_leapfrog;      /* leapfrog steps per HMC transition (16) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);

@@ -244,6 +244,8 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->anneal_stages = 0;
   o->anneal_iters = 50;
   o->anneal_beta0 = 0.01;
+  o->sampler = JADE_SED_SAMPLER_ENSEMBLE;
+  o->hmc_leapfrog = 16;
   o->verbose = 0;
 }
 
@@ -663,6 +665,75 @@ static jade_status anneal(block_ctx *bc, size_t ng, const jade_sed_fit_options *
   return st;
 }
 
+/* batched gradient of the block's posterior for jade_hmc_run (float64, one point per thread) */
+static jade_status block_grad(void *ctx, size_t n, const size_t *gal, const double *phi, double *lp, double *grad) {
+  block_ctx *b = ctx;
+  int fail = 0;
+  double t0 = jade_time_now();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < n; i++) {
+    if (jade_sed_posterior_logp_grad(b->post, b->g0 + gal[i], phi + i * 16, lp + i, grad + i * 16)) {
+#pragma omp atomic write
+      fail = 1;
+    }
+  }
+  b->t_like += jade_time_now() - t0;
+  return fail ? jade_error(JADE_ERR_NUMERIC, "sed fit: posterior gradient failed") : JADE_OK;
+}
+
+/* The block's chains by HMC (o->sampler == HMC): W = ens.n_walkers chains per galaxy from the
+ * walkers' starts x0, ens.n_burn warm-up and ens.n_steps kept iterations (thinned by ens.thin
+ * into ch), o->hmc_leapfrog steps per transition, the initial inverse mass the diagonal of the
+ * best optimum's Laplace covariance A^-1 (A = L L^T). */
+static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
+                             const double *x0, const double *lb, const double *lap, double *ch, jade_ens_stats *es) {
+  int W = eo->n_walkers, K = o->n_starts;
+  size_t nk = (size_t)(eo->n_steps / eo->thin);
+  jade_hmc_options ho;
+  jade_hmc_options_default(&ho);
+  ho.n_chains = W;
+  ho.n_warmup = eo->n_burn;
+  ho.n_steps = eo->n_steps;
+  ho.n_leapfrog = o->hmc_leapfrog;
+  ho.seed = eo->seed;
+  ho.first_id = eo->first_id;
+  double *minv = jade_alloc(ng * 16 * sizeof(double));
+  double *full = jade_alloc(ng * (size_t)eo->n_steps * W * 16 * sizeof(double));
+  jade_hmc_stats *hs = jade_alloc(ng * sizeof(jade_hmc_stats));
+  jade_status st = minv && full && hs ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t g = 0; g < ng && !st; g++) {
+    int best = 0;
+    for (int k = 1; k < K; k++)
+      if (lb[g * K + k] > lb[g * K + best]) best = k;
+    const double *L = lap + (g * K + best) * 256;
+    for (int j = 0; j < 16; j++) {
+      /* (A^-1)_jj = |L^-1 e_j|^2: forward substitution for column j */
+      double v[16] = {0}, s2 = 0;
+      for (int i = j; i < 16 && L[0] > 0; i++) {
+        double t = i == j ? 1.0 : 0.0;
+        for (int k = j; k < i; k++) t -= L[i * 16 + k] * v[k];
+        v[i] = t / L[i * 16 + i];
+        s2 += v[i] * v[i];
+      }
+      minv[g * 16 + j] = L[0] > 0 && isfinite(s2) ? fmin(10.0, fmax(1e-8, s2)) : 1.0;
+    }
+  }
+  if (!st) st = jade_hmc_run(block_grad, bc, ng, 16, x0, minv, &ho, full, hs);
+  for (size_t g = 0; g < ng && !st; g++) {
+    for (size_t k = 0; k < nk; k++)
+      memcpy(ch + ((g * nk + k) * W) * 16, full + ((g * eo->n_steps + (k + 1) * eo->thin - 1) * W) * 16,
+             (size_t)W * 16 * sizeof(double));
+    es[g].accept = hs[g].accept;
+    es[g].accept_stretch = es[g].accept_de = es[g].accept_hop = NAN;
+    es[g].n_burn = eo->n_burn;
+    es[g].tau_burn = NAN;
+  }
+  free(minv);
+  free(full);
+  free(hs);
+  return st;
+}
+
 jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
                          jade_sed_summary *summ, float *chain, double *t_prior, double *t_like) {
   const jade_ens_options *eo = &o->ens;
@@ -670,12 +741,16 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   if (o->n_init < 1 || o->n_opt < 0 || o->n_lm < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
       o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0 ||
       o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE || o->anneal_stages < 0 ||
-      (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))))
+      (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))) ||
+      (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && o->sampler != JADE_SED_SAMPLER_HMC) || o->hmc_leapfrog < 1 ||
+      (o->sampler == JADE_SED_SAMPLER_HMC && post->prior->kind == JADE_SED_PRIOR_DIFFUSION))
     return jade_error(JADE_ERR_INVALID,
                       "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
-                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g)",
+                      "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g, sampler %d "
+                      "(hmc: leapfrog %d >= 1, box or surrogate prior))",
                       o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
-                      (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0);
+                      (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0, (int)o->sampler,
+                      o->hmc_leapfrog);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -707,7 +782,11 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
     if (o->anneal_stages > 0 && (st = anneal(&bc, ng, o, &e2, x0, ch))) break;
-    if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) break;
+    if (o->sampler == JADE_SED_SAMPLER_HMC) {
+      if ((st = hmc_block(&bc, ng, o, &e2, x0, lb, lap, ch, es))) break;
+    } else if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) {
+      break;
+    }
     for (size_t g = 0; g < ng && !st; g++) {
       jade_sed_summary *S = &summ[g0 + g];
       st = summarise_galaxy(mass, eo, nk, ch + g * nkw * 16, chain ? chain + (g0 + g) * nkw * JADE_SED_NQ : NULL, S, th,
