@@ -32,6 +32,13 @@ test -s "$T/d_summary.txt"
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --emulators f16 2> "$T/err"; then
   echo "--emulators f16 accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && grep -q "f16" "$T/err" && [ ! -e "$T/e_summary.txt" ]
+# HMC (exact gradients): runs, medians inside the box, acceptance reported
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h" --sampler hmc --leapfrog 3 > "$T/hlog" 2> /dev/null
+awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="ACCEPT") a=i-1 }}
+     NR>1{ if(!($c>=0 && $c<=6) || !($a>0 && $a<=1)) {print "hmc z_MED " $c " ACCEPT " $a; exit 1}}' "$T/h_summary.txt"
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler gibbs 2> "$T/err"; then
+  echo "--sampler gibbs accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "gibbs" "$T/err"
 # a catalogue without the flux columns: clear error, non-zero exit, no outputs
 printf 'ID,x\n0,1\n' > "$T/bad.csv"
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/bad.csv" --out "$T/bad" 2> "$T/err"; then echo "bad catalogue accepted"; exit 1; fi

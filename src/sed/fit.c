@@ -686,7 +686,8 @@ static jade_status block_grad(void *ctx, size_t n, const size_t *gal, const doub
  * into ch), o->hmc_leapfrog steps per transition, the initial inverse mass the diagonal of the
  * best optimum's Laplace covariance A^-1 (A = L L^T). */
 static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
-                             const double *x0, const double *lb, const double *lap, double *ch, jade_ens_stats *es) {
+                             double *x0, const double *xb, const double *lb, const double *lap, double *ch,
+                             jade_ens_stats *es) {
   int W = eo->n_walkers, K = o->n_starts;
   size_t nk = (size_t)(eo->n_steps / eo->thin);
   jade_hmc_options ho;
@@ -700,11 +701,19 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   double *minv = jade_alloc(ng * 16 * sizeof(double));
   double *full = jade_alloc(ng * (size_t)eo->n_steps * W * 16 * sizeof(double));
   jade_hmc_stats *hs = jade_alloc(ng * sizeof(jade_hmc_stats));
-  jade_status st = minv && full && hs ? JADE_OK : JADE_ERR_NOMEM;
+  double *l0 = jade_alloc(ng * W * sizeof(double));
+  size_t *gi = jade_alloc(ng * W * sizeof(size_t));
+  jade_status st = minv && full && hs && l0 && gi ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t i = 0; i < ng * W && !st; i++) gi[i] = i / W;
+  if (!st) st = block_logp(bc, ng * W, gi, x0, l0);
   for (size_t g = 0; g < ng && !st; g++) {
     int best = 0;
     for (int k = 1; k < K; k++)
       if (lb[g * K + k] > lb[g * K + best]) best = k;
+    /* a start outside the posterior's support (the walkers' Laplace ball can leave the box of
+     * N) restarts at the best optimum */
+    for (int w = 0; w < W; w++)
+      if (!(l0[g * W + w] > -INFINITY)) memcpy(x0 + (g * W + w) * 16, xb + (g * K + best) * 16, 16 * sizeof(double));
     const double *L = lap + (g * K + best) * 256;
     for (int j = 0; j < 16; j++) {
       /* (A^-1)_jj = |L^-1 e_j|^2: forward substitution for column j */
@@ -731,6 +740,8 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   free(minv);
   free(full);
   free(hs);
+  free(l0);
+  free(gi);
   return st;
 }
 
@@ -783,7 +794,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
     e2.first_id = eo->first_id + g0;
     if (o->anneal_stages > 0 && (st = anneal(&bc, ng, o, &e2, x0, ch))) break;
     if (o->sampler == JADE_SED_SAMPLER_HMC) {
-      if ((st = hmc_block(&bc, ng, o, &e2, x0, lb, lap, ch, es))) break;
+      if ((st = hmc_block(&bc, ng, o, &e2, x0, xb, lb, lap, ch, es))) break;
     } else if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) {
       break;
     }
