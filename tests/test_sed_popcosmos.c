@@ -231,6 +231,60 @@ static void test_posterior_grad(void) {
   jade_sed_photulator_free(p);
 }
 
+/* seeds w_b = 0.1 (b + 1) for every point (positive: no cancellation between bands) (a band-separable objective sum_b w_b m_b) */
+static void const_seed(void *ctx, int b, size_t i0, size_t m, const double *mag_b, double *dmag) {
+  (void)ctx;
+  (void)i0;
+  (void)mag_b;
+  for (size_t i = 0; i < m; i++) dmag[i] = 0.1 * (b + 1);
+}
+
+/* The float32 batched vector-Jacobian product against the float64 Jacobian. Bound: each of the
+ * ~9 sums of up to 128 float32 terms on a point's path (5 forward, 4 back) rounds to ~eps sqrt(128)
+ * = 7e-7 of the sum of |terms|, which can exceed the result ~10-fold (cancellation), and the
+ * smaller gradient components are measured against the largest: 9 x 7e-6 x ~5 ~ 3e-4 of the
+ * gradient's scale (observed 3e-5); the magnitudes to the float32 bound of test_photulator. */
+static void test_vjp_f32(void) {
+  jade_sed_photulator *p;
+  CHECK_OK(jade_sed_photulator_load(model_path("photulator_cosmos26.safetensors"), NULL, 0, &p));
+  double ref[5 * 120];
+  int n = test_read_table(jade_test_data("popcosmos/photulator_ref.txt"), 120, ref, 5);
+  CHECK(n == 5, "%d cases", n);
+  enum { NB = 26, NP = 133 }; /* more than one chunk of 128 points */
+  double *th = malloc(NP * 16 * sizeof(double)), *g = malloc(NP * 16 * sizeof(double));
+  double *mag = malloc(NP * NB * sizeof(double));
+  double lo[16], hi[16];
+  jade_sed_param_bounds(lo, hi);
+  for (int i = 0; i < NP; i++)
+    for (int j = 0; j < 16; j++) {
+      double t = ref[(i % n) * 120 + j];
+      if (j > 0) t = fmin(hi[j] - 1e-3 * (hi[j] - lo[j]), fmax(lo[j] + 1e-3 * (hi[j] - lo[j]), t));
+      th[i * 16 + j] = t + (j > 0 ? 1e-3 * (hi[j] - lo[j]) * ((i / n) % 7 - 3) : 0);
+    }
+  CHECK_OK(jade_sed_photulator_vjp(p, th, NP, const_seed, NULL, mag, g));
+  double worst = 0, worst_m = 0;
+  for (int i = 0; i < NP; i++) {
+    double mg[NB], J[NB * 16], exact[16] = {0}, scale = 0, err = 0;
+    CHECK_OK(jade_sed_photulator_jacobian(p, th + i * 16, mg, J));
+    for (int b = 0; b < NB; b++)
+      for (int j = 0; j < 16; j++) exact[j] += 0.1 * (b + 1) * J[b * 16 + j];
+    for (int j = 0; j < 16; j++) {
+      scale = fmax(scale, fabs(exact[j]));
+      double e = fabs(g[i * 16 + j] - exact[j]);
+      if (!(e <= err)) err = isnan(e) ? INFINITY : e;
+    }
+    worst = fmax(worst, err / scale);
+    worst_m = fmax(worst_m, maxabs_diff(mag + i * NB, mg, NB));
+  }
+  printf("float32 vector-Jacobian product (%d points): gradient vs float64 Jacobian %.2g of its scale, magnitudes %.2g "
+         "mag\n", NP, worst, worst_m);
+  CHECK(worst < 3e-4 && worst_m < 1e-3, "float32 vjp vs float64");
+  free(th);
+  free(g);
+  free(mag);
+  jade_sed_photulator_free(p);
+}
+
 static void test_noise_model(void) {
   jade_sed_score *nm;
   CHECK_OK(jade_sed_noise_model_load(model_path("noise_model.safetensors"), &nm));
@@ -323,6 +377,7 @@ int main(void) {
   snprintf(model_dir, sizeof model_dir, "%s/../../models/popcosmos", td ? td : "tests/data");
   test_photulator();
   test_posterior_grad();
+  test_vjp_f32();
   test_noise_model();
   if (jade_test_failures) fprintf(stderr, "%d failures\n", jade_test_failures);
   return jade_test_failures ? 1 : 0;

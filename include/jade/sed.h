@@ -66,6 +66,14 @@ jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed
  * d theta16_j by reverse mode through each band's network (exact, unlike finite differences). */
 jade_status jade_sed_photulator_jacobian(const jade_sed_photulator *p, const double *theta16, double *mag,
                                         double *jac);
+/* Vector-Jacobian product in float32 for a band-separable objective, batched over n points
+ * (the AVX-512 kernels; OpenMP over chunks of points): for each band b, mag_b of every point is
+ * computed, seed(ctx, b, i0, m, mag_b[m], dmag[m]) returns d objective / d mag_b for the m points
+ * i0 .. i0 + m - 1 (called from several threads: it must be pure), and gtheta (n x 16) receives
+ * sum_b dmag_b d mag_b / d theta16. mag (n x nb, may be NULL) gets the magnitudes. */
+typedef void (*jade_sed_mag_seed_fn)(void *ctx, int band, size_t i0, size_t m, const double *mag_b, double *dmag);
+jade_status jade_sed_photulator_vjp(const jade_sed_photulator *p, const double *theta16, size_t n,
+                                   jade_sed_mag_seed_fn seed, void *ctx, double *mag, double *gtheta);
 /* Magnitudes of band b only (mag[i] = NN_b + N_i). */
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
                                           double *mag);

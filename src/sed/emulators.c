@@ -217,6 +217,72 @@ jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double 
   return jade_sed_photulator_mags_prec(p, JADE_SED_EMU_F64, theta16, n, mag, absmag);
 }
 
+jade_status jade_sed_photulator_vjp(const jade_sed_photulator *p, const double *theta16, size_t n,
+                                   jade_sed_mag_seed_fn seed, void *ctx, double *mag, double *gtheta) {
+  if (n == 0) return JADE_OK;
+  const size_t C = PHOT32_CHUNK;
+  size_t nch = (n + C - 1) / C;
+  int avx512 = sed_mlp_f32_avx512_available(), fail = 0;
+  size_t ns = 0;
+  for (int b = 0; b < p->nb; b++) ns = ns > sed_mlp_f32_save_size(&p->net32[b], C) ? ns : sed_mlp_f32_save_size(&p->net32[b], C);
+#pragma omp parallel if (nch > 1)
+  {
+    double *x = jade_alloc(C * 15 * sizeof(double)), *mb = jade_alloc(C * sizeof(double));
+    double *dm = jade_alloc(C * sizeof(double)), *gx = jade_alloc(C * 15 * sizeof(double));
+    float *xf = jade_calloc(C * 15, sizeof(float)), *yf = jade_alloc(C * sizeof(float)), *dy = jade_alloc(C * sizeof(float));
+    float *save = jade_alloc(ns * sizeof(float) + 64), *wf = jade_alloc(2 * C * 128 * sizeof(float) + 64);
+    float *gxf = jade_alloc(C * 15 * sizeof(float) + 64);
+    int ok = x && mb && dm && gx && xf && yf && dy && save && wf && gxf;
+    if (!ok) {
+#pragma omp atomic write
+      fail = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (size_t ci = 0; ci < nch; ci++) {
+      if (!ok) continue;
+      size_t i0 = ci * C, m = n - i0 < C ? n - i0 : C, m_pad = (m + 3) & ~(size_t)3;
+      for (size_t i = 0; i < m; i++) {
+        theta15(theta16 + (i0 + i) * 16, x + i * 15);
+        for (int j = 0; j < 15; j++) xf[i * 15 + j] = (float)((x[i * 15 + j] - p->pshift[j]) / p->pscale[j]);
+      }
+      for (size_t i = m * 15; i < m_pad * 15; i++) xf[i] = 0.0f;
+      memset(gx, 0, m * 15 * sizeof(double));
+      for (size_t i = 0; i < m; i++) gtheta[(i0 + i) * 16] = 0;
+      for (int b = 0; b < p->nb; b++) {
+        sed_mlp_f32_forward_save(&p->net32[b], m, xf, yf, save, avx512);
+        for (size_t i = 0; i < m; i++) {
+          mb[i] = (double)yf[i] * p->mscale[b] + p->mshift[b] + theta16[(i0 + i) * 16];
+          if (mag) mag[(i0 + i) * p->nb + b] = mb[i];
+        }
+        seed(ctx, b, i0, m, mb, dm);
+        for (size_t i = 0; i < m; i++) {
+          gtheta[(i0 + i) * 16] += dm[i]; /* m = NN + N */
+          dy[i] = (float)(dm[i] * p->mscale[b]);
+        }
+        sed_mlp_f32_backward(&p->net32[b], m, save, dy, gxf, wf, avx512);
+        for (size_t i = 0; i < m * 15; i++) gx[i] += gxf[i];
+      }
+      for (size_t i = 0; i < m; i++) {
+        const double *t = theta16 + (i0 + i) * 16;
+        double *g = gtheta + (i0 + i) * 16;
+        for (int j = 1; j < 16; j++) g[j] = gx[i * 15 + j - 1] / p->pscale[j - 1];
+        g[8] *= t[8] > 0 ? 0.5 / sqrt(t[8]) : 0.0; /* t15[7] = sqrt(dust2) */
+      }
+    }
+    free(x);
+    free(mb);
+    free(dm);
+    free(gx);
+    free(xf);
+    free(yf);
+    free(dy);
+    free(save);
+    free(wf);
+    free(gxf);
+  }
+  return fail ? jade_error(JADE_ERR_NOMEM, "photulator: out of memory") : JADE_OK;
+}
+
 jade_status jade_sed_photulator_jacobian(const jade_sed_photulator *p, const double *theta16, double *mag,
                                         double *jac) {
   size_t nw = 0;

@@ -161,6 +161,21 @@ static jade_status post_eval(const jade_sed_posterior *P, size_t n, const size_t
   return st;
 }
 
+/* Student-t of band b (as in jade_sed_loglike): L_b = c - log s - (nu + 1)/2 log(1 + r^2/nu),
+ * f = zp 10^(-0.4 m), s^2 = sigma^2 + (floor f)^2, r = (f_obs - f)/s; returns L_b (0 for a
+ * missing band) and writes dL_b / d m to dL_dm. */
+static double band_loglike(const jade_sed_data_model *dm, int b, double mag, double fo, double so, double *dL_dm) {
+  *dL_dm = 0;
+  if (!(so > 0) || !isfinite(so) || !isfinite(fo)) return 0;
+  double nu = dm->nu, c = lgamma(0.5 * (nu + 1)) - lgamma(0.5 * nu) - 0.5 * log(nu * M_PI);
+  double fm = dm->zp[b] * jade_sed_mag_to_flux(mag), fl = dm->error_floor;
+  double s = sqrt(so * so + fl * fl * fm * fm), r = (fo - fm) / s;
+  double ds = fl * fl * fm / s, dr = -1.0 / s - r * ds / s;
+  double dL = -ds / s - (nu + 1) * (r / nu) / (1 + r * r / nu) * dr; /* dL_b / d fm */
+  *dL_dm = dL * fm * (-0.4 * M_LN10);
+  return c - log(s) - 0.5 * (nu + 1) * log1p(r * r / nu);
+}
+
 jade_status jade_sed_posterior_logp_grad(const jade_sed_posterior *P, size_t g, const double *phi, double *lp,
                                          double *grad) {
   int nb = jade_sed_photulator_n_bands(P->phot);
@@ -190,19 +205,13 @@ jade_status jade_sed_posterior_logp_grad(const jade_sed_posterior *P, size_t g, 
     free(J);
     return st;
   }
-  /* Student-t per band (jade_sed_loglike): L_b = c - log s - (nu + 1)/2 log(1 + r^2/nu),
-   * f = zp 10^(-0.4 m), s^2 = sigma^2 + (floor f)^2, r = (f_obs - f)/s */
-  const double *fo = P->flux + g * nb, *so = P->sigma + g * nb, nu = P->dm.nu;
+  const double *fo = P->flux + g * nb, *so = P->sigma + g * nb;
   double f[JADE_SED_MAX_BANDS], gth[16] = {0};
   for (int b = 0; b < nb; b++) f[b] = jade_sed_mag_to_flux(mag[b]);
   double ll = jade_sed_loglike(&P->dm, f, fo, so);
   for (int b = 0; b < nb; b++) {
-    if (!(so[b] > 0) || !isfinite(so[b]) || !isfinite(fo[b])) continue;
-    double fm = P->dm.zp[b] * f[b], fl = P->dm.error_floor;
-    double s = sqrt(so[b] * so[b] + fl * fl * fm * fm), r = (fo[b] - fm) / s;
-    double ds = fl * fl * fm / s, dr = -1.0 / s - r * ds / s;
-    double dL = -ds / s - (nu + 1) * (r / nu) / (1 + r * r / nu) * dr; /* dL_b / d fm */
-    double gm = dL * fm * (-0.4 * M_LN10);                              /* dL_b / d m_b */
+    double gm;
+    band_loglike(&P->dm, b, mag[b], fo[b], so[b], &gm);
     for (int j = 0; j < 16; j++) gth[j] += gm * J[b * 16 + j];
   }
   free(J);
@@ -665,11 +674,81 @@ static jade_status anneal(block_ctx *bc, size_t ng, const jade_sed_fit_options *
   return st;
 }
 
-/* batched gradient of the block's posterior for jade_hmc_run (float64, one point per thread) */
+typedef struct {
+  const jade_sed_posterior *P;
+  const size_t *gal; /* galaxy of each point (global index) */
+  double *ll;        /* log likelihood per point, accumulated band by band */
+} seed_ctx;
+
+/* jade_sed_mag_seed_fn of the likelihood: dL_b / d m_b per point, L_b added to ll */
+static void like_seed(void *ctx, int b, size_t i0, size_t m, const double *mag_b, double *dmag) {
+  const seed_ctx *sc = ctx;
+  int nb = jade_sed_photulator_n_bands(sc->P->phot);
+  for (size_t i = 0; i < m; i++) {
+    size_t g = sc->gal[i0 + i];
+    sc->ll[i0 + i] += band_loglike(&sc->P->dm, b, mag_b[i], sc->P->flux[g * nb + b], sc->P->sigma[g * nb + b], dmag + i);
+  }
+}
+
+/* batched gradient with the float32 emulators: the likelihood's vector-Jacobian product through
+ * all bands (jade_sed_photulator_vjp), phi -> theta, the prior */
+static jade_status post_grad_f32(const jade_sed_posterior *P, size_t n, const size_t *gal, const double *phi,
+                                 double *lp, double *grad) {
+  double *th = jade_alloc(n * 16 * sizeof(double) + 8), *gth = jade_alloc(n * 16 * sizeof(double) + 8);
+  double *ll = jade_calloc(n + 1, sizeof(double)), *lpr = jade_alloc(n * sizeof(double) + 8);
+  double *gpr = jade_calloc(n * 16 + 1, sizeof(double));
+  jade_status st = th && gth && ll && lpr && gpr ? JADE_OK : JADE_ERR_NOMEM;
+  if (!st && P->prior->kind == JADE_SED_PRIOR_BOX) {
+    st = jade_sed_prior_logp(P->prior, n, phi, lpr);
+    for (size_t i = 0; i < n; i++)
+      for (int j = 1; j < 16; j++) gpr[i * 16 + j] = -phi[i * 16 + j];
+  } else if (!st && P->prior->kind == JADE_SED_PRIOR_SURROGATE && P->prior->surrogate) {
+    st = jade_sed_surrogate_grad(P->prior->surrogate, n, phi, lpr, gpr);
+  } else if (!st) {
+    st = jade_error(JADE_ERR_INVALID, "sed posterior gradient: needs the box or a surrogate prior");
+  }
+  for (size_t i = 0; i < n && !st; i++) jade_sed_phi_to_theta(phi + i * 16, th + i * 16);
+  seed_ctx sc = {.P = P, .gal = gal, .ll = ll};
+  if (!st) st = jade_sed_photulator_vjp(P->phot, th, n, like_seed, &sc, NULL, gth);
+  double lo[16], hi[16];
+  jade_sed_param_bounds(lo, hi);
+  for (size_t i = 0; i < n && !st; i++) {
+    const double *x = phi + i * 16;
+    double *g = grad + i * 16;
+    g[0] = gth[i * 16] + gpr[i * 16];
+    for (int j = 1; j < 16; j++)
+      g[j] = gth[i * 16 + j] * (hi[j] - lo[j]) * exp(-0.5 * x[j] * x[j]) / sqrt(2 * M_PI) + gpr[i * 16 + j];
+    lp[i] = lpr[i] + ll[i];
+    int fin = lp[i] > -INFINITY && !isnan(lp[i]);
+    for (int j = 0; j < 16 && fin; j++) fin = isfinite(g[j]);
+    if (!fin) {
+      lp[i] = -INFINITY;
+      memset(g, 0, 16 * sizeof(double));
+    }
+  }
+  free(th);
+  free(gth);
+  free(ll);
+  free(lpr);
+  free(gpr);
+  return st;
+}
+
+/* batched gradient of the block's posterior for jade_hmc_run: float32 emulators through the
+ * batched vector-Jacobian product, or float64 (one point per thread, exact reverse mode) */
 static jade_status block_grad(void *ctx, size_t n, const size_t *gal, const double *phi, double *lp, double *grad) {
   block_ctx *b = ctx;
   int fail = 0;
   double t0 = jade_time_now();
+  if (b->post->emu != JADE_SED_EMU_F64) {
+    size_t *g = jade_alloc(n * sizeof(size_t) + 8);
+    if (!g) return JADE_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) g[i] = gal[i] + b->g0;
+    jade_status st = post_grad_f32(b->post, n, g, phi, lp, grad);
+    free(g);
+    b->t_like += jade_time_now() - t0;
+    return st;
+  }
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t i = 0; i < n; i++) {
     if (jade_sed_posterior_logp_grad(b->post, b->g0 + gal[i], phi + i * 16, lp + i, grad + i * 16)) {

@@ -36,7 +36,7 @@ int sed_mlp_f32_from(sed_mlp_f32 *f, const sed_mlp *m) {
   size_t total = 0;
   for (int l = 0; l < m->n_layers; l++) {
     if (m->act[l] != SED_ACT_ALSING) return 0;
-    total += (size_t)m->dims[l] * m->dims[l + 1] + 3 * (size_t)m->dims[l + 1];
+    total += 2 * (size_t)m->dims[l] * m->dims[l + 1] + 3 * (size_t)m->dims[l + 1];
   }
   f->buf = jade_alloc(total * sizeof(float) + 64);
   if (!f->buf) return 0;
@@ -48,6 +48,10 @@ int sed_mlp_f32_from(sed_mlp_f32 *f, const sed_mlp *m) {
     f->W[l] = p; /* (in, out): row k holds the weights from input k to every unit */
     for (int k = 0; k < in; k++)
       for (int j = 0; j < out; j++) p[(size_t)k * out + j] = (float)m->W[l][(size_t)j * in + k];
+    p += (size_t)in * out;
+    f->Wt[l] = p; /* (out, in): for the reverse pass */
+    for (int j = 0; j < out; j++)
+      for (int k = 0; k < in; k++) p[(size_t)j * in + k] = (float)m->W[l][(size_t)j * in + k];
     p += (size_t)in * out;
     f->b[l] = p;
     f->alpha[l] = p + out;
@@ -148,13 +152,13 @@ TGT static inline __m512 alsing_avx512(__m512 h, __m512 alpha, __m512 beta) {
  * tiles of 4 rows x 64 columns (16 accumulators); the 64 columns of W stay in L1 while the row
  * tiles stream past them. */
 TGT static void layer_avx512(size_t n, int in, int out, const float *X, const float *W, const float *b,
-                             const float *al, const float *be, float *Y) {
+                             const float *al, const float *be, float *Y, float *Z) {
   for (int j0 = 0; j0 < out; j0 += 64) {
     __m512 bj[4], aj[4], ej[4];
     for (int c = 0; c < 4; c++) {
-      bj[c] = _mm512_loadu_ps(b + j0 + 16 * c);
-      aj[c] = _mm512_loadu_ps(al + j0 + 16 * c);
-      ej[c] = _mm512_loadu_ps(be + j0 + 16 * c);
+      bj[c] = b ? _mm512_loadu_ps(b + j0 + 16 * c) : _mm512_setzero_ps();
+      aj[c] = al ? _mm512_loadu_ps(al + j0 + 16 * c) : _mm512_setzero_ps();
+      ej[c] = al ? _mm512_loadu_ps(be + j0 + 16 * c) : _mm512_setzero_ps();
     }
     for (size_t i0 = 0; i0 < n; i0 += 4) {
       /* written out: 16 accumulators in registers (a loop over rows stays in memory at -O2) */
@@ -186,17 +190,23 @@ TGT static void layer_avx512(size_t n, int in, int out, const float *X, const fl
         a32 = _mm512_fmadd_ps(x, w2, a32);
         a33 = _mm512_fmadd_ps(x, w3, a33);
       }
-      float *y = Y + i0 * out + j0;
-#define STORE_ROW(r, c0, c1, c2, c3)                                               \
-  _mm512_storeu_ps(y + (size_t)(r) * out, alsing_avx512(c0, aj[0], ej[0]));       \
-  _mm512_storeu_ps(y + (size_t)(r) * out + 16, alsing_avx512(c1, aj[1], ej[1]));  \
-  _mm512_storeu_ps(y + (size_t)(r) * out + 32, alsing_avx512(c2, aj[2], ej[2]));  \
-  _mm512_storeu_ps(y + (size_t)(r) * out + 48, alsing_avx512(c3, aj[3], ej[3]))
+      float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
+#define STORE1(r, c, acc)                                                                               \
+  do {                                                                                                  \
+    if (z) _mm512_storeu_ps(z + (size_t)(r) * out + 16 * (c), acc);                                    \
+    _mm512_storeu_ps(y + (size_t)(r) * out + 16 * (c), al ? alsing_avx512(acc, aj[c], ej[c]) : acc);   \
+  } while (0)
+#define STORE_ROW(r, c0, c1, c2, c3) \
+  STORE1(r, 0, c0);                  \
+  STORE1(r, 1, c1);                  \
+  STORE1(r, 2, c2);                  \
+  STORE1(r, 3, c3)
       STORE_ROW(0, a00, a01, a02, a03);
       STORE_ROW(1, a10, a11, a12, a13);
       STORE_ROW(2, a20, a21, a22, a23);
       STORE_ROW(3, a30, a31, a32, a33);
 #undef STORE_ROW
+#undef STORE1
     }
   }
 }
@@ -231,7 +241,7 @@ void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *
     float *out = l == f->n_layers - 1 ? Y : (l % 2 == 0 ? a : c);
 #if SED_HAVE_AVX512_KERNEL
     if (avx512 && dout % 64 == 0) {
-      layer_avx512(n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out);
+      layer_avx512(n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out, NULL);
       in = out;
       continue;
     }
@@ -243,5 +253,90 @@ void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *
 #endif
     layer_portable(l == f->n_layers - 1 ? n : n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out);
     in = out;
+  }
+}
+
+/* d/dz of the Alsing activation: beta + (1 - beta) (s + alpha z s (1 - s)), s = sigmoid(alpha z) */
+static inline float alsing_deriv_f32(float z, float alpha, float beta) {
+  float sg = 1.0f / (1.0f + exp_portable(-alpha * z));
+  return beta + (1.0f - beta) * (sg + alpha * z * sg * (1.0f - sg));
+}
+
+/* Y (n x N) = X (n x K) B (K x N): the AVX-512 tile kernel without bias or activation where it
+ * applies (n a multiple of 4, N of 64), else OpenBLAS */
+static void matmul_f32(size_t n, int K, int N, const float *X, const float *B, float *Y, int avx512) {
+#if SED_HAVE_AVX512_KERNEL
+  if (avx512 && N % 64 == 0 && n % 4 == 0) {
+    layer_avx512(n, K, N, X, B, NULL, NULL, NULL, Y, NULL);
+    return;
+  }
+#endif
+  (void)avx512;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, N, K, 1.0f, X, K, B, N, 0.0f, Y, N);
+}
+
+size_t sed_mlp_f32_save_size(const sed_mlp_f32 *f, size_t n) {
+  size_t n_pad = (n + 3) & ~(size_t)3, t = 0;
+  for (int l = 0; l < f->n_layers; l++) t += 2 * n_pad * (size_t)f->dims[l + 1];
+  return t;
+}
+
+void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *save, int avx512) {
+  size_t n_pad = (n + 3) & ~(size_t)3;
+  avx512 = avx512 && cpu_avx512();
+  const float *in = X;
+  float *p = save;
+  for (int l = 0; l < f->n_layers; l++) {
+    int di = f->dims[l], dout = f->dims[l + 1];
+    float *Z = p, *A = p + n_pad * dout;
+    p += 2 * n_pad * dout;
+#if SED_HAVE_AVX512_KERNEL
+    if (avx512 && dout % 64 == 0) {
+      layer_avx512(n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], A, Z);
+      in = A;
+      continue;
+    }
+#endif
+    for (size_t i = 0; i < n_pad; i++) memcpy(Z + i * dout, f->b[l], (size_t)dout * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_pad, dout, di, 1.0f, in, di, f->W[l], dout, 1.0f, Z,
+                dout);
+    for (size_t i = 0; i < n_pad; i++)
+#pragma omp simd
+      for (int j = 0; j < dout; j++)
+        A[i * dout + j] = alsing_f32(Z[i * dout + j], f->alpha[l][j], f->beta[l][j]);
+    in = A;
+  }
+  size_t last = (size_t)f->dims[f->n_layers];
+  for (size_t i = 0; i < n; i++) Y[i] = (p - n_pad * last)[i * last];
+}
+
+void sed_mlp_f32_backward(const sed_mlp_f32 *f, size_t n, const float *save, const float *dy, float *gx, float *work,
+                          int avx512) {
+  size_t n_pad = (n + 3) & ~(size_t)3, mw = (size_t)sed_mlp_f32_max_width(f);
+  avx512 = avx512 && cpu_avx512();
+  size_t off[SED_MAX_LAYERS + 1], t = 0;
+  for (int l = 0; l < f->n_layers; l++) {
+    off[l] = t;
+    t += 2 * n_pad * (size_t)f->dims[l + 1];
+  }
+  float *d = work, *e = work + n_pad * mw;
+  /* d = dL/da of the last layer (one unit), pad rows 0 */
+  int L = f->n_layers;
+  for (size_t i = 0; i < n_pad; i++) d[i] = i < n ? dy[i] : 0.0f;
+  for (int l = L - 1; l >= 0; l--) {
+    int di = f->dims[l], dout = f->dims[l + 1];
+    const float *Z = save + off[l];
+    /* dL/dz = dL/da * act'(z) */
+    for (size_t i = 0; i < n_pad; i++)
+#pragma omp simd
+      for (int j = 0; j < dout; j++) d[i * dout + j] *= alsing_deriv_f32(Z[i * dout + j], f->alpha[l][j], f->beta[l][j]);
+    /* dL/da_{l-1} (n x di) = dL/dz (n x dout) W_l^T, W_l^T stored (dout, di) */
+    float *o = l == 0 ? gx : e;
+    matmul_f32(n_pad, dout, di, d, f->Wt[l], o, avx512);
+    if (l > 0) {
+      float *tmp = d;
+      d = e;
+      e = tmp;
+    }
   }
 }

@@ -48,6 +48,7 @@ typedef struct {
   int n_layers;
   int dims[SED_MAX_LAYERS + 1];
   float *W[SED_MAX_LAYERS], *b[SED_MAX_LAYERS], *alpha[SED_MAX_LAYERS], *beta[SED_MAX_LAYERS];
+  float *Wt[SED_MAX_LAYERS]; /* (out x in): the reverse pass */
   float *buf; /* owns all of the above */
 } sed_mlp_f32;
 /* 1 on success; 0 if out of memory or m is not of that kind. */
@@ -60,6 +61,14 @@ int sed_mlp_f32_avx512_available(void);
  * finite); work: 2 n_pad max_width floats. avx512: use the AVX-512 kernel where the CPU has it
  * (else the portable C path). */
 void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int avx512);
+
+/* The same forward pass keeping every layer's pre-activations and outputs in save
+ * (sed_mlp_f32_save_size floats), then the reverse pass: gx (n_pad x dims[0]) = sum_i dy[i]
+ * d y_i / d x_i for the points' seeds dy (n); work: 2 n_pad max_width floats. */
+size_t sed_mlp_f32_save_size(const sed_mlp_f32 *f, size_t n);
+void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *save, int avx512);
+void sed_mlp_f32_backward(const sed_mlp_f32 *f, size_t n, const float *save, const float *dy, float *gx, float *work,
+                          int avx512);
 
 /* Copy an F32 tensor of the given shape into a new double array (NULL + error on failure). */
 double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1);
