@@ -215,6 +215,8 @@ static int cmd_fit(int argc, char **argv) {
        "prior: --walkers chains per galaxy, --burn warm-up, --steps kept; e.g. --walkers 4 --burn 300 --steps 400)",
        "ensemble", 0, 0, NULL, 0},
       {"leapfrog", "L", "leapfrog steps per HMC transition", "16", 0, 0, NULL, 0},
+      {"temps", "T", "HMC parallel tempering: temperatures per galaxy (1: none)", "1", 0, 0, NULL, 0},
+      {"beta-min", "B", "likelihood power of the hottest temperature (geometric ladder to 1)", "0.1", 0, 0, NULL, 0},
       {"emulators", "f32|f64", "arithmetic of the photometry emulators in the chains (f32: an AVX-512 kernel, ~10x "
        "faster; f64: the reference)", "f32", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -265,6 +267,12 @@ static int cmd_fit(int argc, char **argv) {
   long lf = 16;
   if (!st) st = jade_cli_long(opts, "leapfrog", 1, 100000, &lf);
   o.fit.hmc_leapfrog = (int)lf;
+  long nt = 1;
+  double bmin = 0.1;
+  if (!st) st = jade_cli_long(opts, "temps", 1, 64, &nt);
+  if (!st) st = jade_cli_double(opts, "beta-min", 1e-6, 0.999999, &bmin);
+  o.fit.hmc_temps = (int)nt;
+  o.fit.hmc_beta_min = bmin;
   if (!st && !strcmp(smp, "ensemble")) o.fit.sampler = JADE_SED_SAMPLER_ENSEMBLE;
   else if (!st && !strcmp(smp, "hmc")) o.fit.sampler = JADE_SED_SAMPLER_HMC;
   else if (!st) st = jade_error(JADE_ERR_INVALID, "--sampler %s: expected ensemble or hmc", smp);

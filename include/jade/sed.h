@@ -323,6 +323,12 @@ typedef struct {
   double target_accept; /* dual-averaging target of the mean acceptance (0.8) */
   uint64_t seed;
   uint64_t first_id;    /* problem g draws from Philox stream first_id + g (0) */
+  /* optional: called after every hook_every-th iteration with every chain's position X
+   * (n_prob x C x d), log density LPX and gradient G, which it may change consistently (e.g.
+   * replica exchange between problems that are temperatures of one target) (NULL) */
+  jade_status (*hook)(void *ctx, long it, size_t n_prob, int C, int d, double *X, double *LPX, double *G);
+  void *hook_ctx;
+  long hook_every;      /* (1) */
 } jade_hmc_options;
 void jade_hmc_options_default(jade_hmc_options *o);
 typedef struct {
@@ -494,6 +500,11 @@ typedef struct {
                                ens.n_burn warm-up and ens.n_steps kept iterations (burn_tau,
                                p_de unused), float64 exact gradients; box or surrogate prior */
   int hmc_leapfrog;      /* leapfrog steps per HMC transition (16) */
+  int hmc_temps;         /* HMC parallel tempering: temperatures per galaxy (1: none); chains at
+                            prior x likelihood^beta_k, beta_k = hmc_beta_min^(k/(T-1)), swap
+                            between neighbours (float32 emulators); the beta = 1 chains are kept */
+  double hmc_beta_min;   /* (0.1) */
+  long hmc_swap_every;   /* iterations between exchanges (1) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);

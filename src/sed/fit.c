@@ -255,6 +255,9 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->anneal_beta0 = 0.01;
   o->sampler = JADE_SED_SAMPLER_ENSEMBLE;
   o->hmc_leapfrog = 16;
+  o->hmc_temps = 1;
+  o->hmc_beta_min = 0.1;
+  o->hmc_swap_every = 1;
   o->verbose = 0;
 }
 
@@ -690,14 +693,15 @@ static void like_seed(void *ctx, int b, size_t i0, size_t m, const double *mag_b
   }
 }
 
-/* batched gradient with the float32 emulators: the likelihood's vector-Jacobian product through
- * all bands (jade_sed_photulator_vjp), phi -> theta, the prior */
-static jade_status post_grad_f32(const jade_sed_posterior *P, size_t n, const size_t *gal, const double *phi,
-                                 double *lp, double *grad) {
+/* batched log prior and log likelihood and their gradients d/d phi, separately (float32
+ * emulators through the batched vector-Jacobian product, phi -> theta, the prior); a point
+ * outside the support gets lpr = -inf and zero gradients */
+static jade_status post_grad_parts(const jade_sed_posterior *P, size_t n, const size_t *gal, const double *phi,
+                                   double *lpr, double *ll, double *gpr, double *gll) {
   double *th = jade_alloc(n * 16 * sizeof(double) + 8), *gth = jade_alloc(n * 16 * sizeof(double) + 8);
-  double *ll = jade_calloc(n + 1, sizeof(double)), *lpr = jade_alloc(n * sizeof(double) + 8);
-  double *gpr = jade_calloc(n * 16 + 1, sizeof(double));
-  jade_status st = th && gth && ll && lpr && gpr ? JADE_OK : JADE_ERR_NOMEM;
+  jade_status st = th && gth ? JADE_OK : JADE_ERR_NOMEM;
+  memset(ll, 0, n * sizeof(double));
+  memset(gpr, 0, n * 16 * sizeof(double));
   if (!st && P->prior->kind == JADE_SED_PRIOR_BOX) {
     st = jade_sed_prior_logp(P->prior, n, phi, lpr);
     for (size_t i = 0; i < n; i++)
@@ -714,23 +718,144 @@ static jade_status post_grad_f32(const jade_sed_posterior *P, size_t n, const si
   jade_sed_param_bounds(lo, hi);
   for (size_t i = 0; i < n && !st; i++) {
     const double *x = phi + i * 16;
-    double *g = grad + i * 16;
-    g[0] = gth[i * 16] + gpr[i * 16];
-    for (int j = 1; j < 16; j++)
-      g[j] = gth[i * 16 + j] * (hi[j] - lo[j]) * exp(-0.5 * x[j] * x[j]) / sqrt(2 * M_PI) + gpr[i * 16 + j];
-    lp[i] = lpr[i] + ll[i];
-    int fin = lp[i] > -INFINITY && !isnan(lp[i]);
-    for (int j = 0; j < 16 && fin; j++) fin = isfinite(g[j]);
+    double *g = gll + i * 16;
+    g[0] = gth[i * 16];
+    for (int j = 1; j < 16; j++) g[j] = gth[i * 16 + j] * (hi[j] - lo[j]) * exp(-0.5 * x[j] * x[j]) / sqrt(2 * M_PI);
+    int fin = lpr[i] > -INFINITY && !isnan(lpr[i]) && isfinite(ll[i]);
+    for (int j = 0; j < 16 && fin; j++) fin = isfinite(g[j]) && isfinite(gpr[i * 16 + j]);
     if (!fin) {
-      lp[i] = -INFINITY;
+      lpr[i] = -INFINITY;
+      ll[i] = 0;
       memset(g, 0, 16 * sizeof(double));
+      memset(gpr + i * 16, 0, 16 * sizeof(double));
     }
   }
   free(th);
   free(gth);
-  free(ll);
+  return st;
+}
+
+/* log prior + beta[i] x log likelihood and its gradient from the parts (beta NULL: 1) */
+static void combine_parts(size_t n, const double *beta, const double *lpr, const double *ll, const double *gpr,
+                          const double *gll, double *lp, double *grad) {
+  for (size_t i = 0; i < n; i++) {
+    double b = beta ? beta[i] : 1.0;
+    lp[i] = lpr[i] > -INFINITY ? lpr[i] + b * ll[i] : -INFINITY;
+    for (int j = 0; j < 16; j++) grad[i * 16 + j] = gpr[i * 16 + j] + b * gll[i * 16 + j];
+  }
+}
+
+/* the posterior and its gradient, float32 emulators */
+static jade_status post_grad_f32(const jade_sed_posterior *P, size_t n, const size_t *gal, const double *phi,
+                                 double *lp, double *grad) {
+  double *lpr = jade_alloc(n * sizeof(double) + 8), *ll = jade_alloc(n * sizeof(double) + 8);
+  double *gpr = jade_alloc(n * 16 * sizeof(double) + 8), *gll = jade_alloc(n * 16 * sizeof(double) + 8);
+  jade_status st = lpr && ll && gpr && gll ? JADE_OK : JADE_ERR_NOMEM;
+  if (!st) st = post_grad_parts(P, n, gal, phi, lpr, ll, gpr, gll);
+  if (!st) combine_parts(n, NULL, lpr, ll, gpr, gll, lp, grad);
   free(lpr);
+  free(ll);
   free(gpr);
+  free(gll);
+  return st;
+}
+
+/* Parallel tempering over the lockstep HMC: problem p = g T + k is galaxy g at inverse
+ * temperature beta[k] (target prior x likelihood^beta_k; beta_0 = 1). */
+typedef struct {
+  block_ctx *bc;
+  int T;
+  const double *beta;
+  uint64_t seed, first_id;
+  long every;                    /* iterations between exchanges */
+  long *n_swap_try, *n_swap_acc; /* per galaxy, the (0, 1) pair */
+} pt_ctx;
+
+static jade_status pt_parts(pt_ctx *pc, size_t n, const size_t *prob, const double *phi, double *lpr, double *ll,
+                            double *gpr, double *gll) {
+  size_t *g = jade_alloc(n * sizeof(size_t) + 8);
+  if (!g) return JADE_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) g[i] = pc->bc->g0 + prob[i] / (size_t)pc->T;
+  double t0 = jade_time_now();
+  jade_status st = post_grad_parts(pc->bc->post, n, g, phi, lpr, ll, gpr, gll);
+  pc->bc->t_like += jade_time_now() - t0;
+  free(g);
+  return st;
+}
+
+static jade_status pt_grad(void *ctx, size_t n, const size_t *prob, const double *phi, double *lp, double *grad) {
+  pt_ctx *pc = ctx;
+  double *lpr = jade_alloc(n * sizeof(double) + 8), *ll = jade_alloc(n * sizeof(double) + 8);
+  double *gpr = jade_alloc(n * 16 * sizeof(double) + 8), *gll = jade_alloc(n * 16 * sizeof(double) + 8);
+  double *b = jade_alloc(n * sizeof(double) + 8);
+  jade_status st = lpr && ll && gpr && gll && b ? JADE_OK : JADE_ERR_NOMEM;
+  if (!st) st = pt_parts(pc, n, prob, phi, lpr, ll, gpr, gll);
+  for (size_t i = 0; i < n; i++) b[i] = pc->beta[prob[i] % (size_t)pc->T];
+  if (!st) combine_parts(n, b, lpr, ll, gpr, gll, lp, grad);
+  free(lpr);
+  free(ll);
+  free(gpr);
+  free(gll);
+  free(b);
+  return st;
+}
+
+/* replica exchange (Swendsen & Wang 1986; Earl & Deem 2005): chain c of temperatures k and k + 1
+ * (k of one parity, alternating between calls) swap positions with probability
+ * min(1, exp((beta_k - beta_{k+1}) (ll_{k+1} - ll_k))); then every chain's log density and
+ * gradient at its (new) temperature */
+static jade_status pt_swap(void *ctx, long it, size_t n_prob, int C, int d, double *X, double *LPX, double *G) {
+  pt_ctx *pc = ctx;
+  int T = pc->T;
+  size_t n = n_prob * (size_t)C, ng = n_prob / (size_t)T;
+  double *lpr = jade_alloc(n * sizeof(double)), *ll = jade_alloc(n * sizeof(double));
+  double *gpr = jade_alloc(n * 16 * sizeof(double)), *gll = jade_alloc(n * 16 * sizeof(double));
+  double *b = jade_alloc(n * sizeof(double)), tmp[16];
+  size_t *prob = jade_alloc(n * sizeof(size_t));
+  jade_status st = lpr && ll && gpr && gll && b && prob && d == 16 ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t i = 0; i < n && !st; i++) prob[i] = i / (size_t)C;
+  if (!st) st = pt_parts(pc, n, prob, X, lpr, ll, gpr, gll);
+  int parity = (int)((it / pc->every) % 2);
+  for (size_t g = 0; g < ng && !st; g++) {
+    uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, pc->first_id + g);
+    for (int k = parity; k + 1 < T; k += 2)
+      for (int c = 0; c < C; c++) {
+        size_t i = (g * T + k) * (size_t)C + c, j = (g * T + k + 1) * (size_t)C + c;
+        double la = (pc->beta[k] - pc->beta[k + 1]) * (ll[j] - ll[i]);
+        int ok = lpr[i] > -INFINITY && lpr[j] > -INFINITY &&
+                 log(jade_rng_uniform(pc->seed, stream, ((uint64_t)3 << 54) + ((uint64_t)it * T + k) * C + c)) < la;
+        if (k == 0) {
+          pc->n_swap_try[g]++;
+          pc->n_swap_acc[g] += ok;
+        }
+        if (!ok) continue;
+        memcpy(tmp, X + i * 16, sizeof tmp);
+        memcpy(X + i * 16, X + j * 16, sizeof tmp);
+        memcpy(X + j * 16, tmp, sizeof tmp);
+        double t = lpr[i];
+        lpr[i] = lpr[j];
+        lpr[j] = t;
+        t = ll[i];
+        ll[i] = ll[j];
+        ll[j] = t;
+        for (int q = 0; q < 16; q++) {
+          t = gpr[i * 16 + q];
+          gpr[i * 16 + q] = gpr[j * 16 + q];
+          gpr[j * 16 + q] = t;
+          t = gll[i * 16 + q];
+          gll[i * 16 + q] = gll[j * 16 + q];
+          gll[j * 16 + q] = t;
+        }
+      }
+  }
+  for (size_t i = 0; i < n; i++) b[i] = pc->beta[(i / (size_t)C) % (size_t)T];
+  if (!st) combine_parts(n, b, lpr, ll, gpr, gll, LPX, G);
+  free(lpr);
+  free(ll);
+  free(gpr);
+  free(gll);
+  free(b);
+  free(prob);
   return st;
 }
 
@@ -767,8 +892,8 @@ static jade_status block_grad(void *ctx, size_t n, const size_t *gal, const doub
 static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
                              double *x0, const double *xb, const double *lb, const double *lap, double *ch,
                              jade_ens_stats *es) {
-  int W = eo->n_walkers, K = o->n_starts;
-  size_t nk = (size_t)(eo->n_steps / eo->thin);
+  int W = eo->n_walkers, K = o->n_starts, T = o->hmc_temps;
+  size_t nk = (size_t)(eo->n_steps / eo->thin), np = ng * (size_t)T;
   jade_hmc_options ho;
   jade_hmc_options_default(&ho);
   ho.n_chains = W;
@@ -776,13 +901,16 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   ho.n_steps = eo->n_steps;
   ho.n_leapfrog = o->hmc_leapfrog;
   ho.seed = eo->seed;
-  ho.first_id = eo->first_id;
-  double *minv = jade_alloc(ng * 16 * sizeof(double));
-  double *full = jade_alloc(ng * (size_t)eo->n_steps * W * 16 * sizeof(double));
-  jade_hmc_stats *hs = jade_alloc(ng * sizeof(jade_hmc_stats));
+  ho.first_id = eo->first_id * (uint64_t)T; /* problem g T + k: its own Philox stream */
+  double *minv = jade_alloc(np * 16 * sizeof(double)), *xt = jade_alloc(np * W * 16 * sizeof(double));
+  double *full = jade_alloc(np * (size_t)eo->n_steps * W * 16 * sizeof(double)), *beta = jade_alloc(T * sizeof(double));
+  jade_hmc_stats *hs = jade_alloc(np * sizeof(jade_hmc_stats));
   double *l0 = jade_alloc(ng * W * sizeof(double));
   size_t *gi = jade_alloc(ng * W * sizeof(size_t));
-  jade_status st = minv && full && hs && l0 && gi ? JADE_OK : JADE_ERR_NOMEM;
+  long *ntry = jade_calloc(ng, sizeof(long)), *nacc = jade_calloc(ng, sizeof(long));
+  jade_status st = minv && xt && full && beta && hs && l0 && gi && ntry && nacc ? JADE_OK : JADE_ERR_NOMEM;
+  /* beta_k = beta_min^(k / (T - 1)): a geometric ladder from 1 */
+  for (int k = 0; k < T && !st; k++) beta[k] = T > 1 ? pow(o->hmc_beta_min, (double)k / (T - 1)) : 1.0;
   for (size_t i = 0; i < ng * W && !st; i++) gi[i] = i / W;
   if (!st) st = block_logp(bc, ng * W, gi, x0, l0);
   for (size_t g = 0; g < ng && !st; g++) {
@@ -794,6 +922,7 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
     for (int w = 0; w < W; w++)
       if (!(l0[g * W + w] > -INFINITY)) memcpy(x0 + (g * W + w) * 16, xb + (g * K + best) * 16, 16 * sizeof(double));
     const double *L = lap + (g * K + best) * 256;
+    double mv[16];
     for (int j = 0; j < 16; j++) {
       /* (A^-1)_jj = |L^-1 e_j|^2: forward substitution for column j */
       double v[16] = {0}, s2 = 0;
@@ -803,24 +932,44 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
         v[i] = t / L[i * 16 + i];
         s2 += v[i] * v[i];
       }
-      minv[g * 16 + j] = L[0] > 0 && isfinite(s2) ? fmin(10.0, fmax(1e-8, s2)) : 1.0;
+      mv[j] = L[0] > 0 && isfinite(s2) ? fmin(10.0, fmax(1e-8, s2)) : 1.0;
+    }
+    /* every temperature starts from the galaxy's walkers, with the Laplace mass widened by 1/beta */
+    for (int k = 0; k < T; k++) {
+      memcpy(xt + (g * T + k) * W * 16, x0 + g * W * 16, (size_t)W * 16 * sizeof(double));
+      for (int j = 0; j < 16; j++) minv[(g * T + k) * 16 + j] = fmin(10.0, mv[j] / beta[k]);
     }
   }
-  if (!st) st = jade_hmc_run(block_grad, bc, ng, 16, x0, minv, &ho, full, hs);
+  pt_ctx pc = {.bc = bc, .T = T, .beta = beta, .seed = eo->seed, .first_id = eo->first_id, .every = o->hmc_swap_every,
+               .n_swap_try = ntry, .n_swap_acc = nacc};
+  if (T > 1) {
+    ho.hook = pt_swap;
+    ho.hook_ctx = &pc;
+    ho.hook_every = o->hmc_swap_every;
+  }
+  if (!st) st = T > 1 ? jade_hmc_run(pt_grad, &pc, np, 16, xt, minv, &ho, full, hs)
+                      : jade_hmc_run(block_grad, bc, ng, 16, xt, minv, &ho, full, hs);
   for (size_t g = 0; g < ng && !st; g++) {
+    size_t p = g * T; /* beta = 1 */
     for (size_t k = 0; k < nk; k++)
-      memcpy(ch + ((g * nk + k) * W) * 16, full + ((g * eo->n_steps + (k + 1) * eo->thin - 1) * W) * 16,
+      memcpy(ch + ((g * nk + k) * W) * 16, full + ((p * eo->n_steps + (k + 1) * eo->thin - 1) * W) * 16,
              (size_t)W * 16 * sizeof(double));
-    es[g].accept = hs[g].accept;
-    es[g].accept_stretch = es[g].accept_de = es[g].accept_hop = NAN;
+    es[g].accept = hs[p].accept;
+    es[g].accept_stretch = es[g].accept_de = NAN;
+    /* with tempering: the exchange rate of the (beta 1, beta_1) pair in the hop column */
+    es[g].accept_hop = T > 1 && ntry[g] ? (double)nacc[g] / ntry[g] : NAN;
     es[g].n_burn = eo->n_burn;
     es[g].tau_burn = NAN;
   }
   free(minv);
+  free(xt);
   free(full);
+  free(beta);
   free(hs);
   free(l0);
   free(gi);
+  free(ntry);
+  free(nacc);
   return st;
 }
 
@@ -833,14 +982,17 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE || o->anneal_stages < 0 ||
       (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))) ||
       (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && o->sampler != JADE_SED_SAMPLER_HMC) || o->hmc_leapfrog < 1 ||
+      o->hmc_temps < 1 || o->hmc_temps > 64 || !(o->hmc_beta_min > 0 && o->hmc_beta_min < 1) || o->hmc_swap_every < 1 ||
+      (o->hmc_temps > 1 && o->emulators == JADE_SED_EMU_F64) ||
       (o->sampler == JADE_SED_SAMPLER_HMC && post->prior->kind == JADE_SED_PRIOR_DIFFUSION))
     return jade_error(JADE_ERR_INVALID,
                       "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
                       "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g, sampler %d "
-                      "(hmc: leapfrog %d >= 1, box or surrogate prior))",
+                      "(hmc: leapfrog %d >= 1, box or surrogate prior, temperatures %d in 1..64 with float32 emulators, beta_min %g "
+                      "in (0, 1), swap every %ld >= 1))",
                       o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
                       (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0, (int)o->sampler,
-                      o->hmc_leapfrog);
+                      o->hmc_leapfrog, o->hmc_temps, o->hmc_beta_min, o->hmc_swap_every);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));

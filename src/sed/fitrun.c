@@ -214,13 +214,14 @@ static void run_key(const jade_sed_fit_run_options *o, size_t n, char *buf, size
            "jade sed fit: catalogue %s, %zu galaxies, prior %s (kind %d, N %.17g..%.17g, ode tol %.17g), zero points"
            " %.17g.., floor %.17g, nu %.17g, walkers %d, steps %ld, burn %ld, burn-tau %.17g, thin %d, p-de %.17g, a "
            "%.17g, seed %llu, block %zu, n-init %d, n-opt %d, n-lm %d, n-starts %d, ball %.17g, mode-nats %.17g, chain-thin "
-           "%d, check %d x %d, emulators %s, anneal %d x %d from %.17g, sampler %d, leapfrog %d\n",
+           "%d, check %d x %d, emulators %s, anneal %d x %d from %.17g, sampler %d, leapfrog %d, temps %d from %.17g every "
+           "%ld\n",
            o->catalogue, n, o->prior_name ? o->prior_name : "box", (int)o->prior.kind, o->prior.N_lo, o->prior.N_hi,
            o->prior.ode.rtol, o->dm.zp[0], o->dm.error_floor, o->dm.nu, e->n_walkers, e->n_steps, e->n_burn, e->burn_tau,
            e->thin, e->p_de, e->a, (unsigned long long)e->seed, f->block, f->n_init, f->n_opt, f->n_lm, f->n_starts, f->ball,
            f->mode_nats, o->chain_thin, f->check_prior != NULL, f->check_draws,
            jade_sed_emu_precision_name(f->emulators), f->anneal_stages, f->anneal_iters, f->anneal_beta0,
-           (int)f->sampler, f->hmc_leapfrog);
+           (int)f->sampler, f->hmc_leapfrog, f->hmc_temps, f->hmc_beta_min, f->hmc_swap_every);
 }
 
 /* OUT_fit.partial.txt holds the key: written by rank 0 when absent; a different key is refused.

@@ -26,6 +26,9 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->target_accept = 0.8;
   o->seed = 1;
   o->first_id = 0;
+  o->hook = NULL;
+  o->hook_ctx = NULL;
+  o->hook_every = 1;
 }
 
 /* warm-up windows (Stan's defaults scaled to n_warmup: 15% fast, slow windows doubling, 10%
@@ -47,7 +50,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
                          const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats) {
   int C = o->n_chains, L = o->n_leapfrog;
   if (C < 1 || d < 1 || o->n_warmup < 0 || o->n_steps < 1 || L < 1 || !(o->step_size > 0) ||
-      !(o->target_accept > 0 && o->target_accept < 1))
+      !(o->target_accept > 0 && o->target_accept < 1) || o->hook_every < 1)
     return jade_error(JADE_ERR_INVALID,
                       "hmc: bad options (chains %d >= 1, d %d, warm-up %ld >= 0, steps %ld >= 1, leapfrog %d >= 1, "
                       "step size %g > 0, target acceptance %g in (0, 1))",
@@ -189,6 +192,9 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
     }
     if (wend) da_t = 0;
     free(asum);
+    /* replica exchange or any other state move of the caller: positions, log densities and
+     * gradients of all chains, kept consistent by the hook */
+    if (o->hook && (it + 1) % o->hook_every == 0 && (st = o->hook(o->hook_ctx, it, n_prob, C, d, X, LPX, G))) goto done;
     if (!warm && chain) {
       long k = it - o->n_warmup;
       for (size_t g = 0; g < n_prob; g++)
