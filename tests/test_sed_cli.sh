@@ -36,6 +36,13 @@ if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --emulator
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h" --sampler hmc --leapfrog 3 > "$T/hlog" 2> /dev/null
 awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="ACCEPT") a=i-1 }}
      NR>1{ if(!($c>=0 && $c<=6) || !($a>0 && $a<=1)) {print "hmc z_MED " $c " ACCEPT " $a; exit 1}}' "$T/h_summary.txt"
+# with parallel tempering (2 temperatures): the exchange rate is reported in ACCEPT_HOP
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/pt" --sampler hmc --leapfrog 3 --temps 2 > /dev/null 2>&1
+awk 'NR==1{for(i=2;i<=NF;i++) if($i=="ACCEPT_HOP") a=i-1} NR>1{ if(!($a>=0 && $a<=1)) {print "swap rate " $a; exit 1}}' \
+  "$T/pt_summary.txt"
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler hmc --temps 2 --emulators f64 2> "$T/err"; then
+  echo "tempering with float64 emulators accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ]
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler gibbs 2> "$T/err"; then
   echo "--sampler gibbs accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && grep -q "gibbs" "$T/err"
