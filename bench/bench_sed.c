@@ -22,6 +22,14 @@ static double cpu_now(void) {
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+static void unit_seed(void *ctx, int b, size_t i0, size_t m, const double *mag_b, double *dmag) {
+  (void)ctx;
+  (void)b;
+  (void)i0;
+  (void)mag_b;
+  for (size_t i = 0; i < m; i++) dmag[i] = 1.0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bench_sed MODELS_DIR [PRIOR.safetensors|-] [n_gal] [steps] [burn] [SURROGATE.safetensors]\n");
@@ -62,6 +70,7 @@ int main(int argc, char **argv) {
     for (int l = 0; l < 5; l++) flop_pt += 2.0 * dims[l] * dims[l + 1];
     flop_pt *= 26;
   }
+  double t32_best = NAN;
   for (int pi = 1; pi <= 2; pi++) {
     jade_sed_emu_precision prec = pi == 1 ? JADE_SED_EMU_F32 : JADE_SED_EMU_F32_PORTABLE;
     c0 = cpu_now();
@@ -69,6 +78,22 @@ int main(int argc, char **argv) {
     double t32 = (cpu_now() - c0) / (reps * 4 * NP);
     printf("photometry (26 emulators, %s): %.3g core-s per point (%.1fx float64; %.1f GFLOP/s)\n",
            jade_sed_emu_precision_name(prec), t32, t_phot / t32, flop_pt / t32 * 1e-9);
+    if (pi == 1) t32_best = t32;
+  }
+  {
+    /* the float32 vector-Jacobian product (forward keeping activations + reverse pass, all bands)
+     * per point, as the HMC gradient uses it, against the float64 single-point Jacobian */
+    double *g = malloc(NP * 16 * sizeof(double)), jac[26 * 16];
+    c0 = cpu_now();
+    for (int r = 0; r < reps; r++) jade_sed_photulator_vjp(p, th, NP, unit_seed, NULL, NULL, g);
+    double t_vjp = (cpu_now() - c0) / (reps * NP);
+    c0 = cpu_now();
+    for (int i = 0; i < 50; i++) jade_sed_photulator_jacobian(p, th + i * 16, mag, jac);
+    double t_jac = (cpu_now() - c0) / 50;
+    printf("gradient (26 emulators): float32 batched vector-Jacobian product %.3g core-s per point (%.1fx the float32 "
+           "forward); float64 single-point Jacobian %.3g\n",
+           t_vjp, t_vjp / t32_best, t_jac);
+    free(g);
   }
   {
     enum { M = 128, K = 128, N = 128 };
@@ -131,8 +156,9 @@ int main(int argc, char **argv) {
   double *fo = malloc(n_gal * 26 * sizeof(double)), *sg = malloc(n_gal * 26 * sizeof(double));
   jade_sed_mock_photometry(p, nm, &dm, &ode, 5, 0, (size_t)n_gal, th, NULL, fo, sg);
   static const char *const kind[3] = {"box", "diffusion", "surrogate"};
-  /* k = 0..2 with the float32 emulators (the default); k = 3: box prior with float64 emulators */
-  for (int k = 0; k < 4; k++) {
+  /* k = 0..2 with the float32 emulators (the default); k = 3: box prior with float64 emulators;
+   * k = 4: box prior, HMC (4 chains, 8 leapfrog steps, float32 gradients) */
+  for (int k = 0; k < 5; k++) {
     if ((k == 1 && !prior) || (k == 2 && !sur)) continue;
     jade_sed_prior pr;
     jade_sed_prior_default(&pr);
@@ -154,6 +180,11 @@ int main(int argc, char **argv) {
     fo2.n_opt = 100;
     fo2.block = (size_t)n_gal;
     if (k == 3) fo2.emulators = JADE_SED_EMU_F64;
+    if (k == 4) {
+      fo2.sampler = JADE_SED_SAMPLER_HMC;
+      fo2.ens.n_walkers = 4;
+      fo2.hmc_leapfrog = 8;
+    }
     jade_sed_summary *S = calloc((size_t)n_gal, sizeof *S);
     double tp, tl;
     c0 = cpu_now();
@@ -164,10 +195,10 @@ int main(int argc, char **argv) {
     double c = (cpu_now() - c0) / n_gal, tau = 0;
     for (int g = 0; g < n_gal; g++)
       for (int j = 0; j < 16; j++) tau = fmax(tau, S[g].tau[j]);
-    printf("%s prior, %s emulators: full chain (%d walkers x %ld steps + %ld burn-in, %d starts) %.3g core-s per "
+    printf("%s prior, %s emulators, %s: full chain (%d %s x %ld steps + %ld burn-in, %d starts) %.3g core-s per "
            "galaxy; prior share %.0f%%; max tau %.0f steps\n",
-           kind[k % 3], jade_sed_emu_precision_name(fo2.emulators), fo2.ens.n_walkers, steps, burn, fo2.n_starts, c,
-           100 * tp / (tp + tl), tau);
+           kind[k >= 3 ? 0 : k], jade_sed_emu_precision_name(fo2.emulators), k == 4 ? "HMC (8 leapfrog)" : "ensemble",
+           fo2.ens.n_walkers, k == 4 ? "chains" : "walkers", steps, burn, fo2.n_starts, c, 100 * tp / (tp + tl), tau);
     free(S);
   }
   jade_sed_photulator_free(p);

@@ -148,7 +148,18 @@ TGT static inline __m512 alsing_avx512(__m512 h, __m512 alpha, __m512 beta) {
   return _mm512_mul_ps(_mm512_fmadd_ps(_mm512_sub_ps(one, beta), s, beta), h);
 }
 
-/* Y (n x out) = act(X (n x in) W (in x out) + b), n a multiple of 4, out a multiple of 64:
+/* d/dz of the Alsing activation, beta + (1 - beta) (s + alpha z s (1 - s)), s = sigmoid(alpha z) */
+TGT static inline __m512 alsing_deriv_avx512(__m512 h, __m512 alpha, __m512 beta) {
+  __m512 one = _mm512_set1_ps(1.0f), az = _mm512_mul_ps(alpha, h);
+  __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), az));
+  __m512 d = _mm512_add_ps(one, e), r0 = _mm512_rcp14_ps(d);
+  __m512 s = _mm512_mul_ps(r0, _mm512_fnmadd_ps(d, r0, _mm512_set1_ps(2.0f)));
+  __m512 ds = _mm512_fmadd_ps(_mm512_mul_ps(az, s), _mm512_sub_ps(one, s), s); /* s + alpha z s (1 - s) */
+  return _mm512_fmadd_ps(_mm512_sub_ps(one, beta), ds, beta);
+}
+
+/* Y (n x out) = act(X (n x in) W (in x out) + b), n a multiple of 4, out a multiple of 64
+ * (with Z: the activation's derivative at each pre-activation stored there, for the reverse pass):
  * tiles of 4 rows x 64 columns (16 accumulators); the 64 columns of W stay in L1 while the row
  * tiles stream past them. */
 TGT static void layer_avx512(size_t n, int in, int out, const float *X, const float *W, const float *b,
@@ -193,7 +204,7 @@ TGT static void layer_avx512(size_t n, int in, int out, const float *X, const fl
       float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
 #define STORE1(r, c, acc)                                                                               \
   do {                                                                                                  \
-    if (z) _mm512_storeu_ps(z + (size_t)(r) * out + 16 * (c), acc);                                    \
+    if (z) _mm512_storeu_ps(z + (size_t)(r) * out + 16 * (c), alsing_deriv_avx512(acc, aj[c], ej[c]));  \
     _mm512_storeu_ps(y + (size_t)(r) * out + 16 * (c), al ? alsing_avx512(acc, aj[c], ej[c]) : acc);   \
   } while (0)
 #define STORE_ROW(r, c0, c1, c2, c3) \
@@ -302,8 +313,11 @@ void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, fl
                 dout);
     for (size_t i = 0; i < n_pad; i++)
 #pragma omp simd
-      for (int j = 0; j < dout; j++)
-        A[i * dout + j] = alsing_f32(Z[i * dout + j], f->alpha[l][j], f->beta[l][j]);
+      for (int j = 0; j < dout; j++) {
+        float z = Z[i * dout + j];
+        A[i * dout + j] = alsing_f32(z, f->alpha[l][j], f->beta[l][j]);
+        Z[i * dout + j] = alsing_deriv_f32(z, f->alpha[l][j], f->beta[l][j]);
+      }
     in = A;
   }
   size_t last = (size_t)f->dims[f->n_layers];
@@ -325,11 +339,9 @@ void sed_mlp_f32_backward(const sed_mlp_f32 *f, size_t n, const float *save, con
   for (size_t i = 0; i < n_pad; i++) d[i] = i < n ? dy[i] : 0.0f;
   for (int l = L - 1; l >= 0; l--) {
     int di = f->dims[l], dout = f->dims[l + 1];
-    const float *Z = save + off[l];
+    const float *Z = save + off[l]; /* act'(z), stored by the forward pass */
     /* dL/dz = dL/da * act'(z) */
-    for (size_t i = 0; i < n_pad; i++)
-#pragma omp simd
-      for (int j = 0; j < dout; j++) d[i * dout + j] *= alsing_deriv_f32(Z[i * dout + j], f->alpha[l][j], f->beta[l][j]);
+    for (size_t i = 0; i < n_pad * (size_t)dout; i++) d[i] *= Z[i];
     /* dL/da_{l-1} (n x di) = dL/dz (n x dout) W_l^T, W_l^T stored (dout, di) */
     float *o = l == 0 ? gx : e;
     matmul_f32(n_pad, dout, di, d, f->Wt[l], o, avx512);

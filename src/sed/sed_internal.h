@@ -62,7 +62,7 @@ int sed_mlp_f32_avx512_available(void);
  * (else the portable C path). */
 void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int avx512);
 
-/* The same forward pass keeping every layer's pre-activations and outputs in save
+/* The same forward pass keeping every layer's activation derivatives and outputs in save
  * (sed_mlp_f32_save_size floats), then the reverse pass: gx (n_pad x dims[0]) = sum_i dy[i]
  * d y_i / d x_i for the points' seeds dy (n); work: 2 n_pad max_width floats. */
 size_t sed_mlp_f32_save_size(const sed_mlp_f32 *f, size_t n);
