@@ -49,10 +49,10 @@ static int window_end(long it, long nw) {
 jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
                          const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats) {
   int C = o->n_chains, L = o->n_leapfrog;
-  if (C < 1 || d < 1 || o->n_warmup < 0 || o->n_steps < 1 || L < 1 || !(o->step_size > 0) ||
+  if (C < 1 || d < 1 || d > 190 || o->n_warmup < 0 || o->n_steps < 1 || L < 1 || !(o->step_size > 0) ||
       !(o->target_accept > 0 && o->target_accept < 1) || o->hook_every < 1)
     return jade_error(JADE_ERR_INVALID,
-                      "hmc: bad options (chains %d >= 1, d %d, warm-up %ld >= 0, steps %ld >= 1, leapfrog %d >= 1, "
+                      "hmc: bad options (chains %d >= 1, d %d in 1..190, warm-up %ld >= 0, steps %ld >= 1, leapfrog %d >= 1, "
                       "step size %g > 0, target acceptance %g in (0, 1))",
                       C, d, o->n_warmup, o->n_steps, L, o->step_size, o->target_accept);
   if (n_prob == 0) return JADE_OK;
