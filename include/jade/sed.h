@@ -336,7 +336,8 @@ typedef struct {
   double step_size; /* adapted step size */
   long divergent;   /* divergent transitions after warm-up */
 } jade_hmc_stats;
-/* Runs n_prob x n_chains chains: chain c of problem g starts at x0[(g * C + c) * d + j];
+/* Runs n_prob x n_chains chains of dimension d (1..190): chain c of problem g starts at
+ * x0[(g * C + c) * d + j];
  * inv_mass0 (n_prob x d, may be NULL: ones) the initial diagonal inverse mass. Warm-up adapts a
  * step size per problem (dual averaging on the mean acceptance over its chains) and a diagonal
  * inverse mass from the draws of its chains (Stan's windows). chain (may be NULL): n_prob x
