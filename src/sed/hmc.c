@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jade/mcmc.h"
 #include "jade/sed.h"
 
 void jade_hmc_options_default(jade_hmc_options *o) {
@@ -29,21 +30,6 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->hook = NULL;
   o->hook_ctx = NULL;
   o->hook_every = 1;
-}
-
-/* warm-up windows (Stan's defaults scaled to n_warmup: 15% fast, slow windows doubling, 10%
- * fast): 1 at the iterations that end a slow window */
-static int window_end(long it, long nw) {
-  long init = (long)(0.15 * nw), term = (long)(0.1 * nw), end = nw - term, w = 25, start = init;
-  if (nw < 40) return 0;
-  while (start < end) {
-    long stop = start + w;
-    if (stop + 2 * w > end) stop = end; /* the last slow window takes the rest */
-    if (it + 1 == stop) return 1;
-    start = stop;
-    w *= 2;
-  }
-  return 0;
 }
 
 jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
@@ -96,6 +82,16 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       goto done;
     }
   long n_iter = o->n_warmup + o->n_steps, da_t = 0;
+  /* metric windows: the same (Stan) rules as jade_nuts, ends[] of the slow windows; the draws
+   * before the first slow window (the initial fast buffer; with one window, its first half) do
+   * not feed the metric */
+  jade_nuts_config wc;
+  jade_nuts_config_default(&wc);
+  wc.n_warmup = o->n_warmup;
+  long ends[64], slow0 = 0;
+  int n_win = jade_nuts_metric_windows(&wc, ends, 64), w_idx = 0;
+  if (n_win > 64) n_win = 64;
+  if (n_win > 0) slow0 = n_win > 1 ? ends[0] - (ends[1] - ends[0]) / 2 : ends[0] - (ends[0] + 1) / 2;
   for (long it = 0; it < n_iter; it++) {
     int warm = it < o->n_warmup;
     /* momenta and jittered step sizes */
@@ -150,8 +146,9 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       }
     }
     /* warm-up adaptation; the window ends are the same for every problem (lockstep) */
-    int in_slow = warm && it >= (long)(0.15 * o->n_warmup) && it < o->n_warmup - (long)(0.1 * o->n_warmup);
-    int wend = warm && window_end(it, o->n_warmup);
+    int in_slow = warm && w_idx < n_win && it > slow0;
+    int wend = warm && w_idx < n_win && it == ends[w_idx];
+    if (wend) w_idx++;
     if (warm) da_t++;
     for (size_t g = 0; g < n_prob; g++) {
       double abar = asum[g] / C;
