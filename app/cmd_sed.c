@@ -217,6 +217,8 @@ static int cmd_fit(int argc, char **argv) {
       {"leapfrog", "L", "leapfrog steps per HMC transition", "16", 0, 0, NULL, 0},
       {"temps", "T", "HMC parallel tempering: temperatures per galaxy (1: none)", "1", 0, 0, NULL, 0},
       {"beta-min", "B", "likelihood power of the hottest temperature (geometric ladder to 1)", "0.1", 0, 0, NULL, 0},
+      {"ridge-every", "J", "HMC: iterations between ridge moves along each galaxy's redshift profile (they cross "
+       "between redshift modes; 0: none)", "1", 0, 0, NULL, 0},
       {"emulators", "f32|f64", "arithmetic of the photometry emulators in the chains (f32: an AVX-512 kernel, ~10x "
        "faster; f64: the reference)", "f32", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -273,6 +275,9 @@ static int cmd_fit(int argc, char **argv) {
   if (!st) st = jade_cli_double(opts, "beta-min", 1e-6, 0.999999, &bmin);
   o.fit.hmc_temps = (int)nt;
   o.fit.hmc_beta_min = bmin;
+  long je = 1;
+  if (!st) st = jade_cli_long(opts, "ridge-every", 0, 1000000, &je);
+  o.fit.hmc_ridge_every = (int)je;
   if (!st && !strcmp(smp, "ensemble")) o.fit.sampler = JADE_SED_SAMPLER_ENSEMBLE;
   else if (!st && !strcmp(smp, "hmc")) o.fit.sampler = JADE_SED_SAMPLER_HMC;
   else if (!st) st = jade_error(JADE_ERR_INVALID, "--sampler %s: expected ensemble or hmc", smp);

@@ -41,9 +41,10 @@
  * vsign: target velocity sign flipped; swap: t = 0 is data in training; tweight: t_eps 0.5 in
  * the loss, which only reweights t and leaves the minimiser E[x | z_t, y] unchanged, so it
  * must PASS). Other options: --seed S (shifts every training/initialisation seed), --steps N,
- * --part 1|2, --paper-t (the paper's training time distribution, see main), --exact-joint
- * (part 2's sampler and checks on the exact joint denoiser, by quadrature over ln A: ~3 min;
- * measured d 0.057-0.059, r 0.980-0.997 for the maps, ln A d 0.070, sd 1.007, KS 0.017).
+ * --part 1|2, --paper-t (the paper's training time distribution, see main), --t-mu MU (its
+ * shift, a diagnostic: docs/model.md), --exact-joint (part 2's sampler and checks on the exact
+ * joint denoiser, by quadrature over ln A: ~3 min; measured d 0.057-0.059, r 0.980-0.997 for
+ * the maps, ln A d 0.070, sd 1.007, KS 0.017).
  *
  * Runtime: ~70 s of CPU (Release): 6000 training steps of an 80k-parameter model at batch 128,
  * then 9 x 2048 network posterior draws (20 Heun steps: 39 forward passes each) and 3 x 2048
@@ -626,6 +627,7 @@ static void table_header(int theta) {
 
 int main(int argc, char **argv) {
   int train_variant = TV_OK, parts = 3, paper_t = 0, exact_joint = 0;
+  double t_mu = 0.0; /* --t-mu: shift of the training time distribution (a diagnostic) */
   long steps1 = TRAIN_STEPS_1, steps2 = TRAIN_STEPS_2;
   uint64_t seed = 0;
   for (int i = 1; i < argc; i++) {
@@ -644,6 +646,8 @@ int main(int argc, char **argv) {
       parts = 2;
     } else if (!strcmp(argv[i], "--paper-t")) {
       paper_t = 1;
+    } else if (!strcmp(argv[i], "--t-mu") && i + 1 < argc) {
+      t_mu = atof(argv[++i]);
     } else if (!strcmp(argv[i], "--part") && i + 1 < argc) {
       parts = atoi(argv[++i]);
     } else {
@@ -651,7 +655,7 @@ int main(int argc, char **argv) {
     }
     if (train_variant < 0 || parts < 1 || parts > 3 || steps1 < 10) {
       fprintf(stderr, "usage: %s [--train-variant nocond|vsign|swap|tweight] [--steps N] "
-              "[--seed S] [--part 1|2] [--paper-t] [--exact-joint]\n", argv[0]);
+              "[--seed S] [--part 1|2] [--paper-t] [--t-mu MU] [--exact-joint]\n", argv[0]);
       return 2;
     }
   }
@@ -668,7 +672,7 @@ int main(int argc, char **argv) {
   jade_flow_config fc;
   jade_flow_config_default(&fc);
   if (!paper_t) {
-    fc.mu = 0.0f;
+    fc.mu = (float)t_mu;
     fc.sigma = 1.0f;
   }
   gproblem *pb = malloc(sizeof *pb);

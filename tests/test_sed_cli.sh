@@ -32,10 +32,13 @@ test -s "$T/d_summary.txt"
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --emulators f16 2> "$T/err"; then
   echo "--emulators f16 accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && grep -q "f16" "$T/err" && [ ! -e "$T/e_summary.txt" ]
-# HMC (exact gradients): runs, medians inside the box, acceptance reported
+# HMC (exact gradients): runs, medians inside the box, acceptance and the ridge moves' acceptance
+# reported (NaN when they are off)
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h" --sampler hmc --leapfrog 3 > "$T/hlog" 2> /dev/null
-awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="ACCEPT") a=i-1 }}
-     NR>1{ if(!($c>=0 && $c<=6) || !($a>0 && $a<=1)) {print "hmc z_MED " $c " ACCEPT " $a; exit 1}}' "$T/h_summary.txt"
+awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="ACCEPT") a=i-1; if($i=="ACCEPT_RIDGE") r=i-1 }}
+     NR>1{ if(!($c>=0 && $c<=6) || !($a>0 && $a<=1) || !($r>=0 && $r<=1)) {print "hmc z_MED " $c " ACCEPT " $a " RIDGE " $r; exit 1}}' "$T/h_summary.txt"
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h0" --sampler hmc --leapfrog 3 --ridge-every 0 > /dev/null 2>&1
+awk 'NR==1{for(i=2;i<=NF;i++) if($i=="ACCEPT_RIDGE") r=i-1} NR>1{ if($r!="nan") {print "ridge off: " $r; exit 1}}' "$T/h0_summary.txt"
 # with parallel tempering (2 temperatures): the exchange rate is reported in ACCEPT_HOP
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/pt" --sampler hmc --leapfrog 3 --temps 2 > /dev/null 2>&1
 awk 'NR==1{for(i=2;i<=NF;i++) if($i=="ACCEPT_HOP") a=i-1} NR>1{ if(!($a>=0 && $a<=1)) {print "swap rate " $a; exit 1}}' \

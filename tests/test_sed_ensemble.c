@@ -479,9 +479,132 @@ static void test_hmc_tempering(void) {
   free(ch);
 }
 
+/* Ridge target for the HMC's ridge moves: z = x[3] ~ w N(-2, 0.3^2) + (1 - w) N(2, 0.3^2) and
+ * psi_j | z ~ N(f_j(z), s_j^2), f = (3 sin z, z^2 / 2, -z), s = (0.1, 0.2, 0.05): two thin curved
+ * ridges 13 sd apart in z. Exact: P(z < 0) = w, E psi_0 = 3 sin(2) exp(-0.045) (1 - 2 w),
+ * E psi_1 = (4 + 0.09) / 2. */
+static const double ridge_s[3] = {0.1, 0.2, 0.05};
+static void ridge_f(double z, double *f, double *df) {
+  f[0] = 3 * sin(z), df[0] = 3 * cos(z);
+  f[1] = 0.5 * z * z, df[1] = z;
+  f[2] = -z, df[2] = -1;
+}
+
+static jade_status ridge_grad(void *ctx, size_t n, const size_t *prob, const double *x, double *lp, double *grad) {
+  const double *w = ctx;
+  for (size_t i = 0; i < n; i++) {
+    const double *xi = x + i * 4;
+    double z = xi[3], a = (z + 2) / 0.3, b = (z - 2) / 0.3, wg = w[prob[i]];
+    double la = log(wg) - 0.5 * a * a, lb = log(1 - wg) - 0.5 * b * b, m = fmax(la, lb);
+    double pa = exp(la - m), pb = exp(lb - m), f[3], df[3];
+    lp[i] = m + log(pa + pb);
+    grad[i * 4 + 3] = (-a / 0.3 * pa - b / 0.3 * pb) / (pa + pb);
+    ridge_f(z, f, df);
+    for (int j = 0; j < 3; j++) {
+      double r = (xi[j] - f[j]) / (ridge_s[j] * ridge_s[j]);
+      lp[i] -= 0.5 * (xi[j] - f[j]) * r;
+      grad[i * 4 + j] = -r;
+      grad[i * 4 + 3] += r * df[j];
+    }
+  }
+  return JADE_OK;
+}
+
+/* HMC alone keeps the chains in the ridge they start on; with ridge moves along a deliberately
+ * imperfect profile (every node off by 0.05) and a uniform q, translations or affine maps with
+ * wrong precision factors, the mode weights and moments are exact within Monte Carlo error. */
+static void test_hmc_ridge(void) {
+  const double w[2] = {0.3, 0.6};
+  enum { G = 41 };
+  double node[2 * G * 4], lq[2 * G];
+  for (int p = 0; p < 2; p++)
+    for (int k = 0; k < G; k++) {
+      double z = -4 + 8.0 * k / (G - 1), f[3], df[3];
+      ridge_f(z, f, df);
+      for (int j = 0; j < 3; j++) node[(p * G + k) * 4 + j] = f[j] + 0.05;
+      node[(p * G + k) * 4 + 3] = z;
+      lq[p * G + k] = log(1.0 / (G * 8.0 / (G - 1))); /* uniform over the cells [-4.1, 4.1] */
+    }
+  /* affine variant: precision factors that are neither right nor constant (diagonal scaled by
+   * 1 + 0.3 sin z, an off-diagonal term), row and column 3 left at garbage values */
+  double *chol = malloc(2 * G * 16 * sizeof(double));
+  for (int p = 0; p < 2; p++)
+    for (int k = 0; k < G; k++) {
+      double z = -4 + 8.0 * k / (G - 1), *L = chol + (p * G + k) * 16;
+      for (int q = 0; q < 16; q++) L[q] = q / 4 >= q % 4 ? 7.0 : 0.0; /* lower triangle */
+      for (int j = 0; j < 3; j++) L[j * 5] = (1 + 0.3 * sin(z)) / ridge_s[j];
+      L[1 * 4 + 0] = 2.0;
+      L[2 * 4 + 1] = 0;
+      L[2 * 4 + 0] = -1.0;
+    }
+  jade_hmc_ridge ridge = {.coord = 3, .n_nodes = G, .lo = -4, .hi = 4, .per_profile = 1, .node = node, .lq = lq};
+  jade_hmc_options o;
+  jade_hmc_options_default(&o);
+  o.n_chains = 8;
+  o.n_warmup = 300;
+  o.n_steps = 2500;
+  o.n_leapfrog = 8;
+  int C = o.n_chains;
+  size_t nk = (size_t)o.n_steps;
+  double *x0 = malloc(2 * C * 4 * sizeof(double)), *ch = malloc(2 * nk * C * 4 * sizeof(double));
+  for (int i = 0; i < 2 * C; i++) { /* every chain on the left ridge */
+    double f[3], df[3], z = -2 + 0.05 * (i % C);
+    ridge_f(z, f, df);
+    memcpy(x0 + i * 4, f, sizeof f);
+    x0[i * 4 + 3] = z;
+  }
+  jade_hmc_stats hs[2];
+  for (int with = 0; with < 3; with++) {
+    o.ridge = with ? &ridge : NULL;
+    ridge.chol = with == 2 ? chol : NULL;
+    CHECK_OK(jade_hmc_run(ridge_grad, (void *)w, 2, 4, x0, NULL, &o, ch, hs));
+    for (int p = 0; p < 2; p++) {
+      const double *c = ch + (size_t)p * nk * C * 4;
+      double *ser = malloc(nk * C * sizeof(double)), fl = 0, m0 = 0, m1 = 0;
+      for (size_t i = 0; i < nk * C; i++) {
+        fl += (ser[i] = c[i * 4 + 3] < 0) / (double)(nk * C);
+        m0 += c[i * 4] / (double)(nk * C);
+        m1 += c[i * 4 + 1] / (double)(nk * C);
+      }
+      double tf = fmax(1.0, jade_ens_autocorr_time(ser, nk, C, 1, 5.0)), se = sqrt(fl * (1 - fl) * tf / (nk * C));
+      if (!with) {
+        printf("hmc without ridge moves, w %.1f: fraction on the left ridge %.4f\n", w[p], fl);
+        CHECK(jade_test_gt_ok(fl, 0.999), "hmc alone crossed between ridges (%g)", fl);
+        free(ser);
+        continue;
+      }
+      /* moments with their autocorrelation times; exact values above */
+      double e0 = 3 * sin(2.0) * exp(-0.045) * (1 - 2 * w[p]), e1 = 0.5 * (4 + 0.09), v0 = 0, v1 = 0;
+      for (size_t i = 0; i < nk * C; i++) {
+        v0 += (c[i * 4] - m0) * (c[i * 4] - m0) / (double)(nk * C);
+        v1 += (c[i * 4 + 1] - m1) * (c[i * 4 + 1] - m1) / (double)(nk * C);
+      }
+      double t0 = fmax(1.0, jade_ens_autocorr_time(c, nk, C, 4, 5.0));
+      double t1 = fmax(1.0, jade_ens_autocorr_time(c + 1, nk, C, 4, 5.0));
+      double z0 = (m0 - e0) / sqrt(v0 * t0 / (nk * C)), z1 = (m1 - e1) / sqrt(v1 * t1 / (nk * C)), zf = (fl - w[p]) / se;
+      printf("hmc + %s ridge moves, w %.1f: left %.4f +- %.4f (tau %.1f), E psi_0 %.4f (exact %.4f, z %.2f), E psi_1 %.4f "
+             "(exact %.4f, z %.2f), ridge acceptance %.3f\n",
+             with == 2 ? "affine" : "translation", w[p], fl, se, tf, m0, e0, z0, m1, e1, z1, hs[p].ridge_accept);
+      CHECK(jade_test_lt_ok(fabs(zf), 4.5) && jade_test_lt_ok(fabs(z0), 4.5) && jade_test_lt_ok(fabs(z1), 4.5) && se < 0.05,
+            "ridge moves: weight %g (%g), z-scores %g %g %g", fl, w[p], zf, z0, z1);
+      CHECK(jade_test_in_ok(hs[p].ridge_accept, 0.02, 1.0), "ridge acceptance %g", hs[p].ridge_accept);
+      free(ser);
+    }
+  }
+  /* a bad ridge is refused */
+  jade_hmc_ridge bad = ridge;
+  bad.coord = 4;
+  o.ridge = &bad;
+  CHECK(jade_hmc_run(ridge_grad, (void *)w, 2, 4, x0, NULL, &o, ch, hs) == JADE_ERR_INVALID, "bad ridge accepted");
+  free(chol);
+  free(x0);
+  free(ch);
+}
+
 int main(void) {
   test_hmc();
   test_hmc_tempering();
+  test_hmc_ridge();
   test_ar1();
   test_gaussians(0.0);
   test_gaussians(0.5);

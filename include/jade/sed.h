@@ -329,12 +329,37 @@ typedef struct {
   jade_status (*hook)(void *ctx, long it, size_t n_prob, int C, int d, double *X, double *LPX, double *G);
   void *hook_ctx;
   long hook_every;      /* (1) */
+  /* optional ridge moves after every ridge_every-th transition, before the hook (NULL: none) */
+  const struct jade_hmc_ridge *ridge;
+  long ridge_every;     /* (1) */
 } jade_hmc_options;
+/* Ridge moves (src/sed/hmc.c): for targets whose mass lies along a thin, curved ridge in one
+ * coordinate z = x[coord] (a photometric redshift), with bumps HMC does not cross. Given a
+ * profile psi*(z) (the other coordinates' optimum at fixed z) on G nodes z_k = lo + (hi - lo)
+ * k / (G - 1), linear between nodes and constant beyond the end nodes, a move draws z' from q
+ * (piecewise constant on the cells [z_k - h/2, z_k + h/2], h = (hi - lo)/(G - 1)) and sets
+ * psi' = psi + psi*(z') - psi*(z); accepted with min(1, p(x') q(z) / (p(x) q(z'))). For a fixed
+ * z' the map is a translation of psi (or affine, see chol), so the move is exact whatever the
+ * profile and q (Green 1995, Biometrika 82:711); a chain outside the cells does not move. */
+typedef struct jade_hmc_ridge {
+  int coord;          /* the ridge coordinate, 0..d-1 */
+  int n_nodes;        /* G >= 2 */
+  double lo, hi;      /* the nodes' span, lo < hi */
+  size_t per_profile; /* problems sharing a profile: problem p uses profile p / per_profile (1) */
+  const double *node; /* n_profiles x G x d: psi*(z_k) (the coordinate coord itself is not read) */
+  const double *lq;   /* n_profiles x G: log q per unit z on cell k (q integrates to 1 over the cells) */
+  /* optional (NULL: a translation): n_profiles x G x d x d lower-triangular factors L(z_k) of the
+   * conditional precision of psi (row and column coord are not read; positive diagonal). Then
+   * the move is affine, psi' = psi*(z') + L(z')^-T L(z)^T (psi - psi*(z)) with L linear between
+   * the nodes, and the acceptance gains the Jacobian prod_j L_jj(z) / L_jj(z'). */
+  const double *chol;
+} jade_hmc_ridge;
 void jade_hmc_options_default(jade_hmc_options *o);
 typedef struct {
   double accept;    /* mean acceptance probability after warm-up */
   double step_size; /* adapted step size */
   long divergent;   /* divergent transitions after warm-up */
+  double ridge_accept; /* acceptance of the ridge moves after warm-up (NaN: none) */
 } jade_hmc_stats;
 /* Runs n_prob x n_chains chains of dimension d (1..190): chain c of problem g starts at
  * x0[(g * C + c) * d + j];
@@ -464,6 +489,7 @@ typedef struct {
   double lo95[JADE_SED_NQ], hi95[JADE_SED_NQ]; /* 2.5th and 97.5th percentiles */
   double accept;              /* acceptance fraction */
   double accept_stretch, accept_de, accept_hop; /* per move kind (NaN: not used) */
+  double accept_ridge;        /* HMC ridge moves along the redshift profile (NaN: not used) */
   long n_burn;                /* burn-in iterations (adaptive: where tau settled) */
   double tau_burn;            /* tau_max estimate that ended the burn-in */
   int n_modes;                /* distinct optima the walkers started from */
@@ -506,6 +532,8 @@ typedef struct {
                             between neighbours (float32 emulators); the beta = 1 chains are kept */
   double hmc_beta_min;   /* (0.1) */
   long hmc_swap_every;   /* iterations between exchanges (1) */
+  int hmc_ridge_every;    /* HMC: iterations between ridge moves along each galaxy's redshift
+                            profile (jade_hmc_ridge; 0: none) (1) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);

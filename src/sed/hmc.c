@@ -30,6 +30,124 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->hook = NULL;
   o->hook_ctx = NULL;
   o->hook_every = 1;
+  o->ridge = NULL;
+  o->ridge_every = 1;
+}
+
+/* psi*(z) of a profile into out (d values; out[coord] = z) */
+static void ridge_at(const jade_hmc_ridge *R, const double *node, int d, double z, double *out) {
+  int G = R->n_nodes;
+  double t = (z - R->lo) / (R->hi - R->lo) * (G - 1);
+  int k = (int)floor(t);
+  if (k < 0) k = 0, t = 0;
+  if (k >= G - 1) k = G - 2, t = G - 1;
+  double u = t - k;
+  for (int j = 0; j < d; j++) out[j] = (1 - u) * node[k * d + j] + u * node[(k + 1) * d + j];
+  out[R->coord] = z;
+}
+
+/* the precision factor L(z) of a profile (d x d, linear between nodes) into out */
+static void ridge_chol_at(const jade_hmc_ridge *R, const double *chol, int d, double z, double *out) {
+  int G = R->n_nodes;
+  double t = (z - R->lo) / (R->hi - R->lo) * (G - 1);
+  int k = (int)floor(t);
+  if (k < 0) k = 0, t = 0;
+  if (k >= G - 1) k = G - 2, t = G - 1;
+  double u = t - k;
+  size_t dd = (size_t)d * d;
+  for (size_t j = 0; j < dd; j++) out[j] = (1 - u) * chol[k * dd + j] + u * chol[(k + 1) * dd + j];
+}
+
+/* cell of z (-1 outside the cells) */
+static int ridge_cell(const jade_hmc_ridge *R, double z) {
+  double t = (z - R->lo) / (R->hi - R->lo) * (R->n_nodes - 1) + 0.5;
+  return t >= 0 && t < R->n_nodes ? (int)t : -1;
+}
+
+/* one ridge move of every chain (see jade_hmc_ridge); Y, GY, LPY: work of nc points. Randomness:
+ * the problem's stream at counters 5 x 2^54 + 4 (it C + c) + {0, 2, 3}. */
+static jade_status ridge_move(jade_grad_batch_fn f, void *ctx, const jade_hmc_options *o, size_t n_prob, int d, long it,
+                              const size_t *prob, double *X, double *LPX, double *G, double *Y, double *GY, double *LPY,
+                              long *n_try, long *n_acc) {
+  const jade_hmc_ridge *R = o->ridge;
+  int C = o->n_chains, NG = R->n_nodes;
+  size_t nc = n_prob * (size_t)C;
+  size_t dd = (size_t)d * d;
+  double h = (R->hi - R->lo) / (NG - 1), *lqr = jade_alloc(nc * sizeof(double));
+  double *a = jade_alloc((4 * d + 2 * dd) * sizeof(double));
+  if (!lqr || !a) {
+    free(lqr);
+    free(a);
+    return JADE_ERR_NOMEM;
+  }
+  double *b = a + d, *uw = b + d, *wv = uw + d, *La = wv + d, *Lb = La + dd;
+  int c0 = R->coord;
+  for (size_t i = 0; i < nc; i++) {
+    size_t g = i / C, pr = g / R->per_profile;
+    const double *x = X + i * d, *node = R->node + pr * NG * (size_t)d, *lq = R->lq + pr * NG;
+    double *y = Y + i * d;
+    memcpy(y, x, (size_t)d * sizeof(double));
+    lqr[i] = NAN;
+    int cx = ridge_cell(R, x[R->coord]);
+    if (cx < 0) continue;
+    uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+    uint64_t base = ((uint64_t)5 << 54) + ((uint64_t)it * (uint64_t)C + i % C) * 4;
+    double u = jade_rng_uniform(o->seed, stream, base), v = jade_rng_uniform(o->seed, stream, base + 2), cum = 0;
+    int k;
+    for (k = 0; k < NG - 1; k++) { /* the cell by inversion of q's cumulative sum */
+      cum += exp(lq[k]) * h;
+      if (u < cum) break;
+    }
+    double zn = R->lo + k * h + (v - 0.5) * h;
+    ridge_at(R, node, d, x[R->coord], a);
+    ridge_at(R, node, d, zn, b);
+    lqr[i] = lq[cx] - lq[k]; /* log q(z) - log q(z') */
+    if (!R->chol) {
+      for (int j = 0; j < d; j++) y[j] = x[j] + b[j] - a[j];
+    } else { /* u = L(z)^T (psi - psi*(z)); L(z')^T w = u; psi' = psi*(z') + w (indices != coord) */
+      const double *ch = R->chol + pr * NG * dd;
+      ridge_chol_at(R, ch, d, x[c0], La);
+      ridge_chol_at(R, ch, d, zn, Lb);
+      for (int r = 0; r < d; r++) {
+        if (r == c0) continue;
+        double t = 0;
+        for (int q = r; q < d; q++)
+          if (q != c0) t += La[q * d + r] * (x[q] - a[q]);
+        uw[r] = t;
+        lqr[i] += log(La[r * d + r]) - log(Lb[r * d + r]);
+      }
+      for (int r = d - 1; r >= 0; r--) {
+        if (r == c0) continue;
+        double t = uw[r];
+        for (int q = r + 1; q < d; q++)
+          if (q != c0) t -= Lb[q * d + r] * wv[q];
+        wv[r] = t / Lb[r * d + r];
+        y[r] = b[r] + wv[r];
+      }
+      if (!isfinite(lqr[i])) lqr[i] = -INFINITY; /* a factor without a positive diagonal: rejected */
+    }
+    y[R->coord] = zn;
+  }
+  jade_status st = f(ctx, nc, prob, Y, LPY, GY);
+  for (size_t i = 0; i < nc && !st; i++) {
+    if (isnan(lqr[i])) continue;
+    size_t g = i / C;
+    uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+    uint64_t base = ((uint64_t)5 << 54) + ((uint64_t)it * (uint64_t)C + i % C) * 4;
+    int ok = LPY[i] > -INFINITY && isfinite(LPY[i]) &&
+             log(jade_rng_uniform(o->seed, stream, base + 3)) < LPY[i] - LPX[i] + lqr[i];
+    if (it >= o->n_warmup) {
+      n_try[g]++;
+      n_acc[g] += ok;
+    }
+    if (!ok) continue;
+    memcpy(X + i * d, Y + i * d, (size_t)d * sizeof(double));
+    memcpy(G + i * d, GY + i * d, (size_t)d * sizeof(double));
+    LPX[i] = LPY[i];
+  }
+  free(lqr);
+  free(a);
+  return st;
 }
 
 jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
@@ -41,6 +159,13 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
                       "hmc: bad options (chains %d >= 1, d %d in 1..190, warm-up %ld >= 0, steps %ld >= 1, leapfrog %d >= 1, "
                       "step size %g > 0, target acceptance %g in (0, 1))",
                       C, d, o->n_warmup, o->n_steps, L, o->step_size, o->target_accept);
+  const jade_hmc_ridge *R = o->ridge;
+  if (R && (R->coord < 0 || R->coord >= d || R->n_nodes < 2 || !(R->lo < R->hi) || !isfinite(R->hi - R->lo) ||
+            R->per_profile < 1 || !R->node || !R->lq || o->ridge_every < 1))
+    return jade_error(JADE_ERR_INVALID,
+                      "hmc: bad ridge (coordinate %d of %d, %d nodes >= 2 over [%g, %g], %zu problems per profile, "
+                      "every %ld >= 1)",
+                      R->coord, d, R->n_nodes, R->lo, R->hi, R->per_profile, o->ridge_every);
   if (n_prob == 0) return JADE_OK;
   size_t nc = n_prob * (size_t)C, nd = nc * d;
   double *X = jade_alloc(nd * sizeof(double)), *G = jade_alloc(nd * sizeof(double)), *LPX = jade_alloc(nc * sizeof(double));
@@ -56,8 +181,9 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   double *acc_sum = jade_calloc(n_prob, sizeof(double));
   long *ndiv = jade_calloc(n_prob, sizeof(long));
   size_t *prob = jade_alloc(nc * sizeof(size_t));
+  long *r_try = jade_calloc(n_prob, sizeof(long)), *r_acc = jade_calloc(n_prob, sizeof(long));
   jade_status st = X && G && LPX && Y && GY && LPY && P && H0 && eps && minv && step && mu && hbar && lebar && wm && wv &&
-                           wn && acc_sum && ndiv && prob
+                           wn && acc_sum && ndiv && prob && r_try && r_acc
                        ? JADE_OK
                        : JADE_ERR_NOMEM;
   if (st) goto done;
@@ -189,6 +315,9 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
     }
     if (wend) da_t = 0;
     free(asum);
+    if (R && (it + 1) % o->ridge_every == 0 &&
+        (st = ridge_move(f, ctx, o, n_prob, d, it, prob, X, LPX, G, Y, GY, LPY, r_try, r_acc)))
+      goto done;
     /* replica exchange or any other state move of the caller: positions, log densities and
      * gradients of all chains, kept consistent by the hook */
     if (o->hook && (it + 1) % o->hook_every == 0 && (st = o->hook(o->hook_ctx, it, n_prob, C, d, X, LPX, G))) goto done;
@@ -203,6 +332,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       stats[g].accept = acc_sum[g] / o->n_steps;
       stats[g].step_size = step[g];
       stats[g].divergent = ndiv[g];
+      stats[g].ridge_accept = r_try[g] ? (double)r_acc[g] / r_try[g] : NAN;
     }
 done:
   free(X);
@@ -225,5 +355,7 @@ done:
   free(acc_sum);
   free(ndiv);
   free(prob);
+  free(r_try);
+  free(r_acc);
   return st;
 }
