@@ -406,6 +406,27 @@ static jade_status lm_refine(block_ctx *bc, size_t n, const size_t *gi, int n_lm
   return st;
 }
 
+/* For each of the n population candidates (theta cand_th, absolute magnitudes cand_abs): N by
+ * weighted least squares of the flux scale against the galaxy's fluxes fo (errors so), and the
+ * log likelihood of the scaled candidate, into Nc and Lc. */
+static void cand_scale_fit(const jade_sed_posterior *P, int nb, int n, const double *cand_th, const double *cand_abs,
+                           const double *fo, const double *so, double *Lc, double *Nc) {
+  for (int c = 0; c < n; c++) {
+    double f0[JADE_SED_MAX_BANDS], sxy = 0, sxx = 0;
+    for (int b = 0; b < nb; b++) {
+      f0[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * P->dm.zp[b];
+      if (!(so[b] > 0) || !isfinite(fo[b])) continue;
+      sxy += fo[b] * f0[b] / (so[b] * so[b]);
+      sxx += f0[b] * f0[b] / (so[b] * so[b]);
+    }
+    double A = sxx > 0 ? sxy / sxx : 0, N = A > 0 ? -2.5 * log10(A) : cand_th[(size_t)c * 16];
+    double fm[JADE_SED_MAX_BANDS], sN = pow(10.0, -0.4 * N);
+    for (int b = 0; b < nb; b++) fm[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * sN;
+    Lc[c] = jade_sed_loglike(&P->dm, fm, fo, so);
+    Nc[c] = N;
+  }
+}
+
 /* Starts (multi-start optimisation): n_init population draws (absolute magnitudes shared by all
  * galaxies); for each galaxy N is fitted in closed form (weighted least squares of the flux
  * scale), and the n_starts best candidates by likelihood whose redshifts differ by > 0.05 (1 + z)
@@ -423,20 +444,7 @@ static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_optio
   jade_status st = Lc && Nc && gi && y && ly ? JADE_OK : JADE_ERR_NOMEM;
   for (size_t g = 0; g < ng && !st; g++) {
     const double *fo = P->flux + (bc->g0 + g) * nb, *so = P->sigma + (bc->g0 + g) * nb;
-    for (int c = 0; c < o->n_init; c++) {
-      double f0[JADE_SED_MAX_BANDS], sxy = 0, sxx = 0;
-      for (int b = 0; b < nb; b++) {
-        f0[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * P->dm.zp[b];
-        if (!(so[b] > 0) || !isfinite(fo[b])) continue;
-        sxy += fo[b] * f0[b] / (so[b] * so[b]);
-        sxx += f0[b] * f0[b] / (so[b] * so[b]);
-      }
-      double A = sxx > 0 ? sxy / sxx : 0, N = A > 0 ? -2.5 * log10(A) : cand_th[(size_t)c * 16];
-      double fm[JADE_SED_MAX_BANDS], sN = pow(10.0, -0.4 * N);
-      for (int b = 0; b < nb; b++) fm[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * sN;
-      Lc[c] = jade_sed_loglike(&P->dm, fm, fo, so);
-      Nc[c] = N;
-    }
+    cand_scale_fit(P, nb, o->n_init, cand_th, cand_abs, fo, so, Lc, Nc);
     /* greedy: the best remaining candidate whose z is apart from those already picked (ties and
      * order by index: deterministic); if fewer distinct redshifts exist, the next best overall */
     int pick[MAX_STARTS], np = 0;
@@ -538,20 +546,7 @@ static jade_status ridge_profile_fit(block_ctx *bc, size_t ng, const jade_sed_fi
   }
   for (size_t g = 0; g < ng && !st; g++) {
     const double *fo = P->flux + (bc->g0 + g) * nb, *so = P->sigma + (bc->g0 + g) * nb;
-    for (int c = 0; c < o->n_init; c++) { /* N by weighted least squares of the flux scale */
-      double sxy = 0, sxx = 0, f0[JADE_SED_MAX_BANDS];
-      for (int b = 0; b < nb; b++) {
-        f0[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * P->dm.zp[b];
-        if (!(so[b] > 0) || !isfinite(fo[b])) continue;
-        sxy += fo[b] * f0[b] / (so[b] * so[b]);
-        sxx += f0[b] * f0[b] / (so[b] * so[b]);
-      }
-      double A = sxx > 0 ? sxy / sxx : 0, N = A > 0 ? -2.5 * log10(A) : cand_th[(size_t)c * 16];
-      double fm[JADE_SED_MAX_BANDS], sN = pow(10.0, -0.4 * N);
-      for (int b = 0; b < nb; b++) fm[b] = jade_sed_mag_to_flux(cand_abs[(size_t)c * nb + b]) * sN;
-      Lc[c] = jade_sed_loglike(&P->dm, fm, fo, so);
-      Nc[c] = N;
-    }
+    cand_scale_fit(P, nb, o->n_init, cand_th, cand_abs, fo, so, Lc, Nc);
     for (int k = 0; k < G; k++) {
       /* starts: the optimum of fit_starts nearest in z, then the best candidates of the cell
        * (the best overall when the cell has too few) */

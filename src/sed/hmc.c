@@ -34,26 +34,29 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->ridge_every = 1;
 }
 
-/* psi*(z) of a profile into out (d values; out[coord] = z) */
-static void ridge_at(const jade_hmc_ridge *R, const double *node, int d, double z, double *out) {
+/* the node interval k and weight u of z for linear interpolation (constant beyond the ends) */
+static int ridge_interval(const jade_hmc_ridge *R, double z, double *u) {
   int G = R->n_nodes;
   double t = (z - R->lo) / (R->hi - R->lo) * (G - 1);
   int k = (int)floor(t);
   if (k < 0) k = 0, t = 0;
   if (k >= G - 1) k = G - 2, t = G - 1;
-  double u = t - k;
+  *u = t - k;
+  return k;
+}
+
+/* psi*(z) of a profile into out (d values; out[coord] = z) */
+static void ridge_at(const jade_hmc_ridge *R, const double *node, int d, double z, double *out) {
+  double u;
+  int k = ridge_interval(R, z, &u);
   for (int j = 0; j < d; j++) out[j] = (1 - u) * node[k * d + j] + u * node[(k + 1) * d + j];
   out[R->coord] = z;
 }
 
 /* the precision factor L(z) of a profile (d x d, linear between nodes) into out */
 static void ridge_chol_at(const jade_hmc_ridge *R, const double *chol, int d, double z, double *out) {
-  int G = R->n_nodes;
-  double t = (z - R->lo) / (R->hi - R->lo) * (G - 1);
-  int k = (int)floor(t);
-  if (k < 0) k = 0, t = 0;
-  if (k >= G - 1) k = G - 2, t = G - 1;
-  double u = t - k;
+  double u;
+  int k = ridge_interval(R, z, &u);
   size_t dd = (size_t)d * d;
   for (size_t j = 0; j < dd; j++) out[j] = (1 - u) * chol[k * dd + j] + u * chol[(k + 1) * dd + j];
 }
