@@ -219,6 +219,8 @@ static int cmd_fit(int argc, char **argv) {
       {"beta-min", "B", "likelihood power of the hottest temperature (geometric ladder to 1)", "0.1", 0, 0, NULL, 0},
       {"ridge-every", "J", "HMC: iterations between ridge moves along each galaxy's redshift profile (they cross "
        "between redshift modes; 0: none)", "1", 0, 0, NULL, 0},
+      {"metric", "diag|dense", "HMC metric (mass matrix) adapted in warm-up: diagonal, or dense (the draws' "
+       "covariance: for correlated parameters)", "diag", 0, 0, NULL, 0},
       {"emulators", "f32|f64", "arithmetic of the photometry emulators in the chains (f32: an AVX-512 kernel, ~10x "
        "faster; f64: the reference)", "f32", 0, 0, NULL, 0},
       PRIOR_OPTIONS,
@@ -278,6 +280,9 @@ static int cmd_fit(int argc, char **argv) {
   long je = 1;
   if (!st) st = jade_cli_long(opts, "ridge-every", 0, 1000000, &je);
   o.fit.hmc_ridge_every = (int)je;
+  const char *met = jade_cli_opt(opts, "metric")->value;
+  if (!st && !strcmp(met, "dense")) o.fit.hmc_dense_metric = 1;
+  else if (!st && strcmp(met, "diag")) st = jade_error(JADE_ERR_INVALID, "--metric %s: expected diag or dense", met);
   if (!st && !strcmp(smp, "ensemble")) o.fit.sampler = JADE_SED_SAMPLER_ENSEMBLE;
   else if (!st && !strcmp(smp, "hmc")) o.fit.sampler = JADE_SED_SAMPLER_HMC;
   else if (!st) st = jade_error(JADE_ERR_INVALID, "--sampler %s: expected ensemble or hmc", smp);
@@ -343,6 +348,12 @@ static int cmd_fit(int argc, char **argv) {
             "jade sed fit: warning: %zu of %zu galaxies kept fewer than 50 tau_max iterations (emcee's criterion): "
             "their tau and intervals are not reliable; fit again with more --steps\n",
             rep.n_short, rep.n_gal);
+  if (rep.n_rhat)
+    fprintf(stderr,
+            "jade sed fit: warning: %zu of %zu galaxies have chains that disagree (R-hat of z or log10 M* > 1.01; median "
+            "%.3f; column RHAT): their chains sit in different modes or have not mixed, so their intervals are not "
+            "reliable\n",
+            rep.n_rhat, rep.n_gal, rep.rhat_median);
   if (!isnan(rep.cov_z))
     printf("68%% coverage of the truth: z %.3f  log10 M* %.3f\n95%% coverage of the truth: z %.3f  log10 M* %.3f\n",
            rep.cov_z, rep.cov_m, rep.cov95_z, rep.cov95_m);

@@ -35,10 +35,17 @@ if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --emulator
 # HMC (exact gradients): runs, medians inside the box, acceptance and the ridge moves' acceptance
 # reported (NaN when they are off)
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h" --sampler hmc --leapfrog 3 > "$T/hlog" 2> /dev/null
-awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="ACCEPT") a=i-1; if($i=="ACCEPT_RIDGE") r=i-1 }}
-     NR>1{ if(!($c>=0 && $c<=6) || !($a>0 && $a<=1) || !($r>=0 && $r<=1)) {print "hmc z_MED " $c " ACCEPT " $a " RIDGE " $r; exit 1}}' "$T/h_summary.txt"
-"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h0" --sampler hmc --leapfrog 3 --ridge-every 0 > /dev/null 2>&1
-awk 'NR==1{for(i=2;i<=NF;i++) if($i=="ACCEPT_RIDGE") r=i-1} NR>1{ if($r!="nan") {print "ridge off: " $r; exit 1}}' "$T/h0_summary.txt"
+awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="ACCEPT") a=i-1; if($i=="ACCEPT_RIDGE") r=i-1; if($i=="RHAT") h=i-1 }}
+     NR>1{ if(!($c>=0 && $c<=6) || !($a>0 && $a<=1) || !($r>=0 && $r<=1) || !($h>0.9 && $h<1e6)) {
+       print "hmc z_MED " $c " ACCEPT " $a " RIDGE " $r " RHAT " $h; exit 1}}' "$T/h_summary.txt"
+# (this run also with the dense metric)
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/h0" --sampler hmc --leapfrog 3 --ridge-every 0 \
+  --metric dense > /dev/null 2>&1
+awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="ACCEPT_RIDGE") r=i-1; if($i=="ACCEPT") a=i-1 }}
+     NR>1{ if($r!="nan" || !($a>0 && $a<=1)) {print "ridge off: " $r " dense metric ACCEPT " $a; exit 1}}' "$T/h0_summary.txt"
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler hmc --metric full 2> "$T/err"; then
+  echo "--metric full accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "metric full" "$T/err"
 # with parallel tempering (2 temperatures): the exchange rate is reported in ACCEPT_HOP
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/pt" --sampler hmc --leapfrog 3 --temps 2 > /dev/null 2>&1
 awk 'NR==1{for(i=2;i<=NF;i++) if($i=="ACCEPT_HOP") a=i-1} NR>1{ if(!($a>=0 && $a<=1)) {print "swap rate " $a; exit 1}}' \

@@ -330,9 +330,11 @@ static void test_hmc(void) {
   size_t nk = (size_t)o.n_steps;
   double *x0 = malloc(NG * C * D * sizeof(double)), *ch = malloc(NG * nk * C * D * sizeof(double));
   jade_hmc_stats hs[NG];
-  double worst = 0;
+  double worst = 0, step_g0[2] = {0, 0};
+  for (int dn = 0; dn < 2; dn++)
   for (int ban = 0; ban < 2; ban++) {
     t.banana = ban;
+    o.dense_metric = dn;
     start(x0, NG, C, &t);
     CHECK_OK(jade_hmc_run(grad_fn, &t, NG, D, x0, NULL, &o, ch, hs));
     for (int g = 0; g < NG; g++) {
@@ -357,9 +359,10 @@ static void test_hmc(void) {
         double zm = fabs(m - mu) / sqrt(var / neff), zv = fabs(v - var) / sqrt(vs / neff2);
         worst = jade_test_max(worst, jade_test_max(zm, zv));
         if (g == 0 || g == NG - 1)
-          printf("hmc %s %d dim %d: mean %.4f (exact %.4f) var %.4f (exact %.4f) tau %.1f (x^2: %.1f) acc %.2f step %.3g "
-                 "z %.2f %.2f\n",
+          printf("hmc (%s metric) %s %d dim %d: mean %.4f (exact %.4f) var %.4f (exact %.4f) tau %.1f (x^2: %.1f) acc %.2f "
+                 "step %.3g z %.2f %.2f\n", dn ? "dense" : "diagonal",
                  ban ? "banana" : "gaussian", g, j, m, mu, v, var, tau, tau2, hs[g].accept, hs[g].step_size, zm, zv);
+        if (!ban && g == 0) step_g0[dn] = hs[g].step_size;
         CHECK(jade_test_lt_ok(tau, 50) && jade_test_lt_ok(tau2, 50), "hmc tau %g, of x^2 %g", tau, tau2);
       }
       /* no divergence on a Gaussian; the banana's tails (gradient ~ x0^3) allow a few */
@@ -367,9 +370,18 @@ static void test_hmc(void) {
             "hmc problem %d acceptance %g, %ld divergent", g, hs[g].accept, hs[g].divergent);
     }
   }
-  printf("hmc: worst z-score of means and variances over 2 x %d x %d = %.2f\n", NG, D, worst);
-  /* 36 z-scores: max |z| < 4.5 fails with probability < 3e-4 if the sampler is right */
+  printf("hmc: worst z-score of means and variances over 2 x 2 x %d x %d = %.2f\n", NG, D, worst);
+  /* 72 z-scores: max |z| < 4.5 fails with probability < 6e-4 if the sampler is right */
   CHECK(jade_test_lt_ok(worst, 4.5), "hmc moments");
+  /* the dense metric undoes the correlation (rho -0.9, scales 1 and 0.1) that limits the
+   * diagonal metric's step size: after the diagonal scaling the two principal widths are
+   * sqrt(1 + 0.9) and sqrt(1 - 0.9), 4.4x apart, and the step follows the narrow one; the dense
+   * metric whitens both to 1 */
+  printf("hmc: adapted step size on the rho = -0.9 Gaussian: diagonal metric %.3f, dense %.3f\n", step_g0[0],
+         step_g0[1]);
+  CHECK(jade_test_gt_ok(step_g0[1], 1.8 * step_g0[0]), "dense metric step %g not above 1.8 x the diagonal's %g",
+        step_g0[1], step_g0[0]);
+  o.dense_metric = 0;
   /* batch independence: problem 3 alone (first_id 3) gives the same bytes */
   t.banana = 0;
   start(x0, NG, C, &t);

@@ -319,6 +319,8 @@ typedef struct {
   long n_warmup;        /* adaptation iterations, discarded (500) */
   long n_steps;         /* kept iterations (500) */
   int n_leapfrog;       /* leapfrog steps per transition (16); step size jittered by U(0.8, 1.2) */
+  int dense_metric;     /* 0: diagonal metric; 1: dense, the regularised covariance of each slow
+                           warm-up window's draws (Stan's rules), for correlated targets (0) */
   double step_size;     /* initial step size (0.1) */
   double target_accept; /* dual-averaging target of the mean acceptance (0.8) */
   uint64_t seed;
@@ -493,6 +495,9 @@ typedef struct {
   long n_burn;                /* burn-in iterations (adaptive: where tau settled) */
   double tau_burn;            /* tau_max estimate that ended the burn-in */
   int n_modes;                /* distinct optima the walkers started from */
+  double rhat;                /* max of the rank-normalised split R-hats of z and log10 M* over the
+                                 chains (HMC) or walkers (ensemble; there only indicative): > 1.01
+                                 says the chains disagree, e.g. sit in different modes */
   double logp_start;          /* log posterior at the best optimised start */
   /* check of the prior used (a surrogate) against the exact one (NaN when not checked):
    * importance weights w = p_exact / p_used on check_draws chain points; their effective sample
@@ -532,6 +537,7 @@ typedef struct {
                             between neighbours (float32 emulators); the beta = 1 chains are kept */
   double hmc_beta_min;   /* (0.1) */
   long hmc_swap_every;   /* iterations between exchanges (1) */
+  int hmc_dense_metric;   /* HMC: a dense metric from the warm-up (jade_hmc_options.dense_metric) (0) */
   int hmc_ridge_every;    /* HMC: iterations between ridge moves along each galaxy's redshift
                             profile (jade_hmc_ridge; 0: none) (1) */
   int verbose;
@@ -674,6 +680,8 @@ typedef struct {
   double check_dz_rms, check_dm_rms; /* rms over galaxies of the z and log10 M* mean shifts (sd) */
   size_t n_short;            /* galaxies whose kept chain is shorter than 50 tau_max (emcee's
                                 criterion; their tau estimate and intervals are not reliable) */
+  size_t n_rhat;             /* galaxies whose chains disagree: RHAT > 1.01 (Vehtari et al. 2021) */
+  double rhat_median;        /* median RHAT */
 } jade_sed_fit_report;
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 

@@ -259,6 +259,7 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->hmc_beta_min = 0.1;
   o->hmc_swap_every = 1;
   o->hmc_ridge_every = 1;
+  o->hmc_dense_metric = 0;
   o->verbose = 0;
 }
 
@@ -745,6 +746,19 @@ static jade_status summarise_galaxy(const jade_sed_mass *mass, const jade_ens_op
     S->hi95[j] = q[4];
   }
   for (int j = 0; j < 16; j++) S->tau[j] = jade_ens_autocorr_time(c + j, nk, (int)W, 16, 5.0) * eo->thin;
+  /* R-hat of z and log10 M* over the W chains (col: x[w nk + s], free work now) */
+  S->rhat = NAN;
+  for (int j = 15; j < 17 && nk >= 4 && (j == 15 || mass); j++) {
+    for (size_t s = 0; s < nk; s++)
+      for (size_t w = 0; w < W; w++) {
+        size_t i = s * W + w;
+        col[w * nk + s] = j == 15 ? th[i * 16 + 15] : jade_sed_log10_mass(th + i * 16, mf[i]);
+      }
+    double r = NAN;
+    jade_status st = jade_mcmc_rhat(col, (int)W, nk, &r);
+    if (st) return st;
+    S->rhat = isnan(S->rhat) ? r : fmax(S->rhat, r);
+  }
   return JADE_OK;
 }
 
@@ -1054,6 +1068,7 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   ho.n_warmup = eo->n_burn;
   ho.n_steps = eo->n_steps;
   ho.n_leapfrog = o->hmc_leapfrog;
+  ho.dense_metric = o->hmc_dense_metric;
   ho.seed = eo->seed;
   ho.first_id = eo->first_id * (uint64_t)T; /* problem g T + k: its own Philox stream */
   double *minv = jade_alloc(np * 16 * sizeof(double)), *xt = jade_alloc(np * W * 16 * sizeof(double));

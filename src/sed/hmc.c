@@ -23,6 +23,7 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->n_warmup = 500;
   o->n_steps = 500;
   o->n_leapfrog = 16;
+  o->dense_metric = 0;
   o->step_size = 0.1;
   o->target_accept = 0.8;
   o->seed = 1;
@@ -153,6 +154,33 @@ static jade_status ridge_move(jade_grad_batch_fn f, void *ctx, const jade_hmc_op
   return st;
 }
 
+/* v = L^T p for a lower-triangular d x d L */
+static void hmc_lt_mul(const double *L, int d, const double *p, double *v) {
+  for (int q = 0; q < d; q++) {
+    double t = 0;
+    for (int r = q; r < d; r++) t += L[(size_t)r * d + q] * p[r];
+    v[q] = t;
+  }
+}
+
+/* lower Cholesky factor of the symmetric d x d A into L (full storage, upper part zero); -1 when
+ * A is not numerically positive definite */
+static int hmc_cholesky(const double *A, int d, double *L) {
+  memset(L, 0, (size_t)d * d * sizeof(double));
+  for (int r = 0; r < d; r++)
+    for (int q = 0; q <= r; q++) {
+      double t = A[(size_t)r * d + q];
+      for (int k = 0; k < q; k++) t -= L[(size_t)r * d + k] * L[(size_t)q * d + k];
+      if (r == q) {
+        if (!(t > 0) || !isfinite(t)) return -1;
+        L[(size_t)r * d + r] = sqrt(t);
+      } else {
+        L[(size_t)r * d + q] = t / L[(size_t)q * d + q];
+      }
+    }
+  return 0;
+}
+
 jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
                          const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats) {
   int C = o->n_chains, L = o->n_leapfrog;
@@ -175,6 +203,13 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   double *Y = jade_alloc(nd * sizeof(double)), *GY = jade_alloc(nd * sizeof(double)), *LPY = jade_alloc(nc * sizeof(double));
   double *P = jade_alloc(nd * sizeof(double)), *H0 = jade_alloc(nc * sizeof(double)), *eps = jade_alloc(nc * sizeof(double));
   double *minv = jade_alloc(n_prob * d * sizeof(double)), *step = jade_alloc(n_prob * sizeof(double));
+  /* dense metric: inverse metric Sigma = M^-1 and its lower Cholesky factor per problem, the
+   * window's co-moments, and a work vector per chain */
+  const int dense = o->dense_metric;
+  size_t dd = (size_t)d * d;
+  double *Sg = dense ? jade_alloc(n_prob * dd * sizeof(double)) : NULL;
+  double *Lch = dense ? jade_alloc(n_prob * dd * sizeof(double)) : NULL;
+  double *wcm = dense ? jade_calloc(n_prob * dd, sizeof(double)) : NULL, *tv = jade_alloc(nd * sizeof(double));
   /* dual averaging state per problem (Hoffman & Gelman Alg. 5): mu, H-bar, log eps-bar */
   double *mu = jade_alloc(n_prob * sizeof(double)), *hbar = jade_alloc(n_prob * sizeof(double));
   double *lebar = jade_alloc(n_prob * sizeof(double));
@@ -186,7 +221,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   size_t *prob = jade_alloc(nc * sizeof(size_t));
   long *r_try = jade_calloc(n_prob, sizeof(long)), *r_acc = jade_calloc(n_prob, sizeof(long));
   jade_status st = X && G && LPX && Y && GY && LPY && P && H0 && eps && minv && step && mu && hbar && lebar && wm && wv &&
-                           wn && acc_sum && ndiv && prob && r_try && r_acc
+                           wn && acc_sum && ndiv && prob && r_try && r_acc && tv && (!dense || (Sg && Lch && wcm))
                        ? JADE_OK
                        : JADE_ERR_NOMEM;
   if (st) goto done;
@@ -199,6 +234,14 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   for (size_t i = 0; i < nc; i++) prob[i] = i / C;
   for (size_t g = 0; g < n_prob; g++) {
     for (int j = 0; j < d; j++) minv[g * d + j] = inv_mass0 ? inv_mass0[g * d + j] : 1.0;
+    if (dense) {
+      memset(Sg + g * dd, 0, dd * sizeof(double));
+      memset(Lch + g * dd, 0, dd * sizeof(double));
+      for (int j = 0; j < d; j++) {
+        Sg[g * dd + (size_t)j * d + j] = minv[g * d + j];
+        Lch[g * dd + (size_t)j * d + j] = sqrt(minv[g * d + j]);
+      }
+    }
     step[g] = o->step_size;
     mu[g] = log(10 * o->step_size);
     hbar[g] = 0;
@@ -231,9 +274,20 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       jade_rng_normal_fill(o->seed, stream, base, (size_t)d, P + i * d);
       eps[i] = step[g] * (0.8 + 0.4 * jade_rng_uniform(o->seed, stream, base + 200));
       double k = 0;
-      for (int j = 0; j < d; j++) {
-        P[i * d + j] /= sqrt(minv[g * d + j]); /* p ~ N(0, M), M = 1 / minv */
-        k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
+      if (dense) { /* p = L^-T u, u ~ N(0, I): p ~ N(0, M), M = Sigma^-1 = L^-T L^-1; p^T Sigma p = u^T u */
+        const double *Lg = Lch + g * dd;
+        double *p = P + i * d;
+        for (int j = 0; j < d; j++) k += p[j] * p[j];
+        for (int r = d - 1; r >= 0; r--) {
+          double t = p[r];
+          for (int q = r + 1; q < d; q++) t -= Lg[(size_t)q * d + r] * p[q];
+          p[r] = t / Lg[(size_t)r * d + r];
+        }
+      } else {
+        for (int j = 0; j < d; j++) {
+          P[i * d + j] /= sqrt(minv[g * d + j]); /* p ~ N(0, M), M = 1 / minv */
+          k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
+        }
       }
       H0[i] = -LPX[i] + 0.5 * k;
     }
@@ -242,6 +296,18 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
     for (int l = 0; l < L && !st; l++) {
       for (size_t i = 0; i < nc; i++) {
         size_t g = i / C;
+        if (dense) { /* Y += eps Sigma p, Sigma p = L (L^T p) */
+          const double *Lg = Lch + g * dd;
+          double *p = P + i * d, *v = tv + i * d;
+          for (int j = 0; j < d; j++) p[j] += 0.5 * eps[i] * GY[i * d + j];
+          hmc_lt_mul(Lg, d, p, v);
+          for (int r = 0; r < d; r++) {
+            double t = 0;
+            for (int q = 0; q <= r; q++) t += Lg[(size_t)r * d + q] * v[q];
+            Y[i * d + r] += eps[i] * t;
+          }
+          continue;
+        }
         for (int j = 0; j < d; j++) {
           P[i * d + j] += 0.5 * eps[i] * GY[i * d + j];
           Y[i * d + j] += eps[i] * minv[g * d + j] * P[i * d + j];
@@ -262,7 +328,12 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
       uint64_t base = ((uint64_t)1 << 54) + (((uint64_t)it * (uint64_t)C + i % C) << 8);
       double k = 0;
-      for (int j = 0; j < d; j++) k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
+      if (dense) { /* p^T Sigma p = |L^T p|^2 */
+        hmc_lt_mul(Lch + g * dd, d, P + i * d, tv + i * d);
+        for (int j = 0; j < d; j++) k += tv[i * d + j] * tv[i * d + j];
+      } else {
+        for (int j = 0; j < d; j++) k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
+      }
       double dH = (-LPY[i] + 0.5 * k) - H0[i];
       int div = !(dH < 1000);
       double a = div ? 0.0 : fmin(1.0, exp(-dH));
@@ -296,17 +367,35 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
         for (int c = 0; c < C; c++) {
           const double *x = X + (g * C + c) * d;
           wn[g]++;
+          double *dl = tv + (g * C) * d; /* this problem's chains' work vectors are free here */
           for (int j = 0; j < d; j++) {
-            double dl = x[j] - wm[g * d + j];
-            wm[g * d + j] += dl / wn[g];
-            wv[g * d + j] += dl * (x[j] - wm[g * d + j]);
+            dl[j] = x[j] - wm[g * d + j];
+            wm[g * d + j] += dl[j] / wn[g];
+            wv[g * d + j] += dl[j] * (x[j] - wm[g * d + j]);
           }
+          if (dense) /* co-moments (Welford): C += dl (x - m_new)^T, lower triangle */
+            for (int r = 0; r < d; r++)
+              for (int q = 0; q <= r; q++) wcm[g * dd + (size_t)r * d + q] += dl[r] * (x[q] - wm[g * d + q]);
         }
       if (wend) {
         double n = (double)wn[g];
         for (int j = 0; j < d; j++) {
           if (n > 1) minv[g * d + j] = n / (n + 5) * (wv[g * d + j] / (n - 1)) + 1e-3 * 5 / (n + 5);
           wm[g * d + j] = wv[g * d + j] = 0;
+        }
+        if (dense) {
+          /* Sigma = n/(n+5) S + 1e-3 5/(n+5) I (Stan's regularisation, dense); kept only when
+           * positive definite, else the previous metric stays */
+          double *S = Sg + g * dd, *W = wcm + g * dd;
+          if (n > 1) {
+            for (int r = 0; r < d; r++)
+              for (int q = 0; q <= r; q++) {
+                double v = n / (n + 5) * (W[(size_t)r * d + q] / (n - 1)) + (r == q ? 1e-3 * 5 / (n + 5) : 0);
+                S[(size_t)r * d + q] = S[(size_t)q * d + r] = v;
+              }
+            if (hmc_cholesky(S, d, W) == 0) memcpy(Lch + g * dd, W, dd * sizeof(double));
+          }
+          memset(W, 0, dd * sizeof(double));
         }
         wn[g] = 0;
         /* new metric: restart the step-size adaptation from the current step */
@@ -338,6 +427,10 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       stats[g].ridge_accept = r_try[g] ? (double)r_acc[g] / r_try[g] : NAN;
     }
 done:
+  free(Sg);
+  free(Lch);
+  free(wcm);
+  free(tv);
   free(X);
   free(G);
   free(LPX);
