@@ -147,6 +147,10 @@ double jade_nuts_ebfmi(const jade_nuts_stats *stats, long n);
 jade_status jade_mcmc_rhat(const double *x, int m, size_t n, double *rhat);
 /* Classic split R-hat on the raw draws (Gelman et al., BDA3, eq. 11.4 on split chains). */
 jade_status jade_mcmc_rhat_basic(const double *x, int m, size_t n, double *rhat);
+/* Lower Cholesky factor l (k x k, row major, upper triangle set to 0) of the symmetric
+ * positive-definite a, A = L L^T; 0 on success, 1 when a is not numerically positive definite
+ * (a non-positive or non-finite pivot; l is then incomplete). */
+int jade_cholesky(int k, const double *a, double *l);
 /* Bulk-ESS: ESS of the rank-normalised split chains. */
 jade_status jade_mcmc_ess_bulk(const double *x, int m, size_t n, double *ess);
 /* Tail-ESS: min of the ESS of the indicators x <= q05 and x <= q95. */

@@ -607,3 +607,20 @@ int jade_mcmc_health_verdict(const jade_mcmc_health *h, char *msg, size_t len) {
 #undef ADD
   return bad;
 }
+
+int jade_cholesky(int k, const double *a, double *l) {
+  for (int i = 0; i < k; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = a[i * k + j];
+      for (int m = 0; m < j; m++) s -= l[i * k + m] * l[j * k + m];
+      if (i == j) {
+        if (!(s > 0.0) || !isfinite(s)) return 1;
+        l[i * k + i] = sqrt(s);
+      } else {
+        l[i * k + j] = s / l[j * k + j];
+      }
+    }
+  for (int i = 0; i < k; i++)
+    for (int j = i + 1; j < k; j++) l[i * k + j] = 0;
+  return 0;
+}

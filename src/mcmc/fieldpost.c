@@ -22,6 +22,7 @@
  * in ln C_ell on the small preset; held-out check points report the achieved error. */
 #include "jade/fieldpost.h"
 #include "jade/lognormal_grad.h"
+#include "jade/mcmc.h"
 
 #include <math.h>
 #include <omp.h>
@@ -267,22 +268,6 @@ static double em_coord(const jade_prior1d *p, double theta, double *dc) {
   return u;
 }
 
-/* Lower Cholesky factor l of the k x k matrix a; 0 on success. */
-static int cholesky(int k, const double *a, double *l) {
-  for (int i = 0; i < k; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = a[i * k + j];
-      for (int m = 0; m < j; m++) s -= l[i * k + m] * l[j * k + m];
-      if (i == j) {
-        if (!(s > 0.0) || !isfinite(s)) return 1;
-        l[i * k + i] = sqrt(s);
-      } else {
-        l[i * k + j] = s / l[j * k + j];
-      }
-    }
-  return 0;
-}
-
 /* w of theta (free components): whitened emulator coordinates */
 static void em_whiten(const jade_emulator *e, const double *theta, double *w) {
   int k = e->n_free;
@@ -493,7 +478,7 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
   e->spread = 1.0;
   e->range = cfg->range;
   double lu[JADE_N_THETA * JADE_N_THETA] = {0}; /* Cholesky factor of the design covariance in u */
-  if (cholesky(k, cov, lu)) {
+  if (jade_cholesky(k, cov, lu)) {
     jade_emulator_free(e);
     return jade_error(JADE_ERR_INVALID, "emulator fit: the covariance of the free parameters is not positive definite");
   }
@@ -559,7 +544,7 @@ jade_status jade_emulator_fit(const jade_theory *t, const jade_sim_config *sc, i
     for (int i = 0; i < k; i++)
       for (int j = 0; j < k; j++) cc[i * k + j] = cc[i * k + j] / n_design - cm[i] * cm[j];
     memcpy(e->mean, cm, sizeof cm);
-    if (cholesky(k, cc, e->lchol)) {
+    if (jade_cholesky(k, cc, e->lchol)) {
       free(theta);
       free(wpt);
       free(y);

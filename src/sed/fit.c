@@ -283,23 +283,6 @@ static jade_status block_logp(void *ctx, size_t n, const size_t *gal, const doub
 
 #define MAX_STARTS 32
 
-/* Cholesky A = L L^T of a 16 x 16 matrix (row major, lower triangle written to L); 0 on success */
-static int chol16(const double *A, double *L) {
-  for (int i = 0; i < 16; i++)
-    for (int j = 0; j <= i; j++) {
-      double v = A[i * 16 + j];
-      for (int k = 0; k < j; k++) v -= L[i * 16 + k] * L[j * 16 + k];
-      if (i == j) {
-        if (!(v > 0)) return 1;
-        L[i * 16 + i] = sqrt(v);
-      } else {
-        L[i * 16 + j] = v / L[j * 16 + j];
-      }
-    }
-  for (int i = 0; i < 16; i++)
-    for (int j = i + 1; j < 16; j++) L[i * 16 + j] = 0;
-  return 0;
-}
 
 /* Levenberg-Marquardt on the posterior (Gauss-Newton with iteratively reweighted residuals for
  * the Student-t: w_b = (nu + 1)/(nu + r_b^2), Lange, Little & Taylor 1989 JASA 84:881; the box
@@ -360,7 +343,7 @@ static jade_status lm_refine(block_ctx *bc, size_t n, const size_t *gi, int n_lm
       for (int i = 0; i < 16; i++)
         for (int j = 0; j < i; j++) A[j * 16 + i] = A[i * 16 + j];
       if (it == n_lm) {
-        if (chol16(A, L + r * 256)) memset(L + r * 256, 0, 256 * sizeof(double));
+        if (jade_cholesky(16, A, L + r * 256)) memset(L + r * 256, 0, 256 * sizeof(double));
         continue;
       }
       double B[256], C[256], v[16];
@@ -371,7 +354,7 @@ static jade_status lm_refine(block_ctx *bc, size_t n, const size_t *gi, int n_lm
         B[255] = 1;
         gr[15] = 0;
       }
-      int bad = chol16(B, C);
+      int bad = jade_cholesky(16, B, C);
       /* solve C C^T d = g */
       for (int i = 0; i < 16 && !bad; i++) {
         double t = gr[i];
@@ -1159,7 +1142,8 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE || o->anneal_stages < 0 ||
       (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))) ||
       (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && o->sampler != JADE_SED_SAMPLER_HMC) || o->hmc_leapfrog < 1 ||
-      o->hmc_temps < 1 || o->hmc_temps > 64 || !(o->hmc_beta_min > 0 && o->hmc_beta_min < 1) || o->hmc_swap_every < 1 || o->hmc_ridge_every < 0 ||
+      o->hmc_temps < 1 || o->hmc_temps > 64 || !(o->hmc_beta_min > 0 && o->hmc_beta_min < 1) || o->hmc_swap_every < 1 ||
+      o->hmc_ridge_every < 0 ||
       (o->hmc_temps > 1 && o->emulators == JADE_SED_EMU_F64) ||
       (o->sampler == JADE_SED_SAMPLER_HMC && post->prior->kind == JADE_SED_PRIOR_DIFFUSION))
     return jade_error(JADE_ERR_INVALID,

@@ -163,24 +163,6 @@ static void hmc_lt_mul(const double *L, int d, const double *p, double *v) {
   }
 }
 
-/* lower Cholesky factor of the symmetric d x d A into L (full storage, upper part zero); -1 when
- * A is not numerically positive definite */
-static int hmc_cholesky(const double *A, int d, double *L) {
-  memset(L, 0, (size_t)d * d * sizeof(double));
-  for (int r = 0; r < d; r++)
-    for (int q = 0; q <= r; q++) {
-      double t = A[(size_t)r * d + q];
-      for (int k = 0; k < q; k++) t -= L[(size_t)r * d + k] * L[(size_t)q * d + k];
-      if (r == q) {
-        if (!(t > 0) || !isfinite(t)) return -1;
-        L[(size_t)r * d + r] = sqrt(t);
-      } else {
-        L[(size_t)r * d + q] = t / L[(size_t)q * d + q];
-      }
-    }
-  return 0;
-}
-
 jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
                          const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats) {
   int C = o->n_chains, L = o->n_leapfrog;
@@ -203,11 +185,11 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   double *Y = jade_alloc(nd * sizeof(double)), *GY = jade_alloc(nd * sizeof(double)), *LPY = jade_alloc(nc * sizeof(double));
   double *P = jade_alloc(nd * sizeof(double)), *H0 = jade_alloc(nc * sizeof(double)), *eps = jade_alloc(nc * sizeof(double));
   double *minv = jade_alloc(n_prob * d * sizeof(double)), *step = jade_alloc(n_prob * sizeof(double));
-  /* dense metric: inverse metric Sigma = M^-1 and its lower Cholesky factor per problem, the
-   * window's co-moments, and a work vector per chain */
+  /* dense metric: the lower Cholesky factor of the inverse metric Sigma = M^-1 per problem, the
+   * window's co-moments, a scratch matrix, and a work vector per chain */
   const int dense = o->dense_metric;
   size_t dd = (size_t)d * d;
-  double *Sg = dense ? jade_alloc(n_prob * dd * sizeof(double)) : NULL;
+  double *Sg = dense ? jade_alloc(dd * sizeof(double)) : NULL;
   double *Lch = dense ? jade_alloc(n_prob * dd * sizeof(double)) : NULL;
   double *wcm = dense ? jade_calloc(n_prob * dd, sizeof(double)) : NULL, *tv = jade_alloc(nd * sizeof(double));
   /* dual averaging state per problem (Hoffman & Gelman Alg. 5): mu, H-bar, log eps-bar */
@@ -234,13 +216,9 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   for (size_t i = 0; i < nc; i++) prob[i] = i / C;
   for (size_t g = 0; g < n_prob; g++) {
     for (int j = 0; j < d; j++) minv[g * d + j] = inv_mass0 ? inv_mass0[g * d + j] : 1.0;
-    if (dense) {
-      memset(Sg + g * dd, 0, dd * sizeof(double));
+    if (dense) { /* Sigma starts diagonal */
       memset(Lch + g * dd, 0, dd * sizeof(double));
-      for (int j = 0; j < d; j++) {
-        Sg[g * dd + (size_t)j * d + j] = minv[g * d + j];
-        Lch[g * dd + (size_t)j * d + j] = sqrt(minv[g * d + j]);
-      }
+      for (int j = 0; j < d; j++) Lch[g * dd + (size_t)j * d + j] = sqrt(minv[g * d + j]);
     }
     step[g] = o->step_size;
     mu[g] = log(10 * o->step_size);
@@ -386,14 +364,14 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
         if (dense) {
           /* Sigma = n/(n+5) S + 1e-3 5/(n+5) I (Stan's regularisation, dense); kept only when
            * positive definite, else the previous metric stays */
-          double *S = Sg + g * dd, *W = wcm + g * dd;
+          double *S = Sg, *W = wcm + g * dd;
           if (n > 1) {
             for (int r = 0; r < d; r++)
               for (int q = 0; q <= r; q++) {
                 double v = n / (n + 5) * (W[(size_t)r * d + q] / (n - 1)) + (r == q ? 1e-3 * 5 / (n + 5) : 0);
                 S[(size_t)r * d + q] = S[(size_t)q * d + r] = v;
               }
-            if (hmc_cholesky(S, d, W) == 0) memcpy(Lch + g * dd, W, dd * sizeof(double));
+            if (jade_cholesky(d, S, W) == 0) memcpy(Lch + g * dd, W, dd * sizeof(double));
           }
           memset(W, 0, dd * sizeof(double));
         }
