@@ -334,6 +334,8 @@ typedef struct {
   /* optional ridge moves after every ridge_every-th transition, before the hook (NULL: none) */
   const struct jade_hmc_ridge *ridge;
   long ridge_every;     /* (1) */
+  const double *step0;       /* optional: initial step size per problem (n_prob; NULL: step_size) */
+  const uint64_t *stream_id; /* optional: Philox stream id per problem (n_prob; NULL: first_id + g) */
 } jade_hmc_options;
 /* Ridge moves (src/sed/hmc.c): for targets whose mass lies along a thin, curved ridge in one
  * coordinate z = x[coord] (a photometric redshift), with bumps HMC does not cross. Given a
@@ -372,6 +374,49 @@ typedef struct {
  * f; the result does not depend on the batch or the thread count. */
 jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, const double *x0,
                          const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats);
+
+/* ---- Sequential Monte Carlo in lockstep over many problems (src/sed/smc.c) ---------------- */
+/* For targets with several modes whose relative masses a chain cannot find by itself: particles
+ * drawn from a reference density q (normalised, e.g. a mixture of the Laplace approximations at
+ * the optima found) are moved along the geometric path pi_beta ∝ q^(1 - beta) pi^beta from
+ * beta = 0 to 1 (Del Moral, Doucet & Jasra 2006, JRSS B 68:411): at each stage the next beta is
+ * the one where the effective sample size of the incremental weights (pi / q)^(dbeta) is
+ * ess_frac of the particles (adaptive tempering, Jasra et al. 2011; Chopin & Papaspiliopoulos
+ * 2020, ch. 17), the particles are resampled (systematic) and moved by n_mutations HMC
+ * transitions at pi_beta (jade_hmc_run: diagonal mass from the particles' variance, step size
+ * per problem adapted from the previous stage's acceptance). The mass moves between modes by the
+ * weights, not by the chains. The log normalising constant of pi comes with it.
+ * f gives, at n points x (n x d) of problems prob[i], log q, log pi (non-finite: -inf) and their
+ * gradients (n x d each). */
+typedef jade_status (*jade_smc_parts_fn)(void *ctx, size_t n, const size_t *prob, const double *x, double *lq,
+                                         double *lpi, double *gq, double *gpi);
+typedef struct {
+  int n_particles;      /* per problem (128) */
+  int n_mutations;      /* HMC transitions per stage (4) */
+  int n_leapfrog;       /* leapfrog steps per transition (8) */
+  long n_keep;          /* after beta = 1: kept HMC transitions of every particle (0: none) */
+  double ess_frac;      /* next beta: ESS of the weights = ess_frac x particles (0.5) */
+  int max_stages;       /* error beyond this (500) */
+  double step_size;     /* first stage's step size (0.1) */
+  double target_accept; /* step-size rule: step x exp(2 (accept - target)), clipped to [1/2, 2] (0.75) */
+  const struct jade_hmc_ridge *ridge; /* optional ridge moves after every transition (NULL) */
+  uint64_t seed;
+  uint64_t first_id;    /* problem g draws from Philox streams first_id + g (0) */
+} jade_smc_options;
+void jade_smc_options_default(jade_smc_options *o);
+typedef struct {
+  int n_stages;        /* tempering stages to beta = 1 */
+  double log_z;        /* log of the normalising constant of pi (q normalised) */
+  double accept;       /* mean HMC acceptance over the stages */
+  double step_size;    /* last step size */
+  double ridge_accept; /* acceptance of the ridge moves (NaN: none) */
+} jade_smc_stats;
+/* x (n_prob x N x d): in, N draws from q per problem; out, N equally weighted draws from pi
+ * (after the kept transitions, the last ones). chain (may be NULL, needs n_keep > 0): n_prob x
+ * n_keep x N x d. stats[n_prob] (may be NULL). Randomness: Philox keyed by (seed + stage, stream
+ * first_id + g): a problem's result does not depend on the batch or the thread count. */
+jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, double *x, const jade_smc_options *o,
+                         double *chain, jade_smc_stats *stats);
 
 /* Integrated autocorrelation time of an ensemble chain x[(i * W + w) * stride] (n steps, W
  * walkers): the autocorrelation function averaged over walkers (emcee >= 3.0), tau = 1 +

@@ -33,6 +33,13 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->hook_every = 1;
   o->ridge = NULL;
   o->ridge_every = 1;
+  o->step0 = NULL;
+  o->stream_id = NULL;
+}
+
+/* the Philox stream of problem g */
+static uint64_t hmc_stream(const jade_hmc_options *o, size_t g) {
+  return JADE_STREAM(JADE_RNG_MCMC, o->stream_id ? o->stream_id[g] : o->first_id + g);
 }
 
 /* the node interval k and weight u of z for linear interpolation (constant beyond the ends) */
@@ -94,7 +101,7 @@ static jade_status ridge_move(jade_grad_batch_fn f, void *ctx, const jade_hmc_op
     lqr[i] = NAN;
     int cx = ridge_cell(R, x[R->coord]);
     if (cx < 0) continue;
-    uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+    uint64_t stream = hmc_stream(o, g);
     uint64_t base = ((uint64_t)5 << 54) + ((uint64_t)it * (uint64_t)C + i % C) * 4;
     double u = jade_rng_uniform(o->seed, stream, base), v = jade_rng_uniform(o->seed, stream, base + 2), cum = 0;
     int k;
@@ -136,7 +143,7 @@ static jade_status ridge_move(jade_grad_batch_fn f, void *ctx, const jade_hmc_op
   for (size_t i = 0; i < nc && !st; i++) {
     if (isnan(lqr[i])) continue;
     size_t g = i / C;
-    uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+    uint64_t stream = hmc_stream(o, g);
     uint64_t base = ((uint64_t)5 << 54) + ((uint64_t)it * (uint64_t)C + i % C) * 4;
     int ok = LPY[i] > -INFINITY && isfinite(LPY[i]) &&
              log(jade_rng_uniform(o->seed, stream, base + 3)) < LPY[i] - LPX[i] + lqr[i];
@@ -220,8 +227,12 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       memset(Lch + g * dd, 0, dd * sizeof(double));
       for (int j = 0; j < d; j++) Lch[g * dd + (size_t)j * d + j] = sqrt(minv[g * d + j]);
     }
-    step[g] = o->step_size;
-    mu[g] = log(10 * o->step_size);
+    step[g] = o->step0 ? o->step0[g] : o->step_size;
+    if (!(step[g] > 0) || !isfinite(step[g])) {
+      st = jade_error(JADE_ERR_INVALID, "hmc: step size %g of problem %zu is not positive", step[g], g);
+      goto done;
+    }
+    mu[g] = log(10 * step[g]);
     hbar[g] = 0;
     lebar[g] = 0;
   }
@@ -247,7 +258,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
     /* momenta and jittered step sizes */
     for (size_t i = 0; i < nc; i++) {
       size_t g = i / C;
-      uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+      uint64_t stream = hmc_stream(o, g);
       uint64_t base = ((uint64_t)1 << 54) + (((uint64_t)it * (uint64_t)C + i % C) << 8);
       jade_rng_normal_fill(o->seed, stream, base, (size_t)d, P + i * d);
       eps[i] = step[g] * (0.8 + 0.4 * jade_rng_uniform(o->seed, stream, base + 200));
@@ -303,7 +314,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
     }
     for (size_t i = 0; i < nc; i++) {
       size_t g = i / C;
-      uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+      uint64_t stream = hmc_stream(o, g);
       uint64_t base = ((uint64_t)1 << 54) + (((uint64_t)it * (uint64_t)C + i % C) << 8);
       double k = 0;
       if (dense) { /* p^T Sigma p = |L^T p|^2 */
