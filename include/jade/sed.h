@@ -544,13 +544,15 @@ typedef struct {
                                  chains (HMC) or walkers (ensemble; there only indicative): > 1.01
                                  says the chains disagree, e.g. sit in different modes */
   double logp_start;          /* log posterior at the best optimised start */
+  double log_z;               /* SMC: log evidence (log of the integral of prior x likelihood in
+                                 phi; NaN for the other samplers) */
   /* check of the prior used (a surrogate) against the exact one (NaN when not checked):
    * importance weights w = p_exact / p_used on check_draws chain points; their effective sample
    * size / draws (1: the priors agree), and the weighted minus unweighted mean of z and
    * log10 M* in units of their posterior sd (Monte Carlo noise ~ sqrt(1/ESS - 1/draws)) */
   double check_ess, check_dz, check_dm;
 } jade_sed_summary;
-typedef enum { JADE_SED_SAMPLER_ENSEMBLE = 0, JADE_SED_SAMPLER_HMC = 1 } jade_sed_sampler;
+typedef enum { JADE_SED_SAMPLER_ENSEMBLE = 0, JADE_SED_SAMPLER_HMC = 1, JADE_SED_SAMPLER_SMC = 2 } jade_sed_sampler;
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
   int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
@@ -584,7 +586,12 @@ typedef struct {
   long hmc_swap_every;   /* iterations between exchanges (1) */
   int hmc_dense_metric;   /* HMC: a dense metric from the warm-up (jade_hmc_options.dense_metric) (0) */
   int hmc_ridge_every;    /* HMC: iterations between ridge moves along each galaxy's redshift
-                            profile (jade_hmc_ridge; 0: none) (1) */
+                            profile (jade_hmc_ridge; 0: none) (1); SMC: 0 or ridge moves after
+                            every transition, and the profile's nodes in the reference q */
+  int smc_mutations;     /* SMC (jade_smc_run; ens.n_walkers particles, ens.n_steps kept transitions
+                            after the last stage, hmc_leapfrog): HMC transitions per stage (4) */
+  double smc_ess;        /* SMC: ESS fraction that sets each stage's temperature step (0.5) */
+  double smc_broad;      /* SMC: weight of the broad component of the reference q (0.2) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);
@@ -727,6 +734,8 @@ typedef struct {
                                 criterion; their tau estimate and intervals are not reliable) */
   size_t n_rhat;             /* galaxies whose chains disagree: RHAT > 1.01 (Vehtari et al. 2021) */
   double rhat_median;        /* median RHAT */
+  size_t n_missed;           /* mocks whose truth has a log posterior > 2 above the optimiser's best
+                                (LOGP_TRUE > LOGP_START + 2): the starts missed the main mode */
 } jade_sed_fit_report;
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 

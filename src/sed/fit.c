@@ -260,6 +260,9 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->hmc_swap_every = 1;
   o->hmc_ridge_every = 1;
   o->hmc_dense_metric = 0;
+  o->smc_mutations = 4;
+  o->smc_ess = 0.5;
+  o->smc_broad = 0.2;
   o->verbose = 0;
 }
 
@@ -1133,6 +1136,226 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   return st;
 }
 
+/* ---- SMC (o->sampler == SMC) ------------------------------------------------------------ */
+/* The reference q of a galaxy for jade_smc_run: a Gaussian mixture with components (a) at the
+ * distinct optima of fit_starts (redshifts apart by > 0.02 (1 + z)), covariance SMC_INFLATE^2
+ * A^-1 (A the Laplace precision; 0.1^2 I where A was not positive definite), weights half in
+ * proportion to the Laplace weights p(mode) |A|^-1/2, half uniform (so every optimum gets
+ * particles whatever its Laplace weight); and, with a redshift profile, (b) at its nodes, the
+ * best optimum's covariance with h^2 added to the redshift variance (h the node spacing, so the
+ * components overlap along the ridge), weights the profile's cell probabilities; (a) and (b)
+ * half each; and (c), weight o->smc_broad (the rest scaled down), a broad component: N(0, I) in
+ * phi_1..15 (the box prior itself) and N ~ N(N of the best optimum, 1 mag^2), which lets the
+ * tempering find modes the optimiser missed. q only has to cover the posterior: the tempering
+ * corrects the weights. */
+#define SMC_INFLATE 1.5
+#define SMC_MAXC (MAX_STARTS + RIDGE_G + 1)
+typedef struct {
+  int n;                         /* components */
+  double lw[SMC_MAXC];           /* log weights (normalised) */
+  double m[SMC_MAXC][16];        /* means */
+  double C[SMC_MAXC][256];       /* lower Cholesky factors of the covariances */
+  double ldet[SMC_MAXC];         /* sum_j log C_jj */
+} smc_ref;
+
+/* covariance factor C (C C^T = SMC_INFLATE^2 A^-1 + add_z e_15 e_15^T) from the precision factor L */
+static int smc_cov_factor(const double *L, double add_z, double *C) {
+  double Li[256] = {0}, S[256];
+  if (!(L[0] > 0)) {
+    memset(C, 0, 256 * sizeof(double));
+    for (int j = 0; j < 16; j++) C[j * 17] = j == 15 ? sqrt(0.01 + add_z) : 0.1;
+    return 0;
+  }
+  for (int j = 0; j < 16; j++) /* Li = L^-1 (lower), column j by forward substitution */
+    for (int i = j; i < 16; i++) {
+      double t = i == j ? 1.0 : 0.0;
+      for (int k = j; k < i; k++) t -= L[i * 16 + k] * Li[k * 16 + j];
+      Li[i * 16 + j] = t / L[i * 16 + i];
+    }
+  for (int r = 0; r < 16; r++) /* A^-1 = Li^T Li */
+    for (int c = 0; c <= r; c++) {
+      double t = 0;
+      for (int k = r; k < 16; k++) t += Li[k * 16 + r] * Li[k * 16 + c];
+      S[r * 16 + c] = S[c * 16 + r] = SMC_INFLATE * SMC_INFLATE * t + (r == 15 && c == 15 ? add_z : 0);
+    }
+  return jade_cholesky(16, S, C);
+}
+
+static void smc_ref_build(const jade_sed_fit_options *o, const double *xo, const double *lo, const double *Lap,
+                          const double *node, const double *lq, smc_ref *q, int *n_modes) {
+  int K = o->n_starts, keep[MAX_STARTS], nk = 0, best = -1;
+  double lwa[MAX_STARTS];
+  for (int s = 0; s < K; s++) {
+    int ok = isfinite(lo[s]);
+    double th[16], tq[16];
+    jade_sed_phi_to_theta(xo + s * 16, th);
+    for (int r = 0; r < nk && ok; r++) { /* a duplicate: keep the better of the two */
+      jade_sed_phi_to_theta(xo + keep[r] * 16, tq);
+      if (fabs(th[15] - tq[15]) <= 0.02 * (1 + tq[15])) {
+        if (lo[s] > lo[keep[r]]) keep[r] = s;
+        ok = 0;
+      }
+    }
+    if (ok) keep[nk++] = s;
+  }
+  if (nk == 0) keep[nk++] = 0; /* no finite optimum: the first start */
+  q->n = 0;
+  double top = -INFINITY;
+  for (int r = 0; r < nk; r++) {
+    const double *L = Lap + (size_t)keep[r] * 256;
+    lwa[r] = isfinite(lo[keep[r]]) ? lo[keep[r]] : 0;
+    for (int j = 0; j < 16 && L[0] > 0; j++) lwa[r] -= log(L[j * 17]);
+    if (lwa[r] > top) top = lwa[r], best = keep[r];
+  }
+  double sa = 0;
+  for (int r = 0; r < nk; r++) sa += exp(lwa[r] - top);
+  double fa = node ? 0.5 : 1.0;
+  for (int r = 0; r < nk; r++) {
+    int c = q->n++;
+    memcpy(q->m[c], xo + keep[r] * 16, sizeof q->m[c]);
+    if (smc_cov_factor(Lap + (size_t)keep[r] * 256, 0, q->C[c])) smc_cov_factor((const double[256]){0}, 0, q->C[c]);
+    q->lw[c] = log(fa * (0.5 * exp(lwa[r] - top) / sa + 0.5 / nk));
+  }
+  *n_modes = nk;
+  if (node) {
+    double h = 2 * RIDGE_PHI / (RIDGE_G - 1), Cb[256];
+    if (smc_cov_factor(Lap + (size_t)best * 256, h * h, Cb)) smc_cov_factor((const double[256]){0}, h * h, Cb);
+    for (int k = 0; k < RIDGE_G; k++) {
+      int c = q->n++;
+      memcpy(q->m[c], node + k * 16, sizeof q->m[c]);
+      q->m[c][15] = ridge_phi(k);
+      memcpy(q->C[c], Cb, sizeof Cb);
+      q->lw[c] = log(0.5) + lq[k] + log(h); /* the cells' probabilities sum to 1 */
+    }
+  }
+  if (o->smc_broad > 0) {
+    for (int c = 0; c < q->n; c++) q->lw[c] += log1p(-o->smc_broad);
+    int c = q->n++;
+    memset(q->m[c], 0, sizeof q->m[c]);
+    q->m[c][0] = xo[best * 16];
+    memset(q->C[c], 0, sizeof q->C[c]);
+    for (int j = 0; j < 16; j++) q->C[c][j * 17] = 1.0;
+    q->lw[c] = log(o->smc_broad);
+  }
+  for (int c = 0; c < q->n; c++) {
+    q->ldet[c] = 0;
+    for (int j = 0; j < 16; j++) q->ldet[c] += log(q->C[c][j * 17]);
+  }
+}
+
+/* log q(x) and its gradient */
+static double smc_ref_logp(const smc_ref *q, const double *x, double *grad) {
+  double lc[SMC_MAXC], v[SMC_MAXC][16], top = -INFINITY;
+  for (int c = 0; c < q->n; c++) {
+    const double *C = q->C[c];
+    double u[16], r2 = 0;
+    for (int i = 0; i < 16; i++) { /* C u = x - m */
+      double t = x[i] - q->m[c][i];
+      for (int k = 0; k < i; k++) t -= C[i * 16 + k] * u[k];
+      u[i] = t / C[i * 17];
+      r2 += u[i] * u[i];
+    }
+    for (int i = 15; i >= 0; i--) { /* C^T v = u: v = Sigma^-1 (x - m) */
+      double t = u[i];
+      for (int k = i + 1; k < 16; k++) t -= C[k * 16 + i] * v[c][k];
+      v[c][i] = t / C[i * 17];
+    }
+    lc[c] = q->lw[c] - 0.5 * r2 - q->ldet[c] - 8 * log(2 * M_PI);
+    top = fmax(top, lc[c]);
+  }
+  double s = 0;
+  for (int j = 0; j < 16; j++) grad[j] = 0;
+  for (int c = 0; c < q->n; c++) {
+    double w = exp(lc[c] - top);
+    s += w;
+    for (int j = 0; j < 16; j++) grad[j] -= w * v[c][j];
+  }
+  for (int j = 0; j < 16; j++) grad[j] /= s;
+  return top + log(s);
+}
+
+/* N draws from q of galaxy gid (Philox: its MCMC stream, counters 2^52 + 32 i) */
+static void smc_ref_draw(const smc_ref *q, uint64_t seed, uint64_t gid, int N, double *x) {
+  uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, gid);
+  for (int i = 0; i < N; i++) {
+    double e[16], cum = 0, u = jade_rng_uniform(seed, stream, ((uint64_t)1 << 52) + (uint64_t)i * 32 + 20);
+    jade_rng_normal_fill(seed, stream, ((uint64_t)1 << 52) + (uint64_t)i * 32, 16, e);
+    int c = 0;
+    for (; c < q->n - 1; c++) {
+      cum += exp(q->lw[c]);
+      if (u < cum) break;
+    }
+    for (int r = 0; r < 16; r++) {
+      double t = q->m[c][r];
+      for (int k = 0; k <= r; k++) t += q->C[c][r * 16 + k] * e[k];
+      x[i * 16 + r] = t;
+    }
+  }
+}
+
+typedef struct {
+  block_ctx *bc;
+  const smc_ref *q; /* per galaxy of the block */
+} smc_ctx;
+
+static jade_status smc_parts(void *ctx, size_t n, const size_t *prob, const double *x, double *lq, double *lpi,
+                             double *gq, double *gpi) {
+  smc_ctx *sc = ctx;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++) lq[i] = smc_ref_logp(&sc->q[prob[i]], x + i * 16, gq + i * 16);
+  return block_grad(sc->bc, n, prob, x, lpi, gpi);
+}
+
+/* The block's draws by SMC: ens.n_walkers particles per galaxy from q, tempered to the posterior,
+ * then ens.n_steps kept HMC transitions of every particle (thinned by ens.thin into ch). */
+static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
+                             const double *xb, const double *lb, const double *lap, const double *rnode,
+                             const double *rlq, double *ch, jade_ens_stats *es, double *racc, double *logz,
+                             int *nmod) {
+  int W = eo->n_walkers, K = o->n_starts;
+  size_t nk = (size_t)(eo->n_steps / eo->thin);
+  smc_ref *q = jade_alloc(ng * sizeof(smc_ref));
+  double *x = jade_alloc(ng * W * 16 * sizeof(double));
+  double *full = jade_alloc(ng * (size_t)eo->n_steps * W * 16 * sizeof(double));
+  jade_smc_stats *ss = jade_alloc(ng * sizeof(jade_smc_stats));
+  jade_status st = q && x && full && ss ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t g = 0; g < ng && !st; g++) {
+    smc_ref_build(o, xb + g * K * 16, lb + g * K, lap + g * K * 256, rnode ? rnode + g * RIDGE_G * 16 : NULL,
+                  rnode ? rlq + g * RIDGE_G : NULL, &q[g], &nmod[g]);
+    smc_ref_draw(&q[g], eo->seed, eo->first_id + g, W, x + g * W * 16);
+  }
+  jade_smc_options so;
+  jade_smc_options_default(&so);
+  so.n_particles = W;
+  so.n_mutations = o->smc_mutations;
+  so.n_leapfrog = o->hmc_leapfrog;
+  so.n_keep = eo->n_steps;
+  so.ess_frac = o->smc_ess;
+  so.seed = eo->seed;
+  so.first_id = eo->first_id;
+  jade_hmc_ridge ridge = {.coord = 15, .n_nodes = RIDGE_G, .lo = -RIDGE_PHI, .hi = RIDGE_PHI, .per_profile = 1,
+                          .node = rnode, .lq = rlq, .chol = NULL};
+  if (rnode) so.ridge = &ridge;
+  smc_ctx sc = {.bc = bc, .q = q};
+  if (!st) st = jade_smc_run(smc_parts, &sc, ng, 16, x, &so, full, ss);
+  for (size_t g = 0; g < ng && !st; g++) {
+    for (size_t k = 0; k < nk; k++)
+      memcpy(ch + ((g * nk + k) * W) * 16, full + ((g * eo->n_steps + (k + 1) * eo->thin - 1) * W) * 16,
+             (size_t)W * 16 * sizeof(double));
+    es[g].accept = ss[g].accept;
+    es[g].accept_stretch = es[g].accept_de = es[g].accept_hop = NAN;
+    es[g].n_burn = ss[g].n_stages;
+    es[g].tau_burn = NAN;
+    racc[g] = ss[g].ridge_accept;
+    logz[g] = ss[g].log_z;
+  }
+  free(q);
+  free(x);
+  free(full);
+  free(ss);
+  return st;
+}
+
 jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *mass, const jade_sed_fit_options *o,
                          jade_sed_summary *summ, float *chain, double *t_prior, double *t_like) {
   const jade_ens_options *eo = &o->ens;
@@ -1141,19 +1364,25 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0 ||
       o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE || o->anneal_stages < 0 ||
       (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))) ||
-      (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && o->sampler != JADE_SED_SAMPLER_HMC) || o->hmc_leapfrog < 1 ||
+      (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && o->sampler != JADE_SED_SAMPLER_HMC &&
+       o->sampler != JADE_SED_SAMPLER_SMC) ||
+      o->hmc_leapfrog < 1 || o->smc_mutations < 1 || !(o->smc_ess > 0 && o->smc_ess < 1) ||
+      !(o->smc_broad >= 0 && o->smc_broad < 1) ||
+      (o->sampler == JADE_SED_SAMPLER_SMC && (o->hmc_temps > 1 || o->anneal_stages > 0)) ||
       o->hmc_temps < 1 || o->hmc_temps > 64 || !(o->hmc_beta_min > 0 && o->hmc_beta_min < 1) || o->hmc_swap_every < 1 ||
       o->hmc_ridge_every < 0 ||
       (o->hmc_temps > 1 && o->emulators == JADE_SED_EMU_F64) ||
-      (o->sampler == JADE_SED_SAMPLER_HMC && post->prior->kind == JADE_SED_PRIOR_DIFFUSION))
+      (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && post->prior->kind == JADE_SED_PRIOR_DIFFUSION))
     return jade_error(JADE_ERR_INVALID,
                       "sed fit: bad options (n_init %d, n_opt %d, ball %g, block %zu, n_starts %d in [1, min(%d, "
                       "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g, sampler %d "
-                      "(hmc: leapfrog %d >= 1, box or surrogate prior, temperatures %d in 1..64 with float32 emulators, beta_min %g "
-                      "in (0, 1), swap every %ld >= 1, ridge every %d >= 0))",
+                      "(hmc, smc: leapfrog %d >= 1, box or surrogate prior, temperatures %d in 1..64 with float32 emulators (1 and "
+                      "no annealing with smc), beta_min %g in (0, 1), swap every %ld >= 1, ridge every %d >= 0; smc: "
+                      "mutations %d >= 1, ESS fraction %g in (0, 1)))",
                       o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
                       (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0, (int)o->sampler,
-                      o->hmc_leapfrog, o->hmc_temps, o->hmc_beta_min, o->hmc_swap_every, o->hmc_ridge_every);
+                      o->hmc_leapfrog, o->hmc_temps, o->hmc_beta_min, o->hmc_swap_every, o->hmc_ridge_every,
+                      o->smc_mutations, o->smc_ess);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -1164,13 +1393,15 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   jade_ens_stats *es = jade_alloc(B * sizeof(jade_ens_stats));
   double *lap = jade_alloc(B * K * 256 * sizeof(double));
   int *nmod = jade_alloc(B * sizeof(int));
-  int ridge = o->sampler == JADE_SED_SAMPLER_HMC && o->hmc_ridge_every > 0;
+  int smc = o->sampler == JADE_SED_SAMPLER_SMC;
+  int ridge = (o->sampler == JADE_SED_SAMPLER_HMC || smc) && o->hmc_ridge_every > 0;
   double *rnode = ridge ? jade_alloc(B * RIDGE_G * 16 * sizeof(double)) : NULL;
   double *rlq = ridge ? jade_alloc(B * RIDGE_G * sizeof(double)) : NULL, *racc = jade_alloc(B * sizeof(double));
+  double *logz = jade_alloc(B * sizeof(double));
   double *ch = jade_alloc(B * nkw * 16 * sizeof(double)), *th = jade_alloc(nkw * 16 * sizeof(double));
   double *col = jade_alloc(nkw * sizeof(double)), *mf = jade_alloc(nkw * sizeof(double));
   jade_status st =
-      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ((rnode && rlq) || !ridge) && racc && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
+      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ((rnode && rlq) || !ridge) && racc && logz && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
   /* candidate starts: jade's population without selection (seeded apart from the fit's walkers) */
   if (!st) st = jade_sed_population_draw(post->phot, eo->seed ^ 0x5eed5eedull, (size_t)o->n_init, 0, INFINITY, cand_th, NULL);
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
@@ -1182,14 +1413,18 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;
     bc.g0 = g0;
     if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc, lap))) break;
-    for (size_t g = 0; g < ng; g++)
+    for (size_t g = 0; g < ng && !smc; g++)
       init_walkers(eo->first_id + g0 + g, o, xb + g * K * 16, lb + g * K, acc + g * K, lap + g * K * 256,
                    x0 + g * W * 16, nmod + g);
     jade_ens_options e2 = *eo;
     e2.first_id = eo->first_id + g0;
     if (o->anneal_stages > 0 && (st = anneal(&bc, ng, o, &e2, x0, ch))) break;
-    if (o->sampler == JADE_SED_SAMPLER_HMC) {
-      if (rnode && (st = ridge_profile_fit(&bc, ng, o, cand_th, cand_abs, xb, lb, rnode, rlq))) break;
+    if (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && rnode &&
+        (st = ridge_profile_fit(&bc, ng, o, cand_th, cand_abs, xb, lb, rnode, rlq)))
+      break;
+    if (smc) {
+      if ((st = smc_block(&bc, ng, o, &e2, xb, lb, lap, rnode, rlq, ch, es, racc, logz, nmod))) break;
+    } else if (o->sampler == JADE_SED_SAMPLER_HMC) {
       if ((st = hmc_block(&bc, ng, o, &e2, x0, xb, lb, lap, ch, es, rnode, rlq, racc))) break;
     } else if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) {
       break;
@@ -1202,7 +1437,9 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       S->accept_stretch = es[g].accept_stretch;
       S->accept_de = es[g].accept_de;
       S->accept_hop = es[g].accept_hop;
-      S->accept_ridge = o->sampler == JADE_SED_SAMPLER_HMC ? racc[g] : NAN;
+      S->accept_ridge = o->sampler != JADE_SED_SAMPLER_ENSEMBLE ? racc[g] : NAN;
+      S->log_z = smc ? logz[g] : NAN;
+      if (smc) S->rhat = NAN; /* particles in different modes are the point: no chain agreement to test */
       S->n_burn = es[g].n_burn;
       S->tau_burn = es[g].tau_burn;
       S->n_modes = nmod[g];
@@ -1232,6 +1469,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   free(rnode);
   free(rlq);
   free(racc);
+  free(logz);
   free(ch);
   free(th);
   free(col);

@@ -57,7 +57,7 @@ static jade_status fit_photometry(const char *catalogue, const jade_sed_table *c
 /* Columns of the fit summary: ID, median and 68% interval of every quantity, 95% intervals of z
  * and log M, the autocorrelation time of each parameter, the sampler's diagnostics, the
  * truths (NaN when the catalogue has none) and the check of a surrogate prior (NaN without). */
-#define SUMMARY_NCOL (1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 8 + 2 + 3)
+#define SUMMARY_NCOL (1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 8 + 2 + 3 + 2)
 
 /* The names of the summary columns (t from table_make with SUMMARY_NCOL columns). */
 static void summary_names(jade_sed_table *t) {
@@ -85,15 +85,16 @@ static void summary_names(jade_sed_table *t) {
     snprintf(buf, sizeof buf, "TAU_%s", qn[j]);
     t->names[c++] = strdup(buf);
   }
-  static const char *const diag[15] = {"ACCEPT",  "LOGP_START", "ACCEPT_STRETCH", "ACCEPT_DE", "ACCEPT_HOP", "ACCEPT_RIDGE",
+  static const char *const diag[17] = {"ACCEPT",  "LOGP_START", "ACCEPT_STRETCH", "ACCEPT_DE", "ACCEPT_HOP", "ACCEPT_RIDGE",
                                        "N_BURN",  "TAU_BURN",   "N_MODES",        "RHAT",      "TRUE_Z",
-                                       "TRUE_LOGM", "PRIOR_ESS", "PRIOR_DZ", "PRIOR_DLOGM"};
-  for (int k = 0; k < 15; k++) t->names[c++] = strdup(diag[k]);
+                                       "TRUE_LOGM", "PRIOR_ESS", "PRIOR_DZ", "PRIOR_DLOGM", "LOG_Z", "LOGP_TRUE"};
+  for (int k = 0; k < 17; k++) t->names[c++] = strdup(diag[k]);
 }
 
 /* Row i of the summary from galaxy i's summary s (id, true z and log M: NaN when unknown);
  * returns the largest integrated autocorrelation time over the parameters. */
-static double summary_row(jade_sed_table *t, size_t i, const jade_sed_summary *s, double id, double tz, double tm) {
+static double summary_row(jade_sed_table *t, size_t i, const jade_sed_summary *s, double id, double tz, double tm,
+                          double lp_true) {
   int c = 0;
   t->col[c++][i] = id;
   for (int j = 0; j < JADE_SED_NQ; j++) {
@@ -125,6 +126,8 @@ static double summary_row(jade_sed_table *t, size_t i, const jade_sed_summary *s
   t->col[c++][i] = s->check_ess;
   t->col[c++][i] = s->check_dz;
   t->col[c++][i] = s->check_dm;
+  t->col[c++][i] = s->log_z;
+  t->col[c++][i] = lp_true;
   return tmax;
 }
 
@@ -157,7 +160,7 @@ static jade_status summary_write(const char *prefix, const jade_sed_table *t) {
 /* The report from the finished table: coverage of the truths (when present), medians of the
  * largest tau and of the acceptance, the galaxies whose n_steps kept iterations are fewer than
  * 50 tau_max, and the surrogate check (when run). */
-static void report_from_table(const jade_sed_table *t, long n_steps, jade_sed_fit_report *rep) {
+static void report_from_table(const jade_sed_table *t, long n_steps, int smc, jade_sed_fit_report *rep) {
   size_t n = t->n_rows;
   const double *zl = jade_sed_table_column(t, "z_LO68"), *zh = jade_sed_table_column(t, "z_HI68");
   const double *ml = jade_sed_table_column(t, "logM_LO68"), *mh = jade_sed_table_column(t, "logM_HI68");
@@ -166,6 +169,7 @@ static void report_from_table(const jade_sed_table *t, long n_steps, jade_sed_fi
   const double *tz = jade_sed_table_column(t, "TRUE_Z"), *tm = jade_sed_table_column(t, "TRUE_LOGM");
   const double *acc = jade_sed_table_column(t, "ACCEPT"), *ess = jade_sed_table_column(t, "PRIOR_ESS");
   const double *rh = jade_sed_table_column(t, "RHAT");
+  const double *lpt = jade_sed_table_column(t, "LOGP_TRUE"), *lps = jade_sed_table_column(t, "LOGP_START");
   const double *dz = jade_sed_table_column(t, "PRIOR_DZ"), *dm = jade_sed_table_column(t, "PRIOR_DLOGM");
   size_t inz = 0, inm = 0, inz9 = 0, inm9 = 0, nz = 0, nm = 0, nc = 0;
   double *taus = jade_alloc(n * sizeof(double) + 8), *accs = jade_alloc(n * sizeof(double) + 8), sz = 0, sm = 0;
@@ -188,7 +192,8 @@ static void report_from_table(const jade_sed_table *t, long n_steps, jade_sed_fi
     }
     if (taus) taus[i] = tmax;
     if (accs) accs[i] = acc[i];
-    rep->n_short += !((double)n_steps >= 50.0 * tmax);
+    rep->n_short += !smc && !((double)n_steps >= 50.0 * tmax); /* SMC: the particles are the draws */
+    rep->n_missed += lpt[i] > lps[i] + 2;
     rep->n_rhat += rh[i] > 1.01;
   }
   rep->cov_z = nz ? (double)inz / nz : NAN;
@@ -223,14 +228,14 @@ static void run_key(const jade_sed_fit_run_options *o, size_t n, char *buf, size
            " %.17g.., floor %.17g, nu %.17g, walkers %d, steps %ld, burn %ld, burn-tau %.17g, thin %d, p-de %.17g, a "
            "%.17g, seed %llu, block %zu, n-init %d, n-opt %d, n-lm %d, n-starts %d, ball %.17g, mode-nats %.17g, chain-thin "
            "%d, check %d x %d, emulators %s, anneal %d x %d from %.17g, sampler %d, leapfrog %d, temps %d from %.17g every "
-           "%ld, ridge every %d, dense metric %d\n",
+           "%ld, ridge every %d, dense metric %d, smc %d x %.17g broad %.17g\n",
            o->catalogue, n, o->prior_name ? o->prior_name : "box", (int)o->prior.kind, o->prior.N_lo, o->prior.N_hi,
            o->prior.ode.rtol, o->dm.zp[0], o->dm.error_floor, o->dm.nu, e->n_walkers, e->n_steps, e->n_burn, e->burn_tau,
            e->thin, e->p_de, e->a, (unsigned long long)e->seed, f->block, f->n_init, f->n_opt, f->n_lm, f->n_starts, f->ball,
            f->mode_nats, o->chain_thin, f->check_prior != NULL, f->check_draws,
            jade_sed_emu_precision_name(f->emulators), f->anneal_stages, f->anneal_iters, f->anneal_beta0,
            (int)f->sampler, f->hmc_leapfrog, f->hmc_temps, f->hmc_beta_min, f->hmc_swap_every, f->hmc_ridge_every,
-           f->hmc_dense_metric);
+           f->hmc_dense_metric, f->smc_mutations, f->smc_ess, f->smc_broad);
 }
 
 /* OUT_fit.partial.txt holds the key: written by rank 0 when absent; a different key is refused.
@@ -258,6 +263,7 @@ static jade_status run_key_check(const jade_dist *d, const char *path, const cha
 typedef struct {
   size_t n, nk, W, nk2, ncol;
   const double *tz, *tm, *id;
+  const double *truth[16]; /* TRUE_<parameter> columns of a mock catalogue (all or none) */
   jade_npy_writer *sum, *chains;
   int chain_thin, has_chains;
   double *rowbuf;
@@ -282,7 +288,18 @@ static jade_status fit_block(const jade_sed_fit_run_options *o, const jade_sed_p
   *tl += b;
   for (size_t g = 0; g < ng && !st; g++) {
     size_t i = g0 + g;
-    summary_row(&io->t1, g, &S[g], io->id ? io->id[i] : (double)i, io->tz ? io->tz[i] : NAN, io->tm ? io->tm[i] : NAN);
+    /* a mock's truth: its log posterior (float64), to compare with LOGP_START (the optimiser's
+     * best): a truth far above says the fit missed the posterior's main mode */
+    double lpt = NAN, th[16], ph[16];
+    for (int j = 0; j < 16 && io->truth[0]; j++) th[j] = io->truth[j][i];
+    if (io->truth[0]) {
+      jade_sed_posterior one = sub;
+      one.emu = JADE_SED_EMU_F64;
+      jade_sed_theta_to_phi(th, ph);
+      st = jade_sed_posterior_logp(&one, 1, &g, ph, &lpt);
+    }
+    summary_row(&io->t1, g, &S[g], io->id ? io->id[i] : (double)i, io->tz ? io->tz[i] : NAN, io->tm ? io->tm[i] : NAN,
+                lpt);
     io->rowbuf[g * (io->ncol + 1)] = 1.0; /* done */
     for (size_t c = 0; c < io->ncol; c++) io->rowbuf[g * (io->ncol + 1) + 1 + c] = io->t1.col[c][g];
     if (io->chains) {
@@ -320,7 +337,7 @@ static jade_status finish(const jade_sed_fit_run_options *o, const jade_dist *d,
   jade_npy_release(&a);
   if (!st) {
     summary_names(&t);
-    report_from_table(&t, o->fit.ens.n_steps, rep);
+    report_from_table(&t, o->fit.ens.n_steps, o->fit.sampler == JADE_SED_SAMPLER_SMC, rep);
   }
   jade_dist_barrier(d); /* every rank has read the partial summary before rank 0 removes it */
   if (!st && d->rank == 0) {
@@ -381,6 +398,13 @@ jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_rep
   io.id = jade_sed_table_column(&cat, "ID");
   io.tz = jade_sed_table_column(&cat, "TRUE_z");
   io.tm = jade_sed_table_column(&cat, "TRUE_LOGM");
+  int n_truth = 0;
+  for (int j = 0; j < 16; j++) {
+    char tn[64];
+    snprintf(tn, sizeof tn, "TRUE_%s", jade_sed_param_name(j));
+    n_truth += (io.truth[j] = jade_sed_table_column(&cat, tn)) != NULL;
+  }
+  if (n_truth < 16) io.truth[0] = NULL;
   double *fl = jade_alloc(n * 26 * sizeof(double) + 8), *sg = jade_alloc(n * 26 * sizeof(double) + 8);
   jade_sed_summary *S = jade_calloc(B, sizeof *S);
   float *chain = jade_alloc(B * io.nk * io.W * JADE_SED_NQ * sizeof(float) + 8);
