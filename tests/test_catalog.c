@@ -335,8 +335,12 @@ static void test_observation_files(void) {
   CHECK_OK(jade_shear_catalog_bin(&cat, &b, &m));
   char p[4096];
   snprintf(p, sizeof p, "%s/obs.fits", test_dir);
+  m.source = "/data/survey/a_catalogue_path_longer_than_the_68_characters_of_a_fits_string.csv";
   CHECK_OK(jade_binned_shear_write(&m, p, 0));
   CHECK(jade_binned_shear_write(&m, p, 0) != JADE_OK, "existing output overwritten");
+  char src[72];
+  CHECK_OK(jade_fits_read_key_string(p, "GAMMA1", "CATFILE", src, sizeof src));
+  CHECK(strlen(src) == 68 && !strncmp(src, m.source, 68), "CATFILE = '%s'", src);
   jade_observation obs;
   CHECK_OK(jade_observation_read(p, &obs));
   const size_t tot = (size_t)t.B * t.n * t.n;

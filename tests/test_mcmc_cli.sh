@@ -26,6 +26,8 @@ hdr=$(sed -n 2p "$T/m1/theta.txt")
 check "[ \"$hdr\" = '# chain weight log_post Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8' ]" "theta.txt header: $hdr"
 hdr=$(head -1 "$T/m1/theta.txt")
 check "echo \"\$hdr\" | grep -q '^# jade [0-9.]* mcmc: 3 chains x 30 .*observation $T/obs.fits'" "theta.txt provenance: $hdr"
+hdr=$(head -1 "$T/m1/config.ini")
+check "echo \"\$hdr\" | grep -q '^# jade [0-9.]* mcmc: the effective configuration (observation $T/obs.fits)'" "config.ini provenance: $hdr"
 hdr=$(head -1 "$T/m1/diagnostics.txt")
 check "echo \"\$hdr\" | grep -q '^# jade [0-9.]* mcmc diagnostics'" "diagnostics.txt provenance: $hdr"
 for f in mean std; do
