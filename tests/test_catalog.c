@@ -464,6 +464,10 @@ static void write_user_map(const char *p, const char *ext, const char *const *ke
   fits_write_key(f, TDOUBLE, "NOISE1", &noise, NULL, &status);
   for (int k = 0; k < nkeys; k++) {
     char name[16], val[72];
+    if (!strcmp(keys[k], "NaN pixel")) { /* not a key: a NaN in the data */
+      data[37] = NAN;
+      continue;
+    }
     const char *eq = strchr(keys[k], '=');
     snprintf(name, sizeof name, "%.*s", (int)(eq - keys[k]), keys[k]);
     if (eq[1] == '\'') {
@@ -519,6 +523,7 @@ static void test_wcs_maps(void) {
       {"unit", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "BUNIT='K'"}, "BUNIT = 'k'", 3},
       {"CUNIT", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CUNIT1='pixel'"}, "CUNIT1 = 'pixel'", 3},
       {"other extension", "CONVERGENCE", {"CDELT1=-0.3", "CDELT2=0.3"}, "image HDUs: CONVERGENCE (16x16x2)", 2},
+      {"NaN in the primary cube", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "NaN pixel"}, "primary HDU: pixel (x=5, y=2, z=0; 0-based) is NaN", 3},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     write_user_map(p, bad[i].ext, bad[i].keys, bad[i].nk);

@@ -363,19 +363,19 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
     st = jade_fits_read_key_double(path, NULL, "NAXIS", &naxis0);
     if (st) return st;
     hdu = NULL; /* a convergence cube in the primary HDU */
+    if (naxis0 == 0) {
+      char have[512];
+      if (jade_fits_list_images(path, have, sizeof have)) snprintf(have, sizeof have, "?");
+      return jade_error(JADE_ERR_FORMAT,
+                        "%s: no GAMMA1+GAMMA2 or KAPPA extension and no image in the primary HDU (image HDUs: %s): "
+                        "jade reads convergence or shear cubes [bin][y][x]; name the extension KAPPA (or GAMMA1 and "
+                        "GAMMA2) or put the cube in the primary HDU (docs/input_formats.md)", path, have);
+    }
   }
   int naxis;
   long dims[3] = {1, 1, 1};
   float *a = NULL, *b = NULL;
   st = jade_fits_read_image(path, hdu, &naxis, dims, &a);
-  if (st && !hdu) {
-    char have[512];
-    if (jade_fits_list_images(path, have, sizeof have)) snprintf(have, sizeof have, "?");
-    return jade_error(JADE_ERR_FORMAT,
-                      "%s: no GAMMA1+GAMMA2 or KAPPA extension and no image in the primary HDU (image HDUs: %s): jade "
-                      "reads convergence or shear cubes [bin][y][x]; name the extension KAPPA (or GAMMA1 and GAMMA2) "
-                      "or put the cube in the primary HDU (docs/input_formats.md)", path, have);
-  }
   if (st) return st;
   if (naxis == 2) dims[2] = 1;
   if (naxis < 2 || dims[0] != dims[1] || dims[0] < 8 || dims[0] % 2 || dims[2] < 1 || dims[2] > JADE_MAX_BINS) {
