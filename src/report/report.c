@@ -507,7 +507,11 @@ static void corner_figure(page *pg, const char *file, const char *caption, const
     names[nd] = col_label[j];
     tr[nd++] = truth ? truth[j] : NAN;
   }
-  if (nd == 0) return;
+  if (nd == 0) { /* say why the figure is missing */
+    sb_printf(&pg->body, "<p class=\"note\">No corner plot: no parameter varies among the draws (after a resample by "
+                         "importance weight, a few heavy draws can take every place: see the verdict in diagnostics.txt).</p>\n");
+    return;
+  }
   double size = 120 + 128.0 * nd;
   jade_image im;
   if (jade_image_init(&im, (int)size + 10, (int)size + 10, 0xFFFFFF)) return;
