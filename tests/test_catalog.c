@@ -520,7 +520,7 @@ static void test_wcs_maps(void) {
       {"units differ", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CUNIT1='deg'", "CUNIT2='arcmin'"}, "square pixels", 4},
       {"skewed", NULL, {"CD1_1=-0.3", "CD1_2=0.05209445330007912", "CD2_2=0.2954423259036624"}, "not perpendicular", 3},
       {"spectral axis", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CTYPE1='FREQ'"}, "CTYPE1 = 'FREQ' is not a sky axis", 3},
-      {"unit", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "BUNIT='K'"}, "BUNIT = 'k'", 3},
+      {"unit", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "BUNIT='K'"}, "BUNIT = 'K'", 3},
       {"CUNIT", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CUNIT1='pixel'"}, "CUNIT1 = 'pixel'", 3},
       {"other extension", "CONVERGENCE", {"CDELT1=-0.3", "CDELT2=0.3"}, "image HDUs: CONVERGENCE (16x16x2)", 2},
       {"NaN in the primary cube", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "NaN pixel"}, "primary HDU: pixel (x=5, y=2, z=0; 0-based) is NaN", 3},

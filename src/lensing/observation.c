@@ -218,8 +218,11 @@ static jade_status check_axes_and_unit(const char *path, const char *hdu) {
   if (jade_fits_has_key(path, hdu, "BUNIT")) {
     jade_status st = jade_fits_read_key_string(path, hdu, "BUNIT", v, sizeof v);
     if (st) return st;
-    for (char *c = v; *c; c++) *c = (char)tolower((unsigned char)*c);
-    if (v[0] && strcmp(v, "1") && strcmp(v, "none") && strcmp(v, "dimensionless"))
+    char lc[72];
+    size_t i = 0;
+    for (; v[i] && i + 1 < sizeof lc; i++) lc[i] = (char)tolower((unsigned char)v[i]);
+    lc[i] = 0;
+    if (lc[0] && strcmp(lc, "1") && strcmp(lc, "none") && strcmp(lc, "dimensionless"))
       return jade_error(JADE_ERR_FORMAT,
                         "%s: HDU %s: BUNIT = '%s': jade reads convergence or shear maps, which are dimensionless "
                         "(BUNIT absent, '', '1' or 'dimensionless')", path, h, v);
