@@ -74,6 +74,7 @@ int jade_cmd_catalog(int argc, char **argv) {
     st = jade_error(JADE_ERR_IO, "%s exists (remove it, choose another --out or pass --force)", out);
   if (!st) st = jade_shear_catalog_read(in, (int)base, sc.geom.n_bins, &cat);
   if (!st) st = jade_shear_catalog_bin(&cat, &b, &m);
+  m.source = in;
   if (!st) st = jade_binned_shear_write(&m, out, force);
   if (!st) {
     fprintf(stderr, "jade catalog: %zu galaxies on the grid (%zu outside), centre (%.5f, %.5f) deg\n", m.n_used,

@@ -11,7 +11,20 @@
  * Usage: bench_progress MODEL OBS.fits [DATA_DIR] [draws steps batch n_obs]
  *   sample: `draws` draws, `steps` Heun steps, batches of `batch` (default 256 64 32);
  *   validate (with DATA_DIR, a held-out jade simulate dataset): n_obs observations of
- *   draws / 2 draws (default 8), with whole observations per thread and with --inner-threads. */
+ *   draws / 2 draws (default 8), with whole observations per thread and with --inner-threads.
+ *
+ * Figures (models/small, 2-core VM shared with other jobs that started and stopped during the
+ * runs; worst error of the time left after 10% of the work, and the run's speed per tenth):
+ *   validate 4 obs x 64 draws x 32 steps / 32:   9.3% (0.86 .. 1.08); inner threads 6.9% (0.93 .. 1.06)
+ *   sample 64-96 x 24-32 / 16, inner threads:    2.9% (0.96 .. 1.02), 10.3% (0.88 .. 1.09);
+ *                                                42.1% while a neighbour's job started (0.57 .. 1.34)
+ *   sample, batches on 2 threads (default):      31%, 39%, 55% (speeds 0.55 .. 1.36 of the mean in
+ *                                                all three; remaining/rate as far off)
+ * The errors above 20% come with the machine's throughput changing by up to 2x within the run.
+ * Replaying the traces with the cost per draw-evaluation measured over a recent window (the
+ * last quarter or half of the elapsed time) instead of since the start did not help: worst
+ * errors 43-60% / 31-53% (batches per thread) and 11-15% / 6-14% (inner threads) against
+ * 28-54% and 3-9%. On these bursty loads the long average forecasts best. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>

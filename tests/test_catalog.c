@@ -335,8 +335,12 @@ static void test_observation_files(void) {
   CHECK_OK(jade_shear_catalog_bin(&cat, &b, &m));
   char p[4096];
   snprintf(p, sizeof p, "%s/obs.fits", test_dir);
+  m.source = "/data/survey/a_catalogue_path_longer_than_the_68_characters_of_a_fits_string.csv";
   CHECK_OK(jade_binned_shear_write(&m, p, 0));
   CHECK(jade_binned_shear_write(&m, p, 0) != JADE_OK, "existing output overwritten");
+  char src[72];
+  CHECK_OK(jade_fits_read_key_string(p, "GAMMA1", "CATFILE", src, sizeof src));
+  CHECK(strlen(src) == 68 && !strncmp(src, m.source, 68), "CATFILE = '%s'", src);
   jade_observation obs;
   CHECK_OK(jade_observation_read(p, &obs));
   const size_t tot = (size_t)t.B * t.n * t.n;
@@ -436,6 +440,101 @@ static void test_masked_mock(void) {
   free(truth);
 }
 
+/* A user's map file: a 16 x 16 x 2 convergence cube in the primary HDU (ext NULL) or in an
+ * extension named ext after an empty primary, with the header cards in keys ("NAME=value":
+ * numbers as doubles, values in quotes as strings) and NOISE0/NOISE1 = 0.01. */
+static void write_user_map(const char *p, const char *ext, const char *const *keys, int nkeys) {
+  fitsfile *f;
+  int status = 0;
+  char fname[4200];
+  snprintf(fname, sizeof fname, "!%s", p);
+  long naxes[3] = {16, 16, 2};
+  float data[512];
+  for (int i = 0; i < 512; i++) data[i] = (float)(0.001 * (i % 13) - 0.006);
+  fits_create_file(&f, fname, &status);
+  if (ext) {
+    fits_create_img(f, FLOAT_IMG, 0, naxes, &status);
+    fits_create_img(f, FLOAT_IMG, 3, naxes, &status);
+    fits_write_key(f, TSTRING, "EXTNAME", (void *)ext, NULL, &status);
+  } else {
+    fits_create_img(f, FLOAT_IMG, 3, naxes, &status);
+  }
+  double noise = 0.01;
+  fits_write_key(f, TDOUBLE, "NOISE0", &noise, NULL, &status);
+  fits_write_key(f, TDOUBLE, "NOISE1", &noise, NULL, &status);
+  for (int k = 0; k < nkeys; k++) {
+    char name[16], val[72];
+    if (!strcmp(keys[k], "NaN pixel")) { /* not a key: a NaN in the data */
+      data[37] = NAN;
+      continue;
+    }
+    const char *eq = strchr(keys[k], '=');
+    snprintf(name, sizeof name, "%.*s", (int)(eq - keys[k]), keys[k]);
+    if (eq[1] == '\'') {
+      snprintf(val, sizeof val, "%.*s", (int)strlen(eq + 2) - 1, eq + 2);
+      fits_write_key(f, TSTRING, name, val, NULL, &status);
+    } else {
+      double d = atof(eq + 1);
+      fits_write_key(f, TDOUBLE, name, &d, NULL, &status);
+    }
+  }
+  fits_write_img(f, TFLOAT, 1, 512, data, &status);
+  fits_close_file(f, &status);
+  CHECK(status == 0, "writing %s failed (%d)", p, status);
+}
+
+/* Maps with standard WCS keys (Greisen & Calabretta 2002: CDi_j = CDELTi PCi_j, CUNITi): the
+ * patch side is 16 pixels x the length of a pixel's world step, computed here by hand for a
+ * rotated CD matrix, a PC matrix and mixed units; bad headers are refused saying what the
+ * file needs. */
+static void test_wcs_maps(void) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/wcs.fits", test_dir);
+  jade_observation obs;
+  /* rotated by 30 deg, 0.3 deg pixels: CD = 0.3 [[-cos, sin], [sin, cos]] */
+  const double c30 = 0.3 * cos(30 * DEG), s30 = 0.3 * sin(30 * DEG);
+  char k1[40], k2[40], k3[40], k4[40];
+  snprintf(k1, sizeof k1, "CD1_1=%.17g", -c30);
+  snprintf(k2, sizeof k2, "CD1_2=%.17g", s30);
+  snprintf(k3, sizeof k3, "CD2_1=%.17g", s30);
+  snprintf(k4, sizeof k4, "CD2_2=%.17g", c30);
+  const char *rot[] = {k1, k2, k3, k4, "CTYPE1='RA---TAN'", "CTYPE2='DEC--TAN'", "BUNIT=''"};
+  write_user_map(p, NULL, rot, 7);
+  CHECK_OK(jade_observation_read(p, &obs));
+  CHECK(fabs(obs.size_deg - 16 * 0.3) < 1e-12, "rotated CD: size %.15g, expected 4.8", obs.size_deg);
+  jade_observation_free(&obs);
+  /* CDELT x PC (a 90 deg rotation), CUNIT1 arcmin and CUNIT2 arcsec: 0.25 deg pixels */
+  const char *pcm[] = {"CDELT1=-15", "CDELT2=900", "CUNIT1='arcmin'", "CUNIT2='arcsec'", "PC1_1=0", "PC1_2=1",
+                       "PC2_1=1", "PC2_2=0", "CTYPE1='GLON-CAR'", "CTYPE2='GLAT-CAR'", "BUNIT='dimensionless'"};
+  write_user_map(p, "KAPPA", pcm, 11);
+  CHECK_OK(jade_observation_read(p, &obs));
+  CHECK(fabs(obs.size_deg - 4.0) < 1e-12, "CDELT x PC, arcmin/arcsec: size %.15g, expected 4", obs.size_deg);
+  jade_observation_free(&obs);
+  /* refusals: each names the key and what jade needs */
+  struct {
+    const char *what, *ext, *keys[4], *expect;
+    int nk;
+  } bad[] = {
+      {"no scale", NULL, {"CTYPE1='RA---TAN'"}, "add the WCS keys CDELT1 and CDELT2", 1},
+      {"rectangular pixels", NULL, {"CDELT1=-0.3", "CDELT2=0.25"}, "square pixels", 2},
+      {"units differ", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CUNIT1='deg'", "CUNIT2='arcmin'"}, "square pixels", 4},
+      {"skewed", NULL, {"CD1_1=-0.3", "CD1_2=0.05209445330007912", "CD2_2=0.2954423259036624"}, "not perpendicular", 3},
+      {"spectral axis", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CTYPE1='FREQ'"}, "CTYPE1 = 'FREQ' is not a sky axis", 3},
+      {"unit", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "BUNIT='K'"}, "BUNIT = 'K'", 3},
+      {"CUNIT", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "CUNIT1='pixel'"}, "CUNIT1 = 'pixel'", 3},
+      {"other extension", "CONVERGENCE", {"CDELT1=-0.3", "CDELT2=0.3"}, "image HDUs: CONVERGENCE (16x16x2)", 2},
+      {"NaN in the primary cube", NULL, {"CDELT1=-0.3", "CDELT2=0.3", "NaN pixel"}, "primary HDU: pixel (x=5, y=2, z=0; 0-based) is NaN", 3},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    write_user_map(p, bad[i].ext, bad[i].keys, bad[i].nk);
+    jade_status st = jade_observation_read(p, &obs);
+    CHECK(st != JADE_OK && strstr(jade_last_error(), bad[i].expect) && strstr(jade_last_error(), p),
+          "%s: %s", bad[i].what, st ? jade_last_error() : "accepted");
+    if (!st) jade_observation_free(&obs);
+  }
+  printf("WCS maps: rotated CD, CDELT x PC in arcmin/arcsec; %zu bad headers refused\n", sizeof bad / sizeof *bad);
+}
+
 int main(void) {
   test_dir_create("catalog");
   test_gnomonic();
@@ -443,6 +542,7 @@ int main(void) {
   test_noisy_and_mask();
   test_readers();
   test_observation_files();
+  test_wcs_maps();
   test_masked_mock();
   TEST_RETURN();
 }

@@ -16,6 +16,8 @@ for f in theta.npy kappa.npy lambda.npy noise.npy meta.json config.ini; do
   check "cmp -s $T/t1/$f $T/t2/$f" "1 vs 2 threads differ in $f"
 done
 check "[ ! -e $T/t1.partial ]" "partial directory left behind"
+VER=$("$JADE" --version | awk '{print $2}')
+check "grep -q '\"jade_version\": \"'$VER'\"' $T/t1/meta.json" "meta.json does not name jade $VER"
 
 # Interrupted after 2 work units (exit code 3), then resumed: same bytes.
 OMP_NUM_THREADS=2 sim --out "$T/r" --max-chunks 2; rc=$?

@@ -22,8 +22,18 @@ for f in chain.txt chain.paramnames chain.npy theta.txt mean.fits std.fits diagn
   check "[ -s $T/m1/$f ]" "missing output $f"
 done
 check "[ ! -e $T/m1.partial ] && [ ! -e $T/m1/state.bin ]" "partial state left behind"
-hdr=$(head -1 "$T/m1/theta.txt")
+hdr=$(sed -n 2p "$T/m1/theta.txt")
 check "[ \"$hdr\" = '# chain weight log_post Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8' ]" "theta.txt header: $hdr"
+hdr=$(head -1 "$T/m1/theta.txt")
+check "echo \"\$hdr\" | grep -q '^# jade [0-9.]* mcmc: 3 chains x 30 .*observation $T/obs.fits'" "theta.txt provenance: $hdr"
+hdr=$(head -1 "$T/m1/config.ini")
+check "echo \"\$hdr\" | grep -q '^# jade [0-9.]* mcmc: the effective configuration (observation $T/obs.fits)'" "config.ini provenance: $hdr"
+hdr=$(head -1 "$T/m1/diagnostics.txt")
+check "echo \"\$hdr\" | grep -q '^# jade [0-9.]* mcmc diagnostics'" "diagnostics.txt provenance: $hdr"
+for f in mean std; do
+  check "grep -q \"OBSFILE = '$T/obs.fits\" $T/m1/$f.fits && grep -q \"CDELT1  = *-\" $T/m1/$f.fits && grep -q \"CREATOR = 'jade\" $T/m1/$f.fits" \
+    "$f.fits: provenance and WCS keys"
+done
 rows=$(grep -vc '^#' "$T/m1/theta.txt")
 check "[ $rows = 90 ]" "theta.txt has $rows rows (expected 3 chains x 30)"
 check "awk '!/^#/ && NF != 11 {bad=1} END {exit bad}' $T/m1/theta.txt" "theta.txt rows must have 11 columns"

@@ -261,7 +261,7 @@ static void test_misc(void) {
 /* Usability verdict: each criterion alone fails; NaN fails; exactly at the thresholds. */
 static void test_health_verdict(void) {
   char msg[512];
-  jade_mcmc_health h = {1.005, 450, 420, "sigma_8", "S_8", 0, 4000, 4};
+  jade_mcmc_health h = {1.005, 450, 420, "sigma_8", "S_8", 0, 4000, 4, 0.0};
   CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 0 && strstr(msg, "usable"), "good chains: %s", msg);
   h.max_rhat = 1.01;
   CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 1 && strstr(msg, "R-hat 1.010") && strstr(msg, "sigma_8"),
@@ -278,6 +278,23 @@ static void test_health_verdict(void) {
   h.min_ess_bulk = 7;
   CHECK(jade_mcmc_health_verdict(&h, msg, sizeof msg) == 3, "all three: %s", msg);
   printf("health verdict: %s\n", msg);
+  /* importance weights: 4 chains x 1000 draws, 350 of weight 1 and the rest 0 have Kish ESS
+   * (sum w)^2 / sum w^2 = 350 < 400; 0 means unweighted (not checked) */
+  jade_mcmc_health g = {1.005, 450, 420, "sigma_8", "S_8", 0, 4000, 4, 0.0};
+  CHECK(jade_mcmc_health_verdict(&g, msg, sizeof msg) == 0, "unweighted: %s", msg);
+  double sw = 0, sw2 = 0;
+  for (int i = 0; i < 4000; i++) {
+    double w = i < 350 ? 1.0 : 0.0;
+    sw += w;
+    sw2 += w * w;
+  }
+  g.weight_ess = sw * sw / sw2;
+  CHECK(jade_mcmc_health_verdict(&g, msg, sizeof msg) == 1 && strstr(msg, "Kish ESS 350 < 400"), "weights: %s", msg);
+  g.weight_ess = 400;
+  CHECK(jade_mcmc_health_verdict(&g, msg, sizeof msg) == 0, "Kish ESS at 400: %s", msg);
+  g.weight_ess = 4000; /* all weights equal */
+  g.divergent = 1;
+  CHECK(jade_mcmc_health_verdict(&g, msg, sizeof msg) == 1 && !strstr(msg, "Kish"), "equal weights: %s", msg);
 }
 
 int main(int argc, char **argv) {

@@ -138,6 +138,11 @@ fi
 check "[ -s mc/report.html ] && [ -s mc/corner.png ] && [ -s mc/trace.png ]" "MCMC report files"
 "$JADE" report s --mcmc mc --quiet || { echo "FAILED: report with an MCMC overlay"; fail=1; }
 check "grep -q 'MCMC mean' s/report.html && [ -s s/trace.png ]" "MCMC overlay missing from the sample report"
+# one importance weight dominates: the resample repeats one draw, so no corner plot, with a note why
+mkdir -p mcw && { echo "# chain weight Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8"
+  grep -v '^#' s/theta.txt | awk '{print NR % 2, (NR == 3 ? 1e300 : 1e-300), $0}'; } > mcw/theta.txt
+"$JADE" report mcw --quiet || { echo "FAILED: report of an MCMC run with one dominant weight"; fail=1; }
+check "[ ! -e mcw/corner.png ] && grep -q 'No corner plot: no parameter varies' mcw/report.html" "degenerate weights: corner note"
 # a training report of the tiny model: loss curves, config, numbers from loss.csv
 "$JADE" report m --quiet || { echo "FAILED: report of a training run"; fail=1; }
 check "[ -s m/loss.png ] && [ \$(imgs m/report.html) = 1 ] && grep -q 'train.steps = 30' m/report.html" "training report files"

@@ -64,6 +64,7 @@ typedef struct {
   double noise_median[JADE_CATALOG_MAX_BINS]; /* median of noise over observed pixels */
   double masked_fraction[JADE_CATALOG_MAX_BINS];
   size_t n_used, n_outside; /* galaxies on the grid / outside it */
+  const char *source;       /* the catalogue's path, for the CATFILE key (NULL: none); not owned */
 } jade_binned_shear;
 
 /* Bin a catalogue onto the grid. Errors: no galaxy on the grid, a bin with no galaxy. */

@@ -112,6 +112,10 @@ jade_status jade_fits_read_key_string(const char *path, const char *extname, con
 int jade_fits_has_key(const char *path, const char *extname, const char *key);
 /* Does the file have an HDU with this EXTNAME? (0/1; 0 also for unreadable files) */
 int jade_fits_has_hdu(const char *path, const char *extname);
+/* The image HDUs that hold data, as "EXTNAME (NAXIS1xNAXIS2[xNAXIS3]), ..." ("#k" for an HDU
+ * without EXTNAME, k = 0 the primary); "none" when there is none. For messages that tell a
+ * user what a file has. */
+jade_status jade_fits_list_images(const char *path, char *out, size_t len);
 /* Walk every HDU's header (2880-byte blocks up to END, then skip the data that BITPIX, NAXISn,
  * PCOUNT and GCOUNT announce) before CFITSIO parses it: header bytes must be printable ASCII
  * (FITS 4.0, sec. 4.1.2) and TTYPEn values quoted strings (CFITSIO copies an unquoted one into

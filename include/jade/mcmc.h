@@ -185,12 +185,16 @@ jade_status jade_mcmc_summarize_draws(const double *draws, int m, size_t n, size
 /* Whether chains are usable, by the published criteria: rank-normalised split R-hat < 1.01
  * and bulk and tail ESS >= 100 per chain (Vehtari et al. 2021, Bayesian Analysis 16, 667,
  * sec. 4), no divergent transition after warm-up (Betancourt 2017, arXiv:1701.02434, sec.
- * 6.2). Fill the worst values over the parameters that were sampled. */
+ * 6.2), and, for importance-weighted draws, Kish's effective sample size of the weights
+ * (sum w)^2 / sum w^2 >= the same 100 per chain (Kish 1965, Survey Sampling, sec. 11.7: a
+ * weighted mean has at most that many effective draws). Fill the worst values over the
+ * parameters that were sampled. */
 typedef struct {
   double max_rhat, min_ess_bulk, min_ess_tail;
   const char *worst_rhat_name, *min_ess_name; /* the parameters they belong to (may be NULL) */
   long divergent, draws;                      /* after warm-up, all chains */
   int chains;
+  double weight_ess; /* Kish ESS of the importance weights; <= 0: unweighted draws, not checked */
 } jade_mcmc_health;
 /* Returns the number of failed criteria (0: usable) and a one-line verdict in msg. */
 int jade_mcmc_health_verdict(const jade_mcmc_health *h, char *msg, size_t len);

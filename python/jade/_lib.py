@@ -295,7 +295,8 @@ class McmcProgress(ctypes.Structure):
 
 class McmcHealth(ctypes.Structure):
     _fields_ = [("max_rhat", c_double), ("min_ess_bulk", c_double), ("min_ess_tail", c_double), ("worst_rhat_name", c_char_p),
-                ("min_ess_name", c_char_p), ("divergent", c_long), ("draws", c_long), ("chains", c_int)]
+                ("min_ess_name", c_char_p), ("divergent", c_long), ("draws", c_long), ("chains", c_int),
+                ("weight_ess", c_double)]
 
 
 MESSAGE_FN = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)

@@ -70,8 +70,9 @@ def mcmc(config, obs, out, chains=None, warmup=None, samples=None, max_depth=Non
     callable receiving the library's one-line notes (str).
 
     Returns {'finished', 'iteration', 'seconds', 'health' (max_rhat, min_ess_bulk,
-    min_ess_tail, worst_rhat_name, min_ess_name, divergent, draws, chains), 'usable' (the
-    chains pass R-hat < 1.01, ESS >= 100 per chain and no divergence), 'verdict' (one line),
+    min_ess_tail, worst_rhat_name, min_ess_name, divergent, draws, chains, weight_ess), 'usable' (the
+    chains pass R-hat < 1.01, ESS >= 100 per chain, no divergence and a Kish ESS of the importance
+    weights >= 100 per chain), 'verdict' (one line),
     'chain' (jade.read_chain of out/chain, None unless finished)}."""
     cfg = _as_config(config) if not sets else _as_config_sets(config, sets)
     out = os.fspath(out)

@@ -3,6 +3,7 @@
  * threads (one simulator each); a unit's rows are written at once, its done flags after the
  * data, so an interrupted run continues with the units not yet flagged. */
 #include "jade/dataset.h"
+#include "jade/version.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -33,7 +34,8 @@ static jade_status write_meta(const char *dir, const jade_sim_config *sc, unsign
   char path[4400], buf[8192];
   size_t pos = 0;
   pos += (size_t)snprintf(buf + pos, sizeof buf - pos,
-                          "{\n  \"format\": \"jade-dataset-1\",\n  \"n_sims\": %ld,\n  \"seed\": %llu,\n"
+                          "{\n  \"format\": \"jade-dataset-1\",\n  \"jade_version\": \"" JADE_VERSION "\",\n"
+                          "  \"n_sims\": %ld,\n  \"seed\": %llu,\n"
                           "  \"mode\": \"%s\",\n  \"theta_names\": [",
                           n, seed, fixed ? "fixed" : "prior");
   for (int i = 0; i < JADE_N_THETA; i++)

@@ -270,7 +270,18 @@ jade_status jade_posterior_sample(jade_trained_model *tm, const float *obs_kappa
     if ((st = jade_dist_sum_double(d, theta, (size_t)o->n_draws * JADE_POSTERIOR_COLS))) return st;
   }
   for (size_t i = 0; i < (size_t)o->n_draws * JADE_POSTERIOR_COLS; i++)
-    if (!isfinite(theta[i])) return jade_error(JADE_ERR_NUMERIC, "posterior: non-finite draw %zu (model %s)", i / JADE_POSTERIOR_COLS, tm->path);
+    if (!isfinite(theta[i])) {
+      const size_t dr = i / JADE_POSTERIOR_COLS;
+      const int col = (int)(i % JADE_POSTERIOR_COLS);
+      const double om = theta[dr * JADE_POSTERIOR_COLS + JADE_N_THETA]; /* Omega_m of that draw */
+      if (col == JADE_N_THETA + 1 && !(om > 0)) /* S_8 = sigma_8 sqrt(Omega_m / 0.3) */
+        return jade_error(JADE_ERR_NUMERIC,
+                          "posterior: draw %zu has Omega_m = %.3g <= 0 (no S_8): the observation lies far outside what "
+                          "the model %s was trained on (check the maps' units, noise levels and pixel scale)",
+                          dr, om, tm->path);
+      return jade_error(JADE_ERR_NUMERIC, "posterior: draw %zu has %s = %g (model %s)", dr, jade_param_names[col], theta[i],
+                        tm->path);
+    }
   return JADE_OK;
 }
 

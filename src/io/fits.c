@@ -384,6 +384,36 @@ int jade_fits_has_hdu(const char *path, const char *extname) {
   return found;
 }
 
+jade_status jade_fits_list_images(const char *path, char *out, size_t len) {
+  if (!out || len == 0) return jade_error(JADE_ERR_INVALID, "jade_fits_list_images: NULL output");
+  out[0] = 0;
+  fitsfile *f;
+  jade_status s = open_hdu(path, NULL, &f);
+  if (s) return s;
+  int status = 0, n = 0;
+  size_t used = 0;
+  fits_get_num_hdus(f, &n, &status);
+  for (int k = 1; k <= n && !status; k++) {
+    int type = 0, naxis = 0;
+    long d[3] = {0, 0, 0};
+    if (fits_movabs_hdu(f, k, &type, &status) || type != IMAGE_HDU) continue;
+    if (fits_get_img_param(f, 3, (int[]){0}, &naxis, d, &status) || naxis == 0) continue;
+    char name[FLEN_VALUE] = "";
+    if (fits_read_key(f, TSTRING, "EXTNAME", name, NULL, &status)) {
+      status = 0;
+      snprintf(name, sizeof name, "#%d", k - 1);
+    }
+    char dims[64];
+    if (naxis >= 3) snprintf(dims, sizeof dims, "%ldx%ldx%ld%s", d[0], d[1], d[2], naxis > 3 ? "x..." : "");
+    else snprintf(dims, sizeof dims, naxis == 2 ? "%ldx%ld" : "%ld", d[0], d[1]);
+    if (used < len) used += (size_t)snprintf(out + used, len - used, "%s%s (%s)", used ? ", " : "", name, dims);
+  }
+  if (status) s = fits_fail(JADE_ERR_FORMAT, status, "%s: listing its HDUs", path);
+  else if (!out[0]) snprintf(out, len, "none");
+  close_quiet(f);
+  return s;
+}
+
 /* ---- writer ------------------------------------------------------------------------- */
 struct jade_fits_writer {
   fitsfile *f;

@@ -265,6 +265,11 @@ jade_status jade_binned_shear_write(const jade_binned_shear *m, const char *path
   k[nk++] = key_d("CRVAL1", m->ra0, "[deg] RA of the patch centre");
   k[nk++] = key_d("CRVAL2", m->dec0, "[deg] Dec of the patch centre");
   k[nk++] = key_l("NGALUSED", (long)m->n_used, "catalogue galaxies on the grid");
+  if (m->source) {
+    char src[69];
+    snprintf(src, sizeof src, "%.68s", m->source); /* a FITS string value holds 68 characters */
+    k[nk++] = key_s("CATFILE", src, "shear catalogue (first 68 characters)");
+  }
   for (int i = 0; i < m->n_bins; i++) {
     char name[16];
     snprintf(name, sizeof name, "NOISE%d", i);

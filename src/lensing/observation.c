@@ -1,6 +1,7 @@
 /* Mock observations and their FITS files (see include/jade/observation.h). */
 #include "jade/observation.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,39 +172,125 @@ jade_status jade_observation_make_masked(const jade_sim_config *sc, uint64_t see
   return st;
 }
 
-/* The patch side in degrees: SIZEDEG, else |CDELT1| (or |CD1_1|) x NPIX in the unit CUNIT1
- * (deg by default, or arcmin/arcsec), with equal scales on both axes. */
+/* An optional numeric key: *out = def when absent. */
+static jade_status opt_key(const char *path, const char *hdu, const char *key, double def, double *out) {
+  *out = def;
+  if (!jade_fits_has_key(path, hdu, key)) return JADE_OK;
+  jade_status st = jade_fits_read_key_double(path, hdu, key, out);
+  if (!st && !isfinite(*out)) st = jade_error(JADE_ERR_FORMAT, "%s: %s = %g is not finite", path, key, *out);
+  return st;
+}
+
+/* Degrees per unit of CUNITi ("" = deg, the celestial default of the WCS standard). */
+static jade_status unit_deg(const char *path, const char *key, const char *cunit, double *deg) {
+  if (!cunit[0] || !strcmp(cunit, "deg")) *deg = 1.0;
+  else if (!strcmp(cunit, "arcmin")) *deg = 1.0 / 60.0;
+  else if (!strcmp(cunit, "arcsec")) *deg = 1.0 / 3600.0;
+  else if (!strcmp(cunit, "rad")) *deg = 180.0 / M_PI;
+  else return jade_error(JADE_ERR_FORMAT, "%s: %s = '%s': expected deg, arcmin, arcsec or rad", path, key, cunit);
+  return JADE_OK;
+}
+
+/* CTYPE1/2, when present, must name sky axes: a celestial type (RA/DEC, GLON/GLAT, ELON/ELAT,
+ * SLON/SLAT, HPLN/HPLT, followed by '-' padding and a projection code, Calabretta & Greisen
+ * 2002, A&A 395, 1077, sec. 2) or a plain linear offset ('LINEAR', 'OFFSET', '') whose CUNIT
+ * gives angles. BUNIT, when present, must be dimensionless: convergence and shear have no
+ * unit. */
+static jade_status check_axes_and_unit(const char *path, const char *hdu) {
+  static const char *const sky[] = {"RA", "DEC", "GLON", "GLAT", "ELON", "ELAT", "SLON", "SLAT", "HPLN", "HPLT"};
+  const char *h = hdu ? hdu : "PRIMARY";
+  char v[72];
+  for (int i = 1; i <= 2; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "CTYPE%d", i);
+    if (!jade_fits_has_key(path, hdu, key)) continue;
+    jade_status st = jade_fits_read_key_string(path, hdu, key, v, sizeof v);
+    if (st) return st;
+    size_t n = strcspn(v, "-");
+    int ok = !v[0] || !strcmp(v, "LINEAR") || !strcmp(v, "OFFSET");
+    for (size_t k = 0; k < sizeof sky / sizeof *sky && !ok; k++) ok = n == strlen(sky[k]) && !strncmp(v, sky[k], n);
+    if (!ok)
+      return jade_error(JADE_ERR_FORMAT,
+                        "%s: HDU %s: %s = '%s' is not a sky axis: jade reads maps whose axes 1 and 2 are angles on the "
+                        "sky (CTYPE1/2 'RA---TAN'/'DEC--TAN', 'GLON-CAR'/'GLAT-CAR', ... or 'LINEAR' with CUNIT deg)",
+                        path, h, key, v);
+  }
+  if (jade_fits_has_key(path, hdu, "BUNIT")) {
+    jade_status st = jade_fits_read_key_string(path, hdu, "BUNIT", v, sizeof v);
+    if (st) return st;
+    char lc[72];
+    size_t i = 0;
+    for (; v[i] && i + 1 < sizeof lc; i++) lc[i] = (char)tolower((unsigned char)v[i]);
+    lc[i] = 0;
+    if (lc[0] && strcmp(lc, "1") && strcmp(lc, "none") && strcmp(lc, "dimensionless"))
+      return jade_error(JADE_ERR_FORMAT,
+                        "%s: HDU %s: BUNIT = '%s': jade reads convergence or shear maps, which are dimensionless "
+                        "(BUNIT absent, '', '1' or 'dimensionless')", path, h, v);
+  }
+  return JADE_OK;
+}
+
+/* The patch side in degrees: SIZEDEG (jade's own files), else from the WCS pixel-to-world
+ * matrix (Greisen & Calabretta 2002, A&A 395, 1061, eq. 1-3): CDi_j when any is present,
+ * else CDELTi x PCi_j (PC defaults to the identity), each row i in the unit CUNITi (deg by
+ * default; an absent CUNIT2 takes CUNIT1's). Column j is the world step of one pixel along
+ * pixel axis j: both must have the same length (square pixels) and be orthogonal (a rotated
+ * grid is fine, a skewed one is not). */
 static jade_status read_patch_size(const char *path, const char *hdu, int n_pix, double *size_deg) {
+  const char *h = hdu ? hdu : "PRIMARY";
+  jade_status st = check_axes_and_unit(path, hdu);
+  if (st) return st;
   if (jade_fits_has_key(path, hdu, "SIZEDEG")) {
-    jade_status st = jade_fits_read_key_double(path, hdu, "SIZEDEG", size_deg);
+    st = jade_fits_read_key_double(path, hdu, "SIZEDEG", size_deg);
     if (st) return st;
     if (!(*size_deg > 0 && isfinite(*size_deg)))
       return jade_error(JADE_ERR_FORMAT, "%s: SIZEDEG = %g is not a positive size", path, *size_deg);
     return JADE_OK;
   }
-  double c1, c2;
-  const char *k1 = "CDELT1", *k2 = "CDELT2";
-  if (jade_fits_read_key_double(path, hdu, k1, &c1) || jade_fits_read_key_double(path, hdu, k2, &c2)) {
-    k1 = "CD1_1";
-    k2 = "CD2_2";
-    if (jade_fits_read_key_double(path, hdu, k1, &c1) || jade_fits_read_key_double(path, hdu, k2, &c2))
+  static const char *const cd[4] = {"CD1_1", "CD1_2", "CD2_1", "CD2_2"};
+  static const char *const pc[4] = {"PC1_1", "PC1_2", "PC2_1", "PC2_2"};
+  int have_cd = 0;
+  for (int k = 0; k < 4; k++) have_cd |= jade_fits_has_key(path, hdu, cd[k]);
+  double m[4];
+  if (have_cd) {
+    for (int k = 0; k < 4 && !st; k++) st = opt_key(path, hdu, cd[k], 0.0, &m[k]);
+  } else {
+    if (!jade_fits_has_key(path, hdu, "CDELT1") || !jade_fits_has_key(path, hdu, "CDELT2"))
       return jade_error(JADE_ERR_FORMAT,
-                        "%s: HDU %s gives no pixel scale: add SIZEDEG (patch side in deg) or the WCS keys "
-                        "CDELT1/CDELT2 (deg per pixel)", path, hdu ? hdu : "PRIMARY");
+                        "%s: HDU %s gives no pixel scale: add the WCS keys CDELT1 and CDELT2 (deg per pixel; or "
+                        "CD1_1 .. CD2_2) or SIZEDEG (patch side in deg)", path, h);
+    double c[2];
+    st = opt_key(path, hdu, "CDELT1", 0.0, &c[0]);
+    if (!st) st = opt_key(path, hdu, "CDELT2", 0.0, &c[1]);
+    for (int k = 0; k < 4 && !st; k++) {
+      st = opt_key(path, hdu, pc[k], k == 0 || k == 3 ? 1.0 : 0.0, &m[k]);
+      m[k] *= c[k / 2];
+    }
   }
-  double unit = 1.0;
-  char cunit[72];
-  if (!jade_fits_read_key_string(path, hdu, "CUNIT1", cunit, sizeof cunit)) {
-    if (!strcmp(cunit, "arcmin"))
-      unit = 1.0 / 60.0;
-    else if (!strcmp(cunit, "arcsec"))
-      unit = 1.0 / 3600.0;
-    else if (strcmp(cunit, "deg") && cunit[0])
-      return jade_error(JADE_ERR_FORMAT, "%s: CUNIT1 = '%s': expected deg, arcmin or arcsec", path, cunit);
+  if (st) return st;
+  char cu[2][72] = {"", ""};
+  for (int i = 0; i < 2 && !st; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "CUNIT%d", i + 1);
+    if (jade_fits_has_key(path, hdu, key)) st = jade_fits_read_key_string(path, hdu, key, cu[i], sizeof cu[i]);
+    else if (i == 1) memcpy(cu[1], cu[0], sizeof cu[1]);
   }
-  if (!(isfinite(c1) && isfinite(c2) && c1 != 0 && fabs(fabs(c1) - fabs(c2)) <= 1e-6 * fabs(c1)))
-    return jade_error(JADE_ERR_FORMAT, "%s: %s = %g, %s = %g: jade needs square pixels", path, k1, c1, k2, c2);
-  *size_deg = fabs(c1) * unit * n_pix;
+  double u[2];
+  if (!st) st = unit_deg(path, "CUNIT1", cu[0], &u[0]);
+  if (!st) st = unit_deg(path, "CUNIT2", cu[1], &u[1]);
+  if (st) return st;
+  for (int k = 0; k < 4; k++) m[k] *= u[k / 2];
+  double s1 = hypot(m[0], m[2]), s2 = hypot(m[1], m[3]), dot = m[0] * m[1] + m[2] * m[3];
+  if (!(s1 > 0 && s2 > 0 && isfinite(s1) && isfinite(s2)))
+    return jade_error(JADE_ERR_FORMAT, "%s: HDU %s: the %s keys give a zero pixel scale", path, h, have_cd ? "CD" : "CDELT/PC");
+  if (fabs(s1 - s2) > 1e-6 * s1)
+    return jade_error(JADE_ERR_FORMAT,
+                      "%s: HDU %s: pixels are %g x %g deg (%s): jade needs square pixels; resample the map", path, h, s1,
+                      s2, have_cd ? "CD1_1 .. CD2_2" : "CDELT1/2, PC, CUNIT1/2");
+  if (fabs(dot) > 1e-6 * s1 * s2)
+    return jade_error(JADE_ERR_FORMAT, "%s: HDU %s: the pixel axes are not perpendicular (%s): jade needs a square grid",
+                      path, h, have_cd ? "CD1_1 .. CD2_2" : "PC1_1 .. PC2_2");
+  *size_deg = s1 * n_pix;
   return JADE_OK;
 }
 
@@ -279,15 +366,19 @@ jade_status jade_observation_read(const char *path, jade_observation *obs) {
     st = jade_fits_read_key_double(path, NULL, "NAXIS", &naxis0);
     if (st) return st;
     hdu = NULL; /* a convergence cube in the primary HDU */
+    if (naxis0 == 0) {
+      char have[512];
+      if (jade_fits_list_images(path, have, sizeof have)) snprintf(have, sizeof have, "?");
+      return jade_error(JADE_ERR_FORMAT,
+                        "%s: no GAMMA1+GAMMA2 or KAPPA extension and no image in the primary HDU (image HDUs: %s): "
+                        "jade reads convergence or shear cubes [bin][y][x]; name the extension KAPPA (or GAMMA1 and "
+                        "GAMMA2) or put the cube in the primary HDU (docs/input_formats.md)", path, have);
+    }
   }
   int naxis;
   long dims[3] = {1, 1, 1};
   float *a = NULL, *b = NULL;
   st = jade_fits_read_image(path, hdu, &naxis, dims, &a);
-  if (st && !hdu)
-    return jade_error(JADE_ERR_FORMAT,
-                      "%s: no GAMMA1+GAMMA2 or KAPPA extension and no image in the primary HDU: jade reads "
-                      "convergence or shear cubes [bin][y][x] (docs/input_formats.md)", path);
   if (st) return st;
   if (naxis == 2) dims[2] = 1;
   if (naxis < 2 || dims[0] != dims[1] || dims[0] < 8 || dims[0] % 2 || dims[2] < 1 || dims[2] > JADE_MAX_BINS) {

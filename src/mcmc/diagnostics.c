@@ -603,6 +603,11 @@ int jade_mcmc_health_verdict(const jade_mcmc_health *h, char *msg, size_t len) {
         100.0 * h->divergent / (double)(h->draws > 0 ? h->draws : 1), h->draws);
     bad++;
   }
+  if (h->weight_ess > 0.0 && !(h->weight_ess >= ess_min)) { /* Kish ESS of the importance weights */
+    ADD("%simportance weights: Kish ESS %.0f < %.0f (the weighted means rest on a few draws; the emulator is off: "
+        "--theory hybrid)", bad ? "; " : "", h->weight_ess, ess_min);
+    bad++;
+  }
   if (!bad) ADD("usable: R-hat %.4f < 1.01, min ESS %.0f >= %.0f, no divergence", h->max_rhat, ess, ess_min);
 #undef ADD
   return bad;

@@ -512,7 +512,18 @@ static jade_status resume_or_start(driver *D) {
   if (!have_partial && dist->rank == 0) {
     st = jade_run_dir_create(D->partial, D->ident);
     snprintf(path, sizeof path, "%s/config.ini", D->partial);
-    if (!st) st = jade_write_file_atomic(path, o->config_text);
+    if (!st) {
+      /* provenance first: jade version and observation (a comment for the config reader) */
+      size_t n = strlen(o->config_text) + strlen(o->obs_path) + 128;
+      char *txt = malloc(n);
+      if (!txt) st = jade_error(JADE_ERR_NOMEM, "mcmc: out of memory");
+      if (txt) {
+        snprintf(txt, n, "# jade %s mcmc: the effective configuration (observation %s)\n%s", JADE_VERSION, o->obs_path,
+                 o->config_text);
+        st = jade_write_file_atomic(path, txt);
+        free(txt);
+      }
+    }
   }
   if (jade_dist_max_int(dist, st != JADE_OK)) return st ? st : jade_error(JADE_ERR_IO, "rank 0 failed to create %s", D->partial);
   return JADE_OK;

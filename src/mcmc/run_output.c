@@ -238,7 +238,9 @@ static jade_status write_draws(const char *dir, const pooled *p, const char *obs
   snprintf(path, sizeof path, "%s/theta.txt", dir);
   st = jade_text_open(path, &t);
   if (!st) {
-    fprintf(t.f, "# chain weight log_post Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8\n");
+    /* provenance first, the column names last before the data (jade report's rule) */
+    fprintf(t.f, "# jade " JADE_VERSION " mcmc: %d chains x %ld post-warm-up NUTS draws; observation %s\n"
+                 "# chain weight log_post Omega_c Omega_b sigma_8 h n_s w_0 Omega_m S_8\n", p->C, S, obs_path);
     for (long i = 0; i < N; i++) {
       const double *row = rows + (size_t)i * NCOL;
       fprintf(t.f, "%ld %.10g %.10g", i / S, w[i], row[C_LP]);
@@ -285,7 +287,7 @@ static jade_status write_draws(const char *dir, const pooled *p, const char *obs
 
 /* mean.fits, std.fits: the chains' weighted map moments merged (Chan, Golub & LeVeque 1979) */
 static jade_status write_maps(const char *dir, const run_t *r, const chain_t *all, const jade_sim_config *sc, const double *noise,
-                              long N) {
+                              long N, const char *obs_path) {
   const int C = r->n_chains;
   char path[4400];
   jade_status st = JADE_OK;
@@ -319,7 +321,7 @@ static jade_status write_maps(const char *dir, const run_t *r, const chain_t *al
     jade_fits_writer *fw;
     snprintf(path, sizeof path, "%s/%s", dir, k ? "std.fits" : "mean.fits");
     long dims[3] = {sc->geom.n_pix, sc->geom.n_pix, sc->geom.n_bins};
-    jade_fits_key keys[5 + JADE_MAX_BINS];
+    jade_fits_key keys[16 + JADE_MAX_BINS];
     int nk = 0;
     memset(keys, 0, sizeof keys);
 #define KEYL(nm, v, cm) do { snprintf(keys[nk].name, 16, "%s", nm); keys[nk].type = JADE_KEY_LONG; keys[nk].l = (v); snprintf(keys[nk].comment, 72, "%s", cm); nk++; } while (0)
@@ -329,6 +331,17 @@ static jade_status write_maps(const char *dir, const run_t *r, const chain_t *al
     KEYD("SIZEDEG", sc->geom.size_deg, "side of the patch [deg]");
     KEYL("NDRAWS", N, "post-warm-up NUTS draws (all chains)");
     KEYL("NCHAINS", C, "chains");
+#define KEYS(nm, v, cm) do { snprintf(keys[nk].name, 16, "%s", nm); keys[nk].type = JADE_KEY_STRING; snprintf(keys[nk].s, 72, "%.68s", v); snprintf(keys[nk].comment, 72, "%s", cm); nk++; } while (0)
+    /* provenance and the WCS of the maps (the layout of jade observe: first axis to the west) */
+    KEYS("OBSFILE", obs_path, "observation (first 68 characters)");
+    KEYS("BUNIT", "", k ? "sd of the convergence (dimensionless)" : "convergence kappa (dimensionless)");
+    KEYS("CTYPE1", "RA---CAR", "flat-sky patch");
+    KEYS("CTYPE2", "DEC--CAR", "");
+    KEYS("CUNIT1", "deg", "");
+    KEYS("CUNIT2", "deg", "");
+    KEYD("CDELT1", -sc->geom.size_deg / sc->geom.n_pix, "[deg] pixel scale");
+    KEYD("CDELT2", sc->geom.size_deg / sc->geom.n_pix, "[deg] pixel scale");
+#undef KEYS
     for (int i = 0; i < sc->geom.n_bins; i++) {
       char nm[16];
       snprintf(nm, sizeof nm, "NOISE%d", i);
@@ -363,7 +376,7 @@ static jade_status write_diagnostics(const char *dir, const run_t *r, const chai
   jade_status st = jade_text_open(path, &t);
   if (!st) {
     FILE *f = t.f;
-    fprintf(f, "# jade mcmc diagnostics: field-level NUTS on the explicit log-normal model\n");
+    fprintf(f, "# jade " JADE_VERSION " mcmc diagnostics: field-level NUTS on the explicit log-normal model\n");
     fprintf(f, "observation = %s\n%s", obs_path, settings);
     fprintf(f, "draws = %ld (%d chains x %ld post-warm-up)\n\n", N, C, S);
     fprintf(f, "# mean and sd: importance-weighted (weights 1 unless --theory emulator); mcse, quantiles, R-hat\n"
@@ -375,6 +388,7 @@ static jade_status write_diagnostics(const char *dir, const run_t *r, const chai
     health->min_ess_bulk = health->min_ess_tail = INFINITY;
     health->chains = C;
     health->draws = N;
+    health->weight_ess = kish * (double)N; /* 1 x N without importance weights */
     for (int j = 0; j < N_OUT_PAR && !st; j++) {
       for (long i = 0; i < N; i++) x[i] = rows[(size_t)i * NCOL + j];
       jade_mcmc_summary sm;
@@ -465,7 +479,7 @@ jade_status mcmc_write_outputs(const char *dir, const run_t *r, chain_t *all, co
   pooled p;
   jade_status st = pool_draws(r, all, &p);
   if (!st) st = write_draws(dir, &p, obs_path);
-  if (!st) st = write_maps(dir, r, all, sc, noise, p.N);
+  if (!st) st = write_maps(dir, r, all, sc, noise, p.N, obs_path);
   if (!st) st = write_diagnostics(dir, r, all, &p, obs_path, settings, wall, wall_sampling, em, n_refits, health);
   free(p.rows);
   free(p.w);

@@ -507,7 +507,11 @@ static void corner_figure(page *pg, const char *file, const char *caption, const
     names[nd] = col_label[j];
     tr[nd++] = truth ? truth[j] : NAN;
   }
-  if (nd == 0) return;
+  if (nd == 0) { /* say why the figure is missing */
+    sb_printf(&pg->body, "<p class=\"note\">No corner plot: no parameter varies among the draws (after a resample by "
+                         "importance weight, a few heavy draws can take every place: see the verdict in diagnostics.txt).</p>\n");
+    return;
+  }
   double size = 120 + 128.0 * nd;
   jade_image im;
   if (jade_image_init(&im, (int)size + 10, (int)size + 10, 0xFFFFFF)) return;
@@ -532,7 +536,24 @@ static void spectra_figure(page *pg, const char *file, const char *caption, cons
   const int pw = n_bins > 3 ? 210 : 250, ph = n_bins > 3 ? 160 : 190, mx = 110, my = 40, gx = 84, gy = 62;
   jade_image im;
   if (jade_image_init(&im, mx + per_row * (pw + gx) + 10, my + rows * (ph + gy) + 40, 0xFFFFFF)) return;
-  int first = 1;
+  /* the legend: in the empty lower triangle (row 1, column 0) when there is one, so that it
+   * hides no curve; else in the first panel */
+  jade_legend_entry le[6];
+  int m = 0, noise_any = 0;
+  for (int k = 0; k < n; k++) noise_any |= isfinite(sp[k].noise);
+  le[m++] = (jade_legend_entry){ratio ? "mean, sd" : "draws", C_JADE, 0, 1};
+  if (have_truth && !ratio) le[m++] = (jade_legend_entry){"truth", C_TRUTH, 6, 0};
+  if (have_obs) le[m++] = (jade_legend_entry){"observed", C_OBS, 3, 0};
+  if (have_mcmc) le[m++] = (jade_legend_entry){"MCMC mean", C_MCMC, 0, 0};
+  if (have_theory) le[m++] = (jade_legend_entry){"theory", C_THEORY, 0, 0};
+  if (noise_any) le[m++] = (jade_legend_entry){"noise (auto spectra)", C_NOISE, 4, 0};
+  int first = n_bins < 2;
+  if (!first) {
+    jade_axes lax;
+    jade_axes_init(&lax, &im, mx, my + ph + gy, pw, ph, 0, 1, 0, 1, 0, 0);
+    lax.scale = 1;
+    jade_axes_legend(&lax, le, m, 1);
+  }
   for (int k = 0; k < n; k++) {
     const spec_panel *s = &sp[k];
     double x0 = mx + s->pj * (pw + gx), y0 = my + s->pi * (ph + gy);
@@ -583,14 +604,6 @@ static void spectra_figure(page *pg, const char *file, const char *caption, cons
                        JADE_AX_GRID);
     if (first) {
       first = 0;
-      jade_legend_entry le[6];
-      int m = 0;
-      le[m++] = (jade_legend_entry){ratio ? "mean, sd" : "draws", C_JADE, 0, 1};
-      if (have_truth && !ratio) le[m++] = (jade_legend_entry){"truth", C_TRUTH, 6, 0};
-      if (have_obs) le[m++] = (jade_legend_entry){"observed", C_OBS, 3, 0};
-      if (have_mcmc) le[m++] = (jade_legend_entry){"MCMC mean", C_MCMC, 0, 0};
-      if (have_theory) le[m++] = (jade_legend_entry){"theory", C_THEORY, 0, 0};
-      if (isfinite(s->noise)) le[m++] = (jade_legend_entry){"noise", C_NOISE, 4, 0};
       jade_axes_legend(&ax, le, m, 3);
     }
   }
