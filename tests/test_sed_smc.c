@@ -93,7 +93,25 @@ static void draw_q(const smc_target *t, size_t g, int N, double *x) {
 }
 
 #define R 16 /* replicates per weight */
-static void run_case(int broad) {
+/* ridge moves along x0 for the mutations: a profile through both means (linear between them),
+ * 17 nodes over [-8, 8], q uniform over the cells; the move is exact whatever the profile */
+#define RG 17
+static double ridge_node[RG * D], ridge_lq[RG];
+static jade_hmc_ridge ridge_make(void) {
+  double h = 16.0 / (RG - 1);
+  for (int k = 0; k < RG; k++) {
+    double z = -8 + h * k, u = (z - m1[0]) / (m2[0] - m1[0]);
+    u = u < 0 ? 0 : u > 1 ? 1 : u;
+    ridge_node[k * D] = z;
+    for (int j = 1; j < D; j++) ridge_node[k * D + j] = (1 - u) * m1[j] + u * m2[j];
+    ridge_lq[k] = -log(RG * h);
+  }
+  jade_hmc_ridge r = {.coord = 0, .n_nodes = RG, .lo = -8, .hi = 8, .per_profile = 1000000, .node = ridge_node,
+                      .lq = ridge_lq, .chol = NULL};
+  return r;
+}
+
+static void run_case(int broad, int with_ridge) {
   const double wv[3] = {0.8, 0.5, 0.25};
   size_t np = 3 * R;
   double w[3 * R];
@@ -104,6 +122,8 @@ static void run_case(int broad) {
   o.n_particles = 512;
   o.n_keep = 2;
   o.seed = 5;
+  jade_hmc_ridge rg = ridge_make();
+  if (with_ridge) o.ridge = &rg;
   int N = o.n_particles;
   double *x = malloc(np * N * D * sizeof(double));
   for (size_t p = 0; p < np; p++) draw_q(&t, p, N, x + p * N * D);
@@ -129,9 +149,9 @@ static void run_case(int broad) {
     }
     double sf = sqrt(vf / R), sm = sqrt(vm / R), sl = sqrt(vl / R);
     double ex1 = wv[c] * m1[1] + (1 - wv[c]) * m2[1];
-    printf("smc (%s q) w %.2f: fraction %.4f +- %.4f, E x1 %.4f +- %.4f (exact %.4f), log Z %.4f +- %.4f (exact %.4f), "
+    printf("smc (%s q%s) w %.2f: fraction %.4f +- %.4f, E x1 %.4f +- %.4f (exact %.4f), log Z %.4f +- %.4f (exact %.4f), "
            "%.1f stages, acceptance %.2f\n",
-           broad ? "broad" : "mixture", wv[c], mf, sf, mm, sm, ex1, ml, sl, LOGZ, stg, acc);
+           broad ? "broad" : "mixture", with_ridge ? ", ridge moves" : "", wv[c], mf, sf, mm, sm, ex1, ml, sl, LOGZ, stg, acc);
     CHECK(jade_test_lt_ok(fabs(mf - wv[c]), 4.5 * sf + 1e-3) && sf < 0.02, "smc weight %g vs %g (se %g)", mf, wv[c], sf);
     CHECK(jade_test_lt_ok(fabs(mm - ex1), 4.5 * sm + 1e-3) && sm < 0.05, "smc mean %g vs %g (se %g)", mm, ex1, sm);
     CHECK(jade_test_lt_ok(fabs(ml - LOGZ), 4.5 * sl + 1e-3) && sl < 0.05, "smc log Z %g vs %g (se %g)", ml, LOGZ, sl);
@@ -150,8 +170,9 @@ static void run_case(int broad) {
 }
 
 int main(void) {
-  run_case(1);
-  run_case(0);
+  run_case(1, 0);
+  run_case(0, 0);
+  run_case(0, 1);
   if (jade_test_failures) fprintf(stderr, "%d failures\n", jade_test_failures);
   return jade_test_failures ? 1 : 0;
 }
