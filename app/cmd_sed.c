@@ -213,12 +213,18 @@ static int cmd_fit(int argc, char **argv) {
       {"anneal-beta0", "B", "likelihood power of the first annealing stage (geometric to 1)", "0.01", 0, 0, NULL, 0},
       {"sampler", "ensemble|hmc|smc", "ensemble (affine-invariant, any prior), hmc (exact gradients, box or surrogate "
        "prior: --walkers chains per galaxy, --burn warm-up, --steps kept; e.g. --walkers 4 --burn 300 --steps 400) or "
-       "smc (sequential Monte Carlo from the optima and the redshift profile, tempered to the posterior: mode weights "
-       "right; --walkers particles per galaxy, --steps kept HMC transitions of each; e.g. --walkers 128 --steps 8)",
+       "smc (sequential Monte Carlo from a reference density (--smc-reference), tempered to the posterior: mode "
+       "weights right; --walkers particles per galaxy, --steps kept HMC transitions of each; e.g. --walkers 128 "
+       "--steps 8)",
        "ensemble", 0, 0, NULL, 0},
       {"smc-mutations", "M", "SMC: HMC transitions per tempering stage", "4", 0, 0, NULL, 0},
       {"smc-broad", "W", "SMC: weight of the broad (prior-like) component of the reference density", "0.2", 0, 0,
        NULL, 0},
+      {"smc-reference", "optima|prior", "SMC: the reference density: a mixture at the optimiser's optima and the "
+       "redshift profile (plus --smc-broad), or the box prior itself (no optimiser; the tempering searches the whole "
+       "prior)", "optima", 0, 0, NULL, 0},
+      {"smc-rounds", "R", "SMC: up to R rounds of --smc-mutations transitions per stage, another while the particles "
+       "have moved less than one sd per coordinate on average since the stage began", "1", 0, 0, NULL, 0},
       {"smc-ess", "F", "SMC: each stage's temperature step keeps this fraction of the particles' ESS", "0.5", 0, 0,
        NULL, 0},
       {"leapfrog", "L", "leapfrog steps per HMC transition", "16", 0, 0, NULL, 0},
@@ -303,6 +309,13 @@ static int cmd_fit(int argc, char **argv) {
   double smb = 0.2;
   if (!st) st = jade_cli_double(opts, "smc-broad", 0, 0.99, &smb);
   o.fit.smc_broad = smb;
+  long smr_rounds = 1;
+  if (!st) st = jade_cli_long(opts, "smc-rounds", 1, 1000, &smr_rounds);
+  o.fit.smc_rounds = (int)smr_rounds;
+  const char *smr = jade_cli_opt(opts, "smc-reference")->value;
+  if (!st && !strcmp(smr, "optima")) o.fit.smc_reference = JADE_SED_SMC_REF_OPTIMA;
+  else if (!st && !strcmp(smr, "prior")) o.fit.smc_reference = JADE_SED_SMC_REF_PRIOR;
+  else if (!st) st = jade_error(JADE_ERR_INVALID, "--smc-reference %s: expected optima or prior", smr);
   const char *emu = jade_cli_opt(opts, "emulators")->value;
   if (!st && !strcmp(emu, "f32")) o.fit.emulators = JADE_SED_EMU_F32;
   else if (!st && !strcmp(emu, "f64")) o.fit.emulators = JADE_SED_EMU_F64;
@@ -373,8 +386,8 @@ static int cmd_fit(int argc, char **argv) {
             rep.n_rhat, rep.n_gal, rep.rhat_median);
   if (rep.n_missed)
     fprintf(stderr,
-            "jade sed fit: note: for %zu of %zu mock galaxies the truth's log posterior is > 2 above the optimiser's "
-            "best start (LOGP_TRUE > LOGP_START + 2): the starts missed the main mode there\n",
+            "jade sed fit: note: for %zu of %zu mock galaxies the truth's log posterior is > 2 above the best point "
+            "the fit found (LOGP_TRUE > max(LOGP_START, LOGP_MAX) + 2): the fit missed the main mode there\n",
             rep.n_missed, rep.n_gal);
   if (!isnan(rep.cov_z))
     printf("68%% coverage of the truth: z %.3f  log10 M* %.3f\n95%% coverage of the truth: z %.3f  log10 M* %.3f\n",

@@ -64,6 +64,17 @@ awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="LOG_Z") z=i-1; if(
      NR>1{ if(!($c>=0 && $c<=6) || !($z>-1e6 && $z<1e6) || !($b>=1) || $h!="nan" || !($t>-1e9 && $t<1e9)) {
        print "smc z_MED " $c " LOG_Z " $z " stages " $b " RHAT " $h " LOGP_TRUE " $t; exit 1}}' "$T/s_summary.txt"
 if grep -q "fewer than 50 tau_max" "$T/swarn"; then echo "short-chain warning with smc"; exit 1; fi
+# SMC from the prior reference (no optimiser): runs; LOGP_MAX (the best particle) finite and LOG_Z
+# finite; an unknown reference is refused; the HMC's LOGP_MAX is NaN
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/sp" --sampler smc --walkers 16 --steps 2 --leapfrog 3 \
+  --smc-mutations 2 --ridge-every 0 --smc-reference prior > /dev/null 2>&1
+awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="LOG_Z") z=i-1; if($i=="LOGP_MAX") m=i-1; if($i=="N_MODES") k=i-1 }}
+     NR>1{ if(!($z>-1e6 && $z<1e6) || !($m>-1e9 && $m<1e9) || $k!=1) {print "smc prior LOG_Z " $z " LOGP_MAX " $m " N_MODES " $k; exit 1}}' \
+  "$T/sp_summary.txt"
+awk 'NR==1{for(i=2;i<=NF;i++) if($i=="LOGP_MAX") m=i-1} NR>1{ if($m!="nan") {print "hmc LOGP_MAX " $m; exit 1}}' "$T/h_summary.txt"
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler smc --smc-reference flat 2> "$T/err"; then
+  echo "--smc-reference flat accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "flat" "$T/err" && [ ! -e "$T/e_summary.txt" ]
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler smc --temps 2 2> "$T/err"; then
   echo "smc with --temps accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && [ ! -e "$T/e_summary.txt" ]

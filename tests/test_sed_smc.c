@@ -111,7 +111,7 @@ static jade_hmc_ridge ridge_make(void) {
   return r;
 }
 
-static void run_case(int broad, int with_ridge) {
+static void run_case(int broad, int with_ridge, int rounds) {
   const double wv[3] = {0.8, 0.5, 0.25};
   size_t np = 3 * R;
   double w[3 * R];
@@ -122,6 +122,7 @@ static void run_case(int broad, int with_ridge) {
   o.n_particles = 512;
   o.n_keep = 2;
   o.seed = 5;
+  o.max_rounds = rounds;
   jade_hmc_ridge rg = ridge_make();
   if (with_ridge) o.ridge = &rg;
   int N = o.n_particles;
@@ -130,7 +131,7 @@ static void run_case(int broad, int with_ridge) {
   jade_smc_stats *ss = malloc(np * sizeof(jade_smc_stats));
   CHECK_OK(jade_smc_run(parts, &t, np, D, x, &o, NULL, ss));
   for (int c = 0; c < 3; c++) {
-    double f[R], mx1[R], lz[R], mf = 0, mm = 0, ml = 0, vf = 0, vm = 0, vl = 0, stg = 0, acc = 0;
+    double f[R], mx1[R], lz[R], mf = 0, mm = 0, ml = 0, vf = 0, vm = 0, vl = 0, stg = 0, acc = 0, mr = 0;
     for (int r = 0; r < R; r++) {
       size_t p = (size_t)c * R + r;
       const double *xp = x + p * N * D;
@@ -141,6 +142,7 @@ static void run_case(int broad, int with_ridge) {
       }
       lz[r] = ss[p].log_z;
       mf += f[r] / R, mm += mx1[r] / R, ml += lz[r] / R, stg += ss[p].n_stages / (double)R, acc += ss[p].accept / R;
+      mr += ss[p].mutation_rounds / R;
     }
     for (int r = 0; r < R; r++) {
       vf += (f[r] - mf) * (f[r] - mf) / (R - 1);
@@ -150,8 +152,9 @@ static void run_case(int broad, int with_ridge) {
     double sf = sqrt(vf / R), sm = sqrt(vm / R), sl = sqrt(vl / R);
     double ex1 = wv[c] * m1[1] + (1 - wv[c]) * m2[1];
     printf("smc (%s q%s) w %.2f: fraction %.4f +- %.4f, E x1 %.4f +- %.4f (exact %.4f), log Z %.4f +- %.4f (exact %.4f), "
-           "%.1f stages, acceptance %.2f\n",
-           broad ? "broad" : "mixture", with_ridge ? ", ridge moves" : "", wv[c], mf, sf, mm, sm, ex1, ml, sl, LOGZ, stg, acc);
+           "%.1f stages, acceptance %.2f, %.2f mutation rounds per stage\n",
+           broad ? "broad" : "mixture", with_ridge ? ", ridge moves" : "", wv[c], mf, sf, mm, sm, ex1, ml, sl, LOGZ, stg, acc, mr);
+    CHECK(mr >= 1 && mr <= rounds, "smc: %g mutation rounds per stage, expected 1..%d", mr, rounds);
     CHECK(jade_test_lt_ok(fabs(mf - wv[c]), 4.5 * sf + 1e-3) && sf < 0.02, "smc weight %g vs %g (se %g)", mf, wv[c], sf);
     CHECK(jade_test_lt_ok(fabs(mm - ex1), 4.5 * sm + 1e-3) && sm < 0.05, "smc mean %g vs %g (se %g)", mm, ex1, sm);
     CHECK(jade_test_lt_ok(fabs(ml - LOGZ), 4.5 * sl + 1e-3) && sl < 0.05, "smc log Z %g vs %g (se %g)", ml, LOGZ, sl);
@@ -170,9 +173,11 @@ static void run_case(int broad, int with_ridge) {
 }
 
 int main(void) {
-  run_case(1, 0);
-  run_case(0, 0);
-  run_case(0, 1);
+  run_case(1, 0, 1);
+  run_case(0, 0, 1);
+  run_case(0, 1, 1);
+  /* adaptive mutation rounds (problems leave the lockstep at different rounds) */
+  run_case(1, 0, 4);
   if (jade_test_failures) fprintf(stderr, "%d failures\n", jade_test_failures);
   return jade_test_failures ? 1 : 0;
 }

@@ -399,6 +399,11 @@ typedef struct {
   int max_stages;       /* error beyond this (500) */
   double step_size;     /* first stage's step size (0.1) */
   double target_accept; /* step-size rule: step x exp(2 (accept - target)), clipped to [1/2, 2] (0.75) */
+  int max_rounds;       /* per stage, up to this many rounds of n_mutations transitions: another
+                           round while the particles' mean squared jump since the stage began,
+                           in units of their variance and summed over coordinates, is below
+                           jump_frac x d (independent redraws: 2 d) (1: one round) */
+  double jump_frac;     /* (1) */
   const struct jade_hmc_ridge *ridge; /* optional ridge moves after every transition (NULL) */
   uint64_t seed;
   uint64_t first_id;    /* problem g draws from Philox streams first_id + g (0) */
@@ -410,6 +415,8 @@ typedef struct {
   double accept;       /* mean HMC acceptance over the stages */
   double step_size;    /* last step size */
   double ridge_accept; /* acceptance of the ridge moves (NaN: none) */
+  double lpi_max;      /* largest log pi over the final particles */
+  double mutation_rounds; /* mean rounds of mutations per stage */
 } jade_smc_stats;
 /* x (n_prob x N x d): in, N draws from q per problem; out, N equally weighted draws from pi
  * (after the kept transitions, the last ones). chain (may be NULL, needs n_keep > 0): n_prob x
@@ -543,7 +550,10 @@ typedef struct {
   double rhat;                /* max of the rank-normalised split R-hats of z and log10 M* over the
                                  chains (HMC) or walkers (ensemble; there only indicative): > 1.01
                                  says the chains disagree, e.g. sit in different modes */
-  double logp_start;          /* log posterior at the best optimised start */
+  double logp_start;          /* log posterior at the best optimised start (SMC from the prior
+                                 reference: at the best population candidate, N fitted) */
+  double logp_max;            /* SMC: largest log posterior over the final particles (NaN for the
+                                 other samplers); with logp_start, the best point the fit found */
   double log_z;               /* SMC: log evidence (log of the integral of prior x likelihood in
                                  phi; NaN for the other samplers) */
   /* check of the prior used (a surrogate) against the exact one (NaN when not checked):
@@ -553,6 +563,11 @@ typedef struct {
   double check_ess, check_dz, check_dm;
 } jade_sed_summary;
 typedef enum { JADE_SED_SAMPLER_ENSEMBLE = 0, JADE_SED_SAMPLER_HMC = 1, JADE_SED_SAMPLER_SMC = 2 } jade_sed_sampler;
+/* The SMC's reference density q: OPTIMA, a mixture at the optimiser's optima (and the redshift
+ * profile's nodes) with a broad component of weight smc_broad; PRIOR, the broad component alone
+ * (the box prior in phi_1..15, N around the best population candidate's fitted N): no
+ * optimiser, the tempering itself searches the whole prior. */
+typedef enum { JADE_SED_SMC_REF_OPTIMA = 0, JADE_SED_SMC_REF_PRIOR = 1 } jade_sed_smc_reference;
 typedef struct {
   jade_ens_options ens;  /* walkers 32, steps 1000, burn 500 */
   int n_init;            /* candidate starts per galaxy from jade's population, N fitted (512) */
@@ -592,6 +607,9 @@ typedef struct {
                             after the last stage, hmc_leapfrog): HMC transitions per stage (4) */
   double smc_ess;        /* SMC: ESS fraction that sets each stage's temperature step (0.5) */
   double smc_broad;      /* SMC: weight of the broad component of the reference q (0.2) */
+  jade_sed_smc_reference smc_reference; /* SMC: the reference q (OPTIMA) */
+  int smc_rounds;        /* SMC: up to this many rounds of smc_mutations transitions per stage,
+                            until the particles have moved (jade_smc_options.max_rounds) (1) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);
@@ -734,8 +752,8 @@ typedef struct {
                                 criterion; their tau estimate and intervals are not reliable) */
   size_t n_rhat;             /* galaxies whose chains disagree: RHAT > 1.01 (Vehtari et al. 2021) */
   double rhat_median;        /* median RHAT */
-  size_t n_missed;           /* mocks whose truth has a log posterior > 2 above the optimiser's best
-                                (LOGP_TRUE > LOGP_START + 2): the starts missed the main mode */
+  size_t n_missed;           /* mocks whose truth has a log posterior > 2 above the best point the fit
+                                found (LOGP_TRUE > max(LOGP_START, LOGP_MAX) + 2): a missed mode */
 } jade_sed_fit_report;
 jade_status jade_sed_fit_run(const jade_sed_fit_run_options *o, jade_sed_fit_report *rep);
 

@@ -263,6 +263,8 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->smc_mutations = 4;
   o->smc_ess = 0.5;
   o->smc_broad = 0.2;
+  o->smc_reference = JADE_SED_SMC_REF_OPTIMA;
+  o->smc_rounds = 1;
   o->verbose = 0;
 }
 
@@ -490,6 +492,46 @@ static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_optio
   free(gi);
   free(y);
   free(ly);
+  return st;
+}
+
+/* The SMC's prior reference needs no optimiser: per galaxy, start s = 0 is the population
+ * candidate of best likelihood with N fitted in closed form (cand_scale_fit), its log posterior
+ * in lo; the other starts are copies with lo = -inf (unused). Lap is zeroed. */
+static jade_status prior_ref_starts(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const double *cand_th,
+                                    const double *cand_abs, double *xo, double *lo, double *Lap) {
+  const jade_sed_posterior *P = bc->post;
+  int nb = jade_sed_photulator_n_bands(P->phot), K = o->n_starts;
+  double *Lc = jade_alloc((size_t)o->n_init * sizeof(double)), *Nc = jade_alloc((size_t)o->n_init * sizeof(double));
+  size_t *gi = jade_alloc(ng * sizeof(size_t) + 8);
+  double *x1 = jade_alloc(ng * 16 * sizeof(double) + 8), *l1 = jade_alloc(ng * sizeof(double) + 8);
+  jade_status st = Lc && Nc && gi && x1 && l1 ? JADE_OK : JADE_ERR_NOMEM;
+  for (size_t g = 0; g < ng && !st; g++) {
+    const double *fo = P->flux + (bc->g0 + g) * nb, *so = P->sigma + (bc->g0 + g) * nb;
+    cand_scale_fit(P, nb, o->n_init, cand_th, cand_abs, fo, so, Lc, Nc);
+    int bi = 0;
+    for (int c = 1; c < o->n_init; c++)
+      if (Lc[c] > Lc[bi]) bi = c;
+    double th[16];
+    memcpy(th, cand_th + (size_t)bi * 16, sizeof th);
+    th[0] = Nc[bi];
+    jade_sed_theta_to_phi(th, x1 + g * 16);
+    for (int j = 1; j < 16; j++)
+      if (!isfinite(x1[g * 16 + j])) x1[g * 16 + j] = x1[g * 16 + j] > 0 ? 6.0 : -6.0;
+    gi[g] = g;
+  }
+  if (!st) st = block_logp(bc, ng, gi, x1, l1);
+  for (size_t g = 0; g < ng && !st; g++)
+    for (int s = 0; s < K; s++) {
+      memcpy(xo + (g * K + s) * 16, x1 + g * 16, 16 * sizeof(double));
+      lo[g * K + s] = s ? -INFINITY : l1[g];
+      memset(Lap + (g * K + s) * 256, 0, 256 * sizeof(double));
+    }
+  free(Lc);
+  free(Nc);
+  free(gi);
+  free(x1);
+  free(l1);
   return st;
 }
 
@@ -1149,6 +1191,7 @@ static jade_status hmc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
  * tempering find modes the optimiser missed. q only has to cover the posterior: the tempering
  * corrects the weights. */
 #define SMC_INFLATE 1.5
+#define SMC_PRIOR_N_SD 2.0 /* mag: the prior reference's spread of N around the best candidate's */
 #define SMC_MAXC (MAX_STARTS + RIDGE_G + 1)
 typedef struct {
   int n;                         /* components */
@@ -1183,6 +1226,18 @@ static int smc_cov_factor(const double *L, double add_z, double *C) {
 
 static void smc_ref_build(const jade_sed_fit_options *o, const double *xo, const double *lo, const double *Lap,
                           const double *node, const double *lq, smc_ref *q, int *n_modes) {
+  if (o->smc_reference == JADE_SED_SMC_REF_PRIOR) {
+    /* the broad component alone: N(0, I) in phi_1..15, N ~ N(N of start 0, SMC_PRIOR_N_SD^2) */
+    q->n = 1;
+    q->lw[0] = 0;
+    memset(q->m[0], 0, sizeof q->m[0]);
+    q->m[0][0] = xo[0];
+    memset(q->C[0], 0, sizeof q->C[0]);
+    for (int j = 0; j < 16; j++) q->C[0][j * 17] = j ? 1.0 : SMC_PRIOR_N_SD;
+    q->ldet[0] = log(SMC_PRIOR_N_SD);
+    *n_modes = 1;
+    return;
+  }
   int K = o->n_starts, keep[MAX_STARTS], nk = 0, best = -1;
   double lwa[MAX_STARTS];
   for (int s = 0; s < K; s++) {
@@ -1311,7 +1366,7 @@ static jade_status smc_parts(void *ctx, size_t n, const size_t *prob, const doub
 static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
                              const double *xb, const double *lb, const double *lap, const double *rnode,
                              const double *rlq, double *ch, jade_ens_stats *es, double *racc, double *logz,
-                             int *nmod) {
+                             double *lmax, int *nmod) {
   int W = eo->n_walkers, K = o->n_starts;
   size_t nk = (size_t)(eo->n_steps / eo->thin);
   smc_ref *q = jade_alloc(ng * sizeof(smc_ref));
@@ -1331,6 +1386,7 @@ static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   so.n_leapfrog = o->hmc_leapfrog;
   so.n_keep = eo->n_steps;
   so.ess_frac = o->smc_ess;
+  so.max_rounds = o->smc_rounds;
   so.seed = eo->seed;
   so.first_id = eo->first_id;
   jade_hmc_ridge ridge = {.coord = 15, .n_nodes = RIDGE_G, .lo = -RIDGE_PHI, .hi = RIDGE_PHI, .per_profile = 1,
@@ -1348,6 +1404,7 @@ static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
     es[g].tau_burn = NAN;
     racc[g] = ss[g].ridge_accept;
     logz[g] = ss[g].log_z;
+    lmax[g] = ss[g].lpi_max;
   }
   free(q);
   free(x);
@@ -1368,6 +1425,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
        o->sampler != JADE_SED_SAMPLER_SMC) ||
       o->hmc_leapfrog < 1 || o->smc_mutations < 1 || !(o->smc_ess > 0 && o->smc_ess < 1) ||
       !(o->smc_broad >= 0 && o->smc_broad < 1) ||
+      (o->smc_reference != JADE_SED_SMC_REF_OPTIMA && o->smc_reference != JADE_SED_SMC_REF_PRIOR) || o->smc_rounds < 1 ||
       (o->sampler == JADE_SED_SAMPLER_SMC && (o->hmc_temps > 1 || o->anneal_stages > 0)) ||
       o->hmc_temps < 1 || o->hmc_temps > 64 || !(o->hmc_beta_min > 0 && o->hmc_beta_min < 1) || o->hmc_swap_every < 1 ||
       o->hmc_ridge_every < 0 ||
@@ -1378,11 +1436,11 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
                       "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g, sampler %d "
                       "(hmc, smc: leapfrog %d >= 1, box or surrogate prior, temperatures %d in 1..64 with float32 emulators (1 and "
                       "no annealing with smc), beta_min %g in (0, 1), swap every %ld >= 1, ridge every %d >= 0; smc: "
-                      "mutations %d >= 1, ESS fraction %g in (0, 1)))",
+                      "mutations %d >= 1, ESS fraction %g in (0, 1), reference %d))",
                       o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
                       (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0, (int)o->sampler,
                       o->hmc_leapfrog, o->hmc_temps, o->hmc_beta_min, o->hmc_swap_every, o->hmc_ridge_every,
-                      o->smc_mutations, o->smc_ess);
+                      o->smc_mutations, o->smc_ess, (int)o->smc_reference);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -1397,11 +1455,11 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   int ridge = (o->sampler == JADE_SED_SAMPLER_HMC || smc) && o->hmc_ridge_every > 0;
   double *rnode = ridge ? jade_alloc(B * RIDGE_G * 16 * sizeof(double)) : NULL;
   double *rlq = ridge ? jade_alloc(B * RIDGE_G * sizeof(double)) : NULL, *racc = jade_alloc(B * sizeof(double));
-  double *logz = jade_alloc(B * sizeof(double));
+  double *logz = jade_alloc(B * sizeof(double)), *lmax = jade_alloc(B * sizeof(double));
   double *ch = jade_alloc(B * nkw * 16 * sizeof(double)), *th = jade_alloc(nkw * 16 * sizeof(double));
   double *col = jade_alloc(nkw * sizeof(double)), *mf = jade_alloc(nkw * sizeof(double));
   jade_status st =
-      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ((rnode && rlq) || !ridge) && racc && logz && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
+      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ((rnode && rlq) || !ridge) && racc && logz && lmax && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
   /* candidate starts: jade's population without selection (seeded apart from the fit's walkers) */
   if (!st) st = jade_sed_population_draw(post->phot, eo->seed ^ 0x5eed5eedull, (size_t)o->n_init, 0, INFINITY, cand_th, NULL);
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
@@ -1412,7 +1470,10 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   for (size_t g0 = 0; g0 < post->n_gal && !st; g0 += B) {
     size_t ng = post->n_gal - g0 < B ? post->n_gal - g0 : B;
     bc.g0 = g0;
-    if ((st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc, lap))) break;
+    /* the SMC from the prior reference needs no optimiser (unless the ridge profile does) */
+    if (smc && o->smc_reference == JADE_SED_SMC_REF_PRIOR && !rnode) st = prior_ref_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, lap);
+    else st = fit_starts(&bc, ng, o, cand_th, cand_abs, xb, lb, acc, lap);
+    if (st) break;
     for (size_t g = 0; g < ng && !smc; g++)
       init_walkers(eo->first_id + g0 + g, o, xb + g * K * 16, lb + g * K, acc + g * K, lap + g * K * 256,
                    x0 + g * W * 16, nmod + g);
@@ -1423,7 +1484,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
         (st = ridge_profile_fit(&bc, ng, o, cand_th, cand_abs, xb, lb, rnode, rlq)))
       break;
     if (smc) {
-      if ((st = smc_block(&bc, ng, o, &e2, xb, lb, lap, rnode, rlq, ch, es, racc, logz, nmod))) break;
+      if ((st = smc_block(&bc, ng, o, &e2, xb, lb, lap, rnode, rlq, ch, es, racc, logz, lmax, nmod))) break;
     } else if (o->sampler == JADE_SED_SAMPLER_HMC) {
       if ((st = hmc_block(&bc, ng, o, &e2, x0, xb, lb, lap, ch, es, rnode, rlq, racc))) break;
     } else if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) {
@@ -1439,6 +1500,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       S->accept_hop = es[g].accept_hop;
       S->accept_ridge = o->sampler != JADE_SED_SAMPLER_ENSEMBLE ? racc[g] : NAN;
       S->log_z = smc ? logz[g] : NAN;
+      S->logp_max = smc ? lmax[g] : NAN;
       if (smc) S->rhat = NAN; /* particles in different modes are the point: no chain agreement to test */
       S->n_burn = es[g].n_burn;
       S->tau_burn = es[g].tau_burn;
@@ -1466,6 +1528,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   free(es);
   free(lap);
   free(nmod);
+  free(lmax);
   free(rnode);
   free(rlq);
   free(racc);

@@ -24,6 +24,8 @@ void jade_smc_options_default(jade_smc_options *o) {
   o->max_stages = 500;
   o->step_size = 0.1;
   o->target_accept = 0.75;
+  o->max_rounds = 1;
+  o->jump_frac = 1.0;
   o->ridge = NULL;
   o->seed = 1;
   o->first_id = 0;
@@ -223,13 +225,14 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
   int N = o->n_particles;
   if (N < 2 || d < 1 || d > 190 || o->n_mutations < 1 || o->n_leapfrog < 1 || o->n_keep < 0 ||
       !(o->ess_frac > 0 && o->ess_frac < 1) || o->max_stages < 1 || !(o->step_size > 0) ||
-      !(o->target_accept > 0 && o->target_accept < 1) || (chain && o->n_keep < 1))
+      !(o->target_accept > 0 && o->target_accept < 1) || (chain && o->n_keep < 1) || o->max_rounds < 1 ||
+      !(o->jump_frac >= 0))
     return jade_error(JADE_ERR_INVALID,
                       "smc: bad options (particles %d >= 2, d %d in 1..190, mutations %d >= 1, leapfrog %d >= 1, kept %ld "
                       ">= 0 (>= 1 with a chain), ESS fraction %g in (0, 1), max stages %d >= 1, step %g > 0, target "
-                      "acceptance %g in (0, 1))",
+                      "acceptance %g in (0, 1), mutation rounds %d >= 1, jump fraction %g >= 0)",
                       N, d, o->n_mutations, o->n_leapfrog, o->n_keep, o->ess_frac, o->max_stages, o->step_size,
-                      o->target_accept);
+                      o->target_accept, o->max_rounds, o->jump_frac);
   if (n_prob == 0) return JADE_OK;
   size_t nN = n_prob * (size_t)N, nd = (size_t)N * d;
   double *lq = jade_alloc(nN * sizeof(double)), *lpi = jade_alloc(nN * sizeof(double));
@@ -242,8 +245,12 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
   int *idx = jade_alloc((size_t)N * sizeof(int)), *done = jade_calloc(n_prob, sizeof(int));
   size_t *pr = jade_alloc(nN * sizeof(size_t)), *act = jade_alloc(n_prob * sizeof(size_t));
   jade_hmc_stats *hs = jade_alloc(n_prob * sizeof(jade_hmc_stats));
+  double *xs = jade_alloc(n_prob * nd * sizeof(double)), *vs = jade_alloc(n_prob * d * sizeof(double));
+  double *acc_st = jade_alloc(n_prob * sizeof(double));
+  long *nround = jade_alloc(n_prob * sizeof(long)), *rounds = jade_calloc(n_prob, sizeof(long));
+  size_t *mut = jade_alloc(n_prob * sizeof(size_t));
   jade_status st = lq && lpi && gq && gpi && beta && logz && step && acc && work && nst && r_try && r_acc && idx &&
-                           done && pr && act && hs
+                           done && pr && act && hs && xs && vs && acc_st && nround && rounds && mut
                        ? JADE_OK
                        : JADE_ERR_NOMEM;
   for (size_t i = 0; i < nN && !st; i++) pr[i] = i / N;
@@ -277,17 +284,48 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
       nst[g]++;
     }
     if (st) break;
-    ho.seed = stage_seed(o->seed, t);
-    if ((st = mutate(f, ctx, o, d, n_act, act, beta, x, lq, lpi, step, &ho, NULL, hs))) break;
+    /* mutation rounds: a round is n_mutations transitions; a problem takes another round while
+     * its particles' mean squared jump since the stage began (sum over coordinates of
+     * (x - x_start)^2 / var_start, var_start the resampled particles' variance) is below
+     * jump_frac x d (independent redraws would give 2 d), up to max_rounds */
     for (size_t a = 0; a < n_act; a++) {
       size_t g = act[a];
-      acc[g] += hs[a].accept;
-      if (!isnan(hs[a].ridge_accept)) {
-        r_try[g]++;
-        r_acc[g] += hs[a].ridge_accept;
+      memcpy(xs + g * nd, x + g * nd, nd * sizeof(double));
+      particle_inv_mass(x + g * nd, N, d, vs + g * d);
+      acc_st[g] = 0;
+      nround[g] = 0;
+    }
+    size_t n_mut = n_act;
+    memcpy(mut, act, n_act * sizeof(size_t));
+    for (int round = 0; round < o->max_rounds && n_mut > 0 && !st; round++) {
+      ho.seed = stage_seed(o->seed, t) + (uint64_t)round * 0xD1B54A32D192ED03ull;
+      if ((st = mutate(f, ctx, o, d, n_mut, mut, beta, x, lq, lpi, step, &ho, NULL, hs))) break;
+      size_t keep = 0;
+      for (size_t a = 0; a < n_mut; a++) {
+        size_t g = mut[a];
+        acc_st[g] += hs[a].accept;
+        nround[g]++;
+        if (!isnan(hs[a].ridge_accept)) {
+          r_try[g]++;
+          r_acc[g] += hs[a].ridge_accept;
+        }
+        double r = exp(2 * (hs[a].accept - o->target_accept));
+        step[g] *= fmin(2.0, fmax(0.5, r));
+        double jump = 0;
+        for (int i = 0; i < N; i++)
+          for (int j = 0; j < d; j++) {
+            double u = x[g * nd + (size_t)i * d + j] - xs[g * nd + (size_t)i * d + j];
+            jump += u * u / vs[g * d + j];
+          }
+        if (jump / N < o->jump_frac * d) mut[keep++] = g;
       }
-      double r = exp(2 * (hs[a].accept - o->target_accept));
-      step[g] *= fmin(2.0, fmax(0.5, r));
+      n_mut = keep;
+    }
+    if (st) break;
+    for (size_t a = 0; a < n_act; a++) {
+      size_t g = act[a];
+      acc[g] += acc_st[g] / nround[g];
+      rounds[g] += nround[g];
       if (beta[g] >= 1) done[g] = 1;
     }
   }
@@ -310,6 +348,9 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
       stats[g].accept = nst[g] ? acc[g] / nst[g] : NAN;
       stats[g].step_size = step[g];
       stats[g].ridge_accept = r_try[g] ? r_acc[g] / r_try[g] : NAN;
+      stats[g].mutation_rounds = nst[g] ? (double)rounds[g] / nst[g] : NAN;
+      stats[g].lpi_max = -INFINITY;
+      for (int i = 0; i < N; i++) stats[g].lpi_max = fmax(stats[g].lpi_max, lpi[g * N + i]);
     }
   free(lq);
   free(lpi);
@@ -328,5 +369,11 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
   free(pr);
   free(act);
   free(hs);
+  free(xs);
+  free(vs);
+  free(acc_st);
+  free(nround);
+  free(rounds);
+  free(mut);
   return st;
 }
