@@ -222,7 +222,7 @@ static int cmd_fit(int argc, char **argv) {
        NULL, 0},
       {"smc-reference", "optima|prior", "SMC: the reference density: a mixture at the optimiser's optima and the "
        "redshift profile (plus --smc-broad), or the box prior itself (no optimiser; the tempering searches the whole "
-       "prior)", "optima", 0, 0, NULL, 0},
+       "prior)", "prior", 0, 0, NULL, 0},
       {"smc-rounds", "R", "SMC: up to R rounds of --smc-mutations transitions per stage, another while the particles "
        "have moved less than one sd per coordinate on average since the stage began", "1", 0, 0, NULL, 0},
       {"smc-ess", "F", "SMC: each stage's temperature step keeps this fraction of the particles' ESS", "0.5", 0, 0,

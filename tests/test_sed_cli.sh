@@ -58,13 +58,13 @@ if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler 
 # SMC (without the redshift profile, which the hmc runs above cover): runs; LOG_Z finite, N_BURN (stages) >= 1, RHAT NaN (particles in several modes are the
 # point), LOGP_TRUE (the mock's truth) finite; no short-chain warning; SMC with tempering refused
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/s" --sampler smc --walkers 16 --steps 2 --leapfrog 3 \
-  --smc-mutations 2 --ridge-every 0 > "$T/slog" 2> "$T/swarn"
+  --smc-mutations 2 --ridge-every 0 --smc-reference optima > "$T/slog" 2> "$T/swarn"
 awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="z_MED") c=i-1; if($i=="LOG_Z") z=i-1; if($i=="N_BURN") b=i-1; if($i=="RHAT") h=i-1;
        if($i=="LOGP_TRUE") t=i-1 }}
      NR>1{ if(!($c>=0 && $c<=6) || !($z>-1e6 && $z<1e6) || !($b>=1) || $h!="nan" || !($t>-1e9 && $t<1e9)) {
        print "smc z_MED " $c " LOG_Z " $z " stages " $b " RHAT " $h " LOGP_TRUE " $t; exit 1}}' "$T/s_summary.txt"
 if grep -q "fewer than 50 tau_max" "$T/swarn"; then echo "short-chain warning with smc"; exit 1; fi
-# SMC from the prior reference (no optimiser): runs; LOGP_MAX (the best particle) finite and LOG_Z
+# SMC from the prior reference (the default; no optimiser): runs; LOGP_MAX (the best particle) finite and LOG_Z
 # finite; an unknown reference is refused; the HMC's LOGP_MAX is NaN
 "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/sp" --sampler smc --walkers 16 --steps 2 --leapfrog 3 \
   --smc-mutations 2 --ridge-every 0 --smc-reference prior > /dev/null 2>&1

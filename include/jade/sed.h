@@ -607,7 +607,7 @@ typedef struct {
                             after the last stage, hmc_leapfrog): HMC transitions per stage (4) */
   double smc_ess;        /* SMC: ESS fraction that sets each stage's temperature step (0.5) */
   double smc_broad;      /* SMC: weight of the broad component of the reference q (0.2) */
-  jade_sed_smc_reference smc_reference; /* SMC: the reference q (OPTIMA) */
+  jade_sed_smc_reference smc_reference; /* SMC: the reference q (PRIOR) */
   int smc_rounds;        /* SMC: up to this many rounds of smc_mutations transitions per stage,
                             until the particles have moved (jade_smc_options.max_rounds) (1) */
   int verbose;

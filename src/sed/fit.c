@@ -263,7 +263,7 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->smc_mutations = 4;
   o->smc_ess = 0.5;
   o->smc_broad = 0.2;
-  o->smc_reference = JADE_SED_SMC_REF_OPTIMA;
+  o->smc_reference = JADE_SED_SMC_REF_PRIOR;
   o->smc_rounds = 1;
   o->verbose = 0;
 }
