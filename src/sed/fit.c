@@ -416,6 +416,16 @@ static void cand_scale_fit(const jade_sed_posterior *P, int nb, int n, const dou
   }
 }
 
+/* phi of population candidate c with its fitted N, kept strictly inside the box */
+static void cand_phi(const double *cand_th, int c, double N, double *x) {
+  double th[16];
+  memcpy(th, cand_th + (size_t)c * 16, sizeof th);
+  th[0] = N;
+  jade_sed_theta_to_phi(th, x);
+  for (int j = 1; j < 16; j++)
+    if (!isfinite(x[j])) x[j] = x[j] > 0 ? 6.0 : -6.0;
+}
+
 /* Starts (multi-start optimisation): n_init population draws (absolute magnitudes shared by all
  * galaxies); for each galaxy N is fitted in closed form (weighted least squares of the flux
  * scale), and the n_starts best candidates by likelihood whose redshifts differ by > 0.05 (1 + z)
@@ -453,13 +463,7 @@ static jade_status fit_starts(block_ctx *bc, size_t ng, const jade_sed_fit_optio
       }
     for (int s = 0; s < K; s++) {
       int c = pick[s < np ? s : 0];
-      double th[16];
-      memcpy(th, cand_th + (size_t)c * 16, sizeof th);
-      th[0] = Nc[c];
-      double *x = xo + (g * K + s) * 16;
-      jade_sed_theta_to_phi(th, x);
-      for (int j = 1; j < 16; j++) /* keep strictly inside the box */
-        if (!isfinite(x[j])) x[j] = x[j] > 0 ? 6.0 : -6.0;
+      cand_phi(cand_th, c, Nc[c], xo + (g * K + s) * 16);
       gi[g * K + s] = g;
       stp[g * K + s] = 0.3;
     }
@@ -512,12 +516,7 @@ static jade_status prior_ref_starts(block_ctx *bc, size_t ng, const jade_sed_fit
     int bi = 0;
     for (int c = 1; c < o->n_init; c++)
       if (Lc[c] > Lc[bi]) bi = c;
-    double th[16];
-    memcpy(th, cand_th + (size_t)bi * 16, sizeof th);
-    th[0] = Nc[bi];
-    jade_sed_theta_to_phi(th, x1 + g * 16);
-    for (int j = 1; j < 16; j++)
-      if (!isfinite(x1[g * 16 + j])) x1[g * 16 + j] = x1[g * 16 + j] > 0 ? 6.0 : -6.0;
+    cand_phi(cand_th, bi, Nc[bi], x1 + g * 16);
     gi[g] = g;
   }
   if (!st) st = block_logp(bc, ng, gi, x1, l1);

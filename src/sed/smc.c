@@ -245,7 +245,8 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
   int *idx = jade_alloc((size_t)N * sizeof(int)), *done = jade_calloc(n_prob, sizeof(int));
   size_t *pr = jade_alloc(nN * sizeof(size_t)), *act = jade_alloc(n_prob * sizeof(size_t));
   jade_hmc_stats *hs = jade_alloc(n_prob * sizeof(jade_hmc_stats));
-  double *xs = jade_alloc(n_prob * nd * sizeof(double)), *vs = jade_alloc(n_prob * d * sizeof(double));
+  size_t nx = o->max_rounds > 1 ? n_prob : 1; /* start positions: only with several rounds */
+  double *xs = jade_alloc(nx * nd * sizeof(double)), *vs = jade_alloc(nx * d * sizeof(double));
   double *acc_st = jade_alloc(n_prob * sizeof(double));
   long *nround = jade_alloc(n_prob * sizeof(long)), *rounds = jade_calloc(n_prob, sizeof(long));
   size_t *mut = jade_alloc(n_prob * sizeof(size_t));
@@ -290,8 +291,10 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
      * jump_frac x d (independent redraws would give 2 d), up to max_rounds */
     for (size_t a = 0; a < n_act; a++) {
       size_t g = act[a];
-      memcpy(xs + g * nd, x + g * nd, nd * sizeof(double));
-      particle_inv_mass(x + g * nd, N, d, vs + g * d);
+      if (o->max_rounds > 1) { /* the jump is only needed to decide on another round */
+        memcpy(xs + g * nd, x + g * nd, nd * sizeof(double));
+        particle_inv_mass(x + g * nd, N, d, vs + g * d);
+      }
       acc_st[g] = 0;
       nround[g] = 0;
     }
@@ -311,6 +314,7 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
         }
         double r = exp(2 * (hs[a].accept - o->target_accept));
         step[g] *= fmin(2.0, fmax(0.5, r));
+        if (round + 1 >= o->max_rounds) continue;
         double jump = 0;
         for (int i = 0; i < N; i++)
           for (int j = 0; j < d; j++) {
