@@ -42,6 +42,7 @@ jade_matmul_backend jade_matmul_get_backend(void);
 const char *jade_matmul_backend_name(jade_matmul_backend b);
 /* CPU features seen at runtime (cpuid): 1 if present. */
 int jade_cpu_has_avx512f(void);
+int jade_cpu_has_avx2_fma(void);
 int jade_cpu_has_avx512_bf16(void);
 int jade_cpu_has_amx_bf16(void);
 

@@ -54,9 +54,10 @@ jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double 
 /* Arithmetic of the emulators. F32 is ~9x faster than F64 on an AVX-512 CPU (bench_sed) and
  * agrees with it to < 2e-5 mag on the reference points (tests/test_sed_popcosmos.c). */
 typedef enum {
-  JADE_SED_EMU_F64 = 0,         /* float64, OpenBLAS dgemm: the reference path */
-  JADE_SED_EMU_F32 = 1,         /* float32: an AVX-512 kernel where the CPU has it, else portable C */
-  JADE_SED_EMU_F32_PORTABLE = 2 /* float32, portable C only (tests, comparisons) */
+  JADE_SED_EMU_F64 = 0,          /* float64, OpenBLAS dgemm: the reference path */
+  JADE_SED_EMU_F32 = 1,          /* float32: the best SIMD kernel the CPU has (AVX-512, AVX2), else portable C */
+  JADE_SED_EMU_F32_PORTABLE = 2, /* float32, portable C only (tests, comparisons) */
+  JADE_SED_EMU_F32_AVX2 = 3      /* float32, the AVX2/FMA kernel even on an AVX-512 CPU (tests, comparisons) */
 } jade_sed_emu_precision;
 const char *jade_sed_emu_precision_name(jade_sed_emu_precision p);
 /* jade_sed_photulator_mags in the given arithmetic (inputs and outputs stay float64). */
@@ -67,13 +68,17 @@ jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed
 jade_status jade_sed_photulator_jacobian(const jade_sed_photulator *p, const double *theta16, double *mag,
                                         double *jac);
 /* Vector-Jacobian product in float32 for a band-separable objective, batched over n points
- * (the AVX-512 kernels; OpenMP over chunks of points): for each band b, mag_b of every point is
+ * (the best SIMD kernels the CPU has; OpenMP over chunks of points): for each band b, mag_b of every point is
  * computed, seed(ctx, b, i0, m, mag_b[m], dmag[m]) returns d objective / d mag_b for the m points
  * i0 .. i0 + m - 1 (called from several threads: it must be pure), and gtheta (n x 16) receives
  * sum_b dmag_b d mag_b / d theta16. mag (n x nb, may be NULL) gets the magnitudes. */
 typedef void (*jade_sed_mag_seed_fn)(void *ctx, int band, size_t i0, size_t m, const double *mag_b, double *dmag);
 jade_status jade_sed_photulator_vjp(const jade_sed_photulator *p, const double *theta16, size_t n,
                                    jade_sed_mag_seed_fn seed, void *ctx, double *mag, double *gtheta);
+/* The same in the float32 arithmetic prec (F32, F32_AVX2 or F32_PORTABLE; F64 is refused). */
+jade_status jade_sed_photulator_vjp_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
+                                        const double *theta16, size_t n, jade_sed_mag_seed_fn seed, void *ctx,
+                                        double *mag, double *gtheta);
 /* Magnitudes of band b only (mag[i] = NN_b + N_i). */
 jade_status jade_sed_photulator_band_mags(const jade_sed_photulator *p, int b, const double *theta16, size_t n,
                                           double *mag);

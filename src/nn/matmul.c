@@ -28,6 +28,11 @@ int jade_cpu_has_avx512f(void) {
   return __builtin_cpu_supports("avx512f") != 0;
 }
 
+int jade_cpu_has_avx2_fma(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
 int jade_cpu_has_avx512_bf16(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512bf16") != 0;

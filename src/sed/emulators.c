@@ -147,21 +147,28 @@ const char *jade_sed_emu_precision_name(jade_sed_emu_precision p) {
     case JADE_SED_EMU_F64: return "f64";
     case JADE_SED_EMU_F32: return "f32";
     case JADE_SED_EMU_F32_PORTABLE: return "f32-portable";
+    case JADE_SED_EMU_F32_AVX2: return "f32-avx2";
   }
   return "?";
 }
 
+/* the float32 kernel a precision asks for (lowered to what the CPU has by src/sed/mlp_f32.c) */
+static int f32_kernel(jade_sed_emu_precision prec) {
+  return prec == JADE_SED_EMU_F32 ? SED_F32_AVX512 : prec == JADE_SED_EMU_F32_AVX2 ? SED_F32_AVX2 : SED_F32_PORTABLE;
+}
+
 /* Chunks of points in parallel (OpenMP; 64 points in float64, 128 in float32); each point's
- * result does not depend on the thread count (fixed chunks), and in the float32 AVX-512 kernel
+ * result does not depend on the thread count (fixed chunks), and in the float32 SIMD kernels
  * not on the chunking either (src/sed/mlp_f32.c). */
 #define PHOT_CHUNK 64
 #define PHOT32_CHUNK 128
 jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
                                           const double *theta16, size_t n, double *mag, double *absmag) {
-  if (prec != JADE_SED_EMU_F64 && prec != JADE_SED_EMU_F32 && prec != JADE_SED_EMU_F32_PORTABLE)
+  if (prec != JADE_SED_EMU_F64 && prec != JADE_SED_EMU_F32 && prec != JADE_SED_EMU_F32_PORTABLE &&
+      prec != JADE_SED_EMU_F32_AVX2)
     return jade_error(JADE_ERR_INVALID, "photulator: unknown precision %d", (int)prec);
   if (n == 0) return JADE_OK;
-  int f32 = prec != JADE_SED_EMU_F64, avx512 = prec == JADE_SED_EMU_F32;
+  int f32 = prec != JADE_SED_EMU_F64, kernel = f32_kernel(prec);
   size_t C = f32 ? PHOT32_CHUNK : PHOT_CHUNK, nch = (n + C - 1) / C;
   int fail = 0;
 #pragma omp parallel if (nch > 1)
@@ -190,7 +197,7 @@ jade_status jade_sed_photulator_mags_prec(const jade_sed_photulator *p, jade_sed
       }
       for (int b = 0; b < p->nb; b++) {
         if (f32) {
-          sed_mlp_f32_forward(&p->net32[b], m, xf, yf, wf, avx512);
+          sed_mlp_f32_forward(&p->net32[b], m, xf, yf, wf, kernel);
           for (size_t i = 0; i < m; i++) y[i] = yf[i];
         } else {
           sed_mlp_forward(&p->net[b], m, x, y, work);
@@ -219,10 +226,19 @@ jade_status jade_sed_photulator_mags(const jade_sed_photulator *p, const double 
 
 jade_status jade_sed_photulator_vjp(const jade_sed_photulator *p, const double *theta16, size_t n,
                                    jade_sed_mag_seed_fn seed, void *ctx, double *mag, double *gtheta) {
+  return jade_sed_photulator_vjp_prec(p, JADE_SED_EMU_F32, theta16, n, seed, ctx, mag, gtheta);
+}
+
+jade_status jade_sed_photulator_vjp_prec(const jade_sed_photulator *p, jade_sed_emu_precision prec,
+                                        const double *theta16, size_t n, jade_sed_mag_seed_fn seed, void *ctx,
+                                        double *mag, double *gtheta) {
+  if (prec != JADE_SED_EMU_F32 && prec != JADE_SED_EMU_F32_PORTABLE && prec != JADE_SED_EMU_F32_AVX2)
+    return jade_error(JADE_ERR_INVALID, "photulator vjp: precision %s is not a float32 one",
+                      jade_sed_emu_precision_name(prec));
   if (n == 0) return JADE_OK;
   const size_t C = PHOT32_CHUNK;
   size_t nch = (n + C - 1) / C;
-  int avx512 = sed_mlp_f32_avx512_available(), fail = 0;
+  int kernel = f32_kernel(prec), fail = 0;
   size_t ns = 0;
   for (int b = 0; b < p->nb; b++) ns = ns > sed_mlp_f32_save_size(&p->net32[b], C) ? ns : sed_mlp_f32_save_size(&p->net32[b], C);
 #pragma omp parallel if (nch > 1)
@@ -249,7 +265,7 @@ jade_status jade_sed_photulator_vjp(const jade_sed_photulator *p, const double *
       memset(gx, 0, m * 15 * sizeof(double));
       for (size_t i = 0; i < m; i++) gtheta[(i0 + i) * 16] = 0;
       for (int b = 0; b < p->nb; b++) {
-        sed_mlp_f32_forward_save(&p->net32[b], m, xf, yf, save, avx512);
+        sed_mlp_f32_forward_save(&p->net32[b], m, xf, yf, save, kernel);
         for (size_t i = 0; i < m; i++) {
           mb[i] = (double)yf[i] * p->mscale[b] + p->mshift[b] + theta16[(i0 + i) * 16];
           if (mag) mag[(i0 + i) * p->nb + b] = mb[i];
@@ -259,7 +275,7 @@ jade_status jade_sed_photulator_vjp(const jade_sed_photulator *p, const double *
           gtheta[(i0 + i) * 16] += dm[i]; /* m = NN + N */
           dy[i] = (float)(dm[i] * p->mscale[b]);
         }
-        sed_mlp_f32_backward(&p->net32[b], m, save, dy, gxf, wf, avx512);
+        sed_mlp_f32_backward(&p->net32[b], m, save, dy, gxf, wf, kernel);
         for (size_t i = 0; i < m * 15; i++) gx[i] += gxf[i];
       }
       for (size_t i = 0; i < m; i++) {

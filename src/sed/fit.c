@@ -908,7 +908,7 @@ static jade_status post_grad_parts(const jade_sed_posterior *P, size_t n, const 
   }
   for (size_t i = 0; i < n && !st; i++) jade_sed_phi_to_theta(phi + i * 16, th + i * 16);
   seed_ctx sc = {.P = P, .gal = gal, .ll = ll};
-  if (!st) st = jade_sed_photulator_vjp(P->phot, th, n, like_seed, &sc, NULL, gth);
+  if (!st) st = jade_sed_photulator_vjp_prec(P->phot, P->emu, th, n, like_seed, &sc, NULL, gth);
   double lo[16], hi[16];
   jade_sed_param_bounds(lo, hi);
   for (size_t i = 0; i < n && !st; i++) {
@@ -1418,7 +1418,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   int W = eo->n_walkers, nb = jade_sed_photulator_n_bands(post->phot);
   if (o->n_init < 1 || o->n_opt < 0 || o->n_lm < 0 || !(o->ball > 0) || o->block < 1 || o->n_starts < 1 ||
       o->n_starts > MAX_STARTS || o->n_starts > o->n_init || !(o->mode_nats >= 0) || o->check_draws < 0 ||
-      o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_PORTABLE || o->anneal_stages < 0 ||
+      o->emulators < JADE_SED_EMU_F64 || o->emulators > JADE_SED_EMU_F32_AVX2 || o->anneal_stages < 0 ||
       (o->anneal_stages > 0 && (o->anneal_iters < 1 || !(o->anneal_beta0 > 0 && o->anneal_beta0 < 1))) ||
       (o->sampler != JADE_SED_SAMPLER_ENSEMBLE && o->sampler != JADE_SED_SAMPLER_HMC &&
        o->sampler != JADE_SED_SAMPLER_SMC) ||

@@ -1,7 +1,8 @@
 /* float32 forward pass of an Alsing-activated MLP (the Photulator emulators, Alsing et al. 2020
- * ApJS 249:5, eq. 8): an AVX-512 kernel chosen at run time and a portable C path.
+ * ApJS 249:5, eq. 8): an AVX-512 kernel and an AVX2/FMA kernel chosen at run time, and a portable
+ * C path.
  *
- * In the AVX-512 kernel each output element is b_j + sum_k x_k W_kj accumulated in k order (one
+ * In the AVX-512 and AVX2 kernels each output element is b_j + sum_k x_k W_kj accumulated in k order (one
  * fused multiply-add per term), so a row's result does not depend on which other rows share its
  * tile or chunk: bytes are the same for any number of threads on one machine. The portable path
  * takes the products from OpenBLAS's sgemm (whose kernels depend on the batch's shape; chunks of
@@ -19,9 +20,11 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8))
 #define SED_HAVE_AVX512_KERNEL 1
+#define SED_HAVE_AVX2_KERNEL 1
 #include <immintrin.h>
 #else
 #define SED_HAVE_AVX512_KERNEL 0
+#define SED_HAVE_AVX2_KERNEL 0
 #endif
 
 void sed_mlp_f32_free(sed_mlp_f32 *f) {
@@ -99,6 +102,12 @@ static inline float exp_portable(float x) {
 static inline float alsing_f32(float h, float alpha, float beta) {
   float s = 1.0f / (1.0f + exp_portable(-alpha * h));
   return (beta + (1.0f - beta) * s) * h;
+}
+
+/* d/dz of the Alsing activation: beta + (1 - beta) (s + alpha z s (1 - s)), s = sigmoid(alpha z) */
+static inline float alsing_deriv_f32(float z, float alpha, float beta) {
+  float sg = 1.0f / (1.0f + exp_portable(-alpha * z));
+  return beta + (1.0f - beta) * (sg + alpha * z * sg * (1.0f - sg));
 }
 
 /* the products by OpenBLAS (single-threaded inside the caller's parallel region), then the
@@ -240,49 +249,188 @@ static int cpu_avx512(void) { return __builtin_cpu_supports("avx512f") != 0; }
 static int cpu_avx512(void) { return 0; }
 #endif
 
-int sed_mlp_f32_avx512_available(void) { return cpu_avx512(); }
+#if SED_HAVE_AVX2_KERNEL
+#define TGT2 __attribute__((target("avx2,fma")))
 
-void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int avx512) {
+/* exp(x) as exp_avx512 (Cody-Waite reduction, degree-7 Taylor polynomial), with 2^n built from
+ * its exponent bits as in exp_portable; x clamped to [-87, 88] so 2^n stays a normal number */
+TGT2 static inline __m256 exp_avx2(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), _mm256_min_ps(_mm256_set1_ps(88.0f), x));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* sigmoid(alpha h) by a true division (no rcp14 on AVX2: rcp_ps has only 12 bits) */
+TGT2 static inline __m256 sigmoid_avx2(__m256 ah) {
+  __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), ah))));
+}
+
+TGT2 static inline __m256 alsing_avx2(__m256 h, __m256 alpha, __m256 beta) {
+  __m256 s = sigmoid_avx2(_mm256_mul_ps(alpha, h));
+  return _mm256_mul_ps(_mm256_fmadd_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), beta), s, beta), h);
+}
+
+TGT2 static inline __m256 alsing_deriv_avx2(__m256 h, __m256 alpha, __m256 beta) {
+  __m256 one = _mm256_set1_ps(1.0f), az = _mm256_mul_ps(alpha, h), s = sigmoid_avx2(az);
+  __m256 ds = _mm256_fmadd_ps(_mm256_mul_ps(az, s), _mm256_sub_ps(one, s), s); /* s + alpha z s (1 - s) */
+  return _mm256_fmadd_ps(_mm256_sub_ps(one, beta), ds, beta);
+}
+
+/* layer_avx512 with 8-lane registers: tiles of 4 rows x 16 columns (8 accumulators, the FMA
+ * latency x throughput of current x86 cores), n a multiple of 4, out of 16; the same k-ordered
+ * fused multiply-adds per element, so a row's bytes do not depend on its batch either */
+TGT2 static void layer_avx2(size_t n, int in, int out, const float *X, const float *W, const float *b,
+                            const float *al, const float *be, float *Y, float *Z) {
+  for (int j0 = 0; j0 < out; j0 += 16) {
+    __m256 bj[2], aj[2], ej[2];
+    for (int c = 0; c < 2; c++) {
+      bj[c] = b ? _mm256_loadu_ps(b + j0 + 8 * c) : _mm256_setzero_ps();
+      aj[c] = al ? _mm256_loadu_ps(al + j0 + 8 * c) : _mm256_setzero_ps();
+      ej[c] = al ? _mm256_loadu_ps(be + j0 + 8 * c) : _mm256_setzero_ps();
+    }
+    for (size_t i0 = 0; i0 < n; i0 += 4) {
+      __m256 a00 = bj[0], a01 = bj[1], a10 = bj[0], a11 = bj[1], a20 = bj[0], a21 = bj[1], a30 = bj[0], a31 = bj[1];
+      const float *x0 = X + i0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
+      for (int k = 0; k < in; k++) {
+        const float *w = W + (size_t)k * out + j0;
+        __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+        __m256 x = _mm256_broadcast_ss(x0 + k);
+        a00 = _mm256_fmadd_ps(x, w0, a00);
+        a01 = _mm256_fmadd_ps(x, w1, a01);
+        x = _mm256_broadcast_ss(x1 + k);
+        a10 = _mm256_fmadd_ps(x, w0, a10);
+        a11 = _mm256_fmadd_ps(x, w1, a11);
+        x = _mm256_broadcast_ss(x2 + k);
+        a20 = _mm256_fmadd_ps(x, w0, a20);
+        a21 = _mm256_fmadd_ps(x, w1, a21);
+        x = _mm256_broadcast_ss(x3 + k);
+        a30 = _mm256_fmadd_ps(x, w0, a30);
+        a31 = _mm256_fmadd_ps(x, w1, a31);
+      }
+      float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
+#define STORE1(r, c, acc)                                                                              \
+  do {                                                                                                 \
+    if (z) _mm256_storeu_ps(z + (size_t)(r) * out + 8 * (c), alsing_deriv_avx2(acc, aj[c], ej[c]));   \
+    _mm256_storeu_ps(y + (size_t)(r) * out + 8 * (c), al ? alsing_avx2(acc, aj[c], ej[c]) : acc);     \
+  } while (0)
+      STORE1(0, 0, a00);
+      STORE1(0, 1, a01);
+      STORE1(1, 0, a10);
+      STORE1(1, 1, a11);
+      STORE1(2, 0, a20);
+      STORE1(2, 1, a21);
+      STORE1(3, 0, a30);
+      STORE1(3, 1, a31);
+#undef STORE1
+    }
+  }
+}
+
+/* the last layer (out = 1): per row the dot product in 8 lanes, reduced in a fixed order */
+TGT2 static void head_avx2(size_t n, int in, const float *X, const float *W, float b, float al, float be, float *Y) {
+  for (size_t i = 0; i < n; i++) {
+    __m256 acc = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= in; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(X + i * in + k), _mm256_loadu_ps(W + k), acc);
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    float s = b + (((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])));
+    for (; k < in; k++) s += X[i * in + k] * W[k];
+    Y[i] = alsing_f32(s, al, be);
+  }
+}
+
+static int cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#else
+static int cpu_avx2(void) { return 0; }
+#endif
+
+int sed_mlp_f32_kernel(int requested) {
+  if (requested >= SED_F32_AVX512 && cpu_avx512()) return SED_F32_AVX512;
+  if (requested >= SED_F32_AVX2 && cpu_avx2()) return SED_F32_AVX2;
+  return SED_F32_PORTABLE;
+}
+
+/* one layer in the kernel chosen (n a multiple of 4; the SIMD kernels where the width fits, else
+ * the portable path); Z: the activation's derivatives, or NULL */
+static void layer_any(int kernel, size_t n, int in, int out, const float *X, const float *W, const float *b,
+                      const float *al, const float *be, float *Y, float *Z) {
+#if SED_HAVE_AVX512_KERNEL
+  if (kernel == SED_F32_AVX512 && out % 64 == 0) {
+    layer_avx512(n, in, out, X, W, b, al, be, Y, Z);
+    return;
+  }
+#endif
+#if SED_HAVE_AVX2_KERNEL
+  if (kernel >= SED_F32_AVX2 && out % 16 == 0) {
+    layer_avx2(n, in, out, X, W, b, al, be, Y, Z);
+    return;
+  }
+#endif
+  (void)kernel;
+  if (!Z) {
+    layer_portable(n, in, out, X, W, b, al, be, Y);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) memcpy(Z + i * out, b, (size_t)out * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, out, in, 1.0f, X, in, W, out, 1.0f, Z, out);
+  for (size_t i = 0; i < n; i++)
+#pragma omp simd
+    for (int j = 0; j < out; j++) {
+      float z = Z[i * out + j];
+      Y[i * out + j] = alsing_f32(z, al[j], be[j]);
+      Z[i * out + j] = alsing_deriv_f32(z, al[j], be[j]);
+    }
+}
+
+void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int kernel) {
   size_t n_pad = (n + 3) & ~(size_t)3, mw = (size_t)sed_mlp_f32_max_width(f);
   float *a = work, *c = work + n_pad * mw;
   const float *in = X;
-  avx512 = avx512 && cpu_avx512();
+  kernel = sed_mlp_f32_kernel(kernel);
   for (int l = 0; l < f->n_layers; l++) {
     int di = f->dims[l], dout = f->dims[l + 1];
     float *out = l == f->n_layers - 1 ? Y : (l % 2 == 0 ? a : c);
+    if (dout == 1 && kernel != SED_F32_PORTABLE) {
 #if SED_HAVE_AVX512_KERNEL
-    if (avx512 && dout % 64 == 0) {
-      layer_avx512(n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out, NULL);
-      in = out;
-      continue;
-    }
-    if (avx512 && dout == 1) {
-      head_avx512(n, di, in, f->W[l], f->b[l][0], f->alpha[l][0], f->beta[l][0], out);
-      in = out;
-      continue;
-    }
+      if (kernel == SED_F32_AVX512) head_avx512(n, di, in, f->W[l], f->b[l][0], f->alpha[l][0], f->beta[l][0], out);
+      else head_avx2(n, di, in, f->W[l], f->b[l][0], f->alpha[l][0], f->beta[l][0], out);
 #endif
-    layer_portable(l == f->n_layers - 1 ? n : n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out);
+    } else {
+      layer_any(kernel, l == f->n_layers - 1 ? n : n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], out,
+                NULL);
+    }
     in = out;
   }
 }
 
-/* d/dz of the Alsing activation: beta + (1 - beta) (s + alpha z s (1 - s)), s = sigmoid(alpha z) */
-static inline float alsing_deriv_f32(float z, float alpha, float beta) {
-  float sg = 1.0f / (1.0f + exp_portable(-alpha * z));
-  return beta + (1.0f - beta) * (sg + alpha * z * sg * (1.0f - sg));
-}
-
-/* Y (n x N) = X (n x K) B (K x N): the AVX-512 tile kernel without bias or activation where it
- * applies (n a multiple of 4, N of 64), else OpenBLAS */
-static void matmul_f32(size_t n, int K, int N, const float *X, const float *B, float *Y, int avx512) {
+/* Y (n x N) = X (n x K) B (K x N): a SIMD tile kernel without bias or activation where it
+ * applies (n a multiple of 4, N of 64 or 16), else OpenBLAS */
+static void matmul_f32(size_t n, int K, int N, const float *X, const float *B, float *Y, int kernel) {
 #if SED_HAVE_AVX512_KERNEL
-  if (avx512 && N % 64 == 0 && n % 4 == 0) {
+  if (kernel == SED_F32_AVX512 && N % 64 == 0 && n % 4 == 0) {
     layer_avx512(n, K, N, X, B, NULL, NULL, NULL, Y, NULL);
     return;
   }
+  if (kernel >= SED_F32_AVX2 && N % 16 == 0 && n % 4 == 0) {
+    layer_avx2(n, K, N, X, B, NULL, NULL, NULL, Y, NULL);
+    return;
+  }
 #endif
-  (void)avx512;
+  (void)kernel;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, N, K, 1.0f, X, K, B, N, 0.0f, Y, N);
 }
 
@@ -292,32 +440,16 @@ size_t sed_mlp_f32_save_size(const sed_mlp_f32 *f, size_t n) {
   return t;
 }
 
-void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *save, int avx512) {
+void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *save, int kernel) {
   size_t n_pad = (n + 3) & ~(size_t)3;
-  avx512 = avx512 && cpu_avx512();
+  kernel = sed_mlp_f32_kernel(kernel);
   const float *in = X;
   float *p = save;
   for (int l = 0; l < f->n_layers; l++) {
     int di = f->dims[l], dout = f->dims[l + 1];
     float *Z = p, *A = p + n_pad * dout;
     p += 2 * n_pad * dout;
-#if SED_HAVE_AVX512_KERNEL
-    if (avx512 && dout % 64 == 0) {
-      layer_avx512(n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], A, Z);
-      in = A;
-      continue;
-    }
-#endif
-    for (size_t i = 0; i < n_pad; i++) memcpy(Z + i * dout, f->b[l], (size_t)dout * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_pad, dout, di, 1.0f, in, di, f->W[l], dout, 1.0f, Z,
-                dout);
-    for (size_t i = 0; i < n_pad; i++)
-#pragma omp simd
-      for (int j = 0; j < dout; j++) {
-        float z = Z[i * dout + j];
-        A[i * dout + j] = alsing_f32(z, f->alpha[l][j], f->beta[l][j]);
-        Z[i * dout + j] = alsing_deriv_f32(z, f->alpha[l][j], f->beta[l][j]);
-      }
+    layer_any(kernel, n_pad, di, dout, in, f->W[l], f->b[l], f->alpha[l], f->beta[l], A, Z);
     in = A;
   }
   size_t last = (size_t)f->dims[f->n_layers];
@@ -325,9 +457,9 @@ void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, fl
 }
 
 void sed_mlp_f32_backward(const sed_mlp_f32 *f, size_t n, const float *save, const float *dy, float *gx, float *work,
-                          int avx512) {
+                          int kernel) {
   size_t n_pad = (n + 3) & ~(size_t)3, mw = (size_t)sed_mlp_f32_max_width(f);
-  avx512 = avx512 && cpu_avx512();
+  kernel = sed_mlp_f32_kernel(kernel);
   size_t off[SED_MAX_LAYERS + 1], t = 0;
   for (int l = 0; l < f->n_layers; l++) {
     off[l] = t;
@@ -344,7 +476,7 @@ void sed_mlp_f32_backward(const sed_mlp_f32 *f, size_t n, const float *save, con
     for (size_t i = 0; i < n_pad * (size_t)dout; i++) d[i] *= Z[i];
     /* dL/da_{l-1} (n x di) = dL/dz (n x dout) W_l^T, W_l^T stored (dout, di) */
     float *o = l == 0 ? gx : e;
-    matmul_f32(n_pad, dout, di, d, f->Wt[l], o, avx512);
+    matmul_f32(n_pad, dout, di, d, f->Wt[l], o, kernel);
     if (l > 0) {
       float *tmp = d;
       d = e;

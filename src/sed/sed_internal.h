@@ -55,20 +55,22 @@ typedef struct {
 int sed_mlp_f32_from(sed_mlp_f32 *f, const sed_mlp *m);
 void sed_mlp_f32_free(sed_mlp_f32 *f);
 int sed_mlp_f32_max_width(const sed_mlp_f32 *f);
-/* 1 if the AVX-512 kernel is compiled in and the CPU has AVX-512F. */
-int sed_mlp_f32_avx512_available(void);
+/* The float32 kernels, best last; sed_mlp_f32_kernel(requested) is the best the build and the
+ * CPU have up to the one requested (AVX-512F; AVX2 with FMA; the portable C path). */
+enum { SED_F32_PORTABLE = 0, SED_F32_AVX2 = 1, SED_F32_AVX512 = 2 };
+int sed_mlp_f32_kernel(int requested);
 /* Y (n) from X (n_pad x dims[0], n_pad = n rounded up to a multiple of 4; the pad rows must be
- * finite); work: 2 n_pad max_width floats. avx512: use the AVX-512 kernel where the CPU has it
- * (else the portable C path). */
-void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int avx512);
+ * finite); work: 2 n_pad max_width floats. kernel: the highest SED_F32_* to use (lowered to what
+ * the CPU has). */
+void sed_mlp_f32_forward(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *work, int kernel);
 
 /* The same forward pass keeping every layer's activation derivatives and outputs in save
  * (sed_mlp_f32_save_size floats), then the reverse pass: gx (n_pad x dims[0]) = sum_i dy[i]
  * d y_i / d x_i for the points' seeds dy (n); work: 2 n_pad max_width floats. */
 size_t sed_mlp_f32_save_size(const sed_mlp_f32 *f, size_t n);
-void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *save, int avx512);
+void sed_mlp_f32_forward_save(const sed_mlp_f32 *f, size_t n, const float *X, float *Y, float *save, int kernel);
 void sed_mlp_f32_backward(const sed_mlp_f32 *f, size_t n, const float *save, const float *dy, float *gx, float *work,
-                          int avx512);
+                          int kernel);
 
 /* Copy an F32 tensor of the given shape into a new double array (NULL + error on failure). */
 double *sed_st_get(const jade_safetensors *st, const char *name, int ndim, size_t d0, size_t d1);
