@@ -283,15 +283,34 @@ TGT2 static inline __m256 alsing_avx2(__m256 h, __m256 alpha, __m256 beta) {
   return _mm256_mul_ps(_mm256_fmadd_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), beta), s, beta), h);
 }
 
-TGT2 static inline __m256 alsing_deriv_avx2(__m256 h, __m256 alpha, __m256 beta) {
-  __m256 one = _mm256_set1_ps(1.0f), az = _mm256_mul_ps(alpha, h), s = sigmoid_avx2(az);
-  __m256 ds = _mm256_fmadd_ps(_mm256_mul_ps(az, s), _mm256_sub_ps(one, s), s); /* s + alpha z s (1 - s) */
-  return _mm256_fmadd_ps(_mm256_sub_ps(one, beta), ds, beta);
+/* the activation and its derivative from one sigmoid: act = (beta + (1 - beta) s) h and
+ * act' = beta + (1 - beta) (s + alpha h s (1 - s)), s = sigmoid(alpha h) */
+TGT2 static inline __m256 alsing_both_avx2(__m256 h, __m256 alpha, __m256 beta, __m256 *deriv) {
+  __m256 one = _mm256_set1_ps(1.0f), az = _mm256_mul_ps(alpha, h), s = sigmoid_avx2(az), omb = _mm256_sub_ps(one, beta);
+  __m256 ds = _mm256_fmadd_ps(_mm256_mul_ps(az, s), _mm256_sub_ps(one, s), s);
+  *deriv = _mm256_fmadd_ps(omb, ds, beta);
+  return _mm256_mul_ps(_mm256_fmadd_ps(omb, s, beta), h);
 }
 
-/* layer_avx512 with 8-lane registers: tiles of 4 rows x 16 columns (8 accumulators, the FMA
- * latency x throughput of current x86 cores), n a multiple of 4, out of 16; the same k-ordered
- * fused multiply-adds per element, so a row's bytes do not depend on its batch either */
+/* act(acc) and act'(acc) of one 8-column register into row r, column group c of the tile */
+#define AVX2_STORE(r, c, acc)                                                                  \
+  do {                                                                                         \
+    __m256 v_ = acc, d_;                                                                       \
+    if (z) {                                                                                   \
+      v_ = alsing_both_avx2(acc, aj[c], ej[c], &d_);                                           \
+      _mm256_storeu_ps(z + (size_t)(r) * out + 8 * (c), d_);                                   \
+    } else if (al) {                                                                           \
+      v_ = alsing_avx2(acc, aj[c], ej[c]);                                                     \
+    }                                                                                          \
+    _mm256_storeu_ps(y + (size_t)(r) * out + 8 * (c), v_);                                     \
+  } while (0)
+
+/* layer_avx512 with 8-lane registers: tiles of 6 rows x 16 columns (12 accumulators: more than
+ * the 8 that the FMA latency x throughput of current x86 cores needs, so a late load does not
+ * stall the chain), the rows left over by a 4-row tile (n is a multiple of 4; when 2 rows are
+ * left, the 4-row tile ends at row n and recomputes 2 rows to the same bytes). Each element is
+ * the same k-ordered fused multiply-adds in either tile, so a row's bytes do not depend on its
+ * batch. */
 TGT2 static void layer_avx2(size_t n, int in, int out, const float *X, const float *W, const float *b,
                             const float *al, const float *be, float *Y, float *Z) {
   for (int j0 = 0; j0 < out; j0 += 16) {
@@ -301,7 +320,49 @@ TGT2 static void layer_avx2(size_t n, int in, int out, const float *X, const flo
       aj[c] = al ? _mm256_loadu_ps(al + j0 + 8 * c) : _mm256_setzero_ps();
       ej[c] = al ? _mm256_loadu_ps(be + j0 + 8 * c) : _mm256_setzero_ps();
     }
-    for (size_t i0 = 0; i0 < n; i0 += 4) {
+    size_t i0 = 0;
+    for (; i0 + 6 <= n; i0 += 6) {
+      __m256 a00 = bj[0], a01 = bj[1], a10 = bj[0], a11 = bj[1], a20 = bj[0], a21 = bj[1];
+      __m256 a30 = bj[0], a31 = bj[1], a40 = bj[0], a41 = bj[1], a50 = bj[0], a51 = bj[1];
+      const float *x0 = X + i0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in, *x4 = x3 + in, *x5 = x4 + in;
+      for (int k = 0; k < in; k++) {
+        const float *w = W + (size_t)k * out + j0;
+        __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+        __m256 x = _mm256_broadcast_ss(x0 + k);
+        a00 = _mm256_fmadd_ps(x, w0, a00);
+        a01 = _mm256_fmadd_ps(x, w1, a01);
+        x = _mm256_broadcast_ss(x1 + k);
+        a10 = _mm256_fmadd_ps(x, w0, a10);
+        a11 = _mm256_fmadd_ps(x, w1, a11);
+        x = _mm256_broadcast_ss(x2 + k);
+        a20 = _mm256_fmadd_ps(x, w0, a20);
+        a21 = _mm256_fmadd_ps(x, w1, a21);
+        x = _mm256_broadcast_ss(x3 + k);
+        a30 = _mm256_fmadd_ps(x, w0, a30);
+        a31 = _mm256_fmadd_ps(x, w1, a31);
+        x = _mm256_broadcast_ss(x4 + k);
+        a40 = _mm256_fmadd_ps(x, w0, a40);
+        a41 = _mm256_fmadd_ps(x, w1, a41);
+        x = _mm256_broadcast_ss(x5 + k);
+        a50 = _mm256_fmadd_ps(x, w0, a50);
+        a51 = _mm256_fmadd_ps(x, w1, a51);
+      }
+      float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
+      AVX2_STORE(0, 0, a00);
+      AVX2_STORE(0, 1, a01);
+      AVX2_STORE(1, 0, a10);
+      AVX2_STORE(1, 1, a11);
+      AVX2_STORE(2, 0, a20);
+      AVX2_STORE(2, 1, a21);
+      AVX2_STORE(3, 0, a30);
+      AVX2_STORE(3, 1, a31);
+      AVX2_STORE(4, 0, a40);
+      AVX2_STORE(4, 1, a41);
+      AVX2_STORE(5, 0, a50);
+      AVX2_STORE(5, 1, a51);
+    }
+    if (i0 < n) {
+      i0 = n - 4;
       __m256 a00 = bj[0], a01 = bj[1], a10 = bj[0], a11 = bj[1], a20 = bj[0], a21 = bj[1], a30 = bj[0], a31 = bj[1];
       const float *x0 = X + i0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
       for (int k = 0; k < in; k++) {
@@ -321,23 +382,18 @@ TGT2 static void layer_avx2(size_t n, int in, int out, const float *X, const flo
         a31 = _mm256_fmadd_ps(x, w1, a31);
       }
       float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
-#define STORE1(r, c, acc)                                                                              \
-  do {                                                                                                 \
-    if (z) _mm256_storeu_ps(z + (size_t)(r) * out + 8 * (c), alsing_deriv_avx2(acc, aj[c], ej[c]));   \
-    _mm256_storeu_ps(y + (size_t)(r) * out + 8 * (c), al ? alsing_avx2(acc, aj[c], ej[c]) : acc);     \
-  } while (0)
-      STORE1(0, 0, a00);
-      STORE1(0, 1, a01);
-      STORE1(1, 0, a10);
-      STORE1(1, 1, a11);
-      STORE1(2, 0, a20);
-      STORE1(2, 1, a21);
-      STORE1(3, 0, a30);
-      STORE1(3, 1, a31);
-#undef STORE1
+      AVX2_STORE(0, 0, a00);
+      AVX2_STORE(0, 1, a01);
+      AVX2_STORE(1, 0, a10);
+      AVX2_STORE(1, 1, a11);
+      AVX2_STORE(2, 0, a20);
+      AVX2_STORE(2, 1, a21);
+      AVX2_STORE(3, 0, a30);
+      AVX2_STORE(3, 1, a31);
     }
   }
 }
+#undef AVX2_STORE
 
 /* the last layer (out = 1): per row the dot product in 8 lanes, reduced in a fixed order */
 TGT2 static void head_avx2(size_t n, int in, const float *X, const float *W, float b, float al, float be, float *Y) {
