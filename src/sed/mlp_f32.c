@@ -311,6 +311,26 @@ TGT2 static inline __m256 alsing_both_avx2(__m256 h, __m256 alpha, __m256 beta, 
  * left, the 4-row tile ends at row n and recomputes 2 rows to the same bytes). Each element is
  * the same k-ordered fused multiply-adds in either tile, so a row's bytes do not depend on its
  * batch. */
+/* one k step of row r of a tile (accumulators a<r>0, a<r>1; weights w0, w1 of this k), and the
+ * stores of row r */
+#define AVX2_ROW(r)                                    \
+  do {                                                 \
+    __m256 x_ = _mm256_broadcast_ss(x##r + k);         \
+    a##r##0 = _mm256_fmadd_ps(x_, w0, a##r##0);        \
+    a##r##1 = _mm256_fmadd_ps(x_, w1, a##r##1);        \
+  } while (0)
+#define AVX2_STORE_ROW(r) \
+  do {                    \
+    AVX2_STORE(r, 0, a##r##0); \
+    AVX2_STORE(r, 1, a##r##1); \
+  } while (0)
+#define AVX2_K_LOOP(ROWS)                                             \
+  for (int k = 0; k < in; k++) {                                      \
+    const float *w = W + (size_t)k * out + j0;                        \
+    __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);      \
+    ROWS;                                                             \
+  }
+
 TGT2 static void layer_avx2(size_t n, int in, int out, const float *X, const float *W, const float *b,
                             const float *al, const float *be, float *Y, float *Z) {
   for (int j0 = 0; j0 < out; j0 += 16) {
@@ -325,74 +345,31 @@ TGT2 static void layer_avx2(size_t n, int in, int out, const float *X, const flo
       __m256 a00 = bj[0], a01 = bj[1], a10 = bj[0], a11 = bj[1], a20 = bj[0], a21 = bj[1];
       __m256 a30 = bj[0], a31 = bj[1], a40 = bj[0], a41 = bj[1], a50 = bj[0], a51 = bj[1];
       const float *x0 = X + i0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in, *x4 = x3 + in, *x5 = x4 + in;
-      for (int k = 0; k < in; k++) {
-        const float *w = W + (size_t)k * out + j0;
-        __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
-        __m256 x = _mm256_broadcast_ss(x0 + k);
-        a00 = _mm256_fmadd_ps(x, w0, a00);
-        a01 = _mm256_fmadd_ps(x, w1, a01);
-        x = _mm256_broadcast_ss(x1 + k);
-        a10 = _mm256_fmadd_ps(x, w0, a10);
-        a11 = _mm256_fmadd_ps(x, w1, a11);
-        x = _mm256_broadcast_ss(x2 + k);
-        a20 = _mm256_fmadd_ps(x, w0, a20);
-        a21 = _mm256_fmadd_ps(x, w1, a21);
-        x = _mm256_broadcast_ss(x3 + k);
-        a30 = _mm256_fmadd_ps(x, w0, a30);
-        a31 = _mm256_fmadd_ps(x, w1, a31);
-        x = _mm256_broadcast_ss(x4 + k);
-        a40 = _mm256_fmadd_ps(x, w0, a40);
-        a41 = _mm256_fmadd_ps(x, w1, a41);
-        x = _mm256_broadcast_ss(x5 + k);
-        a50 = _mm256_fmadd_ps(x, w0, a50);
-        a51 = _mm256_fmadd_ps(x, w1, a51);
-      }
+      AVX2_K_LOOP(AVX2_ROW(0); AVX2_ROW(1); AVX2_ROW(2); AVX2_ROW(3); AVX2_ROW(4); AVX2_ROW(5))
       float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
-      AVX2_STORE(0, 0, a00);
-      AVX2_STORE(0, 1, a01);
-      AVX2_STORE(1, 0, a10);
-      AVX2_STORE(1, 1, a11);
-      AVX2_STORE(2, 0, a20);
-      AVX2_STORE(2, 1, a21);
-      AVX2_STORE(3, 0, a30);
-      AVX2_STORE(3, 1, a31);
-      AVX2_STORE(4, 0, a40);
-      AVX2_STORE(4, 1, a41);
-      AVX2_STORE(5, 0, a50);
-      AVX2_STORE(5, 1, a51);
+      AVX2_STORE_ROW(0);
+      AVX2_STORE_ROW(1);
+      AVX2_STORE_ROW(2);
+      AVX2_STORE_ROW(3);
+      AVX2_STORE_ROW(4);
+      AVX2_STORE_ROW(5);
     }
     if (i0 < n) {
       i0 = n - 4;
       __m256 a00 = bj[0], a01 = bj[1], a10 = bj[0], a11 = bj[1], a20 = bj[0], a21 = bj[1], a30 = bj[0], a31 = bj[1];
       const float *x0 = X + i0 * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
-      for (int k = 0; k < in; k++) {
-        const float *w = W + (size_t)k * out + j0;
-        __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
-        __m256 x = _mm256_broadcast_ss(x0 + k);
-        a00 = _mm256_fmadd_ps(x, w0, a00);
-        a01 = _mm256_fmadd_ps(x, w1, a01);
-        x = _mm256_broadcast_ss(x1 + k);
-        a10 = _mm256_fmadd_ps(x, w0, a10);
-        a11 = _mm256_fmadd_ps(x, w1, a11);
-        x = _mm256_broadcast_ss(x2 + k);
-        a20 = _mm256_fmadd_ps(x, w0, a20);
-        a21 = _mm256_fmadd_ps(x, w1, a21);
-        x = _mm256_broadcast_ss(x3 + k);
-        a30 = _mm256_fmadd_ps(x, w0, a30);
-        a31 = _mm256_fmadd_ps(x, w1, a31);
-      }
+      AVX2_K_LOOP(AVX2_ROW(0); AVX2_ROW(1); AVX2_ROW(2); AVX2_ROW(3))
       float *y = Y + i0 * out + j0, *z = Z ? Z + i0 * out + j0 : NULL;
-      AVX2_STORE(0, 0, a00);
-      AVX2_STORE(0, 1, a01);
-      AVX2_STORE(1, 0, a10);
-      AVX2_STORE(1, 1, a11);
-      AVX2_STORE(2, 0, a20);
-      AVX2_STORE(2, 1, a21);
-      AVX2_STORE(3, 0, a30);
-      AVX2_STORE(3, 1, a31);
+      AVX2_STORE_ROW(0);
+      AVX2_STORE_ROW(1);
+      AVX2_STORE_ROW(2);
+      AVX2_STORE_ROW(3);
     }
   }
 }
+#undef AVX2_K_LOOP
+#undef AVX2_STORE_ROW
+#undef AVX2_ROW
 #undef AVX2_STORE
 
 /* the last layer (out = 1): per row the dot product in 8 lanes, reduced in a fixed order */
