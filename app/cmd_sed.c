@@ -225,6 +225,9 @@ static int cmd_fit(int argc, char **argv) {
        "prior)", "prior", 0, 0, NULL, 0},
       {"smc-rounds", "R", "SMC: up to R rounds of --smc-mutations transitions per stage, another while the particles "
        "have moved less than one sd per coordinate on average since the stage began", "1", 0, 0, NULL, 0},
+      {"smc-runs", "K", "SMC: K independent runs per galaxy (--walkers particles each), pooled by their evidence; "
+       "column LOGZ_SPREAD (max - min of their log Z, > 1: the runs found different mass) flags galaxies to look at",
+       "1", 0, 0, NULL, 0},
       {"smc-ess", "F", "SMC: each stage's temperature step keeps this fraction of the particles' ESS", "0.5", 0, 0,
        NULL, 0},
       {"leapfrog", "L", "leapfrog steps per HMC transition", "16", 0, 0, NULL, 0},
@@ -312,6 +315,9 @@ static int cmd_fit(int argc, char **argv) {
   long smr_rounds = 1;
   if (!st) st = jade_cli_long(opts, "smc-rounds", 1, 1000, &smr_rounds);
   o.fit.smc_rounds = (int)smr_rounds;
+  long smc_runs = 1;
+  if (!st) st = jade_cli_long(opts, "smc-runs", 1, 64, &smc_runs);
+  o.fit.smc_runs = (int)smc_runs;
   const char *smr = jade_cli_opt(opts, "smc-reference")->value;
   if (!st && !strcmp(smr, "optima")) o.fit.smc_reference = JADE_SED_SMC_REF_OPTIMA;
   else if (!st && !strcmp(smr, "prior")) o.fit.smc_reference = JADE_SED_SMC_REF_PRIOR;

@@ -72,6 +72,17 @@ awk 'NR==1{for(i=2;i<=NF;i++){ if($i=="LOG_Z") z=i-1; if($i=="LOGP_MAX") m=i-1; 
      NR>1{ if(!($z>-1e6 && $z<1e6) || !($m>-1e9 && $m<1e9) || $k!=1) {print "smc prior LOG_Z " $z " LOGP_MAX " $m " N_MODES " $k; exit 1}}' \
   "$T/sp_summary.txt"
 awk 'NR==1{for(i=2;i<=NF;i++) if($i=="LOGP_MAX") m=i-1} NR>1{ if($m!="nan") {print "hmc LOGP_MAX " $m; exit 1}}' "$T/h_summary.txt"
+# two SMC runs per galaxy pooled by their evidence: LOGZ_SPREAD (max - min of the runs' log Z) finite and >= 0,
+# NaN for one run; the pooled LOG_Z >= the single run's - log 2 (run 0 of the two is that run, and log mean Z of
+# two runs >= log Z_0 - log 2); --smc-runs 0 refused. (Data rows have no "#": file 2's fields start at n - 1.)
+"$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/sp2" --sampler smc --walkers 16 --steps 2 --leapfrog 3 \
+  --smc-mutations 2 --ridge-every 0 --smc-runs 2 > /dev/null 2>&1
+awk 'NR==1{for(i=2;i<=NF;i++) if($i=="LOGZ_SPREAD") s=i-1} NR>1{ if($s!="nan") {print "one run: LOGZ_SPREAD " $s; exit 1}}' "$T/sp_summary.txt"
+paste -d' ' "$T/sp_summary.txt" "$T/sp2_summary.txt" | awk 'NR==1{n=NF/2; for(i=2;i<=n;i++){ if($i=="LOGZ_SPREAD") s=i-1; if($i=="LOG_Z") z=i-1 }}
+     NR>1{ sp=$(s+n-1); z1=$z; z2=$(z+n-1); if(!(sp>=0 && sp<1e6) || !(z2 >= z1 - log(2) - 1e-9)) {print "two runs: LOGZ_SPREAD " sp " LOG_Z " z2 " one run " z1; exit 1}}'
+if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler smc --smc-runs 0 2> "$T/err"; then
+  echo "--smc-runs 0 accepted"; exit 1; fi
+[ "$(wc -l < "$T/err")" = 1 ] && grep -q "smc-runs" "$T/err" && [ ! -e "$T/e_summary.txt" ]
 if "$JADE" sed fit "${FIT[@]}" --catalogue "$T/cat.fits" --out "$T/e" --sampler smc --smc-reference flat 2> "$T/err"; then
   echo "--smc-reference flat accepted"; exit 1; fi
 [ "$(wc -l < "$T/err")" = 1 ] && grep -q "flat" "$T/err" && [ ! -e "$T/e_summary.txt" ]

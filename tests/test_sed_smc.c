@@ -172,7 +172,67 @@ static void run_case(int broad, int with_ridge, int rounds) {
   free(ss);
 }
 
+/* jade_smc_pool: exact bookkeeping on made-up runs, then 16 pools of 4 small runs (128
+ * particles) of the w = 0.25 target against the exact weight and log Z */
+static void test_pool(void) {
+  enum { N = 8, T = 2 };
+  double ch[2 * T * N], out[T * N], lz1 = 1.5, lzp, spread;
+  for (int i = 0; i < 2 * T * N; i++) ch[i] = i;
+  CHECK_OK(jade_smc_pool(1, N, 1, T, &lz1, ch, 1, 7, out, &lzp, &spread));
+  CHECK(!memcmp(out, ch, sizeof out) && lzp == 1.5 && isnan(spread), "pool of one run: the run itself");
+  double lz2[2] = {0.0, log(3.0)};
+  CHECK_OK(jade_smc_pool(2, N, 1, T, lz2, ch, 1, 7, out, &lzp, &spread));
+  int from1 = 0, ok = 1;
+  for (int j = 0; j < N; j++) {
+    from1 += out[j] >= T * N;                           /* run 1's values start at T N */
+    ok &= out[N + j] == out[j] + N;                     /* a slot keeps one particle's whole chain */
+  }
+  CHECK(from1 == 6 && ok && fabs(lzp - log(2.0)) < 1e-15 && fabs(spread - log(3.0)) < 1e-15,
+        "pool of Z = 1, 3: %d of %d slots from the second (6 expected), log Z %g (log 2), spread %g", from1, N, lzp,
+        spread);
+  double bad = NAN;
+  CHECK(jade_smc_pool(1, N, 1, T, &bad, ch, 1, 7, out, &lzp, &spread) != JADE_OK, "pool refuses log Z = NaN");
+
+  enum { P = 16, K = 4 };
+  double w[P * K];
+  for (int p = 0; p < P * K; p++) w[p] = 0.25;
+  smc_target t = {.w = w, .broad = 1};
+  jade_smc_options o;
+  jade_smc_options_default(&o);
+  o.n_particles = 128;
+  o.n_keep = 1;
+  o.seed = 11;
+  int M = o.n_particles;
+  double *x = malloc((size_t)P * K * M * D * sizeof(double)), *chain = malloc((size_t)P * K * M * D * sizeof(double));
+  double *pool = malloc((size_t)M * D * sizeof(double));
+  jade_smc_stats ss[P * K];
+  for (int p = 0; p < P * K; p++) draw_q(&t, (size_t)p, M, x + (size_t)p * M * D);
+  CHECK_OK(jade_smc_run(parts, &t, P * K, D, x, &o, chain, ss));
+  double f[P], lzq[P], mf = 0, ml = 0, vf = 0, vl = 0, sp = 0;
+  for (int p = 0; p < P; p++) {
+    double lz[K];
+    for (int k = 0; k < K; k++) lz[k] = ss[p * K + k].log_z;
+    CHECK_OK(jade_smc_pool(K, M, D, 1, lz, chain + (size_t)p * K * M * D, o.seed, 100 + p, pool, &lzq[p], &spread));
+    f[p] = 0;
+    for (int i = 0; i < M; i++) f[p] += (pool[i * D] < 0) / (double)M;
+    mf += f[p] / P, ml += lzq[p] / P, sp += spread / P;
+  }
+  for (int p = 0; p < P; p++) {
+    vf += (f[p] - mf) * (f[p] - mf) / (P - 1);
+    vl += (lzq[p] - ml) * (lzq[p] - ml) / (P - 1);
+  }
+  double sf = sqrt(vf / P), sl = sqrt(vl / P);
+  printf("smc pool of %d runs x %d particles (%d pools): fraction %.4f +- %.4f (exact 0.25), log Z %.4f +- %.4f (exact "
+         "%.4f), mean spread %.3f\n", K, M, P, mf, sf, ml, sl, LOGZ, sp);
+  CHECK(jade_test_lt_ok(fabs(mf - 0.25), 4.5 * sf + 1e-3) && sf < 0.03, "pooled weight %g vs 0.25 (se %g)", mf, sf);
+  CHECK(jade_test_lt_ok(fabs(ml - LOGZ), 4.5 * sl + 1e-3) && sl < 0.05, "pooled log Z %g vs %g (se %g)", ml, LOGZ, sl);
+  free(x);
+  free(chain);
+  free(pool);
+}
+
 int main(void) {
+  test_pool();
   run_case(1, 0, 1);
   run_case(0, 0, 1);
   run_case(0, 1, 1);

@@ -412,6 +412,7 @@ typedef struct {
   const struct jade_hmc_ridge *ridge; /* optional ridge moves after every transition (NULL) */
   uint64_t seed;
   uint64_t first_id;    /* problem g draws from Philox streams first_id + g (0) */
+  const uint64_t *stream_id; /* optional: Philox stream id per problem (n_prob; NULL: first_id + g) */
 } jade_smc_options;
 void jade_smc_options_default(jade_smc_options *o);
 typedef struct {
@@ -429,6 +430,16 @@ typedef struct {
  * first_id + g): a problem's result does not depend on the batch or the thread count. */
 jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, double *x, const jade_smc_options *o,
                          double *chain, jade_smc_stats *stats);
+
+/* Pool K independent SMC runs of one target (Whiteley, Lee & Heine 2016: independent runs
+ * weighted by their evidence estimates): run k's N particles each get weight Z_k / (N sum_j Z_j),
+ * and N chains are drawn from the K x N by systematic resampling (uniform u: Philox (seed,
+ * stream, counter 9 x 2^54)). chain: K x n_keep x N x d (jade_smc_run's layout for K problems);
+ * out: n_keep x N x d. log_z[K] in; *log_z_pool = log mean_k Z_k (an unbiased estimate of Z when
+ * each Z_k is) and *spread = max_k - min_k log Z_k (NaN for K = 1): a spread above ~1 says the
+ * runs did not find the same mass, i.e. at least one missed some. */
+jade_status jade_smc_pool(int K, int N, int d, long n_keep, const double *log_z, const double *chain, uint64_t seed,
+                          uint64_t stream, double *out, double *log_z_pool, double *spread);
 
 /* Integrated autocorrelation time of an ensemble chain x[(i * W + w) * stride] (n steps, W
  * walkers): the autocorrelation function averaged over walkers (emcee >= 3.0), tau = 1 +
@@ -561,6 +572,8 @@ typedef struct {
                                  other samplers); with logp_start, the best point the fit found */
   double log_z;               /* SMC: log evidence (log of the integral of prior x likelihood in
                                  phi; NaN for the other samplers) */
+  double log_z_spread;        /* SMC with several runs: max - min of their log evidences (NaN
+                                 otherwise); > 1 flags a galaxy whose runs found different mass */
   /* check of the prior used (a surrogate) against the exact one (NaN when not checked):
    * importance weights w = p_exact / p_used on check_draws chain points; their effective sample
    * size / draws (1: the priors agree), and the weighted minus unweighted mean of z and
@@ -615,6 +628,8 @@ typedef struct {
   jade_sed_smc_reference smc_reference; /* SMC: the reference q (PRIOR) */
   int smc_rounds;        /* SMC: up to this many rounds of smc_mutations transitions per stage,
                             until the particles have moved (jade_smc_options.max_rounds) (1) */
+  int smc_runs;          /* SMC: independent runs per galaxy, each of ens.n_walkers particles,
+                            pooled by their evidence (jade_smc_pool) (1) */
   int verbose;
 } jade_sed_fit_options;
 void jade_sed_fit_options_default(jade_sed_fit_options *o);

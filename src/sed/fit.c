@@ -265,6 +265,7 @@ void jade_sed_fit_options_default(jade_sed_fit_options *o) {
   o->smc_broad = 0.2;
   o->smc_reference = JADE_SED_SMC_REF_PRIOR;
   o->smc_rounds = 1;
+  o->smc_runs = 1;
   o->verbose = 0;
 }
 
@@ -1350,33 +1351,46 @@ static void smc_ref_draw(const smc_ref *q, uint64_t seed, uint64_t gid, int N, d
 typedef struct {
   block_ctx *bc;
   const smc_ref *q; /* per galaxy of the block */
+  int runs;         /* problems per galaxy: problem p is run p % runs of galaxy p / runs */
 } smc_ctx;
 
 static jade_status smc_parts(void *ctx, size_t n, const size_t *prob, const double *x, double *lq, double *lpi,
                              double *gq, double *gpi) {
   smc_ctx *sc = ctx;
+  size_t *gal = jade_alloc(n * sizeof(size_t) + 8);
+  if (!gal) return JADE_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) gal[i] = prob[i] / (size_t)sc->runs;
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; i++) lq[i] = smc_ref_logp(&sc->q[prob[i]], x + i * 16, gq + i * 16);
-  return block_grad(sc->bc, n, prob, x, lpi, gpi);
+  for (size_t i = 0; i < n; i++) lq[i] = smc_ref_logp(&sc->q[gal[i]], x + i * 16, gq + i * 16);
+  jade_status st = block_grad(sc->bc, n, gal, x, lpi, gpi);
+  free(gal);
+  return st;
 }
 
-/* The block's draws by SMC: ens.n_walkers particles per galaxy from q, tempered to the posterior,
- * then ens.n_steps kept HMC transitions of every particle (thinned by ens.thin into ch). */
+/* The block's draws by SMC: o->smc_runs independent runs per galaxy of ens.n_walkers particles
+ * from q, tempered to the posterior, then ens.n_steps kept HMC transitions of every particle;
+ * the runs pooled by their evidence (jade_smc_pool), thinned by ens.thin into ch. Run k of
+ * galaxy g uses the Philox stream first_id + g + k 2^40, so run 0 is the single-run fit. */
 static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_options *o, const jade_ens_options *eo,
                              const double *xb, const double *lb, const double *lap, const double *rnode,
                              const double *rlq, double *ch, jade_ens_stats *es, double *racc, double *logz,
-                             double *lmax, int *nmod) {
-  int W = eo->n_walkers, K = o->n_starts;
-  size_t nk = (size_t)(eo->n_steps / eo->thin);
+                             double *lzs, double *lmax, int *nmod) {
+  int W = eo->n_walkers, K = o->n_starts, R = o->smc_runs;
+  size_t nk = (size_t)(eo->n_steps / eo->thin), np = ng * (size_t)R, nd = (size_t)W * 16;
   smc_ref *q = jade_alloc(ng * sizeof(smc_ref));
-  double *x = jade_alloc(ng * W * 16 * sizeof(double));
-  double *full = jade_alloc(ng * (size_t)eo->n_steps * W * 16 * sizeof(double));
-  jade_smc_stats *ss = jade_alloc(ng * sizeof(jade_smc_stats));
-  jade_status st = q && x && full && ss ? JADE_OK : JADE_ERR_NOMEM;
+  double *x = jade_alloc(np * nd * sizeof(double));
+  double *full = jade_alloc(np * (size_t)eo->n_steps * nd * sizeof(double));
+  double *pool = jade_alloc((size_t)eo->n_steps * nd * sizeof(double)), *lzr = jade_alloc(R * sizeof(double));
+  jade_smc_stats *ss = jade_alloc(np * sizeof(jade_smc_stats));
+  uint64_t *sid = jade_alloc(np * sizeof(uint64_t));
+  jade_status st = q && x && full && pool && lzr && ss && sid ? JADE_OK : JADE_ERR_NOMEM;
   for (size_t g = 0; g < ng && !st; g++) {
     smc_ref_build(o, xb + g * K * 16, lb + g * K, lap + g * K * 256, rnode ? rnode + g * RIDGE_G * 16 : NULL,
                   rnode ? rlq + g * RIDGE_G : NULL, &q[g], &nmod[g]);
-    smc_ref_draw(&q[g], eo->seed, eo->first_id + g, W, x + g * W * 16);
+    for (int r = 0; r < R; r++) {
+      sid[g * R + r] = eo->first_id + g + ((uint64_t)r << 40);
+      smc_ref_draw(&q[g], eo->seed, sid[g * R + r], W, x + (g * R + r) * nd);
+    }
   }
   jade_smc_options so;
   jade_smc_options_default(&so);
@@ -1388,27 +1402,44 @@ static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   so.max_rounds = o->smc_rounds;
   so.seed = eo->seed;
   so.first_id = eo->first_id;
-  jade_hmc_ridge ridge = {.coord = 15, .n_nodes = RIDGE_G, .lo = -RIDGE_PHI, .hi = RIDGE_PHI, .per_profile = 1,
+  so.stream_id = sid;
+  jade_hmc_ridge ridge = {.coord = 15, .n_nodes = RIDGE_G, .lo = -RIDGE_PHI, .hi = RIDGE_PHI, .per_profile = (size_t)R,
                           .node = rnode, .lq = rlq, .chol = NULL};
   if (rnode) so.ridge = &ridge;
-  smc_ctx sc = {.bc = bc, .q = q};
-  if (!st) st = jade_smc_run(smc_parts, &sc, ng, 16, x, &so, full, ss);
+  smc_ctx sc = {.bc = bc, .q = q, .runs = R};
+  if (!st) st = jade_smc_run(smc_parts, &sc, np, 16, x, &so, full, ss);
   for (size_t g = 0; g < ng && !st; g++) {
-    for (size_t k = 0; k < nk; k++)
-      memcpy(ch + ((g * nk + k) * W) * 16, full + ((g * eo->n_steps + (k + 1) * eo->thin - 1) * W) * 16,
-             (size_t)W * 16 * sizeof(double));
-    es[g].accept = ss[g].accept;
+    const jade_smc_stats *sg = ss + g * R;
+    for (int r = 0; r < R; r++) lzr[r] = sg[r].log_z;
+    st = jade_smc_pool(R, W, 16, eo->n_steps, lzr, full + g * R * (size_t)eo->n_steps * nd, eo->seed,
+                       JADE_STREAM(JADE_RNG_MCMC, eo->first_id + g), pool, &logz[g], &lzs[g]);
+    for (size_t k = 0; k < nk && !st; k++)
+      memcpy(ch + ((g * nk + k) * W) * 16, pool + ((k + 1) * eo->thin - 1) * nd, nd * sizeof(double));
+    double acc = 0, stages = 0, ra = 0, lm = -INFINITY;
+    int nra = 0;
+    for (int r = 0; r < R; r++) {
+      acc += sg[r].accept / R;
+      stages += (double)sg[r].n_stages / R;
+      lm = fmax(lm, sg[r].lpi_max);
+      if (!isnan(sg[r].ridge_accept)) {
+        ra += sg[r].ridge_accept;
+        nra++;
+      }
+    }
+    es[g].accept = acc;
     es[g].accept_stretch = es[g].accept_de = es[g].accept_hop = NAN;
-    es[g].n_burn = ss[g].n_stages;
+    es[g].n_burn = (long)lround(stages);
     es[g].tau_burn = NAN;
-    racc[g] = ss[g].ridge_accept;
-    logz[g] = ss[g].log_z;
-    lmax[g] = ss[g].lpi_max;
+    racc[g] = nra ? ra / nra : NAN;
+    lmax[g] = lm;
   }
   free(q);
   free(x);
   free(full);
+  free(pool);
+  free(lzr);
   free(ss);
+  free(sid);
   return st;
 }
 
@@ -1425,6 +1456,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       o->hmc_leapfrog < 1 || o->smc_mutations < 1 || !(o->smc_ess > 0 && o->smc_ess < 1) ||
       !(o->smc_broad >= 0 && o->smc_broad < 1) ||
       (o->smc_reference != JADE_SED_SMC_REF_OPTIMA && o->smc_reference != JADE_SED_SMC_REF_PRIOR) || o->smc_rounds < 1 ||
+      o->smc_runs < 1 || o->smc_runs > 64 ||
       (o->sampler == JADE_SED_SAMPLER_SMC && (o->hmc_temps > 1 || o->anneal_stages > 0)) ||
       o->hmc_temps < 1 || o->hmc_temps > 64 || !(o->hmc_beta_min > 0 && o->hmc_beta_min < 1) || o->hmc_swap_every < 1 ||
       o->hmc_ridge_every < 0 ||
@@ -1435,11 +1467,11 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
                       "n_init)], mode_nats %g >= 0, check_draws %d >= 0, emulators %d, anneal %d x %d from beta %g, sampler %d "
                       "(hmc, smc: leapfrog %d >= 1, box or surrogate prior, temperatures %d in 1..64 with float32 emulators (1 and "
                       "no annealing with smc), beta_min %g in (0, 1), swap every %ld >= 1, ridge every %d >= 0; smc: "
-                      "mutations %d >= 1, ESS fraction %g in (0, 1), reference %d))",
+                      "mutations %d >= 1, ESS fraction %g in (0, 1), reference %d, rounds %d >= 1, runs %d in 1..64))",
                       o->n_init, o->n_opt, o->ball, o->block, o->n_starts, MAX_STARTS, o->mode_nats, o->check_draws,
                       (int)o->emulators, o->anneal_stages, o->anneal_iters, o->anneal_beta0, (int)o->sampler,
                       o->hmc_leapfrog, o->hmc_temps, o->hmc_beta_min, o->hmc_swap_every, o->hmc_ridge_every,
-                      o->smc_mutations, o->smc_ess, (int)o->smc_reference);
+                      o->smc_mutations, o->smc_ess, (int)o->smc_reference, o->smc_rounds, o->smc_runs);
   size_t nk = (size_t)(eo->n_steps / eo->thin), B = o->block;
   size_t nkw = nk * W;
   double *cand_th = jade_alloc((size_t)o->n_init * 16 * sizeof(double));
@@ -1455,10 +1487,11 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   double *rnode = ridge ? jade_alloc(B * RIDGE_G * 16 * sizeof(double)) : NULL;
   double *rlq = ridge ? jade_alloc(B * RIDGE_G * sizeof(double)) : NULL, *racc = jade_alloc(B * sizeof(double));
   double *logz = jade_alloc(B * sizeof(double)), *lmax = jade_alloc(B * sizeof(double));
+  double *lzs = jade_alloc(B * sizeof(double));
   double *ch = jade_alloc(B * nkw * 16 * sizeof(double)), *th = jade_alloc(nkw * 16 * sizeof(double));
   double *col = jade_alloc(nkw * sizeof(double)), *mf = jade_alloc(nkw * sizeof(double));
   jade_status st =
-      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ((rnode && rlq) || !ridge) && racc && logz && lmax && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
+      cand_th && cand_abs && x0 && xb && lb && acc && es && lap && nmod && ((rnode && rlq) || !ridge) && racc && logz && lzs && lmax && ch && th && col && mf ? JADE_OK : JADE_ERR_NOMEM;
   /* candidate starts: jade's population without selection (seeded apart from the fit's walkers) */
   if (!st) st = jade_sed_population_draw(post->phot, eo->seed ^ 0x5eed5eedull, (size_t)o->n_init, 0, INFINITY, cand_th, NULL);
   if (!st) st = jade_sed_photulator_mags(post->phot, cand_th, (size_t)o->n_init, NULL, cand_abs);
@@ -1483,7 +1516,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
         (st = ridge_profile_fit(&bc, ng, o, cand_th, cand_abs, xb, lb, rnode, rlq)))
       break;
     if (smc) {
-      if ((st = smc_block(&bc, ng, o, &e2, xb, lb, lap, rnode, rlq, ch, es, racc, logz, lmax, nmod))) break;
+      if ((st = smc_block(&bc, ng, o, &e2, xb, lb, lap, rnode, rlq, ch, es, racc, logz, lzs, lmax, nmod))) break;
     } else if (o->sampler == JADE_SED_SAMPLER_HMC) {
       if ((st = hmc_block(&bc, ng, o, &e2, x0, xb, lb, lap, ch, es, rnode, rlq, racc))) break;
     } else if ((st = jade_ens_run_stats(block_logp, &bc, ng, 16, x0, &e2, ch, NULL, es))) {
@@ -1499,6 +1532,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
       S->accept_hop = es[g].accept_hop;
       S->accept_ridge = o->sampler != JADE_SED_SAMPLER_ENSEMBLE ? racc[g] : NAN;
       S->log_z = smc ? logz[g] : NAN;
+      S->log_z_spread = smc ? lzs[g] : NAN;
       S->logp_max = smc ? lmax[g] : NAN;
       if (smc) S->rhat = NAN; /* particles in different modes are the point: no chain agreement to test */
       S->n_burn = es[g].n_burn;
@@ -1528,6 +1562,7 @@ jade_status jade_sed_fit(const jade_sed_posterior *post, const jade_sed_mass *ma
   free(lap);
   free(nmod);
   free(lmax);
+  free(lzs);
   free(rnode);
   free(rlq);
   free(racc);

@@ -57,7 +57,7 @@ static jade_status fit_photometry(const char *catalogue, const jade_sed_table *c
 /* Columns of the fit summary: ID, median and 68% interval of every quantity, 95% intervals of z
  * and log M, the autocorrelation time of each parameter, the sampler's diagnostics, the
  * truths (NaN when the catalogue has none) and the check of a surrogate prior (NaN without). */
-#define SUMMARY_NCOL (1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 8 + 2 + 3 + 3)
+#define SUMMARY_NCOL (1 + 3 * JADE_SED_NQ + 4 + 16 + 2 + 8 + 2 + 3 + 4)
 
 /* The names of the summary columns (t from table_make with SUMMARY_NCOL columns). */
 static void summary_names(jade_sed_table *t) {
@@ -85,11 +85,11 @@ static void summary_names(jade_sed_table *t) {
     snprintf(buf, sizeof buf, "TAU_%s", qn[j]);
     t->names[c++] = strdup(buf);
   }
-  static const char *const diag[18] = {"ACCEPT",  "LOGP_START", "ACCEPT_STRETCH", "ACCEPT_DE", "ACCEPT_HOP", "ACCEPT_RIDGE",
+  static const char *const diag[19] = {"ACCEPT",  "LOGP_START", "ACCEPT_STRETCH", "ACCEPT_DE", "ACCEPT_HOP", "ACCEPT_RIDGE",
                                        "N_BURN",  "TAU_BURN",   "N_MODES",        "RHAT",      "TRUE_Z",
                                        "TRUE_LOGM", "PRIOR_ESS", "PRIOR_DZ", "PRIOR_DLOGM", "LOG_Z", "LOGP_TRUE",
-                                       "LOGP_MAX"};
-  for (int k = 0; k < 18; k++) t->names[c++] = strdup(diag[k]);
+                                       "LOGP_MAX", "LOGZ_SPREAD"};
+  for (int k = 0; k < 19; k++) t->names[c++] = strdup(diag[k]);
 }
 
 /* Row i of the summary from galaxy i's summary s (id, true z and log M: NaN when unknown);
@@ -130,6 +130,7 @@ static double summary_row(jade_sed_table *t, size_t i, const jade_sed_summary *s
   t->col[c++][i] = s->log_z;
   t->col[c++][i] = lp_true;
   t->col[c++][i] = s->logp_max;
+  t->col[c++][i] = s->log_z_spread;
   return tmax;
 }
 
@@ -232,14 +233,14 @@ static void run_key(const jade_sed_fit_run_options *o, size_t n, char *buf, size
            " %.17g.., floor %.17g, nu %.17g, walkers %d, steps %ld, burn %ld, burn-tau %.17g, thin %d, p-de %.17g, a "
            "%.17g, seed %llu, block %zu, n-init %d, n-opt %d, n-lm %d, n-starts %d, ball %.17g, mode-nats %.17g, chain-thin "
            "%d, check %d x %d, emulators %s, anneal %d x %d from %.17g, sampler %d, leapfrog %d, temps %d from %.17g every "
-           "%ld, ridge every %d, dense metric %d, smc %d x %.17g broad %.17g reference %d rounds %d\n",
+           "%ld, ridge every %d, dense metric %d, smc %d x %.17g broad %.17g reference %d rounds %d runs %d\n",
            o->catalogue, n, o->prior_name ? o->prior_name : "box", (int)o->prior.kind, o->prior.N_lo, o->prior.N_hi,
            o->prior.ode.rtol, o->dm.zp[0], o->dm.error_floor, o->dm.nu, e->n_walkers, e->n_steps, e->n_burn, e->burn_tau,
            e->thin, e->p_de, e->a, (unsigned long long)e->seed, f->block, f->n_init, f->n_opt, f->n_lm, f->n_starts, f->ball,
            f->mode_nats, o->chain_thin, f->check_prior != NULL, f->check_draws,
            jade_sed_emu_precision_name(f->emulators), f->anneal_stages, f->anneal_iters, f->anneal_beta0,
            (int)f->sampler, f->hmc_leapfrog, f->hmc_temps, f->hmc_beta_min, f->hmc_swap_every, f->hmc_ridge_every,
-           f->hmc_dense_metric, f->smc_mutations, f->smc_ess, f->smc_broad, (int)f->smc_reference, f->smc_rounds);
+           f->hmc_dense_metric, f->smc_mutations, f->smc_ess, f->smc_broad, (int)f->smc_reference, f->smc_rounds, f->smc_runs);
 }
 
 /* OUT_fit.partial.txt holds the key: written by rank 0 when absent; a different key is refused.

@@ -29,7 +29,11 @@ void jade_smc_options_default(jade_smc_options *o) {
   o->ridge = NULL;
   o->seed = 1;
   o->first_id = 0;
+  o->stream_id = NULL;
 }
+
+/* problem g's Philox stream id */
+static uint64_t prob_id(const jade_smc_options *o, size_t g) { return o->stream_id ? o->stream_id[g] : o->first_id + g; }
 
 /* the HMC's seed at stage t (a problem's stage t is the t-th iteration of the lockstep loop
  * for every problem, so the draws do not depend on the batch); t = -1: the kept transitions */
@@ -113,7 +117,7 @@ static jade_status reweight(const jade_smc_options *o, size_t g, int d, long t, 
   *logz += db * top + log(s / N);
   beta[g] = db >= rest ? 1.0 : beta[g] + db;
   /* systematic resampling: particle i is copied to slots of u + k in the cumulative weights */
-  uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, o->first_id + g);
+  uint64_t stream = JADE_STREAM(JADE_RNG_MCMC, prob_id(o, g));
   double u = jade_rng_uniform(o->seed, stream, ((uint64_t)7 << 54) + (uint64_t)t), cum = 0;
   int k = 0;
   for (int i = 0; i < N; i++) {
@@ -171,7 +175,7 @@ static jade_status mutate(jade_smc_parts_fn f, void *ctx, const jade_smc_options
     memcpy(x0 + a * nd, x + g * nd, nd * sizeof(double));
     particle_inv_mass(x + g * nd, N, d, minv + a * d);
     st0[a] = step[g];
-    sid[a] = o->first_id + g;
+    sid[a] = prob_id(o, g);
     if (R) {
       size_t p = g / R->per_profile, G = (size_t)R->n_nodes;
       memcpy(rnode + a * G * d, R->node + p * G * d, G * d * sizeof(double));
@@ -380,4 +384,47 @@ jade_status jade_smc_run(jade_smc_parts_fn f, void *ctx, size_t n_prob, int d, d
   free(rounds);
   free(mut);
   return st;
+}
+
+jade_status jade_smc_pool(int K, int N, int d, long n_keep, const double *log_z, const double *chain, uint64_t seed,
+                          uint64_t stream, double *out, double *log_z_pool, double *spread) {
+  if (K < 1 || N < 1 || d < 1 || n_keep < 1)
+    return jade_error(JADE_ERR_INVALID, "smc pool: bad sizes (runs %d, particles %d, d %d, kept %ld)", K, N, d, n_keep);
+  double top = -INFINITY, bot = INFINITY;
+  for (int k = 0; k < K; k++) {
+    if (isnan(log_z[k]) || log_z[k] == INFINITY)
+      return jade_error(JADE_ERR_NUMERIC, "smc pool: run %d has log Z = %g", k, log_z[k]);
+    top = fmax(top, log_z[k]);
+    bot = fmin(bot, log_z[k]);
+  }
+  if (!(top > -INFINITY)) return jade_error(JADE_ERR_NUMERIC, "smc pool: every run has Z = 0");
+  double s = 0;
+  for (int k = 0; k < K; k++) s += exp(log_z[k] - top);
+  *log_z_pool = top + log(s / K);
+  *spread = K > 1 ? top - bot : NAN;
+  size_t nd = (size_t)N * d;
+  /* systematic resampling: particle (k, i) has weight w_k / (N s), w_k = Z_k / Z_top; slot j takes
+   * the particle whose cumulative weight first exceeds (u + j) / N */
+  double u = jade_rng_uniform(seed, stream, (uint64_t)9 << 54), cum = 0;
+  int j = 0;
+  for (int k = 0; k < K && j < N; k++) {
+    double w = exp(log_z[k] - top) / (s * N); /* per particle */
+    for (int i = 0; i < N && j < N; i++) {
+      cum += w;
+      while (j < N && (u + j) / N < cum) {
+        for (long t = 0; t < n_keep; t++)
+          memcpy(out + (size_t)t * nd + (size_t)j * d, chain + ((size_t)k * n_keep + t) * nd + (size_t)i * d,
+                 (size_t)d * sizeof(double));
+        j++;
+      }
+    }
+  }
+  for (; j < N; j++) { /* rounding leftovers: the last particle of the last run with weight */
+    int k = K - 1;
+    while (k > 0 && !(exp(log_z[k] - top) > 0)) k--;
+    for (long t = 0; t < n_keep; t++)
+      memcpy(out + (size_t)t * nd + (size_t)j * d, chain + ((size_t)k * n_keep + t) * nd + (size_t)(N - 1) * d,
+             (size_t)d * sizeof(double));
+  }
+  return JADE_OK;
 }
