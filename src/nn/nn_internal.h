@@ -1,13 +1,14 @@
 /* Private helpers of the NN engine: a vectorisable expf and function multi-versioning for
  * the hot elementwise kernels (runtime dispatch by the loader's ifunc: AVX-512 / AVX2 /
- * portable baseline, same source). */
+ * portable baseline, same source). The AVX2 clone is "arch=x86-64-v3" (AVX2 + FMA, chosen by
+ * feature); "arch=haswell" would dispatch on the CPU model and never run on AMD Zen. */
 #ifndef JADE_NN_INTERNAL_H
 #define JADE_NN_INTERNAL_H
 #include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(JADE_NO_CLONES)
-#define JADE_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#define JADE_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define JADE_CLONES
 #endif
