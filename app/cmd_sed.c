@@ -235,8 +235,9 @@ static int cmd_fit(int argc, char **argv) {
       {"beta-min", "B", "likelihood power of the hottest temperature (geometric ladder to 1)", "0.1", 0, 0, NULL, 0},
       {"ridge-every", "J", "HMC: iterations between ridge moves along each galaxy's redshift profile (they cross "
        "between redshift modes; 0: none)", "1", 0, 0, NULL, 0},
-      {"metric", "diag|dense", "HMC metric (mass matrix) adapted in warm-up: diagonal, or dense (the draws' "
-       "covariance: for correlated parameters)", "diag", 0, 0, NULL, 0},
+      {"metric", "diag|dense", "HMC metric (mass matrix): diagonal, or dense (for correlated parameters): --sampler hmc "
+       "adapts it in warm-up from the draws' covariance, --sampler smc takes it at every stage from the particles' "
+       "covariance", "diag", 0, 0, NULL, 0},
       {"emulators", "f32|f64", "arithmetic of the photometry emulators in the chains (f32: an AVX-512 kernel, ~10x "
        "faster; f64: the reference)", "f32", 0, 0, NULL, 0},
       PRIOR_OPTIONS,

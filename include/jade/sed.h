@@ -340,6 +340,11 @@ typedef struct {
   const struct jade_hmc_ridge *ridge;
   long ridge_every;     /* (1) */
   const double *step0;       /* optional: initial step size per problem (n_prob; NULL: step_size) */
+  const double *inv_mass_chol0; /* optional, with dense_metric: lower Cholesky factor of the initial
+                                   inverse metric per problem (n_prob x d x d; NULL: the diagonal
+                                   inv_mass0) */
+  int metric_per_chain; /* 1: inv_mass_chol0 holds one factor per chain (n_prob x n_chains x d x d),
+                           kept fixed (needs n_warmup = 0) (0) */
   const uint64_t *stream_id; /* optional: Philox stream id per problem (n_prob; NULL: first_id + g) */
 } jade_hmc_options;
 /* Ridge moves (src/sed/hmc.c): for targets whose mass lies along a thin, curved ridge in one
@@ -388,7 +393,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
  * the one where the effective sample size of the incremental weights (pi / q)^(dbeta) is
  * ess_frac of the particles (adaptive tempering, Jasra et al. 2011; Chopin & Papaspiliopoulos
  * 2020, ch. 17), the particles are resampled (systematic) and moved by n_mutations HMC
- * transitions at pi_beta (jade_hmc_run: diagonal mass from the particles' variance, step size
+ * transitions at pi_beta (jade_hmc_run: diagonal or dense mass from the particles' moments, step size
  * per problem adapted from the previous stage's acceptance). The mass moves between modes by the
  * weights, not by the chains. The log normalising constant of pi comes with it.
  * f gives, at n points x (n x d) of problems prob[i], log q, log pi (non-finite: -inf) and their
@@ -409,6 +414,9 @@ typedef struct {
                            in units of their variance and summed over coordinates, is below
                            jump_frac x d (independent redraws: 2 d) (1: one round) */
   double jump_frac;     /* (1) */
+  int dense_metric;     /* 0: diagonal inverse mass from the particles' variances; 1: dense, per
+                           particle the covariance of the particles outside its family (its
+                           resampled ancestor's copies), correlations shrunk by n / (n + 5) (0) */
   const struct jade_hmc_ridge *ridge; /* optional ridge moves after every transition (NULL) */
   uint64_t seed;
   uint64_t first_id;    /* problem g draws from Philox streams first_id + g (0) */

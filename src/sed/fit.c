@@ -1400,6 +1400,7 @@ static jade_status smc_block(block_ctx *bc, size_t ng, const jade_sed_fit_option
   so.n_keep = eo->n_steps;
   so.ess_frac = o->smc_ess;
   so.max_rounds = o->smc_rounds;
+  so.dense_metric = o->hmc_dense_metric;
   so.seed = eo->seed;
   so.first_id = eo->first_id;
   so.stream_id = sid;

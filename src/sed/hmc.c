@@ -33,6 +33,8 @@ void jade_hmc_options_default(jade_hmc_options *o) {
   o->hook_every = 1;
   o->ridge = NULL;
   o->ridge_every = 1;
+  o->inv_mass_chol0 = NULL;
+  o->metric_per_chain = 0;
   o->step0 = NULL;
   o->stream_id = NULL;
 }
@@ -174,10 +176,12 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
                          const double *inv_mass0, const jade_hmc_options *o, double *chain, jade_hmc_stats *stats) {
   int C = o->n_chains, L = o->n_leapfrog;
   if (C < 1 || d < 1 || d > 190 || o->n_warmup < 0 || o->n_steps < 1 || L < 1 || !(o->step_size > 0) ||
-      !(o->target_accept > 0 && o->target_accept < 1) || o->hook_every < 1)
+      !(o->target_accept > 0 && o->target_accept < 1) || o->hook_every < 1 ||
+      (o->metric_per_chain && (!o->dense_metric || !o->inv_mass_chol0 || o->n_warmup > 0)))
     return jade_error(JADE_ERR_INVALID,
                       "hmc: bad options (chains %d >= 1, d %d in 1..190, warm-up %ld >= 0, steps %ld >= 1, leapfrog %d >= 1, "
-                      "step size %g > 0, target acceptance %g in (0, 1))",
+                      "step size %g > 0, target acceptance %g in (0, 1); a metric per chain needs a dense initial one and no "
+                      "warm-up)",
                       C, d, o->n_warmup, o->n_steps, L, o->step_size, o->target_accept);
   const jade_hmc_ridge *R = o->ridge;
   if (R && (R->coord < 0 || R->coord >= d || R->n_nodes < 2 || !(R->lo < R->hi) || !isfinite(R->hi - R->lo) ||
@@ -197,7 +201,8 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   const int dense = o->dense_metric;
   size_t dd = (size_t)d * d;
   double *Sg = dense ? jade_alloc(dd * sizeof(double)) : NULL;
-  double *Lch = dense ? jade_alloc(n_prob * dd * sizeof(double)) : NULL;
+  const int per_chain = dense && o->metric_per_chain; /* checked above: with inv_mass_chol0, no warm-up */
+  double *Lch = dense ? jade_alloc((per_chain ? nc : n_prob) * dd * sizeof(double)) : NULL;
   double *wcm = dense ? jade_calloc(n_prob * dd, sizeof(double)) : NULL, *tv = jade_alloc(nd * sizeof(double));
   /* dual averaging state per problem (Hoffman & Gelman Alg. 5): mu, H-bar, log eps-bar */
   double *mu = jade_alloc(n_prob * sizeof(double)), *hbar = jade_alloc(n_prob * sizeof(double));
@@ -223,7 +228,17 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
   for (size_t i = 0; i < nc; i++) prob[i] = i / C;
   for (size_t g = 0; g < n_prob; g++) {
     for (int j = 0; j < d; j++) minv[g * d + j] = inv_mass0 ? inv_mass0[g * d + j] : 1.0;
-    if (dense) { /* Sigma starts diagonal */
+    if (dense && o->inv_mass_chol0) { /* the caller's Sigma (per problem or per chain); diagonal > 0 */
+      size_t nf = per_chain ? (size_t)C : 1, f0 = per_chain ? g * C : g;
+      memcpy(Lch + f0 * dd, o->inv_mass_chol0 + f0 * dd, nf * dd * sizeof(double));
+      for (size_t k = f0; k < f0 + nf && !st; k++)
+        for (int j = 0; j < d && !st; j++) {
+          double v = Lch[k * dd + (size_t)j * d + j];
+          if (!(v > 0) || !isfinite(v))
+            st = jade_error(JADE_ERR_INVALID, "hmc: initial metric factor of problem %zu has diagonal %g at %d", g, v, j);
+        }
+      if (st) goto done;
+    } else if (dense) { /* Sigma starts diagonal */
       memset(Lch + g * dd, 0, dd * sizeof(double));
       for (int j = 0; j < d; j++) Lch[g * dd + (size_t)j * d + j] = sqrt(minv[g * d + j]);
     }
@@ -264,7 +279,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       eps[i] = step[g] * (0.8 + 0.4 * jade_rng_uniform(o->seed, stream, base + 200));
       double k = 0;
       if (dense) { /* p = L^-T u, u ~ N(0, I): p ~ N(0, M), M = Sigma^-1 = L^-T L^-1; p^T Sigma p = u^T u */
-        const double *Lg = Lch + g * dd;
+        const double *Lg = Lch + (per_chain ? i : g) * dd;
         double *p = P + i * d;
         for (int j = 0; j < d; j++) k += p[j] * p[j];
         for (int r = d - 1; r >= 0; r--) {
@@ -286,7 +301,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       for (size_t i = 0; i < nc; i++) {
         size_t g = i / C;
         if (dense) { /* Y += eps Sigma p, Sigma p = L (L^T p) */
-          const double *Lg = Lch + g * dd;
+          const double *Lg = Lch + (per_chain ? i : g) * dd;
           double *p = P + i * d, *v = tv + i * d;
           for (int j = 0; j < d; j++) p[j] += 0.5 * eps[i] * GY[i * d + j];
           hmc_lt_mul(Lg, d, p, v);
@@ -318,7 +333,7 @@ jade_status jade_hmc_run(jade_grad_batch_fn f, void *ctx, size_t n_prob, int d, 
       uint64_t base = ((uint64_t)1 << 54) + (((uint64_t)it * (uint64_t)C + i % C) << 8);
       double k = 0;
       if (dense) { /* p^T Sigma p = |L^T p|^2 */
-        hmc_lt_mul(Lch + g * dd, d, P + i * d, tv + i * d);
+        hmc_lt_mul(Lch + (per_chain ? i : g) * dd, d, P + i * d, tv + i * d);
         for (int j = 0; j < d; j++) k += tv[i * d + j] * tv[i * d + j];
       } else {
         for (int j = 0; j < d; j++) k += minv[g * d + j] * P[i * d + j] * P[i * d + j];
